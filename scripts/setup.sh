@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what pgdrill needs on a fresh Debian/Ubuntu machine and builds it:
+# PostgreSQL server and client binaries (when missing), the Rust build, and — when a Docker
+# engine is running — the local container images (scripts/build-images.sh).
+# Safe to run again: every step skips work that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_pg() {
+  local bindir
+  bindir=$(pg_config --bindir 2>/dev/null) || return 1
+  for p in initdb postgres pg_dump pg_dumpall pg_restore psql pg_amcheck; do
+    [ -x "$bindir/$p" ] || return 1
+  done
+}
+
+if ! have_pg; then
+  echo "setup: PostgreSQL binaries missing; installing them with apt-get"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install postgresql (run: sudo apt-get install postgresql postgresql-client)" >&2
+    exit 3
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql postgresql-client postgresql-contrib >/dev/null \
+    || apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+echo "setup: PostgreSQL $(pg_config --version) in $(pg_config --bindir)"
+
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  # initdb refuses root; the native backend runs servers as `postgres`.
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+cargo build --release --bins
+if [ "${PGDRILL_SKIP_IMAGES:-0}" != 1 ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  if [ -x scripts/build-images.sh ]; then
+    scripts/build-images.sh --app-bin target/release/sample-app
+  fi
+fi

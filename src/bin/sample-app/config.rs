@@ -1,0 +1,394 @@
+//! Configuration from the environment and an optional `.env` file; values never leave this
+//! module except where they are used, and errors name keys only.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Keys the app refuses to start without.
+pub const REQUIRED_KEYS: [&str; 3] = ["DATABASE_URL", "API_KEY", "VPN_PEER"];
+
+/// Every key the app reads; only these are taken from the environment or the file.
+const KNOWN_KEYS: [&str; 9] = [
+    "DATABASE_URL",
+    "API_KEY",
+    "VPN_PEER",
+    "LISTEN_ADDR",
+    "RELEASE",
+    "WORKER_INTERVAL_MS",
+    "LOG_FORMAT",
+    "SAMPLE_APP_FAULT",
+    "SAMPLE_APP_ENV_FILE",
+];
+
+/// Where a configuration value came from (reported by key name in /health, never the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A process environment variable.
+    Env,
+    /// A line of the `.env` file.
+    File,
+}
+
+impl Source {
+    /// The word used in the health check's detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Env => "env",
+            Source::File => ".env",
+        }
+    }
+}
+
+/// A configuration problem; the message names the key or file line, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required key is absent or empty.
+    #[error("required configuration key {key} is missing or empty: set it in the environment or in the .env file")]
+    Missing {
+        /// The key's name.
+        key: &'static str,
+    },
+    /// A key has a value the app cannot use.
+    #[error("configuration key {key} is invalid ({reason}): {fix}")]
+    Invalid {
+        /// The key's name.
+        key: &'static str,
+        /// What is wrong, without the value.
+        reason: String,
+        /// How to fix it.
+        fix: &'static str,
+    },
+    /// The `.env` file could not be read.
+    #[error("cannot read env file {path}: {source}; fix the path in SAMPLE_APP_ENV_FILE or remove the variable")]
+    FileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line of the `.env` file is not `KEY=VALUE`.
+    #[error("{path}:{line}: not a KEY=VALUE line; fix or comment it out with #")]
+    FileSyntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// Raw configuration: every known key with its value and source, env winning over the file.
+#[derive(Default)]
+pub struct RawConfig {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl RawConfig {
+    /// Reads the env file (if any) and the process environment.
+    pub fn load() -> Result<RawConfig, ConfigError> {
+        let mut raw = RawConfig::default();
+        let explicit = std::env::var_os("SAMPLE_APP_ENV_FILE").filter(|v| !v.is_empty());
+        let file = match explicit {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(".env")).filter(|p| p.is_file()),
+        };
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::FileUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            for (key, value) in parse_env_file(&path, &text)? {
+                if let Some(known) = KNOWN_KEYS.iter().find(|k| **k == key) {
+                    raw.values.insert(known, (value, Source::File));
+                }
+            }
+        }
+        for key in KNOWN_KEYS {
+            if let Ok(value) = std::env::var(key) {
+                raw.values.insert(key, (value, Source::Env));
+            }
+        }
+        Ok(raw)
+    }
+
+    /// The non-empty value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(|(v, _)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn source(&self, key: &str) -> Option<Source> {
+        self.values.get(key).map(|(_, s)| *s)
+    }
+
+    /// The requested log format, read before everything else so errors are logged in it.
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        match self
+            .get("LOG_FORMAT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(ConfigError::Invalid {
+                key: "LOG_FORMAT",
+                reason: "not json or text".into(),
+                fix: "set LOG_FORMAT=json or LOG_FORMAT=text",
+            }),
+        }
+    }
+}
+
+/// Parses `KEY=VALUE` lines: `#` comments, optional `export `, optional single or double quotes.
+pub fn parse_env_file(path: &Path, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let syntax = || ConfigError::FileSyntax {
+            path: path.to_path_buf(),
+            line: index + 1,
+        };
+        let (key, value) = line.split_once('=').ok_or_else(syntax)?;
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Err(syntax());
+        }
+        let value = value.trim();
+        let value = if let Some(inner) = value.strip_prefix('"') {
+            unquote_double(inner).ok_or_else(syntax)?
+        } else if let Some(inner) = value.strip_prefix('\'') {
+            inner.strip_suffix('\'').ok_or_else(syntax)?.to_string()
+        } else {
+            // An unquoted value ends at a ` #` comment, as in most dotenv dialects.
+            match value.find(" #") {
+                Some(at) => value[..at].trim_end().to_string(),
+                None => value.to_string(),
+            }
+        };
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+fn unquote_double(inner: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let rest: String = chars.collect();
+                let rest = rest.trim();
+                return (rest.is_empty() || rest.starts_with('#')).then_some(out);
+            }
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Test faults switched on through `SAMPLE_APP_FAULT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The renewals worker stops beating after two ticks.
+    WorkerStops,
+    /// One ERROR line one second after start.
+    ErrorLog,
+    /// /health reports DEGRADED.
+    Degraded,
+    /// The process exits with code 1 after one second.
+    Exit,
+    /// /health always reports UNHEALTHY.
+    NeverHealthy,
+}
+
+impl Fault {
+    /// Accepted values of SAMPLE_APP_FAULT.
+    pub const ALLOWED: &'static str = "worker-stops, error-log, degraded, exit, never-healthy";
+
+    fn parse(value: &str) -> Option<Fault> {
+        Some(match value {
+            "worker-stops" => Fault::WorkerStops,
+            "error-log" => Fault::ErrorLog,
+            "degraded" => Fault::Degraded,
+            "exit" => Fault::Exit,
+            "never-healthy" => Fault::NeverHealthy,
+            _ => return None,
+        })
+    }
+
+    /// The configuration value naming this fault.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::WorkerStops => "worker-stops",
+            Fault::ErrorLog => "error-log",
+            Fault::Degraded => "degraded",
+            Fault::Exit => "exit",
+            Fault::NeverHealthy => "never-healthy",
+        }
+    }
+}
+
+/// Validated configuration. Secrets (API_KEY, the DSN's password) are checked for presence and
+/// not kept as strings: only the parsed database config holds the password, for connecting.
+pub struct Config {
+    /// Where the database is.
+    pub database: tokio_postgres::Config,
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Release marker reported by /health and /version.
+    pub release: String,
+    /// Pause between worker ticks.
+    pub worker_interval: Duration,
+    /// Fault switched on for tests, if any.
+    pub fault: Option<Fault>,
+    /// `KEY (source)` for each required key, for the config check's detail.
+    pub required_sources: Vec<String>,
+}
+
+impl Config {
+    /// Validates the raw configuration; the first problem found is returned.
+    pub fn from_raw(raw: &RawConfig) -> Result<Config, ConfigError> {
+        for key in REQUIRED_KEYS {
+            if raw.get(key).is_none() {
+                return Err(ConfigError::Missing { key });
+            }
+        }
+        let database: tokio_postgres::Config = raw
+            .get("DATABASE_URL")
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ConfigError::Invalid {
+                key: "DATABASE_URL",
+                reason: e.to_string(),
+                fix: "use a libpq key=value string or a postgres:// URL",
+            })?;
+        let listen = match raw.get("LISTEN_ADDR") {
+            None => SocketAddr::from(([127, 0, 0, 1], 0)),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                key: "LISTEN_ADDR",
+                reason: "not an IP:PORT socket address".into(),
+                fix: "use e.g. 127.0.0.1:8080, or 127.0.0.1:0 for any free port",
+            })?,
+        };
+        let worker_interval = match raw.get("WORKER_INTERVAL_MS") {
+            None => Duration::from_millis(500),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "WORKER_INTERVAL_MS",
+                        reason: "not a positive whole number of milliseconds".into(),
+                        fix: "use e.g. WORKER_INTERVAL_MS=500",
+                    })
+                }
+            },
+        };
+        let fault = match raw.get("SAMPLE_APP_FAULT") {
+            None => None,
+            Some(v) => Some(Fault::parse(v).ok_or_else(|| ConfigError::Invalid {
+                key: "SAMPLE_APP_FAULT",
+                reason: format!("unknown fault; allowed values: {}", Fault::ALLOWED),
+                fix: "use one of the allowed values or unset it",
+            })?),
+        };
+        let required_sources = REQUIRED_KEYS
+            .iter()
+            .map(|k| {
+                let source = raw.source(k).map(Source::as_str).unwrap_or("?");
+                format!("{k} ({source})")
+            })
+            .collect();
+        Ok(Config {
+            database,
+            listen,
+            release: raw
+                .get("RELEASE")
+                .unwrap_or(env!("CARGO_PKG_VERSION"))
+                .to_string(),
+            worker_interval,
+            fault,
+            required_sources,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_dialect() {
+        let text = "# comment\n\nexport A=1\nB = two words # trailing\nC=\"quoted # not a comment\"\nD='single'\nE=\"esc\\\"aped\"\nF=\n";
+        let parsed = parse_env_file(Path::new(".env"), text).unwrap();
+        let expect: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two words"),
+            ("C", "quoted # not a comment"),
+            ("D", "single"),
+            ("E", "esc\"aped"),
+            ("F", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(parsed, expect);
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line_not_the_value() {
+        let err = parse_env_file(Path::new("x.env"), "A=1\nsecret-without-equals\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("x.env:2"), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+        assert!(parse_env_file(Path::new("x.env"), "A=\"unterminated\n").is_err());
+    }
+
+    #[test]
+    fn missing_and_invalid_keys_are_named() {
+        let mut raw = RawConfig::default();
+        raw.values
+            .insert("DATABASE_URL", ("host=x".into(), Source::Env));
+        raw.values.insert("API_KEY", ("".into(), Source::Env));
+        let err = Config::from_raw(&raw).err().unwrap();
+        assert!(err.to_string().contains("API_KEY"), "{err}");
+        raw.values.insert("API_KEY", ("k".into(), Source::File));
+        raw.values.insert("VPN_PEER", ("p".into(), Source::Env));
+        raw.values
+            .insert("SAMPLE_APP_FAULT", ("bogus".into(), Source::Env));
+        let err = Config::from_raw(&raw).err().unwrap().to_string();
+        assert!(
+            err.contains("never-healthy") && !err.contains("bogus"),
+            "{err}"
+        );
+        raw.values.remove("SAMPLE_APP_FAULT");
+        let cfg = Config::from_raw(&raw).unwrap();
+        assert_eq!(cfg.worker_interval, Duration::from_millis(500));
+        assert_eq!(cfg.required_sources[1], "API_KEY (.env)");
+    }
+}

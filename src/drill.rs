@@ -1,0 +1,911 @@
+//! Sequences the phases of a drill, times them, applies the budgets, handles failure and
+//! interruption, and always cleans up what it started.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use crate::backup::{self, BackupError, Manifest};
+use crate::checklist::{self, CRITICAL_TABLES, ITEMS};
+use crate::env::{Backend, Endpoint, Target};
+use crate::error::EnvError;
+use crate::plan::{BudgetName, Disaster, Plan, Source};
+use crate::report::{
+    BackupInfo, BudgetResult, ChecklistItem, DisasterInfo, Environment, Failure, FailureClass,
+    Integrity, Phase, Report, SourceInfo, Status, Verdict, SCHEMA_VERSION,
+};
+use crate::restore::{self, DatabaseSpec, RestoreError};
+use crate::seed::{self, SeedSpec};
+use crate::snapshot::{self, Snapshot};
+
+/// The database name the generated source uses (and the restore recreates).
+pub const GENERATED_DB: &str = "pgdrill";
+
+/// Tells a running drill that it must stop: the signal's name, once one arrives.
+pub type Cancel = watch::Receiver<Option<&'static str>>;
+
+/// A step's failure: its class and a message for people.
+#[derive(Debug)]
+pub struct StepFail {
+    /// The kind of failure.
+    pub class: FailureClass,
+    /// What went wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl StepFail {
+    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        StepFail {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EnvError> for StepFail {
+    fn from(e: EnvError) -> Self {
+        StepFail::new(FailureClass::Environment, e.to_string())
+    }
+}
+
+impl From<BackupError> for StepFail {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Env(e) => e.into(),
+            other => StepFail::new(FailureClass::BackupFailed, other.to_string()),
+        }
+    }
+}
+
+impl From<RestoreError> for StepFail {
+    fn from(e: RestoreError) -> Self {
+        match e {
+            RestoreError::Unusable(m) => StepFail::new(FailureClass::BackupUnusable, m),
+            RestoreError::Failed(m) => StepFail::new(FailureClass::RestoreFailed, m),
+            RestoreError::Env(e) => e.into(),
+        }
+    }
+}
+
+type StepResult<T> = Result<(T, String), StepFail>;
+
+/// Records phases as they run.
+struct Recorder {
+    t0: Instant,
+    phases: Vec<Phase>,
+    failure: Option<Failure>,
+    cancel: Cancel,
+    progress: Option<ProgressBar>,
+}
+
+impl Recorder {
+    /// Runs one phase: timed, cancellable, recorded. `None` when it failed.
+    async fn step<T, F>(&mut self, name: &str, budget: Option<BudgetName>, fut: F) -> Option<T>
+    where
+        F: Future<Output = StepResult<T>>,
+    {
+        if let Some(p) = &self.progress {
+            p.set_message(format!("{name}…"));
+        }
+        let started = self.t0.elapsed();
+        let mut cancel = self.cancel.clone();
+        let result = tokio::select! {
+            r = fut => r,
+            sig = cancel.wait_for(|s| s.is_some()) => {
+                let sig = sig.ok().and_then(|s| *s).unwrap_or("a signal");
+                Err(StepFail::new(FailureClass::Environment, EnvError::Interrupted(sig).to_string()))
+            }
+        };
+        let duration = self.t0.elapsed() - started;
+        let (status, detail, value) = match result {
+            Ok((v, detail)) => (Status::Pass, detail, Some(v)),
+            Err(f) => {
+                let detail = f.message.clone();
+                if self.failure.is_none() {
+                    self.failure = Some(Failure {
+                        phase: name.to_string(),
+                        class: f.class,
+                        message: f.message,
+                    });
+                }
+                (Status::Fail, detail, None)
+            }
+        };
+        if let Some(p) = &self.progress {
+            p.println(format!(
+                "  {:<14} {:>9}  {}",
+                name,
+                crate::report::markdown::secs(duration.as_millis() as u64),
+                match status {
+                    Status::Pass => "ok",
+                    _ => "FAILED",
+                }
+            ));
+        }
+        self.phases.push(Phase {
+            name: name.to_string(),
+            budget,
+            status,
+            started_ms: started.as_millis() as u64,
+            duration_ms: duration.as_millis() as u64,
+            detail,
+        });
+        value
+    }
+
+    /// Records a phase that did not run, with the reason.
+    fn skip(&mut self, name: &str, budget: Option<BudgetName>, why: impl Into<String>) {
+        self.phases.push(Phase {
+            name: name.to_string(),
+            budget,
+            status: Status::Skipped,
+            started_ms: self.t0.elapsed().as_millis() as u64,
+            duration_ms: 0,
+            detail: why.into(),
+        });
+    }
+
+    fn interrupted(&self) -> bool {
+        self.cancel.borrow().is_some()
+    }
+}
+
+/// The phases a plan goes through, in order, with their budgets.
+pub fn planned_phases(plan: &Plan) -> Vec<(&'static str, Option<BudgetName>)> {
+    use BudgetName::*;
+    let mut v: Vec<(&'static str, Option<BudgetName>)> = Vec::new();
+    match plan.source {
+        Source::Generated { .. } => {
+            v.extend([("provision", None), ("seed", None), ("backup", None), ("disaster", None)])
+        }
+        Source::Dsn(_) => v.extend([("provision", None), ("backup", None), ("disaster", None)]),
+        Source::BackupFile(_) => v.extend([("provision", None)]),
+    }
+    v.extend([
+        ("stop_app", Some(DatabaseRestore)),
+        ("precheck", Some(DatabaseRestore)),
+        ("roles", Some(DatabaseRestore)),
+        ("createdb", Some(DatabaseRestore)),
+        ("pg_restore", Some(DatabaseRestore)),
+        ("analyze", Some(DatabaseRestore)),
+    ]);
+    if plan.tamper_sql.is_some() {
+        v.push(("tamper_hook", None));
+    }
+    // The strategy verifies the data (step 5) before the application restarts (step 6):
+    // once the app runs, it writes, and S1 would no longer be the restored state.
+    v.extend([
+        ("snapshot", Some(Verification)),
+        ("compare", Some(Verification)),
+        ("amcheck", Some(Verification)),
+        ("start_app", Some(AppRestart)),
+        ("app_healthy", Some(AppRestart)),
+        ("checklist", Some(Verification)),
+    ]);
+    v
+}
+
+/// The state of one drill run.
+struct Drill {
+    plan: Plan,
+    rec: Recorder,
+    started_at: chrono::DateTime<chrono::Utc>,
+    backend: Option<Backend>,
+    source_target: Option<Target>,
+    restore_target: Option<Target>,
+    database: String,
+    dump: Option<PathBuf>,
+    globals: Option<PathBuf>,
+    manifest: Option<Manifest>,
+    manifest_path: Option<PathBuf>,
+    backup_ms: u64,
+    precheck: Option<restore::Precheck>,
+    generated: Option<serde_json::Value>,
+    disaster_detail: String,
+    server_version: String,
+    tools: BTreeMap<String, String>,
+    connected: Option<String>,
+    after: Option<Snapshot>,
+    integrity: Option<Integrity>,
+    checklist: Vec<ChecklistItem>,
+    notes: Vec<String>,
+}
+
+/// Runs a whole drill and returns its report; never leaves a server behind unless `--keep`.
+pub async fn run(plan: Plan, cancel: Cancel) -> Report {
+    let started_at = chrono::Utc::now();
+    let progress = std::io::stdout().is_terminal().then(|| {
+        let p = ProgressBar::new_spinner();
+        p.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
+        p.enable_steady_tick(Duration::from_millis(120));
+        p
+    });
+    let database = match &plan.source {
+        Source::Generated { .. } => GENERATED_DB.to_string(),
+        Source::Dsn(e) => e.dbname.clone(),
+        Source::BackupFile(_) => String::new(),
+    };
+    let mut d = Drill {
+        rec: Recorder {
+            t0: Instant::now(),
+            phases: Vec::new(),
+            failure: None,
+            cancel,
+            progress,
+        },
+        plan,
+        started_at,
+        backend: None,
+        source_target: None,
+        restore_target: None,
+        database,
+        dump: None,
+        globals: None,
+        manifest: None,
+        manifest_path: None,
+        backup_ms: 0,
+        precheck: None,
+        generated: None,
+        disaster_detail: String::new(),
+        server_version: String::new(),
+        tools: BTreeMap::new(),
+        connected: None,
+        after: None,
+        integrity: None,
+        checklist: Vec::new(),
+        notes: Vec::new(),
+    };
+    let _ = d.execute().await;
+    d.cleanup().await;
+    if let Some(p) = d.rec.progress.take() {
+        p.finish_and_clear();
+    }
+    d.into_report()
+}
+
+impl Drill {
+    async fn execute(&mut self) -> Option<()> {
+        self.provision().await?;
+        match self.plan.source.clone() {
+            Source::Generated { rows, seed } => {
+                self.seed(rows, seed).await?;
+                self.backup().await?;
+                self.disaster().await?;
+            }
+            Source::Dsn(_) => {
+                self.backup().await?;
+                self.disaster().await?;
+            }
+            Source::BackupFile(path) => self.adopt_backup_file(path),
+        }
+        self.restore().await?;
+        self.verify().await
+    }
+
+    fn backend(&self) -> &Backend {
+        self.backend.as_ref().expect("backend opened in provision")
+    }
+
+    fn target(&self) -> &Target {
+        self.restore_target
+            .as_ref()
+            .or(self.source_target.as_ref())
+            .expect("a target exists")
+    }
+
+    async fn provision(&mut self) -> Option<()> {
+        let kind = self.plan.backend;
+        let drill_id = self.plan.drill_id.clone();
+        let keep = self.plan.keep;
+        let wants_source = matches!(self.plan.source, Source::Generated { .. });
+        let result = self
+            .rec
+            .step("provision", None, async {
+                let mut backend = Backend::open(kind, &drill_id).await?;
+                backend.set_keep(keep);
+                let role = if wants_source { "source" } else { "target" };
+                let target = backend.provision(role).await?;
+                let detail = format!(
+                    "{} backend ({}): {}",
+                    backend.kind(),
+                    if kind == crate::env::BackendKind::Auto { "chosen by --backend auto" } else { "requested" },
+                    target.describe()
+                );
+                Ok(((backend, target), detail))
+            })
+            .await;
+        let (backend, target) = result?;
+        self.backend = Some(backend);
+        if wants_source {
+            self.source_target = Some(target);
+        } else {
+            self.restore_target = Some(target);
+        }
+        Some(())
+    }
+
+    async fn seed(&mut self, rows: u64, seed: u64) -> Option<()> {
+        let endpoint = self.source_target.as_ref()?.endpoint().clone();
+        let db = self.database.clone();
+        let stats = self
+            .rec
+            .step("seed", None, async move {
+                let admin = endpoint.connect().await?;
+                let fail = |e: String| StepFail::new(FailureClass::Environment, e);
+                seed::create_roles(&admin).await.map_err(|e| fail(e.to_string()))?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {}", restore::ident(&db)))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let client = endpoint.with_db(&db).connect().await?;
+                seed::load_schema(&client).await.map_err(|e| fail(e.to_string()))?;
+                let stats = seed::seed(&client, &SeedSpec { rows, seed })
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let detail = format!(
+                    "fixtures schema; {} users, {} subscriptions, {} payments (seed {seed}), {} bytes by binary COPY",
+                    stats.users, stats.subscriptions, stats.payments, stats.bytes_sent
+                );
+                Ok((stats, detail))
+            })
+            .await?;
+        self.generated = serde_json::to_value(&stats).ok();
+        Some(())
+    }
+
+    async fn backup(&mut self) -> Option<()> {
+        let source = match (&self.plan.source, &self.source_target) {
+            (Source::Dsn(e), _) => {
+                let mut e = e.clone();
+                // Belt and braces: the server itself refuses any write from this session.
+                e.options = Some("-c default_transaction_read_only=on".into());
+                e
+            }
+            (_, Some(t)) => t.endpoint().with_db(&self.database),
+            _ => return None,
+        };
+        // A live source is dumped with this machine's programs; a drill's own server with its own.
+        let tools = match &self.source_target {
+            Some(t) => t.tools(),
+            None => self.backend().tools().clone(),
+        };
+        let dir = self.plan.out_dir.join("backup");
+        let now = chrono::Utc::now();
+        let t = Instant::now();
+        let set = self
+            .rec
+            .step("backup", None, async move {
+                let set = backup::take(&source, &tools, &dir, now).await?;
+                let m = &set.manifest;
+                let detail = format!(
+                    "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
+                    m.file,
+                    m.size_bytes,
+                    &m.sha256[..16],
+                    m.globals.as_ref().map(|g| g.file.as_str()).unwrap_or("-"),
+                    m.snapshot.tables.len()
+                );
+                Ok((set, detail))
+            })
+            .await?;
+        self.backup_ms = t.elapsed().as_millis() as u64;
+        self.dump = Some(set.dump);
+        self.globals = set.globals;
+        self.manifest_path = Some(set.manifest_path);
+        self.manifest = Some(set.manifest);
+        Some(())
+    }
+
+    async fn disaster(&mut self) -> Option<()> {
+        let disaster = self.plan.disaster;
+        let db = self.database.clone();
+        match disaster {
+            Disaster::ServerLoss => {
+                let old = self.source_target.take();
+                let backend = self.backend.as_ref()?;
+                let target = self
+                    .rec
+                    .step("disaster", None, async move {
+                        let gone = match old {
+                            Some(t) => {
+                                let what = t.describe();
+                                t.destroy().await?;
+                                format!("destroyed {what}; ")
+                            }
+                            None => "the source is never touched; ".to_string(),
+                        };
+                        let target = backend.provision("target").await?;
+                        let detail = format!("{gone}provisioned a new empty server: {}", target.describe());
+                        Ok((target, detail))
+                    })
+                    .await?;
+                self.disaster_detail = self.rec.phases.last().map(|p| p.detail.clone()).unwrap_or_default();
+                self.restore_target = Some(target);
+            }
+            Disaster::DropDb => {
+                let endpoint = self.source_target.as_ref()?.endpoint().clone();
+                self.rec
+                    .step("disaster", None, async move {
+                        let detail = restore::drop_database(&endpoint, &db).await?;
+                        Ok(((), detail))
+                    })
+                    .await?;
+                self.disaster_detail = format!("dropped database {} on the running server", self.database);
+            }
+        }
+        Some(())
+    }
+
+    fn adopt_backup_file(&mut self, path: PathBuf) {
+        let mpath = backup::manifest_path(&path);
+        if mpath.exists() {
+            match backup::read_manifest(&mpath) {
+                Ok(m) => {
+                    self.database = m.database.clone();
+                    self.manifest = Some(m);
+                    self.manifest_path = Some(mpath);
+                }
+                Err(e) => self.notes.push(format!("{e}; verifying against the restored data's own consistency checks instead")),
+            }
+        } else {
+            self.notes.push(format!(
+                "no manifest beside {} (expected {}): the checksum cannot be compared and the restored data is verified by its own consistency checks only",
+                path.display(),
+                mpath.display()
+            ));
+        }
+        let g = backup::globals_path(&path);
+        if g.exists() {
+            self.globals = Some(g);
+        }
+        self.dump = Some(path);
+        self.disaster_detail = "restoring an existing backup file into a new empty server".into();
+    }
+
+    async fn restore(&mut self) -> Option<()> {
+        use BudgetName::DatabaseRestore as DR;
+        let tools = self.target().tools();
+        let dump = self.dump.clone()?;
+        self.rec.skip("stop_app", Some(DR), "no application under drill");
+        let manifest = self.manifest.clone();
+        let pre = self
+            .rec
+            .step("precheck", Some(DR), async {
+                let p = restore::precheck(&dump, manifest.as_ref(), &tools).await?;
+                let detail = p.detail.clone();
+                Ok((p, detail))
+            })
+            .await?;
+        self.precheck = Some(pre);
+        if self.database.is_empty() {
+            self.database = restore::archive_dbname(&tools, &dump)
+                .await
+                .unwrap_or_else(|| "restored".into());
+        }
+        let admin = self.target().endpoint().clone();
+        match self.globals.clone() {
+            Some(g) => {
+                self.rec
+                    .step("roles", Some(DR), async {
+                        let d = restore::restore_roles(&admin, &tools, &g).await?;
+                        Ok(((), d))
+                    })
+                    .await?;
+            }
+            None => self.rec.skip(
+                "roles",
+                Some(DR),
+                "no globals file beside the backup: roles are not restored, objects owned by missing roles will fail the restore",
+            ),
+        }
+        let spec = DatabaseSpec {
+            name: self.database.clone(),
+            encoding: self.manifest.as_ref().map(|m| m.encoding.clone()),
+            collate: self.manifest.as_ref().map(|m| m.collate.clone()),
+            ctype: self.manifest.as_ref().map(|m| m.ctype.clone()),
+            owner: self.manifest.as_ref().map(|m| m.owner.clone()),
+        };
+        self.rec
+            .step("createdb", Some(DR), async {
+                Ok(((), restore::create_database(&admin, &spec).await?))
+            })
+            .await?;
+        let db = admin.with_db(&self.database);
+        let jobs = self.plan.jobs;
+        self.rec
+            .step("pg_restore", Some(DR), async {
+                Ok(((), restore::pg_restore(&db, &tools, &dump, jobs).await?))
+            })
+            .await?;
+        self.rec
+            .step("analyze", Some(DR), async { Ok(((), restore::analyze(&db).await?)) })
+            .await?;
+        Some(())
+    }
+
+    async fn verify(&mut self) -> Option<()> {
+        use BudgetName::Verification as V;
+        let db = self.target().endpoint().with_db(&self.database);
+        let tools = self.target().tools();
+        if let Some(sql) = self.plan.tamper_sql.clone() {
+            let db = db.clone();
+            self.rec
+                .step("tamper_hook", None, async move {
+                    let c = db.connect().await?;
+                    c.batch_execute(&sql)
+                        .await
+                        .map_err(|e| StepFail::new(FailureClass::Environment, format!("tamper SQL failed: {e}")))?;
+                    Ok(((), "test hook: ran --tamper-sql on the restored database".to_string()))
+                })
+                .await?;
+            self.notes.push("a test hook modified the restored database before verification (--tamper-sql)".into());
+        }
+        let sdb = db.clone();
+        let taken = self
+            .rec
+            .step("snapshot", Some(V), async move {
+                let c = sdb.connect().await?;
+                let version: String = c
+                    .query_one("SHOW server_version", &[])
+                    .await
+                    .map_err(|e| StepFail::new(FailureClass::RestoreFailed, e.to_string()))?
+                    .get(0);
+                let mismatch = |e: String| StepFail::new(FailureClass::IntegrityMismatch, e);
+                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await
+                    .map_err(|e| mismatch(e.to_string()))?;
+                let s = snapshot::take(&c).await.map_err(|e| mismatch(format!("cannot take the snapshot of the restored database: {e}")))?;
+                let _ = c.batch_execute("COMMIT").await;
+                let detail = format!("snapshot S1 of {} tables, {} sequences", s.tables.len(), s.sequences.len());
+                Ok(((s, version), detail))
+            })
+            .await;
+        let Some((s1, version)) = taken else {
+            self.connected = None;
+            return None;
+        };
+        self.server_version = version;
+        self.connected = Some(format!("connected to {} as {}; SHOW server_version = {}", self.database, db.user, self.server_version));
+        let manifest = self.manifest.clone();
+        let mut slot: Option<Integrity> = None;
+        self.rec
+            .step("compare", Some(V), async {
+                let integrity = match &manifest {
+                    Some(m) => Integrity {
+                        basis: format!("snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})", m.mvcc_snapshot),
+                        comparison: snapshot::compare(&m.snapshot, &s1),
+                    },
+                    None => Integrity {
+                        basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),
+                        comparison: snapshot::self_consistency(&s1),
+                    },
+                };
+                let diffs = integrity.comparison.differences();
+                let n = integrity.comparison.tables.len();
+                // Kept for the report whether or not the step passes.
+                slot = Some(integrity);
+                if diffs.is_empty() {
+                    Ok(((), format!("{n} tables, sequences, schema and checks identical")))
+                } else {
+                    Err(StepFail::new(
+                        FailureClass::IntegrityMismatch,
+                        format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
+                    ))
+                }
+            })
+            .await;
+        self.integrity = slot;
+        self.after = Some(s1);
+        let jobs = self.plan.jobs;
+        self.rec
+            .step("amcheck", Some(V), async {
+                Ok(((), amcheck(&db, &tools, jobs).await?))
+            })
+            .await;
+        self.tools = tool_versions(&tools).await;
+        self.rec.skip("start_app", Some(BudgetName::AppRestart), "no application under drill");
+        self.rec.skip("app_healthy", Some(BudgetName::AppRestart), "no application under drill");
+        let items = self.checklist_items();
+        let failed: Vec<String> = items.iter().filter(|i| i.status == Status::Fail).map(|i| format!("{}: {}", i.item, i.evidence)).collect();
+        let n_pass = items.iter().filter(|i| i.status == Status::Pass).count();
+        let n_skip = items.iter().filter(|i| i.status == Status::Skipped).count();
+        self.checklist = items;
+        self.rec
+            .step("checklist", Some(V), async move {
+                if failed.is_empty() {
+                    Ok(((), format!("{n_pass} items pass, {n_skip} skipped (reasons in the checklist)")))
+                } else {
+                    Err(StepFail::new(FailureClass::ChecklistFailed, failed.join("\n")))
+                }
+            })
+            .await?;
+        Some(())
+    }
+
+    fn checklist_items(&self) -> Vec<ChecklistItem> {
+        use Status::*;
+        let mut out = Vec::new();
+        out.push(match &self.connected {
+            Some(ev) => checklist::item(ITEMS[0], Pass, ev.clone()),
+            None => checklist::item(ITEMS[0], Fail, "could not connect to the restored database"),
+        });
+        let integrity = self.integrity.as_ref().map(|i| &i.comparison);
+        let after = self.after.as_ref();
+        // Critical tables: the strategy's three when present, else every table that had rows.
+        let critical: Vec<String> = match after {
+            Some(s) if CRITICAL_TABLES.iter().any(|(_, t)| s.tables.iter().any(|x| x.name == *t)) => {
+                CRITICAL_TABLES.iter().map(|(_, t)| t.to_string()).collect()
+            }
+            Some(s) => s.tables.iter().filter(|t| t.rows > 0).map(|t| t.name.clone()).collect(),
+            None => Vec::new(),
+        };
+        out.push(match after {
+            None => checklist::item(ITEMS[1], Fail, "no snapshot of the restored database"),
+            Some(s) => {
+                let counts: Vec<(String, u64)> = critical
+                    .iter()
+                    .map(|n| (n.clone(), s.tables.iter().find(|t| &t.name == n).map(|t| t.rows).unwrap_or(0)))
+                    .collect();
+                let ev = counts.iter().map(|(n, c)| format!("SELECT count(*) FROM {n} = {c}")).collect::<Vec<_>>().join("; ");
+                if counts.is_empty() {
+                    checklist::item(ITEMS[1], Fail, "the restored database has no table with rows")
+                } else if counts.iter().all(|(_, c)| *c > 0) {
+                    checklist::item(ITEMS[1], Pass, ev)
+                } else {
+                    checklist::item(ITEMS[1], Fail, ev)
+                }
+            }
+        });
+        for (item, table) in CRITICAL_TABLES {
+            let Some(c) = integrity else {
+                out.push(checklist::item(item, Fail, "no integrity comparison was made"));
+                continue;
+            };
+            let Some(t) = c.tables.iter().find(|t| t.name == table) else {
+                out.push(checklist::item(item, Skipped, format!("no table {table} in this database")));
+                continue;
+            };
+            let short = table.trim_start_matches("public.");
+            let fk_bad: Vec<_> = c.checks.iter().filter(|k| k.name.contains(short) && !k.pass).map(|k| k.name.clone()).collect();
+            let ev = format!(
+                "{table}: rows {} → {}, fingerprint {} → {}; {} related checks",
+                t.rows_before.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                t.rows_after.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                t.fingerprint_before.as_deref().map(|f| &f[..f.len().min(12)]).unwrap_or("-"),
+                t.fingerprint_after.as_deref().map(|f| &f[..f.len().min(12)]).unwrap_or("-"),
+                c.checks.iter().filter(|k| k.name.contains(short)).count()
+            );
+            if t.matches != Some(false) && fk_bad.is_empty() {
+                out.push(checklist::item(item, Pass, ev));
+            } else {
+                out.push(checklist::item(item, Fail, format!("{ev}; failing: {}", if fk_bad.is_empty() { "content differs".to_string() } else { fk_bad.join(", ") })));
+            }
+        }
+        for item in &ITEMS[5..] {
+            out.push(checklist::item(item, Skipped, "no application under drill"));
+        }
+        out
+    }
+
+    async fn cleanup(&mut self) {
+        for t in [self.source_target.take(), self.restore_target.take()].into_iter().flatten() {
+            if self.plan.keep && !self.rec.interrupted() {
+                let how = t.keep();
+                if let Some(p) = &self.rec.progress {
+                    p.println(how.clone());
+                } else {
+                    eprintln!("{how}");
+                }
+                self.notes.push("--keep: servers were left running".into());
+            } else if let Err(e) = t.destroy().await {
+                self.notes.push(format!("cleanup: {e}"));
+            }
+        }
+        self.backend = None;
+    }
+
+    fn into_report(mut self) -> Report {
+        // Phases that never ran because an earlier one failed are listed as skipped.
+        let done: Vec<String> = self.rec.phases.iter().map(|p| p.name.clone()).collect();
+        for (name, budget) in planned_phases(&self.plan) {
+            if !done.iter().any(|d| d == name) {
+                let why = match &self.rec.failure {
+                    Some(f) => format!("not run: phase {} failed", f.phase),
+                    None => "not run".to_string(),
+                };
+                self.rec.skip(name, budget, why);
+            }
+        }
+        let budgets = evaluate_budgets(&self.plan, &self.rec.phases, self.rec.failure.is_some());
+        if self.rec.failure.is_none() {
+            if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
+                self.rec.failure = Some(Failure {
+                    phase: b.name.as_str().to_string(),
+                    class: FailureClass::BudgetExceeded,
+                    message: format!(
+                        "{} took {} but the budget is {}",
+                        b.name.as_str(),
+                        crate::report::markdown::secs(b.used_ms),
+                        crate::report::markdown::secs(b.limit_ms)
+                    ),
+                });
+            }
+        }
+        let verdict = match &self.rec.failure {
+            None => Verdict::Pass,
+            Some(f) if f.class == FailureClass::Environment => Verdict::Error,
+            Some(_) => Verdict::Fail,
+        };
+        if self.checklist.is_empty() {
+            self.checklist = ITEMS
+                .iter()
+                .map(|i| checklist::item(i, Status::Skipped, "not run: the drill stopped before verification"))
+                .collect();
+        }
+        let (seed, rows) = match &self.plan.source {
+            Source::Generated { rows, seed } => (Some(*seed), Some(*rows)),
+            _ => (None, None),
+        };
+        let backup = self.dump.as_ref().map(|d| BackupInfo {
+            file: d.display().to_string(),
+            size_bytes: self
+                .manifest
+                .as_ref()
+                .map(|m| m.size_bytes)
+                .or(self.precheck.as_ref().map(|p| p.size_bytes))
+                .unwrap_or(0),
+            sha256: self
+                .manifest
+                .as_ref()
+                .map(|m| m.sha256.clone())
+                .or(self.precheck.as_ref().map(|p| p.sha256.clone()))
+                .unwrap_or_default(),
+            duration_ms: self.backup_ms,
+            created_at: self.manifest.as_ref().map(|m| m.created_at.clone()),
+            manifest: self.manifest_path.as_ref().map(|p| p.display().to_string()),
+            globals: self.globals.as_ref().map(|p| p.display().to_string()),
+        });
+        Report {
+            schema_version: SCHEMA_VERSION,
+            drill_id: self.plan.drill_id.clone(),
+            started_at: self.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            verdict,
+            failure: self.rec.failure.clone(),
+            environment: Environment {
+                backend: match self.plan.backend {
+                    crate::env::BackendKind::Auto => "native".into(),
+                    k => k.to_string(),
+                },
+                server_version: self.server_version.clone(),
+                tools: self.tools.clone(),
+                pgdrill_version: env!("CARGO_PKG_VERSION").into(),
+                host: hostname(),
+                run_by: run_by(),
+            },
+            source: SourceInfo {
+                kind: self.plan.source.kind().into(),
+                seed,
+                rows,
+                dsn: match &self.plan.source {
+                    Source::Dsn(e) => Some(e.display()),
+                    _ => None,
+                },
+                database: self.database.clone(),
+                generated: self.generated.clone(),
+            },
+            backup,
+            disaster: DisasterInfo {
+                kind: match self.plan.source {
+                    Source::BackupFile(_) => "none".into(),
+                    _ => self.plan.disaster.to_string(),
+                },
+                detail: self.disaster_detail.clone(),
+            },
+            phases: self.rec.phases.clone(),
+            budgets,
+            integrity: self.integrity.clone(),
+            checklist: self.checklist.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+}
+
+/// Sums phase durations per budget and judges them.
+pub fn evaluate_budgets(plan: &Plan, phases: &[Phase], failed: bool) -> Vec<BudgetResult> {
+    let groups = [BudgetName::DatabaseRestore, BudgetName::AppRestart, BudgetName::Verification];
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut all_ran = true;
+    for g in groups {
+        let ps: Vec<&Phase> = phases.iter().filter(|p| p.budget == Some(g)).collect();
+        let used: u64 = ps.iter().map(|p| p.duration_ms).sum();
+        total += used;
+        let ran = !ps.iter().any(|p| p.status == Status::Fail || p.detail.starts_with("not run"));
+        all_ran &= ran;
+        out.push(judge(plan, g, used, ran, failed));
+    }
+    out.push(judge(plan, BudgetName::Total, total, all_ran, failed));
+    out
+}
+
+fn judge(plan: &Plan, name: BudgetName, used: u64, ran: bool, failed: bool) -> BudgetResult {
+    let limit = name.limit(&plan.budgets).as_millis() as u64;
+    let verdict = if used > limit {
+        Status::Fail
+    } else if ran || !failed {
+        Status::Pass
+    } else {
+        Status::Skipped
+    };
+    BudgetResult {
+        name,
+        limit_ms: limit,
+        used_ms: used,
+        verdict,
+    }
+}
+
+async fn amcheck(db: &Endpoint, tools: &crate::env::PgTools, jobs: u32) -> Result<String, StepFail> {
+    let out = tools
+        .command("pg_amcheck", db)
+        .args(["--install-missing", "--heapallindexed", "--no-password", "-j"])
+        .arg(jobs.to_string())
+        .arg(&db.dbname)
+        .output()
+        .await
+        .map_err(|source| EnvError::Spawn { program: "pg_amcheck".into(), source })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.trim().is_empty() {
+        return Err(StepFail::new(
+            FailureClass::IntegrityMismatch,
+            format!(
+                "pg_amcheck reports corruption ({}):\n{}{}",
+                out.status,
+                crate::backup::tail(&stdout),
+                crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
+            ),
+        ));
+    }
+    Ok(format!("pg_amcheck --heapallindexed on {}: no corruption found", db.dbname))
+}
+
+async fn tool_versions(tools: &crate::env::PgTools) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for t in ["pg_dump", "pg_dumpall", "pg_restore", "psql", "pg_amcheck"] {
+        if let Ok(v) = tools.version(t).await {
+            m.insert(t.to_string(), v);
+        }
+    }
+    m
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn run_by() -> String {
+    let uid = nix::unistd::Uid::effective();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"));
+    match (std::env::var("GITHUB_ACTIONS").ok(), std::env::var("GITHUB_RUN_ID").ok()) {
+        (Some(_), Some(run)) => format!(
+            "{user} (GitHub Actions run {run}, workflow {}, actor {})",
+            std::env::var("GITHUB_WORKFLOW").unwrap_or_default(),
+            std::env::var("GITHUB_ACTOR").unwrap_or_default()
+        ),
+        _ if std::env::var("CI").is_ok() => format!("{user} (CI)"),
+        _ => user,
+    }
+}

@@ -1,0 +1,375 @@
+//! The native backend: disposable clusters from the machine's own PostgreSQL binaries, each
+//! in its own temp dir, on a free loopback port, run as the `postgres` user when we are root.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, Uid, User};
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+
+use super::{Endpoint, PgTools};
+use crate::error::EnvError;
+
+/// How long a new server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a port race with another process is retried.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Creates clusters with `initdb` once per drill and copies of that template afterwards, so
+/// every later server is ready in a fraction of initdb's time.
+pub struct NativeBackend {
+    tools: PgTools,
+    drill_id: String,
+    run_as: Option<User>,
+    keep: bool,
+    password: String,
+    template: OnceCell<tempfile::TempDir>,
+}
+
+/// A running disposable cluster.
+pub struct NativeTarget {
+    /// Superuser connection to the `postgres` database.
+    pub endpoint: Endpoint,
+    /// The programs to use against it.
+    pub tools: PgTools,
+    dir: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl NativeBackend {
+    /// Finds the binaries and the user to run the server as.
+    pub fn discover(drill_id: &str) -> Result<NativeBackend, EnvError> {
+        let mut needed: Vec<&str> = super::pg_tools::SERVER_PROGRAMS.to_vec();
+        needed.extend_from_slice(super::pg_tools::CLIENT_PROGRAMS);
+        let tools = PgTools::discover(&needed)?;
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or_else(|| EnvError::ServerStart {
+                    reason: "running as root, and initdb refuses root, but there is no `postgres` user to run the server as. Create one (`useradd -r postgres`) or run pgdrill as a normal user.".into(),
+                })?;
+            Some(user)
+        } else {
+            None
+        };
+        Ok(NativeBackend {
+            tools,
+            drill_id: drill_id.to_string(),
+            run_as,
+            keep: false,
+            password: uuid::Uuid::new_v4().simple().to_string(),
+            template: OnceCell::new(),
+        })
+    }
+
+    /// With `--keep`, servers must survive pgdrill's exit, so they are not tied to it.
+    pub fn set_keep(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+
+    /// The PostgreSQL programs in use.
+    pub fn tools(&self) -> &PgTools {
+        &self.tools
+    }
+
+    fn tempdir(&self, role: &str) -> Result<tempfile::TempDir, EnvError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pgdrill-{}-{role}-", self.drill_id))
+            .tempdir()
+            .map_err(|e| EnvError::io("cannot create a temp dir for the server", e))?;
+        self.give_to_server_user(dir.path())?;
+        Ok(dir)
+    }
+
+    fn give_to_server_user(&self, path: &Path) -> Result<(), EnvError> {
+        if let Some(u) = &self.run_as {
+            nix::unistd::chown(path, Some(u.uid), Some(u.gid))
+                .map_err(|e| EnvError::io(format!("chown {}", path.display()), e.into()))?;
+        }
+        Ok(())
+    }
+
+    fn as_server_user(&self, cmd: &mut Command) {
+        if let Some(u) = &self.run_as {
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
+        // Locale and libpq settings of the caller must not leak into the server.
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LC_ALL", "C");
+    }
+
+    /// Runs initdb once; later servers start from a copy of this cluster.
+    async fn template(&self) -> Result<&Path, EnvError> {
+        let dir = self
+            .template
+            .get_or_try_init(|| async {
+                let dir = self.tempdir("template")?;
+                let pwfile = dir.path().join("pwfile");
+                std::fs::write(&pwfile, format!("{}\n", self.password))
+                    .map_err(|e| EnvError::io("cannot write the password file", e))?;
+                self.give_to_server_user(&pwfile)?;
+                let mut cmd = Command::new(self.tools.program("initdb"));
+                cmd.arg("-D")
+                    .arg(dir.path().join("data"))
+                    .args(["-U", "postgres", "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+                    .arg(format!("--pwfile={}", pwfile.display()))
+                    .stdin(Stdio::null());
+                self.as_server_user(&mut cmd);
+                let out = cmd.output().await.map_err(|source| EnvError::Spawn {
+                    program: "initdb".into(),
+                    source,
+                })?;
+                let _ = std::fs::remove_file(&pwfile);
+                if !out.status.success() {
+                    return Err(EnvError::ServerStart {
+                        reason: format!(
+                            "initdb failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    });
+                }
+                Ok(dir)
+            })
+            .await?;
+        Ok(dir.path())
+    }
+
+    /// Creates and starts a new empty cluster.
+    pub async fn provision(&self, role: &str) -> Result<NativeTarget, EnvError> {
+        let template = self.template().await?.join("data");
+        let dir = self.tempdir(role)?;
+        let data = dir.path().join("data");
+        let mut cp = Command::new("cp");
+        cp.arg("-a").arg(&template).arg(&data);
+        let out = cp.output().await.map_err(|source| EnvError::Spawn {
+            program: "cp".into(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(EnvError::ServerStart {
+                reason: format!(
+                    "cannot copy the template cluster: {}. Check free disk space in {}.",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    std::env::temp_dir().display()
+                ),
+            });
+        }
+        // From here on the target owns the dir: dropping it stops the server and removes it.
+        let mut target = NativeTarget {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 0,
+                user: "postgres".into(),
+                password: Some(self.password.clone()),
+                dbname: "postgres".into(),
+                options: None,
+            },
+            tools: self.tools.clone(),
+            dir: Some(dir.keep()),
+            child: None,
+        };
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            match self.start(&mut target, port).await {
+                Ok(()) => return Ok(target),
+                Err(StartError::PortTaken(log)) => last = log,
+                Err(StartError::Env(e)) => return Err(e),
+            }
+        }
+        Err(EnvError::ServerStart {
+            reason: format!("no free port after {PORT_ATTEMPTS} attempts; last log: {last}"),
+        })
+    }
+
+    async fn start(&self, target: &mut NativeTarget, port: u16) -> Result<(), StartError> {
+        let dir = target.dir.clone().expect("dir present until destroyed");
+        let log_path = dir.join("postgres.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| StartError::Env(EnvError::io("cannot create the server log", e)))?;
+        if let Err(e) = self.give_to_server_user(&log_path) {
+            return Err(StartError::Env(e));
+        }
+        let mut cmd = Command::new(self.tools.program("postgres"));
+        cmd.arg("-D")
+            .arg(dir.join("data"))
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-k")
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "logging_collector=off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        self.as_server_user(&mut cmd);
+        if !self.keep {
+            // If pgdrill is killed outright (SIGKILL), the server still shuts down.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGINT)
+                        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+                });
+            }
+        }
+        let child = cmd.spawn().map_err(|source| {
+            StartError::Env(EnvError::Spawn {
+                program: "postgres".into(),
+                source,
+            })
+        })?;
+        target.child = Some(child);
+        target.endpoint.port = port;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = target.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                target.child = None;
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if log.contains("could not bind") || log.contains("already in use") {
+                    return Err(StartError::PortTaken(tail(&log, 5)));
+                }
+                return Err(StartError::Env(EnvError::ServerStart {
+                    reason: format!("postgres exited ({status}) during start-up; log:\n{}", tail(&log, 15)),
+                }));
+            }
+            let mut cfg = target.endpoint.config();
+            cfg.connect_timeout(Duration::from_secs(2));
+            if let Ok((client, conn)) = cfg.connect(tokio_postgres::NoTls).await {
+                drop(client);
+                drop(conn);
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(StartError::Env(EnvError::ServerStart {
+                    reason: format!(
+                        "not ready after {}s; log:\n{}",
+                        READY_TIMEOUT.as_secs(),
+                        tail(&log, 15)
+                    ),
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+enum StartError {
+    PortTaken(String),
+    Env(EnvError),
+}
+
+impl NativeTarget {
+    /// Data directory and port, for humans.
+    pub fn describe(&self) -> String {
+        format!(
+            "native cluster at {} on 127.0.0.1:{}",
+            self.dir
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            self.endpoint.port
+        )
+    }
+
+    /// The temp dir holding the cluster (and its log).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Fast shutdown, then removal of the data directory.
+    pub async fn destroy(mut self) -> Result<(), EnvError> {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+            }
+            if tokio::time::timeout(Duration::from_secs(20), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| EnvError::io(format!("cannot remove {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the server running and its directory in place.
+    pub fn keep(mut self) -> String {
+        let how = format!(
+            "server kept running: {} (password in PGPASSWORD={}). Stop it with: kill -INT {}; rm -rf {}",
+            self.endpoint.display(),
+            self.endpoint.password.clone().unwrap_or_default(),
+            self.pid().unwrap_or(0),
+            self.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
+        );
+        self.child.take();
+        self.dir.take();
+        how
+    }
+}
+
+impl Drop for NativeTarget {
+    // Runs on error paths, panics and cancellation (Ctrl-C drops the drill future): the
+    // server must never outlive the drill.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline {
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if !matches!(child.try_wait(), Ok(Some(_))) {
+                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    let _ = wait_blocking(&mut child);
+                }
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn wait_blocking(child: &mut Child) -> Option<std::process::ExitStatus> {
+    for _ in 0..250 {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn free_port() -> Result<u16, EnvError> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| EnvError::io("cannot find a free port on 127.0.0.1", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| EnvError::io("cannot read the bound port", e))
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,130 @@
+//! Typed errors of the library and the one place that maps them to stable exit codes.
+
+use std::process::ExitCode;
+
+/// Everything that stops pgdrill before it can give a verdict on a backup.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line or drill plan is wrong; nothing was started.
+    #[error("{0}")]
+    Usage(String),
+    /// The machine cannot run the drill (binaries, Docker, disk, ports, an unreachable source).
+    #[error(transparent)]
+    Environment(#[from] EnvError),
+    /// Writing the report or the backup directory failed.
+    #[error("cannot write {path}: {source}. Check that the directory is writable and the disk has space (--out DIR chooses another place).")]
+    Output {
+        /// The file or directory that could not be written.
+        path: std::path::PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Why the environment cannot host a drill; never a verdict on the backup itself.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// A PostgreSQL program could not be found.
+    #[error("PostgreSQL program `{program}` not found (looked in `pg_config --bindir` and PATH). Install the server and client packages (Debian/Ubuntu: `apt-get install postgresql-15 postgresql-client-15`), put their bin directory on PATH, or use `--backend docker`.")]
+    MissingBinary {
+        /// The program name, e.g. `initdb`.
+        program: String,
+    },
+    /// A client tool is older than the server it must talk to.
+    #[error("{tool} {tool_version} is older than the server ({server_version}); it cannot dump or restore it reliably. Install PostgreSQL client tools of major version {server_major} or newer.")]
+    ToolTooOld {
+        /// The tool, e.g. `pg_dump`.
+        tool: String,
+        /// Its version string.
+        tool_version: String,
+        /// The server's version string.
+        server_version: String,
+        /// The server's major version.
+        server_major: u32,
+    },
+    /// A disposable server did not come up.
+    #[error("could not start a disposable PostgreSQL server: {reason}")]
+    ServerStart {
+        /// What went wrong, with the server's log excerpt when there is one.
+        reason: String,
+    },
+    /// Running a program failed at the operating-system level.
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Connecting to a server failed.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// The server, with any password redacted.
+        target: String,
+        /// Why, and what to do about it.
+        reason: String,
+    },
+    /// Docker is not available or refused an operation.
+    #[error("docker: {0}")]
+    Docker(String),
+    /// Any other I/O problem on this machine (temp dirs, disk space).
+    #[error("{context}: {source}")]
+    Io {
+        /// What pgdrill was doing.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The drill was interrupted by a signal before it could finish.
+    #[error("interrupted by {0}; every server the drill started has been stopped")]
+    Interrupted(&'static str),
+}
+
+impl EnvError {
+    /// Wraps an I/O error with what pgdrill was doing at the time.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        EnvError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The stable exit codes of the CLI contract (README, DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The drill ran and passed.
+    Pass = 0,
+    /// The drill ran and failed; the report says which phase and why.
+    Fail = 1,
+    /// The command line was wrong.
+    Usage = 2,
+    /// The drill could not be run here; not a verdict on the backup.
+    Environment = 3,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e.code())
+    }
+}
+
+impl Error {
+    /// The exit code the CLI returns for this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Environment(_) | Error::Output { .. } => Exit::Environment,
+        }
+    }
+}
+
+/// Result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

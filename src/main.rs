@@ -1,0 +1,5 @@
+//! The `pgdrill` command: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    pgdrill::main_entry()
+}

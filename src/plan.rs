@@ -1,0 +1,176 @@
+//! The validated plan of one drill: what to restore, where, how, and within which budgets.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::{BackendKind, Endpoint};
+
+/// Everything a drill needs, checked before anything starts.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Unique id of this drill run; names the report directory and labels.
+    pub drill_id: String,
+    /// Where disposable servers come from.
+    pub backend: BackendKind,
+    /// Where the data comes from.
+    pub source: Source,
+    /// What goes wrong before the restore.
+    pub disaster: Disaster,
+    /// Parallel jobs for pg_restore.
+    pub jobs: u32,
+    /// The RTO allowances.
+    pub budgets: Budgets,
+    /// Where report.json, report.md and backup/ go.
+    pub out_dir: PathBuf,
+    /// Keep servers running after the drill.
+    pub keep: bool,
+    /// SQL run on the restored database just before verification: a test hook that plays
+    /// the part of silent corruption, so a test can prove verification catches it.
+    pub tamper_sql: Option<String>,
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The fixtures schema with deterministic generated data.
+    Generated {
+        /// Number of users.
+        rows: u64,
+        /// RNG seed; the same seed gives byte-identical data.
+        seed: u64,
+    },
+    /// A live database, read-only.
+    Dsn(Endpoint),
+    /// An existing `pg_dump -Fc` archive (with its manifest beside it, when there is one).
+    BackupFile(PathBuf),
+}
+
+impl Source {
+    /// The report's name for this kind of source.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Generated { .. } => "generated",
+            Source::Dsn(_) => "dsn",
+            Source::BackupFile(_) => "backup_file",
+        }
+    }
+}
+
+/// The simulated disaster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disaster {
+    /// The server and all it had are gone; a new empty server is provisioned.
+    ServerLoss,
+    /// The database is dropped on the running server.
+    DropDb,
+}
+
+impl std::fmt::Display for Disaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Disaster::ServerLoss => "server-loss",
+            Disaster::DropDb => "drop-db",
+        })
+    }
+}
+
+/// The RTO budgets of the strategy (restore 15 min, app restart 5, verification 10, total 30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Stop app, precheck, roles, createdb, pg_restore, ANALYZE.
+    pub database_restore: Duration,
+    /// Start app until healthy.
+    pub app_restart: Duration,
+    /// Snapshot, comparison, amcheck, checklist.
+    pub verification: Duration,
+    /// All of the above: the recovery time.
+    pub total: Duration,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            database_restore: Duration::from_secs(15 * 60),
+            app_restart: Duration::from_secs(5 * 60),
+            verification: Duration::from_secs(10 * 60),
+            total: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Which budget a phase counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetName {
+    /// The database restore allowance.
+    DatabaseRestore,
+    /// The application restart allowance.
+    AppRestart,
+    /// The verification allowance.
+    Verification,
+    /// The whole recovery.
+    Total,
+}
+
+impl BudgetName {
+    /// The allowance for this budget in `b`.
+    pub fn limit(self, b: &Budgets) -> Duration {
+        match self {
+            BudgetName::DatabaseRestore => b.database_restore,
+            BudgetName::AppRestart => b.app_restart,
+            BudgetName::Verification => b.verification,
+            BudgetName::Total => b.total,
+        }
+    }
+
+    /// The report's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetName::DatabaseRestore => "database_restore",
+            BudgetName::AppRestart => "app_restart",
+            BudgetName::Verification => "verification",
+            BudgetName::Total => "total",
+        }
+    }
+}
+
+/// A new drill id: sortable by time, unique across concurrent drills.
+pub fn new_drill_id(now: chrono::DateTime<chrono::Utc>) -> String {
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("drill-{}-{}", now.format("%Y%m%dT%H%M%SZ"), &rand[..6])
+}
+
+/// Parses durations such as `15m`, `90s`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` ({e}); use forms like 15m, 90s, 1h30m"))?;
+    if d.is_zero() {
+        return Err(format!("duration `{s}` must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("15m", 900)]
+    #[case("90s", 90)]
+    #[case("1h30m", 5400)]
+    fn durations(#[case] s: &str, #[case] secs: u64) {
+        assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs));
+    }
+
+    #[rstest]
+    #[case("15 minutes please")]
+    #[case("0s")]
+    #[case("")]
+    fn bad_durations(#[case] s: &str) {
+        assert!(parse_duration(s).is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! junit.xml: one test case per phase and per checklist item, so CI shows what failed.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Report, Status};
+
+fn case(name: &str, status: Status, detail: &str, ms: u64) -> TestCase {
+    let st = match status {
+        Status::Pass => TestCaseStatus::success(),
+        Status::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(detail.lines().next().unwrap_or("failed").to_string());
+            s.set_description(detail.to_string());
+            s
+        }
+        Status::Skipped => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(detail.to_string());
+            s
+        }
+    };
+    let mut c = TestCase::new(name.to_string(), st);
+    c.set_time(Duration::from_millis(ms));
+    c
+}
+
+/// Renders the report as JUnit XML.
+pub fn render(r: &Report) -> String {
+    let mut junit = JUnit::new("pgdrill");
+    let mut phases = TestSuite::new(format!("{} phases", r.drill_id));
+    for p in &r.phases {
+        phases.add_test_case(case(&p.name, p.status, &p.detail, p.duration_ms));
+    }
+    for b in &r.budgets {
+        let detail = format!("used {} ms of {} ms", b.used_ms, b.limit_ms);
+        phases.add_test_case(case(&format!("budget:{}", b.name.as_str()), b.verdict, &detail, 0));
+    }
+    let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
+    for c in &r.checklist {
+        checklist.add_test_case(case(&c.item, c.status, &c.evidence, 0));
+    }
+    junit.add_test_suite(phases);
+    junit.add_test_suite(checklist);
+    junit.to_string().unwrap_or_default()
+}

@@ -1,0 +1,222 @@
+//! report.md: the report for people and auditors, and the stdout summary.
+
+use std::fmt::Write;
+
+use super::{Report, Status, Verdict};
+
+/// Milliseconds as seconds with three decimals, e.g. `12.345 s`.
+pub fn secs(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+fn status(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Fail => "**FAIL**",
+        Status::Skipped => "skipped",
+    }
+}
+
+fn verdict(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR (drill could not run)",
+    }
+}
+
+/// Renders the whole report as Markdown.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Restore drill {}: {}\n", r.drill_id, verdict(r.verdict));
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| Started | {} |", r.started_at);
+    let _ = writeln!(s, "| Finished | {} |", r.finished_at);
+    let _ = writeln!(s, "| Run by | {} on {} |", r.environment.run_by, r.environment.host);
+    let _ = writeln!(s, "| Backend | {} |", r.environment.backend);
+    let _ = writeln!(s, "| Server | {} |", r.environment.server_version);
+    for (tool, v) in &r.environment.tools {
+        let _ = writeln!(s, "| {tool} | {v} |");
+    }
+    let _ = writeln!(s, "| pgdrill | {} |", r.environment.pgdrill_version);
+    let src = &r.source;
+    let mut src_line = src.kind.clone();
+    if let (Some(rows), Some(seed)) = (src.rows, src.seed) {
+        let _ = write!(src_line, " ({rows} users, seed {seed})");
+    }
+    if let Some(d) = &src.dsn {
+        let _ = write!(src_line, " {d}");
+    }
+    let _ = writeln!(s, "| Source | {src_line}, database `{}` |", src.database);
+    let _ = writeln!(s, "| Disaster | {}: {} |", r.disaster.kind, r.disaster.detail);
+    if let Some(f) = &r.failure {
+        let _ = writeln!(
+            s,
+            "\n## Failure\n\nPhase `{}` failed ({}):\n\n```\n{}\n```",
+            f.phase,
+            serde_json::to_value(f.class)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            f.message
+        );
+    }
+    if let Some(b) = &r.backup {
+        let _ = writeln!(s, "\n## Backup\n\n| | |\n|---|---|");
+        let _ = writeln!(s, "| File | `{}` |", b.file);
+        let _ = writeln!(s, "| Size | {} bytes |", b.size_bytes);
+        let _ = writeln!(s, "| SHA-256 | `{}` |", b.sha256);
+        if let Some(c) = &b.created_at {
+            let _ = writeln!(s, "| Taken at | {c} |");
+        }
+        let _ = writeln!(s, "| Took | {} |", secs(b.duration_ms));
+        if let Some(m) = &b.manifest {
+            let _ = writeln!(s, "| Manifest | `{m}` |");
+        }
+        if let Some(g) = &b.globals {
+            let _ = writeln!(s, "| Roles (globals) | `{g}` |");
+        }
+    }
+    let _ = writeln!(s, "\n## Phases\n\n| Phase | Budget | Status | Duration | Detail |\n|---|---|---|---:|---|");
+    for p in &r.phases {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            p.name,
+            p.budget.map(|b| b.as_str()).unwrap_or("-"),
+            status(p.status),
+            secs(p.duration_ms),
+            cell(&p.detail)
+        );
+    }
+    let _ = writeln!(s, "\n## Recovery time budgets\n\n| Budget | Limit | Used | Verdict |\n|---|---:|---:|---|");
+    for b in &r.budgets {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            b.name.as_str(),
+            secs(b.limit_ms),
+            secs(b.used_ms),
+            status(b.verdict)
+        );
+    }
+    if let Some(i) = &r.integrity {
+        let c = &i.comparison;
+        let _ = writeln!(
+            s,
+            "\n## Integrity: {}\n\nCompared with: {}\n",
+            if c.verdict == crate::snapshot::Verdict::Pass { "pass" } else { "**FAIL**" },
+            i.basis
+        );
+        let _ = writeln!(s, "| Table | Rows before | Rows after | Fingerprint before | Fingerprint after | Match |\n|---|---:|---:|---|---|---|");
+        for t in &c.tables {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | `{}` | `{}` | {} |",
+                t.name,
+                opt(&t.rows_before),
+                opt(&t.rows_after),
+                short(t.fingerprint_before.as_deref()),
+                short(t.fingerprint_after.as_deref()),
+                tri(t.matches)
+            );
+        }
+        if !c.sequences.is_empty() {
+            let _ = writeln!(s, "\n| Sequence | Before | After | Match |\n|---|---:|---:|---|");
+            for q in &c.sequences {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    q.name,
+                    opt(&q.before),
+                    opt(&q.after),
+                    tri(q.matches)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nSchema fingerprint: `{}` → `{}`: {}",
+            short(c.schema.before.as_deref()),
+            short(c.schema.after.as_deref()),
+            match c.schema.matches { Some(true) => "match", Some(false) => "**differs**", None => "not compared" }
+        );
+        for d in &c.schema.differences {
+            let _ = writeln!(s, "- {d}");
+        }
+        let _ = writeln!(s, "\n| Check | Expected | Actual | Pass |\n|---|---|---|---|");
+        for k in &c.checks {
+            let _ = writeln!(s, "| {} | {} | {} | {} |", k.name, cell(k.expected.as_deref().unwrap_or("-")), cell(k.actual.as_deref().unwrap_or("-")), yes(k.pass));
+        }
+    }
+    let _ = writeln!(s, "\n## Verification checklist\n\n| Item | Status | Evidence |\n|---|---|---|");
+    for c in &r.checklist {
+        let _ = writeln!(s, "| {} | {} | {} |", c.item, status(c.status), cell(&c.evidence));
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\n## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
+}
+
+/// A few lines for stdout.
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "pgdrill {}: {}", r.drill_id, verdict(r.verdict));
+    if let Some(f) = &r.failure {
+        let _ = writeln!(s, "  failed at {}: {}", f.phase, f.message.lines().next().unwrap_or(""));
+    }
+    for b in &r.budgets {
+        let _ = writeln!(
+            s,
+            "  {:<17} {:>12} of {:>12}  {}",
+            b.name.as_str(),
+            secs(b.used_ms),
+            secs(b.limit_ms),
+            status(b.verdict).trim_matches('*')
+        );
+    }
+    if let Some(i) = &r.integrity {
+        let c = &i.comparison;
+        let ok = c.tables.iter().filter(|t| t.matches == Some(true)).count();
+        let _ = writeln!(
+            s,
+            "  integrity: {} ({}/{} tables identical, {} checks)",
+            if c.verdict == crate::snapshot::Verdict::Pass { "pass" } else { "FAIL" },
+            ok,
+            c.tables.len(),
+            c.checks.len()
+        );
+    }
+    s
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn short(v: Option<&str>) -> String {
+    v.map(|v| v.chars().take(16).collect()).unwrap_or_else(|| "-".into())
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "**NO**"
+    }
+}
+
+fn tri(b: Option<bool>) -> &'static str {
+    match b {
+        Some(b) => yes(b),
+        None => "not compared",
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}

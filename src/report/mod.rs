@@ -1,0 +1,247 @@
+//! The drill report: serde model (report.json is the source of truth), and its renderings
+//! for people (report.md) and CI (junit.xml).
+
+pub mod junit;
+pub mod markdown;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::plan::BudgetName;
+
+/// Version of the report.json layout; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One drill's report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Layout version.
+    pub schema_version: u32,
+    /// The drill's id.
+    pub drill_id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC.
+    pub finished_at: String,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// Why it did not pass, when it did not.
+    pub failure: Option<Failure>,
+    /// Where and with what it ran, and who ran it.
+    pub environment: Environment,
+    /// Where the data came from.
+    pub source: SourceInfo,
+    /// The backup that was restored.
+    pub backup: Option<BackupInfo>,
+    /// The simulated disaster.
+    pub disaster: DisasterInfo,
+    /// Every phase, in order, timed.
+    pub phases: Vec<Phase>,
+    /// The RTO budgets and what was used of them.
+    pub budgets: Vec<BudgetResult>,
+    /// The integrity comparison of the data before the backup and after the restore.
+    pub integrity: Option<Integrity>,
+    /// The strategy's verification checklist.
+    pub checklist: Vec<ChecklistItem>,
+    /// Anything an auditor should know that has no field of its own.
+    pub notes: Vec<String>,
+}
+
+/// The outcome of a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every phase passed, the data is identical, every budget held.
+    Pass,
+    /// The drill ran and something about the backup or the recovery is wrong.
+    Fail,
+    /// The drill could not run here (environment); not a verdict on the backup.
+    Error,
+}
+
+/// What failed first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    /// The phase that failed.
+    pub phase: String,
+    /// The kind of failure.
+    pub class: FailureClass,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// The kinds of failure, stable for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Taking the backup failed.
+    BackupFailed,
+    /// The backup file is missing, unreadable, truncated, corrupted or not what its manifest says.
+    BackupUnusable,
+    /// pg_restore or a step around it failed.
+    RestoreFailed,
+    /// The restored data differs from what was backed up.
+    IntegrityMismatch,
+    /// A verification checklist item failed.
+    ChecklistFailed,
+    /// A phase group took longer than its RTO budget.
+    BudgetExceeded,
+    /// The machine could not run the drill.
+    Environment,
+}
+
+/// Where the drill ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    /// `native` or `docker`.
+    pub backend: String,
+    /// `SELECT version()` of the restore target.
+    pub server_version: String,
+    /// `--version` of each PostgreSQL program used.
+    pub tools: BTreeMap<String, String>,
+    /// pgdrill's version.
+    pub pgdrill_version: String,
+    /// Host name of the machine that ran the drill.
+    pub host: String,
+    /// The OS user who ran it (and the CI run, when there is one).
+    pub run_by: String,
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceInfo {
+    /// `generated`, `dsn` or `backup_file`.
+    pub kind: String,
+    /// Generator seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Generated users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The source database, password redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<String>,
+    /// The database name that was backed up and restored.
+    pub database: String,
+    /// Row counts loaded by the generator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated: Option<serde_json::Value>,
+}
+
+/// The backup that was restored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupInfo {
+    /// Path of the dump.
+    pub file: String,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// How long taking it took (0 when an existing file was restored).
+    pub duration_ms: u64,
+    /// When it was taken, if known.
+    pub created_at: Option<String>,
+    /// The manifest beside it, if any.
+    pub manifest: Option<String>,
+    /// The globals (roles) file, if any.
+    pub globals: Option<String>,
+}
+
+/// The simulated disaster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DisasterInfo {
+    /// `server-loss` or `drop-db`.
+    pub kind: String,
+    /// What was destroyed, what was created.
+    pub detail: String,
+}
+
+/// One timed step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Phase {
+    /// Step name, e.g. `pg_restore`.
+    pub name: String,
+    /// The budget it counts against, if any.
+    pub budget: Option<BudgetName>,
+    /// Outcome.
+    pub status: Status,
+    /// Offset from the drill's start, for the timeline.
+    pub started_ms: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// What it did or why it failed or was skipped.
+    pub detail: String,
+}
+
+/// Outcome of a phase or a checklist item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It ran and passed.
+    Pass,
+    /// It ran and failed, or could not run when it had to.
+    Fail,
+    /// It did not run; the detail says why.
+    Skipped,
+}
+
+/// One budget's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetResult {
+    /// Budget name.
+    pub name: BudgetName,
+    /// Allowance.
+    pub limit_ms: u64,
+    /// Time used by its phases.
+    pub used_ms: u64,
+    /// Pass when used ≤ limit and all its phases ran.
+    pub verdict: Status,
+}
+
+/// The integrity section: the comparison plus what it was compared against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Integrity {
+    /// What the restored data was compared with.
+    pub basis: String,
+    /// The comparison.
+    #[serde(flatten)]
+    pub comparison: crate::snapshot::Comparison,
+}
+
+/// One item of the strategy's verification checklist.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChecklistItem {
+    /// The item as the strategy words it.
+    pub item: String,
+    /// Outcome.
+    pub status: Status,
+    /// What was looked at and what it showed.
+    pub evidence: String,
+}
+
+impl Report {
+    /// Writes report.json, report.md and junit.xml into `dir`.
+    pub fn write_all(&self, dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json = serde_json::to_string_pretty(self).expect("report serialises");
+        write(dir.join("report.json"), json.as_bytes())?;
+        write(dir.join("report.md"), markdown::render(self).as_bytes())?;
+        write(dir.join("junit.xml"), junit::render(self).as_bytes())?;
+        Ok(())
+    }
+
+    /// The short summary printed on stdout.
+    pub fn summary(&self) -> String {
+        markdown::summary(self)
+    }
+}
+
+fn write(path: std::path::PathBuf, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(&path, bytes).map_err(|source| Error::Output { path, source })
+}

@@ -1,0 +1,328 @@
+//! The restore procedure of the strategy, one function per step: precheck, roles, createdb,
+//! pg_restore, ANALYZE. Each returns a one-line detail for the report or a typed error.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backup::{read_all, tail, Manifest};
+use crate::env::{Endpoint, PgTools};
+use crate::error::EnvError;
+
+/// Why a restore step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The backup cannot be used: missing, empty, wrong checksum, truncated or corrupted.
+    #[error("{0}")]
+    Unusable(String),
+    /// A restore step ran and failed.
+    #[error("{0}")]
+    Failed(String),
+    /// The machine failed (spawn, connect).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+impl From<tokio_postgres::Error> for RestoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        RestoreError::Failed(match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        })
+    }
+}
+
+/// What the precheck established.
+#[derive(Debug, Clone)]
+pub struct Precheck {
+    /// Size of the dump.
+    pub size_bytes: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// One line for the report.
+    pub detail: String,
+}
+
+/// The strategy's prerequisites, done properly: the file exists and is not empty, its
+/// SHA-256 equals the manifest's, and the whole archive reads through. `pg_restore --list`
+/// alone reads only the table of contents and passes truncated or corrupted dumps, so the
+/// file is streamed once into both the hasher and `pg_restore -f /dev/null`.
+pub async fn precheck(
+    dump: &Path,
+    manifest: Option<&Manifest>,
+    tools: &PgTools,
+) -> Result<Precheck, RestoreError> {
+    let meta = std::fs::metadata(dump).map_err(|e| {
+        RestoreError::Unusable(format!(
+            "backup file {} cannot be read: {e}. Check the path (--backup-file) and its permissions.",
+            dump.display()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(RestoreError::Unusable(format!(
+            "{} is not a regular file",
+            dump.display()
+        )));
+    }
+    if meta.len() == 0 {
+        return Err(RestoreError::Unusable(format!(
+            "backup file {} is empty (0 bytes): the backup job wrote nothing",
+            dump.display()
+        )));
+    }
+    if let Some(m) = manifest {
+        if m.size_bytes != meta.len() {
+            return Err(RestoreError::Unusable(format!(
+                "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
+                dump.display(),
+                meta.len(),
+                m.size_bytes
+            )));
+        }
+    }
+    let mut file = tokio::fs::File::open(dump).await.map_err(|e| {
+        RestoreError::Unusable(format!("backup file {} cannot be opened: {e}", dump.display()))
+    })?;
+    let mut child = tools
+        .plain("pg_restore")
+        .args(["-f", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| EnvError::Spawn {
+            program: "pg_restore".into(),
+            source,
+        })?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let feed = async {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 18];
+        let mut fed = true;
+        loop {
+            let n = file.read(&mut buf).await.map_err(|e| {
+                RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            // pg_restore may stop reading early on a corrupt archive; keep hashing anyway.
+            if fed && stdin.write_all(&buf[..n]).await.is_err() {
+                fed = false;
+            }
+        }
+        drop(stdin);
+        Ok::<_, RestoreError>(hex::encode(hasher.finalize()))
+    };
+    let (sha, err_text) = tokio::join!(feed, read_all(stderr));
+    let sha256 = sha?;
+    let status = child.wait().await.map_err(|source| EnvError::Spawn {
+        program: "pg_restore".into(),
+        source,
+    })?;
+    if let Some(m) = manifest {
+        if m.sha256 != sha256 {
+            return Err(RestoreError::Unusable(format!(
+                "SHA-256 of {} is {sha256} but its manifest says {}: the file is corrupted or is not the backup the manifest describes",
+                dump.display(),
+                m.sha256
+            )));
+        }
+    }
+    if !status.success() {
+        return Err(RestoreError::Unusable(format!(
+            "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
+            dump.display(),
+            status,
+            tail(&err_text)
+        )));
+    }
+    let detail = format!(
+        "{} bytes, sha256 {}{}; whole archive read through pg_restore",
+        meta.len(),
+        &sha256[..16],
+        if manifest.is_some() {
+            " = manifest"
+        } else {
+            " (no manifest beside the file: checksum not compared)"
+        }
+    );
+    Ok(Precheck {
+        size_bytes: meta.len(),
+        sha256,
+        detail,
+    })
+}
+
+/// Replays the globals file (roles). After a server loss the roles exist nowhere else; a
+/// role that already exists (drop-db, or the bootstrap superuser) is fine, any other error
+/// fails the step.
+pub async fn restore_roles(
+    target: &Endpoint,
+    tools: &PgTools,
+    globals: &Path,
+) -> Result<String, RestoreError> {
+    let staged = tools.stage(globals).await?;
+    let out = tools
+        .command("psql", &target.with_db("postgres"))
+        .args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=0", "-f"])
+        .arg(&staged)
+        .stdout(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| EnvError::Spawn {
+            program: "psql".into(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR:")).collect();
+    let (existing, real): (Vec<&str>, Vec<&str>) =
+        errors.into_iter().partition(|l| l.contains("already exists"));
+    if !out.status.success() || !real.is_empty() {
+        return Err(RestoreError::Failed(format!(
+            "replaying {} failed: {}",
+            globals.display(),
+            if real.is_empty() { tail(&stderr) } else { real.join("\n") }
+        )));
+    }
+    let client = target.with_db("postgres").connect().await?;
+    let roles: i64 = client
+        .query_one("SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", &[])
+        .await?
+        .get(0);
+    Ok(format!(
+        "{} replayed; {roles} roles on the server ({} already existed)",
+        file_name(globals),
+        existing.len()
+    ))
+}
+
+/// How to create the database: what the manifest knows, or the server's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseSpec {
+    /// Name.
+    pub name: String,
+    /// Encoding, e.g. UTF8.
+    pub encoding: Option<String>,
+    /// LC_COLLATE.
+    pub collate: Option<String>,
+    /// LC_CTYPE.
+    pub ctype: Option<String>,
+    /// Owner role (must exist: roles are restored first).
+    pub owner: Option<String>,
+}
+
+/// `createdb`: a fresh database from template0 with the source's encoding, locale and owner.
+pub async fn create_database(target: &Endpoint, spec: &DatabaseSpec) -> Result<String, RestoreError> {
+    let client = target.with_db("postgres").connect().await?;
+    let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(&spec.name));
+    if let Some(e) = &spec.encoding {
+        sql.push_str(&format!(" ENCODING {}", literal(e)));
+    }
+    let mut with_locale = sql.clone();
+    if let (Some(c), Some(t)) = (&spec.collate, &spec.ctype) {
+        with_locale.push_str(&format!(" LC_COLLATE {} LC_CTYPE {}", literal(c), literal(t)));
+    }
+    if let Some(o) = &spec.owner {
+        let own = format!(" OWNER {}", ident(o));
+        sql.push_str(&own);
+        with_locale.push_str(&own);
+    }
+    match client.batch_execute(&with_locale).await {
+        Ok(()) => Ok(with_locale),
+        Err(e) if with_locale != sql && e.to_string().contains("locale") => {
+            client.batch_execute(&sql).await?;
+            Ok(format!(
+                "{sql} (the source's locale is not available on this server; server default used)"
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Drops a database (the `drop-db` disaster), first ending every session on it.
+pub async fn drop_database(target: &Endpoint, name: &str) -> Result<String, RestoreError> {
+    let client = target.with_db("postgres").connect().await?;
+    client
+        .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", ident(name)))
+        .await?;
+    Ok(format!("DROP DATABASE {name} WITH (FORCE)"))
+}
+
+/// `pg_restore --exit-on-error -j N` into the database named by `target.dbname`.
+pub async fn pg_restore(
+    target: &Endpoint,
+    tools: &PgTools,
+    dump: &Path,
+    jobs: u32,
+) -> Result<String, RestoreError> {
+    let staged = tools.stage(dump).await?;
+    let out = tools
+        .command("pg_restore", target)
+        .args(["--exit-on-error", "--no-password", "-j"])
+        .arg(jobs.to_string())
+        .arg("-d")
+        .arg(&target.dbname)
+        .arg(&staged)
+        .output()
+        .await
+        .map_err(|source| EnvError::Spawn {
+            program: "pg_restore".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(RestoreError::Failed(format!(
+            "pg_restore failed ({}):\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr))
+        )));
+    }
+    Ok(format!(
+        "pg_restore --exit-on-error -j {jobs} -d {} {}",
+        target.dbname,
+        file_name(dump)
+    ))
+}
+
+/// ANALYZE, so the restored database plans queries like the original.
+pub async fn analyze(target: &Endpoint) -> Result<String, RestoreError> {
+    let client = target.connect().await?;
+    client.batch_execute("ANALYZE").await?;
+    Ok(format!("ANALYZE on {}", target.dbname))
+}
+
+/// The database name recorded in an archive's header (`pg_restore --list`).
+pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
+    let staged = tools.stage(dump).await.ok()?;
+    let out = tools
+        .plain("pg_restore")
+        .arg("--list")
+        .arg(&staged)
+        .output()
+        .await
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim_start_matches(';').trim().strip_prefix("dbname:").map(|s| s.trim().to_string()))
+}
+
+/// Quotes an SQL identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

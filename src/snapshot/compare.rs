@@ -1,0 +1,551 @@
+//! Comparing snapshots into the report's integrity section.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CheckValue, SequenceSnapshot, Snapshot};
+
+/// Outcome of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Nothing differs and every absolute check holds.
+    Pass,
+    /// At least one table, sequence, schema object or check differs or fails.
+    Fail,
+}
+
+/// The report's `integrity` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// `fail` as soon as anything below does not match or pass.
+    pub verdict: Verdict,
+    /// Every table of either side, sorted by name.
+    pub tables: Vec<TableComparison>,
+    /// Every sequence of either side, sorted by name.
+    pub sequences: Vec<SequenceComparison>,
+    /// Schema fingerprints and the descriptors that differ.
+    pub schema: SchemaComparison,
+    /// Every check of either side, sorted by name.
+    pub checks: Vec<CheckResult>,
+}
+
+/// One table before and after; `None` where the table is absent or there was no "before".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableComparison {
+    /// Qualified table name.
+    pub name: String,
+    /// Rows in the source snapshot.
+    pub rows_before: Option<u64>,
+    /// Rows in the restored snapshot.
+    pub rows_after: Option<u64>,
+    /// Content fingerprint in the source snapshot.
+    pub fingerprint_before: Option<String>,
+    /// Content fingerprint in the restored snapshot.
+    pub fingerprint_after: Option<String>,
+    /// Rows and fingerprint equal on both sides; `None` when nothing was compared.
+    #[serde(rename = "match")]
+    pub matches: Option<bool>,
+}
+
+/// One sequence before and after, as `last_value=… is_called=…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceComparison {
+    /// Qualified sequence name.
+    pub name: String,
+    /// State in the source snapshot.
+    pub before: Option<String>,
+    /// State in the restored snapshot.
+    pub after: Option<String>,
+    /// The restored sequence is not behind the source; `None` when nothing was compared.
+    #[serde(rename = "match")]
+    pub matches: Option<bool>,
+}
+
+/// Schema fingerprints before and after, and the descriptors on one side only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaComparison {
+    /// sha256 of the source's descriptors.
+    pub before: Option<String>,
+    /// sha256 of the restored database's descriptors.
+    pub after: Option<String>,
+    /// Same descriptors on both sides; `None` when nothing was compared.
+    #[serde(rename = "match")]
+    pub matches: Option<bool>,
+    /// `missing after: …` / `unexpected after: …`, in descriptor order.
+    pub differences: Vec<String>,
+}
+
+/// One check: what it had to be and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Check name, e.g. `fk_orphans:public.payments.subscription_id`.
+    pub name: String,
+    /// The absolute expectation, or the value before for an invariant.
+    pub expected: Option<String>,
+    /// The value after; `None` when the check is absent after.
+    pub actual: Option<String>,
+    /// `actual` equals `expected`.
+    pub pass: bool,
+}
+
+/// Compares the source snapshot S0 with the restored snapshot S1.
+///
+/// Tables must have equal rows and fingerprints; the schema equal descriptors; invariants
+/// equal values; absolute checks (FK orphans, sequences ahead) their expected value after.
+/// A sequence matches when the restored one is not behind the source: sequences are not
+/// transactional, so on a source taking writes pg_dump may read them later than S0 did.
+pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
+    let tables = merge(&before.tables, &after.tables, |t| &t.name)
+        .into_iter()
+        .map(|(name, b, a)| TableComparison {
+            name: name.to_string(),
+            rows_before: b.map(|t| t.rows),
+            rows_after: a.map(|t| t.rows),
+            fingerprint_before: b.map(|t| t.fingerprint.clone()),
+            fingerprint_after: a.map(|t| t.fingerprint.clone()),
+            matches: Some(matches!((b, a), (Some(b), Some(a)) if b == a)),
+        })
+        .collect();
+
+    let sequences = merge(&before.sequences, &after.sequences, |s| &s.name)
+        .into_iter()
+        .map(|(name, b, a)| SequenceComparison {
+            name: name.to_string(),
+            before: b.map(SequenceSnapshot::state),
+            after: a.map(SequenceSnapshot::state),
+            matches: Some(matches!((b, a), (Some(b), Some(a)) if not_behind(b, a))),
+        })
+        .collect();
+
+    let differences = schema_differences(&before.schema.objects, &after.schema.objects);
+    let schema = SchemaComparison {
+        before: Some(before.schema.fingerprint.clone()),
+        after: Some(after.schema.fingerprint.clone()),
+        matches: Some(
+            differences.is_empty() && before.schema.fingerprint == after.schema.fingerprint,
+        ),
+        differences,
+    };
+
+    let mut checks: Vec<CheckResult> = merge(&before.checks, &after.checks, |c| &c.name)
+        .into_iter()
+        .map(|(name, b, a)| check_result(name, b, a))
+        .collect();
+    if before.format != after.format {
+        checks.insert(
+            0,
+            CheckResult {
+                name: "snapshot_format".to_string(),
+                expected: Some(before.format.to_string()),
+                actual: Some(after.format.to_string()),
+                pass: false,
+            },
+        );
+    }
+
+    Comparison::with_verdict(tables, sequences, schema, checks)
+}
+
+/// Judges a restored database on its own, when there is no source snapshot (a backup file
+/// without a manifest).
+///
+/// Only absolute checks can fail it (FK orphans 0, sequences ahead, no duplicate emails);
+/// tables, sequences and the schema are listed with their after values and `match: null`,
+/// and invariants are left out, because nothing says what they should be. It proves the
+/// restored data is consistent, not that it is complete.
+pub fn self_consistency(after: &Snapshot) -> Comparison {
+    let tables = after
+        .tables
+        .iter()
+        .map(|t| TableComparison {
+            name: t.name.clone(),
+            rows_before: None,
+            rows_after: Some(t.rows),
+            fingerprint_before: None,
+            fingerprint_after: Some(t.fingerprint.clone()),
+            matches: None,
+        })
+        .collect();
+    let sequences = after
+        .sequences
+        .iter()
+        .map(|s| SequenceComparison {
+            name: s.name.clone(),
+            before: None,
+            after: Some(s.state()),
+            matches: None,
+        })
+        .collect();
+    let schema = SchemaComparison {
+        before: None,
+        after: Some(after.schema.fingerprint.clone()),
+        matches: None,
+        differences: Vec::new(),
+    };
+    let checks = after
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let expected = c.expected.clone()?;
+            Some(CheckResult {
+                name: c.name.clone(),
+                pass: c.value == expected,
+                expected: Some(expected),
+                actual: Some(c.value.clone()),
+            })
+        })
+        .collect();
+    Comparison::with_verdict(tables, sequences, schema, checks)
+}
+
+impl Comparison {
+    fn with_verdict(
+        tables: Vec<TableComparison>,
+        sequences: Vec<SequenceComparison>,
+        schema: SchemaComparison,
+        checks: Vec<CheckResult>,
+    ) -> Comparison {
+        let failed = tables.iter().any(|t| t.matches == Some(false))
+            || sequences.iter().any(|s| s.matches == Some(false))
+            || schema.matches == Some(false)
+            || checks.iter().any(|c| !c.pass);
+        Comparison {
+            verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+            tables,
+            sequences,
+            schema,
+            checks,
+        }
+    }
+
+    /// One human line per difference, naming the table, sequence or check and the metric.
+    pub fn differences(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for t in self.tables.iter().filter(|t| t.matches == Some(false)) {
+            let line = match (t.rows_before, t.rows_after) {
+                (Some(b), None) => format!("{}: table missing after (rows before {b})", t.name),
+                (None, Some(a)) => format!("{}: table not in the source (rows after {a})", t.name),
+                (Some(b), Some(a)) if b != a => format!("{}: rows {b} → {a}", t.name),
+                _ => format!(
+                    "{}: fingerprint {} → {} (same row count, different content)",
+                    t.name,
+                    short(t.fingerprint_before.as_deref()),
+                    short(t.fingerprint_after.as_deref())
+                ),
+            };
+            lines.push(line);
+        }
+        for s in self.sequences.iter().filter(|s| s.matches == Some(false)) {
+            let line = match (&s.before, &s.after) {
+                (Some(b), None) => format!("sequence {}: missing after (before {b})", s.name),
+                (None, Some(a)) => format!("sequence {}: not in the source (after {a})", s.name),
+                (b, a) => format!(
+                    "sequence {}: {} → {}, behind the source",
+                    s.name,
+                    b.as_deref().unwrap_or("null"),
+                    a.as_deref().unwrap_or("null")
+                ),
+            };
+            lines.push(line);
+        }
+        if self.schema.matches == Some(false) {
+            if self.schema.differences.is_empty() {
+                lines.push(format!(
+                    "schema: fingerprint {} → {}",
+                    short(self.schema.before.as_deref()),
+                    short(self.schema.after.as_deref())
+                ));
+            }
+            lines.extend(
+                self.schema
+                    .differences
+                    .iter()
+                    .map(|d| format!("schema: {d}")),
+            );
+        }
+        for c in self.checks.iter().filter(|c| !c.pass) {
+            lines.push(format!(
+                "check {}: expected {}, got {}",
+                c.name,
+                c.expected
+                    .as_deref()
+                    .unwrap_or("nothing (check absent before)"),
+                c.actual
+                    .as_deref()
+                    .unwrap_or("nothing (check absent after)")
+            ));
+        }
+        lines
+    }
+}
+
+/// The restored sequence hands out no value the source may already have handed out.
+fn not_behind(before: &SequenceSnapshot, after: &SequenceSnapshot) -> bool {
+    if before.increment != after.increment {
+        return false;
+    }
+    if before.increment > 0 {
+        after.next_value() >= before.next_value()
+    } else {
+        after.next_value() <= before.next_value()
+    }
+}
+
+fn check_result(
+    name: &str,
+    before: Option<&CheckValue>,
+    after: Option<&CheckValue>,
+) -> CheckResult {
+    let absolute = after
+        .and_then(|c| c.expected.clone())
+        .or_else(|| before.and_then(|c| c.expected.clone()));
+    let expected = absolute.or_else(|| before.map(|c| c.value.clone()));
+    let actual = after.map(|c| c.value.clone());
+    CheckResult {
+        name: name.to_string(),
+        pass: expected.is_some() && expected == actual,
+        expected,
+        actual,
+    }
+}
+
+/// Pairs items of both sides by key, in key order.
+fn merge<'a, T>(
+    before: &'a [T],
+    after: &'a [T],
+    key: impl Fn(&T) -> &String,
+) -> Vec<(&'a str, Option<&'a T>, Option<&'a T>)> {
+    let mut pairs: BTreeMap<&'a str, (Option<&'a T>, Option<&'a T>)> = BTreeMap::new();
+    for item in before {
+        pairs.entry(key(item).as_str()).or_default().0 = Some(item);
+    }
+    for item in after {
+        pairs.entry(key(item).as_str()).or_default().1 = Some(item);
+    }
+    pairs.into_iter().map(|(k, (b, a))| (k, b, a)).collect()
+}
+
+/// Descriptors on one side only, as a multiset difference in descriptor order.
+fn schema_differences(before: &[String], after: &[String]) -> Vec<String> {
+    let mut before: Vec<&String> = before.iter().collect();
+    let mut after: Vec<&String> = after.iter().collect();
+    before.sort();
+    after.sort();
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    loop {
+        match (before.get(i), after.get(j)) {
+            (None, None) => break,
+            (Some(b), Some(a)) if b == a => {
+                i += 1;
+                j += 1;
+            }
+            (Some(b), a) if a.is_none_or(|a| b < a) => {
+                out.push(format!("missing after: {b}"));
+                i += 1;
+            }
+            (_, Some(a)) => {
+                out.push(format!("unexpected after: {a}"));
+                j += 1;
+            }
+            (Some(_), None) => unreachable!("handled by the arm above"),
+        }
+    }
+    out
+}
+
+/// The first 12 hex digits of a fingerprint, enough to tell two apart in a message.
+fn short(fingerprint: Option<&str>) -> String {
+    match fingerprint {
+        None => "null".to_string(),
+        Some(f) if f.len() > 12 => format!("{}…", &f[..12]),
+        Some(f) => f.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SchemaSnapshot, TableSnapshot, FORMAT};
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            database: "src".into(),
+            server_version: "150000".into(),
+            tables: vec![
+                TableSnapshot {
+                    name: "public.plans".into(),
+                    rows: 3,
+                    fingerprint: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                },
+                TableSnapshot {
+                    name: "public.users".into(),
+                    rows: 2000,
+                    fingerprint: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
+                },
+            ],
+            sequences: vec![SequenceSnapshot {
+                name: "public.users_id_seq".into(),
+                last_value: 2000,
+                is_called: true,
+                increment: 1,
+                owned_by: Some("public.users.id".into()),
+                column_max: Some(2000),
+                column_min: Some(1),
+            }],
+            schema: SchemaSnapshot {
+                fingerprint: "f1".into(),
+                objects: vec![
+                    "acl relation public.users: a=r/o".into(),
+                    "relation public.users".into(),
+                ],
+            },
+            checks: vec![
+                CheckValue {
+                    name: "fk_orphans:public.payments.subscription_id".into(),
+                    value: "0".into(),
+                    expected: Some("0".into()),
+                },
+                CheckValue {
+                    name: "invariant:mrr_cents".into(),
+                    value: "12300".into(),
+                    expected: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn equal_snapshots_pass_with_the_report_shape() {
+        let s = snapshot();
+        let c = compare(&s, &s.clone());
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert!(c.differences().is_empty());
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["verdict"], "pass");
+        assert_eq!(json["tables"][1]["name"], "public.users");
+        assert_eq!(json["tables"][1]["rows_before"], 2000);
+        assert_eq!(json["tables"][1]["match"], true);
+        assert_eq!(
+            json["sequences"][0]["before"],
+            "last_value=2000 is_called=true"
+        );
+        assert_eq!(json["schema"]["match"], true);
+        assert_eq!(json["checks"][0]["expected"], "0");
+        assert_eq!(json["checks"][1]["expected"], "12300");
+        assert_eq!(json["checks"][1]["pass"], true);
+        let back: Comparison = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn every_kind_of_difference_fails_and_is_named() {
+        let before = snapshot();
+        let mut after = before.clone();
+        after.tables[1].rows = 1995;
+        after.tables[0].fingerprint = "cccccccccccccccccccccccccccccccc".into();
+        after.sequences[0].last_value = 1500;
+        after.schema.fingerprint = "f2".into();
+        after.schema.objects[0] = "acl relation public.users: b=r/o".into();
+        after.checks[0].value = "3".into();
+        after.checks[1].value = "12000".into();
+        let c = compare(&before, &after);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert_eq!(
+            c.differences(),
+            vec![
+                "public.plans: fingerprint aaaaaaaaaaaa… → cccccccccccc… (same row count, different content)",
+                "public.users: rows 2000 → 1995",
+                "sequence public.users_id_seq: last_value=2000 is_called=true → last_value=1500 is_called=true, behind the source",
+                "schema: missing after: acl relation public.users: a=r/o",
+                "schema: unexpected after: acl relation public.users: b=r/o",
+                "check fk_orphans:public.payments.subscription_id: expected 0, got 3",
+                "check invariant:mrr_cents: expected 12300, got 12000",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_on_one_side_only_fails_with_null_on_the_other() {
+        let before = snapshot();
+        let mut after = before.clone();
+        let users = after.tables.pop().unwrap();
+        after.tables.push(TableSnapshot {
+            name: "public.zzz".into(),
+            ..users
+        });
+        let c = compare(&before, &after);
+        assert_eq!(c.verdict, Verdict::Fail);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["tables"][1]["rows_after"], serde_json::Value::Null);
+        assert_eq!(json["tables"][1]["match"], false);
+        assert_eq!(json["tables"][2]["rows_before"], serde_json::Value::Null);
+        assert_eq!(
+            c.differences(),
+            vec![
+                "public.users: table missing after (rows before 2000)",
+                "public.zzz: table not in the source (rows after 2000)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sequence_ahead_of_the_source_matches_one_behind_does_not() {
+        let before = snapshot();
+        let mut after = before.clone();
+        after.sequences[0].last_value = 2100;
+        assert_eq!(compare(&before, &after).verdict, Verdict::Pass);
+        after.sequences[0].last_value = 2000;
+        after.sequences[0].is_called = false;
+        assert_eq!(compare(&before, &after).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_check_missing_after_fails() {
+        let before = snapshot();
+        let mut after = before.clone();
+        after.checks.remove(0);
+        let c = compare(&before, &after);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert_eq!(
+            c.differences(),
+            vec!["check fk_orphans:public.payments.subscription_id: expected 0, got nothing (check absent after)"]
+        );
+    }
+
+    #[test]
+    fn different_snapshot_formats_never_match() {
+        let before = snapshot();
+        let mut after = before.clone();
+        after.format = FORMAT + 1;
+        let c = compare(&before, &after);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert_eq!(c.checks[0].name, "snapshot_format");
+    }
+
+    #[test]
+    fn self_consistency_judges_absolute_checks_only() {
+        let mut s = snapshot();
+        let c = self_consistency(&s);
+        assert_eq!(c.verdict, Verdict::Pass);
+        assert_eq!(
+            c.checks.len(),
+            1,
+            "the invariant has nothing to compare with"
+        );
+        assert_eq!(c.tables[0].matches, None);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["tables"][0]["rows_before"], serde_json::Value::Null);
+        assert_eq!(json["tables"][0]["match"], serde_json::Value::Null);
+        s.checks[0].value = "2".into();
+        let c = self_consistency(&s);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert_eq!(
+            c.differences(),
+            vec!["check fk_orphans:public.payments.subscription_id: expected 0, got 2"]
+        );
+    }
+}

@@ -1,0 +1,481 @@
+//! The integrity snapshot: what a database holds, taken so that two snapshots of the same data
+//! are equal on any server, and compared so that any difference names its table and metric.
+//!
+//! S0 is taken on the source inside the MVCC snapshot pg_dump exports, S1 on the restored
+//! database; [`compare`] turns the pair into the report's integrity section.
+
+mod checks;
+mod compare;
+mod rows;
+mod schema;
+
+use std::pin::pin;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+pub use compare::{
+    compare, self_consistency, CheckResult, Comparison, SchemaComparison, SequenceComparison,
+    TableComparison, Verdict,
+};
+
+/// Version of the fingerprint and descriptor formats; snapshots of different formats never match.
+pub const FORMAT: u32 = 1;
+
+/// Everything the drill compares about one database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`FORMAT`] at the time the snapshot was taken.
+    pub format: u32,
+    /// `current_database()`; informational, never compared.
+    pub database: String,
+    /// `server_version_num` of the server; informational, never compared.
+    pub server_version: String,
+    /// Every table with storage in a user schema, sorted by name.
+    pub tables: Vec<TableSnapshot>,
+    /// Every sequence in a user schema, sorted by name.
+    pub sequences: Vec<SequenceSnapshot>,
+    /// Catalog descriptors of the schema, grants and owners.
+    pub schema: SchemaSnapshot,
+    /// Named metrics: FK orphan counts, sequence positions, domain invariants; sorted by name.
+    pub checks: Vec<CheckValue>,
+}
+
+/// Row count and order-independent content fingerprint of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSnapshot {
+    /// Qualified name as `regclass` prints it with an empty search_path, e.g. `public.users`.
+    pub name: String,
+    /// Rows COPY produced.
+    pub rows: u64,
+    /// 32 hex digits: xxh3-128 of the row count and the wrapping sum of every row's xxh3-128.
+    pub fingerprint: String,
+}
+
+/// State of one sequence and, when a column owns it, that column's extremes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceSnapshot {
+    /// Qualified name, e.g. `public.users_id_seq`.
+    pub name: String,
+    /// `last_value` of the sequence.
+    pub last_value: i64,
+    /// `is_called`: whether `last_value` has been handed out already.
+    pub is_called: bool,
+    /// `increment`, to know which way "ahead" is.
+    pub increment: i64,
+    /// Owning column (serial or identity), e.g. `public.users.id`.
+    pub owned_by: Option<String>,
+    /// `max()` of the owning column when it is an integer column; `None` when empty or not owned.
+    pub column_max: Option<i64>,
+    /// `min()` of the owning column, for descending sequences.
+    pub column_min: Option<i64>,
+}
+
+impl SequenceSnapshot {
+    /// The value `nextval()` would return next (ignoring exhaustion).
+    pub fn next_value(&self) -> i128 {
+        if self.is_called {
+            i128::from(self.last_value) + i128::from(self.increment)
+        } else {
+            i128::from(self.last_value)
+        }
+    }
+
+    /// `last_value=… is_called=…`, the state as the report shows it.
+    pub fn state(&self) -> String {
+        format!(
+            "last_value={} is_called={}",
+            self.last_value, self.is_called
+        )
+    }
+}
+
+/// The schema as a sorted list of one-line descriptors and their sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaSnapshot {
+    /// sha256 hex of `objects` joined by newlines.
+    pub fingerprint: String,
+    /// Sorted descriptors, free of OIDs and server-specific detail.
+    pub objects: Vec<String>,
+}
+
+/// A named metric of a snapshot.
+///
+/// `expected: Some(v)` makes it an absolute check that passes when the value is `v` on the
+/// database it was taken on (FK orphans `0`, sequences `ahead`); `None` makes it an invariant
+/// that must be equal before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckValue {
+    /// e.g. `fk_orphans:public.payments.subscription_id`, `invariant:mrr_cents`.
+    pub name: String,
+    /// The measured value, as text.
+    pub value: String,
+    /// The value it must have on its own, if it is an absolute check.
+    #[serde(default)]
+    pub expected: Option<String>,
+}
+
+/// Why a snapshot could not be taken. A snapshot is never partial: any of these fails it whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A query of the snapshot failed.
+    #[error("snapshot: {what} failed: {detail}. The snapshot needs a role that can read the catalogs, every table and every sequence (a superuser, the owner, or a member of pg_read_all_data) and a live connection")]
+    Query {
+        /// What was being read.
+        what: String,
+        /// The server's message and SQLSTATE, or the connection error.
+        detail: String,
+        /// The error from tokio-postgres.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The caller's transaction cannot give one consistent view of all tables.
+    #[error("snapshot: the open transaction is {level}, so each table would be read at a different moment; open it with BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY (or take the snapshot outside any transaction)")]
+    IsolationTooWeak {
+        /// `transaction_isolation` of the open transaction.
+        level: String,
+    },
+    /// The caller's transaction has already failed.
+    #[error("snapshot: the open transaction is aborted by an earlier error; roll it back and start a new one before taking a snapshot")]
+    AbortedTransaction,
+    /// The COPY stream of a table ended in the middle of a row.
+    #[error("snapshot: COPY of {table} ended mid-row after {rows} rows ({trailing_bytes} bytes without a newline); the connection was cut or the server misbehaved, take the snapshot again")]
+    TruncatedCopy {
+        /// The table being read.
+        table: String,
+        /// Complete rows read before the cut.
+        rows: u64,
+        /// Bytes of the incomplete row.
+        trailing_bytes: usize,
+    },
+}
+
+impl SnapshotError {
+    fn query(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        let what = what.into();
+        move |source| SnapshotError::Query {
+            what,
+            detail: describe(&source),
+            source,
+        }
+    }
+}
+
+/// tokio-postgres prints a server error as just "db error"; the message is what helps.
+fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// Text output settings pinned so that the same data prints the same bytes on any server.
+/// An empty search_path makes every name in catalog deparsing schema-qualified, and
+/// row_security off makes a table hidden by a policy an error rather than a silent subset.
+const SESSION_SETTINGS: &str = "SET LOCAL TimeZone = 'UTC';
+SET LOCAL DateStyle = 'ISO, YMD';
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL extra_float_digits = 3;
+SET LOCAL bytea_output = 'hex';
+SET LOCAL lc_monetary = 'C';
+SET LOCAL standard_conforming_strings = on;
+SET LOCAL quote_all_identifiers = off;
+SET LOCAL search_path = '';
+SET LOCAL row_security = off;";
+
+/// Takes a snapshot, read-only, inside the caller's open transaction if there is one.
+///
+/// In a transaction it must be REPEATABLE READ or SERIALIZABLE (e.g. the one that exported the
+/// snapshot pg_dump uses, or one that did `SET TRANSACTION SNAPSHOT`); its settings are left
+/// as they were (the work runs in a savepoint that is rolled back). Outside a transaction it
+/// opens and ends its own `REPEATABLE READ, READ ONLY` one. It writes nothing and creates no
+/// objects, so it also works on a `default_transaction_read_only` session or a standby.
+pub async fn take(client: &Client) -> Result<Snapshot, SnapshotError> {
+    let scope = Scope::enter(client).await?;
+    let taken = take_in_scope(client).await;
+    let left = scope.leave(client).await;
+    let snapshot = taken?;
+    left?;
+    Ok(snapshot)
+}
+
+/// Where `take` runs: a savepoint in the caller's transaction, or a transaction of its own.
+enum Scope {
+    Savepoint,
+    OwnTransaction,
+}
+
+const SAVEPOINT: &str = "pgdrill_snapshot";
+
+impl Scope {
+    async fn enter(client: &Client) -> Result<Scope, SnapshotError> {
+        // SAVEPOINT fails outside a transaction block: the one reliable way for a client
+        // library that does not expose the server's transaction status to learn it.
+        let scope = match client
+            .batch_execute(&format!("SAVEPOINT {SAVEPOINT}"))
+            .await
+        {
+            Ok(()) => Scope::Savepoint,
+            Err(e) if e.code() == Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
+                client
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await
+                    .map_err(SnapshotError::query("opening a read-only transaction"))?;
+                Scope::OwnTransaction
+            }
+            Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
+                return Err(SnapshotError::AbortedTransaction)
+            }
+            Err(e) => return Err(SnapshotError::query("opening a savepoint")(e)),
+        };
+        let level: Result<String, _> = client
+            .query_one("SELECT current_setting('transaction_isolation')", &[])
+            .await
+            .and_then(|row| row.try_get(0));
+        let outcome = match level {
+            Ok(level) if level == "repeatable read" || level == "serializable" => Ok(()),
+            Ok(level) => Err(SnapshotError::IsolationTooWeak { level }),
+            Err(e) => Err(SnapshotError::query("reading transaction_isolation")(e)),
+        };
+        match outcome {
+            Ok(()) => Ok(scope),
+            Err(e) => {
+                // The error to report is the one above; a failure to clean up adds nothing.
+                let _ = scope.leave(client).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn leave(self, client: &Client) -> Result<(), SnapshotError> {
+        let sql = match self {
+            // Rolling back to the savepoint also undoes the SET LOCALs, and recovers the
+            // caller's transaction if one of our queries failed in it.
+            Scope::Savepoint => {
+                format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}")
+            }
+            Scope::OwnTransaction => "ROLLBACK".to_string(),
+        };
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(SnapshotError::query(
+                "ending the snapshot's transaction scope",
+            ))
+    }
+}
+
+async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
+    client
+        .batch_execute(SESSION_SETTINGS)
+        .await
+        .map_err(SnapshotError::query("pinning the output settings"))?;
+    let row = client
+        .query_one(
+            "SELECT current_database()::text, current_setting('server_version_num')",
+            &[],
+        )
+        .await
+        .map_err(SnapshotError::query("reading the database name"))?;
+    let database: String = row.get(0);
+    let server_version: String = row.get(1);
+
+    let mut tables = Vec::new();
+    for name in table_names(client).await? {
+        tables.push(fingerprint_table(client, name).await?);
+    }
+    let (sequences, mut checks) = read_sequences(client).await?;
+    let schema = schema::take(client).await?;
+    checks.extend(checks::take(client).await?);
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+
+    Ok(Snapshot {
+        format: FORMAT,
+        database,
+        server_version,
+        tables,
+        sequences,
+        schema,
+        checks,
+    })
+}
+
+/// Keeps user schemas: pg_catalog, information_schema, pg_toast and the temp schemas are the
+/// server's (users cannot create schemas named pg_*).
+pub(crate) const USER_SCHEMA: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
+
+/// Tables whose rows are fingerprinted: the ones with storage. A partitioned table's rows are
+/// its partitions' (listed themselves), and COPY of an inheritance parent reads only its own
+/// rows, so no row is counted twice. Materialized views are recomputed on restore, not copied.
+async fn table_names(client: &Client) -> Result<Vec<String>, SnapshotError> {
+    let sql = format!(
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND {USER_SCHEMA}
+         ORDER BY c.oid::regclass::text COLLATE \"C\""
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(SnapshotError::query("listing tables"))?;
+    let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    names.sort();
+    Ok(names)
+}
+
+async fn fingerprint_table(client: &Client, name: String) -> Result<TableSnapshot, SnapshotError> {
+    let what = || format!("COPY {name} TO STDOUT");
+    let stream = client
+        .copy_out(&format!("COPY {name} TO STDOUT"))
+        .await
+        .map_err(|e| SnapshotError::query(what())(e))?;
+    let mut stream = pin!(stream);
+    let mut hasher = rows::RowHasher::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| SnapshotError::query(what())(e))?;
+        hasher.feed(&chunk);
+    }
+    match hasher.finish() {
+        Ok(digest) => Ok(TableSnapshot {
+            fingerprint: digest.fingerprint(),
+            rows: digest.rows,
+            name,
+        }),
+        Err(cut) => Err(SnapshotError::TruncatedCopy {
+            table: name,
+            rows: cut.rows,
+            trailing_bytes: cut.trailing_bytes,
+        }),
+    }
+}
+
+/// Sequence state through `SELECT … FROM seq`, which works on read-only sessions and standbys
+/// (unlike the pg_sequence_last_value() path some tools use, it needs only SELECT), with a
+/// `sequence_ahead:` check for every sequence an integer column owns.
+async fn read_sequences(
+    client: &Client,
+) -> Result<(Vec<SequenceSnapshot>, Vec<CheckValue>), SnapshotError> {
+    let sql = format!(
+        "SELECT c.oid::regclass::text, s.seqincrement,
+                d.refobjid::regclass::text || '.' || quote_ident(a.attname),
+                a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+         FROM pg_sequence s
+         JOIN pg_class c ON c.oid = s.seqrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+              AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+         LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE {USER_SCHEMA}
+         ORDER BY c.oid::regclass::text COLLATE \"C\""
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(SnapshotError::query("listing sequences"))?;
+    let mut sequences = Vec::with_capacity(rows.len());
+    let mut checks = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let increment: i64 = row.get(1);
+        let owned_by: Option<String> = row.get(2);
+        let integer_column: Option<bool> = row.get(3);
+        let state = client
+            .query_one(&format!("SELECT last_value, is_called FROM {name}"), &[])
+            .await
+            .map_err(SnapshotError::query(format!("reading sequence {name}")))?;
+        let integer_owner = owned_by.is_some() && integer_column == Some(true);
+        let (column_max, column_min) = match &owned_by {
+            Some(column) if integer_owner => column_extremes(client, column).await?,
+            _ => (None, None),
+        };
+        let sequence = SequenceSnapshot {
+            name,
+            last_value: state.get(0),
+            is_called: state.get(1),
+            increment,
+            owned_by,
+            column_max,
+            column_min,
+        };
+        if integer_owner {
+            checks.push(checks::sequence_ahead(&sequence));
+        }
+        sequences.push(sequence);
+    }
+    sequences.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((sequences, checks))
+}
+
+/// max() and min() of `table.column` given as the qualified text `owned_by` holds.
+async fn column_extremes(
+    client: &Client,
+    owned_by: &str,
+) -> Result<(Option<i64>, Option<i64>), SnapshotError> {
+    // owned_by is regclass text + '.' + quote_ident(column): split at the last dot outside quotes.
+    let (table, column) = split_qualified_column(owned_by);
+    let row = client
+        .query_one(
+            &format!("SELECT max({column})::int8, min({column})::int8 FROM {table}"),
+            &[],
+        )
+        .await
+        .map_err(SnapshotError::query(format!("reading max({owned_by})")))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Splits `schema.table.column` (identifiers possibly double-quoted) at its last separator.
+fn split_qualified_column(qualified: &str) -> (&str, &str) {
+    let mut in_quotes = false;
+    let mut last_dot = None;
+    for (i, ch) in qualified.char_indices() {
+        match ch {
+            '"' => in_quotes = !in_quotes,
+            '.' if !in_quotes => last_dot = Some(i),
+            _ => {}
+        }
+    }
+    match last_dot {
+        Some(i) => (&qualified[..i], &qualified[i + 1..]),
+        None => ("", qualified),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_qualified_columns_outside_quotes() {
+        assert_eq!(
+            split_qualified_column("public.users.id"),
+            ("public.users", "id")
+        );
+        assert_eq!(
+            split_qualified_column("\"a.b\".\"c.d\".\"e.f\""),
+            ("\"a.b\".\"c.d\"", "\"e.f\"")
+        );
+    }
+
+    #[test]
+    fn next_value_follows_is_called() {
+        let mut s = SequenceSnapshot {
+            name: "public.s".into(),
+            last_value: 10,
+            is_called: true,
+            increment: 5,
+            owned_by: None,
+            column_max: None,
+            column_min: None,
+        };
+        assert_eq!(s.next_value(), 15);
+        s.is_called = false;
+        assert_eq!(s.next_value(), 10);
+        s.is_called = true;
+        s.last_value = i64::MAX;
+        assert_eq!(s.next_value(), i128::from(i64::MAX) + 5);
+    }
+}

@@ -1,0 +1,85 @@
+//! Full drills on the native backend: every phase, budget, table and checklist item reported.
+
+use rstest::rstest;
+
+use crate::support::{leftovers, Pgdrill};
+
+const PHASES: &[&str] = &[
+    "provision", "seed", "backup", "disaster", "stop_app", "precheck", "roles", "createdb",
+    "pg_restore", "analyze", "snapshot", "compare", "amcheck", "start_app", "app_healthy",
+    "checklist",
+];
+
+#[rstest]
+#[case::server_loss("server-loss")]
+#[case::drop_db("drop-db")]
+fn full_drill_passes_and_reports_everything(#[case] disaster: &str) {
+    let run = Pgdrill::drill(["--backend", "native", "--seed", "7", "--disaster", disaster]).run();
+    let r = run.assert_pass();
+
+    let names: Vec<&str> = r["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, PHASES);
+    for p in r["phases"].as_array().unwrap() {
+        let ok = p["status"] == "pass" || (p["status"] == "skipped" && p["detail"].as_str().unwrap().contains("no application"));
+        assert!(ok, "phase {} is {}: {}", p["name"], p["status"], p["detail"]);
+    }
+    let budgets: Vec<&str> = r["budgets"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(budgets, ["database_restore", "app_restart", "verification", "total"]);
+    assert!(r["budgets"].as_array().unwrap().iter().all(|b| b["verdict"] == "pass"));
+    assert_eq!(r["budgets"][0]["limit_ms"], 900_000);
+
+    let tables: Vec<&str> = r["integrity"]["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(tables, ["public.payments", "public.plans", "public.subscriptions", "public.users", "public.worker_heartbeats"]);
+    for t in r["integrity"]["tables"].as_array().unwrap() {
+        assert_eq!(t["match"], true, "{t}");
+        assert_eq!(t["rows_before"], t["rows_after"]);
+        assert_eq!(t["fingerprint_before"], t["fingerprint_after"]);
+    }
+    assert_eq!(r["integrity"]["tables"][3]["rows_after"], 300);
+    assert_eq!(r["integrity"]["schema"]["match"], true);
+    assert!(r["integrity"]["checks"].as_array().unwrap().iter().any(|c| c["name"].as_str().unwrap().starts_with("fk_orphans:")));
+
+    let checklist = r["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 10);
+    for c in &checklist[..5] {
+        assert_eq!(c["status"], "pass", "{c}");
+    }
+
+    assert_eq!(r["source"]["kind"], "generated");
+    assert_eq!(r["environment"]["backend"], "native");
+    assert!(r["environment"]["server_version"].as_str().unwrap().starts_with("15") || !r["environment"]["server_version"].as_str().unwrap().is_empty());
+    let dump = run.dump();
+    let name = dump.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("backup_") && name.ends_with(".dump") && name.len() == "backup_20260101_000000.dump".len(), "{name}");
+    assert_eq!(r["backup"]["size_bytes"].as_u64().unwrap(), std::fs::metadata(&dump).unwrap().len());
+    assert_eq!(r["backup"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(run.out.path().join("report.md").exists() && run.out.path().join("junit.xml").exists());
+    assert!(leftovers(r["drill_id"].as_str().unwrap()).is_empty());
+}
+
+#[test]
+fn a_budget_that_is_too_small_fails_the_drill() {
+    let run = Pgdrill::drill(["--backend", "native", "--budget-restore", "1ms"]).run();
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let r = run.report();
+    assert_eq!(r["failure"]["class"], "budget_exceeded");
+    assert_eq!(r["failure"]["phase"], "database_restore");
+    assert_eq!(r["budgets"][0]["verdict"], "fail");
+}
+
+#[test]
+fn two_drills_at_once_both_pass() {
+    let a = Pgdrill::drill(["--backend", "native", "--seed", "1"]).spawn();
+    let b = Pgdrill::drill(["--backend", "native", "--seed", "2"]).spawn();
+    for (child, out) in [a, b] {
+        let output = child.wait_with_output().unwrap();
+        let report = crate::support::read_report(out.path()).expect("report");
+        assert_eq!(
+            (output.status.code(), report["verdict"].as_str()),
+            (Some(0), Some("pass")),
+            "{}\n{}",
+            report["failure"],
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

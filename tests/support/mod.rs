@@ -1,0 +1,193 @@
+//! A small builder for running the real `pgdrill` binary, and helpers to look for leftovers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Rows for test drills: small, so the suite stays fast; large data belongs in benches.
+pub const ROWS: &str = "300";
+
+/// Runs `pgdrill` with arguments, in a temp output dir.
+pub struct Pgdrill {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    out: tempfile::TempDir,
+}
+
+/// What a run left: exit status, output, and the report when one was written.
+pub struct Run {
+    /// Process output.
+    pub output: Output,
+    /// The --out directory (kept alive while this value lives).
+    pub out: tempfile::TempDir,
+    /// report.json, parsed.
+    pub report: Option<Value>,
+}
+
+impl Pgdrill {
+    /// `pgdrill` with raw arguments.
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(args: I) -> Self {
+        Pgdrill {
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            out: tempfile::Builder::new().prefix("pgdrill-test-out-").tempdir().unwrap(),
+        }
+    }
+
+    /// `pgdrill drill --rows ROWS --out <tmp>` plus `extra`.
+    pub fn drill<I: IntoIterator<Item = S>, S: Into<String>>(extra: I) -> Self {
+        let mut d = Pgdrill::new(["drill", "--rows", ROWS, "--jobs", "2"]);
+        d.args.extend(extra.into_iter().map(Into::into));
+        let out = d.out.path().display().to_string();
+        d.args.extend(["--out".to_string(), out]);
+        d
+    }
+
+    /// Appends one argument.
+    pub fn push_arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Sets an environment variable for the run.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The output directory.
+    pub fn out_dir(&self) -> &Path {
+        self.out.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgdrill"));
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs to completion.
+    pub fn run(self) -> Run {
+        let output = self.command().output().expect("run pgdrill");
+        let report = read_report(self.out.path());
+        Run {
+            output,
+            out: self.out,
+            report,
+        }
+    }
+
+    /// Starts without waiting.
+    pub fn spawn(self) -> (std::process::Child, tempfile::TempDir) {
+        let child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pgdrill");
+        (child, self.out)
+    }
+}
+
+/// report.json in `dir`, if present.
+pub fn read_report(dir: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
+    Some(serde_json::from_str(&text).expect("report.json is JSON"))
+}
+
+impl Run {
+    /// Exit code.
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// stdout + stderr, for assertion messages.
+    pub fn text(&self) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&self.output.stdout),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+
+    /// The report, which must exist.
+    pub fn report(&self) -> &Value {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report.json written; output:\n{}", self.text()))
+    }
+
+    /// Asserts exit code 0 and verdict pass, showing the failure otherwise.
+    pub fn assert_pass(&self) -> &Value {
+        let r = self.report();
+        assert_eq!(
+            (self.code(), r["verdict"].as_str()),
+            (0, Some("pass")),
+            "drill did not pass: failure={}\n{}",
+            r["failure"],
+            self.text()
+        );
+        r
+    }
+
+    /// The phase named `name`.
+    pub fn phase(&self, name: &str) -> &Value {
+        self.report()["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no phase {name}"))
+    }
+
+    /// The backup directory of this run.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.out.path().join("backup")
+    }
+
+    /// The dump file written by this run.
+    pub fn dump(&self) -> PathBuf {
+        PathBuf::from(self.report()["backup"]["file"].as_str().expect("backup file"))
+    }
+}
+
+/// Postgres processes and temp dirs whose path names this drill: must be none after a drill.
+pub fn leftovers(drill_id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(drill_id) && (cmd.contains("postgres") || cmd.contains("sample-app")) {
+                    found.push(format!("process {}: {cmd}", e.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("pgdrill-") && name.contains(drill_id) {
+                found.push(format!("dir {}", e.path().display()));
+            }
+        }
+    }
+    found
+}
+
+/// Copies a backup set (dump, manifest, globals) into `dir`, returning the new dump path.
+pub fn copy_backup(dump: &Path, dir: &Path, with_manifest: bool) -> PathBuf {
+    let stem = dump.file_name().unwrap();
+    let new = dir.join(stem);
+    std::fs::copy(dump, &new).unwrap();
+    let g = dump.with_extension("globals.sql");
+    std::fs::copy(&g, new.with_extension("globals.sql")).unwrap();
+    if with_manifest {
+        std::fs::copy(dump.with_extension("manifest.json"), new.with_extension("manifest.json")).unwrap();
+    }
+    new
+}

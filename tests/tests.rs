@@ -1,0 +1,11 @@
+//! pgdrill's integration tests: one binary, one module per topic. Every test runs the real
+//! `pgdrill` binary against real PostgreSQL servers it starts itself; nothing is mocked.
+
+mod support;
+
+mod backup_file;
+mod cleanup;
+mod cli;
+mod drill;
+mod integrity;
+mod source_dsn;
