@@ -7,12 +7,16 @@ use pgdrill::seed::{encode_all, SeedSpec, Table, TableChunks, CHUNK_BYTES};
 use std::hint::black_box;
 
 fn generate(c: &mut Criterion) {
-    let spec = SeedSpec { rows: 10_000, seed: 42 };
+    let spec = SeedSpec {
+        rows: 10_000,
+        seed: 42,
+    };
     let total = encode_all(&spec).stats.bytes_sent;
 
     let mut group = c.benchmark_group("seed");
     group.throughput(Throughput::Bytes(total));
     group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(10));
     group.bench_function("encode_all_10k_users", |b| {
         b.iter(|| encode_all(black_box(&spec)))
     });

@@ -1274,6 +1274,13 @@ mod tests {
     }
 
     #[test]
+    fn handles_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<AppProcess>();
+        send_sync::<AppError>();
+    }
+
+    #[test]
     fn urls() {
         assert_eq!(
             HttpUrl::parse("http://127.0.0.1:8080/health").unwrap(),

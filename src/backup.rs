@@ -141,7 +141,8 @@ pub fn globals_path(dump: &Path) -> PathBuf {
 pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
+    serde_json::from_str(&text)
+        .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
 }
 
 /// Takes a backup of `source` (its `dbname`) into `dir`.
@@ -158,7 +159,10 @@ pub async fn take(
     let server_version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
     let mut tool_versions = BTreeMap::new();
     for t in ["pg_dump", "pg_dumpall"] {
-        tool_versions.insert(t.to_string(), tools.check_not_older(t, &server_version).await?);
+        tool_versions.insert(
+            t.to_string(),
+            tools.check_not_older(t, &server_version).await?,
+        );
     }
     let db = client
         .query_one(
@@ -172,7 +176,10 @@ pub async fn take(
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
-    let snap_id: String = client.query_one("SELECT pg_export_snapshot()", &[]).await?.get(0);
+    let snap_id: String = client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await?
+        .get(0);
 
     let dump = dir.join(dump_file_name(now));
     let mut cmd = tools.command("pg_dump", source);
@@ -284,7 +291,9 @@ async fn copy_hashing(
     mut from: impl tokio::io::AsyncRead + Unpin,
     to: &Path,
 ) -> Result<(u64, String), EnvError> {
-    let file = tokio::fs::File::create(to).await.map_err(|e| io_err(to, e))?;
+    let file = tokio::fs::File::create(to)
+        .await
+        .map_err(|e| io_err(to, e))?;
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
@@ -299,13 +308,18 @@ async fn copy_hashing(
         size += n as u64;
     }
     file.flush().await.map_err(|e| io_err(to, e))?;
-    file.into_inner().sync_all().await.map_err(|e| io_err(to, e))?;
+    file.into_inner()
+        .sync_all()
+        .await
+        .map_err(|e| io_err(to, e))?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Size and SHA-256 of a file.
 pub async fn file_digest(path: &Path) -> Result<FileDigest, EnvError> {
-    let mut f = tokio::fs::File::open(path).await.map_err(|e| io_err(path, e))?;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io_err(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
     let mut size = 0u64;

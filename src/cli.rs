@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::{AppSpec, CustomApp};
 use crate::env::{BackendKind, Endpoint};
 use crate::error::Error;
-use crate::plan::{self, Budgets, Disaster, Plan, Source};
+use crate::plan::{self, AppPlan, Budgets, Disaster, Plan, Source};
 
 /// Disaster-recovery drills for PostgreSQL backups.
 #[derive(Debug, Parser)]
@@ -67,15 +68,140 @@ pub struct DrillArgs {
     /// Keep the servers running after the drill and print how to connect.
     #[arg(long)]
     pub keep: bool,
+    /// The application under drill: `auto` is the sample app for generated data, none otherwise.
+    #[arg(long, value_enum, default_value_t = AppChoice::Auto)]
+    pub app: AppChoice,
+    /// Custom app: shell command that starts it (DATABASE_URL is set for it).
+    #[arg(long, value_name = "CMD")]
+    pub app_start: Option<String>,
+    /// Custom app: shell command that stops it (its process group gets SIGTERM anyway).
+    #[arg(long, value_name = "CMD")]
+    pub app_stop: Option<String>,
+    /// Custom app: health URL (http://host:port/path).
+    #[arg(long, value_name = "URL")]
+    pub app_health_url: Option<String>,
+    /// Custom app: the JSON `status` that means healthy.
+    #[arg(long, value_name = "STATUS", default_value = "HEALTHY")]
+    pub app_healthy_status: String,
+    /// Custom app: its log file (default: its own output).
+    #[arg(long, value_name = "FILE")]
+    pub app_log: Option<PathBuf>,
+    /// Custom app: Prometheus metrics URL.
+    #[arg(long, value_name = "URL")]
+    pub app_metrics_url: Option<String>,
+    /// Custom app: JSON version URL.
+    #[arg(long, value_name = "URL")]
+    pub app_version_url: Option<String>,
+    /// Extra environment for the app, KEY=VALUE (repeatable; values are never printed).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub app_env: Vec<(String, String)>,
+    /// Extra environment for the app started after the restore only, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub app_restart_env: Vec<(String, String)>,
+    /// How long the checklist watches the restarted app (workers, logs, metrics).
+    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = plan::parse_duration)]
+    pub observe: std::time::Duration,
+    /// The oldest worker heartbeat that counts as normal.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = plan::parse_duration)]
+    pub max_heartbeat_age: std::time::Duration,
     /// Test hook: SQL run on the restored database before verification (simulated corruption).
     #[arg(long, hide = true, value_name = "SQL")]
     pub tamper_sql: Option<String>,
 }
 
+/// Which application runs under the drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppChoice {
+    /// The sample app for generated data; none for other sources.
+    Auto,
+    /// This project's sample-app (needs the generated schema).
+    Sample,
+    /// The user's application (--app-start, --app-health-url, …).
+    Custom,
+    /// No application: its phases and checklist items are skipped with that reason.
+    None,
+}
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+/// The sample-app binary: `PGDRILL_SAMPLE_APP`, else beside the running pgdrill.
+pub fn sample_app_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PGDRILL_SAMPLE_APP") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("sample-app")))
+        .unwrap_or_else(|| PathBuf::from("sample-app"))
+}
+
 impl DrillArgs {
+    fn app_plan(&mut self, generated: bool) -> Result<Option<AppPlan>, Error> {
+        let custom_flags = self.app_start.is_some() || self.app_health_url.is_some();
+        let choice = match self.app {
+            AppChoice::Auto if custom_flags => AppChoice::Custom,
+            AppChoice::Auto if generated => AppChoice::Sample,
+            AppChoice::Auto => AppChoice::None,
+            c => c,
+        };
+        let spec = match choice {
+            AppChoice::None => return Ok(None),
+            AppChoice::Sample => {
+                let binary = sample_app_binary();
+                if !binary.is_file() {
+                    return Err(Error::Environment(crate::error::EnvError::MissingBinary {
+                        program: format!(
+                            "sample-app (looked for {}; build it with `cargo build --release --bins`, set PGDRILL_SAMPLE_APP, or pass --app none)",
+                            binary.display()
+                        ),
+                    }));
+                }
+                AppSpec::Sample {
+                    binary,
+                    env: std::mem::take(&mut self.app_env),
+                }
+            }
+            AppChoice::Custom => {
+                let (Some(start), Some(health_url)) =
+                    (self.app_start.take(), self.app_health_url.take())
+                else {
+                    return Err(Error::Usage(
+                        "--app custom needs --app-start CMD and --app-health-url URL".into(),
+                    ));
+                };
+                AppSpec::Custom(CustomApp {
+                    start,
+                    stop: self.app_stop.take(),
+                    health_url,
+                    healthy_status: self.app_healthy_status.clone(),
+                    log_file: self.app_log.take(),
+                    metrics_url: self.app_metrics_url.take(),
+                    version_url: self.app_version_url.take(),
+                    env: std::mem::take(&mut self.app_env),
+                })
+            }
+            AppChoice::Auto => unreachable!("resolved above"),
+        };
+        spec.validate()
+            .map_err(|e| Error::Usage(format!("application: {e}")))?;
+        Ok(Some(AppPlan {
+            spec,
+            restart_env: std::mem::take(&mut self.app_restart_env),
+            observe: self.observe,
+            max_heartbeat_age: self.max_heartbeat_age,
+        }))
+    }
+
     /// Validates the flags into a plan.
-    pub fn into_plan(self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
+    pub fn into_plan(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
         let drill_id = plan::new_drill_id(now);
+        let generated = self.source_dsn.is_none() && self.backup_file.is_none();
+        let app = self.app_plan(generated)?;
         let source = match (self.source_dsn, self.backup_file) {
             (Some(dsn), _) => Source::Dsn(
                 Endpoint::from_dsn(&dsn).map_err(|e| Error::Usage(format!("--source-dsn: {e}")))?,
@@ -117,6 +243,7 @@ impl DrillArgs {
             budgets,
             out_dir,
             keep: self.keep,
+            app,
             tamper_sql: self.tamper_sql,
         })
     }

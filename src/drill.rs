@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
+use crate::app::AppProcess;
 use crate::backup::{self, BackupError, Manifest};
 use crate::checklist::{self, CRITICAL_TABLES, ITEMS};
 use crate::env::{Backend, Endpoint, Target};
@@ -161,7 +162,11 @@ pub fn planned_phases(plan: &Plan) -> Vec<(&'static str, Option<BudgetName>)> {
     let mut v: Vec<(&'static str, Option<BudgetName>)> = Vec::new();
     match plan.source {
         Source::Generated { .. } => {
-            v.extend([("provision", None), ("seed", None), ("backup", None), ("disaster", None)])
+            v.extend([("provision", None), ("seed", None)]);
+            if plan.app.is_some() {
+                v.push(("app_start", None));
+            }
+            v.extend([("backup", None), ("disaster", None)]);
         }
         Source::Dsn(_) => v.extend([("provision", None), ("backup", None), ("disaster", None)]),
         Source::BackupFile(_) => v.extend([("provision", None)]),
@@ -185,8 +190,11 @@ pub fn planned_phases(plan: &Plan) -> Vec<(&'static str, Option<BudgetName>)> {
         ("amcheck", Some(Verification)),
         ("start_app", Some(AppRestart)),
         ("app_healthy", Some(AppRestart)),
-        ("checklist", Some(Verification)),
     ]);
+    if plan.app.is_some() {
+        v.push(("observe_app", Some(Verification)));
+    }
+    v.extend([("checklist", Some(Verification))]);
     v
 }
 
@@ -214,6 +222,27 @@ struct Drill {
     integrity: Option<Integrity>,
     checklist: Vec<ChecklistItem>,
     notes: Vec<String>,
+    app: Option<AppProcess>,
+    app_secrets: AppSecrets,
+    app_items: Vec<ChecklistItem>,
+}
+
+/// Configuration secrets the drill hands the sample app; never printed.
+struct AppSecrets {
+    api_key: String,
+    vpn_peer: String,
+    db_password: String,
+}
+
+impl AppSecrets {
+    fn new() -> Self {
+        let r = || uuid::Uuid::new_v4().simple().to_string();
+        AppSecrets {
+            api_key: format!("ak-{}", r()),
+            vpn_peer: format!("peer-{}", &r()[..12]),
+            db_password: r(),
+        }
+    }
 }
 
 /// Runs a whole drill and returns its report; never leaves a server behind unless `--keep`.
@@ -221,7 +250,9 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
     let started_at = chrono::Utc::now();
     let progress = std::io::stdout().is_terminal().then(|| {
         let p = ProgressBar::new_spinner();
-        p.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
+        p.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"),
+        );
         p.enable_steady_tick(Duration::from_millis(120));
         p
     });
@@ -259,6 +290,9 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         integrity: None,
         checklist: Vec::new(),
         notes: Vec::new(),
+        app: None,
+        app_secrets: AppSecrets::new(),
+        app_items: Vec::new(),
     };
     let _ = d.execute().await;
     d.cleanup().await;
@@ -274,6 +308,9 @@ impl Drill {
         match self.plan.source.clone() {
             Source::Generated { rows, seed } => {
                 self.seed(rows, seed).await?;
+                if self.plan.app.is_some() {
+                    self.app_on_source().await?;
+                }
                 self.backup().await?;
                 self.disaster().await?;
             }
@@ -313,7 +350,11 @@ impl Drill {
                 let detail = format!(
                     "{} backend ({}): {}",
                     backend.kind(),
-                    if kind == crate::env::BackendKind::Auto { "chosen by --backend auto" } else { "requested" },
+                    if kind == crate::env::BackendKind::Auto {
+                        "chosen by --backend auto"
+                    } else {
+                        "requested"
+                    },
                     target.describe()
                 );
                 Ok(((backend, target), detail))
@@ -420,11 +461,19 @@ impl Drill {
                             None => "the source is never touched; ".to_string(),
                         };
                         let target = backend.provision("target").await?;
-                        let detail = format!("{gone}provisioned a new empty server: {}", target.describe());
+                        let detail = format!(
+                            "{gone}provisioned a new empty server: {}",
+                            target.describe()
+                        );
                         Ok((target, detail))
                     })
                     .await?;
-                self.disaster_detail = self.rec.phases.last().map(|p| p.detail.clone()).unwrap_or_default();
+                self.disaster_detail = self
+                    .rec
+                    .phases
+                    .last()
+                    .map(|p| p.detail.clone())
+                    .unwrap_or_default();
                 self.restore_target = Some(target);
             }
             Disaster::DropDb => {
@@ -435,7 +484,8 @@ impl Drill {
                         Ok(((), detail))
                     })
                     .await?;
-                self.disaster_detail = format!("dropped database {} on the running server", self.database);
+                self.disaster_detail =
+                    format!("dropped database {} on the running server", self.database);
             }
         }
         Some(())
@@ -450,7 +500,9 @@ impl Drill {
                     self.manifest = Some(m);
                     self.manifest_path = Some(mpath);
                 }
-                Err(e) => self.notes.push(format!("{e}; verifying against the restored data's own consistency checks instead")),
+                Err(e) => self.notes.push(format!(
+                    "{e}; verifying against the restored data's own consistency checks instead"
+                )),
             }
         } else {
             self.notes.push(format!(
@@ -471,7 +523,7 @@ impl Drill {
         use BudgetName::DatabaseRestore as DR;
         let tools = self.target().tools();
         let dump = self.dump.clone()?;
-        self.rec.skip("stop_app", Some(DR), "no application under drill");
+        self.stop_app().await?;
         let manifest = self.manifest.clone();
         let pre = self
             .rec
@@ -523,7 +575,9 @@ impl Drill {
             })
             .await?;
         self.rec
-            .step("analyze", Some(DR), async { Ok(((), restore::analyze(&db).await?)) })
+            .step("analyze", Some(DR), async {
+                Ok(((), restore::analyze(&db).await?))
+            })
             .await?;
         Some(())
     }
@@ -537,13 +591,19 @@ impl Drill {
             self.rec
                 .step("tamper_hook", None, async move {
                     let c = db.connect().await?;
-                    c.batch_execute(&sql)
-                        .await
-                        .map_err(|e| StepFail::new(FailureClass::Environment, format!("tamper SQL failed: {e}")))?;
-                    Ok(((), "test hook: ran --tamper-sql on the restored database".to_string()))
+                    c.batch_execute(&sql).await.map_err(|e| {
+                        StepFail::new(FailureClass::Environment, format!("tamper SQL failed: {e}"))
+                    })?;
+                    Ok((
+                        (),
+                        "test hook: ran --tamper-sql on the restored database".to_string(),
+                    ))
                 })
                 .await?;
-            self.notes.push("a test hook modified the restored database before verification (--tamper-sql)".into());
+            self.notes.push(
+                "a test hook modified the restored database before verification (--tamper-sql)"
+                    .into(),
+            );
         }
         let sdb = db.clone();
         let taken = self
@@ -559,9 +619,17 @@ impl Drill {
                 c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .await
                     .map_err(|e| mismatch(e.to_string()))?;
-                let s = snapshot::take(&c).await.map_err(|e| mismatch(format!("cannot take the snapshot of the restored database: {e}")))?;
+                let s = snapshot::take(&c).await.map_err(|e| {
+                    mismatch(format!(
+                        "cannot take the snapshot of the restored database: {e}"
+                    ))
+                })?;
                 let _ = c.batch_execute("COMMIT").await;
-                let detail = format!("snapshot S1 of {} tables, {} sequences", s.tables.len(), s.sequences.len());
+                let detail = format!(
+                    "snapshot S1 of {} tables, {} sequences",
+                    s.tables.len(),
+                    s.sequences.len()
+                );
                 Ok(((s, version), detail))
             })
             .await;
@@ -570,7 +638,10 @@ impl Drill {
             return None;
         };
         self.server_version = version;
-        self.connected = Some(format!("connected to {} as {}; SHOW server_version = {}", self.database, db.user, self.server_version));
+        self.connected = Some(format!(
+            "connected to {} as {}; SHOW server_version = {}",
+            self.database, db.user, self.server_version
+        ));
         let manifest = self.manifest.clone();
         let mut slot: Option<Integrity> = None;
         self.rec
@@ -608,19 +679,28 @@ impl Drill {
             })
             .await;
         self.tools = tool_versions(&tools).await;
-        self.rec.skip("start_app", Some(BudgetName::AppRestart), "no application under drill");
-        self.rec.skip("app_healthy", Some(BudgetName::AppRestart), "no application under drill");
+        self.restart_app().await;
         let items = self.checklist_items();
-        let failed: Vec<String> = items.iter().filter(|i| i.status == Status::Fail).map(|i| format!("{}: {}", i.item, i.evidence)).collect();
+        let failed: Vec<String> = items
+            .iter()
+            .filter(|i| i.status == Status::Fail)
+            .map(|i| format!("{}: {}", i.item, i.evidence))
+            .collect();
         let n_pass = items.iter().filter(|i| i.status == Status::Pass).count();
         let n_skip = items.iter().filter(|i| i.status == Status::Skipped).count();
         self.checklist = items;
         self.rec
             .step("checklist", Some(V), async move {
                 if failed.is_empty() {
-                    Ok(((), format!("{n_pass} items pass, {n_skip} skipped (reasons in the checklist)")))
+                    Ok((
+                        (),
+                        format!("{n_pass} items pass, {n_skip} skipped (reasons in the checklist)"),
+                    ))
                 } else {
-                    Err(StepFail::new(FailureClass::ChecklistFailed, failed.join("\n")))
+                    Err(StepFail::new(
+                        FailureClass::ChecklistFailed,
+                        failed.join("\n"),
+                    ))
                 }
             })
             .await?;
@@ -638,10 +718,19 @@ impl Drill {
         let after = self.after.as_ref();
         // Critical tables: the strategy's three when present, else every table that had rows.
         let critical: Vec<String> = match after {
-            Some(s) if CRITICAL_TABLES.iter().any(|(_, t)| s.tables.iter().any(|x| x.name == *t)) => {
+            Some(s)
+                if CRITICAL_TABLES
+                    .iter()
+                    .any(|(_, t)| s.tables.iter().any(|x| x.name == *t)) =>
+            {
                 CRITICAL_TABLES.iter().map(|(_, t)| t.to_string()).collect()
             }
-            Some(s) => s.tables.iter().filter(|t| t.rows > 0).map(|t| t.name.clone()).collect(),
+            Some(s) => s
+                .tables
+                .iter()
+                .filter(|t| t.rows > 0)
+                .map(|t| t.name.clone())
+                .collect(),
             None => Vec::new(),
         };
         out.push(match after {
@@ -649,11 +738,28 @@ impl Drill {
             Some(s) => {
                 let counts: Vec<(String, u64)> = critical
                     .iter()
-                    .map(|n| (n.clone(), s.tables.iter().find(|t| &t.name == n).map(|t| t.rows).unwrap_or(0)))
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            s.tables
+                                .iter()
+                                .find(|t| &t.name == n)
+                                .map(|t| t.rows)
+                                .unwrap_or(0),
+                        )
+                    })
                     .collect();
-                let ev = counts.iter().map(|(n, c)| format!("SELECT count(*) FROM {n} = {c}")).collect::<Vec<_>>().join("; ");
+                let ev = counts
+                    .iter()
+                    .map(|(n, c)| format!("SELECT count(*) FROM {n} = {c}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 if counts.is_empty() {
-                    checklist::item(ITEMS[1], Fail, "the restored database has no table with rows")
+                    checklist::item(
+                        ITEMS[1],
+                        Fail,
+                        "the restored database has no table with rows",
+                    )
                 } else if counts.iter().all(|(_, c)| *c > 0) {
                     checklist::item(ITEMS[1], Pass, ev)
                 } else {
@@ -663,37 +769,299 @@ impl Drill {
         });
         for (item, table) in CRITICAL_TABLES {
             let Some(c) = integrity else {
-                out.push(checklist::item(item, Fail, "no integrity comparison was made"));
+                out.push(checklist::item(
+                    item,
+                    Fail,
+                    "no integrity comparison was made",
+                ));
                 continue;
             };
             let Some(t) = c.tables.iter().find(|t| t.name == table) else {
-                out.push(checklist::item(item, Skipped, format!("no table {table} in this database")));
+                out.push(checklist::item(
+                    item,
+                    Skipped,
+                    format!("no table {table} in this database"),
+                ));
                 continue;
             };
             let short = table.trim_start_matches("public.");
-            let fk_bad: Vec<_> = c.checks.iter().filter(|k| k.name.contains(short) && !k.pass).map(|k| k.name.clone()).collect();
+            let fk_bad: Vec<_> = c
+                .checks
+                .iter()
+                .filter(|k| k.name.contains(short) && !k.pass)
+                .map(|k| k.name.clone())
+                .collect();
             let ev = format!(
                 "{table}: rows {} → {}, fingerprint {} → {}; {} related checks",
-                t.rows_before.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                t.rows_after.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                t.fingerprint_before.as_deref().map(|f| &f[..f.len().min(12)]).unwrap_or("-"),
-                t.fingerprint_after.as_deref().map(|f| &f[..f.len().min(12)]).unwrap_or("-"),
+                t.rows_before
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                t.rows_after
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                t.fingerprint_before
+                    .as_deref()
+                    .map(|f| &f[..f.len().min(12)])
+                    .unwrap_or("-"),
+                t.fingerprint_after
+                    .as_deref()
+                    .map(|f| &f[..f.len().min(12)])
+                    .unwrap_or("-"),
                 c.checks.iter().filter(|k| k.name.contains(short)).count()
             );
             if t.matches != Some(false) && fk_bad.is_empty() {
                 out.push(checklist::item(item, Pass, ev));
             } else {
-                out.push(checklist::item(item, Fail, format!("{ev}; failing: {}", if fk_bad.is_empty() { "content differs".to_string() } else { fk_bad.join(", ") })));
+                out.push(checklist::item(
+                    item,
+                    Fail,
+                    format!(
+                        "{ev}; failing: {}",
+                        if fk_bad.is_empty() {
+                            "content differs".to_string()
+                        } else {
+                            fk_bad.join(", ")
+                        }
+                    ),
+                ));
             }
         }
-        for item in &ITEMS[5..] {
-            out.push(checklist::item(item, Skipped, "no application under drill"));
+        if !self.app_items.is_empty() {
+            out.extend(self.app_items.iter().cloned());
+        } else {
+            let why = match (&self.plan.app, &self.app) {
+                (None, _) => "no application under drill".to_string(),
+                (Some(_), None) => "the application did not start after the restore".to_string(),
+                (Some(_), Some(_)) => "the application was not observed".to_string(),
+            };
+            let status = if self.plan.app.is_some() {
+                Fail
+            } else {
+                Skipped
+            };
+            for item in &ITEMS[5..] {
+                out.push(checklist::item(item, status, why.clone()));
+            }
         }
         out
     }
 
+    /// The environment and database URL for the app against `server`, setting the app role's
+    /// password first: role passwords are never in backups (--no-role-passwords), so after a
+    /// restore the drill plays the secret store.
+    async fn app_launch(
+        &self,
+        server: &Endpoint,
+        restart: bool,
+    ) -> Result<(crate::app::AppSpec, String, PathBuf), StepFail> {
+        let plan = self.plan.app.as_ref().expect("app planned");
+        let mut spec = plan.spec.clone();
+        let url = match &mut spec {
+            crate::app::AppSpec::Sample { env, .. } => {
+                let admin = server.with_db("postgres").connect().await?;
+                admin
+                    .batch_execute(&format!(
+                        "ALTER ROLE pgdrill_app PASSWORD {}",
+                        restore::literal(&self.app_secrets.db_password)
+                    ))
+                    .await
+                    .map_err(|e| {
+                        StepFail::new(
+                            FailureClass::ChecklistFailed,
+                            format!("cannot set the app role's password: {e}"),
+                        )
+                    })?;
+                let mut base = vec![
+                    ("API_KEY".to_string(), self.app_secrets.api_key.clone()),
+                    ("VPN_PEER".to_string(), self.app_secrets.vpn_peer.clone()),
+                    (
+                        "RELEASE".to_string(),
+                        format!("pgdrill-{}", env!("CARGO_PKG_VERSION")),
+                    ),
+                ];
+                base.append(env);
+                *env = base;
+                Endpoint {
+                    user: "pgdrill_app".into(),
+                    password: Some(self.app_secrets.db_password.clone()),
+                    ..server.with_db(&self.database)
+                }
+                .url()
+            }
+            crate::app::AppSpec::Custom(_) => server.with_db(&self.database).url(),
+        };
+        if restart {
+            match &mut spec {
+                crate::app::AppSpec::Sample { env, .. } => {
+                    env.extend(plan.restart_env.iter().cloned())
+                }
+                crate::app::AppSpec::Custom(c) => c.env.extend(plan.restart_env.iter().cloned()),
+            }
+        }
+        let dir = self.plan.out_dir.join("app");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EnvError::io(format!("cannot create {}", dir.display()), e))?;
+        let log = dir.join(if restart {
+            "app-after-restore.log"
+        } else {
+            "app-before-disaster.log"
+        });
+        Ok((spec, url, log))
+    }
+
+    async fn app_on_source(&mut self) -> Option<()> {
+        let server = self.source_target.as_ref()?.endpoint().clone();
+        let launch = self.app_launch(&server, false).await;
+        let app = self
+            .rec
+            .step("app_start", None, async move {
+                let (spec, url, log) = launch?;
+                let env_err = |e: crate::app::AppError| StepFail::new(FailureClass::Environment, format!("the application did not start against the source: {e}"));
+                let app = AppProcess::start(&spec, &url, &log).await.map_err(env_err)?;
+                let h = app.wait_healthy(Duration::from_secs(60)).await.map_err(env_err)?;
+                let detail = format!("application running against the source (pid {}), {}; it keeps writing during the backup", app.pid(), h.summary());
+                Ok((app, detail))
+            })
+            .await?;
+        self.app = Some(app);
+        Some(())
+    }
+
+    async fn stop_app(&mut self) -> Option<()> {
+        let budget = Some(BudgetName::DatabaseRestore);
+        match self.app.take() {
+            Some(mut app) => {
+                self.rec
+                    .step("stop_app", budget, async move {
+                        let r = app
+                            .stop(Duration::from_secs(30))
+                            .await
+                            .map_err(|e| StepFail::new(FailureClass::RestoreFailed, format!("cannot stop the application: {e}")))?;
+                        Ok(((), format!("application stopped before the database is touched: {} after {} ms{}", r.exit, r.duration_ms, if r.killed { " (SIGKILL needed)" } else { "" })))
+                    })
+                    .await?;
+            }
+            None if self.plan.app.is_some() => self.rec.skip(
+                "stop_app",
+                budget,
+                "the application was not running before the restore (it runs only against servers the drill owns)",
+            ),
+            None => self.rec.skip("stop_app", budget, "no application under drill"),
+        }
+        Some(())
+    }
+
+    /// Strategy steps 6 and 7: start the app against the restored server, wait until it is
+    /// healthy within the app_restart budget, then watch it for the checklist.
+    async fn restart_app(&mut self) {
+        let budget = Some(BudgetName::AppRestart);
+        if self.plan.app.is_none() {
+            self.rec
+                .skip("start_app", budget, "no application under drill");
+            self.rec
+                .skip("app_healthy", budget, "no application under drill");
+            return;
+        }
+        let server = self.target().endpoint().clone();
+        let launch = self.app_launch(&server, true).await;
+        let fail = |m: String| StepFail::new(FailureClass::ChecklistFailed, m);
+        let started = Instant::now();
+        let app = self
+            .rec
+            .step("start_app", budget, async {
+                let (spec, url, log) = launch?;
+                let app = AppProcess::start(&spec, &url, &log).await.map_err(|e| {
+                    fail(format!(
+                        "{}: the application did not start after the restore: {e}",
+                        ITEMS[5]
+                    ))
+                })?;
+                let detail = format!(
+                    "application started against the restored database (pid {}), log {}",
+                    app.pid(),
+                    log.display()
+                );
+                Ok((app, detail))
+            })
+            .await;
+        let Some(app) = app else {
+            self.rec.skip(
+                "app_healthy",
+                budget,
+                "not run: the application did not start",
+            );
+            return;
+        };
+        let remaining = self
+            .plan
+            .budgets
+            .app_restart
+            .saturating_sub(started.elapsed());
+        let log_offset = app.start_log_offset();
+        let healthy = self
+            .rec
+            .step("app_healthy", budget, async {
+                let h = app
+                    .wait_healthy(remaining)
+                    .await
+                    .map_err(|e| fail(format!("{}: {e}", ITEMS[5])))?;
+                Ok((
+                    (),
+                    format!("GET health → {} within the app_restart budget", h.summary()),
+                ))
+            })
+            .await;
+        let db = server.with_db(&self.database).connect().await.ok();
+        let sample = self.plan.app.as_ref().is_some_and(|a| a.is_sample());
+        let plan = self.plan.app.as_ref().expect("app planned");
+        let (window, max_age) = (plan.observe, plan.max_heartbeat_age);
+        // Faults found here fail the checklist step, which names the item and its evidence.
+        let items = self
+            .rec
+            .step("observe_app", Some(BudgetName::Verification), async {
+                let obs =
+                    checklist::observe(&app, db.as_ref().filter(|_| sample), window, log_offset)
+                        .await;
+                let items = checklist::app_items(&obs, max_age);
+                let bad = items.iter().filter(|i| i.status == Status::Fail).count();
+                let detail = format!(
+                    "watched the application for {}: {bad} of {} app checklist items failing",
+                    humantime::format_duration(window),
+                    items.len()
+                );
+                Ok((items, detail))
+            })
+            .await;
+        self.app_items = items.unwrap_or_default();
+        if healthy.is_none()
+            && self
+                .app_items
+                .first()
+                .is_some_and(|i| i.status == Status::Pass)
+        {
+            self.app_items[0] = checklist::item(
+                ITEMS[5],
+                Status::Fail,
+                "the application did not become healthy within the app_restart budget",
+            );
+        }
+        self.app = Some(app);
+    }
+
     async fn cleanup(&mut self) {
-        for t in [self.source_target.take(), self.restore_target.take()].into_iter().flatten() {
+        if let Some(mut app) = self.app.take() {
+            if self.plan.keep && !self.rec.interrupted() {
+                self.notes.push(format!("--keep: the application was stopped (pid {}); start it again against the kept server", app.pid()));
+            }
+            if let Err(e) = app.stop(Duration::from_secs(10)).await {
+                self.notes
+                    .push(format!("cleanup: stopping the application: {e}"));
+            }
+        }
+        for t in [self.source_target.take(), self.restore_target.take()]
+            .into_iter()
+            .flatten()
+        {
             if self.plan.keep && !self.rec.interrupted() {
                 let how = t.keep();
                 if let Some(p) = &self.rec.progress {
@@ -744,7 +1112,13 @@ impl Drill {
         if self.checklist.is_empty() {
             self.checklist = ITEMS
                 .iter()
-                .map(|i| checklist::item(i, Status::Skipped, "not run: the drill stopped before verification"))
+                .map(|i| {
+                    checklist::item(
+                        i,
+                        Status::Skipped,
+                        "not run: the drill stopped before verification",
+                    )
+                })
                 .collect();
         }
         let (seed, rows) = match &self.plan.source {
@@ -773,7 +1147,9 @@ impl Drill {
         Report {
             schema_version: SCHEMA_VERSION,
             drill_id: self.plan.drill_id.clone(),
-            started_at: self.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            started_at: self
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             verdict,
             failure: self.rec.failure.clone(),
@@ -818,7 +1194,11 @@ impl Drill {
 
 /// Sums phase durations per budget and judges them.
 pub fn evaluate_budgets(plan: &Plan, phases: &[Phase], failed: bool) -> Vec<BudgetResult> {
-    let groups = [BudgetName::DatabaseRestore, BudgetName::AppRestart, BudgetName::Verification];
+    let groups = [
+        BudgetName::DatabaseRestore,
+        BudgetName::AppRestart,
+        BudgetName::Verification,
+    ];
     let mut out = Vec::new();
     let mut total = 0;
     let mut all_ran = true;
@@ -826,7 +1206,9 @@ pub fn evaluate_budgets(plan: &Plan, phases: &[Phase], failed: bool) -> Vec<Budg
         let ps: Vec<&Phase> = phases.iter().filter(|p| p.budget == Some(g)).collect();
         let used: u64 = ps.iter().map(|p| p.duration_ms).sum();
         total += used;
-        let ran = !ps.iter().any(|p| p.status == Status::Fail || p.detail.starts_with("not run"));
+        let ran = !ps
+            .iter()
+            .any(|p| p.status == Status::Fail || p.detail.starts_with("not run"));
         all_ran &= ran;
         out.push(judge(plan, g, used, ran, failed));
     }
@@ -851,15 +1233,27 @@ fn judge(plan: &Plan, name: BudgetName, used: u64, ran: bool, failed: bool) -> B
     }
 }
 
-async fn amcheck(db: &Endpoint, tools: &crate::env::PgTools, jobs: u32) -> Result<String, StepFail> {
+async fn amcheck(
+    db: &Endpoint,
+    tools: &crate::env::PgTools,
+    jobs: u32,
+) -> Result<String, StepFail> {
     let out = tools
         .command("pg_amcheck", db)
-        .args(["--install-missing", "--heapallindexed", "--no-password", "-j"])
+        .args([
+            "--install-missing",
+            "--heapallindexed",
+            "--no-password",
+            "-j",
+        ])
         .arg(jobs.to_string())
         .arg(&db.dbname)
         .output()
         .await
-        .map_err(|source| EnvError::Spawn { program: "pg_amcheck".into(), source })?;
+        .map_err(|source| EnvError::Spawn {
+            program: "pg_amcheck".into(),
+            source,
+        })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !stdout.trim().is_empty() {
         return Err(StepFail::new(
@@ -872,7 +1266,10 @@ async fn amcheck(db: &Endpoint, tools: &crate::env::PgTools, jobs: u32) -> Resul
             ),
         ));
     }
-    Ok(format!("pg_amcheck --heapallindexed on {}: no corruption found", db.dbname))
+    Ok(format!(
+        "pg_amcheck --heapallindexed on {}: no corruption found",
+        db.dbname
+    ))
 }
 
 async fn tool_versions(tools: &crate::env::PgTools) -> BTreeMap<String, String> {
@@ -899,7 +1296,10 @@ fn run_by() -> String {
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| format!("uid {uid}"));
-    match (std::env::var("GITHUB_ACTIONS").ok(), std::env::var("GITHUB_RUN_ID").ok()) {
+    match (
+        std::env::var("GITHUB_ACTIONS").ok(),
+        std::env::var("GITHUB_RUN_ID").ok(),
+    ) {
         (Some(_), Some(run)) => format!(
             "{user} (GitHub Actions run {run}, workflow {}, actor {})",
             std::env::var("GITHUB_WORKFLOW").unwrap_or_default(),

@@ -5,6 +5,7 @@
 //! The binary is thin: [`main_entry`] parses the command line, runs a [`drill`], writes the
 //! [`report`], and maps the outcome to the stable exit codes of [`error::Exit`].
 
+pub mod app;
 pub mod backup;
 pub mod checklist;
 pub mod cli;
@@ -29,7 +30,11 @@ pub fn main_entry() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage.code() } else { 0 };
+            let code = if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -41,7 +46,10 @@ pub fn main_entry() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pgdrill: cannot start the async runtime: {e}");
@@ -67,7 +75,9 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     match cli.command {
         cli::Command::Drill(args) => {
             let plan = args.into_plan(chrono::Utc::now())?;
-            if matches!(plan.source, plan::Source::Dsn(_)) && plan.disaster == plan::Disaster::DropDb {
+            if matches!(plan.source, plan::Source::Dsn(_))
+                && plan.disaster == plan::Disaster::DropDb
+            {
                 return Err(Error::Usage(
                     "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
                 ));
@@ -98,7 +108,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
 /// so that it stops its servers and still writes a report.
 async fn forward_signals(tx: tokio::sync::watch::Sender<Option<&'static str>>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return;
     };
     let name = tokio::select! {

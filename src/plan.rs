@@ -26,9 +26,31 @@ pub struct Plan {
     pub out_dir: PathBuf,
     /// Keep servers running after the drill.
     pub keep: bool,
+    /// The application under drill, if any.
+    pub app: Option<AppPlan>,
     /// SQL run on the restored database just before verification: a test hook that plays
     /// the part of silent corruption, so a test can prove verification catches it.
     pub tamper_sql: Option<String>,
+}
+
+/// The application under drill and how it is judged.
+#[derive(Debug, Clone)]
+pub struct AppPlan {
+    /// How to start, stop and probe it.
+    pub spec: crate::app::AppSpec,
+    /// Extra environment for the app started after the restore only (a restored config).
+    pub restart_env: Vec<(String, String)>,
+    /// How long the checklist watches the restarted app (workers, logs, metrics).
+    pub observe: Duration,
+    /// The oldest worker heartbeat that still counts as normal.
+    pub max_heartbeat_age: Duration,
+}
+
+impl AppPlan {
+    /// Whether this is the project's sample application.
+    pub fn is_sample(&self) -> bool {
+        matches!(self.spec, crate::app::AppSpec::Sample { .. })
+    }
 }
 
 /// Where the data comes from.

@@ -83,7 +83,10 @@ pub async fn precheck(
         }
     }
     let mut file = tokio::fs::File::open(dump).await.map_err(|e| {
-        RestoreError::Unusable(format!("backup file {} cannot be opened: {e}", dump.display()))
+        RestoreError::Unusable(format!(
+            "backup file {} cannot be opened: {e}",
+            dump.display()
+        ))
     })?;
     let mut child = tools
         .plain("pg_restore")
@@ -181,13 +184,18 @@ pub async fn restore_roles(
         })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR:")).collect();
-    let (existing, real): (Vec<&str>, Vec<&str>) =
-        errors.into_iter().partition(|l| l.contains("already exists"));
+    let (existing, real): (Vec<&str>, Vec<&str>) = errors
+        .into_iter()
+        .partition(|l| l.contains("already exists"));
     if !out.status.success() || !real.is_empty() {
         return Err(RestoreError::Failed(format!(
             "replaying {} failed: {}",
             globals.display(),
-            if real.is_empty() { tail(&stderr) } else { real.join("\n") }
+            if real.is_empty() {
+                tail(&stderr)
+            } else {
+                real.join("\n")
+            }
         )));
     }
     let client = target.with_db("postgres").connect().await?;
@@ -218,7 +226,10 @@ pub struct DatabaseSpec {
 }
 
 /// `createdb`: a fresh database from template0 with the source's encoding, locale and owner.
-pub async fn create_database(target: &Endpoint, spec: &DatabaseSpec) -> Result<String, RestoreError> {
+pub async fn create_database(
+    target: &Endpoint,
+    spec: &DatabaseSpec,
+) -> Result<String, RestoreError> {
     let client = target.with_db("postgres").connect().await?;
     let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(&spec.name));
     if let Some(e) = &spec.encoding {
@@ -226,7 +237,11 @@ pub async fn create_database(target: &Endpoint, spec: &DatabaseSpec) -> Result<S
     }
     let mut with_locale = sql.clone();
     if let (Some(c), Some(t)) = (&spec.collate, &spec.ctype) {
-        with_locale.push_str(&format!(" LC_COLLATE {} LC_CTYPE {}", literal(c), literal(t)));
+        with_locale.push_str(&format!(
+            " LC_COLLATE {} LC_CTYPE {}",
+            literal(c),
+            literal(t)
+        ));
     }
     if let Some(o) = &spec.owner {
         let own = format!(" OWNER {}", ident(o));
@@ -306,9 +321,12 @@ pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
         .output()
         .await
         .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.trim_start_matches(';').trim().strip_prefix("dbname:").map(|s| s.trim().to_string()))
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.trim_start_matches(';')
+            .trim()
+            .strip_prefix("dbname:")
+            .map(|s| s.trim().to_string())
+    })
 }
 
 /// Quotes an SQL identifier.

@@ -22,25 +22,60 @@ fn good_backup() -> &'static Run {
 fn a_good_backup_file_with_its_manifest_restores_and_matches() {
     let dir = tempfile::tempdir().unwrap();
     let dump = copy_backup(&good_backup().dump(), dir.path(), true);
-    let run = Pgdrill::new(["drill", "--backend", "native", "--backup-file", dump.to_str().unwrap(), "--out"])
-        .run_with_out();
+    let run = Pgdrill::new([
+        "drill",
+        "--backend",
+        "native",
+        "--backup-file",
+        dump.to_str().unwrap(),
+        "--out",
+    ])
+    .run_with_out();
     let r = run.assert_pass();
     assert_eq!(r["source"]["kind"], "backup_file");
     assert_eq!(r["source"]["database"], "pgdrill");
-    assert!(r["integrity"]["basis"].as_str().unwrap().contains("S0 from the manifest"));
-    assert!(r["integrity"]["tables"].as_array().unwrap().iter().all(|t| t["match"] == true));
+    assert!(r["integrity"]["basis"]
+        .as_str()
+        .unwrap()
+        .contains("S0 from the manifest"));
+    assert!(r["integrity"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["match"] == true));
 }
 
 #[test]
 fn a_backup_file_without_manifest_is_verified_by_consistency_checks_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let dump = copy_backup(&good_backup().dump(), dir.path(), false);
-    let run = Pgdrill::new(["drill", "--backend", "native", "--backup-file", dump.to_str().unwrap(), "--out"])
-        .run_with_out();
+    let run = Pgdrill::new([
+        "drill",
+        "--backend",
+        "native",
+        "--backup-file",
+        dump.to_str().unwrap(),
+        "--out",
+    ])
+    .run_with_out();
     let r = run.assert_pass();
-    assert!(r["integrity"]["basis"].as_str().unwrap().contains("no manifest"), "{}", r["integrity"]["basis"]);
-    assert!(r["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("no manifest")));
-    assert!(run.phase("precheck")["detail"].as_str().unwrap().contains("not compared"));
+    assert!(
+        r["integrity"]["basis"]
+            .as_str()
+            .unwrap()
+            .contains("no manifest"),
+        "{}",
+        r["integrity"]["basis"]
+    );
+    assert!(r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("no manifest")));
+    assert!(run.phase("precheck")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not compared"));
 }
 
 #[rstest]
@@ -52,22 +87,39 @@ fn a_damaged_dump_fails_at_precheck(
     let dump = copy_backup(&good_backup().dump(), dir.path(), with_manifest);
     let len = std::fs::metadata(&dump).unwrap().len();
     match damage {
-        "truncated" => std::fs::OpenOptions::new().write(true).open(&dump).unwrap().set_len(len / 2).unwrap(),
+        "truncated" => std::fs::OpenOptions::new()
+            .write(true)
+            .open(&dump)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap(),
         _ => {
             let mut f = std::fs::OpenOptions::new().write(true).open(&dump).unwrap();
             f.seek(SeekFrom::Start(len * 6 / 10)).unwrap();
-            f.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37]).unwrap();
+            f.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37])
+                .unwrap();
         }
     }
-    let run = Pgdrill::new(["drill", "--backend", "native", "--backup-file", dump.to_str().unwrap(), "--out"])
-        .run_with_out();
+    let run = Pgdrill::new([
+        "drill",
+        "--backend",
+        "native",
+        "--backup-file",
+        dump.to_str().unwrap(),
+        "--out",
+    ])
+    .run_with_out();
     assert_eq!(run.code(), 1, "{}", run.text());
     let r = run.report();
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["failure"]["phase"], "precheck", "{}", r["failure"]);
     assert_eq!(r["failure"]["class"], "backup_unusable");
     for later in ["roles", "createdb", "pg_restore", "snapshot"] {
-        assert_eq!(run.phase(later)["status"], "skipped", "{later} must not run after a failed precheck");
+        assert_eq!(
+            run.phase(later)["status"],
+            "skipped",
+            "{later} must not run after a failed precheck"
+        );
     }
     let msg = r["failure"]["message"].as_str().unwrap();
     if with_manifest {
@@ -80,12 +132,22 @@ fn a_damaged_dump_fails_at_precheck(
 
 #[test]
 fn a_missing_backup_file_fails_at_precheck_with_the_path() {
-    let run = Pgdrill::new(["drill", "--backend", "native", "--backup-file", "/nonexistent/backup_x.dump", "--out"])
-        .run_with_out();
+    let run = Pgdrill::new([
+        "drill",
+        "--backend",
+        "native",
+        "--backup-file",
+        "/nonexistent/backup_x.dump",
+        "--out",
+    ])
+    .run_with_out();
     assert_eq!(run.code(), 1, "{}", run.text());
     let r = run.report();
     assert_eq!(r["failure"]["class"], "backup_unusable");
-    assert!(r["failure"]["message"].as_str().unwrap().contains("/nonexistent/backup_x.dump"));
+    assert!(r["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent/backup_x.dump"));
 }
 
 impl Pgdrill {

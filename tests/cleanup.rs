@@ -7,7 +7,13 @@ use crate::support::{leftovers, read_report, Pgdrill};
 
 #[test]
 fn nothing_left_after_a_failing_drill() {
-    let run = Pgdrill::drill(["--backend", "native", "--tamper-sql", "DELETE FROM users WHERE id = 2"]).run();
+    let run = Pgdrill::drill([
+        "--backend",
+        "native",
+        "--tamper-sql",
+        "UPDATE users SET country = 'ZZ' WHERE id = 2",
+    ])
+    .run();
     assert_eq!(run.code(), 1, "{}", run.text());
     let id = run.report()["drill_id"].as_str().unwrap().to_string();
     assert!(leftovers(&id).is_empty(), "{:?}", leftovers(&id));
@@ -25,14 +31,29 @@ fn sigint_stops_the_drill_cleans_up_and_reports_it() {
     while !out_dir.path().join("backup").exists() && started.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(out_dir.path().join("backup").exists(), "the drill never reached its backup");
+    assert!(
+        out_dir.path().join("backup").exists(),
+        "the drill never reached its backup"
+    );
     std::thread::sleep(Duration::from_millis(100));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "an interrupted drill is not a verdict on the backup");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "an interrupted drill is not a verdict on the backup"
+    );
     let r = read_report(out_dir.path()).expect("an interrupted drill still writes its report");
     assert_eq!(r["verdict"], "error");
-    assert!(r["failure"]["message"].as_str().unwrap().contains("SIGINT"), "{}", r["failure"]);
+    assert!(
+        r["failure"]["message"].as_str().unwrap().contains("SIGINT"),
+        "{}",
+        r["failure"]
+    );
     let id = r["drill_id"].as_str().unwrap();
     assert!(leftovers(id).is_empty(), "{:?}", leftovers(id));
 }

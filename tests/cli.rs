@@ -15,7 +15,11 @@ use crate::support::Pgdrill;
 fn usage_errors_exit_2(#[case] args: &[&str], #[case] says: &str) {
     let run = Pgdrill::new(args.iter().copied()).run();
     assert_eq!(run.code(), 2, "{}", run.text());
-    assert!(run.text().contains(says), "expected {says:?} in:\n{}", run.text());
+    assert!(
+        run.text().contains(says),
+        "expected {says:?} in:\n{}",
+        run.text()
+    );
     assert!(run.report.is_none(), "no drill may start on a usage error");
 }
 
@@ -27,7 +31,11 @@ fn missing_postgres_binaries_is_an_environment_error() {
         .env("PGDRILL_PG_BINDIR", bin.path().to_str().unwrap())
         .run();
     assert_eq!(run.code(), 3, "{}", run.text());
-    assert!(run.text().contains("apt-get install postgresql"), "{}", run.text());
+    assert!(
+        run.text().contains("apt-get install postgresql"),
+        "{}",
+        run.text()
+    );
     let r = run.report();
     assert_eq!(r["verdict"], "error");
     assert_eq!(r["failure"]["phase"], "provision");
@@ -38,7 +46,11 @@ fn missing_postgres_binaries_is_an_environment_error() {
 fn pg_dump_older_than_the_server_is_refused_with_both_versions() {
     // A bin dir with the real programs, except a pg_dump that reports an old major version.
     let real = String::from_utf8(
-        std::process::Command::new("pg_config").arg("--bindir").output().unwrap().stdout,
+        std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let real = std::path::Path::new(real.trim());
@@ -49,7 +61,11 @@ fn pg_dump_older_than_the_server_is_refused_with_both_versions() {
         }
     }
     let fake = bin.path().join("pg_dump");
-    std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\nexit 1\n").unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\nexit 1\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = Pgdrill::drill(["--backend", "native"])

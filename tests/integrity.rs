@@ -6,8 +6,16 @@ use rstest::rstest;
 use crate::support::Pgdrill;
 
 #[rstest]
-#[case::rows_deleted("DELETE FROM payments WHERE id IN (SELECT id FROM payments ORDER BY id LIMIT 3)", "public.payments", "rows")]
-#[case::value_changed("UPDATE users SET full_name = 'Mallory' WHERE id = 1", "public.users", "fingerprint")]
+#[case::rows_deleted(
+    "DELETE FROM payments WHERE id IN (SELECT id FROM payments ORDER BY id LIMIT 3)",
+    "public.payments",
+    "rows"
+)]
+#[case::value_changed(
+    "UPDATE users SET full_name = 'Mallory' WHERE id = 1",
+    "public.users",
+    "fingerprint"
+)]
 #[case::grant_lost("REVOKE INSERT ON payments FROM pgdrill_app", "pgdrill_app", "schema")]
 #[case::index_lost("DROP INDEX payments_failed_idx", "payments_failed_idx", "schema")]
 #[case::sequence_behind("SELECT setval('users_id_seq', 1)", "users_id_seq", "sequence")]
@@ -16,7 +24,8 @@ fn tampering_after_restore_fails_verification_naming_the_table(
     #[case] names: &str,
     #[case] metric: &str,
 ) {
-    let run = Pgdrill::drill(["--backend", "native", "--tamper-sql", sql]).run();
+    // No app: a restored app would now wait for health the tampered data may deny it.
+    let run = Pgdrill::drill(["--backend", "native", "--app", "none", "--tamper-sql", sql]).run();
     assert_eq!(run.code(), 1, "{}", run.text());
     let r = run.report();
     assert_eq!(r["verdict"], "fail");
@@ -24,7 +33,10 @@ fn tampering_after_restore_fails_verification_naming_the_table(
     assert_eq!(r["failure"]["class"], "integrity_mismatch");
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(msg.contains(names), "diff must name {names}: {msg}");
-    assert!(msg.to_lowercase().contains(metric), "diff must name the metric {metric}: {msg}");
+    assert!(
+        msg.to_lowercase().contains(metric),
+        "diff must name the metric {metric}: {msg}"
+    );
     assert_eq!(r["integrity"]["verdict"], "fail");
     assert_eq!(run.phase("tamper_hook")["status"], "pass");
 }
@@ -46,15 +58,22 @@ fn owners_grants_and_extensions_survive_server_loss() {
         .collect();
     let all = objects.join("\n");
     for needle in ["pgdrill_owner", "pgdrill_app", "citext", "pgcrypto"] {
-        assert!(all.contains(needle), "schema snapshot lacks {needle}:\n{all}");
+        assert!(
+            all.contains(needle),
+            "schema snapshot lacks {needle}:\n{all}"
+        );
     }
     assert_eq!(r["integrity"]["schema"]["match"], true);
-    assert!(run.phase("roles")["detail"].as_str().unwrap().contains("replayed"));
+    assert!(run.phase("roles")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("replayed"));
 }
 
 #[test]
 fn integrity_snapshot_of_a_fixed_seed_is_stable() {
-    let run = Pgdrill::drill(["--backend", "native", "--seed", "2026"]).run();
+    // No app: it writes during the backup, which S0 captures exactly but not reproducibly.
+    let run = Pgdrill::drill(["--backend", "native", "--seed", "2026", "--app", "none"]).run();
     run.assert_pass();
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.dump().with_extension("manifest.json")).unwrap(),

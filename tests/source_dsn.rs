@@ -18,7 +18,10 @@ INSERT INTO orders (customer_id, total) SELECT 1 + g % 50, g * 1.25 FROM generat
 "#;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -49,9 +52,20 @@ fn source_dsn_is_backed_up_read_only_and_left_unchanged() {
     let report_text = std::fs::read_to_string(run.out.path().join("report.json")).unwrap()
         + &std::fs::read_to_string(run.out.path().join("report.md")).unwrap()
         + &std::fs::read_to_string(run.dump().with_extension("manifest.json")).unwrap();
-    assert!(!report_text.contains(&password), "the password leaked into the report");
-    assert!(!run.text().contains(&password), "the password leaked into the output");
-    let tables: Vec<&str> = r["integrity"]["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(
+        !report_text.contains(&password),
+        "the password leaked into the report"
+    );
+    assert!(
+        !run.text().contains(&password),
+        "the password leaked into the output"
+    );
+    let tables: Vec<&str> = r["integrity"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(tables, ["public.customers", "public.orders"]);
     // Checklist items about the generated schema's tables do not apply here, and say so.
     assert_eq!(r["checklist"][2]["status"], "skipped");
@@ -66,15 +80,24 @@ fn source_dsn_is_backed_up_read_only_and_left_unchanged() {
 
 #[test]
 fn unreachable_source_is_an_environment_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dsn = format!("postgresql://postgres:secret-pw@127.0.0.1:{port}/shop");
     let run = Pgdrill::drill(["--backend", "native", "--source-dsn", &dsn]).run();
     assert_eq!(run.code(), 3, "{}", run.text());
     let r = run.report();
     assert_eq!(r["failure"]["phase"], "backup");
-    assert!(r["failure"]["message"].as_str().unwrap().contains("reachable"));
+    assert!(r["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("reachable"));
     assert!(!run.text().contains("secret-pw"));
-    assert!(!std::fs::read_to_string(run.out.path().join("report.json")).unwrap().contains("secret-pw"));
+    assert!(!std::fs::read_to_string(run.out.path().join("report.json"))
+        .unwrap()
+        .contains("secret-pw"));
 }
 
 #[test]
@@ -82,10 +105,16 @@ fn wrong_password_is_named_without_showing_it() {
     let rt = runtime();
     let backend = NativeBackend::discover("test-wrong-pw").unwrap();
     let server = rt.block_on(backend.provision("external")).unwrap();
-    let dsn = format!("postgresql://postgres:not-the-password@127.0.0.1:{}/postgres", server.endpoint.port);
+    let dsn = format!(
+        "postgresql://postgres:not-the-password@127.0.0.1:{}/postgres",
+        server.endpoint.port
+    );
     let run = Pgdrill::drill(["--backend", "native", "--source-dsn", &dsn]).run();
     assert_eq!(run.code(), 3, "{}", run.text());
-    let msg = run.report()["failure"]["message"].as_str().unwrap().to_string();
+    let msg = run.report()["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("password authentication failed"), "{msg}");
     assert!(!msg.contains("not-the-password") && !run.text().contains("not-the-password"));
     rt.block_on(server.destroy()).unwrap();

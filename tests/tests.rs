@@ -3,6 +3,7 @@
 
 mod support;
 
+mod app;
 mod backup_file;
 mod cleanup;
 mod cli;

@@ -219,9 +219,9 @@ impl Backend {
     /// Resolves `auto` and checks that the chosen backend can work on this machine.
     pub async fn open(kind: BackendKind, drill_id: &str) -> Result<Backend, EnvError> {
         match kind {
-            BackendKind::Native | BackendKind::Auto => Ok(Backend::Native(
-                native::NativeBackend::discover(drill_id)?,
-            )),
+            BackendKind::Native | BackendKind::Auto => {
+                Ok(Backend::Native(native::NativeBackend::discover(drill_id)?))
+            }
             BackendKind::Docker => Err(EnvError::Docker(
                 "the docker backend is not available in this build; use --backend native".into(),
             )),

@@ -117,7 +117,17 @@ impl NativeBackend {
                 let mut cmd = Command::new(self.tools.program("initdb"));
                 cmd.arg("-D")
                     .arg(dir.path().join("data"))
-                    .args(["-U", "postgres", "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
+                    .args([
+                        "-U",
+                        "postgres",
+                        "-A",
+                        "scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                        "--no-sync",
+                        "--no-instructions",
+                    ])
                     .arg(format!("--pwfile={}", pwfile.display()))
                     .stdin(Stdio::null());
                 self.as_server_user(&mut cmd);
@@ -229,14 +239,21 @@ impl NativeBackend {
         target.endpoint.port = port;
         let started = Instant::now();
         loop {
-            if let Some(status) = target.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = target
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 target.child = None;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 if log.contains("could not bind") || log.contains("already in use") {
                     return Err(StartError::PortTaken(tail(&log, 5)));
                 }
                 return Err(StartError::Env(EnvError::ServerStart {
-                    reason: format!("postgres exited ({status}) during start-up; log:\n{}", tail(&log, 15)),
+                    reason: format!(
+                        "postgres exited ({status}) during start-up; log:\n{}",
+                        tail(&log, 15)
+                    ),
                 }));
             }
             let mut cfg = target.endpoint.config();

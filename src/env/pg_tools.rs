@@ -31,7 +31,10 @@ impl PgTools {
         if let Ok(d) = std::env::var("PGDRILL_PG_BINDIR") {
             candidates.push(PathBuf::from(d));
         }
-        if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
+        if let Ok(out) = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+        {
             if out.status.success() {
                 let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
                 candidates.push(PathBuf::from(d));
@@ -39,7 +42,11 @@ impl PgTools {
         }
         if let Some(path) = std::env::var_os("PATH") {
             for dir in std::env::split_paths(&path) {
-                if let Some(real) = dir.join(needed.first().copied().unwrap_or("psql")).canonicalize().ok() {
+                if let Some(real) = dir
+                    .join(needed.first().copied().unwrap_or("psql"))
+                    .canonicalize()
+                    .ok()
+                {
                     if let Some(parent) = real.parent() {
                         candidates.push(parent.to_path_buf());
                     }
@@ -154,7 +161,10 @@ mod tests {
 
     #[test]
     fn majors() {
-        assert_eq!(major_of("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(major_of("16.2"), Some(16));
         assert_eq!(major_of("PostgreSQL 9.6.24 on x86_64"), Some(9));
         assert_eq!(major_of("nothing"), None);

@@ -35,7 +35,12 @@ pub fn render(r: &Report) -> String {
     }
     for b in &r.budgets {
         let detail = format!("used {} ms of {} ms", b.used_ms, b.limit_ms);
-        phases.add_test_case(case(&format!("budget:{}", b.name.as_str()), b.verdict, &detail, 0));
+        phases.add_test_case(case(
+            &format!("budget:{}", b.name.as_str()),
+            b.verdict,
+            &detail,
+            0,
+        ));
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {

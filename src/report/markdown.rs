@@ -28,11 +28,20 @@ fn verdict(v: Verdict) -> &'static str {
 /// Renders the whole report as Markdown.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Restore drill {}: {}\n", r.drill_id, verdict(r.verdict));
+    let _ = writeln!(
+        s,
+        "# Restore drill {}: {}\n",
+        r.drill_id,
+        verdict(r.verdict)
+    );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Started | {} |", r.started_at);
     let _ = writeln!(s, "| Finished | {} |", r.finished_at);
-    let _ = writeln!(s, "| Run by | {} on {} |", r.environment.run_by, r.environment.host);
+    let _ = writeln!(
+        s,
+        "| Run by | {} on {} |",
+        r.environment.run_by, r.environment.host
+    );
     let _ = writeln!(s, "| Backend | {} |", r.environment.backend);
     let _ = writeln!(s, "| Server | {} |", r.environment.server_version);
     for (tool, v) in &r.environment.tools {
@@ -48,7 +57,11 @@ pub fn render(r: &Report) -> String {
         let _ = write!(src_line, " {d}");
     }
     let _ = writeln!(s, "| Source | {src_line}, database `{}` |", src.database);
-    let _ = writeln!(s, "| Disaster | {}: {} |", r.disaster.kind, r.disaster.detail);
+    let _ = writeln!(
+        s,
+        "| Disaster | {}: {} |",
+        r.disaster.kind, r.disaster.detail
+    );
     if let Some(f) = &r.failure {
         let _ = writeln!(
             s,
@@ -77,7 +90,10 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "| Roles (globals) | `{g}` |");
         }
     }
-    let _ = writeln!(s, "\n## Phases\n\n| Phase | Budget | Status | Duration | Detail |\n|---|---|---|---:|---|");
+    let _ = writeln!(
+        s,
+        "\n## Phases\n\n| Phase | Budget | Status | Duration | Detail |\n|---|---|---|---:|---|"
+    );
     for p in &r.phases {
         let _ = writeln!(
             s,
@@ -89,7 +105,10 @@ pub fn render(r: &Report) -> String {
             cell(&p.detail)
         );
     }
-    let _ = writeln!(s, "\n## Recovery time budgets\n\n| Budget | Limit | Used | Verdict |\n|---|---:|---:|---|");
+    let _ = writeln!(
+        s,
+        "\n## Recovery time budgets\n\n| Budget | Limit | Used | Verdict |\n|---|---:|---:|---|"
+    );
     for b in &r.budgets {
         let _ = writeln!(
             s,
@@ -105,7 +124,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "\n## Integrity: {}\n\nCompared with: {}\n",
-            if c.verdict == crate::snapshot::Verdict::Pass { "pass" } else { "**FAIL**" },
+            if c.verdict == crate::snapshot::Verdict::Pass {
+                "pass"
+            } else {
+                "**FAIL**"
+            },
             i.basis
         );
         let _ = writeln!(s, "| Table | Rows before | Rows after | Fingerprint before | Fingerprint after | Match |\n|---|---:|---:|---|---|---|");
@@ -122,7 +145,10 @@ pub fn render(r: &Report) -> String {
             );
         }
         if !c.sequences.is_empty() {
-            let _ = writeln!(s, "\n| Sequence | Before | After | Match |\n|---|---:|---:|---|");
+            let _ = writeln!(
+                s,
+                "\n| Sequence | Before | After | Match |\n|---|---:|---:|---|"
+            );
             for q in &c.sequences {
                 let _ = writeln!(
                     s,
@@ -139,19 +165,42 @@ pub fn render(r: &Report) -> String {
             "\nSchema fingerprint: `{}` → `{}`: {}",
             short(c.schema.before.as_deref()),
             short(c.schema.after.as_deref()),
-            match c.schema.matches { Some(true) => "match", Some(false) => "**differs**", None => "not compared" }
+            match c.schema.matches {
+                Some(true) => "match",
+                Some(false) => "**differs**",
+                None => "not compared",
+            }
         );
         for d in &c.schema.differences {
             let _ = writeln!(s, "- {d}");
         }
-        let _ = writeln!(s, "\n| Check | Expected | Actual | Pass |\n|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "\n| Check | Expected | Actual | Pass |\n|---|---|---|---|"
+        );
         for k in &c.checks {
-            let _ = writeln!(s, "| {} | {} | {} | {} |", k.name, cell(k.expected.as_deref().unwrap_or("-")), cell(k.actual.as_deref().unwrap_or("-")), yes(k.pass));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                k.name,
+                cell(k.expected.as_deref().unwrap_or("-")),
+                cell(k.actual.as_deref().unwrap_or("-")),
+                yes(k.pass)
+            );
         }
     }
-    let _ = writeln!(s, "\n## Verification checklist\n\n| Item | Status | Evidence |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\n## Verification checklist\n\n| Item | Status | Evidence |\n|---|---|---|"
+    );
     for c in &r.checklist {
-        let _ = writeln!(s, "| {} | {} | {} |", c.item, status(c.status), cell(&c.evidence));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            c.item,
+            status(c.status),
+            cell(&c.evidence)
+        );
     }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
@@ -167,7 +216,12 @@ pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pgdrill {}: {}", r.drill_id, verdict(r.verdict));
     if let Some(f) = &r.failure {
-        let _ = writeln!(s, "  failed at {}: {}", f.phase, f.message.lines().next().unwrap_or(""));
+        let _ = writeln!(
+            s,
+            "  failed at {}: {}",
+            f.phase,
+            f.message.lines().next().unwrap_or("")
+        );
     }
     for b in &r.budgets {
         let _ = writeln!(
@@ -185,7 +239,11 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(
             s,
             "  integrity: {} ({}/{} tables identical, {} checks)",
-            if c.verdict == crate::snapshot::Verdict::Pass { "pass" } else { "FAIL" },
+            if c.verdict == crate::snapshot::Verdict::Pass {
+                "pass"
+            } else {
+                "FAIL"
+            },
             ok,
             c.tables.len(),
             c.checks.len()
@@ -195,11 +253,14 @@ pub fn summary(r: &Report) -> String {
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn short(v: Option<&str>) -> String {
-    v.map(|v| v.chars().take(16).collect()).unwrap_or_else(|| "-".into())
+    v.map(|v| v.chars().take(16).collect())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn yes(b: bool) -> &'static str {

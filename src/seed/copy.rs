@@ -257,7 +257,11 @@ mod tests {
                 .and_utc();
             for k in 0..40u32 {
                 let expected = chrono_micros(base.checked_add_months(Months::new(k)).unwrap());
-                assert_eq!(add_months(chrono_micros(base), k), expected, "{base} + {k} months");
+                assert_eq!(
+                    add_months(chrono_micros(base), k),
+                    expected,
+                    "{base} + {k} months"
+                );
             }
         }
     }
@@ -278,7 +282,10 @@ mod tests {
             b.to_vec()
         };
         // 0.2000: one digit group 2000 at weight -1, dscale 4.
-        assert_eq!(enc(2000), [0, 0, 0, 10, 0, 1, 0xff, 0xff, 0, 0, 0, 4, 0x07, 0xd0]);
+        assert_eq!(
+            enc(2000),
+            [0, 0, 0, 10, 0, 1, 0xff, 0xff, 0, 0, 0, 4, 0x07, 0xd0]
+        );
         assert_eq!(enc(0), [0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 4]);
         assert_eq!(enc(10_000), [0, 0, 0, 10, 0, 1, 0, 0, 0, 0, 0, 4, 0, 1]);
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 fn decode(stream: &[u8], fields: usize) -> Vec<Vec<Option<&[u8]>>> {
     assert_eq!(&stream[..19], copy::HEADER, "header");
     let mut at = 19;
-    let mut take = |n: usize, at: &mut usize| {
+    let take = |n: usize, at: &mut usize| {
         let s = &stream[*at..*at + n];
         *at += n;
         s
@@ -21,11 +21,20 @@ fn decode(stream: &[u8], fields: usize) -> Vec<Vec<Option<&[u8]>>> {
         if count == -1 {
             break;
         }
-        assert_eq!(count as usize, fields, "field count of tuple {}", tuples.len());
+        assert_eq!(
+            count as usize,
+            fields,
+            "field count of tuple {}",
+            tuples.len()
+        );
         let mut tuple = Vec::with_capacity(fields);
         for _ in 0..fields {
             let len = i32::from_be_bytes(take(4, &mut at).try_into().unwrap());
-            tuple.push(if len < 0 { None } else { Some(take(len as usize, &mut at)) });
+            tuple.push(if len < 0 {
+                None
+            } else {
+                Some(take(len as usize, &mut at))
+            });
         }
         tuples.push(tuple);
     }
@@ -107,7 +116,10 @@ struct Decoded {
 
 fn decoded(spec: &SeedSpec) -> (EncodedTables, Decoded) {
     let t = encode_all(spec);
-    let plans = decode(&t.plans, 7).into_iter().map(|r| (int(r[0]), int(r[3]))).collect();
+    let plans = decode(&t.plans, 7)
+        .into_iter()
+        .map(|r| (int(r[0]), int(r[3])))
+        .collect();
     let mut users = BTreeMap::new();
     for r in decode(&t.users, 7) {
         let profile = json(r[6]).expect("profile is NOT NULL");
@@ -133,7 +145,10 @@ fn decoded(spec: &SeedSpec) -> (EncodedTables, Decoded) {
             cancelled_at: opt_int(r[6]),
             updated_at: int(r[8]),
         };
-        assert!(subs.insert(int(r[0]), sub).is_none(), "duplicate subscription id");
+        assert!(
+            subs.insert(int(r[0]), sub).is_none(),
+            "duplicate subscription id"
+        );
     }
     let pays = decode(&t.payments, 10)
         .into_iter()
@@ -152,20 +167,46 @@ fn decoded(spec: &SeedSpec) -> (EncodedTables, Decoded) {
             }
         })
         .collect();
-    (t, Decoded { plans, users, subs, pays })
+    (
+        t,
+        Decoded {
+            plans,
+            users,
+            subs,
+            pays,
+        },
+    )
 }
 
 #[test]
 fn same_spec_gives_identical_bytes() {
-    let spec = SeedSpec { rows: 2000, seed: 42 };
+    let spec = SeedSpec {
+        rows: 2000,
+        seed: 42,
+    };
     assert_eq!(sha256(&encode_all(&spec)), sha256(&encode_all(&spec)));
 }
 
 #[test]
 fn another_seed_or_size_gives_other_bytes() {
-    let a = sha256(&encode_all(&SeedSpec { rows: 2000, seed: 42 }));
-    assert_ne!(a, sha256(&encode_all(&SeedSpec { rows: 2000, seed: 43 })));
-    assert_ne!(a, sha256(&encode_all(&SeedSpec { rows: 2001, seed: 42 })));
+    let a = sha256(&encode_all(&SeedSpec {
+        rows: 2000,
+        seed: 42,
+    }));
+    assert_ne!(
+        a,
+        sha256(&encode_all(&SeedSpec {
+            rows: 2000,
+            seed: 43
+        }))
+    );
+    assert_ne!(
+        a,
+        sha256(&encode_all(&SeedSpec {
+            rows: 2001,
+            seed: 42
+        }))
+    );
 }
 
 /// Pins the bytes of one spec across builds: a dependency update (rand, rand_chacha, fake)
@@ -173,8 +214,14 @@ fn another_seed_or_size_gives_other_bytes() {
 /// the constant and the expected snapshots under fixtures/.
 #[test]
 fn known_spec_keeps_its_known_bytes() {
-    let t = encode_all(&SeedSpec { rows: 500, seed: 42 });
-    assert_eq!(sha256(&t), "PINNED");
+    let t = encode_all(&SeedSpec {
+        rows: 500,
+        seed: 42,
+    });
+    assert_eq!(
+        sha256(&t),
+        "1396ca369cc78a96b6caac39acfaaba2c216c423f3a1a85acf14fd7aa13a1725"
+    );
 }
 
 #[test]
@@ -191,7 +238,10 @@ fn chunking_does_not_change_the_stream() {
         }
         assert_eq!(joined, whole.table(table).as_ref(), "{table:?}");
         if table != Table::Plans {
-            assert!(count > 2, "{table:?} should span several 4 KiB chunks, got {count}");
+            assert!(
+                count > 2,
+                "{table:?} should span several 4 KiB chunks, got {count}"
+            );
         }
     }
 }
@@ -220,7 +270,10 @@ fn zero_users_gives_empty_but_valid_streams() {
 /// Every constraint of fixtures/schema.sql, and the business rules the schema cannot state.
 #[test]
 fn generated_rows_respect_the_schema_and_business_rules() {
-    let (_, d) = decoded(&SeedSpec { rows: 2000, seed: 42 });
+    let (_, d) = decoded(&SeedSpec {
+        rows: 2000,
+        seed: 42,
+    });
 
     // Ids are dense 1..=n, as identity/serial columns would have assigned them.
     assert!(d.users.keys().copied().eq(1..=2000));
@@ -229,10 +282,20 @@ fn generated_rows_respect_the_schema_and_business_rules() {
 
     let mut emails = BTreeSet::new();
     for (id, u) in &d.users {
-        assert!(emails.insert(u.email.to_lowercase()), "email {} not unique (citext)", u.email);
-        assert!(u.email.contains(&format!("{id}@")), "email {} carries the id", u.email);
+        assert!(
+            emails.insert(u.email.to_lowercase()),
+            "email {} not unique (citext)",
+            u.email
+        );
+        assert!(
+            u.email.contains(&format!("{id}@")),
+            "email {} carries the id",
+            u.email
+        );
         assert_eq!(u.country.len(), 2, "country {}", u.country);
-        assert!(u.created_at >= REFERENCE_INSTANT - HISTORY_SPAN && u.created_at < REFERENCE_INSTANT);
+        assert!(
+            u.created_at >= REFERENCE_INSTANT - HISTORY_SPAN && u.created_at < REFERENCE_INSTANT
+        );
         if let Some(del) = u.deleted_at {
             assert!(del >= u.created_at && del <= REFERENCE_INSTANT);
         }
@@ -244,51 +307,113 @@ fn generated_rows_respect_the_schema_and_business_rules() {
     let mut live_per_user: BTreeMap<i64, u32> = BTreeMap::new();
     let mut last_end_per_user: BTreeMap<i64, i64> = BTreeMap::new();
     for (id, s) in &d.subs {
-        let user = d.users.get(&s.user_id).unwrap_or_else(|| panic!("subscription {id}: no user"));
+        let user = d
+            .users
+            .get(&s.user_id)
+            .unwrap_or_else(|| panic!("subscription {id}: no user"));
         assert!(d.plans.contains_key(&s.plan_id));
-        assert!(s.started_at >= user.created_at, "subscription {id} before signup");
-        assert!(s.current_period_end > s.started_at, "subscription {id} period");
-        assert_eq!(s.status == "cancelled", s.cancelled_at.is_some(), "subscription {id}");
+        assert!(
+            s.started_at >= user.created_at,
+            "subscription {id} before signup"
+        );
+        assert!(
+            s.current_period_end > s.started_at,
+            "subscription {id} period"
+        );
+        assert_eq!(
+            s.status == "cancelled",
+            s.cancelled_at.is_some(),
+            "subscription {id}"
+        );
         assert!(s.updated_at >= s.started_at && s.updated_at <= REFERENCE_INSTANT);
         if let Some(c) = s.cancelled_at {
             assert!(c >= s.started_at && c <= user.deleted_at.unwrap_or(REFERENCE_INSTANT));
         } else {
             *live_per_user.entry(s.user_id).or_default() += 1;
-            assert!(user.deleted_at.is_none(), "deleted user {} has a live subscription", s.user_id);
+            assert!(
+                user.deleted_at.is_none(),
+                "deleted user {} has a live subscription",
+                s.user_id
+            );
         }
         // A user's subscriptions do not overlap: each starts after the previous one ended.
         if let Some(prev_end) = last_end_per_user.get(&s.user_id) {
-            assert!(s.started_at > *prev_end, "subscription {id} overlaps the previous one");
+            assert!(
+                s.started_at > *prev_end,
+                "subscription {id} overlaps the previous one"
+            );
         }
         if let Some(c) = s.cancelled_at {
             last_end_per_user.insert(s.user_id, c);
         }
         assert!(["trialing", "active", "past_due", "cancelled"].contains(&s.status.as_str()));
     }
-    assert!(live_per_user.values().all(|&n| n <= 1), "at most one live subscription per user");
+    assert!(
+        live_per_user.values().all(|&n| n <= 1),
+        "at most one live subscription per user"
+    );
 
     let mut refs = BTreeSet::new();
     let mut last_payment: BTreeMap<i64, &Pay> = BTreeMap::new();
     for p in &d.pays {
-        let s = d.subs.get(&p.subscription_id).unwrap_or_else(|| panic!("payment {}: no subscription", p.id));
-        assert!(p.period_start >= s.started_at, "payment {} before its subscription started", p.id);
-        assert!(p.paid_at >= p.period_start, "payment {} paid before its period", p.id);
+        let s = d
+            .subs
+            .get(&p.subscription_id)
+            .unwrap_or_else(|| panic!("payment {}: no subscription", p.id));
+        assert!(
+            p.period_start >= s.started_at,
+            "payment {} before its subscription started",
+            p.id
+        );
+        assert!(
+            p.paid_at >= p.period_start,
+            "payment {} paid before its period",
+            p.id
+        );
         assert!(p.paid_at <= REFERENCE_INSTANT);
-        assert!(p.period_start < s.current_period_end, "payment {} after the current period", p.id);
+        assert!(
+            p.period_start < s.current_period_end,
+            "payment {} after the current period",
+            p.id
+        );
         if let Some(c) = s.cancelled_at {
-            assert!(p.period_start <= c, "payment {} for a period after cancellation", p.id);
+            assert!(
+                p.period_start <= c,
+                "payment {} for a period after cancellation",
+                p.id
+            );
         }
-        assert_ne!(s.status, "trialing", "trialing subscriptions have no payments yet");
-        assert_eq!(p.amount_cents, d.plans[&s.plan_id], "amount is the plan price");
+        assert_ne!(
+            s.status, "trialing",
+            "trialing subscriptions have no payments yet"
+        );
+        assert_eq!(
+            p.amount_cents, d.plans[&s.plan_id],
+            "amount is the plan price"
+        );
         assert!(p.amount_cents > 0);
-        assert_eq!(p.status == "refunded", p.refunded_at.is_some(), "payment {}", p.id);
+        assert_eq!(
+            p.status == "refunded",
+            p.refunded_at.is_some(),
+            "payment {}",
+            p.id
+        );
         if let Some(r) = p.refunded_at {
             assert!(r >= p.paid_at && r <= REFERENCE_INSTANT);
         }
-        assert!(refs.insert(p.provider_ref.clone()), "provider_ref {} not unique", p.provider_ref);
+        assert!(
+            refs.insert(p.provider_ref.clone()),
+            "provider_ref {} not unique",
+            p.provider_ref
+        );
         assert!(p.provider_ref.starts_with("pi_") && p.provider_ref.len() == 14);
         if let Some(details) = &p.details {
-            assert_eq!(details.get("failure_code").is_some(), p.status == "failed", "payment {}", p.id);
+            assert_eq!(
+                details.get("failure_code").is_some(),
+                p.status == "failed",
+                "payment {}",
+                p.id
+            );
         }
         let entry = last_payment.entry(p.subscription_id).or_insert(p);
         if (p.paid_at, p.id) > (entry.paid_at, entry.id) {
@@ -297,8 +422,14 @@ fn generated_rows_respect_the_schema_and_business_rules() {
     }
     for (id, s) in &d.subs {
         match s.status.as_str() {
-            "past_due" => assert_eq!(last_payment[id].status, "failed", "past_due {id} last payment"),
-            "active" => assert_ne!(last_payment[id].status, "failed", "active {id} last payment"),
+            "past_due" => assert_eq!(
+                last_payment[id].status, "failed",
+                "past_due {id} last payment"
+            ),
+            "active" => assert_ne!(
+                last_payment[id].status, "failed",
+                "active {id} last payment"
+            ),
             "trialing" => assert!(!last_payment.contains_key(id)),
             _ => {}
         }
@@ -309,31 +440,58 @@ fn generated_rows_respect_the_schema_and_business_rules() {
 #[test]
 fn distributions_match_the_documented_shares() {
     let n = 20_000;
-    let (t, d) = decoded(&SeedSpec { rows: n, seed: 4242 });
+    let (t, d) = decoded(&SeedSpec {
+        rows: n,
+        seed: 4242,
+    });
     let share = |count: usize, of: usize| count as f64 / of as f64;
     let failures = std::cell::RefCell::new(Vec::<String>::new());
     let within = |name: &str, value: f64, lo: f64, hi: f64| {
         eprintln!("{name}: {value:.4}");
         if !(value >= lo && value <= hi) {
-            failures.borrow_mut().push(format!("{name} = {value:.4}, expected {lo}..{hi}"));
+            failures
+                .borrow_mut()
+                .push(format!("{name} = {value:.4}, expected {lo}..{hi}"));
         }
     };
 
     let deleted = d.users.values().filter(|u| u.deleted_at.is_some()).count();
     let age_days = |q: usize| {
-        let mut ages: Vec<i64> = d.users.values().map(|u| REFERENCE_INSTANT - u.created_at).collect();
+        let mut ages: Vec<i64> = d
+            .users
+            .values()
+            .map(|u| REFERENCE_INSTANT - u.created_at)
+            .collect();
         ages.sort_unstable();
         ages[ages.len() * q / 100] as f64 / copy::MICROS_PER_DAY as f64
     };
-    eprintln!("signup age days p25 {:.0} p50 {:.0} p75 {:.0}", age_days(25), age_days(50), age_days(75));
+    eprintln!(
+        "signup age days p25 {:.0} p50 {:.0} p75 {:.0}",
+        age_days(25),
+        age_days(50),
+        age_days(75)
+    );
     within("deleted users", share(deleted, n as usize), 0.015, 0.025);
 
     let subscribers: BTreeSet<i64> = d.subs.values().map(|s| s.user_id).collect();
-    within("users with a subscription", share(subscribers.len(), n as usize), 0.76, 0.84);
+    within(
+        "users with a subscription",
+        share(subscribers.len(), n as usize),
+        0.76,
+        0.84,
+    );
 
-    let last_status: BTreeMap<i64, &str> =
-        d.subs.values().map(|s| (s.user_id, s.status.as_str())).collect();
-    let final_share = |st: &str| share(last_status.values().filter(|&&v| v == st).count(), last_status.len());
+    let last_status: BTreeMap<i64, &str> = d
+        .subs
+        .values()
+        .map(|s| (s.user_id, s.status.as_str()))
+        .collect();
+    let final_share = |st: &str| {
+        share(
+            last_status.values().filter(|&&v| v == st).count(),
+            last_status.len(),
+        )
+    };
     within("final active", final_share("active"), 0.68, 0.76);
     within("final trialing", final_share("trialing"), 0.025, 0.055);
     within("final past_due", final_share("past_due"), 0.025, 0.055);
@@ -343,7 +501,12 @@ fn distributions_match_the_documented_shares() {
         *subs_per_user.entry(s.user_id).or_default() += 1;
     }
     let returning = subs_per_user.values().filter(|&&k| k > 1).count();
-    within("subscribers with an earlier cancelled subscription", share(returning, subscribers.len()), 0.12, 0.19);
+    within(
+        "subscribers with an earlier cancelled subscription",
+        share(returning, subscribers.len()),
+        0.12,
+        0.19,
+    );
 
     let pays = d.pays.len();
     within("payments per user", share(pays, n as usize), 5.5, 7.5);
@@ -352,12 +515,32 @@ fn distributions_match_the_documented_shares() {
     within("refunded payments", status_share("refunded"), 0.007, 0.013);
     within("pending payments", status_share("pending"), 0.0005, 0.01);
 
-    assert!(d.users.values().all(|u| u.email.is_ascii()), "e-mail addresses are ASCII");
-    let mixed_case = d.users.values().filter(|u| u.email != u.email.to_lowercase()).count();
-    within("mixed-case e-mails", share(mixed_case, n as usize), 0.03, 0.07);
+    assert!(
+        d.users.values().all(|u| u.email.is_ascii()),
+        "e-mail addresses are ASCII"
+    );
+    let mixed_case = d
+        .users
+        .values()
+        .filter(|u| u.email != u.email.to_lowercase())
+        .count();
+    within(
+        "mixed-case e-mails",
+        share(mixed_case, n as usize),
+        0.03,
+        0.07,
+    );
     let countries: BTreeSet<&str> = d.users.values().map(|u| u.country.as_str()).collect();
     assert!(countries.len() >= 25, "{} countries", countries.len());
-    let non_ascii_names = decode(&t.users, 7).iter().filter(|r| !text(r[2]).is_ascii()).count();
-    within("non-ASCII full names", share(non_ascii_names, n as usize), 0.25, 0.70);
+    let non_ascii_names = decode(&t.users, 7)
+        .iter()
+        .filter(|r| !text(r[2]).is_ascii())
+        .count();
+    within(
+        "non-ASCII full names",
+        share(non_ascii_names, n as usize),
+        0.25,
+        0.70,
+    );
     assert!(failures.borrow().is_empty(), "{:#?}", failures.borrow());
 }

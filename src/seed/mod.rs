@@ -7,6 +7,7 @@
 
 mod copy;
 mod generate;
+mod load;
 mod vocab;
 
 pub use generate::{
@@ -14,10 +15,7 @@ pub use generate::{
 };
 pub use vocab::{Plan, PLANS};
 
-use bytes::Bytes;
-use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 /// fixtures/roles.sql: the cluster roles the schema needs (idempotent).
 pub const ROLES_SQL: &str = include_str!("../../fixtures/roles.sql");
@@ -87,8 +85,14 @@ pub enum SeedError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// A statement after the COPYs (transaction, sequences, ANALYZE) failed.
-    #[error("seeding failed while running {step}: {detail}; check the server log and that the connection is still open")]
+    /// The tables already hold rows.
+    #[error("table {table} is not empty; seed loads only the empty tables of a freshly loaded fixtures/schema.sql (use a new database)")]
+    NotEmpty {
+        /// The first non-empty table found.
+        table: &'static str,
+    },
+    /// A statement around the COPYs (transaction, keys and indexes, sequences, ANALYZE) failed.
+    #[error("seeding failed while running {step}: {detail}; run seed as a superuser on a connection outside any transaction, and check the server log")]
     Finish {
         /// What was being done.
         step: &'static str,
@@ -119,7 +123,10 @@ pub async fn create_roles(client: &tokio_postgres::Client) -> Result<(), SeedErr
     client
         .batch_execute(ROLES_SQL)
         .await
-        .map_err(|source| SeedError::Roles { detail: detail(&source), source })
+        .map_err(|source| SeedError::Roles {
+            detail: detail(&source),
+            source,
+        })
 }
 
 /// Loads fixtures/schema.sql into the connected (empty) database.
@@ -127,31 +134,42 @@ pub async fn load_schema(client: &tokio_postgres::Client) -> Result<(), SeedErro
     client
         .batch_execute(SCHEMA_SQL)
         .await
-        .map_err(|source| SeedError::Schema { detail: detail(&source), source })
-}
-
-/// Chunks in flight between the generator thread and the connection (each ~1 MiB).
-const PIPELINE_DEPTH: usize = 4;
-
-enum Message {
-    Chunk(Bytes),
-    EndOfTable,
+        .map_err(|source| SeedError::Schema {
+            detail: detail(&source),
+            source,
+        })
 }
 
 /// Loads `spec`'s data into the schema's empty tables in one transaction: plans, users,
 /// subscriptions and payments by binary COPY, then moves the id sequences past the loaded ids
 /// and runs ANALYZE.
 ///
-/// The client must not be inside a transaction. On error the transaction is rolled back
-/// (best effort) and nothing is left behind.
-pub async fn seed(client: &tokio_postgres::Client, spec: &SeedSpec) -> Result<SeedStats, SeedError> {
-    let finish = |step: &'static str| {
-        move |source: tokio_postgres::Error| SeedError::Finish { step, detail: detail(&source), source }
+/// Like pg_restore, it loads the data before the keys: the tables' primary keys, unique
+/// constraints, indexes and foreign keys are dropped inside the transaction and re-created
+/// from their catalog definitions after the COPYs (names and definitions unchanged), which
+/// builds each index with one sort and checks each foreign key with one join instead of one
+/// lookup per row. The COPYs use FREEZE, so the rows need no hint-bit rewrite later.
+///
+/// Run it as a superuser (or the tables' owner) on a connection that is not inside a
+/// transaction. The tables must be empty; on any error everything is rolled back.
+pub async fn seed(
+    client: &tokio_postgres::Client,
+    spec: &SeedSpec,
+) -> Result<SeedStats, SeedError> {
+    let step = |step: &'static str| {
+        move |source: tokio_postgres::Error| SeedError::Finish {
+            step,
+            detail: detail(&source),
+            source,
+        }
     };
-    client.batch_execute("BEGIN").await.map_err(finish("BEGIN"))?;
-    match load(client, spec).await {
+    client.batch_execute("BEGIN").await.map_err(step("BEGIN"))?;
+    match load::run(client, spec).await {
         Ok(stats) => {
-            client.batch_execute("COMMIT").await.map_err(finish("COMMIT"))?;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(step("COMMIT"))?;
             Ok(stats)
         }
         Err(e) => {
@@ -160,82 +178,4 @@ pub async fn seed(client: &tokio_postgres::Client, spec: &SeedSpec) -> Result<Se
             Err(e)
         }
     }
-}
-
-async fn load(client: &tokio_postgres::Client, spec: &SeedSpec) -> Result<SeedStats, SeedError> {
-    let finish = |step: &'static str| {
-        move |source: tokio_postgres::Error| SeedError::Finish { step, detail: detail(&source), source }
-    };
-    // Generation runs on its own thread, one table after the other, ahead of the COPYs by at
-    // most PIPELINE_DEPTH chunks: the CPU makes the next chunk while the server ingests this one.
-    let (tx, mut rx) = mpsc::channel::<Message>(PIPELINE_DEPTH);
-    let gen_spec = *spec;
-    let generator = tokio::task::spawn_blocking(move || {
-        for table in Table::LOAD_ORDER {
-            for chunk in TableChunks::new(&gen_spec, table, CHUNK_BYTES) {
-                if tx.blocking_send(Message::Chunk(chunk)).is_err() {
-                    return; // the loader gave up; its error is reported there
-                }
-            }
-            if tx.blocking_send(Message::EndOfTable).is_err() {
-                return;
-            }
-        }
-    });
-
-    let mut rows = [0u64; 4];
-    let mut bytes_sent = 0u64;
-    for (i, table) in Table::LOAD_ORDER.into_iter().enumerate() {
-        let copy_error = |source: tokio_postgres::Error| SeedError::Copy {
-            table: table.name(),
-            detail: detail(&source),
-            source,
-        };
-        let sink = client
-            .copy_in::<_, Bytes>(table.copy_statement())
-            .await
-            .map_err(copy_error)?;
-        let mut sink = std::pin::pin!(sink);
-        loop {
-            match rx.recv().await {
-                Some(Message::Chunk(chunk)) => {
-                    bytes_sent += chunk.len() as u64;
-                    sink.send(chunk).await.map_err(copy_error)?;
-                }
-                Some(Message::EndOfTable) => break,
-                None => {
-                    let why = match generator.await {
-                        Err(e) => e.to_string(),
-                        Ok(()) => format!("its stream ended inside table {}", table.name()),
-                    };
-                    return Err(SeedError::Generator(why));
-                }
-            }
-        }
-        rows[i] = sink.as_mut().finish().await.map_err(copy_error)?;
-    }
-    generator.await.map_err(|e| SeedError::Generator(e.to_string()))?;
-
-    // COPY with explicit ids does not advance the identity and serial sequences; without this
-    // the application's first INSERT would collide with id 1.
-    client
-        .batch_execute(
-            "SELECT setval(pg_get_serial_sequence('users', 'id'), coalesce(max(id), 0) + 1, false) FROM users;
-             SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), coalesce(max(id), 0) + 1, false) FROM subscriptions;
-             SELECT setval(pg_get_serial_sequence('payments', 'id'), coalesce(max(id), 0) + 1, false) FROM payments;",
-        )
-        .await
-        .map_err(finish("setval on the id sequences"))?;
-    client
-        .batch_execute("ANALYZE plans, users, subscriptions, payments")
-        .await
-        .map_err(finish("ANALYZE"))?;
-
-    Ok(SeedStats {
-        plans: rows[0],
-        users: rows[1],
-        subscriptions: rows[2],
-        payments: rows[3],
-        bytes_sent,
-    })
 }

@@ -31,10 +31,38 @@ pub struct Plan {
 
 /// The four plans, all billed monthly in EUR. None is free: `payments.amount_cents > 0`.
 pub const PLANS: [Plan; 4] = [
-    Plan { id: 1, code: "starter", name: "Starter", price_cents: 490, vat_rate_units: 2000, weight: 350 },
-    Plan { id: 2, code: "basic", name: "Basic", price_cents: 990, vat_rate_units: 2000, weight: 350 },
-    Plan { id: 3, code: "pro", name: "Pro", price_cents: 2900, vat_rate_units: 2000, weight: 220 },
-    Plan { id: 4, code: "business", name: "Business", price_cents: 9900, vat_rate_units: 1900, weight: 80 },
+    Plan {
+        id: 1,
+        code: "starter",
+        name: "Starter",
+        price_cents: 490,
+        vat_rate_units: 2000,
+        weight: 350,
+    },
+    Plan {
+        id: 2,
+        code: "basic",
+        name: "Basic",
+        price_cents: 990,
+        vat_rate_units: 2000,
+        weight: 350,
+    },
+    Plan {
+        id: 3,
+        code: "pro",
+        name: "Pro",
+        price_cents: 2900,
+        vat_rate_units: 2000,
+        weight: 220,
+    },
+    Plan {
+        id: 4,
+        code: "business",
+        name: "Business",
+        price_cents: 9900,
+        vat_rate_units: 1900,
+        weight: 80,
+    },
 ];
 
 /// The currency of every plan and payment.
@@ -95,7 +123,13 @@ const fn country(
     locale: &'static str,
     timezone: &'static str,
 ) -> Country {
-    Country { code, weight, names, locale, timezone }
+    Country {
+        code,
+        weight,
+        names,
+        locale,
+        timezone,
+    }
 }
 
 /// Countries of generated (not hand-picked) users; weights sum to 1000.
@@ -143,7 +177,12 @@ const fn hand(
     locale: &'static str,
     timezone: &'static str,
 ) -> HandPicked {
-    HandPicked { full_name, country, locale, timezone }
+    HandPicked {
+        full_name,
+        country,
+        locale,
+        timezone,
+    }
 }
 
 /// Hand-picked names, drawn uniformly for 1.5 % of users.
@@ -165,7 +204,12 @@ pub const HAND_PICKED: [HandPicked; 20] = [
     hand("Ana Lúcia 🌸 Silva", "BR", "pt-BR", "America/Sao_Paulo"),
     hand("Jürgen Groß", "DE", "de-DE", "Europe/Berlin"),
     hand("Işıl Çağla Şimşek", "TR", "tr-TR", "Europe/Istanbul"),
-    hand("François-Xavier de la Tour d'Auvergne", "FR", "fr-FR", "Europe/Paris"),
+    hand(
+        "François-Xavier de la Tour d'Auvergne",
+        "FR",
+        "fr-FR",
+        "Europe/Paris",
+    ),
     hand("Mary-Jane \"MJ\" Watson", "US", "en-US", "America/Chicago"),
     hand("Åse Ærø", "NO", "nb-NO", "Europe/Oslo"),
     hand("Đặng Văn Lâm", "VN", "vi-VN", "Asia/Ho_Chi_Minh"),

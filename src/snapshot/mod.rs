@@ -194,7 +194,8 @@ SET LOCAL row_security = off;";
 /// snapshot pg_dump uses, or one that did `SET TRANSACTION SNAPSHOT`); its settings are left
 /// as they were (the work runs in a savepoint that is rolled back). Outside a transaction it
 /// opens and ends its own `REPEATABLE READ, READ ONLY` one. It writes nothing and creates no
-/// objects, so it also works on a `default_transaction_read_only` session or a standby.
+/// objects, so it also works on a `default_transaction_read_only` session.
+/// With a `tokio_postgres::Transaction`, pass `tx.client()`.
 pub async fn take(client: &Client) -> Result<Snapshot, SnapshotError> {
     let scope = Scope::enter(client).await?;
     let taken = take_in_scope(client).await;
@@ -353,9 +354,9 @@ async fn fingerprint_table(client: &Client, name: String) -> Result<TableSnapsho
     }
 }
 
-/// Sequence state through `SELECT … FROM seq`, which works on read-only sessions and standbys
-/// (unlike the pg_sequence_last_value() path some tools use, it needs only SELECT), with a
-/// `sequence_ahead:` check for every sequence an integer column owns.
+/// Sequence state through `SELECT … FROM seq`, which works on read-only sessions (it needs
+/// only SELECT on the sequence), with a `sequence_ahead:` check for every sequence an integer
+/// column owns.
 async fn read_sequences(
     client: &Client,
 ) -> Result<(Vec<SequenceSnapshot>, Vec<CheckValue>), SnapshotError> {

@@ -31,14 +31,25 @@ impl Pgdrill {
         Pgdrill {
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
-            out: tempfile::Builder::new().prefix("pgdrill-test-out-").tempdir().unwrap(),
+            out: tempfile::Builder::new()
+                .prefix("pgdrill-test-out-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
-    /// `pgdrill drill --rows ROWS --out <tmp>` plus `extra`.
+    /// `pgdrill drill --rows ROWS --out <tmp>` plus `extra` (no `--rows` when `extra` names
+    /// another source).
     pub fn drill<I: IntoIterator<Item = S>, S: Into<String>>(extra: I) -> Self {
-        let mut d = Pgdrill::new(["drill", "--rows", ROWS, "--jobs", "2"]);
-        d.args.extend(extra.into_iter().map(Into::into));
+        let extra: Vec<String> = extra.into_iter().map(Into::into).collect();
+        let other_source = extra
+            .iter()
+            .any(|a| a == "--source-dsn" || a == "--backup-file");
+        let mut d = Pgdrill::new(["drill", "--jobs", "2"]);
+        if !other_source {
+            d.args.extend(["--rows".to_string(), ROWS.to_string()]);
+        }
+        d.args.extend(extra);
         let out = d.out.path().display().to_string();
         d.args.extend(["--out".to_string(), out]);
         d
@@ -144,14 +155,13 @@ impl Run {
             .unwrap_or_else(|| panic!("no phase {name}"))
     }
 
-    /// The backup directory of this run.
-    pub fn backup_dir(&self) -> PathBuf {
-        self.out.path().join("backup")
-    }
-
     /// The dump file written by this run.
     pub fn dump(&self) -> PathBuf {
-        PathBuf::from(self.report()["backup"]["file"].as_str().expect("backup file"))
+        PathBuf::from(
+            self.report()["backup"]["file"]
+                .as_str()
+                .expect("backup file"),
+        )
     }
 }
 
@@ -162,8 +172,13 @@ pub fn leftovers(drill_id: &str) -> Vec<String> {
         for e in entries.flatten() {
             if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                if cmd.contains(drill_id) && (cmd.contains("postgres") || cmd.contains("sample-app")) {
-                    found.push(format!("process {}: {cmd}", e.file_name().to_string_lossy()));
+                if cmd.contains(drill_id)
+                    && (cmd.contains("postgres") || cmd.contains("sample-app"))
+                {
+                    found.push(format!(
+                        "process {}: {cmd}",
+                        e.file_name().to_string_lossy()
+                    ));
                 }
             }
         }
@@ -187,7 +202,51 @@ pub fn copy_backup(dump: &Path, dir: &Path, with_manifest: bool) -> PathBuf {
     let g = dump.with_extension("globals.sql");
     std::fs::copy(&g, new.with_extension("globals.sql")).unwrap();
     if with_manifest {
-        std::fs::copy(dump.with_extension("manifest.json"), new.with_extension("manifest.json")).unwrap();
+        std::fs::copy(
+            dump.with_extension("manifest.json"),
+            new.with_extension("manifest.json"),
+        )
+        .unwrap();
     }
     new
+}
+
+/// Replaces hex fingerprints with `<hex>` and every other run of digits with `#`, so ports,
+/// pids, durations, counters and data written by a live app do not make snapshots flaky while
+/// the words around them still show what was checked.
+pub fn redact(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.len() >= 8
+            && word.chars().all(|c| c.is_ascii_hexdigit())
+            && word.chars().any(|c| c.is_ascii_digit())
+        {
+            out.push_str("<hex>");
+        } else {
+            let mut in_digits = false;
+            for c in word.chars() {
+                if c.is_ascii_digit() {
+                    if !in_digits {
+                        out.push('#');
+                    }
+                    in_digits = true;
+                } else {
+                    in_digits = false;
+                    out.push(c);
+                }
+            }
+        }
+        word.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }

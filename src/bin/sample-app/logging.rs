@@ -42,7 +42,7 @@ impl<S: Subscriber> Layer<S> for ErrorCounter {
     }
 }
 
-/// One JSON object per line: timestamp, level, target, fields (with `message`).
+/// One JSON object per line: timestamp, level, target, fields (with `message`), in that order.
 /// Written by hand because tracing-subscriber's `json` feature is not in the dependency set.
 struct JsonLines;
 
@@ -60,13 +60,15 @@ where
         let mut fields = JsonFields(serde_json::Map::new());
         event.record(&mut fields);
         let meta = event.metadata();
-        let line = serde_json::json!({
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "level": meta.level().as_str(),
-            "target": meta.target(),
-            "fields": fields.0,
-        });
-        writeln!(writer, "{line}")
+        // Built in this order (serde_json's map would sort the keys) so lines read naturally.
+        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let fields = serde_json::Value::Object(fields.0);
+        writeln!(
+            writer,
+            r#"{{"timestamp":"{timestamp}","level":"{}","target":{},"fields":{fields}}}"#,
+            meta.level().as_str(),
+            serde_json::Value::from(meta.target()),
+        )
     }
 }
 
