@@ -6,6 +6,7 @@ mod support;
 mod backup_file;
 mod cleanup;
 mod cli;
+mod docker;
 mod drill;
 mod integrity;
 mod source_dsn;
