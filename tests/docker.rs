@@ -308,7 +308,10 @@ fn server_loss_removes_the_container_and_keep_leaves_the_new_one_running() {
     let sweep = Sweep(id.clone());
     run.assert_pass();
     // The dump was written on this machine, in --out, by pg_dump running in the container.
-    assert_eq!(run.dump().parent(), Some(run.backup_dir().as_path()));
+    assert_eq!(
+        run.dump().parent(),
+        Some(run.out.path().join("backup").as_path())
+    );
     let source = container_ids(phase(&r, "provision")["detail"].as_str().unwrap());
     let target = container_ids(phase(&r, "disaster")["detail"].as_str().unwrap());
     assert_eq!((source.len(), target.len()), (1, 2));
