@@ -223,6 +223,7 @@ struct Drill {
     checklist: Vec<ChecklistItem>,
     notes: Vec<String>,
     app: Option<AppProcess>,
+    backend_kind: Option<crate::env::BackendKind>,
     app_secrets: AppSecrets,
     app_items: Vec<ChecklistItem>,
 }
@@ -291,6 +292,7 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         checklist: Vec::new(),
         notes: Vec::new(),
         app: None,
+        backend_kind: None,
         app_secrets: AppSecrets::new(),
         app_items: Vec::new(),
     };
@@ -361,6 +363,7 @@ impl Drill {
             })
             .await;
         let (backend, target) = result?;
+        self.backend_kind = Some(backend.kind());
         self.backend = Some(backend);
         if wants_source {
             self.source_target = Some(target);
@@ -1154,10 +1157,7 @@ impl Drill {
             verdict,
             failure: self.rec.failure.clone(),
             environment: Environment {
-                backend: match self.plan.backend {
-                    crate::env::BackendKind::Auto => "native".into(),
-                    k => k.to_string(),
-                },
+                backend: self.backend_kind.unwrap_or(self.plan.backend).to_string(),
                 server_version: self.server_version.clone(),
                 tools: self.tools.clone(),
                 pgdrill_version: env!("CARGO_PKG_VERSION").into(),

@@ -67,6 +67,28 @@ pub enum EnvError {
     /// Docker is not available or refused an operation.
     #[error("docker: {0}")]
     Docker(String),
+    /// No Docker engine answers, or the docker CLI is missing.
+    #[error("no Docker engine: {reason}. Start Docker (e.g. `systemctl start docker`), check DOCKER_HOST and that this user may use the Docker socket, or use `--backend native`.")]
+    NoDockerEngine {
+        /// What was tried and what it said.
+        reason: String,
+    },
+    /// A container image that is neither present locally nor pullable.
+    #[error("image `{image}` is not available: it is not present locally and `docker pull` failed ({reason}). Build the local images with `scripts/build-images.sh` (pgdrill/postgres:15-local), pull the image where a registry is reachable, or name another image with PGDRILL_POSTGRES_IMAGE.")]
+    DockerImage {
+        /// The image reference, e.g. `postgres:15`.
+        image: String,
+        /// What `docker pull` said.
+        reason: String,
+    },
+    /// `--backend auto` found neither local PostgreSQL binaries nor a Docker engine.
+    #[error("--backend auto found no way to run a disposable PostgreSQL server: no local PostgreSQL binaries ({native}) and no usable Docker engine ({docker}). Install the PostgreSQL server and client packages, or start Docker.")]
+    NoBackend {
+        /// Why the native backend cannot work.
+        native: String,
+        /// Why the docker backend cannot work.
+        docker: String,
+    },
     /// Any other I/O problem on this machine (temp dirs, disk space).
     #[error("{context}: {source}")]
     Io {

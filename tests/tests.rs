@@ -7,6 +7,7 @@ mod app;
 mod backup_file;
 mod cleanup;
 mod cli;
+mod docker;
 mod drill;
 mod integrity;
 mod source_dsn;

@@ -1,6 +1,7 @@
 //! Where disposable servers come from: the backends, the targets they hand out, and the
 //! PostgreSQL client programs used against them.
 
+pub mod docker;
 pub mod native;
 pub mod pg_tools;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EnvError;
-pub use pg_tools::PgTools;
+pub use pg_tools::{PgTools, ToolCommand};
 
 /// How to reach a PostgreSQL server: enough for a client library and for libpq programs.
 #[derive(Clone)]
@@ -213,18 +214,29 @@ impl std::fmt::Display for BackendKind {
 pub enum Backend {
     /// Clusters from local binaries.
     Native(native::NativeBackend),
+    /// Containers through the Docker engine.
+    Docker(docker::DockerBackend),
 }
 
 impl Backend {
-    /// Resolves `auto` and checks that the chosen backend can work on this machine.
+    /// Resolves `auto` (native when the PostgreSQL binaries are installed, docker otherwise)
+    /// and checks that the chosen backend can work on this machine.
     pub async fn open(kind: BackendKind, drill_id: &str) -> Result<Backend, EnvError> {
         match kind {
-            BackendKind::Native | BackendKind::Auto => {
-                Ok(Backend::Native(native::NativeBackend::discover(drill_id)?))
-            }
-            BackendKind::Docker => Err(EnvError::Docker(
-                "the docker backend is not available in this build; use --backend native".into(),
+            BackendKind::Native => Ok(Backend::Native(native::NativeBackend::discover(drill_id)?)),
+            BackendKind::Docker => Ok(Backend::Docker(
+                docker::DockerBackend::open(drill_id).await?,
             )),
+            BackendKind::Auto => match native::NativeBackend::discover(drill_id) {
+                Ok(b) => Ok(Backend::Native(b)),
+                Err(native) => match docker::DockerBackend::open(drill_id).await {
+                    Ok(b) => Ok(Backend::Docker(b)),
+                    Err(docker) => Err(EnvError::NoBackend {
+                        native: native.to_string(),
+                        docker: docker.to_string(),
+                    }),
+                },
+            },
         }
     }
 
@@ -232,6 +244,7 @@ impl Backend {
     pub fn set_keep(&mut self, keep: bool) {
         match self {
             Backend::Native(b) => b.set_keep(keep),
+            Backend::Docker(b) => b.set_keep(keep),
         }
     }
 
@@ -239,6 +252,7 @@ impl Backend {
     pub fn kind(&self) -> BackendKind {
         match self {
             Backend::Native(_) => BackendKind::Native,
+            Backend::Docker(_) => BackendKind::Docker,
         }
     }
 
@@ -246,13 +260,15 @@ impl Backend {
     pub async fn provision(&self, role: &str) -> Result<Target, EnvError> {
         match self {
             Backend::Native(b) => Ok(Target::Native(b.provision(role).await?)),
+            Backend::Docker(b) => Ok(Target::Docker(b.provision(role).await?)),
         }
     }
 
-    /// The client programs used against this backend's servers.
+    /// The client programs used against servers the backend did not create (a live source).
     pub fn tools(&self) -> &PgTools {
         match self {
             Backend::Native(b) => b.tools(),
+            Backend::Docker(b) => b.tools(),
         }
     }
 }
@@ -261,6 +277,8 @@ impl Backend {
 pub enum Target {
     /// A cluster in a temp dir.
     Native(native::NativeTarget),
+    /// A container.
+    Docker(docker::DockerTarget),
 }
 
 impl Target {
@@ -268,6 +286,7 @@ impl Target {
     pub fn endpoint(&self) -> &Endpoint {
         match self {
             Target::Native(t) => &t.endpoint,
+            Target::Docker(t) => &t.endpoint,
         }
     }
 
@@ -275,6 +294,7 @@ impl Target {
     pub fn tools(&self) -> PgTools {
         match self {
             Target::Native(t) => t.tools.clone(),
+            Target::Docker(t) => t.tools.clone(),
         }
     }
 
@@ -282,6 +302,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Native(t) => t.describe(),
+            Target::Docker(t) => t.describe(),
         }
     }
 
@@ -289,6 +310,7 @@ impl Target {
     pub async fn destroy(self) -> Result<(), EnvError> {
         match self {
             Target::Native(t) => t.destroy().await,
+            Target::Docker(t) => t.destroy().await,
         }
     }
 
@@ -296,6 +318,7 @@ impl Target {
     pub fn keep(self) -> String {
         match self {
             Target::Native(t) => t.keep(),
+            Target::Docker(t) => t.keep(),
         }
     }
 }

@@ -1,0 +1,804 @@
+//! The docker backend: disposable PostgreSQL servers as containers started through
+//! testcontainers, on a network made for the drill, every container and the network labelled
+//! `pgdrill.drill=<drill-id>` so that leftovers can always be found.
+//!
+//! testcontainers creates and starts the containers and answers questions about them (port,
+//! state, logs). The docker CLI runs the client programs inside them (`docker exec`, whose
+//! stdin and stdout the drill streams like a local program's) and removes containers in
+//! `Drop`, which must work synchronously on every exit path, a panic included.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use testcontainers::bollard::models::{HostConfig, PortBinding};
+use testcontainers::core::IntoContainerPort;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::process::Command;
+
+use super::pg_tools::{short_id, CLIENT_PROGRAMS};
+use super::{Endpoint, PgTools};
+use crate::error::EnvError;
+
+/// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.
+pub const DEFAULT_IMAGE: &str = "postgres:15";
+/// The image scripts/build-images.sh builds where nothing can be pulled.
+pub const LOCAL_IMAGE: &str = "pgdrill/postgres:15-local";
+/// Overrides [`DEFAULT_IMAGE`]; an image named here is never replaced by another.
+pub const IMAGE_ENV: &str = "PGDRILL_POSTGRES_IMAGE";
+/// A fixed host port for the servers (default: one Docker picks).
+pub const PORT_ENV: &str = "PGDRILL_DOCKER_PORT";
+/// How long a new container may take to answer a query (a duration such as `90s`).
+pub const READY_TIMEOUT_ENV: &str = "PGDRILL_DOCKER_READY_TIMEOUT";
+/// Label carrying the drill id, on every container and network of a drill.
+pub const LABEL_DRILL: &str = "pgdrill.drill";
+/// Label carrying the role (`source`, `target`, `tools`, `network`).
+pub const LABEL_ROLE: &str = "pgdrill.role";
+
+/// The server's port inside its container.
+const PG_PORT: u16 = 5432;
+/// `--no-sync` as in the native backend's initdb: a disposable server needs no durability
+/// during initialisation. Locale and encoding as native, so fingerprints and collations match.
+const INITDB_ARGS: &str = "--locale=C -E UTF8 --no-sync";
+/// The superuser password reaches the entrypoint as a file (POSTGRES_PASSWORD_FILE), so it
+/// is not in `docker inspect`'s environment.
+const PASSWORD_FILE: &str = "/run/secrets/pgdrill-password";
+/// Docker's default /dev/shm (64 MB) starves parallel index builds of big restores.
+const SHM_BYTES: u64 = 512 << 20;
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Creating and starting (not initialising) a container.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts when a port Docker picked turns out to be taken by another process.
+const PORT_ATTEMPTS: usize = 3;
+/// Two answers this far apart with the same postmaster start time: the final server.
+const STABLE_FOR: Duration = Duration::from_millis(100);
+
+/// Starts PostgreSQL containers for one drill, on the drill's own network.
+pub struct DockerBackend {
+    drill_id: String,
+    network: String,
+    image: String,
+    image_note: Option<String>,
+    engine: String,
+    host_tools: PgTools,
+    keep: bool,
+    /// Targets handed over with `--keep`: while any exists, the network stays.
+    kept: Arc<AtomicUsize>,
+    password: String,
+    serial: AtomicU32,
+    fixed_port: Option<u16>,
+    ready_timeout: Duration,
+}
+
+/// A running PostgreSQL container owned by the drill; removed with its data when dropped.
+pub struct DockerTarget {
+    /// Superuser connection to the `postgres` database through the published port.
+    pub endpoint: Endpoint,
+    /// The programs inside this container.
+    pub tools: PgTools,
+    /// Boxed: the handle carries the whole container request.
+    container: Option<Box<ContainerAsync<GenericImage>>>,
+    id: String,
+    name: String,
+    image: String,
+    image_note: Option<String>,
+    network: String,
+    ready: Duration,
+    kept: Arc<AtomicUsize>,
+}
+
+enum StartError {
+    PortClash(String),
+    Env(EnvError),
+}
+
+impl From<EnvError> for StartError {
+    fn from(e: EnvError) -> Self {
+        StartError::Env(e)
+    }
+}
+
+impl DockerBackend {
+    /// Checks the engine, settles the image (pulling it, or falling back to the local
+    /// build), and creates the drill's network.
+    pub async fn open(drill_id: &str) -> Result<DockerBackend, EnvError> {
+        let engine = engine().await?;
+        let fixed_port = match std::env::var(PORT_ENV) {
+            Ok(v) if !v.trim().is_empty() => Some(
+                v.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| {
+                        EnvError::Docker(format!("{PORT_ENV}={v} is not a port number (1-65535)"))
+                    })?,
+            ),
+            _ => None,
+        };
+        let ready_timeout = match std::env::var(READY_TIMEOUT_ENV) {
+            Ok(v) if !v.trim().is_empty() => crate::plan::parse_duration(&v)
+                .map_err(|e| EnvError::Docker(format!("{READY_TIMEOUT_ENV}: {e}")))?,
+            _ => READY_TIMEOUT,
+        };
+        let (image, image_note) = resolve_image().await?;
+        let labels = vec![
+            (LABEL_DRILL.to_string(), drill_id.to_string()),
+            (LABEL_ROLE.to_string(), "tools".to_string()),
+        ];
+        // For servers outside the drill's containers (--source-dsn): this machine's programs
+        // when it has them, else the image's in one-off containers on the host's network.
+        let host_tools = PgTools::discover(CLIENT_PROGRAMS)
+            .unwrap_or_else(|_| PgTools::in_image(&image, labels));
+        let network = format!("pgdrill-{drill_id}");
+        // Removed again if anything below fails or the drill is cancelled meanwhile; from
+        // then on the backend's Drop removes it.
+        let mut reaper = Reaper::network(&network);
+        let out = docker(
+            &[
+                "network",
+                "create",
+                "--label",
+                &format!("{LABEL_DRILL}={drill_id}"),
+                "--label",
+                &format!("{LABEL_ROLE}=network"),
+                &network,
+            ],
+            CLI_TIMEOUT,
+        )
+        .await?;
+        if !out.status.success() {
+            return Err(EnvError::Docker(format!(
+                "cannot create the drill's network {network}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        reaper.disarm();
+        Ok(DockerBackend {
+            drill_id: drill_id.to_string(),
+            network,
+            image,
+            image_note,
+            engine,
+            host_tools,
+            keep: false,
+            kept: Arc::default(),
+            password: uuid::Uuid::new_v4().simple().to_string(),
+            serial: AtomicU32::new(0),
+            fixed_port,
+            ready_timeout,
+        })
+    }
+
+    /// With `--keep`, servers outlive pgdrill; [`DockerTarget::keep`] does the handing over.
+    pub fn set_keep(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+
+    /// Whether `--keep` was asked for.
+    pub fn keeps(&self) -> bool {
+        self.keep
+    }
+
+    /// Programs for servers outside the drill's containers (a `--source-dsn`).
+    pub fn tools(&self) -> &PgTools {
+        &self.host_tools
+    }
+
+    /// The image the servers run.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The drill's network.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The engine's version, e.g. `Docker Engine 20.10.24`.
+    pub fn engine(&self) -> &str {
+        &self.engine
+    }
+
+    /// Starts a new empty server container and waits until it answers a query.
+    pub async fn provision(&self, role: &str) -> Result<DockerTarget, EnvError> {
+        let attempts = if self.fixed_port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
+        let mut last = String::new();
+        for _ in 0..attempts {
+            match self.start(role).await {
+                Ok(t) => return Ok(t),
+                Err(StartError::Env(e)) => return Err(e),
+                Err(StartError::PortClash(m)) => last = m,
+            }
+        }
+        Err(EnvError::ServerStart { reason: last })
+    }
+
+    async fn start(&self, role: &str) -> Result<DockerTarget, StartError> {
+        let n = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("pgdrill-{}-{role}-{n}", self.drill_id);
+        // Until a target owns the container, any way out of here (an error, a timeout, the
+        // drill cancelled by a signal) removes whatever exists under this name: no container
+        // is ever left behind in the "Created" state.
+        let mut reaper = Reaper::container(&name);
+        let (repo, tag) = split_image(&self.image);
+        let host_port = self.fixed_port.map(|p| p.to_string()).unwrap_or_default();
+        let request = GenericImage::new(repo, tag)
+            .with_exposed_port(PG_PORT.tcp())
+            .with_container_name(&name)
+            .with_network(&self.network)
+            .with_label(LABEL_DRILL, &self.drill_id)
+            .with_label(LABEL_ROLE, role)
+            .with_env_var("POSTGRES_PASSWORD_FILE", PASSWORD_FILE)
+            .with_env_var("POSTGRES_INITDB_ARGS", INITDB_ARGS)
+            .with_copy_to(PASSWORD_FILE, self.password.clone().into_bytes())
+            .with_shm_size(SHM_BYTES)
+            .with_startup_timeout(START_TIMEOUT)
+            .with_host_config_modifier(move |hc: &mut HostConfig| {
+                // Loopback only: a disposable superuser must not be reachable from the network.
+                hc.publish_all_ports = Some(false);
+                hc.port_bindings = Some(HashMap::from([(
+                    format!("{PG_PORT}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(host_port.clone()),
+                    }]),
+                )]));
+            });
+        let started = Instant::now();
+        let container = request
+            .start()
+            .await
+            .map_err(|e| self.start_error(&name, &error_chain(&e)))?;
+        reaper.disarm();
+        let id = container.id().to_string();
+        let mut target = DockerTarget {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 0,
+                user: "postgres".into(),
+                password: Some(self.password.clone()),
+                dbname: "postgres".into(),
+                options: None,
+            },
+            tools: PgTools::in_container(
+                &id,
+                ("127.0.0.1".into(), 0),
+                ("127.0.0.1".into(), PG_PORT),
+            ),
+            container: Some(Box::new(container)),
+            id,
+            name,
+            image: self.image.clone(),
+            image_note: self.image_note.clone(),
+            network: self.network.clone(),
+            ready: Duration::ZERO,
+            kept: self.kept.clone(),
+        };
+        let port = match target.container().get_host_port_ipv4(PG_PORT).await {
+            Ok(p) => p,
+            // A container that already exited has no ports: say that it exited, and why.
+            Err(e) => {
+                return Err(target
+                    .exited()
+                    .await
+                    .unwrap_or_else(|| {
+                        EnvError::Docker(format!(
+                            "cannot read the published port of container {}: {e}",
+                            target.short()
+                        ))
+                    })
+                    .into())
+            }
+        };
+        target.endpoint.port = port;
+        target.tools = PgTools::in_container(
+            &target.id,
+            ("127.0.0.1".into(), port),
+            ("127.0.0.1".into(), PG_PORT),
+        );
+        target.wait_ready(self.ready_timeout).await?;
+        target.ready = started.elapsed();
+        Ok(target)
+    }
+
+    fn start_error(&self, name: &str, msg: &str) -> StartError {
+        if msg.contains("address already in use") || msg.contains("port is already allocated") {
+            return StartError::PortClash(match self.fixed_port {
+                Some(p) => format!(
+                    "port clash: 127.0.0.1:{p} ({PORT_ENV}) is already in use ({msg}). Free the port, or unset {PORT_ENV} to let Docker pick a free one."
+                ),
+                None => format!(
+                    "port clash: every port Docker picked for {name} was taken by another process ({msg}). Try again, or name a free port with {PORT_ENV}."
+                ),
+            });
+        }
+        if msg.contains("No such image") || msg.contains("pull access denied") {
+            return StartError::Env(EnvError::DockerImage {
+                image: self.image.clone(),
+                reason: msg.to_string(),
+            });
+        }
+        StartError::Env(EnvError::ServerStart {
+            reason: format!(
+                "container {name} from image {} did not start: {msg}",
+                self.image
+            ),
+        })
+    }
+}
+
+impl Drop for DockerBackend {
+    // Runs after the targets are gone (and on a panic possibly before them): removes every
+    // container still carrying the drill's label, then the network. Kept servers keep both.
+    fn drop(&mut self) {
+        if self.kept.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        let filter = format!("label={LABEL_DRILL}={}", self.drill_id);
+        if let Some(out) = docker_sync(&["ps", "-aq", "--filter", &filter]) {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-fv"];
+                args.extend(ids.iter().map(String::as_str));
+                docker_sync(&args);
+            }
+        }
+        docker_sync(&["network", "rm", &self.network]);
+    }
+}
+
+impl DockerTarget {
+    fn container(&self) -> &ContainerAsync<GenericImage> {
+        self.container
+            .as_ref()
+            .expect("container present until destroyed")
+    }
+
+    fn short(&self) -> &str {
+        short_id(&self.id)
+    }
+
+    /// The full container id.
+    pub fn container_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The container's name (`pgdrill-<drill-id>-<role>-<n>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long the container took from `docker create` to answering a query.
+    pub fn ready_after(&self) -> Duration {
+        self.ready
+    }
+
+    /// Container, image, network, address and start-up time, for humans.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "docker container {} ({}) from image {} on network {}, published on 127.0.0.1:{}, ready in {:.1} s",
+            self.short(),
+            self.name,
+            self.image,
+            self.network,
+            self.endpoint.port,
+            self.ready.as_secs_f64()
+        );
+        if let Some(note) = &self.image_note {
+            s.push_str(&format!(" ({note})"));
+        }
+        s
+    }
+
+    /// Ready means a real query answered through the published port by the server's final
+    /// start. The official image runs a temporary server during initialisation (socket-only
+    /// there, but an image need not be so careful), so one answer is not enough: two answers
+    /// at least 100 ms apart must report the same `pg_postmaster_start_time()`. A server that
+    /// is stopped and started again in between reports a new start time and restarts the wait.
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), EnvError> {
+        let started = Instant::now();
+        let mut last_error = String::from("no answer yet");
+        let mut candidate: Option<(String, Instant)> = None;
+        let mut last_state_check = Instant::now();
+        loop {
+            if last_state_check.elapsed() >= Duration::from_millis(250) {
+                last_state_check = Instant::now();
+                if let Some(e) = self.exited().await {
+                    return Err(e);
+                }
+            }
+            match postmaster_start(&self.endpoint).await {
+                Ok(t) => match &candidate {
+                    Some((t0, at)) if *t0 == t => {
+                        if at.elapsed() >= STABLE_FOR {
+                            return Ok(());
+                        }
+                    }
+                    _ => candidate = Some((t, Instant::now())),
+                },
+                Err(e) => {
+                    last_error = e;
+                    candidate = None;
+                }
+            }
+            if started.elapsed() > timeout {
+                return Err(EnvError::ServerStart {
+                    reason: format!(
+                        "container {} ({}) did not answer a query on 127.0.0.1:{} within {} (last error: {last_error}); raise {READY_TIMEOUT_ENV} on a slow machine. Log:\n{}",
+                        self.short(),
+                        self.image,
+                        self.endpoint.port,
+                        humantime::format_duration(timeout),
+                        self.log_tail().await
+                    ),
+                });
+            }
+            let pause = if candidate.is_some() {
+                STABLE_FOR
+            } else {
+                Duration::from_millis(50)
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The error for a container that is no longer running, with its exit code and log.
+    async fn exited(&self) -> Option<EnvError> {
+        if !matches!(self.container().is_running().await, Ok(false)) {
+            return None;
+        }
+        let code = self
+            .container()
+            .exit_code()
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Some(EnvError::ServerStart {
+            reason: format!(
+                "container {} ({}) exited with code {code} during start-up; log:\n{}",
+                self.short(),
+                self.image,
+                self.log_tail().await
+            ),
+        })
+    }
+
+    async fn log_tail(&self) -> String {
+        let c = self.container();
+        let mut parts = Vec::new();
+        for (what, bytes) in [
+            ("stdout", c.stdout_to_vec().await),
+            ("stderr", c.stderr_to_vec().await),
+        ] {
+            if let Ok(b) = bytes {
+                let text = String::from_utf8_lossy(&b);
+                let lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    parts.push(format!(
+                        "[{what}]\n{}",
+                        lines[lines.len().saturating_sub(15)..].join("\n")
+                    ));
+                }
+            }
+        }
+        if parts.is_empty() {
+            "(the container wrote no output)".into()
+        } else {
+            parts.join("\n")
+        }
+    }
+
+    /// Removes the container and its data volume (`docker rm -fv`): the server and every
+    /// byte of its data are gone.
+    pub async fn destroy(mut self) -> Result<(), EnvError> {
+        if let Some(c) = self.container.take() {
+            if let Err(e) = c.rm().await {
+                if !remove_sync(&self.id) {
+                    return Err(EnvError::Docker(format!(
+                        "cannot remove container {} ({e}); remove it with: docker rm -fv {}",
+                        self.short(),
+                        self.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves the container (and the drill's network) running; returns how to reach it.
+    pub fn keep(mut self) -> String {
+        if let Some(c) = self.container.take() {
+            self.kept.fetch_add(1, Ordering::SeqCst);
+            // Its own Drop would remove the container.
+            std::mem::forget(c);
+        }
+        format!(
+            "server kept running: {} in docker container {} ({}), password in PGPASSWORD={}; a shell without password: docker exec -it {} psql -U postgres. Remove it with: docker rm -fv {}; docker network rm {}",
+            self.endpoint.display(),
+            self.short(),
+            self.name,
+            self.endpoint.password.clone().unwrap_or_default(),
+            self.name,
+            self.name,
+            self.network
+        )
+    }
+}
+
+impl Drop for DockerTarget {
+    // Error paths, panics and cancellation (Ctrl-C, SIGTERM drop the drill's future) all end
+    // here: the container goes now, synchronously, not in a task that may never run.
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            remove_sync(&self.id);
+            // testcontainers' own Drop needs a runtime and would remove it a second time.
+            std::mem::forget(c);
+        }
+    }
+}
+
+/// Removes a container (or a network) by name unless disarmed: guards what is being
+/// created until its owner exists.
+struct Reaper {
+    name: Option<String>,
+    network: bool,
+}
+
+impl Reaper {
+    fn container(name: &str) -> Reaper {
+        Reaper {
+            name: Some(name.to_string()),
+            network: false,
+        }
+    }
+
+    fn network(name: &str) -> Reaper {
+        Reaper {
+            name: Some(name.to_string()),
+            network: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.name = None;
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        match (self.name.take(), self.network) {
+            (Some(name), false) => {
+                remove_sync(&name);
+            }
+            (Some(name), true) => {
+                docker_sync(&["network", "rm", &name]);
+            }
+            (None, _) => {}
+        }
+    }
+}
+
+/// `SELECT pg_postmaster_start_time()` over a fresh connection.
+async fn postmaster_start(endpoint: &Endpoint) -> Result<String, String> {
+    let mut cfg = endpoint.config();
+    cfg.connect_timeout(Duration::from_secs(2));
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let conn = tokio::spawn(conn);
+    let row = client
+        .query_one("SELECT pg_postmaster_start_time()::text", &[])
+        .await
+        .map_err(|e| error_chain(&e));
+    drop(client);
+    let _ = conn.await;
+    Ok(row?.get(0))
+}
+
+/// The engine's version; fails with a clear message when the CLI or the engine is missing,
+/// or when the CLI and the API client (testcontainers) would talk to different engines.
+async fn engine() -> Result<String, EnvError> {
+    let out = docker(
+        &["info", "--format", "{{.ID}} {{.ServerVersion}}"],
+        CLI_TIMEOUT,
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut words = text.split_whitespace();
+    let (Some(cli_id), Some(version), true) = (words.next(), words.next(), out.status.success())
+    else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(EnvError::NoDockerEngine {
+            reason: format!(
+                "`docker info` failed: {}",
+                err.lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no output")
+                    .trim()
+            ),
+        });
+    };
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let api_id = match testcontainers::bollard::Docker::connect_with_defaults() {
+        Ok(d) => d
+            .info()
+            .await
+            .map(|i| i.id.unwrap_or_default())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match api_id {
+        Ok(id) if id == cli_id => Ok(format!("Docker Engine {version}")),
+        Ok(_) => Err(EnvError::NoDockerEngine {
+            reason: format!(
+                "the docker CLI and the Docker API at {host} reach different engines (a docker context?); export DOCKER_HOST to the engine the CLI uses (`docker context inspect --format '{{{{.Endpoints.docker.Host}}}}'`)"
+            ),
+        }),
+        Err(e) => Err(EnvError::NoDockerEngine {
+            reason: format!(
+                "the docker CLI works but the Docker API at {host} does not answer ({e}); if you use a docker context, export DOCKER_HOST to its endpoint"
+            ),
+        }),
+    }
+}
+
+/// The image to run: `PGDRILL_POSTGRES_IMAGE` or the default, present or pulled. Only the
+/// default falls back to the local build (with a note saying so): an image the user named
+/// is never silently replaced.
+async fn resolve_image() -> Result<(String, Option<String>), EnvError> {
+    let named = std::env::var(IMAGE_ENV)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let wanted = named.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    if image_present(&wanted).await? {
+        return Ok((wanted, None));
+    }
+    let out = docker(&["pull", "-q", &wanted], PULL_TIMEOUT).await?;
+    if out.status.success() {
+        return Ok((wanted, None));
+    }
+    let reason = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_string();
+    if named.is_none() && image_present(LOCAL_IMAGE).await? {
+        let note = format!(
+            "{DEFAULT_IMAGE} is not present locally and cannot be pulled, so the local {LOCAL_IMAGE} built by scripts/build-images.sh is used"
+        );
+        return Ok((LOCAL_IMAGE.to_string(), Some(note)));
+    }
+    Err(EnvError::DockerImage {
+        image: wanted,
+        reason,
+    })
+}
+
+async fn image_present(image: &str) -> Result<bool, EnvError> {
+    let out = docker(
+        &["image", "inspect", "--format", "{{.Id}}", image],
+        CLI_TIMEOUT,
+    )
+    .await?;
+    Ok(out.status.success())
+}
+
+/// Runs the docker CLI to completion, within `timeout`.
+async fn docker(args: &[&str], timeout: Duration) -> Result<std::process::Output, EnvError> {
+    let run = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(EnvError::NoDockerEngine {
+            reason: "the `docker` command is not installed or not on PATH (pgdrill runs the PostgreSQL programs inside the containers with it)".into(),
+        }),
+        Ok(Err(source)) => Err(EnvError::Spawn {
+            program: "docker".into(),
+            source,
+        }),
+        Err(_) => Err(EnvError::NoDockerEngine {
+            reason: format!(
+                "`docker {}` did not finish within {}",
+                args.join(" "),
+                humantime::format_duration(timeout)
+            ),
+        }),
+    }
+}
+
+/// Runs the docker CLI synchronously, for `Drop`; `None` when it could not run.
+fn docker_sync(args: &[&str]) -> Option<std::process::Output> {
+    std::process::Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+}
+
+/// `docker rm -fv`: stops and removes a container and its anonymous volumes (the data).
+/// True when it is gone (or never existed).
+fn remove_sync(id_or_name: &str) -> bool {
+    match docker_sync(&["rm", "-fv", id_or_name]) {
+        Some(out) => {
+            out.status.success()
+                || String::from_utf8_lossy(&out.stderr).contains("No such container")
+        }
+        None => false,
+    }
+}
+
+/// `repo[:tag]` as testcontainers wants it: the tag is what follows the last `:` after the
+/// last `/` (a registry's port is not a tag); a digest reference survives the round trip.
+fn split_image(image: &str) -> (String, String) {
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[slash..].rfind(':') {
+        Some(i) => (
+            image[..slash + i].to_string(),
+            image[slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn image_references() {
+        let s = |i: &str| {
+            let (r, t) = split_image(i);
+            (r, t)
+        };
+        assert_eq!(s("postgres:15"), ("postgres".into(), "15".into()));
+        assert_eq!(s("postgres"), ("postgres".into(), "latest".into()));
+        assert_eq!(
+            s("pgdrill/postgres:15-local"),
+            ("pgdrill/postgres".into(), "15-local".into())
+        );
+        assert_eq!(
+            s("localhost:5000/pg"),
+            ("localhost:5000/pg".into(), "latest".into())
+        );
+        assert_eq!(
+            s("localhost:5000/pg:16"),
+            ("localhost:5000/pg".into(), "16".into())
+        );
+        let (r, t) = s("pg@sha256:abcd");
+        assert_eq!(format!("{r}:{t}"), "pg@sha256:abcd");
+    }
+}
