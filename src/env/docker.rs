@@ -261,14 +261,7 @@ impl DockerBackend {
         reaper.disarm();
         let id = container.id().to_string();
         let mut target = DockerTarget {
-            endpoint: Endpoint {
-                host: "127.0.0.1".into(),
-                port: 0,
-                user: "postgres".into(),
-                password: Some(self.password.clone()),
-                dbname: "postgres".into(),
-                options: None,
-            },
+            endpoint: Endpoint::loopback_superuser(&self.password),
             tools: PgTools::in_container(
                 &id,
                 ("127.0.0.1".into(), 0),

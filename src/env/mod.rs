@@ -36,6 +36,18 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// The superuser of a drill's own server on loopback; the port is filled in once known.
+    pub fn loopback_superuser(password: &str) -> Endpoint {
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port: 0,
+            user: "postgres".into(),
+            password: Some(password.to_string()),
+            dbname: "postgres".into(),
+            options: None,
+        }
+    }
+
     /// The same server, another database.
     pub fn with_db(&self, dbname: &str) -> Endpoint {
         Endpoint {

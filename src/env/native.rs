@@ -172,14 +172,7 @@ impl NativeBackend {
         }
         // From here on the target owns the dir: dropping it stops the server and removes it.
         let mut target = NativeTarget {
-            endpoint: Endpoint {
-                host: "127.0.0.1".into(),
-                port: 0,
-                user: "postgres".into(),
-                password: Some(self.password.clone()),
-                dbname: "postgres".into(),
-                options: None,
-            },
+            endpoint: Endpoint::loopback_superuser(&self.password),
             tools: self.tools.clone(),
             dir: Some(dir.keep()),
             child: None,
