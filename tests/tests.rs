@@ -4,10 +4,13 @@
 mod support;
 
 mod app;
+mod app_controller;
 mod backup_file;
 mod cleanup;
 mod cli;
 mod docker;
 mod drill;
 mod integrity;
+mod seed;
+mod snapshot;
 mod source_dsn;

@@ -250,3 +250,61 @@ pub fn redact(s: &str) -> String {
     flush(&mut word, &mut out);
     out
 }
+
+/// One disposable native PostgreSQL server for one test. Dropping it (also when the test
+/// panics) stops the server and removes its directory, so tests need no database clean-up.
+pub struct TestServer {
+    /// Superuser connection to the `postgres` database.
+    pub endpoint: pgdrill::env::Endpoint,
+    target: pgdrill::env::native::NativeTarget,
+}
+
+impl TestServer {
+    /// Starts a fresh server; `tag` goes into its temp dir's name, to tell servers apart.
+    pub async fn start(tag: &str) -> TestServer {
+        let backend = pgdrill::env::native::NativeBackend::discover(&format!("test-{tag}"))
+            .expect("PostgreSQL server programs (initdb, postgres) must be installed");
+        let target = backend
+            .provision("server")
+            .await
+            .unwrap_or_else(|e| panic!("cannot start a test server: {e}"));
+        // Durability is worthless on a server that lives for one test, and syncing slows it.
+        let admin = target
+            .endpoint
+            .connect()
+            .await
+            .expect("connect to the test server");
+        for sql in [
+            "ALTER SYSTEM SET fsync = off",
+            "ALTER SYSTEM SET synchronous_commit = off",
+            "ALTER SYSTEM SET full_page_writes = off",
+            "SELECT pg_reload_conf()",
+        ] {
+            admin
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("configure the test server ({sql}): {e}"));
+        }
+        TestServer {
+            endpoint: target.endpoint.clone(),
+            target,
+        }
+    }
+
+    /// A key=value superuser DSN without a database: append ` dbname=…` to choose one.
+    pub fn dsn(&self) -> String {
+        let e = &self.endpoint;
+        format!(
+            "host={} port={} user={} password={}",
+            e.host,
+            e.port,
+            e.user,
+            e.password.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.target.tools.program(name)
+    }
+}
