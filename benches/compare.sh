@@ -65,12 +65,24 @@ log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgdrill-compare-XXXXXX")
 ready_id="bench$$"
-server_pid=""
-server_dir=""
+port="" password="" server_pid="" server_dir=""
+
+# The drill's stderr names the server it kept: "server kept running: postgresql://postgres:***@
+# 127.0.0.1:PORT/postgres (password in PGPASSWORD=…). Stop it with: kill -INT PID; rm -rf DIR".
+read_keep_line() {
+  local line re='@127\.0\.0\.1:([0-9]+)/.*PGPASSWORD=([^)]*)\)\. Stop it with: kill -INT ([0-9]+); rm -rf (.+)$'
+  line=$(grep -m1 'server kept running:' "$work/drill.stderr" 2>/dev/null || true)
+  [[ $line =~ $re ]] || return 0
+  port=${BASH_REMATCH[1]}
+  password=${BASH_REMATCH[2]}
+  server_pid=${BASH_REMATCH[3]}
+  server_dir=${BASH_REMATCH[4]}
+}
 
 stop_server() {
   [[ -n $server_pid ]] || return 0
-  if kill -0 "$server_pid" 2>/dev/null; then
+  # Only that postmaster: a recycled pid running something else is left alone.
+  if [[ $server_pid -gt 0 ]] && grep -qF -- "$server_dir" "/proc/$server_pid/cmdline" 2>/dev/null; then
     kill -INT "$server_pid" 2>/dev/null || true
     local i
     for ((i = 0; i < 300; i++)); do
@@ -83,7 +95,9 @@ stop_server() {
       sleep 0.5
     fi
   fi
-  [[ -n $server_dir && -d $server_dir ]] && rm -rf "$server_dir"
+  if [[ $server_dir == */pgdrill-* && -d $server_dir ]]; then
+    rm -rf "$server_dir"
+  fi
   server_pid=""
   server_dir=""
 }
@@ -91,6 +105,8 @@ stop_server() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # A signal during the drill lands here once pgdrill has exited, maybe with a kept server.
+  [[ -n $server_pid ]] || read_keep_line
   stop_server
   # Left only if server_ready was killed before dropping its backend.
   rm -rf "${TMPDIR:-/tmp}/pgdrill-$ready_id-"* "/dev/shm/pgdrill-$ready_id-"*
@@ -135,14 +151,7 @@ drill_rc=0
   >"$work/drill.stdout" 2>"$work/drill.stderr" || drill_rc=$?
 
 # The kept server must be stopped whatever the drill's verdict, so read its line first.
-keep_line=$(grep -m1 'server kept running:' "$work/drill.stderr" || true)
-re='@127\.0\.0\.1:([0-9]+)/.*PGPASSWORD=([^)]*)\)\. Stop it with: kill -INT ([0-9]+); rm -rf (.+)$'
-if [[ $keep_line =~ $re ]]; then
-  port=${BASH_REMATCH[1]}
-  password=${BASH_REMATCH[2]}
-  server_pid=${BASH_REMATCH[3]}
-  server_dir=${BASH_REMATCH[4]}
-fi
+read_keep_line
 if [[ $drill_rc -ne 0 ]]; then
   echo "compare.sh: the drill exited $drill_rc; its output:" >&2
   cat "$work/drill.stdout" >&2
