@@ -2,20 +2,18 @@
 //! at precheck as `backup_unusable` and no restore is attempted, with or without a manifest.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::sync::OnceLock;
 
 use rstest::rstest;
 
 use crate::support::{copy_backup, leftovers, Pgdrill, Run};
 
-/// One good backup shared by the tests of this module (within one test process).
-fn good_backup() -> &'static Run {
-    static RUN: OnceLock<Run> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let run = Pgdrill::drill(["--backend", "native", "--seed", "11"]).run();
-        run.assert_pass();
-        run
-    })
+/// A good backup, made by a passing drill. Owned by the test, so its directory is removed
+/// when the test ends (a shared static would never be dropped, and nextest runs each test in
+/// its own process anyway).
+fn good_backup() -> Run {
+    let run = Pgdrill::drill(["--backend", "native", "--seed", "11", "--app", "none"]).run();
+    run.assert_pass();
+    run
 }
 
 #[test]
