@@ -242,7 +242,7 @@ impl Comparison {
                 (Some(b), None) => format!("sequence {}: missing after (before {b})", s.name),
                 (None, Some(a)) => format!("sequence {}: not in the source (after {a})", s.name),
                 (b, a) => format!(
-                    "sequence {}: {} → {}, behind the source",
+                    "sequence {}: {} → {}, behind the source (would hand out values the backed-up rows use)",
                     s.name,
                     b.as_deref().unwrap_or("null"),
                     a.as_deref().unwrap_or("null")
@@ -281,12 +281,25 @@ impl Comparison {
     }
 }
 
-/// The restored sequence hands out no value the source may already have handed out.
+/// The restored sequence hands out no value the backed-up rows already use.
+///
+/// For a sequence owned by a column that is the whole requirement, measured against the
+/// column's max in S0 (exactly the rows in the dump). Comparing with S0's own sequence value
+/// would be noise: sequences are not transactional, so with writes going on pg_dump and S0 read
+/// them at different moments. A sequence owned by nothing has only its value to go by.
 fn not_behind(before: &SequenceSnapshot, after: &SequenceSnapshot) -> bool {
     if before.increment != after.increment {
         return false;
     }
-    if before.increment > 0 {
+    let ascending = before.increment > 0;
+    if before.owned_by.is_some() {
+        return match (ascending, before.column_max, before.column_min) {
+            (true, Some(max), _) => after.next_value() > i128::from(max),
+            (false, _, Some(min)) => after.next_value() < i128::from(min),
+            _ => true,
+        };
+    }
+    if ascending {
         after.next_value() >= before.next_value()
     } else {
         after.next_value() <= before.next_value()
@@ -459,7 +472,7 @@ mod tests {
             vec![
                 "public.plans: fingerprint aaaaaaaaaaaa… → cccccccccccc… (same row count, different content)",
                 "public.users: rows 2000 → 1995",
-                "sequence public.users_id_seq: last_value=2000 is_called=true → last_value=1500 is_called=true, behind the source",
+                "sequence public.users_id_seq: last_value=2000 is_called=true → last_value=1500 is_called=true, behind the source (would hand out values the backed-up rows use)",
                 "schema: missing after: acl relation public.users: a=r/o",
                 "schema: unexpected after: acl relation public.users: b=r/o",
                 "check fk_orphans:public.payments.subscription_id: expected 0, got 3",
@@ -498,6 +511,13 @@ mod tests {
         let mut after = before.clone();
         after.sequences[0].last_value = 2100;
         assert_eq!(compare(&before, &after).verdict, Verdict::Pass);
+        // Behind S0's own value but past every backed-up row: a source taking writes while
+        // pg_dump read the sequence earlier than S0 did.
+        after.sequences[0].last_value = 2000;
+        after.sequences[0].is_called = true;
+        let mut ahead_of_rows = before.clone();
+        ahead_of_rows.sequences[0].last_value = 2500;
+        assert_eq!(compare(&ahead_of_rows, &after).verdict, Verdict::Pass);
         after.sequences[0].last_value = 2000;
         after.sequences[0].is_called = false;
         assert_eq!(compare(&before, &after).verdict, Verdict::Fail);
