@@ -347,7 +347,8 @@ fn io_err(path: &Path, e: std::io::Error) -> EnvError {
     EnvError::io(format!("writing {}{hint}", path.display()), e)
 }
 
-fn file_name(p: &Path) -> String {
+/// The last component of a path, for reports and messages.
+pub(crate) fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default()

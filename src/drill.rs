@@ -813,6 +813,11 @@ impl Drill {
                 c.checks.iter().filter(|k| k.name.contains(short)).count()
             );
             if t.matches != Some(false) && fk_bad.is_empty() {
+                let ev = if t.matches.is_none() {
+                    format!("{ev} (no S0 to compare with: consistency checks only)")
+                } else {
+                    ev
+                };
                 out.push(checklist::item(item, Pass, ev));
             } else {
                 out.push(checklist::item(

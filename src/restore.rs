@@ -7,7 +7,7 @@ use std::process::Stdio;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::backup::{read_all, tail, Manifest};
+use crate::backup::{file_name, read_all, tail, Manifest};
 use crate::env::{Endpoint, PgTools};
 use crate::error::EnvError;
 
@@ -337,10 +337,4 @@ pub fn ident(s: &str) -> String {
 /// Quotes an SQL string literal.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }

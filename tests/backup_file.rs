@@ -20,15 +20,7 @@ fn good_backup() -> Run {
 fn a_good_backup_file_with_its_manifest_restores_and_matches() {
     let dir = tempfile::tempdir().unwrap();
     let dump = copy_backup(&good_backup().dump(), dir.path(), true);
-    let run = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--backup-file",
-        dump.to_str().unwrap(),
-        "--out",
-    ])
-    .run_with_out();
+    let run = restore(dump.to_str().unwrap());
     let r = run.assert_pass();
     assert_eq!(r["source"]["kind"], "backup_file");
     assert_eq!(r["source"]["database"], "pgdrill");
@@ -47,15 +39,7 @@ fn a_good_backup_file_with_its_manifest_restores_and_matches() {
 fn a_backup_file_without_manifest_is_verified_by_consistency_checks_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let dump = copy_backup(&good_backup().dump(), dir.path(), false);
-    let run = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--backup-file",
-        dump.to_str().unwrap(),
-        "--out",
-    ])
-    .run_with_out();
+    let run = restore(dump.to_str().unwrap());
     let r = run.assert_pass();
     assert!(
         r["integrity"]["basis"]
@@ -98,15 +82,7 @@ fn a_damaged_dump_fails_at_precheck(
                 .unwrap();
         }
     }
-    let run = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--backup-file",
-        dump.to_str().unwrap(),
-        "--out",
-    ])
-    .run_with_out();
+    let run = restore(dump.to_str().unwrap());
     assert_eq!(run.code(), 1, "{}", run.text());
     let r = run.report();
     assert_eq!(r["verdict"], "fail");
@@ -130,15 +106,7 @@ fn a_damaged_dump_fails_at_precheck(
 
 #[test]
 fn a_missing_backup_file_fails_at_precheck_with_the_path() {
-    let run = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--backup-file",
-        "/nonexistent/backup_x.dump",
-        "--out",
-    ])
-    .run_with_out();
+    let run = restore("/nonexistent/backup_x.dump");
     assert_eq!(run.code(), 1, "{}", run.text());
     let r = run.report();
     assert_eq!(r["failure"]["class"], "backup_unusable");
@@ -148,10 +116,7 @@ fn a_missing_backup_file_fails_at_precheck_with_the_path() {
         .contains("/nonexistent/backup_x.dump"));
 }
 
-impl Pgdrill {
-    /// Appends the temp out dir to a command line that ends with `--out`.
-    fn run_with_out(self) -> Run {
-        let out = self.out_dir().display().to_string();
-        self.push_arg(out).run()
-    }
+/// `pgdrill drill --backend native --backup-file PATH --out <tmp>`, run to completion.
+fn restore(path: &str) -> Run {
+    Pgdrill::drill(["--backend", "native", "--backup-file", path]).run()
 }

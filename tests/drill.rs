@@ -59,12 +59,7 @@ fn full_drill_passes_and_reports_everything(#[case] disaster: &str) {
         .all(|b| b["verdict"] == "pass"));
     assert_eq!(r["budgets"][0]["limit_ms"], 900_000);
 
-    let tables: Vec<&str> = r["integrity"]["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tables = run.integrity_tables();
     assert_eq!(
         tables,
         [

@@ -60,12 +60,7 @@ fn source_dsn_is_backed_up_read_only_and_left_unchanged() {
         !run.text().contains(&password),
         "the password leaked into the output"
     );
-    let tables: Vec<&str> = r["integrity"]["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tables = run.integrity_tables();
     assert_eq!(tables, ["public.customers", "public.orders"]);
     // Checklist items about the generated schema's tables do not apply here, and say so.
     assert_eq!(r["checklist"][2]["status"], "skipped");

@@ -155,6 +155,16 @@ impl Run {
             .unwrap_or_else(|| panic!("no phase {name}"))
     }
 
+    /// The table names of the integrity section, in report order.
+    pub fn integrity_tables(&self) -> Vec<String> {
+        self.report()["integrity"]["tables"]
+            .as_array()
+            .expect("integrity tables")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The dump file written by this run.
     pub fn dump(&self) -> PathBuf {
         PathBuf::from(
