@@ -359,6 +359,7 @@ build_app_image() {
 		--change 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sample-app"]' \
 		--change 'CMD []' \
 		--change "LABEL $LABEL_KEY=$APP_TAG" \
+		--change "LABEL org.pgdrill.sample-app.sha256=$(sha256sum "$ctx/sample-app" | cut -d' ' -f1)" \
 		"$APP_BUILD_CTR" "$APP_IMAGE" >/dev/null
 	docker rm "$APP_BUILD_CTR" >/dev/null
 	APP_BUILD_CTR=

@@ -6,7 +6,9 @@
 //! names are shown, and any text that comes back from the app (log lines, HTTP bodies) has
 //! those values and the database password replaced by `***`.
 //!
-//! This module depends on external crates only (no other pgdrill module).
+//! On the docker backend the sample app runs as a container instead (see
+//! [`crate::env::docker::AppContainer`]); the probes, the log reading and the stop report are
+//! the same, and `stop` / [`AppProcess::restart_container`] are `docker stop` / `docker start`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +24,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+
+use crate::env::docker::{AppContainer, DockerBackend};
 
 /// How long `start` waits for sample-app's `listening on` line.
 const ADDRESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,15 +161,14 @@ impl fmt::Debug for CustomApp {
 impl AppSpec {
     /// Checks what can be checked before a drill starts: URLs, env keys, the binary's presence.
     pub fn validate(&self) -> Result<(), AppError> {
-        let env = match self {
-            AppSpec::Sample { binary, env } => {
+        match self {
+            AppSpec::Sample { binary, .. } => {
                 if !binary.is_file() {
                     return Err(AppError::Spawn {
                         what: format!("sample-app binary {}", binary.display()),
                         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
                     });
                 }
-                env
             }
             AppSpec::Custom(c) => {
                 if c.start.trim().is_empty() {
@@ -177,10 +180,14 @@ impl AppSpec {
                 for url in [&c.metrics_url, &c.version_url].into_iter().flatten() {
                     HttpUrl::parse(url)?;
                 }
-                &c.env
             }
-        };
-        for (key, _) in env {
+        }
+        self.validate_env()
+    }
+
+    /// Checks the environment's key names.
+    fn validate_env(&self) -> Result<(), AppError> {
+        for (key, _) in self.env() {
             if key.is_empty() || key.contains(['=', '\0']) {
                 return Err(AppError::Spec {
                     reason: format!("environment key {key:?} is not a valid variable name"),
@@ -300,6 +307,12 @@ pub enum AppError {
         /// The errno.
         source: nix::Error,
     },
+    /// The docker engine refused something the app container needed.
+    #[error("{reason}")]
+    Container {
+        /// The engine's answer, with the fix.
+        reason: String,
+    },
     /// Waiting for the process failed.
     #[error("cannot wait for the application process {pid}: {source}")]
     Wait {
@@ -414,11 +427,19 @@ enum Flavour {
     Custom(CustomApp),
 }
 
-/// A started application. Killed with its whole process group on drop.
+/// Where the app runs.
+enum Runner {
+    /// A child process, leader of its own process group.
+    Process { child: Mutex<Child>, pid: u32 },
+    /// A container; `None` once handed on (restarted or kept).
+    Container(Option<Box<AppContainer>>),
+}
+
+/// A started application. Killed with its whole process group (or its container removed)
+/// on drop.
 pub struct AppProcess {
     flavour: Flavour,
-    child: Mutex<Child>,
-    pid: u32,
+    runner: Runner,
     base_url: Option<String>,
     /// Where stdout and stderr go.
     output_log: PathBuf,
@@ -510,8 +531,10 @@ impl AppProcess {
         let pid = child.id().unwrap_or(0);
         let mut process = AppProcess {
             flavour,
-            child: Mutex::new(child),
-            pid,
+            runner: Runner::Process {
+                child: Mutex::new(child),
+                pid,
+            },
             base_url: None,
             output_log: log_path.to_path_buf(),
             app_log,
@@ -547,8 +570,8 @@ impl AppProcess {
                     return Ok(format!("http://{addr}"));
                 }
             }
-            if let Some(status) = self.exit_status()? {
-                return Err(self.exited(status, "before it printed its address"));
+            if let Some(status) = self.exit_status().await? {
+                return Err(self.exited(status, "before it printed its address").await);
             }
             if Instant::now() >= deadline {
                 return Err(AppError::NoAddress {
@@ -560,9 +583,108 @@ impl AppProcess {
         }
     }
 
-    /// The process id (also its process group id).
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// Starts the sample app as a container on the docker backend's network, with
+    /// `spec`'s environment and DATABASE_URL in its configuration file and its output
+    /// followed into `log_path`.
+    pub async fn start_container(
+        backend: &DockerBackend,
+        image: &str,
+        spec: &AppSpec,
+        database_url: &str,
+        log_path: &Path,
+    ) -> Result<AppProcess, AppError> {
+        spec.validate_env()?;
+        let mut config = vec![("DATABASE_URL".to_string(), database_url.to_string())];
+        config.extend(spec.env().iter().cloned());
+        let log_start = file_len(log_path);
+        let container = backend
+            .start_app(image, &config, log_path)
+            .await
+            .map_err(container_error)?;
+        Ok(AppProcess::in_container(
+            container,
+            spec.env().to_vec(),
+            Redactor::new(spec.env(), database_url),
+            log_path,
+            log_start,
+        ))
+    }
+
+    /// `docker start` of this stopped app container: the same container with the same
+    /// configuration, so its database host name now reaches whatever server answers to it.
+    /// Its output from now on goes to `log_path`.
+    pub async fn restart_container(mut self, log_path: &Path) -> Result<AppProcess, AppError> {
+        let Runner::Container(slot) = &mut self.runner else {
+            return Err(AppError::Spec {
+                reason: "only an app container can be restarted in place".into(),
+            });
+        };
+        let Some(mut container) = slot.take() else {
+            return Err(AppError::Spec {
+                reason: "the app container was already handed on".into(),
+            });
+        };
+        let log_start = file_len(log_path);
+        container.restart(log_path).await.map_err(container_error)?;
+        Ok(AppProcess::in_container(
+            *container,
+            std::mem::take(&mut self.env),
+            self.redactor.clone(),
+            log_path,
+            log_start,
+        ))
+    }
+
+    fn in_container(
+        container: AppContainer,
+        env: Vec<(String, String)>,
+        redactor: Redactor,
+        log_path: &Path,
+        log_start: u64,
+    ) -> AppProcess {
+        AppProcess {
+            flavour: Flavour::Sample,
+            base_url: Some(container.base_url()),
+            runner: Runner::Container(Some(Box::new(container))),
+            output_log: log_path.to_path_buf(),
+            app_log: log_path.to_path_buf(),
+            output_start: log_start,
+            app_log_start: log_start,
+            env,
+            redactor,
+            stopped: None,
+        }
+    }
+
+    /// Whether it runs as a container.
+    pub fn is_container(&self) -> bool {
+        matches!(self.runner, Runner::Container(_))
+    }
+
+    /// The process id (also its process group id); None for a container.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { pid, .. } => Some(*pid),
+            Runner::Container(_) => None,
+        }
+    }
+
+    /// `pid N` or the container, for reports.
+    pub fn describe(&self) -> String {
+        match &self.runner {
+            Runner::Process { pid, .. } => format!("pid {pid}"),
+            Runner::Container(Some(c)) => c.describe(),
+            Runner::Container(None) => "a container handed on".into(),
+        }
+    }
+
+    /// With `--keep`: leaves a stopped app container in place and says how to start it;
+    /// None for a process (it is stopped and gone).
+    pub fn keep_container(mut self) -> Option<String> {
+        match &mut self.runner {
+            Runner::Container(slot) => slot.take().map(|c| c.keep()),
+            Runner::Process { .. } => None,
+        }
     }
 
     /// `http://host:port` of sample-app; None for a custom app.
@@ -592,9 +714,16 @@ impl AppProcess {
         Ok((lines.iter().map(|l| self.redactor.apply(l)).collect(), next))
     }
 
-    /// Whether the main process is still running.
+    /// Whether the main process (or the container) is still running.
     pub fn is_running(&self) -> bool {
-        matches!(self.exit_status(), Ok(None))
+        match &self.runner {
+            Runner::Process { child, .. } => matches!(
+                child.lock().unwrap_or_else(|e| e.into_inner()).try_wait(),
+                Ok(None)
+            ),
+            Runner::Container(Some(c)) => c.is_running_now(),
+            Runner::Container(None) => false,
+        }
     }
 
     /// One health probe.
@@ -639,9 +768,9 @@ impl AppProcess {
         let deadline = Instant::now() + timeout;
         let mut last_seen;
         loop {
-            if let Some(status) = self.exit_status()? {
+            if let Some(status) = self.exit_status().await? {
                 if !self.detached(status) {
-                    return Err(self.exited(status, "before it became healthy"));
+                    return Err(self.exited(status, "before it became healthy").await);
                 }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -652,9 +781,9 @@ impl AppProcess {
                 Err(e) => last_seen = e.to_string(),
             }
             if Instant::now() >= deadline {
-                if let Some(status) = self.exit_status()? {
+                if let Some(status) = self.exit_status().await? {
                     if !self.detached(status) {
-                        return Err(self.exited(status, "before it became healthy"));
+                        return Err(self.exited(status, "before it became healthy").await);
                     }
                 }
                 return Err(AppError::NotHealthy {
@@ -727,6 +856,21 @@ impl AppProcess {
             });
         }
         let started = Instant::now();
+        if let Runner::Container(Some(container)) = &mut self.runner {
+            let code = container.stop(timeout).await.map_err(container_error)?;
+            let report = StopReport {
+                already_stopped: false,
+                exit: format!("docker stop: exit code {code}"),
+                exit_code: Some(code as i32),
+                signal: None,
+                // 128 + SIGKILL: the grace period ran out.
+                killed: code == 137,
+                stop_command: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            self.stopped = Some(report.clone());
+            return Ok(report);
+        }
         let deadline = started + timeout;
         let stop_command = match &self.flavour {
             Flavour::Custom(CustomApp {
@@ -735,9 +879,14 @@ impl AppProcess {
             }) => Some(self.run_stop_command(command, timeout).await),
             _ => None,
         };
-        let pgid = Pid::from_raw(self.pid as i32);
-        let pid = self.pid;
-        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Runner::Process { child, pid } = &mut self.runner else {
+            return Err(AppError::Spec {
+                reason: "the app container was already handed on".into(),
+            });
+        };
+        let pid = *pid;
+        let pgid = Pid::from_raw(pid as i32);
+        let child = child.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut killed = false;
         let status = match child
             .try_wait()
@@ -826,15 +975,20 @@ impl AppProcess {
         )
     }
 
-    fn exit_status(&self) -> Result<Option<ExitStatus>, AppError> {
-        self.child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .try_wait()
-            .map_err(|source| AppError::Wait {
-                pid: self.pid,
-                source,
-            })
+    async fn exit_status(&self) -> Result<Option<ExitStatus>, AppError> {
+        match &self.runner {
+            Runner::Process { child, pid } => child
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .try_wait()
+                .map_err(|source| AppError::Wait { pid: *pid, source }),
+            Runner::Container(Some(c)) => Ok(c
+                .exit_code()
+                .await
+                .map_err(container_error)?
+                .map(|code| ExitStatus::from_raw(((code as i32) & 0xff) << 8))),
+            Runner::Container(None) => Ok(None),
+        }
     }
 
     /// A custom start command that exits 0 has handed the app to something else (a daemon,
@@ -843,10 +997,14 @@ impl AppProcess {
         matches!(self.flavour, Flavour::Custom(_)) && status.success()
     }
 
-    fn exited(&self, status: ExitStatus, during: &'static str) -> AppError {
-        let lines = read_lines(&self.output_log, self.output_start)
-            .map(|(lines, _)| lines)
-            .unwrap_or_default();
+    async fn exited(&self, status: ExitStatus, during: &'static str) -> AppError {
+        let lines = match &self.runner {
+            // The engine has the last lines at once; the follower may not have copied them.
+            Runner::Container(Some(c)) => c.log_tail(LOG_TAIL_LINES).await,
+            _ => read_lines(&self.output_log, self.output_start)
+                .map(|(lines, _)| lines)
+                .unwrap_or_default(),
+        };
         let tail: Vec<String> = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
             .iter()
             .map(|l| format!("  {}", excerpt(&self.redactor.apply(l), LOG_LINE_CHARS)))
@@ -894,7 +1052,10 @@ impl Drop for AppProcess {
             }
         }
         // kill_on_drop covers the main process; this covers everything else in its group.
-        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        // A container is removed by its own Drop.
+        if let Runner::Process { pid, .. } = &self.runner {
+            let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
     }
 }
 
@@ -1041,7 +1202,14 @@ fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+fn container_error(e: crate::error::EnvError) -> AppError {
+    AppError::Container {
+        reason: e.to_string(),
+    }
+}
+
 /// Replaces configuration values with `***` in text that came back from the app.
+#[derive(Clone)]
 struct Redactor {
     secrets: Vec<String>,
 }

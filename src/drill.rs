@@ -223,6 +223,10 @@ struct Drill {
     checklist: Vec<ChecklistItem>,
     notes: Vec<String>,
     app: Option<AppProcess>,
+    /// An app container stopped before the restore, waiting for its `docker start`.
+    stopped_app: Option<AppProcess>,
+    /// The sample app's image when it runs as a container (docker backend).
+    app_image: Option<String>,
     backend_kind: Option<crate::env::BackendKind>,
     app_secrets: AppSecrets,
     app_items: Vec<ChecklistItem>,
@@ -292,6 +296,8 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         checklist: Vec::new(),
         notes: Vec::new(),
         app: None,
+        stopped_app: None,
+        app_image: None,
         backend_kind: None,
         app_secrets: AppSecrets::new(),
         app_items: Vec::new(),
@@ -302,6 +308,28 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         p.finish_and_clear();
     }
     d.into_report()
+}
+
+/// The docker backend and the app's image, when the app runs as a container.
+fn app_container<'a>(
+    backend: &'a Option<Backend>,
+    image: &'a Option<String>,
+) -> Option<(&'a crate::env::docker::DockerBackend, &'a str)> {
+    Some((backend.as_ref()?.docker()?, image.as_deref()?))
+}
+
+/// Starts the app: a container of `image` on the docker backend's network when `container`
+/// is given, else a process on this machine.
+async fn start_app(
+    container: Option<(&crate::env::docker::DockerBackend, &str)>,
+    spec: &crate::app::AppSpec,
+    url: &str,
+    log: &std::path::Path,
+) -> Result<AppProcess, crate::app::AppError> {
+    match container {
+        Some((backend, image)) => AppProcess::start_container(backend, image, spec, url, log).await,
+        None => AppProcess::start(spec, url, log).await,
+    }
 }
 
 impl Drill {
@@ -342,14 +370,24 @@ impl Drill {
         let drill_id = self.plan.drill_id.clone();
         let keep = self.plan.keep;
         let wants_source = matches!(self.plan.source, Source::Generated { .. });
+        let sample_binary = match self.plan.app.as_ref().map(|a| &a.spec) {
+            Some(crate::app::AppSpec::Sample { binary, .. }) => Some(binary.clone()),
+            _ => None,
+        };
         let result = self
             .rec
             .step("provision", None, async {
                 let mut backend = Backend::open(kind, &drill_id).await?;
                 backend.set_keep(keep);
+                // On the docker backend the sample app is a container too; its image is
+                // checked before any data is made, so a missing one costs nothing.
+                let app_image = match (backend.docker(), &sample_binary) {
+                    (Some(b), Some(binary)) => Some(b.app_image(Some(binary)).await?),
+                    _ => None,
+                };
                 let role = if wants_source { "source" } else { "target" };
                 let target = backend.provision(role).await?;
-                let detail = format!(
+                let mut detail = format!(
                     "{} backend ({}): {}",
                     backend.kind(),
                     if kind == crate::env::BackendKind::Auto {
@@ -359,10 +397,17 @@ impl Drill {
                     },
                     target.describe()
                 );
-                Ok(((backend, target), detail))
+                if let Some((image, _)) = &app_image {
+                    detail.push_str(&format!("; the application runs as a container of {image}"));
+                }
+                Ok(((backend, target, app_image), detail))
             })
             .await;
-        let (backend, target) = result?;
+        let (backend, target, app_image) = result?;
+        if let Some((image, note)) = app_image {
+            self.app_image = Some(image);
+            self.notes.extend(note);
+        }
         self.backend_kind = Some(backend.kind());
         self.backend = Some(backend);
         if wants_source {
@@ -451,23 +496,40 @@ impl Drill {
         match disaster {
             Disaster::ServerLoss => {
                 let old = self.source_target.take();
+                let provisioned = self.restore_target.take();
                 let backend = self.backend.as_ref()?;
                 let target = self
                     .rec
                     .step("disaster", None, async move {
-                        let gone = match old {
-                            Some(t) => {
+                        let (target, detail) = match (old, provisioned) {
+                            (Some(t), _) => {
                                 let what = t.describe();
                                 t.destroy().await?;
-                                format!("destroyed {what}; ")
+                                let target = backend.provision("target").await?;
+                                let detail = format!(
+                                    "destroyed {what}; provisioned a new empty server: {}",
+                                    target.describe()
+                                );
+                                (target, detail)
                             }
-                            None => "the source is never touched; ".to_string(),
+                            // A source the drill does not own is never touched: the loss is
+                            // played by restoring into the empty server made for the restore.
+                            (None, Some(target)) => {
+                                let detail = format!(
+                                    "the source is never touched; the restore goes into the empty server provisioned for it: {}",
+                                    target.describe()
+                                );
+                                (target, detail)
+                            }
+                            (None, None) => {
+                                let target = backend.provision("target").await?;
+                                let detail = format!(
+                                    "the source is never touched; provisioned a new empty server: {}",
+                                    target.describe()
+                                );
+                                (target, detail)
+                            }
                         };
-                        let target = backend.provision("target").await?;
-                        let detail = format!(
-                            "{gone}provisioned a new empty server: {}",
-                            target.describe()
-                        );
                         Ok((target, detail))
                     })
                     .await?;
@@ -859,9 +921,11 @@ impl Drill {
     /// restore the drill plays the secret store.
     async fn app_launch(
         &self,
-        server: &Endpoint,
+        server: &Target,
         restart: bool,
     ) -> Result<(crate::app::AppSpec, String, PathBuf), StepFail> {
+        let app_server = server.app_endpoint(self.app_image.is_some());
+        let server = server.endpoint();
         let plan = self.plan.app.as_ref().expect("app planned");
         let mut spec = plan.spec.clone();
         let url = match &mut spec {
@@ -892,7 +956,7 @@ impl Drill {
                 Endpoint {
                     user: "pgdrill_app".into(),
                     password: Some(self.app_secrets.db_password.clone()),
-                    ..server.with_db(&self.database)
+                    ..app_server.with_db(&self.database)
                 }
                 .url()
             }
@@ -918,16 +982,16 @@ impl Drill {
     }
 
     async fn app_on_source(&mut self) -> Option<()> {
-        let server = self.source_target.as_ref()?.endpoint().clone();
-        let launch = self.app_launch(&server, false).await;
+        let launch = self.app_launch(self.source_target.as_ref()?, false).await;
+        let container = app_container(&self.backend, &self.app_image);
         let app = self
             .rec
             .step("app_start", None, async move {
                 let (spec, url, log) = launch?;
                 let env_err = |e: crate::app::AppError| StepFail::new(FailureClass::Environment, format!("the application did not start against the source: {e}"));
-                let app = AppProcess::start(&spec, &url, &log).await.map_err(env_err)?;
+                let app = start_app(container, &spec, &url, &log).await.map_err(env_err)?;
                 let h = app.wait_healthy(Duration::from_secs(60)).await.map_err(env_err)?;
-                let detail = format!("application running against the source (pid {}), {}; it keeps writing during the backup", app.pid(), h.summary());
+                let detail = format!("application running against the source ({}), {}; it keeps writing during the backup", app.describe(), h.summary());
                 Ok((app, detail))
             })
             .await?;
@@ -939,15 +1003,21 @@ impl Drill {
         let budget = Some(BudgetName::DatabaseRestore);
         match self.app.take() {
             Some(mut app) => {
-                self.rec
+                let app = self
+                    .rec
                     .step("stop_app", budget, async move {
                         let r = app
                             .stop(Duration::from_secs(30))
                             .await
                             .map_err(|e| StepFail::new(FailureClass::RestoreFailed, format!("cannot stop the application: {e}")))?;
-                        Ok(((), format!("application stopped before the database is touched: {} after {} ms{}", r.exit, r.duration_ms, if r.killed { " (SIGKILL needed)" } else { "" })))
+                        let detail = format!("application stopped before the database is touched ({}): {} after {} ms{}", app.describe(), r.exit, r.duration_ms, if r.killed { " (SIGKILL needed)" } else { "" });
+                        Ok((app, detail))
                     })
                     .await?;
+                // A stopped container waits for its `docker start`; a process is gone.
+                if app.is_container() {
+                    self.stopped_app = Some(app);
+                }
             }
             None if self.plan.app.is_some() => self.rec.skip(
                 "stop_app",
@@ -971,22 +1041,50 @@ impl Drill {
             return;
         }
         let server = self.target().endpoint().clone();
-        let launch = self.app_launch(&server, true).await;
+        let launch = self.app_launch(self.target(), true).await;
         let fail = |m: String| StepFail::new(FailureClass::ChecklistFailed, m);
         let started = Instant::now();
+        let stopped = self.stopped_app.take();
+        let new_config = !self
+            .plan
+            .app
+            .as_ref()
+            .expect("app planned")
+            .restart_env
+            .is_empty();
+        let container = app_container(&self.backend, &self.app_image);
         let app = self
             .rec
             .step("start_app", budget, async {
                 let (spec, url, log) = launch?;
-                let app = AppProcess::start(&spec, &url, &log).await.map_err(|e| {
+                let not_started = |e: crate::app::AppError| {
                     fail(format!(
                         "{}: the application did not start after the restore: {e}",
                         ITEMS[5]
                     ))
-                })?;
+                };
+                let (app, how) = match stopped {
+                    // The restore procedure's restart: the same container, same configuration;
+                    // its database host name now answers from the restored server.
+                    Some(old) if !new_config => (
+                        old.restart_container(&log).await.map_err(not_started)?,
+                        "docker start of the container stopped before the restore",
+                    ),
+                    Some(old) => {
+                        drop(old);
+                        (
+                            start_app(container, &spec, &url, &log).await.map_err(not_started)?,
+                            "a new container: --app-restart-env changes its configuration, which docker start would not",
+                        )
+                    }
+                    None => (
+                        start_app(container, &spec, &url, &log).await.map_err(not_started)?,
+                        "started",
+                    ),
+                };
                 let detail = format!(
-                    "application started against the restored database (pid {}), log {}",
-                    app.pid(),
+                    "application started against the restored database ({}; {how}), log {}",
+                    app.describe(),
                     log.display()
                 );
                 Ok((app, detail))
@@ -1057,13 +1155,30 @@ impl Drill {
     }
 
     async fn cleanup(&mut self) {
-        if let Some(mut app) = self.app.take() {
-            if self.plan.keep && !self.rec.interrupted() {
-                self.notes.push(format!("--keep: the application was stopped (pid {}); start it again against the kept server", app.pid()));
-            }
+        let keep = self.plan.keep && !self.rec.interrupted();
+        for mut app in [self.app.take(), self.stopped_app.take()]
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = app.stop(Duration::from_secs(10)).await {
                 self.notes
                     .push(format!("cleanup: stopping the application: {e}"));
+            }
+            if keep {
+                let note = format!("--keep: the application was stopped ({})", app.describe());
+                match app.keep_container() {
+                    Some(how) => {
+                        if let Some(p) = &self.rec.progress {
+                            p.println(how.clone());
+                        } else {
+                            eprintln!("{how}");
+                        }
+                        self.notes.push(format!("{note}; {how}"));
+                    }
+                    None => self
+                        .notes
+                        .push(format!("{note}; start it again against the kept server")),
+                }
             }
         }
         for t in [self.source_target.take(), self.restore_target.take()]

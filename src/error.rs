@@ -81,6 +81,16 @@ pub enum EnvError {
         /// What `docker pull` said.
         reason: String,
     },
+    /// The application's image is neither present locally nor pullable.
+    #[error("application image `{image}` is not available: it is not present locally and `docker pull` failed ({reason}). {fix}, or run the drill with --app none.")]
+    AppImage {
+        /// The image reference.
+        image: String,
+        /// What `docker pull` said.
+        reason: String,
+        /// How to get it.
+        fix: String,
+    },
     /// `--backend auto` found neither local PostgreSQL binaries nor a Docker engine.
     #[error("--backend auto found no way to run a disposable PostgreSQL server: no local PostgreSQL binaries ({native}) and no usable Docker engine ({docker}). Install the PostgreSQL server and client packages, or start Docker.")]
     NoBackend {

@@ -280,7 +280,7 @@ async fn sample_app_renews_beats_reconnects_and_stops_cleanly() {
     .await;
     app.wait_healthy(Duration::from_secs(5)).await.unwrap();
 
-    let pid = app.pid();
+    let pid = app.pid().unwrap();
     let report = app.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(
         (report.exit_code, report.killed),
@@ -581,7 +581,7 @@ async fn custom_app_behind_a_shell_is_probed_by_url_and_stopped_as_a_group() {
     let err = app.version().await.unwrap_err().to_string();
     assert!(err.contains("version_url"), "{err}");
 
-    let pgid = app.pid();
+    let pgid = app.pid().unwrap();
     let report = app.stop(Duration::from_secs(5)).await.unwrap();
     assert!(!report.killed, "{report:?}");
     assert!(
@@ -602,7 +602,7 @@ async fn dropping_the_handle_kills_the_app() {
     )
     .await
     .unwrap();
-    let pid = app.pid();
+    let pid = app.pid().unwrap();
     assert!(app.is_running());
     drop(app);
     eventually(Duration::from_secs(3), "the dropped app to die", || async {

@@ -101,6 +101,44 @@ fn docker_or_skip(test: &str) -> bool {
     false
 }
 
+const APP_IMAGE: &str = "pgdrill/sample-app:local";
+
+/// True when the sample app's image is there (built now when it is not); otherwise like
+/// [`docker_or_skip`].
+fn app_image_or_skip(test: &str) -> bool {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    let why = WHY.get_or_init(|| {
+        if image_present(APP_IMAGE) {
+            return None;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-images.sh");
+        let built = Command::new(&script)
+            .args(["--app-bin", env!("CARGO_BIN_EXE_sample-app")])
+            .stdin(Stdio::null())
+            .output();
+        match built {
+            Ok(o) if o.status.success() && image_present(APP_IMAGE) => None,
+            Ok(o) => Some(format!(
+                "no {APP_IMAGE}, and {} failed: {}",
+                script.display(),
+                first_line(&o.stderr)
+            )),
+            Err(e) => Some(format!(
+                "no {APP_IMAGE}, and {} cannot run: {e}",
+                script.display()
+            )),
+        }
+    });
+    let Some(why) = why else {
+        return true;
+    };
+    if std::env::var("PGDRILL_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("PGDRILL_REQUIRE_DOCKER=1 but {why}");
+    }
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
 /// Containers and networks carrying the drill's label: must be none after a drill.
 fn docker_leftovers(drill_id: &str) -> Vec<String> {
     let filter = format!("label=pgdrill.drill={drill_id}");
@@ -299,9 +337,16 @@ fn docker_drill_passes_and_matches_the_native_snapshot() {
     assert!(leftovers(&drill_id(&n)).is_empty());
 }
 
+/// The default drill on the docker backend: the sample app is a container too, stopped with
+/// `docker stop` before the restore and brought back with `docker start` of the same
+/// container, which then finds the restored server under the lost one's name.
 #[test]
-fn server_loss_removes_the_container_and_keep_leaves_the_new_one_running() {
-    if !docker_or_skip("server_loss_removes_the_container_and_keep_leaves_the_new_one_running") {
+fn server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app() {
+    if !docker_or_skip("server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app")
+        || !app_image_or_skip(
+            "server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app",
+        )
+    {
         return;
     }
     let run = Pgdrill::drill(["--backend", "docker", "--keep"]).run();
@@ -309,6 +354,38 @@ fn server_loss_removes_the_container_and_keep_leaves_the_new_one_running() {
     let id = drill_id(&r);
     let sweep = Sweep(id.clone());
     run.assert_pass();
+    let checklist = r["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 10);
+    assert!(
+        checklist.iter().all(|c| c["status"] == "pass"),
+        "{checklist:#?}"
+    );
+
+    // One app container all along: started against the source, stopped, started again.
+    let app_phase = |name: &str| phase(&r, name)["detail"].as_str().unwrap().to_string();
+    let started = app_phase("app_start");
+    let app = container_ids(&started);
+    assert_eq!(app.len(), 1, "{started}");
+    assert!(started.contains(APP_IMAGE), "{started}");
+    let stopped = app_phase("stop_app");
+    assert_eq!(container_ids(&stopped), app, "{stopped}");
+    assert!(stopped.contains("docker stop: exit code 0"), "{stopped}");
+    let restarted = app_phase("start_app");
+    assert_eq!(container_ids(&restarted), app, "{restarted}");
+    assert!(
+        restarted.contains("docker start of the container stopped before the restore"),
+        "{restarted}"
+    );
+    let budget = r["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "app_restart")
+        .unwrap();
+    assert_eq!(budget["verdict"], "pass", "{budget}");
+    // Its log after the restart is its own output since `docker start`, not the old run's.
+    let log = std::fs::read_to_string(run.out.path().join("app/app-after-restore.log")).unwrap();
+    assert_eq!(log.matches("listening on").count(), 1, "{log}");
     // The dump was written on this machine, in --out, by pg_dump running in the container.
     assert_eq!(
         run.dump().parent(),
@@ -358,8 +435,60 @@ fn server_loss_removes_the_container_and_keep_leaves_the_new_one_running() {
         docker_ok(&["network", "inspect", &network]),
         "--keep must leave the network {network}"
     );
+    // The app container is kept stopped, with the command that starts it again.
+    assert!(
+        text.contains(&format!("docker start pgdrill-{id}-app")),
+        "{text}"
+    );
+    let state = docker(&["inspect", "--format", "{{.State.Status}}", &app[0]]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "exited");
 
     drop(sweep);
+    assert!(
+        docker_leftovers(&id).is_empty(),
+        "{:?}",
+        docker_leftovers(&id)
+    );
+}
+
+/// A configuration restored with a fault: the app container is created anew (docker start
+/// cannot change its environment), fails its health check within the budget, and the
+/// failed drill leaves no container behind.
+#[test]
+fn an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing() {
+    let test = "an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let run = Pgdrill::drill([
+        "--backend",
+        "docker",
+        "--disaster",
+        "drop-db",
+        "--app-restart-env",
+        "SAMPLE_APP_FAULT=degraded",
+        "--budget-app",
+        "3s",
+    ])
+    .run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let _sweep = Sweep(id.clone());
+    assert_eq!(run.code(), 1, "{}", run.text());
+    assert_eq!(r["failure"]["phase"], "app_healthy", "{}", r["failure"]);
+    assert_eq!(r["failure"]["class"], "checklist_failed");
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DEGRADED"),
+        "{}",
+        r["failure"]
+    );
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(restarted.contains("a new container"), "{restarted}");
+    let first = container_ids(phase(&r, "app_start")["detail"].as_str().unwrap());
+    assert_ne!(container_ids(restarted), first, "{restarted}");
     assert!(
         docker_leftovers(&id).is_empty(),
         "{:?}",
@@ -587,6 +716,23 @@ fn an_image_that_cannot_be_had_is_an_environment_error() {
             "scripts/build-images.sh",
         ],
     );
+}
+
+#[test]
+fn a_missing_app_image_is_an_environment_error_before_any_data_is_made() {
+    if !docker_or_skip("a_missing_app_image_is_an_environment_error_before_any_data_is_made") {
+        return;
+    }
+    let r = environment_fault(
+        &["--backend", "docker"],
+        &[("PGDRILL_APP_IMAGE", "pgdrill/no-such-app:1")],
+        &[
+            "application image `pgdrill/no-such-app:1` is not available",
+            "unset PGDRILL_APP_IMAGE",
+            "--app none",
+        ],
+    );
+    assert_eq!(r["failure"]["phase"], "provision");
 }
 
 #[test]

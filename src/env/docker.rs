@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,8 +38,22 @@ pub const LABEL_DRILL: &str = "pgdrill.drill";
 /// Label carrying the role (`source`, `target`, `tools`, `network`).
 pub const LABEL_ROLE: &str = "pgdrill.role";
 
+/// The sample application's image on the docker backend, built by scripts/build-images.sh.
+pub const APP_IMAGE: &str = "pgdrill/sample-app:local";
+/// Overrides [`APP_IMAGE`].
+pub const APP_IMAGE_ENV: &str = "PGDRILL_APP_IMAGE";
+/// Label of the app image: the sha256 of the sample-app binary inside it.
+pub const LABEL_APP_SHA256: &str = "org.pgdrill.sample-app.sha256";
+
 /// The server's port inside its container.
 const PG_PORT: u16 = 5432;
+/// The sample-app image's port inside its container.
+const APP_PORT: u16 = 8080;
+/// The app's configuration reaches it as a file (SAMPLE_APP_ENV_FILE), so its secrets and
+/// the database password are not in `docker inspect`'s environment.
+const APP_ENV_FILE: &str = "/run/secrets/sample-app.env";
+/// How long the log follower may take to pass on the last lines of a stopped container.
+const FOLLOWER_DRAIN: Duration = Duration::from_secs(3);
 /// `--no-sync` as in the native backend's initdb: a disposable server needs no durability
 /// during initialisation. Locale and encoding as native, so fingerprints and collations match.
 const INITDB_ARGS: &str = "--locale=C -E UTF8 --no-sync";
@@ -70,7 +84,6 @@ pub struct DockerBackend {
     /// Targets handed over with `--keep`: while any exists, the network stays.
     kept: Arc<AtomicUsize>,
     password: String,
-    serial: AtomicU32,
     fixed_port: Option<u16>,
     ready_timeout: Duration,
 }
@@ -168,7 +181,6 @@ impl DockerBackend {
             keep: false,
             kept: Arc::default(),
             password: uuid::Uuid::new_v4().simple().to_string(),
-            serial: AtomicU32::new(0),
             fixed_port,
             ready_timeout,
         })
@@ -204,6 +216,126 @@ impl DockerBackend {
         &self.engine
     }
 
+    /// The database server's container name, which is its host name on the drill's network.
+    pub fn db_host(&self) -> String {
+        format!("pgdrill-{}-db", self.drill_id)
+    }
+
+    /// The app image to run (`PGDRILL_APP_IMAGE` or [`APP_IMAGE`]), which must be present or
+    /// pullable, and a note when the local image holds another sample-app binary than
+    /// `binary` (a stale build).
+    pub async fn app_image(
+        &self,
+        binary: Option<&std::path::Path>,
+    ) -> Result<(String, Option<String>), EnvError> {
+        let named = std::env::var(APP_IMAGE_ENV)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let image = named.clone().unwrap_or_else(|| APP_IMAGE.to_string());
+        if !image_present(&image).await? {
+            let out = docker(&["pull", "-q", &image], PULL_TIMEOUT).await?;
+            if !out.status.success() {
+                let reason = String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("no output")
+                    .trim()
+                    .to_string();
+                let fix = if named.is_some() {
+                    format!("Build or load it, or unset {APP_IMAGE_ENV}")
+                } else {
+                    "Build it with scripts/build-images.sh (scripts/setup.sh does)".to_string()
+                };
+                return Err(EnvError::AppImage { image, reason, fix });
+            }
+        }
+        let label = docker(
+            &[
+                "image",
+                "inspect",
+                "--format",
+                &format!("{{{{index .Config.Labels \"{LABEL_APP_SHA256}\"}}}}"),
+                &image,
+            ],
+            CLI_TIMEOUT,
+        )
+        .await?;
+        let in_image = String::from_utf8_lossy(&label.stdout).trim().to_string();
+        let note = match binary.and_then(|b| sha256_file(b).ok()) {
+            Some(local) if !in_image.is_empty() && in_image != "<no value>" && local != in_image => {
+                Some(format!(
+                    "{image} holds another sample-app build than {} (sha256 {} there, {} here); rebuild it with scripts/build-images.sh",
+                    binary.map(|b| b.display().to_string()).unwrap_or_default(),
+                    &in_image[..in_image.len().min(12)],
+                    &local[..12]
+                ))
+            }
+            _ => None,
+        };
+        Ok((image, note))
+    }
+
+    /// Creates and starts the application's container on the drill's network, its
+    /// configuration (`config`, DATABASE_URL included) in a file only it can read, its port
+    /// published on loopback, its output followed into `log`.
+    pub async fn start_app(
+        &self,
+        image: &str,
+        config: &[(String, String)],
+        log: &std::path::Path,
+    ) -> Result<AppContainer, EnvError> {
+        let name = format!("pgdrill-{}-app", self.drill_id);
+        let mut reaper = Reaper::container(&name);
+        let (repo, tag) = split_image(image);
+        let request = GenericImage::new(repo, tag)
+            .with_exposed_port(APP_PORT.tcp())
+            .with_container_name(&name)
+            .with_network(&self.network)
+            .with_label(LABEL_DRILL, &self.drill_id)
+            .with_label(LABEL_ROLE, "app")
+            .with_env_var("SAMPLE_APP_ENV_FILE", APP_ENV_FILE)
+            .with_copy_to(APP_ENV_FILE, env_file(config).into_bytes())
+            .with_startup_timeout(START_TIMEOUT)
+            .with_host_config_modifier(|hc: &mut HostConfig| {
+                hc.publish_all_ports = Some(false);
+                hc.port_bindings = Some(HashMap::from([(
+                    format!("{APP_PORT}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )]));
+            });
+        let since = unix_now();
+        let container = request.start().await.map_err(|e| {
+            let msg = error_chain(&e);
+            if msg.contains("No such image") || msg.contains("pull access denied") {
+                EnvError::DockerImage {
+                    image: image.to_string(),
+                    reason: msg,
+                }
+            } else {
+                EnvError::Docker(format!(
+                    "the application container {name} from image {image} did not start: {msg}"
+                ))
+            }
+        })?;
+        reaper.disarm();
+        let mut app = AppContainer {
+            id: container.id().to_string(),
+            container: Some(Box::new(container)),
+            name,
+            image: image.to_string(),
+            port: 0,
+            follower: None,
+            kept: self.kept.clone(),
+        };
+        app.follow(log, &since)?;
+        app.read_port().await;
+        Ok(app)
+    }
+
     /// Starts a new empty server container and waits until it answers a query.
     pub async fn provision(&self, role: &str) -> Result<DockerTarget, EnvError> {
         let attempts = if self.fixed_port.is_some() {
@@ -223,8 +355,10 @@ impl DockerBackend {
     }
 
     async fn start(&self, role: &str) -> Result<DockerTarget, StartError> {
-        let n = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = format!("pgdrill-{}-{role}-{n}", self.drill_id);
+        // One name for whichever server is the drill's database: the app container reaches
+        // it by this name on the drill's network, and after a server loss the replacement
+        // answers to the same name, as a service name or DNS record would be repointed.
+        let name = self.db_host();
         // Until a target owns the container, any way out of here (an error, a timeout, the
         // drill cancelled by a signal) removes whatever exists under this name: no container
         // is ever left behind in the "Created" state.
@@ -368,9 +502,18 @@ impl DockerTarget {
         &self.id
     }
 
-    /// The container's name (`pgdrill-<drill-id>-<role>-<n>`).
+    /// The container's name (`pgdrill-<drill-id>-db`), its host name on the drill's network.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The superuser's way in from another container on the drill's network.
+    pub fn network_endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.name.clone(),
+            port: PG_PORT,
+            ..self.endpoint.clone()
+        }
     }
 
     /// How long the container took from `docker create` to answering a query.
@@ -514,11 +657,7 @@ impl DockerTarget {
 
     /// Leaves the container (and the drill's network) running; returns how to reach it.
     pub fn keep(mut self) -> String {
-        if let Some(c) = self.container.take() {
-            self.kept.fetch_add(1, Ordering::SeqCst);
-            // Its own Drop would remove the container.
-            std::mem::forget(c);
-        }
+        hand_over(&mut self.container, &self.kept);
         format!(
             "server kept running: {} in docker container {} ({}), password in PGPASSWORD={}; a shell without password: docker exec -it {} psql -U postgres. Remove it with: docker rm -fv {}; docker network rm {}",
             self.endpoint.display(),
@@ -542,6 +681,231 @@ impl Drop for DockerTarget {
             std::mem::forget(c);
         }
     }
+}
+
+/// The application's container. `stop` and `restart` are `docker stop` and `docker start`
+/// of the same container; dropping it removes it.
+pub struct AppContainer {
+    container: Option<Box<ContainerAsync<GenericImage>>>,
+    id: String,
+    name: String,
+    image: String,
+    /// The published port on 127.0.0.1 (0 while it is not running).
+    port: u16,
+    /// `docker logs -f` of the current run, writing into its log file.
+    follower: Option<tokio::process::Child>,
+    kept: Arc<AtomicUsize>,
+}
+
+impl AppContainer {
+    fn container(&self) -> &ContainerAsync<GenericImage> {
+        self.container
+            .as_ref()
+            .expect("container present until removed")
+    }
+
+    /// `docker container <id> (<name>) from image <image>`.
+    pub fn describe(&self) -> String {
+        format!(
+            "docker container {} ({}) from image {}",
+            short_id(&self.id),
+            self.name,
+            self.image
+        )
+    }
+
+    /// The full container id.
+    pub fn container_id(&self) -> &str {
+        &self.id
+    }
+
+    /// `http://127.0.0.1:<published port>`, once the container runs.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// None while it runs; its exit code once it has stopped.
+    pub async fn exit_code(&self) -> Result<Option<i64>, EnvError> {
+        match self.container().is_running().await {
+            Ok(true) => Ok(None),
+            Ok(false) => Ok(Some(
+                self.container()
+                    .exit_code()
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(-1),
+            )),
+            Err(e) => Err(EnvError::Docker(format!(
+                "cannot inspect the application container {}: {}",
+                self.name,
+                error_chain(&e)
+            ))),
+        }
+    }
+
+    /// Whether it runs, asked synchronously (`docker inspect`).
+    pub fn is_running_now(&self) -> bool {
+        docker_sync(&["inspect", "--format", "{{.State.Running}}", &self.id])
+            .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+    }
+
+    /// `docker stop -t <timeout>`: SIGTERM, SIGKILL after `timeout`. Returns the exit code.
+    pub async fn stop(&mut self, timeout: Duration) -> Result<i64, EnvError> {
+        let secs = timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
+        self.container()
+            .stop_with_timeout(Some(secs))
+            .await
+            .map_err(|e| {
+                EnvError::Docker(format!(
+                    "docker stop of the application container {} failed: {}",
+                    self.name,
+                    error_chain(&e)
+                ))
+            })?;
+        self.drain_follower().await;
+        self.port = 0;
+        Ok(self.exit_code().await?.unwrap_or(-1))
+    }
+
+    /// `docker start` of the stopped container: same container, same configuration; its
+    /// output from now on goes to `log`.
+    pub async fn restart(&mut self, log: &std::path::Path) -> Result<(), EnvError> {
+        let since = unix_now();
+        self.container().start().await.map_err(|e| {
+            EnvError::Docker(format!(
+                "docker start of the application container {} failed: {}",
+                self.name,
+                error_chain(&e)
+            ))
+        })?;
+        self.follow(log, &since)?;
+        self.read_port().await;
+        Ok(())
+    }
+
+    /// The last lines the container wrote (both streams), for an error message.
+    pub async fn log_tail(&self, lines: usize) -> Vec<String> {
+        let out = docker(
+            &["logs", "--tail", &lines.to_string(), &self.id],
+            CLI_TIMEOUT,
+        )
+        .await;
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&o.stderr).lines())
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Leaves the (stopped) container in place; returns how to start it again.
+    pub fn keep(mut self) -> String {
+        hand_over(&mut self.container, &self.kept);
+        format!(
+            "application container kept (stopped): {}; start it against the kept server with: docker start {}",
+            self.describe(),
+            self.name
+        )
+    }
+
+    async fn read_port(&mut self) {
+        // A container that already exited has no port: health probes then fail and the
+        // caller reports the exit with its log.
+        self.port = self
+            .container()
+            .get_host_port_ipv4(APP_PORT)
+            .await
+            .unwrap_or(0);
+    }
+
+    /// Follows the container's output since `since` (lines of an earlier run are older).
+    fn follow(&mut self, log: &std::path::Path, since: &str) -> Result<(), EnvError> {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| EnvError::io(format!("cannot open {}", log.display()), e))
+        };
+        let child = Command::new("docker")
+            .args(["logs", "--follow", "--since", since, &self.id])
+            .stdin(Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| EnvError::Spawn {
+                program: "docker".into(),
+                source,
+            })?;
+        self.follower = Some(child);
+        Ok(())
+    }
+
+    /// `docker logs -f` ends by itself when the container stops; wait for its last lines.
+    async fn drain_follower(&mut self) {
+        if let Some(mut f) = self.follower.take() {
+            if tokio::time::timeout(FOLLOWER_DRAIN, f.wait())
+                .await
+                .is_err()
+            {
+                let _ = f.start_kill();
+                let _ = f.wait().await;
+            }
+        }
+    }
+}
+
+impl Drop for AppContainer {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            remove_sync(&self.id);
+            std::mem::forget(c);
+        }
+    }
+}
+
+/// Hands a container to the user (`--keep`): neither its handle's Drop nor the backend's
+/// sweep of the drill's label removes it any more.
+fn hand_over(container: &mut Option<Box<ContainerAsync<GenericImage>>>, kept: &AtomicUsize) {
+    if let Some(c) = container.take() {
+        kept.fetch_add(1, Ordering::SeqCst);
+        // testcontainers' own Drop would remove it.
+        std::mem::forget(c);
+    }
+}
+
+/// `KEY="value"` lines in sample-app's env-file dialect.
+fn env_file(config: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (key, value) in config {
+        let escaped = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .replace('\t', "\\t");
+        out.push_str(&format!("{key}=\"{escaped}\"\n"));
+    }
+    out
+}
+
+/// Now as `docker logs --since` takes it: seconds.nanoseconds since the epoch.
+fn unix_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Removes a container (or a network) by name unless disarmed: guards what is being

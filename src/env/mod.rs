@@ -252,6 +252,14 @@ impl Backend {
         }
     }
 
+    /// The docker backend, when that is the one in use.
+    pub fn docker(&self) -> Option<&docker::DockerBackend> {
+        match self {
+            Backend::Docker(b) => Some(b),
+            Backend::Native(_) => None,
+        }
+    }
+
     /// With `--keep`, servers must outlive pgdrill.
     pub fn set_keep(&mut self, keep: bool) {
         match self {
@@ -299,6 +307,16 @@ impl Target {
         match self {
             Target::Native(t) => &t.endpoint,
             Target::Docker(t) => &t.endpoint,
+        }
+    }
+
+    /// How the application under drill reaches this server: the loopback endpoint for a
+    /// process on this machine, the container's name on the drill's network for an app
+    /// container.
+    pub fn app_endpoint(&self, app_in_container: bool) -> Endpoint {
+        match self {
+            Target::Docker(t) if app_in_container => t.network_endpoint(),
+            _ => self.endpoint().clone(),
         }
     }
 
