@@ -1,6 +1,7 @@
 //! The command line (clap), turned into a validated [`Plan`].
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -27,7 +28,12 @@ pub enum Command {
 
 /// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct DrillArgs {
+    /// Take flags from a TOML drill plan (keys are these flags' long names, e.g.
+    /// `rows = 1000000`); flags given on the command line win over the file's.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Where disposable servers come from.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
@@ -234,7 +240,12 @@ impl DrillArgs {
         let out_dir = self
             .out
             .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
+        let mut notes = Vec::new();
+        if let Some(path) = &self.plan {
+            notes.push(plan_file_note(path)?);
+        }
         Ok(Plan {
+            notes,
             drill_id,
             backend: self.backend,
             source,
@@ -268,4 +279,106 @@ pub fn newest_backup(dir: &std::path::Path) -> Result<PathBuf, Error> {
                 dir.display()
             ))
         })
+}
+
+/// The report's record of a plan file: its path and the SHA-256 of the bytes that were read.
+fn plan_file_note(path: &Path) -> Result<String, Error> {
+    use sha2::Digest;
+    let bytes = read_plan(path)?;
+    Ok(format!(
+        "plan file {} (sha256 {:x}); flags on the command line win over it",
+        path.display(),
+        sha2::Sha256::digest(&bytes)
+    ))
+}
+
+fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| {
+        Error::Usage(format!(
+            "--plan {}: cannot read it ({e}); give the path of a drill plan such as drills/weekly.toml",
+            path.display()
+        ))
+    })
+}
+
+/// The command line with the flags of `drill --plan FILE` inserted right after `drill`, so
+/// that the command line's own flags, which come later, win (`args_override_self`). A key
+/// that is not a flag of `pgdrill drill`, or a value of the wrong kind, is a usage error
+/// naming the file and the key.
+pub fn expand_plan(args: Vec<OsString>) -> Result<Vec<OsString>, Error> {
+    let Some(drill_at) = args.iter().position(|a| a == "drill") else {
+        return Ok(args);
+    };
+    let mut path = None;
+    for (i, a) in args.iter().enumerate().skip(drill_at + 1) {
+        let Some(s) = a.to_str() else { continue };
+        if s == "--" {
+            break;
+        }
+        if s == "--plan" {
+            path = args.get(i + 1).map(PathBuf::from);
+        } else if let Some(p) = s.strip_prefix("--plan=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let bytes = read_plan(&path)?;
+    let bad = |what: String| Error::Usage(format!("--plan {}: {what}", path.display()));
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(format!("not valid TOML: {}", e.message())))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    let drill = command
+        .find_subcommand("drill")
+        .expect("the drill subcommand exists");
+    let known: Vec<&str> = drill
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "plan" && *l != "help")
+        .collect();
+    let mut flags: Vec<OsString> = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        if !known.contains(&flag.as_str()) {
+            return Err(bad(format!(
+                "unknown key `{key}`; the keys are the long flags of `pgdrill drill`: {}",
+                known.join(", ")
+            )));
+        }
+        let scalar = |v: &toml::Value| -> Option<String> {
+            match v {
+                toml::Value::String(s) => Some(s.clone()),
+                toml::Value::Integer(i) => Some(i.to_string()),
+                _ => None,
+            }
+        };
+        match value {
+            toml::Value::Boolean(true) => flags.push(format!("--{flag}").into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for item in items {
+                    let v = scalar(item).ok_or_else(|| {
+                        bad(format!("`{key}`: every item must be a string or a number"))
+                    })?;
+                    flags.push(format!("--{flag}={v}").into());
+                }
+            }
+            v => {
+                let v = scalar(v).ok_or_else(|| {
+                    bad(format!(
+                        "`{key}`: expected a string, a number, true/false or a list"
+                    ))
+                })?;
+                flags.push(format!("--{flag}={v}").into());
+            }
+        }
+    }
+    let mut out = args[..=drill_at].to_vec();
+    out.extend(flags);
+    out.extend_from_slice(&args[drill_at + 1..]);
+    Ok(out)
 }

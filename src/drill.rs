@@ -266,6 +266,7 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         Source::Dsn(e) => e.dbname.clone(),
         Source::BackupFile(_) => String::new(),
     };
+    let notes = plan.notes.clone();
     let mut d = Drill {
         rec: Recorder {
             t0: Instant::now(),
@@ -294,7 +295,7 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
         after: None,
         integrity: None,
         checklist: Vec::new(),
-        notes: Vec::new(),
+        notes,
         app: None,
         stopped_app: None,
         app_image: None,

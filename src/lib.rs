@@ -27,7 +27,14 @@ use crate::report::Verdict;
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args = match cli::expand_plan(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pgdrill: {e}");
+            return e.exit().into();
+        }
+    };
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {

@@ -28,6 +28,8 @@ pub struct Plan {
     pub keep: bool,
     /// The application under drill, if any.
     pub app: Option<AppPlan>,
+    /// What the report should say about where the plan came from (a plan file and its hash).
+    pub notes: Vec<String>,
     /// SQL run on the restored database just before verification: a test hook that plays
     /// the part of silent corruption, so a test can prove verification catches it.
     pub tamper_sql: Option<String>,

@@ -11,6 +11,7 @@ use crate::support::Pgdrill;
 #[case::zero_jobs(&["drill", "--jobs", "0"], "--jobs must be at least 1")]
 #[case::bad_backend(&["drill", "--backend", "cloud"], "native")]
 #[case::two_sources(&["drill", "--source-dsn", "host=x", "--backup-file", "/x.dump"], "cannot be used with")]
+#[case::missing_plan(&["drill", "--plan", "/nonexistent/weekly.toml"], "--plan /nonexistent/weekly.toml: cannot read it")]
 #[case::drop_db_on_source(&["drill", "--source-dsn", "host=127.0.0.1 dbname=prod", "--disaster", "drop-db"], "never writes to the source")]
 fn usage_errors_exit_2(#[case] args: &[&str], #[case] says: &str) {
     let run = Pgdrill::new(args.iter().copied()).run();
@@ -76,4 +77,58 @@ fn pg_dump_older_than_the_server_is_refused_with_both_versions() {
     assert_eq!(r["failure"]["phase"], "backup");
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(msg.contains("9.6.24") && msg.contains("15."), "{msg}");
+}
+
+/// A plan file's keys are the long flags; the command line wins over the file; the report
+/// names the file and the hash of what was read.
+#[test]
+fn a_plan_file_supplies_flags_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("drill.toml");
+    std::fs::write(
+        &plan,
+        "# a small drill\nbackend = \"native\"\nrows = 5000\nseed = 9\ndisaster = \"drop-db\"\napp = \"none\"\nbudget_restore = \"10m\"\n",
+    )
+    .unwrap();
+    let run = Pgdrill::drill(["--plan", plan.to_str().unwrap(), "--budget-verify", "7m"]).run();
+    let r = run.assert_pass();
+    // --rows from Pgdrill::drill (the command line) beat the file's 5000; the rest is the file's.
+    assert_eq!(r["source"]["rows"].to_string(), crate::support::ROWS);
+    assert_eq!(r["source"]["seed"], 9);
+    assert_eq!(r["disaster"]["kind"], "drop-db", "{}", r["disaster"]);
+    let budget = |n: &str| {
+        r["budgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == n)
+            .unwrap()["limit_ms"]
+            .clone()
+    };
+    assert_eq!(budget("database_restore"), 600_000);
+    assert_eq!(budget("verification"), 420_000);
+    let notes = r["notes"].to_string();
+    assert!(
+        notes.contains("plan file") && notes.contains("sha256"),
+        "{notes}"
+    );
+}
+
+#[rstest]
+#[case::unknown_key("rowz = 10\n", "unknown key `rowz`")]
+#[case::bad_toml("rows = \n", "not valid TOML")]
+#[case::table_value("observe = { seconds = 3 }\n", "`observe`: expected a string")]
+#[case::bad_value("disaster = \"flood\"\n", "flood")]
+fn a_bad_plan_file_is_a_usage_error_naming_the_key(#[case] text: &str, #[case] says: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("bad.toml");
+    std::fs::write(&plan, text).unwrap();
+    let run = Pgdrill::new(["drill", "--plan", plan.to_str().unwrap()]).run();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    assert!(
+        run.text().contains(says),
+        "expected {says:?} in:\n{}",
+        run.text()
+    );
+    assert!(run.report.is_none(), "no drill may start on a usage error");
 }
