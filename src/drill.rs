@@ -682,14 +682,31 @@ impl Drill {
                     .map_err(|e| StepFail::new(FailureClass::RestoreFailed, e.to_string()))?
                     .get(0);
                 let mismatch = |e: String| StepFail::new(FailureClass::IntegrityMismatch, e);
-                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                // Two sessions in one exported snapshot: the tables are read on one while
+                // the checks run on the other.
+                let helper = sdb.connect().await?;
+                let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+                c.batch_execute(begin)
                     .await
                     .map_err(|e| mismatch(e.to_string()))?;
-                let s = snapshot::take(&c).await.map_err(|e| {
+                let exported: String = c
+                    .query_one("SELECT pg_export_snapshot()", &[])
+                    .await
+                    .map_err(|e| mismatch(e.to_string()))?
+                    .get(0);
+                helper
+                    .batch_execute(&format!(
+                        "{begin}; SET TRANSACTION SNAPSHOT {}",
+                        restore::literal(&exported)
+                    ))
+                    .await
+                    .map_err(|e| mismatch(e.to_string()))?;
+                let s = snapshot::take_split(&c, &helper).await.map_err(|e| {
                     mismatch(format!(
                         "cannot take the snapshot of the restored database: {e}"
                     ))
                 })?;
+                let _ = helper.batch_execute("COMMIT").await;
                 let _ = c.batch_execute("COMMIT").await;
                 let detail = format!(
                     "snapshot S1 of {} tables, {} sequences",
