@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::env::docker::{AppContainer, DockerBackend};
+use crate::env::docker::{AppContainer, AppPlacement, DockerBackend};
 
 /// How long `start` waits for sample-app's `listening on` line.
 const ADDRESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,6 +106,25 @@ pub struct CustomApp {
     /// Extra environment for the start and stop commands.
     #[serde(default, deserialize_with = "env_pairs")]
     pub env: Vec<(String, String)>,
+    /// Run it from this image as a container on the docker backend instead of `start`; its
+    /// URLs are then paths (`/health`) on the container's published port.
+    #[serde(default)]
+    pub image: Option<AppImage>,
+}
+
+/// A custom application that comes as a container image.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppImage {
+    /// The image reference.
+    pub image: String,
+    /// The port it listens on inside its container.
+    #[serde(default = "default_app_port")]
+    pub port: u16,
+}
+
+fn default_app_port() -> u16 {
+    8080
 }
 
 fn default_healthy_status() -> String {
@@ -154,6 +173,7 @@ impl fmt::Debug for CustomApp {
             .field("version_url", &self.version_url)
             .field("has_stop_command", &self.stop.is_some())
             .field("env_keys", &env_keys(&self.env))
+            .field("image", &self.image)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +187,27 @@ impl AppSpec {
                     return Err(AppError::Spawn {
                         what: format!("sample-app binary {}", binary.display()),
                         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                    });
+                }
+            }
+            AppSpec::Custom(c) if c.image.is_some() => {
+                let urls = [
+                    Some(&c.health_url),
+                    c.metrics_url.as_ref(),
+                    c.version_url.as_ref(),
+                ];
+                for url in urls.into_iter().flatten() {
+                    if !url.starts_with('/') {
+                        return Err(AppError::Spec {
+                            reason: format!(
+                                "{url:?}: the URLs of an app image are paths on its port, such as /health"
+                            ),
+                        });
+                    }
+                }
+                if c.stop.is_some() || c.log_file.is_some() {
+                    return Err(AppError::Spec {
+                        reason: "an app image is stopped with docker stop and logs to its container's output: leave out the stop command and the log file".into(),
                     });
                 }
             }
@@ -195,6 +236,14 @@ impl AppSpec {
             }
         }
         Ok(())
+    }
+
+    /// The image of a custom app that runs as a container.
+    pub fn image(&self) -> Option<&AppImage> {
+        match self {
+            AppSpec::Custom(c) => c.image.as_ref(),
+            AppSpec::Sample { .. } => None,
+        }
     }
 
     fn env(&self) -> &[(String, String)] {
@@ -424,7 +473,7 @@ pub struct StopReport {
 /// What the running process is, for the probes.
 enum Flavour {
     Sample,
-    Custom(CustomApp),
+    Custom(Box<CustomApp>),
 }
 
 /// Where the app runs.
@@ -461,6 +510,11 @@ impl AppProcess {
         log_path: &Path,
     ) -> Result<AppProcess, AppError> {
         spec.validate()?;
+        if spec.image().is_some() {
+            return Err(AppError::Spec {
+                reason: "an app image runs as a container, on the docker backend only".into(),
+            });
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -504,7 +558,7 @@ impl AppProcess {
                 (
                     cmd,
                     "the custom start command".to_string(),
-                    Flavour::Custom(custom.clone()),
+                    Flavour::Custom(Box::new(custom.clone())),
                 )
             }
         };
@@ -518,11 +572,8 @@ impl AppProcess {
             .process_group(0)
             .kill_on_drop(true);
         let app_log = match &flavour {
-            Flavour::Custom(CustomApp {
-                log_file: Some(path),
-                ..
-            }) => path.clone(),
-            _ => log_path.to_path_buf(),
+            Flavour::Custom(c) => c.log_file.clone().unwrap_or_else(|| log_path.to_path_buf()),
+            Flavour::Sample => log_path.to_path_buf(),
         };
         let app_log_start = file_len(&app_log);
         let child = cmd
@@ -596,13 +647,24 @@ impl AppProcess {
         spec.validate_env()?;
         let mut config = vec![("DATABASE_URL".to_string(), database_url.to_string())];
         config.extend(spec.env().iter().cloned());
+        let (flavour, placement) = match spec {
+            // sample-app reads a configuration file, which keeps secrets out of docker inspect.
+            AppSpec::Sample { .. } => (Flavour::Sample, AppPlacement::SampleApp),
+            AppSpec::Custom(c) => (
+                Flavour::Custom(Box::new(c.clone())),
+                AppPlacement::Environment {
+                    port: c.image.as_ref().map_or(8080, |i| i.port),
+                },
+            ),
+        };
         let log_start = file_len(log_path);
         let container = backend
-            .start_app(image, &config, log_path)
+            .start_app(image, &config, placement, log_path)
             .await
             .map_err(container_error)?;
         Ok(AppProcess::in_container(
             container,
+            flavour,
             spec.env().to_vec(),
             Redactor::new(spec.env(), database_url),
             log_path,
@@ -626,8 +688,23 @@ impl AppProcess {
         };
         let log_start = file_len(log_path);
         container.restart(log_path).await.map_err(container_error)?;
+        // The published port changes with every start: take the paths back off the URLs.
+        let flavour = match &self.flavour {
+            Flavour::Sample => Flavour::Sample,
+            Flavour::Custom(c) => {
+                let old = self.base_url.clone().unwrap_or_default();
+                let path = |u: &String| u.strip_prefix(&old).unwrap_or(u).to_string();
+                Flavour::Custom(Box::new(CustomApp {
+                    health_url: path(&c.health_url),
+                    metrics_url: c.metrics_url.as_ref().map(path),
+                    version_url: c.version_url.as_ref().map(path),
+                    ..(**c).clone()
+                }))
+            }
+        };
         Ok(AppProcess::in_container(
             *container,
+            flavour,
             std::mem::take(&mut self.env),
             self.redactor.clone(),
             log_path,
@@ -635,16 +712,28 @@ impl AppProcess {
         ))
     }
 
+    /// `flavour`'s URLs, for a custom image, are paths on the container's published port.
     fn in_container(
         container: AppContainer,
+        flavour: Flavour,
         env: Vec<(String, String)>,
         redactor: Redactor,
         log_path: &Path,
         log_start: u64,
     ) -> AppProcess {
+        let base = container.base_url();
+        let flavour = match flavour {
+            Flavour::Custom(c) => Flavour::Custom(Box::new(CustomApp {
+                health_url: format!("{base}{}", c.health_url),
+                metrics_url: c.metrics_url.map(|p| format!("{base}{p}")),
+                version_url: c.version_url.map(|p| format!("{base}{p}")),
+                ..*c
+            })),
+            f => f,
+        };
         AppProcess {
-            flavour: Flavour::Sample,
-            base_url: Some(container.base_url()),
+            flavour,
+            base_url: Some(base),
             runner: Runner::Container(Some(Box::new(container))),
             output_log: log_path.to_path_buf(),
             app_log: log_path.to_path_buf(),
@@ -873,11 +962,11 @@ impl AppProcess {
         }
         let deadline = started + timeout;
         let stop_command = match &self.flavour {
-            Flavour::Custom(CustomApp {
-                stop: Some(command),
-                ..
-            }) => Some(self.run_stop_command(command, timeout).await),
-            _ => None,
+            Flavour::Custom(c) => match &c.stop {
+                Some(command) => Some(self.run_stop_command(command, timeout).await),
+                None => None,
+            },
+            Flavour::Sample => None,
         };
         let Runner::Process { child, pid } = &mut self.runner else {
             return Err(AppError::Spec {
@@ -1027,11 +1116,10 @@ impl Drop for AppProcess {
         if self.stopped.is_some() {
             return;
         }
-        if let Flavour::Custom(CustomApp {
-            stop: Some(command),
-            ..
-        }) = &self.flavour
-        {
+        if let Some(command) = match &self.flavour {
+            Flavour::Custom(c) => c.stop.as_ref(),
+            Flavour::Sample => None,
+        } {
             // Drop cannot await: run the stop command synchronously, bounded.
             let mut cmd = std::process::Command::new("sh");
             cmd.arg("-c")

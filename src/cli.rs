@@ -80,6 +80,14 @@ pub struct DrillArgs {
     /// Custom app: shell command that starts it (DATABASE_URL is set for it).
     #[arg(long, value_name = "CMD")]
     pub app_start: Option<String>,
+    /// Custom app as a container on the docker backend: its image (instead of --app-start;
+    /// its URLs are then paths such as /health, and it gets DATABASE_URL and --app-env as
+    /// environment variables).
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["app_start", "app_stop", "app_log"])]
+    pub app_image: Option<String>,
+    /// Custom app image: the port it listens on inside its container.
+    #[arg(long, value_name = "PORT", default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1..))]
+    pub app_port: u16,
     /// Custom app: shell command that stops it (its process group gets SIGTERM anyway).
     #[arg(long, value_name = "CMD")]
     pub app_stop: Option<String>,
@@ -148,7 +156,8 @@ pub fn sample_app_binary() -> PathBuf {
 
 impl DrillArgs {
     fn app_plan(&mut self, generated: bool) -> Result<Option<AppPlan>, Error> {
-        let custom_flags = self.app_start.is_some() || self.app_health_url.is_some();
+        let custom_flags =
+            self.app_start.is_some() || self.app_health_url.is_some() || self.app_image.is_some();
         let choice = match self.app {
             AppChoice::Auto if custom_flags => AppChoice::Custom,
             AppChoice::Auto if generated => AppChoice::Sample,
@@ -173,15 +182,22 @@ impl DrillArgs {
                 }
             }
             AppChoice::Custom => {
-                let (Some(start), Some(health_url)) =
-                    (self.app_start.take(), self.app_health_url.take())
-                else {
+                let image = self.app_image.take().map(|image| crate::app::AppImage {
+                    image,
+                    port: self.app_port,
+                });
+                let start = self.app_start.take();
+                let (true, Some(health_url)) = (
+                    start.is_some() || image.is_some(),
+                    self.app_health_url.take(),
+                ) else {
                     return Err(Error::Usage(
-                        "--app custom needs --app-start CMD and --app-health-url URL".into(),
+                        "--app custom needs --app-start CMD (or --app-image IMAGE) and --app-health-url URL (a path such as /health with --app-image)".into(),
                     ));
                 };
                 AppSpec::Custom(CustomApp {
-                    start,
+                    image,
+                    start: start.unwrap_or_default(),
                     stop: self.app_stop.take(),
                     health_url,
                     healthy_status: self.app_healthy_status.clone(),
@@ -244,10 +260,26 @@ impl DrillArgs {
         if let Some(path) = &self.plan {
             notes.push(plan_file_note(path)?);
         }
+        // An app image runs only as a container: auto means docker then.
+        let backend = match (app.as_ref().and_then(|a| a.spec.image()), self.backend) {
+            (Some(_), BackendKind::Auto) => {
+                notes.push(
+                    "--backend auto chose docker: --app-image runs the application as a container"
+                        .into(),
+                );
+                BackendKind::Docker
+            }
+            (Some(_), BackendKind::Native) => {
+                return Err(Error::Usage(
+                    "--app-image runs the application as a container: use --backend docker (or auto), or describe it with --app-start for the native backend".into(),
+                ))
+            }
+            (_, b) => b,
+        };
         Ok(Plan {
             notes,
             drill_id,
-            backend: self.backend,
+            backend,
             source,
             disaster: self.disaster,
             jobs,

@@ -375,6 +375,12 @@ impl Drill {
             Some(crate::app::AppSpec::Sample { binary, .. }) => Some(binary.clone()),
             _ => None,
         };
+        let custom_image = self
+            .plan
+            .app
+            .as_ref()
+            .and_then(|a| a.spec.image())
+            .map(|i| i.image.clone());
         let result = self
             .rec
             .step("provision", None, async {
@@ -382,8 +388,9 @@ impl Drill {
                 backend.set_keep(keep);
                 // On the docker backend the sample app is a container too; its image is
                 // checked before any data is made, so a missing one costs nothing.
-                let app_image = match (backend.docker(), &sample_binary) {
-                    (Some(b), Some(binary)) => Some(b.app_image(Some(binary)).await?),
+                let app_image = match (backend.docker(), &sample_binary, &custom_image) {
+                    (Some(b), Some(binary), _) => Some(b.app_image(Some(binary)).await?),
+                    (Some(b), None, Some(image)) => Some((b.custom_app_image(image).await?, None)),
                     _ => None,
                 };
                 let role = if wants_source { "source" } else { "target" };
@@ -978,7 +985,7 @@ impl Drill {
                 }
                 .url()
             }
-            crate::app::AppSpec::Custom(_) => server.with_db(&self.database).url(),
+            crate::app::AppSpec::Custom(_) => app_server.with_db(&self.database).url(),
         };
         if restart {
             match &mut spec {

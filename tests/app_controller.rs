@@ -561,6 +561,7 @@ async fn custom_app_behind_a_shell_is_probed_by_url_and_stopped_as_a_group() {
         log_file: None,
         metrics_url: Some(format!("http://localhost:{port}/metrics")),
         version_url: None,
+        image: None,
         env: [
             ("API_KEY", API_KEY),
             ("VPN_PEER", VPN_PEER),

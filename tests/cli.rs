@@ -11,6 +11,9 @@ use crate::support::Pgdrill;
 #[case::zero_jobs(&["drill", "--jobs", "0"], "--jobs must be at least 1")]
 #[case::bad_backend(&["drill", "--backend", "cloud"], "native")]
 #[case::two_sources(&["drill", "--source-dsn", "host=x", "--backup-file", "/x.dump"], "cannot be used with")]
+#[case::app_image_on_native(&["drill", "--backend", "native", "--app-image", "shop:1", "--app-health-url", "/health"], "use --backend docker")]
+#[case::app_image_with_a_full_url(&["drill", "--app-image", "shop:1", "--app-health-url", "http://127.0.0.1:8080/health"], "paths on its port")]
+#[case::app_image_without_health(&["drill", "--app-image", "shop:1"], "--app-health-url")]
 #[case::missing_plan(&["drill", "--plan", "/nonexistent/weekly.toml"], "--plan /nonexistent/weekly.toml: cannot read it")]
 #[case::drop_db_on_source(&["drill", "--source-dsn", "host=127.0.0.1 dbname=prod", "--disaster", "drop-db"], "never writes to the source")]
 fn usage_errors_exit_2(#[case] args: &[&str], #[case] says: &str) {

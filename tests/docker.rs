@@ -451,6 +451,61 @@ fn server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app() {
     );
 }
 
+/// The user's own application as an image (here the sample app's image, configured like any
+/// other image through environment variables): `--backend auto` chooses docker, its URLs are
+/// paths on whatever port Docker publishes after each start, and no value of its
+/// environment reaches the report.
+#[test]
+fn a_custom_app_image_runs_as_a_container_and_is_judged_by_its_paths() {
+    let test = "a_custom_app_image_runs_as_a_container_and_is_judged_by_its_paths";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let secret = "api-key-that-must-not-leak";
+    let run = Pgdrill::drill([
+        "--app-image",
+        APP_IMAGE,
+        "--app-port",
+        "8080",
+        "--app-health-url",
+        "/health",
+        "--app-metrics-url",
+        "/metrics",
+        "--app-env",
+        &format!("API_KEY={secret}"),
+        "--app-env",
+        "VPN_PEER=peer-1",
+    ])
+    .run();
+    let r = run.report().clone();
+    let _sweep = Sweep(drill_id(&r));
+    run.assert_pass();
+    assert_eq!(r["environment"]["backend"], "docker");
+    assert!(r["notes"]
+        .to_string()
+        .contains("--backend auto chose docker"));
+    let checklist = r["checklist"].as_array().unwrap();
+    assert!(
+        checklist.iter().all(|c| c["status"] == "pass"),
+        "{checklist:#?}"
+    );
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(
+        restarted.contains("docker start of the container stopped before the restore"),
+        "{restarted}"
+    );
+    for file in ["report.json", "report.md", "junit.xml"] {
+        let text = std::fs::read_to_string(run.out.path().join(file)).unwrap();
+        assert!(!text.contains(secret), "{file} shows an --app-env value");
+    }
+    assert!(!run.text().contains(secret));
+    assert!(
+        docker_leftovers(&drill_id(&r)).is_empty(),
+        "{:?}",
+        docker_leftovers(&drill_id(&r))
+    );
+}
+
 /// A configuration restored with a fault: the app container is created anew (docker start
 /// cannot change its environment), fails its health check within the budget, and the
 /// failed drill leaves no container behind.

@@ -232,6 +232,28 @@ impl DockerBackend {
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        let fix = format!("Build or load it, or unset {APP_IMAGE_ENV}");
+        self.settle_app_image(named, &fix, binary).await
+    }
+
+    /// A custom app's image (`--app-image`), present or pulled.
+    pub async fn custom_app_image(&self, image: &str) -> Result<String, EnvError> {
+        Ok(self
+            .settle_app_image(
+                Some(image.to_string()),
+                "Build or load it, or name another with --app-image",
+                None,
+            )
+            .await?
+            .0)
+    }
+
+    async fn settle_app_image(
+        &self,
+        named: Option<String>,
+        fix_named: &str,
+        binary: Option<&std::path::Path>,
+    ) -> Result<(String, Option<String>), EnvError> {
         let image = named.clone().unwrap_or_else(|| APP_IMAGE.to_string());
         if !image_present(&image).await? {
             let out = docker(&["pull", "-q", &image], PULL_TIMEOUT).await?;
@@ -243,7 +265,7 @@ impl DockerBackend {
                     .trim()
                     .to_string();
                 let fix = if named.is_some() {
-                    format!("Build or load it, or unset {APP_IMAGE_ENV}")
+                    fix_named.to_string()
                 } else {
                     "Build it with scripts/build-images.sh (scripts/setup.sh does)".to_string()
                 };
@@ -276,37 +298,52 @@ impl DockerBackend {
         Ok((image, note))
     }
 
-    /// Creates and starts the application's container on the drill's network, its
-    /// configuration (`config`, DATABASE_URL included) in a file only it can read, its port
-    /// published on loopback, its output followed into `log`.
+    /// Creates and starts the application's container on the drill's network, with its
+    /// configuration (`config`, DATABASE_URL included) as `placement` says, its port published
+    /// on loopback, its output followed into `log`.
     pub async fn start_app(
         &self,
         image: &str,
         config: &[(String, String)],
+        placement: AppPlacement,
         log: &std::path::Path,
     ) -> Result<AppContainer, EnvError> {
         let name = format!("pgdrill-{}-app", self.drill_id);
         let mut reaper = Reaper::container(&name);
         let (repo, tag) = split_image(image);
-        let request = GenericImage::new(repo, tag)
-            .with_exposed_port(APP_PORT.tcp())
+        let port = match placement {
+            AppPlacement::SampleApp => APP_PORT,
+            AppPlacement::Environment { port } => port,
+        };
+        let mut request = GenericImage::new(repo, tag)
+            .with_exposed_port(port.tcp())
             .with_container_name(&name)
             .with_network(&self.network)
             .with_label(LABEL_DRILL, &self.drill_id)
             .with_label(LABEL_ROLE, "app")
-            .with_env_var("SAMPLE_APP_ENV_FILE", APP_ENV_FILE)
-            .with_copy_to(APP_ENV_FILE, env_file(config).into_bytes())
-            .with_startup_timeout(START_TIMEOUT)
-            .with_host_config_modifier(|hc: &mut HostConfig| {
-                hc.publish_all_ports = Some(false);
-                hc.port_bindings = Some(HashMap::from([(
-                    format!("{APP_PORT}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )]));
-            });
+            .with_startup_timeout(START_TIMEOUT);
+        match placement {
+            AppPlacement::SampleApp => {
+                request = request
+                    .with_env_var("SAMPLE_APP_ENV_FILE", APP_ENV_FILE)
+                    .with_copy_to(APP_ENV_FILE, env_file(config).into_bytes());
+            }
+            AppPlacement::Environment { .. } => {
+                for (key, value) in config {
+                    request = request.with_env_var(key, value);
+                }
+            }
+        }
+        let request = request.with_host_config_modifier(move |hc: &mut HostConfig| {
+            hc.publish_all_ports = Some(false);
+            hc.port_bindings = Some(HashMap::from([(
+                format!("{port}/tcp"),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )]));
+        });
         let since = unix_now();
         let container = request.start().await.map_err(|e| {
             let msg = error_chain(&e);
@@ -328,6 +365,7 @@ impl DockerBackend {
             name,
             image: image.to_string(),
             port: 0,
+            inner_port: port,
             follower: None,
             kept: self.kept.clone(),
         };
@@ -683,6 +721,19 @@ impl Drop for DockerTarget {
     }
 }
 
+/// How an app container gets its configuration.
+#[derive(Debug, Clone, Copy)]
+pub enum AppPlacement {
+    /// sample-app: a file it reads (SAMPLE_APP_ENV_FILE), listening on 8080.
+    SampleApp,
+    /// Any other image: environment variables (visible in `docker inspect`, as with
+    /// `docker run -e`), listening on `port`.
+    Environment {
+        /// The port inside the container.
+        port: u16,
+    },
+}
+
 /// The application's container. `stop` and `restart` are `docker stop` and `docker start`
 /// of the same container; dropping it removes it.
 pub struct AppContainer {
@@ -692,6 +743,8 @@ pub struct AppContainer {
     image: String,
     /// The published port on 127.0.0.1 (0 while it is not running).
     port: u16,
+    /// The port it listens on inside the container.
+    inner_port: u16,
     /// `docker logs -f` of the current run, writing into its log file.
     follower: Option<tokio::process::Child>,
     kept: Arc<AtomicUsize>,
@@ -816,7 +869,7 @@ impl AppContainer {
         // caller reports the exit with its log.
         self.port = self
             .container()
-            .get_host_port_ipv4(APP_PORT)
+            .get_host_port_ipv4(self.inner_port)
             .await
             .unwrap_or(0);
     }
