@@ -3,13 +3,12 @@
 //! disposable server.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg};
 use nix::unistd::Pid;
 use pgdrill::app::{is_error_line, AppError, AppProcess, AppSpec, CustomApp};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::support::TestServer;
 
@@ -41,16 +40,6 @@ INSERT INTO subscriptions (user_id, plan_id, status, started_at, current_period_
     VALUES (8, 2, 'active', now() - interval '10 days', now() + interval '20 days', now());
 ";
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-async fn connect(dsn: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(dsn, NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(connection);
-    client
-}
-
 /// A fresh seeded database; the app connects as pgdrill_app, like the real service.
 struct TestDb {
     /// host and port of the server, for the app's own DSN.
@@ -61,13 +50,7 @@ struct TestDb {
 
 impl TestDb {
     async fn create(server: &TestServer) -> TestDb {
-        let admin_dsn = server.dsn();
-        let name = format!(
-            "app_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let admin = connect(&admin_dsn).await;
+        let admin = server.connect("postgres").await;
         let roles = std::fs::read_to_string(format!("{FIXTURES}/roles.sql")).unwrap();
         admin.batch_execute(&roles).await.unwrap();
         // The server authenticates with scram: the app role needs the password it is given.
@@ -75,11 +58,8 @@ impl TestDb {
             .batch_execute(&format!("ALTER ROLE pgdrill_app PASSWORD '{DB_PASSWORD}'"))
             .await
             .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let client = connect(&format!("{admin_dsn} dbname={name}")).await;
+        let name = server.create_db("app").await;
+        let client = server.connect(&name).await;
         let schema = std::fs::read_to_string(format!("{FIXTURES}/schema.sql")).unwrap();
         client.batch_execute(&schema).await.unwrap();
         client.batch_execute(SEED).await.unwrap();

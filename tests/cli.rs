@@ -17,7 +17,11 @@ use crate::support::Pgdrill;
 #[case::missing_plan(&["drill", "--plan", "/nonexistent/weekly.toml"], "--plan /nonexistent/weekly.toml: cannot read it")]
 #[case::drop_db_on_source(&["drill", "--source-dsn", "host=127.0.0.1 dbname=prod", "--disaster", "drop-db"], "never writes to the source")]
 fn usage_errors_exit_2(#[case] args: &[&str], #[case] says: &str) {
-    let run = Pgdrill::new(args.iter().copied()).run();
+    assert_usage_error(Pgdrill::new(args.iter().copied()).run(), says);
+}
+
+/// Exit 2, `says` in the output, and no drill started.
+fn assert_usage_error(run: crate::support::Run, says: &str) {
     assert_eq!(run.code(), 2, "{}", run.text());
     assert!(
         run.text().contains(says),
@@ -126,12 +130,8 @@ fn a_bad_plan_file_is_a_usage_error_naming_the_key(#[case] text: &str, #[case] s
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("bad.toml");
     std::fs::write(&plan, text).unwrap();
-    let run = Pgdrill::new(["drill", "--plan", plan.to_str().unwrap()]).run();
-    assert_eq!(run.code(), 2, "{}", run.text());
-    assert!(
-        run.text().contains(says),
-        "expected {says:?} in:\n{}",
-        run.text()
+    assert_usage_error(
+        Pgdrill::new(["drill", "--plan", plan.to_str().unwrap()]).run(),
+        says,
     );
-    assert!(run.report.is_none(), "no drill may start on a usage error");
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rstest::rstest;
 use serde_json::Value;
 
 use crate::support::{leftovers, read_report, Pgdrill};
@@ -758,35 +759,32 @@ fn environment_fault(extra: &[&str], env: &[(&str, &str)], needles: &[&str]) -> 
     r
 }
 
-#[test]
-fn an_image_that_cannot_be_had_is_an_environment_error() {
-    if !docker_or_skip("an_image_that_cannot_be_had_is_an_environment_error") {
+/// Faults found while the servers are provisioned: exit 3, a message naming the cause and
+/// the fix, no data made, nothing left behind.
+#[rstest]
+#[case::postgres_image_cannot_be_had(
+    ("PGDRILL_POSTGRES_IMAGE", "pgdrill/does-not-exist:1"),
+    &["image `pgdrill/does-not-exist:1` is not available", "scripts/build-images.sh"]
+)]
+#[case::app_image_missing(
+    ("PGDRILL_APP_IMAGE", "pgdrill/no-such-app:1"),
+    &["application image `pgdrill/no-such-app:1` is not available", "unset PGDRILL_APP_IMAGE", "--app none"]
+)]
+#[case::container_not_ready_in_time(
+    ("PGDRILL_DOCKER_READY_TIMEOUT", "300ms"),
+    &["did not answer a query on 127.0.0.1:", "within 300ms", "PGDRILL_DOCKER_READY_TIMEOUT"]
+)]
+fn a_fault_at_provision_is_an_environment_error(
+    #[case] env: (&str, &str),
+    #[case] needles: &[&str],
+) {
+    if !docker_or_skip(&format!(
+        "a_fault_at_provision_is_an_environment_error ({})",
+        env.0
+    )) {
         return;
     }
-    environment_fault(
-        &["--backend", "docker"],
-        &[("PGDRILL_POSTGRES_IMAGE", "pgdrill/does-not-exist:1")],
-        &[
-            "image `pgdrill/does-not-exist:1` is not available",
-            "scripts/build-images.sh",
-        ],
-    );
-}
-
-#[test]
-fn a_missing_app_image_is_an_environment_error_before_any_data_is_made() {
-    if !docker_or_skip("a_missing_app_image_is_an_environment_error_before_any_data_is_made") {
-        return;
-    }
-    let r = environment_fault(
-        &["--backend", "docker"],
-        &[("PGDRILL_APP_IMAGE", "pgdrill/no-such-app:1")],
-        &[
-            "application image `pgdrill/no-such-app:1` is not available",
-            "unset PGDRILL_APP_IMAGE",
-            "--app none",
-        ],
-    );
+    let r = environment_fault(&["--backend", "docker"], &[env], needles);
     assert_eq!(r["failure"]["phase"], "provision");
 }
 
@@ -803,23 +801,6 @@ fn a_container_that_exits_during_start_up_is_an_environment_error() {
         &["--backend", "docker"],
         &[("PGDRILL_POSTGRES_IMAGE", EXITING_IMAGE)],
         &["exited with code 0 during start-up"],
-    );
-    assert_eq!(r["failure"]["phase"], "provision");
-}
-
-#[test]
-fn a_container_that_is_not_ready_in_time_is_removed() {
-    if !docker_or_skip("a_container_that_is_not_ready_in_time_is_removed") {
-        return;
-    }
-    let r = environment_fault(
-        &["--backend", "docker"],
-        &[("PGDRILL_DOCKER_READY_TIMEOUT", "300ms")],
-        &[
-            "did not answer a query on 127.0.0.1:",
-            "within 300ms",
-            "PGDRILL_DOCKER_READY_TIMEOUT",
-        ],
     );
     assert_eq!(r["failure"]["phase"], "provision");
 }

@@ -2,20 +2,9 @@
 //! databases. Each test gets its own disposable server and creates databases on it.
 
 use pgdrill::seed::{create_roles, load_schema, seed, SeedError, SeedSpec, SeedStats};
-use std::sync::atomic::{AtomicU32, Ordering};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::support::TestServer;
-
-async fn connect(dsn: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(dsn, NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 /// A database of its own on the test's server (which goes away with the test).
 struct TestDb {
@@ -24,19 +13,10 @@ struct TestDb {
 
 impl TestDb {
     async fn create(server: &TestServer, tag: &str) -> TestDb {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "pgdrill_seed_{tag}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let admin = connect(&server.dsn()).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("CREATE DATABASE");
-        let client = connect(&format!("{} dbname={name}", server.dsn())).await;
-        TestDb { client }
+        let name = server.create_db(&format!("pgdrill_seed_{tag}")).await;
+        TestDb {
+            client: server.connect(&name).await,
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! server and creates databases on it.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use pgdrill::snapshot::{self, compare, Snapshot, SnapshotError, Verdict};
 use tokio_postgres::{Client, NoTls};
@@ -28,25 +27,17 @@ struct TestDb {
 
 impl TestDb {
     async fn create(server: &TestServer, tag: &str) -> TestDb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "snap_{tag}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let dsn = server.dsn();
-        let admin = connect(&dsn, "postgres").await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        TestDb { dsn, name }
+        let name = server.create_db(&format!("snap_{tag}")).await;
+        TestDb {
+            dsn: server.dsn(),
+            name,
+        }
     }
 
     /// A copy of `template` (no session may be connected to it).
     async fn copy_of(server: &TestServer, template: &TestDb, tag: &str) -> TestDb {
         let db = TestDb::create(server, tag).await;
-        let admin = connect(&db.dsn, "postgres").await;
+        let admin = server.connect("postgres").await;
         admin
             .batch_execute(&format!("DROP DATABASE {}", db.name))
             .await
@@ -549,6 +540,12 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
         check(&split, "fk_orphans:public.payments.subscription_id").value,
         "0"
     );
+    // The checks ran on the helper session: they too must not see the late payment.
+    let succeeded = "invariant:payments.count[status=succeeded]";
+    assert_eq!(
+        check(&split, succeeded).value,
+        check(&s0_in_exporter, succeeded).value
+    );
     reader.batch_execute("COMMIT").await.unwrap();
     exporter.batch_execute("COMMIT").await.unwrap();
 
@@ -558,6 +555,11 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
     let now = take(&db).await;
     let d = compare(&s0_in_reader, &now).differences();
     assert_names(&d, "public.payments: rows 120 → 121");
+    assert_ne!(
+        check(&now, succeeded).value,
+        check(&split, succeeded).value,
+        "a later snapshot counts the late payment"
+    );
 }
 
 #[tokio::test]

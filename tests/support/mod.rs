@@ -317,6 +317,32 @@ impl TestServer {
         )
     }
 
+    /// A superuser session to `dbname` on this server.
+    pub async fn connect(&self, dbname: &str) -> tokio_postgres::Client {
+        self.endpoint
+            .with_db(dbname)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {dbname}: {e}"))
+    }
+
+    /// Creates an empty database named `<prefix>_<pid>_<n>`, unique in this test process,
+    /// and returns its name.
+    pub async fn create_db(&self, prefix: &str) -> String {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.connect("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        name
+    }
+
     /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
     pub fn program(&self, name: &str) -> PathBuf {
         self.target.tools.program(name)
