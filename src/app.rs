@@ -688,23 +688,9 @@ impl AppProcess {
         };
         let log_start = file_len(log_path);
         container.restart(log_path).await.map_err(container_error)?;
-        // The published port changes with every start: take the paths back off the URLs.
-        let flavour = match &self.flavour {
-            Flavour::Sample => Flavour::Sample,
-            Flavour::Custom(c) => {
-                let old = self.base_url.clone().unwrap_or_default();
-                let path = |u: &String| u.strip_prefix(&old).unwrap_or(u).to_string();
-                Flavour::Custom(Box::new(CustomApp {
-                    health_url: path(&c.health_url),
-                    metrics_url: c.metrics_url.as_ref().map(path),
-                    version_url: c.version_url.as_ref().map(path),
-                    ..(**c).clone()
-                }))
-            }
-        };
         Ok(AppProcess::in_container(
             *container,
-            flavour,
+            std::mem::replace(&mut self.flavour, Flavour::Sample),
             std::mem::take(&mut self.env),
             self.redactor.clone(),
             log_path,
@@ -712,7 +698,6 @@ impl AppProcess {
         ))
     }
 
-    /// `flavour`'s URLs, for a custom image, are paths on the container's published port.
     fn in_container(
         container: AppContainer,
         flavour: Flavour,
@@ -721,19 +706,9 @@ impl AppProcess {
         log_path: &Path,
         log_start: u64,
     ) -> AppProcess {
-        let base = container.base_url();
-        let flavour = match flavour {
-            Flavour::Custom(c) => Flavour::Custom(Box::new(CustomApp {
-                health_url: format!("{base}{}", c.health_url),
-                metrics_url: c.metrics_url.map(|p| format!("{base}{p}")),
-                version_url: c.version_url.map(|p| format!("{base}{p}")),
-                ..*c
-            })),
-            f => f,
-        };
         AppProcess {
             flavour,
-            base_url: Some(base),
+            base_url: Some(container.base_url()),
             runner: Runner::Container(Some(Box::new(container))),
             output_log: log_path.to_path_buf(),
             app_log: log_path.to_path_buf(),
@@ -823,7 +798,7 @@ impl AppProcess {
     async fn health_within(&self, timeout: Duration) -> Result<HealthReport, AppError> {
         let (url, healthy_status) = match &self.flavour {
             Flavour::Sample => (self.sample_url("/health"), "HEALTHY"),
-            Flavour::Custom(c) => (c.health_url.clone(), c.healthy_status.as_str()),
+            Flavour::Custom(c) => (self.custom_url(&c.health_url), c.healthy_status.as_str()),
         };
         let started = Instant::now();
         let response = http_get(&url, timeout).await?;
@@ -890,10 +865,12 @@ impl AppProcess {
     pub async fn metrics(&self) -> Result<BTreeMap<String, f64>, AppError> {
         let url = match &self.flavour {
             Flavour::Sample => self.sample_url("/metrics"),
-            Flavour::Custom(c) => c.metrics_url.clone().ok_or(AppError::NotConfigured {
-                what: "metrics URL",
-                fix: "metrics_url",
-            })?,
+            Flavour::Custom(c) => c.metrics_url.as_deref().map(|u| self.custom_url(u)).ok_or(
+                AppError::NotConfigured {
+                    what: "metrics URL",
+                    fix: "metrics_url",
+                },
+            )?,
         };
         let response = http_get(&url, FETCH_TIMEOUT).await?;
         if response.status != 200 {
@@ -913,10 +890,12 @@ impl AppProcess {
     pub async fn version(&self) -> Result<VersionInfo, AppError> {
         let url = match &self.flavour {
             Flavour::Sample => self.sample_url("/version"),
-            Flavour::Custom(c) => c.version_url.clone().ok_or(AppError::NotConfigured {
-                what: "version URL",
-                fix: "version_url",
-            })?,
+            Flavour::Custom(c) => c.version_url.as_deref().map(|u| self.custom_url(u)).ok_or(
+                AppError::NotConfigured {
+                    what: "version URL",
+                    fix: "version_url",
+                },
+            )?,
         };
         let response = http_get(&url, FETCH_TIMEOUT).await?;
         let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
@@ -1054,6 +1033,15 @@ impl AppProcess {
                     humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
                 )
             }
+        }
+    }
+
+    /// A custom app's URL as given, or, for an app image, its path on the port Docker
+    /// published for the current run (it changes with every start).
+    fn custom_url(&self, url: &str) -> String {
+        match (url.starts_with('/'), &self.base_url) {
+            (true, Some(base)) => format!("{base}{url}"),
+            _ => url.to_string(),
         }
     }
 

@@ -34,6 +34,9 @@ pub struct DrillArgs {
     /// `rows = 1000000`); flags given on the command line win over the file's.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// The report's record of the plan file, from [`expand_plan`], which read it.
+    #[arg(skip)]
+    pub plan_note: Option<String>,
     /// Where disposable servers come from.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
@@ -256,10 +259,7 @@ impl DrillArgs {
         let out_dir = self
             .out
             .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
-        let mut notes = Vec::new();
-        if let Some(path) = &self.plan {
-            notes.push(plan_file_note(path)?);
-        }
+        let mut notes: Vec<String> = self.plan_note.take().into_iter().collect();
         // An app image runs only as a container: auto means docker then.
         let backend = match (app.as_ref().and_then(|a| a.spec.image()), self.backend) {
             (Some(_), BackendKind::Auto) => {
@@ -313,17 +313,6 @@ pub fn newest_backup(dir: &std::path::Path) -> Result<PathBuf, Error> {
         })
 }
 
-/// The report's record of a plan file: its path and the SHA-256 of the bytes that were read.
-fn plan_file_note(path: &Path) -> Result<String, Error> {
-    use sha2::Digest;
-    let bytes = read_plan(path)?;
-    Ok(format!(
-        "plan file {} (sha256 {:x}); flags on the command line win over it",
-        path.display(),
-        sha2::Sha256::digest(&bytes)
-    ))
-}
-
 fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
         Error::Usage(format!(
@@ -333,13 +322,33 @@ fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// Why a command line did not parse.
+#[derive(Debug)]
+pub enum ParseFailure {
+    /// clap's own answer, to print as clap does (help and version included).
+    Clap(clap::Error),
+    /// The plan file given with `--plan` is unusable.
+    Plan(Error),
+}
+
+/// Parses a command line, with `drill --plan FILE` expanded by [`expand_plan`] and the plan
+/// file's record kept for the report.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseFailure> {
+    let (args, note) = expand_plan(args).map_err(ParseFailure::Plan)?;
+    let mut cli = <Cli as clap::Parser>::try_parse_from(args).map_err(ParseFailure::Clap)?;
+    let Command::Drill(drill) = &mut cli.command;
+    drill.plan_note = note;
+    Ok(cli)
+}
+
 /// The command line with the flags of `drill --plan FILE` inserted right after `drill`, so
-/// that the command line's own flags, which come later, win (`args_override_self`). A key
-/// that is not a flag of `pgdrill drill`, or a value of the wrong kind, is a usage error
-/// naming the file and the key.
-pub fn expand_plan(args: Vec<OsString>) -> Result<Vec<OsString>, Error> {
+/// that the command line's own flags, which come later, win (`args_override_self`), and the
+/// report's note on the file: its path and the SHA-256 of the bytes read. A key that is not a
+/// flag of `pgdrill drill`, or a value of the wrong kind, is a usage error naming the file and
+/// the key.
+pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>), Error> {
     let Some(drill_at) = args.iter().position(|a| a == "drill") else {
-        return Ok(args);
+        return Ok((args, None));
     };
     let mut path = None;
     for (i, a) in args.iter().enumerate().skip(drill_at + 1) {
@@ -354,9 +363,17 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<Vec<OsString>, Error> {
         }
     }
     let Some(path) = path else {
-        return Ok(args);
+        return Ok((args, None));
     };
     let bytes = read_plan(&path)?;
+    let note = {
+        use sha2::Digest;
+        format!(
+            "plan file {} (sha256 {:x}); flags on the command line win over it",
+            path.display(),
+            sha2::Sha256::digest(&bytes)
+        )
+    };
     let bad = |what: String| Error::Usage(format!("--plan {}: {what}", path.display()));
     let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
     let table: toml::Table = text
@@ -412,5 +429,5 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<Vec<OsString>, Error> {
     let mut out = args[..=drill_at].to_vec();
     out.extend(flags);
     out.extend_from_slice(&args[drill_at + 1..]);
-    Ok(out)
+    Ok((out, Some(note)))
 }

@@ -20,23 +20,14 @@ pub mod snapshot;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::error::{Error, Exit};
 use crate::report::Verdict;
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn main_entry() -> ExitCode {
-    let args = match cli::expand_plan(std::env::args_os().collect()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("pgdrill: {e}");
-            return e.exit().into();
-        }
-    };
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(std::env::args_os().collect()) {
         Ok(c) => c,
-        Err(e) => {
+        Err(cli::ParseFailure::Clap(e)) => {
             let code = if e.use_stderr() {
                 Exit::Usage.code()
             } else {
@@ -44,6 +35,10 @@ pub fn main_entry() -> ExitCode {
             };
             let _ = e.print();
             return ExitCode::from(code);
+        }
+        Err(cli::ParseFailure::Plan(e)) => {
+            eprintln!("pgdrill: {e}");
+            return e.exit().into();
         }
     };
     tracing_subscriber::fmt()

@@ -217,7 +217,7 @@ impl DockerBackend {
     }
 
     /// The database server's container name, which is its host name on the drill's network.
-    pub fn db_host(&self) -> String {
+    fn db_host(&self) -> String {
         format!("pgdrill-{}-db", self.drill_id)
     }
 
@@ -255,22 +255,13 @@ impl DockerBackend {
         binary: Option<&std::path::Path>,
     ) -> Result<(String, Option<String>), EnvError> {
         let image = named.clone().unwrap_or_else(|| APP_IMAGE.to_string());
-        if !image_present(&image).await? {
-            let out = docker(&["pull", "-q", &image], PULL_TIMEOUT).await?;
-            if !out.status.success() {
-                let reason = String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .rfind(|l| !l.trim().is_empty())
-                    .unwrap_or("no output")
-                    .trim()
-                    .to_string();
-                let fix = if named.is_some() {
-                    fix_named.to_string()
-                } else {
-                    "Build it with scripts/build-images.sh (scripts/setup.sh does)".to_string()
-                };
-                return Err(EnvError::AppImage { image, reason, fix });
-            }
+        if let Err(reason) = have_image(&image).await? {
+            let fix = if named.is_some() {
+                fix_named.to_string()
+            } else {
+                "Build it with scripts/build-images.sh (scripts/setup.sh does)".to_string()
+            };
+            return Err(EnvError::AppImage { image, reason, fix });
         }
         let label = docker(
             &[
@@ -767,11 +758,6 @@ impl AppContainer {
         )
     }
 
-    /// The full container id.
-    pub fn container_id(&self) -> &str {
-        &self.id
-    }
-
     /// `http://127.0.0.1:<published port>`, once the container runs.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -1077,19 +1063,9 @@ async fn resolve_image() -> Result<(String, Option<String>), EnvError> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let wanted = named.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-    if image_present(&wanted).await? {
+    let Err(reason) = have_image(&wanted).await? else {
         return Ok((wanted, None));
-    }
-    let out = docker(&["pull", "-q", &wanted], PULL_TIMEOUT).await?;
-    if out.status.success() {
-        return Ok((wanted, None));
-    }
-    let reason = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or("no output")
-        .trim()
-        .to_string();
+    };
     if named.is_none() && image_present(LOCAL_IMAGE).await? {
         let note = format!(
             "{DEFAULT_IMAGE} is not present locally and cannot be pulled, so the local {LOCAL_IMAGE} built by scripts/build-images.sh is used"
@@ -1100,6 +1076,23 @@ async fn resolve_image() -> Result<(String, Option<String>), EnvError> {
         image: wanted,
         reason,
     })
+}
+
+/// Whether `image` is here, pulling it when it is not; `Err` carries what `docker pull` said.
+async fn have_image(image: &str) -> Result<Result<(), String>, EnvError> {
+    if image_present(image).await? {
+        return Ok(Ok(()));
+    }
+    let out = docker(&["pull", "-q", image], PULL_TIMEOUT).await?;
+    if out.status.success() {
+        return Ok(Ok(()));
+    }
+    Ok(Err(String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+        .to_string()))
 }
 
 async fn image_present(image: &str) -> Result<bool, EnvError> {

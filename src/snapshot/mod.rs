@@ -221,19 +221,10 @@ pub async fn take_split(client: &Client, helper: &Client) -> Result<Snapshot, Sn
     let (tables, rest) = tokio::join!(read_tables(client), read_rest(helper));
     let left = scope.leave(client).await;
     let helper_left = helper_scope.leave(helper).await;
-    let (database, server_version, tables) = tables?;
-    let (sequences, checks, schema) = rest?;
+    let snapshot = assemble(tables?, rest?);
     left?;
     helper_left?;
-    Ok(Snapshot {
-        format: FORMAT,
-        database,
-        server_version,
-        tables,
-        sequences,
-        schema,
-        checks,
-    })
+    Ok(snapshot)
 }
 
 /// Where `take` runs: a savepoint in the caller's transaction, or a transaction of its own.
@@ -270,7 +261,11 @@ impl Scope {
             .await
             .and_then(|row| row.try_get(0));
         let outcome = match level {
-            Ok(level) if level == "repeatable read" || level == "serializable" => Ok(()),
+            // The output settings are pinned once per scope (SET LOCAL: undone on leaving).
+            Ok(level) if level == "repeatable read" || level == "serializable" => client
+                .batch_execute(SESSION_SETTINGS)
+                .await
+                .map_err(SnapshotError::query("pinning the output settings")),
             Ok(level) => Err(SnapshotError::IsolationTooWeak { level }),
             Err(e) => Err(SnapshotError::query("reading transaction_isolation")(e)),
         };
@@ -303,9 +298,17 @@ impl Scope {
 }
 
 async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
-    let (database, server_version, tables) = read_tables(client).await?;
-    let (sequences, checks, schema) = read_rest(client).await?;
-    Ok(Snapshot {
+    Ok(assemble(
+        read_tables(client).await?,
+        read_rest(client).await?,
+    ))
+}
+
+fn assemble(
+    (database, server_version, tables): (String, String, Vec<TableSnapshot>),
+    (sequences, checks, schema): (Vec<SequenceSnapshot>, Vec<CheckValue>, SchemaSnapshot),
+) -> Snapshot {
+    Snapshot {
         format: FORMAT,
         database,
         server_version,
@@ -313,17 +316,13 @@ async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
         sequences,
         schema,
         checks,
-    })
+    }
 }
 
 /// The database's name, the server's version and every table's fingerprint.
 async fn read_tables(
     client: &Client,
 ) -> Result<(String, String, Vec<TableSnapshot>), SnapshotError> {
-    client
-        .batch_execute(SESSION_SETTINGS)
-        .await
-        .map_err(SnapshotError::query("pinning the output settings"))?;
     let row = client
         .query_one(
             "SELECT current_database()::text, current_setting('server_version_num')",
@@ -342,10 +341,6 @@ async fn read_tables(
 async fn read_rest(
     client: &Client,
 ) -> Result<(Vec<SequenceSnapshot>, Vec<CheckValue>, SchemaSnapshot), SnapshotError> {
-    client
-        .batch_execute(SESSION_SETTINGS)
-        .await
-        .map_err(SnapshotError::query("pinning the output settings"))?;
     let (sequences, mut checks) = read_sequences(client).await?;
     let schema = schema::take(client).await?;
     checks.extend(checks::take(client).await?);
