@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
         ))
         .await?;
-        let b = pgdrill::snapshot::take_split(&c, &h).await?;
+        let b = pgdrill::snapshot::take_split(&c, &h, &pgdrill::progress::Progress::none()).await?;
         two.push(t.elapsed().as_secs_f64() * 1000.0);
         if a.tables != b.tables || a.schema != b.schema {
             return Err("the two ways disagree".into());

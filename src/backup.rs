@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::progress::Progress;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{Endpoint, PgTools};
@@ -151,6 +153,7 @@ pub async fn take(
     tools: &PgTools,
     dir: &Path,
     now: chrono::DateTime<chrono::Utc>,
+    _progress: &Progress,
 ) -> Result<BackupSet, BackupError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(dir)
@@ -173,13 +176,7 @@ pub async fn take(
         .await?;
     // One MVCC snapshot for both the integrity snapshot and pg_dump: S0 describes exactly
     // the rows in the dump, even while the source keeps taking writes.
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
-    let snap_id: String = client
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await?
-        .get(0);
+    let snap_id = crate::pg::export_snapshot(&client).await?;
 
     let dump = dir.join(dump_file_name(now));
     let mut cmd = tools.command("pg_dump", source);

@@ -16,6 +16,7 @@ use crate::checklist::{self, CRITICAL_TABLES, ITEMS};
 use crate::env::{Backend, Endpoint, Target};
 use crate::error::EnvError;
 use crate::plan::{BudgetName, Disaster, Plan, Source};
+use crate::progress::Progress;
 use crate::report::{
     BackupInfo, BudgetResult, ChecklistItem, DisasterInfo, Environment, Failure, FailureClass,
     Integrity, Phase, Report, SourceInfo, Status, Verdict, SCHEMA_VERSION,
@@ -441,7 +442,7 @@ impl Drill {
                     .map_err(|e| fail(e.to_string()))?;
                 let client = endpoint.with_db(&db).connect().await?;
                 seed::load_schema(&client).await.map_err(|e| fail(e.to_string()))?;
-                let stats = seed::seed(&client, &SeedSpec { rows, seed })
+                let stats = seed::seed(&client, &SeedSpec { rows, seed }, &Progress::none())
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 let detail = format!(
@@ -477,7 +478,7 @@ impl Drill {
         let set = self
             .rec
             .step("backup", None, async move {
-                let set = backup::take(&source, &tools, &dir, now).await?;
+                let set = backup::take(&source, &tools, &dir, now, &Progress::none()).await?;
                 let m = &set.manifest;
                 let detail = format!(
                     "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
@@ -601,7 +602,8 @@ impl Drill {
         let pre = self
             .rec
             .step("precheck", Some(DR), async {
-                let p = restore::precheck(&dump, manifest.as_ref(), &tools).await?;
+                let p =
+                    restore::precheck(&dump, manifest.as_ref(), &tools, &Progress::none()).await?;
                 let detail = p.detail.clone();
                 Ok((p, detail))
             })
@@ -644,7 +646,10 @@ impl Drill {
         let jobs = self.plan.jobs;
         self.rec
             .step("pg_restore", Some(DR), async {
-                Ok(((), restore::pg_restore(&db, &tools, &dump, jobs).await?))
+                Ok((
+                    (),
+                    restore::pg_restore(&db, &tools, &dump, jobs, &Progress::none()).await?,
+                ))
             })
             .await?;
         self.rec
@@ -692,27 +697,19 @@ impl Drill {
                 // Two sessions in one exported snapshot: the tables are read on one while
                 // the checks run on the other.
                 let helper = sdb.connect().await?;
-                let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
-                c.batch_execute(begin)
+                let exported = crate::pg::export_snapshot(&c)
                     .await
-                    .map_err(|e| mismatch(e.to_string()))?;
-                let exported: String = c
-                    .query_one("SELECT pg_export_snapshot()", &[])
+                    .map_err(|e| mismatch(crate::pg::error_text(&e)))?;
+                crate::pg::join_snapshot(&helper, &exported)
                     .await
-                    .map_err(|e| mismatch(e.to_string()))?
-                    .get(0);
-                helper
-                    .batch_execute(&format!(
-                        "{begin}; SET TRANSACTION SNAPSHOT {}",
-                        restore::literal(&exported)
-                    ))
+                    .map_err(|e| mismatch(crate::pg::error_text(&e)))?;
+                let s = snapshot::take_split(&c, &helper, &Progress::none())
                     .await
-                    .map_err(|e| mismatch(e.to_string()))?;
-                let s = snapshot::take_split(&c, &helper).await.map_err(|e| {
-                    mismatch(format!(
-                        "cannot take the snapshot of the restored database: {e}"
-                    ))
-                })?;
+                    .map_err(|e| {
+                        mismatch(format!(
+                            "cannot take the snapshot of the restored database: {e}"
+                        ))
+                    })?;
                 let _ = helper.batch_execute("COMMIT").await;
                 let _ = c.batch_execute("COMMIT").await;
                 let detail = format!(

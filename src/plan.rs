@@ -167,34 +167,4 @@ pub fn new_drill_id(now: chrono::DateTime<chrono::Utc>) -> String {
     format!("drill-{}-{}", now.format("%Y%m%dT%H%M%SZ"), &rand[..6])
 }
 
-/// Parses durations such as `15m`, `90s`, `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` ({e}); use forms like 15m, 90s, 1h30m"))?;
-    if d.is_zero() {
-        return Err(format!("duration `{s}` must be greater than zero"));
-    }
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rstest::rstest;
-
-    #[rstest]
-    #[case("15m", 900)]
-    #[case("90s", 90)]
-    #[case("1h30m", 5400)]
-    fn durations(#[case] s: &str, #[case] secs: u64) {
-        assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs));
-    }
-
-    #[rstest]
-    #[case("15 minutes please")]
-    #[case("0s")]
-    #[case("")]
-    fn bad_durations(#[case] s: &str) {
-        assert!(parse_duration(s).is_err());
-    }
-}
+pub use crate::duration::parse_duration;

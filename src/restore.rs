@@ -53,6 +53,7 @@ pub async fn precheck(
     dump: &Path,
     manifest: Option<&Manifest>,
     tools: &PgTools,
+    _progress: &crate::progress::Progress,
 ) -> Result<Precheck, RestoreError> {
     let meta = std::fs::metadata(dump).map_err(|e| {
         RestoreError::Unusable(format!(
@@ -275,6 +276,7 @@ pub async fn pg_restore(
     tools: &PgTools,
     dump: &Path,
     jobs: u32,
+    _progress: &crate::progress::Progress,
 ) -> Result<String, RestoreError> {
     let staged = tools.stage(dump).await?;
     let out = tools
@@ -329,12 +331,4 @@ pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
     })
 }
 
-/// Quotes an SQL identifier.
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::pg::{ident, literal};

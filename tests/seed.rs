@@ -24,7 +24,9 @@ async fn seeded(server: &TestServer, tag: &str, spec: &SeedSpec) -> (TestDb, See
     let db = TestDb::create(server, tag).await;
     create_roles(&db.client).await.expect("create_roles");
     load_schema(&db.client).await.expect("load_schema");
-    let stats = seed(&db.client, spec).await.expect("seed");
+    let stats = seed(&db.client, spec, &pgdrill::progress::Progress::none())
+        .await
+        .expect("seed");
     (db, stats)
 }
 
@@ -236,7 +238,7 @@ async fn seeding_twice_fails_cleanly_and_leaves_the_first_load() {
     let server = TestServer::start("seed").await;
     let spec = SeedSpec { rows: 50, seed: 1 };
     let (db, stats) = seeded(&server, "twice", &spec).await;
-    let err = seed(&db.client, &spec)
+    let err = seed(&db.client, &spec, &pgdrill::progress::Progress::none())
         .await
         .expect_err("second seed into loaded tables");
     assert!(

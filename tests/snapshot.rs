@@ -533,7 +533,9 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
     let s0_in_reader = snapshot::take(&reader).await.unwrap();
     // Split over the two sessions of one snapshot (tables on one, checks on the other): the
     // same rows and schema, the late write still unseen. (Sequences are not transactional.)
-    let split = snapshot::take_split(&exporter, &reader).await.unwrap();
+    let split = snapshot::take_split(&exporter, &reader, &pgdrill::progress::Progress::none())
+        .await
+        .unwrap();
     assert_eq!(split.tables, s0_in_exporter.tables);
     assert_eq!(split.schema, s0_in_exporter.schema);
     assert_eq!(

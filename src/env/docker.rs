@@ -134,7 +134,7 @@ impl DockerBackend {
             _ => None,
         };
         let ready_timeout = match std::env::var(READY_TIMEOUT_ENV) {
-            Ok(v) if !v.trim().is_empty() => crate::plan::parse_duration(&v)
+            Ok(v) if !v.trim().is_empty() => crate::duration::parse_duration(&v)
                 .map_err(|e| EnvError::Docker(format!("{READY_TIMEOUT_ENV}: {e}")))?,
             _ => READY_TIMEOUT,
         };

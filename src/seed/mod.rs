@@ -155,6 +155,7 @@ pub async fn load_schema(client: &tokio_postgres::Client) -> Result<(), SeedErro
 pub async fn seed(
     client: &tokio_postgres::Client,
     spec: &SeedSpec,
+    _progress: &crate::progress::Progress,
 ) -> Result<SeedStats, SeedError> {
     let step = |step: &'static str| {
         move |source: tokio_postgres::Error| SeedError::Finish {

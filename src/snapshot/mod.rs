@@ -209,7 +209,11 @@ pub async fn take(client: &Client) -> Result<Snapshot, SnapshotError> {
 /// tables are read on `client`: on two cores the checks then cost almost nothing. Both must
 /// be in REPEATABLE READ transactions that see the same snapshot (`helper` did
 /// `SET TRANSACTION SNAPSHOT` of one `client` exported), or the two halves could disagree.
-pub async fn take_split(client: &Client, helper: &Client) -> Result<Snapshot, SnapshotError> {
+pub async fn take_split(
+    client: &Client,
+    helper: &Client,
+    _progress: &crate::progress::Progress,
+) -> Result<Snapshot, SnapshotError> {
     let scope = Scope::enter(client).await?;
     let helper_scope = match Scope::enter(helper).await {
         Ok(s) => s,

@@ -1,0 +1,53 @@
+//! Durations and moments as people write them on the command line: `15m`, `90s`, `1h30m`,
+//! `7d`; times as RFC 3339. A leaf module: every other module may use it.
+
+use std::time::Duration;
+
+/// Parses a positive duration such as `15m`, `90s`, `1h30m` or `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` ({e}); use forms like 15m, 90s, 1h30m"))?;
+    if d.is_zero() {
+        return Err(format!("duration `{s}` must be greater than zero"));
+    }
+    Ok(d)
+}
+
+/// Parses an RFC 3339 moment such as `2026-12-01T03:00:00Z` into UTC.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("invalid time `{s}` ({e}); use RFC 3339, for example 2026-12-01T03:00:00Z")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("15m", 900)]
+    #[case("90s", 90)]
+    #[case("1h30m", 5400)]
+    #[case("7d", 604800)]
+    fn durations(#[case] s: &str, #[case] secs: u64) {
+        assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs));
+    }
+
+    #[rstest]
+    #[case("15 minutes please")]
+    #[case("0s")]
+    #[case("")]
+    fn bad_durations(#[case] s: &str) {
+        assert!(parse_duration(s).is_err());
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("2026-12-01T03:00:00+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-01T02:00:00+00:00");
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+}
