@@ -61,6 +61,41 @@ pub struct Manifest {
     pub globals: Option<FileDigest>,
     /// The integrity snapshot S0 of exactly the data in the dump.
     pub snapshot: Snapshot,
+    /// Why the backup was taken (`pgdrill backup --kind`); absent in a drill's own backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<BackupKind>,
+    /// The operator's words for it (`pgdrill backup --reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why a backup was taken: the regime's timer, or a person before a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    /// Taken by the schedule (every 15 minutes in the strategy).
+    Scheduled,
+    /// Taken by hand, e.g. before a deployment; prune keeps the newest one.
+    Manual,
+}
+
+impl BackupKind {
+    /// The name used in manifests and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Scheduled => "scheduled",
+            BackupKind::Manual => "manual",
+        }
+    }
+}
+
+/// The labels `pgdrill backup` puts into the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    /// Scheduled or manual.
+    pub kind: Option<BackupKind>,
+    /// Free text.
+    pub reason: Option<String>,
 }
 
 /// Durations of the parts of a backup, in milliseconds.
@@ -153,6 +188,21 @@ pub async fn take(
     tools: &PgTools,
     dir: &Path,
     now: chrono::DateTime<chrono::Utc>,
+    progress: &Progress,
+) -> Result<BackupSet, BackupError> {
+    take_labelled(source, tools, dir, now, &Labels::default(), progress).await
+}
+
+/// [`take`], with the kind and reason recorded in the manifest. Every file is written under
+/// a temporary name in `dir`, fsynced and renamed, the manifest last: a crash, a signal or a
+/// full disk leaves no partial file under a final name, and the temporary files are removed
+/// when this future fails or is dropped.
+pub async fn take_labelled(
+    source: &Endpoint,
+    tools: &PgTools,
+    dir: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+    labels: &Labels,
     _progress: &Progress,
 ) -> Result<BackupSet, BackupError> {
     let t0 = Instant::now();
@@ -179,6 +229,7 @@ pub async fn take(
     let snap_id = crate::pg::export_snapshot(&client).await?;
 
     let dump = dir.join(dump_file_name(now));
+    let dump_tmp = temp_beside(&dump)?;
     let mut cmd = tools.command("pg_dump", source);
     cmd.args(["-Fc", "--no-password"])
         .arg(format!("--snapshot={snap_id}"))
@@ -191,9 +242,13 @@ pub async fn take(
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let dump_path = dump.clone();
+    let tmp_file = dump_tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| io_err(&dump, e))?;
     let t_dump = Instant::now();
     let writer = async move {
-        let r = copy_hashing(stdout, &dump_path).await;
+        let r = copy_hashing(stdout, tokio::fs::File::from_std(tmp_file), &dump_path).await;
         (r, t_dump.elapsed())
     };
     let t_snap = Instant::now();
@@ -208,15 +263,17 @@ pub async fn take(
         source,
     })?;
     let _ = client.batch_execute("COMMIT").await;
+    // Our side failing to write (a full disk) kills pg_dump with SIGPIPE: the write error,
+    // naming the path, is the cause to report, not pg_dump's signal.
+    let written = written?;
     if !status.success() {
-        let _ = std::fs::remove_file(&dump);
         return Err(BackupError::Tool {
             program: "pg_dump".into(),
             status: status.to_string(),
             stderr: tail(&err_text),
         });
     }
-    let (size_bytes, sha256) = written?;
+    let (size_bytes, sha256) = written;
     let s0 = s0?;
 
     let t_glob = Instant::now();
@@ -238,10 +295,12 @@ pub async fn take(
             stderr: tail(&String::from_utf8_lossy(&out.stderr)),
         });
     }
-    tokio::fs::write(&globals, &out.stdout)
-        .await
-        .map_err(|e| io_err(&globals, e))?;
-    let globals_digest = file_digest(&globals).await?;
+    let globals_tmp = write_temp(&globals, &out.stdout)?;
+    let globals_digest = FileDigest {
+        file: file_name(&globals),
+        size_bytes: out.stdout.len() as u64,
+        sha256: crate::digest::sha256_hex(&out.stdout),
+    };
     let globals_ms = t_glob.elapsed().as_millis() as u64;
 
     let manifest = Manifest {
@@ -269,12 +328,23 @@ pub async fn take(
         },
         globals: Some(globals_digest),
         snapshot: s0,
+        kind: labels.kind,
+        reason: labels.reason.clone(),
     };
     let manifest_path = manifest_path(&dump);
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    tokio::fs::write(&manifest_path, json)
-        .await
-        .map_err(|e| io_err(&manifest_path, e))?;
+    let manifest_tmp = write_temp(&manifest_path, &json)?;
+    // The manifest is renamed last: a dump without one is visibly incomplete to `verify`.
+    globals_tmp
+        .persist(&globals)
+        .map_err(|e| io_err(&globals, e.error))?;
+    dump_tmp
+        .persist(&dump)
+        .map_err(|e| io_err(&dump, e.error))?;
+    manifest_tmp
+        .persist(&manifest_path)
+        .map_err(|e| io_err(&manifest_path, e.error))?;
+    crate::digest::sync_dir(dir).map_err(|e| io_err(dir, e))?;
     Ok(BackupSet {
         dump,
         manifest_path,
@@ -283,14 +353,31 @@ pub async fn take(
     })
 }
 
-/// Streams `from` into a new file at `to`, hashing on the way: one pass, no re-read.
+/// A temporary file beside `path` (same directory, so the rename is atomic), removed when
+/// dropped unless persisted.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, EnvError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", file_name(path)))
+        .tempfile_in(dir)
+        .map_err(|e| io_err(path, e))
+}
+
+/// `bytes` in a fsynced temporary file beside `path`, to be renamed onto it.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, EnvError> {
+    use std::io::Write;
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(|e| io_err(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
+    Ok(tmp)
+}
+
+/// Streams `from` into `file` (destined for `to`), hashing on the way: one pass, no re-read.
 async fn copy_hashing(
     mut from: impl tokio::io::AsyncRead + Unpin,
+    file: tokio::fs::File,
     to: &Path,
 ) -> Result<(u64, String), EnvError> {
-    let file = tokio::fs::File::create(to)
-        .await
-        .map_err(|e| io_err(to, e))?;
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
@@ -337,7 +424,7 @@ pub async fn file_digest(path: &Path) -> Result<FileDigest, EnvError> {
 
 fn io_err(path: &Path, e: std::io::Error) -> EnvError {
     let hint = if e.kind() == std::io::ErrorKind::StorageFull {
-        " (the disk is full: free space or choose another --out DIR)"
+        " (the disk is full: free space, or choose another --out or --repo DIR)"
     } else {
         ""
     };

@@ -20,10 +20,20 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the drill's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
     Drill(DrillArgs),
+    /// Take one database backup into the repo (`database/backup_YYYYmmdd_HHMMSS.dump`).
+    Backup(crate::regime::BackupArgs),
+    /// Check the repo: freshness against the RPO, gaps, sizes, checksums, the newest dump read through.
+    Verify(crate::regime::VerifyArgs),
+    /// Retention: what goes (dry run) or delete it (--confirm), with floors.
+    Prune(crate::regime::PruneArgs),
+    /// The repo's audit log: verify its hash chain or show it.
+    Audit(crate::regime::AuditArgs),
 }
 
 /// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
@@ -53,6 +63,15 @@ pub struct DrillArgs {
     /// a directory means its newest backup_*.dump.
     #[arg(long, value_name = "PATH")]
     pub backup_file: Option<PathBuf>,
+    /// Restore a backup from this repo (`pgdrill backup`'s); the result goes into its audit log.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["source_dsn", "backup_file"])]
+    pub repo: Option<PathBuf>,
+    /// With --repo: which backup.
+    #[arg(long, value_enum, default_value_t = crate::regime::Pick::Newest, requires = "repo")]
+    pub pick: crate::regime::Pick,
+    /// With --repo --pick random: how far back to pick from.
+    #[arg(long, value_name = "DUR", default_value = "7d", value_parser = plan::parse_duration, requires = "repo")]
+    pub window: std::time::Duration,
     /// The simulated disaster.
     #[arg(long, value_enum, default_value_t = Disaster::ServerLoss)]
     pub disaster: Disaster,
@@ -225,6 +244,12 @@ impl DrillArgs {
     /// Validates the flags into a plan.
     pub fn into_plan(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
         let drill_id = plan::new_drill_id(now);
+        let mut repo_note = None;
+        if let Some(repo) = &self.repo {
+            let (dump, note) = crate::regime::pick_backup(repo, self.pick, self.window, now)?;
+            self.backup_file = Some(dump);
+            repo_note = Some(note);
+        }
         let generated = self.source_dsn.is_none() && self.backup_file.is_none();
         let app = self.app_plan(generated)?;
         let source = match (self.source_dsn, self.backup_file) {
@@ -259,7 +284,7 @@ impl DrillArgs {
         let out_dir = self
             .out
             .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
-        let mut notes: Vec<String> = self.plan_note.take().into_iter().collect();
+        let mut notes: Vec<String> = self.plan_note.take().into_iter().chain(repo_note).collect();
         // An app image runs only as a container: auto means docker then.
         let backend = match (app.as_ref().and_then(|a| a.spec.image()), self.backend) {
             (Some(_), BackendKind::Auto) => {
@@ -336,8 +361,9 @@ pub enum ParseFailure {
 pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseFailure> {
     let (args, note) = expand_plan(args).map_err(ParseFailure::Plan)?;
     let mut cli = <Cli as clap::Parser>::try_parse_from(args).map_err(ParseFailure::Clap)?;
-    let Command::Drill(drill) = &mut cli.command;
-    drill.plan_note = note;
+    if let Command::Drill(drill) = &mut cli.command {
+        drill.plan_note = note;
+    }
     Ok(cli)
 }
 

@@ -11,6 +11,12 @@ pub enum Error {
     /// The machine cannot run the drill (binaries, Docker, disk, ports, an unreachable source).
     #[error(transparent)]
     Environment(#[from] EnvError),
+    /// The backup repository cannot be read or written (`pgdrill backup|verify|prune|audit`).
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// `pgdrill backup` could not take the backup.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// Writing the report or the backup directory failed.
     #[error("cannot write {path}: {source}. Check that the directory is writable and the disk has space (--out DIR chooses another place).")]
     Output {
@@ -153,7 +159,9 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
-            Error::Environment(_) | Error::Output { .. } => Exit::Environment,
+            Error::Environment(_) | Error::Output { .. } | Error::Repo(_) | Error::Backup(_) => {
+                Exit::Environment
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod error;
 pub mod pg;
 pub mod plan;
 pub mod progress;
+pub mod regime;
+pub mod repo;
 pub mod report;
 pub mod restore;
 pub mod seed;
@@ -79,7 +81,12 @@ pub async fn run(cli: cli::Cli) -> Exit {
 
 async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     match cli.command {
+        cli::Command::Backup(args) => regime::backup(args).await,
+        cli::Command::Verify(args) => regime::verify(args).await,
+        cli::Command::Prune(args) => regime::prune(args),
+        cli::Command::Audit(args) => regime::audit(args),
         cli::Command::Drill(args) => {
+            let repo = args.repo.clone();
             let plan = args.into_plan(chrono::Utc::now())?;
             if matches!(plan.source, plan::Source::Dsn(_))
                 && plan.disaster == plan::Disaster::DropDb
@@ -94,6 +101,9 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
             let report = drill::run(plan, rx).await;
             signals.abort();
             report.write_all(&out_dir)?;
+            if let Some(repo) = &repo {
+                regime::record_drill(repo, &report, &out_dir)?;
+            }
             print!("{}", report.summary());
             println!("  report: {}", out_dir.join("report.md").display());
             Ok(match report.verdict {

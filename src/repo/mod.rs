@@ -1,0 +1,431 @@
+//! The backup repository as the strategy lays it out: `<repo>/database/` with
+//! `backup_YYYYmmdd_HHMMSS.dump` (+ `.manifest.json`, `.globals.sql`), `<repo>/config/` with
+//! `config_YYYYmmdd_HHMMSS.tar.age` (+ `.manifest.json`), and the append-only
+//! `audit.ndjson`. Listing never follows a symlink and names every file it does not know.
+
+pub mod audit;
+pub mod prune;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{self, Manifest};
+
+/// The database backups' directory under a repo.
+pub const DATABASE_DIR: &str = "database";
+/// The configuration backups' directory under a repo.
+pub const CONFIG_DIR: &str = "config";
+/// The audit log's file name under a repo.
+pub const AUDIT_FILE: &str = "audit.ndjson";
+/// The drill history's file name under a repo.
+pub const HISTORY_FILE: &str = "history.ndjson";
+/// The lock file serialising backups into one repo.
+pub const BACKUP_LOCK: &str = ".backup.lock";
+/// The audit log's lock file.
+pub const AUDIT_LOCK: &str = ".audit.lock";
+
+/// `--repo`'s default when neither the flag nor `$PGDRILL_REPO` is given.
+pub const DEFAULT_REPO: &str = "/backups";
+
+/// Problems reading or writing a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The repo cannot be read or written here.
+    #[error("{context}: {source}")]
+    Io {
+        /// What pgdrill was doing, naming the path.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The repo's content is not what pgdrill wrote (a directory that is a symlink, say).
+    #[error("{0}")]
+    Layout(String),
+}
+
+impl RepoError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        RepoError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The configuration manifest's fields pgdrill relies on (the config engineer's writer adds
+/// more; unknown fields are kept out of the way by serde).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfigManifest {
+    /// Layout version.
+    pub manifest_version: u32,
+    /// The archive's file name.
+    pub file: String,
+    /// The archive's size.
+    pub size_bytes: u64,
+    /// The archive's SHA-256, hex.
+    pub sha256: String,
+    /// When it was taken, RFC 3339.
+    pub created_at: String,
+    /// Scheduled or manual.
+    pub kind: String,
+    /// Why, when given.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Whether the archive is age-encrypted.
+    pub encrypted: bool,
+}
+
+/// One database backup set found in `database/`.
+#[derive(Debug, Clone)]
+pub struct DatabaseBackup {
+    /// `backup_YYYYmmdd_HHMMSS`.
+    pub name: String,
+    /// The time in its name (UTC).
+    pub named_at: DateTime<Utc>,
+    /// The dump, if present.
+    pub dump: Option<PathBuf>,
+    /// The manifest's path (present or not).
+    pub manifest_path: PathBuf,
+    /// The globals file, if present.
+    pub globals: Option<PathBuf>,
+    /// The manifest, or why it cannot be read.
+    pub manifest: Result<Manifest, String>,
+}
+
+impl DatabaseBackup {
+    /// The moment the backup was taken: the manifest's `created_at`, else the name's.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.manifest
+            .as_ref()
+            .ok()
+            .and_then(|m| crate::duration::parse_time(&m.created_at).ok())
+            .unwrap_or(self.named_at)
+    }
+
+    /// Every file of the set that exists.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.dump.iter().chain(&self.globals).cloned().collect();
+        if self.manifest_path.is_file() {
+            v.push(self.manifest_path.clone());
+        }
+        v
+    }
+}
+
+/// One configuration backup found in `config/`.
+#[derive(Debug, Clone)]
+pub struct ConfigBackup {
+    /// `config_YYYYmmdd_HHMMSS`.
+    pub name: String,
+    /// The time in its name.
+    pub named_at: DateTime<Utc>,
+    /// The archive, if present.
+    pub archive: Option<PathBuf>,
+    /// The manifest's path.
+    pub manifest_path: PathBuf,
+    /// The manifest, or why it cannot be read.
+    pub manifest: Result<ConfigManifest, String>,
+}
+
+impl ConfigBackup {
+    /// The manifest's `created_at`, else the name's time.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.manifest
+            .as_ref()
+            .ok()
+            .and_then(|m| crate::duration::parse_time(&m.created_at).ok())
+            .unwrap_or(self.named_at)
+    }
+
+    /// Every file of the set that exists.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self.archive.iter().cloned().collect();
+        if self.manifest_path.is_file() {
+            v.push(self.manifest_path.clone());
+        }
+        v
+    }
+}
+
+/// What a repo holds, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Database backups by time.
+    pub database: Vec<DatabaseBackup>,
+    /// Configuration backups by time.
+    pub config: Vec<ConfigBackup>,
+    /// Files and links pgdrill did not write (never deleted, listed by `verify`).
+    pub unknown: Vec<PathBuf>,
+}
+
+/// A backup repository on disk.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+/// The time in a `<prefix>_YYYYmmdd_HHMMSS` stem.
+fn stem_time(stem: &str, prefix: &str) -> Option<DateTime<Utc>> {
+    let ts = stem.strip_prefix(prefix)?.strip_prefix('_')?;
+    if ts.len() != 15 {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(ts, "%Y%m%d_%H%M%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+impl Repo {
+    /// The repo at `root` (not touched until used).
+    pub fn new(root: impl Into<PathBuf>) -> Repo {
+        Repo { root: root.into() }
+    }
+
+    /// `--repo`, else `$PGDRILL_REPO`, else `/backups`.
+    pub fn resolve(flag: Option<PathBuf>) -> Repo {
+        let root = flag
+            .or_else(|| std::env::var_os("PGDRILL_REPO").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_REPO));
+        Repo::new(root)
+    }
+
+    /// The repo's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<repo>/database`.
+    pub fn database_dir(&self) -> PathBuf {
+        self.root.join(DATABASE_DIR)
+    }
+
+    /// `<repo>/config`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join(CONFIG_DIR)
+    }
+
+    /// `<repo>/audit.ndjson`.
+    pub fn audit_path(&self) -> PathBuf {
+        self.root.join(AUDIT_FILE)
+    }
+
+    /// Creates `database/` and proves it writable with a temporary file, so a read-only or
+    /// full repo is named before any work starts.
+    pub fn ensure_writable(&self) -> Result<PathBuf, RepoError> {
+        let dir = self.database_dir();
+        let fix = "make it writable for this user, free space, or choose another --repo DIR (or $PGDRILL_REPO)";
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            RepoError::io(
+                format!("the repo {} cannot be created: {fix}", dir.display()),
+                e,
+            )
+        })?;
+        let probe = tempfile::Builder::new()
+            .prefix(".pgdrill-probe-")
+            .tempfile_in(&dir)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(b"probe")?;
+                f.as_file().sync_all()
+            });
+        probe.map_err(|e| {
+            RepoError::io(
+                format!("the repo {} is not writable: {fix}", dir.display()),
+                e,
+            )
+        })?;
+        Ok(dir)
+    }
+
+    /// Lists the repo. A missing repo or subdirectory is an empty listing; a subdirectory
+    /// that is a symlink is refused (it would lead outside the repo).
+    pub fn list(&self) -> Result<Listing, RepoError> {
+        let mut listing = Listing::default();
+        let mut db = std::collections::BTreeMap::<String, DatabaseBackup>::new();
+        let mut cfg = std::collections::BTreeMap::<String, ConfigBackup>::new();
+        if self.root.exists() {
+            for (name, path, is_file) in entries(&self.root)? {
+                let known = matches!(
+                    name.as_str(),
+                    AUDIT_FILE | HISTORY_FILE | AUDIT_LOCK | BACKUP_LOCK
+                );
+                let dir_ok = (name == DATABASE_DIR || name == CONFIG_DIR) && path.is_dir();
+                if !(known && is_file || dir_ok && !is_symlink(&path)) {
+                    listing.unknown.push(path);
+                }
+            }
+        }
+        let ddir = self.database_dir();
+        if ddir.exists() {
+            refuse_symlink(&ddir)?;
+            for (name, path, is_file) in entries(&ddir)? {
+                let parsed = is_file
+                    .then(|| split_db_name(&name))
+                    .flatten()
+                    .and_then(|(stem, part)| Some((stem_time(stem, "backup")?, stem, part)));
+                let Some((at, stem, part)) = parsed else {
+                    if name != BACKUP_LOCK {
+                        listing.unknown.push(path);
+                    }
+                    continue;
+                };
+                let e = db
+                    .entry(stem.to_string())
+                    .or_insert_with(|| DatabaseBackup {
+                        name: stem.to_string(),
+                        named_at: at,
+                        dump: None,
+                        manifest_path: ddir.join(format!("{stem}.manifest.json")),
+                        globals: None,
+                        manifest: Err("missing".into()),
+                    });
+                match part {
+                    "dump" => e.dump = Some(path),
+                    "globals.sql" => e.globals = Some(path),
+                    _ => {}
+                }
+            }
+        }
+        for b in db.values_mut() {
+            b.manifest = if b.manifest_path.is_file() {
+                backup::read_manifest(&b.manifest_path)
+            } else {
+                Err(format!("manifest {} is missing", b.manifest_path.display()))
+            };
+        }
+        let cdir = self.config_dir();
+        if cdir.exists() {
+            refuse_symlink(&cdir)?;
+            for (name, path, is_file) in entries(&cdir)? {
+                let parsed = is_file
+                    .then(|| split_config_name(&name))
+                    .flatten()
+                    .and_then(|(stem, part)| Some((stem_time(stem, "config")?, stem, part)));
+                let Some((at, stem, part)) = parsed else {
+                    listing.unknown.push(path);
+                    continue;
+                };
+                let e = cfg.entry(stem.to_string()).or_insert_with(|| ConfigBackup {
+                    name: stem.to_string(),
+                    named_at: at,
+                    archive: None,
+                    manifest_path: cdir.join(format!("{stem}.manifest.json")),
+                    manifest: Err("missing".into()),
+                });
+                if part != "manifest.json" {
+                    e.archive = Some(path);
+                }
+            }
+        }
+        for c in cfg.values_mut() {
+            c.manifest = read_config_manifest(&c.manifest_path);
+        }
+        listing.database = db.into_values().collect();
+        listing
+            .database
+            .sort_by_key(|b| (b.created_at(), b.name.clone()));
+        listing.config = cfg.into_values().collect();
+        listing
+            .config
+            .sort_by_key(|c| (c.created_at(), c.name.clone()));
+        listing.unknown.sort();
+        Ok(listing)
+    }
+}
+
+fn read_config_manifest(path: &Path) -> Result<ConfigManifest, String> {
+    if !path.is_file() {
+        return Err(format!("manifest {} is missing", path.display()));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
+}
+
+/// `backup_X.dump` → (`backup_X`, `dump`); also `.manifest.json` and `.globals.sql`.
+fn split_db_name(name: &str) -> Option<(&str, &str)> {
+    ["manifest.json", "globals.sql", "dump"]
+        .into_iter()
+        .find_map(|ext| Some((name.strip_suffix(ext)?.strip_suffix('.')?, ext)))
+}
+
+/// `config_X.tar.age` → (`config_X`, `tar.age`); also `.manifest.json` and a plaintext
+/// `.tar` (written only with `--insecure-plaintext`).
+fn split_config_name(name: &str) -> Option<(&str, &str)> {
+    ["manifest.json", "tar.age", "tar"]
+        .into_iter()
+        .find_map(|ext| Some((name.strip_suffix(ext)?.strip_suffix('.')?, ext)))
+}
+
+fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn refuse_symlink(dir: &Path) -> Result<(), RepoError> {
+    if is_symlink(dir) {
+        return Err(RepoError::Layout(format!(
+            "{} is a symbolic link: pgdrill never follows links out of the repo; make it a directory inside the repo",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// (name, path, is a regular file, not a link) of a directory's entries.
+fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, RepoError> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+    let mut v = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Temporary files of a backup in progress are its own business, not unknown files.
+        if name.starts_with('.') && name.contains(".tmp-") || name.starts_with(".pgdrill-probe-") {
+            continue;
+        }
+        v.push((name, e.path(), is_file));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_unknown_files_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::new(dir.path());
+        let db = repo.database_dir();
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::write(db.join("backup_20261201_031500.dump"), b"x").unwrap();
+        std::fs::write(db.join("backup_20261201_031500.manifest.json"), b"{").unwrap();
+        std::fs::write(db.join("backup_2026.dump"), b"x").unwrap();
+        std::fs::write(db.join("notes.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", db.join("backup_20261201_033000.dump")).unwrap();
+        let l = repo.list().unwrap();
+        assert_eq!(l.database.len(), 1);
+        let b = &l.database[0];
+        assert_eq!(b.named_at.to_rfc3339(), "2026-12-01T03:15:00+00:00");
+        assert!(b.manifest.as_ref().unwrap_err().contains("not valid"));
+        let unknown: Vec<String> = l
+            .unknown
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            unknown,
+            [
+                "backup_2026.dump",
+                "backup_20261201_033000.dump",
+                "notes.txt"
+            ]
+        );
+    }
+}
