@@ -314,7 +314,8 @@ fn verify_names_gaps_sizes_checksums_manifests_and_unknown_files() {
     std::fs::write(repo.path().join("database/notes.txt"), "hello").unwrap();
     synth_config(repo.path(), at("2026-11-30T01:50:00Z"));
 
-    let prom = repo.path().join("pgdrill.prom");
+    let textfiles = tempfile::tempdir().unwrap();
+    let prom = textfiles.path().join("pgdrill.prom");
     let repo_s = repo.path().display().to_string();
     let r = run(&[
         "verify",

@@ -163,7 +163,7 @@ pub async fn run(
     match (newest, newest_age) {
         (Some(b), Some(age)) if age > rpo => findings.push(Finding {
             kind: Kind::Stale,
-            subject: b.name.clone(),
+            subject: format!("{}/{}", super::DATABASE_DIR, b.name),
             message: format!(
                 "the newest database backup is {} old, older than the RPO of {}: check the backup timer (`systemctl status pgdrill-backup.timer`) and its log",
                 humantime::format_duration(std::time::Duration::from_secs(secs(age))),
@@ -190,7 +190,7 @@ pub async fn run(
         gaps += 1;
         findings.push(Finding {
             kind: Kind::Gap,
-            subject: pair[1].name.clone(),
+            subject: format!("{}/{}", super::DATABASE_DIR, pair[1].name),
             message: format!(
                 "no backup for {} after {} (longer than the RPO of {})",
                 humantime::format_duration(std::time::Duration::from_secs(secs(b - a))),
@@ -228,7 +228,7 @@ pub async fn run(
         if let Some(message) = message {
             findings.push(Finding {
                 kind: Kind::Size,
-                subject: b.name.clone(),
+                subject: format!("{}/{}", super::DATABASE_DIR, b.name),
                 message,
                 start: None,
                 seconds: None,
@@ -370,7 +370,7 @@ pub async fn run(
     match (cfg.last(), config_age) {
         (Some(c), Some(age)) if age > crpo => findings.push(Finding {
             kind: Kind::Stale,
-            subject: c.name.clone(),
+            subject: format!("{}/{}", super::CONFIG_DIR, c.name),
             message: format!(
                 "the newest config backup is {} old, older than the config RPO of {}: check the config backup timer",
                 humantime::format_duration(std::time::Duration::from_secs(secs(age))),
