@@ -262,9 +262,10 @@ pub async fn run(
             m.sha256.clone(),
         )];
         if let Some(g) = &m.globals {
+            // Named by the set, not by the manifest's record: a copied set is its own file.
             expected.push((
                 b.globals.clone(),
-                g.file.clone(),
+                format!("{}.globals.sql", b.name),
                 g.size_bytes,
                 g.sha256.clone(),
             ));
