@@ -51,10 +51,10 @@ pub struct DrillArgs {
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Number of generated users (subscriptions and payments follow).
-    #[arg(long, default_value_t = 100_000, conflicts_with_all = ["source_dsn", "backup_file"])]
+    #[arg(long, default_value_t = 100_000, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
     pub rows: u64,
     /// Seed of the data generator; the same seed gives byte-identical data.
-    #[arg(long, default_value_t = 42, conflicts_with_all = ["source_dsn", "backup_file"])]
+    #[arg(long, default_value_t = 42, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
     pub seed: u64,
     /// Back up this live database (read-only) instead of generated data.
     #[arg(long, value_name = "URL", conflicts_with = "backup_file")]

@@ -587,3 +587,36 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
         "{last}"
     );
 }
+
+#[test]
+fn drill_repo_and_regime_usage_errors_exit_2() {
+    let empty = tempfile::tempdir().unwrap();
+    let e = empty.path().display().to_string();
+    let no_backup = run(&["drill", "--backend", "native", "--repo", &e]);
+    assert_eq!(no_backup.code(), 2, "{}", no_backup.text());
+    assert!(
+        no_backup.text().contains("run `pgdrill backup` first"),
+        "{}",
+        no_backup.text()
+    );
+    for args in [
+        vec!["drill", "--pick", "random"],
+        vec!["drill", "--repo", &e, "--rows", "10"],
+        vec!["backup", "--repo", &e],
+        vec![
+            "backup",
+            "--source-dsn",
+            "host=x",
+            "--repo",
+            &e,
+            "--kind",
+            "weekly",
+        ],
+        vec!["prune", "--repo", &e, "--keep-days", "0"],
+        vec!["prune", "--repo", &e, "--at", "yesterday"],
+        vec!["audit", "verify", "--repo", &e],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code(), 2, "{args:?}: {}", r.text());
+    }
+}

@@ -44,7 +44,7 @@ impl Pgdrill {
         let extra: Vec<String> = extra.into_iter().map(Into::into).collect();
         let other_source = extra
             .iter()
-            .any(|a| a == "--source-dsn" || a == "--backup-file");
+            .any(|a| a == "--source-dsn" || a == "--backup-file" || a == "--repo");
         let mut d = Pgdrill::new(["drill", "--jobs", "2"]);
         if !other_source {
             d.args.extend(["--rows".to_string(), ROWS.to_string()]);
