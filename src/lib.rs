@@ -80,6 +80,7 @@ pub async fn run(cli: cli::Cli) -> Exit {
 async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     match cli.command {
         cli::Command::Drill(args) => {
+            let publish = args.publish();
             let plan = args.into_plan(chrono::Utc::now())?;
             if matches!(plan.source, plan::Source::Dsn(_))
                 && plan.disaster == plan::Disaster::DropDb
@@ -94,8 +95,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
             let report = drill::run(plan, rx).await;
             signals.abort();
             report.write_all(&out_dir)?;
+            report.publish(&out_dir, &publish)?;
             print!("{}", report.summary());
             println!("  report: {}", out_dir.join("report.md").display());
+            println!("  html: {}", out_dir.join("report.html").display());
             Ok(match report.verdict {
                 Verdict::Pass => Exit::Pass,
                 Verdict::Fail => Exit::Fail,
@@ -107,6 +110,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
                 }
             })
         }
+        cli::Command::History(a) => report::history::run(&a.query()),
+        cli::Command::Evidence(cli::EvidenceArgs {
+            command: cli::EvidenceCommand::Verify { dir },
+        }) => report::evidence::run_verify(&dir),
     }
 }
 
