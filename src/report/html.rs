@@ -55,6 +55,11 @@ struct Tick {
     ms: u64,
 }
 
+/// SVG coordinates to a tenth of a unit: finer is invisible and only makes the page noisy.
+fn r1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
 fn u(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -74,7 +79,7 @@ fn timeline(report: &Value) -> Timeline {
         .unwrap_or(0)
         .max(1);
     let scale = (WIDTH - LABEL) / span_ms as f64;
-    let x = |ms: u64| LABEL + ms as f64 * scale;
+    let x = |ms: u64| r1(LABEL + ms as f64 * scale);
     let row = 22.0;
     let top = 24.0;
     let bars: Vec<Bar> = phases
@@ -88,7 +93,7 @@ fn timeline(report: &Value) -> Timeline {
             x: x(u(p, "started_ms")),
             y: top + i as f64 * row,
             // A phase of 0 ms still gets a visible sliver.
-            w: (u(p, "duration_ms") as f64 * scale).max(1.5),
+            w: r1(u(p, "duration_ms") as f64 * scale).max(1.5),
             started_ms: u(p, "started_ms"),
             duration_ms: u(p, "duration_ms"),
         })
@@ -123,7 +128,7 @@ fn timeline(report: &Value) -> Timeline {
                 name,
                 x: x(start),
                 y: bands_top + i as f64 * row,
-                w: ((end - start) as f64 * scale).max(1.5),
+                w: r1((end - start) as f64 * scale).max(1.5),
                 used_ms: u(b, "used_ms"),
                 limit_ms,
                 verdict: s(b, "verdict"),
