@@ -10,6 +10,8 @@ use serde_json::Value;
 const WIDTH: f64 = 900.0;
 /// Left margin of the timeline, where the phase names go.
 const LABEL: f64 = 150.0;
+/// Right margin, where the budgets' use and the failure mark go.
+const RIGHT: f64 = 200.0;
 
 /// The timeline's geometry, computed from report.json's phases and budgets.
 #[derive(Debug, Serialize)]
@@ -17,6 +19,8 @@ struct Timeline {
     width: f64,
     height: f64,
     label: f64,
+    /// Where the drawing ends and the right margin begins.
+    plot_end: f64,
     span_ms: u64,
     phases: Vec<Bar>,
     bands: Vec<Band>,
@@ -78,7 +82,7 @@ fn timeline(report: &Value) -> Timeline {
         .max()
         .unwrap_or(0)
         .max(1);
-    let scale = (WIDTH - LABEL) / span_ms as f64;
+    let scale = (WIDTH - LABEL - RIGHT) / span_ms as f64;
     let x = |ms: u64| r1(LABEL + ms as f64 * scale);
     let row = 22.0;
     let top = 24.0;
@@ -146,6 +150,7 @@ fn timeline(report: &Value) -> Timeline {
         width: WIDTH,
         height: bands_top + bands.len() as f64 * row + 24.0,
         label: LABEL,
+        plot_end: WIDTH - RIGHT,
         span_ms,
         phases: bars,
         bands,
