@@ -15,10 +15,13 @@ fn pgdrill(args: &[&str]) -> Run {
 fn html_for_snapshot(run: &Run) -> String {
     let r = run.report();
     let html = std::fs::read_to_string(run.out.path().join("report.html")).unwrap();
+    // minijinja escapes `/` in text; the paths are easier to find unescaped.
     let html = html
+        .replace("&#x2f;", "/")
         .replace(&run.out.path().display().to_string(), "<out>")
         .replace(r["drill_id"].as_str().unwrap(), "<drill-id>")
         .replace(r["environment"]["host"].as_str().unwrap(), "<host>");
+    let html = temp_suffixes(&html);
     // Durations and sizes change unit with their size (850 ms, 1.2 s; 900 B, 1.5 KiB).
     let mut html = redact(&html);
     for (unit, with) in [
@@ -32,6 +35,27 @@ fn html_for_snapshot(run: &Run) -> String {
         html = html.replace(unit, with);
     }
     html
+}
+
+/// The random suffix of the drill's server directories (`…-source-Ab3xYz`) as `<tmp>`.
+fn temp_suffixes(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = ["-source-", "-target-"]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| i + m.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let n = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str("<tmp>");
+        rest = &rest[n..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn chromium() -> Option<PathBuf> {

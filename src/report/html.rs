@@ -224,7 +224,7 @@ mod tests {
         assert!((t.phases[1].w - 3.0 * t.phases[0].w).abs() < 1e-9);
         assert_eq!(
             t.bands[0].limit_x,
-            Some(LABEL + 300.0 * (WIDTH - LABEL) / 400.0)
+            Some(LABEL + 300.0 * (WIDTH - LABEL - RIGHT) / 400.0)
         );
     }
 
