@@ -20,6 +20,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the drill's flags costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
