@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pgdrill needs on a fresh Debian/Ubuntu machine and builds it:
-# PostgreSQL server and client binaries (when missing), the Rust build, and — when a Docker
+# PostgreSQL server and client binaries (when missing), Chromium and poppler-utils for the
+# report.html browser test (when missing), the Rust build, and — when a Docker
 # engine is running — the local container images (scripts/build-images.sh).
 # Safe to run again: every step skips work that is already done.
 set -euo pipefail
@@ -26,6 +27,19 @@ if ! have_pg; then
     || apt-get install -y -qq postgresql postgresql-client >/dev/null
 fi
 echo "setup: PostgreSQL $(pg_config --version) in $(pg_config --bindir)"
+
+# The browser test renders report.html in headless Chromium and reads its PDF with pdftotext.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing chromium and poppler-utils (the report.html browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium poppler-utils >/dev/null \
+      || echo "setup: could not install chromium/poppler-utils; the browser test will skip and say so" >&2
+  else
+    echo "setup: chromium or pdftotext missing; run: sudo apt-get install chromium poppler-utils" >&2
+  fi
+fi
 
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   # initdb refuses root; the native backend runs servers as `postgres`.

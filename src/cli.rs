@@ -34,6 +34,71 @@ pub enum Command {
     Prune(crate::regime::PruneArgs),
     /// The repo's audit log: verify its hash chain or show it.
     Audit(crate::regime::AuditArgs),
+    /// Summarise past drills: pass rate, RTO used, restore time against backup size, staleness.
+    History(HistoryArgs),
+    /// Check a drill's sealed evidence bundle.
+    Evidence(EvidenceArgs),
+}
+
+/// Flags of `pgdrill history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The history file (default `<repo>/history.ndjson` with --repo, else reports/history.ndjson).
+    #[arg(long, value_name = "FILE", env = "PGDRILL_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// The backup repository whose drills to summarise (its history.ndjson).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Only drills that finished this long before --at.
+    #[arg(long, value_name = "DUR", default_value = "90d", value_parser = plan::parse_duration)]
+    pub since: std::time::Duration,
+    /// Exit 1 unless a drill passed within this long before --at (the staleness alarm).
+    #[arg(long, value_name = "DUR", value_parser = plan::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// Evaluate as of this moment (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME", value_parser = crate::duration::parse_time)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write an overview page with the charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+impl HistoryArgs {
+    /// The query these flags ask.
+    pub fn query(&self) -> crate::report::history::Query {
+        crate::report::history::Query {
+            path: self
+                .history
+                .clone()
+                .unwrap_or_else(|| crate::report::history::default_path(self.repo.as_deref())),
+            at: self.at,
+            since: self.since,
+            max_age: self.max_age,
+            json: self.json,
+            html: self.html.clone(),
+        }
+    }
+}
+
+/// `pgdrill evidence …`.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// What to do with the bundle.
+    #[command(subcommand)]
+    pub command: EvidenceCommand,
+}
+
+/// The evidence subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Check DIR against its SHA256SUMS: exit 1 naming each file changed, added or removed.
+    Verify {
+        /// A drill's --out directory.
+        dir: PathBuf,
+    },
 }
 
 /// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
@@ -140,6 +205,12 @@ pub struct DrillArgs {
     /// The oldest worker heartbeat that counts as normal.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = plan::parse_duration)]
     pub max_heartbeat_age: std::time::Duration,
+    /// The history file this drill appends its line to (default reports/history.ndjson).
+    #[arg(long, value_name = "FILE", env = "PGDRILL_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Leave the dump out of SHA256SUMS (it is listed in UNSEALED instead).
+    #[arg(long)]
+    pub no_dump_in_bundle: bool,
     /// Test hook: SQL run on the restored database before verification (simulated corruption).
     #[arg(long, hide = true, value_name = "SQL")]
     pub tamper_sql: Option<String>,
@@ -177,6 +248,17 @@ pub fn sample_app_binary() -> PathBuf {
 }
 
 impl DrillArgs {
+    /// How this drill publishes its evidence after the report is written.
+    pub fn publish(&self) -> crate::report::evidence::Publish {
+        crate::report::evidence::Publish {
+            history: self
+                .history
+                .clone()
+                .unwrap_or_else(|| crate::report::history::default_path(self.repo.as_deref())),
+            dump_in_bundle: !self.no_dump_in_bundle,
+        }
+    }
+
     fn app_plan(&mut self, generated: bool) -> Result<Option<AppPlan>, Error> {
         let custom_flags =
             self.app_start.is_some() || self.app_health_url.is_some() || self.app_image.is_some();

@@ -87,6 +87,7 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
         cli::Command::Audit(args) => regime::audit(args),
         cli::Command::Drill(args) => {
             let repo = args.repo.clone();
+            let publish = args.publish();
             let plan = args.into_plan(chrono::Utc::now())?;
             if matches!(plan.source, plan::Source::Dsn(_))
                 && plan.disaster == plan::Disaster::DropDb
@@ -104,8 +105,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
             if let Some(repo) = &repo {
                 regime::record_drill(repo, &report, &out_dir)?;
             }
+            report.publish(&out_dir, &publish)?;
             print!("{}", report.summary());
             println!("  report: {}", out_dir.join("report.md").display());
+            println!("  html: {}", out_dir.join("report.html").display());
             Ok(match report.verdict {
                 Verdict::Pass => Exit::Pass,
                 Verdict::Fail => Exit::Fail,
@@ -117,6 +120,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
                 }
             })
         }
+        cli::Command::History(a) => report::history::run(&a.query()),
+        cli::Command::Evidence(cli::EvidenceArgs {
+            command: cli::EvidenceCommand::Verify { dir },
+        }) => report::evidence::run_verify(&dir),
     }
 }
 

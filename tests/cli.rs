@@ -48,6 +48,12 @@ fn missing_postgres_binaries_is_an_environment_error() {
     assert_eq!(r["verdict"], "error");
     assert_eq!(r["failure"]["phase"], "provision");
     assert_eq!(r["failure"]["class"], "environment");
+    // junit.xml tells CI the drill could not run (an error), not that the backup failed.
+    let junit = std::fs::read_to_string(run.out.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<error") && !junit.contains("<failure"),
+        "{junit}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod cleanup;
 mod cli;
 mod docker;
 mod drill;
+mod evidence;
 mod integrity;
 mod regime;
 mod seed;

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
-use super::{Report, Status};
+use super::{Report, Status, Verdict};
 
-fn case(name: &str, status: Status, detail: &str, ms: u64) -> TestCase {
+fn case(name: &str, status: Status, detail: &str, ms: u64, fail: NonSuccessKind) -> TestCase {
     let st = match status {
         Status::Pass => TestCaseStatus::success(),
         Status::Fail => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let mut s = TestCaseStatus::non_success(fail);
             s.set_message(detail.lines().next().unwrap_or("failed").to_string());
             s.set_description(detail.to_string());
             s
@@ -26,12 +26,18 @@ fn case(name: &str, status: Status, detail: &str, ms: u64) -> TestCase {
     c
 }
 
-/// Renders the report as JUnit XML.
+/// Renders the report as JUnit XML. A drill that could not run (`Verdict::Error`, exit 3)
+/// reports its failed steps as `<error>`, one that ran and did not pass as `<failure>`, so CI
+/// tells a broken machine from a broken backup.
 pub fn render(r: &Report) -> String {
+    let fail = match r.verdict {
+        Verdict::Error => NonSuccessKind::Error,
+        Verdict::Pass | Verdict::Fail => NonSuccessKind::Failure,
+    };
     let mut junit = JUnit::new("pgdrill");
     let mut phases = TestSuite::new(format!("{} phases", r.drill_id));
     for p in &r.phases {
-        phases.add_test_case(case(&p.name, p.status, &p.detail, p.duration_ms));
+        phases.add_test_case(case(&p.name, p.status, &p.detail, p.duration_ms, fail));
     }
     for b in &r.budgets {
         let detail = format!("used {} ms of {} ms", b.used_ms, b.limit_ms);
@@ -40,11 +46,12 @@ pub fn render(r: &Report) -> String {
             b.verdict,
             &detail,
             0,
+            fail,
         ));
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {
-        checklist.add_test_case(case(&c.item, c.status, &c.evidence, 0));
+        checklist.add_test_case(case(&c.item, c.status, &c.evidence, 0, fail));
     }
     junit.add_test_suite(phases);
     junit.add_test_suite(checklist);

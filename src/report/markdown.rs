@@ -281,3 +281,37 @@ fn tri(b: Option<bool>) -> &'static str {
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', "<br>")
 }
+
+/// The short Markdown a CI job shows on its run page (`$GITHUB_STEP_SUMMARY`): verdict,
+/// budgets, what failed, and the link to the run's artifacts when there is one.
+pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### pgdrill {}: {}\n", r.drill_id, verdict(r.verdict));
+    if let Some(f) = &r.failure {
+        let _ = writeln!(
+            s,
+            "**Failed at `{}`:** {}\n",
+            f.phase,
+            cell(f.message.lines().next().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(s, "| budget | used | limit | |\n|---|---:|---:|---|");
+    for b in &r.budgets {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            b.name.as_str(),
+            secs(b.used_ms),
+            secs(b.limit_ms),
+            status(b.verdict)
+        );
+    }
+    if let Some(url) = artifacts {
+        let _ = writeln!(
+            s,
+            "\nEvidence (report.html, report.json, junit.xml, SHA256SUMS): [artifacts of this run]({url})"
+        );
+    }
+    s.push('\n');
+    s
+}

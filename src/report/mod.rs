@@ -1,6 +1,10 @@
 //! The drill report: serde model (report.json is the source of truth), and its renderings
-//! for people (report.md) and CI (junit.xml).
+//! for people (report.md, report.html), CI (junit.xml, the step summary), and the evidence
+//! around it (history, the sealed bundle).
 
+pub mod evidence;
+pub mod history;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 
@@ -223,7 +227,7 @@ pub struct ChecklistItem {
 }
 
 impl Report {
-    /// Writes report.json, report.md and junit.xml into `dir`.
+    /// Writes report.json, report.md, junit.xml and report.html into `dir`.
     pub fn write_all(&self, dir: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Output {
             path: dir.to_path_buf(),
@@ -233,7 +237,15 @@ impl Report {
         write(dir.join("report.json"), json.as_bytes())?;
         write(dir.join("report.md"), markdown::render(self).as_bytes())?;
         write(dir.join("junit.xml"), junit::render(self).as_bytes())?;
+        let value: serde_json::Value = serde_json::from_str(&json).expect("report.json parses");
+        write(dir.join("report.html"), html::render(&value).as_bytes())?;
         Ok(())
+    }
+
+    /// After [`Report::write_all`]: appends the history line, seals `dir` with SHA256SUMS,
+    /// and appends the CI step summary when `$GITHUB_STEP_SUMMARY` names a file.
+    pub fn publish(&self, dir: &Path, opts: &evidence::Publish) -> Result<(), Error> {
+        evidence::publish(self, dir, opts)
     }
 
     /// The short summary printed on stdout.

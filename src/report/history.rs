@@ -1,0 +1,538 @@
+//! Drill history: one NDJSON line per drill, appended under a lock, and the questions asked
+//! of it ("have we proven we can restore, every week?"): pass rate, RTO used per budget,
+//! restore time against backup size, the last passing drill, and the staleness alarm.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::{Report, Verdict};
+use crate::error::{EnvError, Error};
+
+/// The history file when neither `--history` nor `PGDRILL_HISTORY` names one: beside the
+/// default reports directory, or in the repository when the drill has one.
+pub fn default_path(repo: Option<&Path>) -> PathBuf {
+    match repo {
+        Some(r) => r.join("history.ndjson"),
+        None => PathBuf::from("reports").join("history.ndjson"),
+    }
+}
+
+/// One drill in the history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    /// The drill's id.
+    pub drill_id: String,
+    /// When it finished, RFC 3339 UTC.
+    pub time: String,
+    /// What was restored: `database` today.
+    pub scope: String,
+    /// The dump restored, if there was one.
+    pub backup_file: Option<String>,
+    /// Its size.
+    pub backup_size_bytes: Option<u64>,
+    /// Its age when the drill finished, when its creation time is known.
+    pub backup_age_ms: Option<u64>,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// What failed, when something did (`phase: class`).
+    pub failed: Option<String>,
+    /// Each budget's use.
+    pub budgets: Vec<BudgetUse>,
+    /// Integrity counts.
+    pub integrity: Option<IntegrityCounts>,
+    /// report.json of the drill.
+    pub report: String,
+    /// SHA-256 of that report.json.
+    pub report_sha256: String,
+}
+
+/// One budget's use in one drill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetUse {
+    /// Budget name.
+    pub name: String,
+    /// Time used.
+    pub used_ms: u64,
+    /// Allowance.
+    pub limit_ms: u64,
+}
+
+/// How much the integrity comparison looked at and how much differed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IntegrityCounts {
+    /// Tables compared.
+    pub tables: usize,
+    /// Tables that differ.
+    pub tables_mismatched: usize,
+    /// Checks run.
+    pub checks: usize,
+    /// Checks that failed.
+    pub checks_failed: usize,
+}
+
+impl Entry {
+    /// The history line of a report whose report.json is at `report_path` with `report_sha256`.
+    pub fn of(r: &Report, report_path: &Path, report_sha256: String) -> Entry {
+        let finished = crate::duration::parse_time(&r.finished_at).ok();
+        let backup_age_ms = r.backup.as_ref().and_then(|b| {
+            let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
+            let age = finished? - created;
+            u64::try_from(age.num_milliseconds()).ok()
+        });
+        Entry {
+            drill_id: r.drill_id.clone(),
+            time: r.finished_at.clone(),
+            scope: "database".into(),
+            backup_file: r.backup.as_ref().map(|b| b.file.clone()),
+            backup_size_bytes: r.backup.as_ref().map(|b| b.size_bytes),
+            backup_age_ms,
+            verdict: r.verdict,
+            failed: r.failure.as_ref().map(|f| {
+                format!(
+                    "{}: {}",
+                    f.phase,
+                    serde_json::to_value(f.class)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("")
+                )
+            }),
+            budgets: r
+                .budgets
+                .iter()
+                .map(|b| BudgetUse {
+                    name: b.name.as_str().into(),
+                    used_ms: b.used_ms,
+                    limit_ms: b.limit_ms,
+                })
+                .collect(),
+            integrity: r.integrity.as_ref().map(|i| IntegrityCounts {
+                tables: i.comparison.tables.len(),
+                tables_mismatched: i
+                    .comparison
+                    .tables
+                    .iter()
+                    .filter(|t| t.matches != Some(true))
+                    .count(),
+                checks: i.comparison.checks.len(),
+                checks_failed: i.comparison.checks.iter().filter(|c| !c.pass).count(),
+            }),
+            report: report_path.display().to_string(),
+            report_sha256,
+        }
+    }
+
+    fn at(&self) -> Option<DateTime<Utc>> {
+        crate::duration::parse_time(&self.time).ok()
+    }
+
+    fn used(&self, budget: &str) -> Option<u64> {
+        self.budgets
+            .iter()
+            .find(|b| b.name == budget)
+            .map(|b| b.used_ms)
+    }
+}
+
+fn io(path: &Path, what: &str, source: std::io::Error) -> Error {
+    Error::Environment(EnvError::io(
+        format!("{what} the history file {}", path.display()),
+        source,
+    ))
+}
+
+/// Appends one line under an exclusive lock and syncs it, so concurrent drills never
+/// interleave or lose a line.
+pub fn append(path: &Path, entry: &Entry) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io(path, "creating the directory of", e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io(path, "opening", e))?;
+    let mut locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io(path, "locking", e.into()))?;
+    let mut line = serde_json::to_string(entry).expect("history entry serialises");
+    line.push('\n');
+    locked
+        .write_all(line.as_bytes())
+        .and_then(|()| locked.sync_all())
+        .map_err(|e| io(path, "appending to", e))
+}
+
+/// Every entry of the file; a missing file is an empty history, a bad line a usage error
+/// naming its number.
+pub fn read(path: &Path) -> Result<Vec<Entry>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path, "reading", e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::Usage(format!(
+                    "{} line {}: not a pgdrill history entry ({e}); fix or remove that line",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// min, median, max.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Spread {
+    /// Budget name.
+    pub name: String,
+    /// Its limit in the newest drill.
+    pub limit_ms: u64,
+    /// Fewest ms used.
+    pub min_ms: u64,
+    /// Median ms used.
+    pub median_ms: u64,
+    /// Most ms used.
+    pub max_ms: u64,
+}
+
+/// One drill's restore time against its backup's size.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// The drill.
+    pub drill_id: String,
+    /// Backup size.
+    pub size_bytes: u64,
+    /// `database_restore` time used.
+    pub restore_ms: u64,
+}
+
+/// What `pgdrill history` reports over a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The moment the window ends at.
+    pub at: String,
+    /// The window's start.
+    pub since: String,
+    /// Drills in the window.
+    pub drills: usize,
+    /// Of which passed.
+    pub passed: usize,
+    /// passed / drills, 0 when there were none.
+    pub pass_rate: f64,
+    /// RTO used per budget.
+    pub budgets: Vec<Spread>,
+    /// Restore time against backup size, oldest first.
+    pub trend: Vec<Point>,
+    /// Least-squares slope of restore time per MiB of backup, when two sizes differ.
+    pub restore_ms_per_mib: Option<f64>,
+    /// The newest passing drill in the window.
+    pub last_pass: Option<Entry>,
+    /// Whether a passing drill is within `--max-age` of `at`, when it was asked.
+    pub fresh: Option<bool>,
+    /// The asked `--max-age`.
+    pub max_age: Option<String>,
+    /// The drills in the window, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+/// Summarises the entries finished in `(at - since, at]`.
+pub fn summarise(
+    entries: &[Entry],
+    at: DateTime<Utc>,
+    since: std::time::Duration,
+    max_age: Option<std::time::Duration>,
+) -> Summary {
+    let from = at - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+    let mut window: Vec<Entry> = entries
+        .iter()
+        .filter(|e| e.at().is_some_and(|t| t > from && t <= at))
+        .cloned()
+        .collect();
+    window.sort_by_key(|e| e.at());
+    let passed = window.iter().filter(|e| e.verdict == Verdict::Pass).count();
+    let mut names: Vec<String> = Vec::new();
+    for e in &window {
+        for b in &e.budgets {
+            if !names.contains(&b.name) {
+                names.push(b.name.clone());
+            }
+        }
+    }
+    let budgets = names
+        .into_iter()
+        .map(|name| {
+            let mut used: Vec<u64> = window.iter().filter_map(|e| e.used(&name)).collect();
+            used.sort_unstable();
+            let limit_ms = window
+                .iter()
+                .rev()
+                .find_map(|e| e.budgets.iter().find(|b| b.name == name))
+                .map_or(0, |b| b.limit_ms);
+            Spread {
+                limit_ms,
+                min_ms: used.first().copied().unwrap_or(0),
+                median_ms: used.get(used.len() / 2).copied().unwrap_or(0),
+                max_ms: used.last().copied().unwrap_or(0),
+                name,
+            }
+        })
+        .collect();
+    let trend: Vec<Point> = window
+        .iter()
+        .filter_map(|e| {
+            Some(Point {
+                drill_id: e.drill_id.clone(),
+                size_bytes: e.backup_size_bytes?,
+                restore_ms: e.used("database_restore")?,
+            })
+        })
+        .collect();
+    let last_pass = window
+        .iter()
+        .rev()
+        .find(|e| e.verdict == Verdict::Pass)
+        .cloned();
+    let fresh = max_age.map(|m| {
+        let oldest = at - chrono::Duration::from_std(m).unwrap_or(chrono::Duration::MAX);
+        last_pass
+            .as_ref()
+            .and_then(Entry::at)
+            .is_some_and(|t| t >= oldest)
+    });
+    Summary {
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        since: from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        drills: window.len(),
+        passed,
+        pass_rate: if window.is_empty() {
+            0.0
+        } else {
+            passed as f64 / window.len() as f64
+        },
+        budgets,
+        restore_ms_per_mib: slope(&trend),
+        trend,
+        last_pass,
+        fresh,
+        max_age: max_age.map(|m| humantime::format_duration(m).to_string()),
+        entries: window,
+    }
+}
+
+fn slope(points: &[Point]) -> Option<f64> {
+    let n = points.len() as f64;
+    let xs: Vec<f64> = points
+        .iter()
+        .map(|p| p.size_bytes as f64 / 1_048_576.0)
+        .collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
+    let mx = xs.iter().sum::<f64>() / n;
+    let my = ys.iter().sum::<f64>() / n;
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// The summary for a terminal.
+pub fn render_text(s: &Summary) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "drills {} … {}: {} run, {} passed ({:.0}%)",
+        s.since,
+        s.at,
+        s.drills,
+        s.passed,
+        s.pass_rate * 100.0
+    );
+    for b in &s.budgets {
+        let _ = writeln!(
+            o,
+            "  {:<17} used min {} / median {} / max {} of {}",
+            b.name,
+            super::markdown::secs(b.min_ms),
+            super::markdown::secs(b.median_ms),
+            super::markdown::secs(b.max_ms),
+            super::markdown::secs(b.limit_ms)
+        );
+    }
+    for p in &s.trend {
+        let _ = writeln!(
+            o,
+            "  restore {} for {} bytes ({})",
+            super::markdown::secs(p.restore_ms),
+            p.size_bytes,
+            p.drill_id
+        );
+    }
+    if let Some(k) = s.restore_ms_per_mib {
+        let _ = writeln!(o, "  trend: {k:.0} ms of restore per MiB of backup");
+    }
+    match &s.last_pass {
+        Some(e) => {
+            let _ = writeln!(
+                o,
+                "last passing drill: {} at {} ({})",
+                e.drill_id, e.time, e.report
+            );
+        }
+        None => {
+            let _ = writeln!(o, "last passing drill: none in this window");
+        }
+    }
+    match (s.fresh, &s.max_age) {
+        (Some(true), Some(m)) => {
+            let _ = writeln!(o, "fresh: a drill passed within {m}");
+        }
+        (Some(false), Some(m)) => {
+            let _ = writeln!(o, "STALE: no drill passed within {m} of {}; run a drill (pgdrill drill --plan drills/weekly.toml)", s.at);
+        }
+        _ => {}
+    }
+    o
+}
+
+/// The overview page with the same charts, as SVG.
+pub fn render_html(s: &Summary) -> String {
+    let env = super::html::environment();
+    let tmpl = env.get_template("history.html").expect("template exists");
+    let max_size = s
+        .trend
+        .iter()
+        .map(|p| p.size_bytes)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_restore = s
+        .trend
+        .iter()
+        .map(|p| p.restore_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_budget = s
+        .budgets
+        .iter()
+        .map(|b| b.max_ms.max(b.limit_ms))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    tmpl.render(context! { s => s, max_size, max_restore, max_budget })
+        .unwrap_or_else(|e| panic!("history.html template: {e:#}"))
+}
+
+/// What `pgdrill history` was asked.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The history file.
+    pub path: PathBuf,
+    /// The window's end (default now).
+    pub at: Option<DateTime<Utc>>,
+    /// The window's length.
+    pub since: std::time::Duration,
+    /// The staleness alarm's threshold.
+    pub max_age: Option<std::time::Duration>,
+    /// JSON instead of text.
+    pub json: bool,
+    /// Where to write the overview page.
+    pub html: Option<PathBuf>,
+}
+
+/// `pgdrill history`: prints the summary (text or JSON), writes the page when asked; exit 1
+/// when `--max-age` finds no recent passing drill.
+pub fn run(a: &Query) -> Result<crate::error::Exit, Error> {
+    let entries = read(&a.path)?;
+    let s = summarise(&entries, a.at.unwrap_or_else(Utc::now), a.since, a.max_age);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("summary serialises")
+        );
+    } else {
+        print!("{}", render_text(&s));
+    }
+    if let Some(file) = &a.html {
+        crate::digest::write_atomic(file, render_html(&s).as_bytes()).map_err(|source| {
+            Error::Output {
+                path: file.clone(),
+                source,
+            }
+        })?;
+    }
+    Ok(if s.fresh == Some(false) {
+        crate::error::Exit::Fail
+    } else {
+        crate::error::Exit::Pass
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, time: &str, verdict: Verdict, restore: u64, size: u64) -> Entry {
+        Entry {
+            drill_id: id.into(),
+            time: time.into(),
+            scope: "database".into(),
+            backup_file: Some("b.dump".into()),
+            backup_size_bytes: Some(size),
+            backup_age_ms: None,
+            verdict,
+            failed: None,
+            budgets: vec![BudgetUse {
+                name: "database_restore".into(),
+                used_ms: restore,
+                limit_ms: 900_000,
+            }],
+            integrity: None,
+            report: "r.json".into(),
+            report_sha256: "0".into(),
+        }
+    }
+
+    #[test]
+    fn window_median_slope_and_staleness() {
+        let es = vec![
+            entry("a", "2026-11-01T00:00:00Z", Verdict::Pass, 1000, 1_048_576),
+            entry(
+                "b",
+                "2026-11-08T00:00:00Z",
+                Verdict::Fail,
+                3000,
+                2 * 1_048_576,
+            ),
+            entry(
+                "c",
+                "2026-11-15T00:00:00Z",
+                Verdict::Pass,
+                5000,
+                3 * 1_048_576,
+            ),
+        ];
+        let at = crate::duration::parse_time("2026-11-20T00:00:00Z").unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let s = summarise(&es, at, 90 * day, Some(8 * day));
+        assert_eq!((s.drills, s.passed), (3, 2));
+        assert_eq!(s.budgets[0].median_ms, 3000);
+        assert_eq!(s.restore_ms_per_mib, Some(2000.0));
+        assert_eq!(s.fresh, Some(true));
+        let later = crate::duration::parse_time("2026-11-24T00:00:00Z").unwrap();
+        assert_eq!(
+            summarise(&es, later, 90 * day, Some(8 * day)).fresh,
+            Some(false)
+        );
+        let s = summarise(&es, at, 13 * day, None);
+        assert_eq!(s.drills, 2);
+    }
+}

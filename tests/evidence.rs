@@ -1,0 +1,372 @@
+//! Evidence for auditors and CI: report.html (snapshot and a real headless Chromium),
+//! history and its staleness alarm, the sealed bundle, the GitHub step summary. Two drills,
+//! one passing and one failing, serve every assertion.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{redact, Pgdrill, Run};
+
+fn pgdrill(args: &[&str]) -> Run {
+    Pgdrill::new(args.iter().copied()).run()
+}
+
+/// report.html with what varies between runs (ids, paths, host, numbers) redacted.
+fn html_for_snapshot(run: &Run) -> String {
+    let r = run.report();
+    let html = std::fs::read_to_string(run.out.path().join("report.html")).unwrap();
+    // minijinja escapes `/` in text; the paths are easier to find unescaped.
+    let html = html
+        .replace("&#x2f;", "/")
+        .replace(&run.out.path().display().to_string(), "<out>")
+        .replace(r["drill_id"].as_str().unwrap(), "<drill-id>")
+        .replace(r["environment"]["host"].as_str().unwrap(), "<host>");
+    let html = temp_suffixes(&html);
+    // Durations and sizes change unit with their size (850 ms, 1.2 s; 900 B, 1.5 KiB).
+    let mut html = redact(&html);
+    for (unit, with) in [
+        ("# min # s", "<dur>"),
+        ("# ms", "<dur>"),
+        ("# s", "<dur>"),
+        ("# KiB", "<size>"),
+        ("# MiB", "<size>"),
+        ("# B", "<size>"),
+    ] {
+        html = html.replace(unit, with);
+    }
+    html
+}
+
+/// The random suffix of the drill's server directories (`…-source-Ab3xYz`) as `<tmp>`.
+fn temp_suffixes(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = ["-source-", "-target-"]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| i + m.len()))
+        .min()
+    {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let n = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str("<tmp>");
+        rest = &rest[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|n| {
+            let out = Command::new("sh")
+                .args(["-c", &format!("command -v {n}")])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+/// Runs headless Chromium on `page` with `args`; returns its stdout and the console
+/// messages the page logged.
+fn browse(chrome: &Path, profile: &Path, page: &Path, args: &[&str]) -> (String, Vec<String>) {
+    let out = Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1000,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    // Chromium logs every console message of the page as `…:INFO:CONSOLE:line] "message",
+    // source: …`, without its level; report.html has no script, so any message (a failed load,
+    // a blocked fetch, a script error) is one too many.
+    let errors = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), errors)
+}
+
+fn look_in_browser(run: &Run, name: &str, tmp: &Path) {
+    let Some(chrome) = chromium() else {
+        assert!(
+            std::env::var_os("PGDRILL_REQUIRE_BROWSER").is_none(),
+            "PGDRILL_REQUIRE_BROWSER is set but no chromium is installed (scripts/setup.sh installs it)"
+        );
+        eprintln!("skipped the browser check: no chromium on PATH (scripts/setup.sh installs the Debian package)");
+        return;
+    };
+    let page = run.out.path().join("report.html");
+    let profile = tempfile::tempdir().unwrap();
+    let png = tmp.join(format!("{name}.png"));
+    let pdf = tmp.join(format!("{name}.pdf"));
+    let (dom, errors) = browse(&chrome, profile.path(), &page, &["--dump-dom"]);
+    assert!(errors.is_empty(), "console errors on {name}: {errors:#?}");
+    let phases = run.report()["phases"].as_array().unwrap().len();
+    assert_eq!(
+        dom.matches("class=\"phase ").count(),
+        phases,
+        "one timeline element per phase in the rendered DOM"
+    );
+    let (_, errors) = browse(
+        &chrome,
+        profile.path(),
+        &page,
+        &[&format!("--screenshot={}", png.display())],
+    );
+    assert!(errors.is_empty(), "console errors on {name}: {errors:#?}");
+    let (_, errors) = browse(
+        &chrome,
+        profile.path(),
+        &page,
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
+    );
+    assert!(errors.is_empty(), "console errors on {name}: {errors:#?}");
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 1000,
+        "a real screenshot"
+    );
+    let text = Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let verdict = run.report()["verdict"].as_str().unwrap().to_uppercase();
+    assert!(
+        text.contains(&format!("Verdict: {verdict}")),
+        "the PDF shows the verdict {verdict}:\n{text}"
+    );
+    if let Some(keep) = std::env::var_os("PGDRILL_SCREENSHOTS_DIR") {
+        std::fs::copy(&png, Path::new(&keep).join(format!("{name}.png"))).unwrap();
+    }
+}
+
+/// The console check is not blind: a page that logs an error is caught.
+fn console_check_sees_errors(tmp: &Path) {
+    let Some(chrome) = chromium() else { return };
+    let page = tmp.join("broken.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><title>x</title><script>console.error('boom')</script>",
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (_, errors) = browse(&chrome, profile.path(), &page, &["--dump-dom"]);
+    assert!(!errors.is_empty(), "a console.error must be seen");
+}
+
+fn verify(dir: &Path) -> Run {
+    pgdrill(&["evidence", "verify", dir.to_str().unwrap()])
+}
+
+#[test]
+fn evidence_of_a_passing_and_a_failing_drill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history.ndjson");
+    let summary = tmp.path().join("step-summary.md");
+    let h = history.to_str().unwrap();
+    let pass = Pgdrill::drill(["--backend", "native", "--app", "none"])
+        .env("PGDRILL_HISTORY", h)
+        .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+        .env("GITHUB_SERVER_URL", "https://github.example")
+        .env("GITHUB_REPOSITORY", "team/db")
+        .env("GITHUB_RUN_ID", "77")
+        .run();
+    pass.assert_pass();
+    let fail = Pgdrill::drill([
+        "--backend",
+        "native",
+        "--app",
+        "none",
+        "--no-dump-in-bundle",
+        "--tamper-sql",
+        "UPDATE users SET country = 'ZZ' WHERE id = 2",
+    ])
+    .env("PGDRILL_HISTORY", h)
+    .run();
+    assert_eq!(fail.code(), 1, "{}", fail.text());
+
+    // report.html, as text and in a real browser.
+    insta::assert_snapshot!("report_html_pass", html_for_snapshot(&pass));
+    insta::assert_snapshot!("report_html_fail", html_for_snapshot(&fail));
+    console_check_sees_errors(tmp.path());
+    look_in_browser(&pass, "report-pass", tmp.path());
+    look_in_browser(&fail, "report-fail", tmp.path());
+
+    // The step summary: written when the variable is set, and only then.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains(": PASS"), "{md}");
+    assert!(md.contains("| database_restore |"), "{md}");
+    assert!(
+        md.contains("(https://github.example/team/db/actions/runs/77)"),
+        "{md}"
+    );
+    assert_eq!(
+        md.matches("### pgdrill").count(),
+        1,
+        "the failing drill had no variable: {md}"
+    );
+
+    // History: one line per drill, evaluated at different moments.
+    let lines = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    let finished =
+        pgdrill::duration::parse_time(fail.report()["finished_at"].as_str().unwrap()).unwrap();
+    let at = |d: chrono::Duration| (finished + d).to_rfc3339();
+    let hist = |extra: &[&str]| {
+        let mut args = vec!["history", "--history", h, "--json"];
+        args.extend_from_slice(extra);
+        let run = pgdrill(&args);
+        let json: serde_json::Value = serde_json::from_slice(&run.output.stdout)
+            .unwrap_or_else(|e| panic!("history --json: {e}\n{}", run.text()));
+        (run.code(), json)
+    };
+    let hour_later = at(chrono::Duration::hours(1));
+    let (code, s) = hist(&["--at", &hour_later, "--max-age", "8d"]);
+    assert_eq!(
+        (code, &s["drills"], &s["passed"], &s["fresh"]),
+        (0, &2.into(), &1.into(), &true.into()),
+        "{s:#}"
+    );
+    assert_eq!(s["last_pass"]["drill_id"], pass.report()["drill_id"]);
+    assert_eq!(s["trend"].as_array().unwrap().len(), 2);
+    let restore = &s["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "database_restore")
+        .unwrap()
+        .clone();
+    assert!(
+        restore["min_ms"].as_u64() <= restore["median_ms"].as_u64()
+            && restore["median_ms"].as_u64() <= restore["max_ms"].as_u64(),
+        "{restore}"
+    );
+    let stale = at(chrono::Duration::days(9));
+    let (code, s) = hist(&["--at", &stale, "--max-age", "8d"]);
+    assert_eq!(
+        (code, &s["drills"], &s["fresh"]),
+        (1, &2.into(), &false.into()),
+        "the staleness alarm: {s:#}"
+    );
+    let (code, s) = hist(&["--at", &stale, "--since", "1d"]);
+    assert_eq!(
+        (code, &s["drills"]),
+        (0, &0.into()),
+        "outside the window: {s:#}"
+    );
+    let before = at(chrono::Duration::days(-1));
+    let (code, s) = hist(&["--at", &before, "--max-age", "8d"]);
+    assert_eq!(
+        (code, &s["drills"]),
+        (1, &0.into()),
+        "nothing had run yet: {s:#}"
+    );
+    let page = tmp.path().join("history.html");
+    let run = pgdrill(&[
+        "history",
+        "--history",
+        h,
+        "--at",
+        &hour_later,
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code(), 0, "{}", run.text());
+    assert!(run.text().contains("1 passed (50%)"), "{}", run.text());
+    let overview = std::fs::read_to_string(&page).unwrap();
+    assert!(overview.contains("1 of 2 drills passed"), "{overview}");
+    assert_eq!(
+        overview.matches("class=\"point\"").count(),
+        2,
+        "one point per drill"
+    );
+
+    // The sealed bundle: intact, for sha256sum too, then one change, one extra, one removal.
+    for run in [&pass, &fail] {
+        let v = verify(run.out.path());
+        assert_eq!(v.code(), 0, "{}", v.text());
+        let c = Command::new("sha256sum")
+            .args(["-c", "--strict", "--quiet", "SHA256SUMS"])
+            .current_dir(run.out.path())
+            .output()
+            .unwrap();
+        assert!(
+            c.status.success(),
+            "sha256sum -c: {}",
+            String::from_utf8_lossy(&c.stdout)
+        );
+    }
+    let sums = std::fs::read_to_string(pass.out.path().join("SHA256SUMS")).unwrap();
+    for f in [
+        "report.json",
+        "report.md",
+        "report.html",
+        "junit.xml",
+        ".dump",
+        ".manifest.json",
+        ".globals.sql",
+    ] {
+        assert!(sums.contains(f), "{f} is sealed:\n{sums}");
+    }
+    let unsealed = std::fs::read_to_string(fail.out.path().join("UNSEALED")).unwrap();
+    assert!(
+        unsealed.ends_with(".dump\n")
+            && !std::fs::read_to_string(fail.out.path().join("SHA256SUMS"))
+                .unwrap()
+                .contains(".dump "),
+        "--no-dump-in-bundle: {unsealed}"
+    );
+    let dir = pass.out.path();
+    let md_path = dir.join("report.md");
+    let mut bytes = std::fs::read(&md_path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&md_path, &bytes).unwrap();
+    std::fs::write(dir.join("extra.txt"), "added later").unwrap();
+    let globals = sums
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .find(|f| f.ends_with(".globals.sql"))
+        .unwrap();
+    std::fs::remove_file(dir.join(globals)).unwrap();
+    let v = verify(dir);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    let out = v.text();
+    assert!(out.contains("changed: report.md"), "{out}");
+    assert!(out.contains("added: extra.txt"), "{out}");
+    assert!(out.contains(&format!("removed: {globals}")), "{out}");
+    assert!(
+        out.contains("NOT INTACT: 1 changed, 1 added, 1 removed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn evidence_verify_without_a_seal_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = verify(tmp.path());
+    assert_eq!(v.code(), 2, "{}", v.text());
+    assert!(v.text().contains("SHA256SUMS"), "{}", v.text());
+}
