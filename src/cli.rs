@@ -124,6 +124,10 @@ pub struct DrillArgs {
     /// Test hook: SQL run on the restored database before verification (simulated corruption).
     #[arg(long, hide = true, value_name = "SQL")]
     pub tamper_sql: Option<String>,
+    /// Fail the drill on known pg_dump transformations of the schema too (column order of
+    /// inheritance children, partition constraint names), not only warn.
+    #[arg(long)]
+    pub strict_schema: bool,
 }
 
 /// Which application runs under the drill.
@@ -288,6 +292,7 @@ impl DrillArgs {
             keep: self.keep,
             app,
             tamper_sql: self.tamper_sql,
+            strict_schema: self.strict_schema,
         })
     }
 }

@@ -730,6 +730,7 @@ impl Drill {
             self.database, db.user, self.server_version
         ));
         let manifest = self.manifest.clone();
+        let strict_schema = self.plan.strict_schema;
         let mut slot: Option<Integrity> = None;
         self.rec
             .step("compare", Some(V), async {
@@ -743,12 +744,17 @@ impl Drill {
                         comparison: snapshot::self_consistency(&s1),
                     },
                 };
+                let mut integrity = integrity;
+                if strict_schema {
+                    integrity.comparison.enforce_strict_schema();
+                }
                 let diffs = integrity.comparison.differences();
+                let warned = integrity.comparison.warnings.len();
                 let n = integrity.comparison.tables.len();
                 // Kept for the report whether or not the step passes.
                 slot = Some(integrity);
                 if diffs.is_empty() {
-                    Ok(((), format!("{n} tables, sequences, schema and checks identical")))
+                    Ok(((), format!("{n} tables, sequences, schema and checks identical{}", warned_suffix(warned))))
                 } else {
                     Err(StepFail::new(
                         FailureClass::IntegrityMismatch,
@@ -1449,5 +1455,13 @@ fn run_by() -> String {
         ),
         _ if std::env::var("CI").is_ok() => format!("{user} (CI)"),
         _ => user,
+    }
+}
+
+/// `, N explained warning(s) (integrity.warnings)` for the compare step's detail, or nothing.
+fn warned_suffix(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" apart from {n} explained warning(s) (integrity.warnings)"),
     }
 }

@@ -33,6 +33,8 @@ pub struct Plan {
     /// SQL run on the restored database just before verification: a test hook that plays
     /// the part of silent corruption, so a test can prove verification catches it.
     pub tamper_sql: Option<String>,
+    /// `--strict-schema`: known pg_dump transformations fail the comparison instead of warning.
+    pub strict_schema: bool,
 }
 
 /// The application under drill and how it is judged.

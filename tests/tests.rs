@@ -11,6 +11,7 @@ mod cli;
 mod docker;
 mod drill;
 mod integrity;
+mod real_db;
 mod seed;
 mod snapshot;
 mod source_dsn;

@@ -20,6 +20,16 @@ pub enum WarningKind {
 }
 
 impl WarningKind {
+    /// The kind as report.json spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::ColumnOrder => "column_order",
+            WarningKind::PartitionConstraintName => "partition_constraint_name",
+            WarningKind::SourceFinding => "source_finding",
+            WarningKind::StaleMaterializedView => "stale_materialized_view",
+        }
+    }
+
     /// A known pg_dump transformation of the schema: fails the drill under `--strict-schema`.
     pub fn is_schema_transformation(self) -> bool {
         matches!(
@@ -43,7 +53,7 @@ pub struct Warning {
 impl Warning {
     /// The warning as one line for the console and report.md.
     pub fn line(&self) -> String {
-        format!("{:?} {}: {}", self.kind, self.object, self.reason)
+        format!("{} {}: {}", self.kind.as_str(), self.object, self.reason)
     }
 }
 

@@ -89,7 +89,7 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
                AND {USER_SCHEMA} AND {rel_not_ext} AND {type_not_ext}
              UNION ALL
              SELECT format('column_order %s inherits=%s: %s', c.oid::regclass,
-                EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid),
+                CASE WHEN EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) THEN 'true' ELSE 'false' END,
                 string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum))
              FROM pg_attribute a
              JOIN pg_class c ON c.oid = a.attrelid
@@ -116,7 +116,8 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
             "SELECT format('constraint %s %I type=%s clone=%s: %s',
                 CASE WHEN c.conrelid <> 0 THEN c.conrelid::regclass::text
                      ELSE 'domain ' || format_type(c.contypid, NULL) END,
-                c.conname, c.contype, c.conparentid <> 0, pg_get_constraintdef(c.oid))
+                c.conname, c.contype, CASE WHEN c.conparentid <> 0 THEN 'true' ELSE 'false' END,
+                pg_get_constraintdef(c.oid))
              FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
              WHERE {USER_SCHEMA} AND {con_not_ext} AND {conrel_not_ext} AND {contype_not_ext}",
             con_not_ext = not_extension_member("pg_constraint", "c.oid"),
