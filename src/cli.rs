@@ -128,6 +128,14 @@ pub struct DrillArgs {
     /// inheritance children, partition constraint names), not only warn.
     #[arg(long)]
     pub strict_schema: bool,
+    /// The roles (a `pg_dumpall --globals-only` file) to replay before the restore, instead of
+    /// the `.globals.sql` beside the backup.
+    #[arg(long, value_name = "FILE")]
+    pub globals: Option<PathBuf>,
+    /// Roles the dump needs that no globals file provides: fail the drill (backup_incomplete)
+    /// or create them NOLOGIN on the disposable target.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub missing_roles: crate::preflight::MissingRoles,
 }
 
 /// Which application runs under the drill.
@@ -229,6 +237,15 @@ impl DrillArgs {
     /// Validates the flags into a plan.
     pub fn into_plan(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
         let drill_id = plan::new_drill_id(now);
+        let globals = match self.globals.take() {
+            Some(g) if !g.is_file() => {
+                return Err(Error::Usage(format!(
+                    "--globals {}: no such file; pass the output of `pg_dumpall --globals-only`",
+                    g.display()
+                )))
+            }
+            g => g,
+        };
         let generated = self.source_dsn.is_none() && self.backup_file.is_none();
         let app = self.app_plan(generated)?;
         let source = match (self.source_dsn, self.backup_file) {
@@ -293,6 +310,8 @@ impl DrillArgs {
             app,
             tamper_sql: self.tamper_sql,
             strict_schema: self.strict_schema,
+            globals,
+            missing_roles: self.missing_roles,
         })
     }
 }

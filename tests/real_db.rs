@@ -93,7 +93,12 @@ fn drill(tamper: Option<&str>) -> Run {
             .await
             .batch_execute(LEGACY)
             .await
-            .unwrap_or_else(|e| panic!("building the legacy database: {}", pgdrill::pg::error_text(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "building the legacy database: {}",
+                    pgdrill::pg::error_text(&e)
+                )
+            });
         db
     });
     let dsn = format!("{} dbname={db}", server.dsn());
@@ -192,4 +197,102 @@ fn a_real_change_still_fails_naming_the_relation(#[case] sql: &str, #[case] name
     );
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(msg.contains(names), "diff must name {names}: {msg}");
+}
+
+/// A user's own `pg_dump -Fc` of a database whose objects a non-default role owns, with no
+/// globals file beside it: what a real restore on a new server would choke on.
+fn role_owned_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(TestServer::start("roles"));
+    let db = rt.block_on(async {
+        let db = server.create_db("shop").await;
+        server
+            .connect(&db)
+            .await
+            .batch_execute(
+                r#"CREATE ROLE shop_owner NOLOGIN; CREATE ROLE "Report Reader" NOLOGIN;
+                   CREATE TABLE items (id int PRIMARY KEY, name text);
+                   INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g;
+                   ALTER TABLE items OWNER TO shop_owner;
+                   GRANT SELECT ON items TO "Report Reader";"#,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("building the shop: {}", pgdrill::pg::error_text(&e)));
+        db
+    });
+    let dump = dir.join("shop.dump");
+    let e = &server.endpoint;
+    let status = std::process::Command::new(server.program("pg_dump"))
+        .args([
+            "-Fc",
+            "-h",
+            &e.host,
+            "-p",
+            &e.port.to_string(),
+            "-U",
+            &e.user,
+            "-d",
+            &db,
+            "-f",
+        ])
+        .arg(&dump)
+        .env("PGPASSWORD", e.password.as_deref().unwrap_or_default())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dump
+}
+
+#[test]
+fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = role_owned_dump(dir.path());
+    let dump = dump.to_str().unwrap();
+    let run = Pgdrill::drill([
+        "--backend",
+        "native",
+        "--app",
+        "none",
+        "--backup-file",
+        dump,
+    ])
+    .run();
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let f = &run.report()["failure"];
+    assert_eq!(f["phase"], "roles", "{f}");
+    assert_eq!(f["class"], "backup_incomplete", "{f}");
+    let msg = f["message"].as_str().unwrap();
+    for needle in [
+        "\"shop_owner\"",
+        "\"Report Reader\"",
+        "pg_dumpall --globals-only",
+        "--missing-roles create",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+
+    let run = Pgdrill::drill([
+        "--backend",
+        "native",
+        "--app",
+        "none",
+        "--backup-file",
+        dump,
+        "--missing-roles",
+        "create",
+    ])
+    .run();
+    let r = run.assert_pass();
+    let notes = r["notes"].to_string();
+    assert!(
+        notes.contains("a real restore of this backup set would have failed"),
+        "{notes}"
+    );
+    assert!(run.phase("roles")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("NOLOGIN"));
 }
