@@ -144,10 +144,16 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
     let (mut missing, mut unexpected) =
         schema_differences(&before.schema.objects, &after.schema.objects);
     warnings.extend(classify::schema(&mut missing, &mut unexpected));
-    let differences: Vec<String> = missing
+    // In descriptor order across both sides, as the multiset difference produced them.
+    let mut differences: Vec<(&String, &str)> = missing
         .iter()
-        .map(|d| format!("missing after: {d}"))
-        .chain(unexpected.iter().map(|d| format!("unexpected after: {d}")))
+        .map(|d| (*d, "missing after"))
+        .chain(unexpected.iter().map(|d| (*d, "unexpected after")))
+        .collect();
+    differences.sort_by(|a, b| a.0.cmp(b.0));
+    let differences: Vec<String> = differences
+        .into_iter()
+        .map(|(d, side)| format!("{side}: {d}"))
         .collect();
     let schema = SchemaComparison {
         before: Some(before.schema.fingerprint.clone()),
