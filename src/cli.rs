@@ -214,6 +214,18 @@ pub struct DrillArgs {
     /// Test hook: SQL run on the restored database before verification (simulated corruption).
     #[arg(long, hide = true, value_name = "SQL")]
     pub tamper_sql: Option<String>,
+    /// Fail the drill on known pg_dump transformations of the schema too (column order of
+    /// inheritance children, partition constraint names), not only warn.
+    #[arg(long)]
+    pub strict_schema: bool,
+    /// The roles (a `pg_dumpall --globals-only` file) to replay before the restore, instead of
+    /// the `.globals.sql` beside the backup.
+    #[arg(long, value_name = "FILE")]
+    pub globals: Option<PathBuf>,
+    /// Roles the dump needs that no globals file provides: fail the drill (backup_incomplete)
+    /// or create them NOLOGIN on the disposable target.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub missing_roles: crate::preflight::MissingRoles,
 }
 
 /// Which application runs under the drill.
@@ -332,6 +344,15 @@ impl DrillArgs {
             self.backup_file = Some(dump);
             repo_note = Some(note);
         }
+        let globals = match self.globals.take() {
+            Some(g) if !g.is_file() => {
+                return Err(Error::Usage(format!(
+                    "--globals {}: no such file; pass the output of `pg_dumpall --globals-only`",
+                    g.display()
+                )))
+            }
+            g => g,
+        };
         let generated = self.source_dsn.is_none() && self.backup_file.is_none();
         let app = self.app_plan(generated)?;
         let source = match (self.source_dsn, self.backup_file) {
@@ -395,6 +416,9 @@ impl DrillArgs {
             keep: self.keep,
             app,
             tamper_sql: self.tamper_sql,
+            strict_schema: self.strict_schema,
+            globals,
+            missing_roles: self.missing_roles,
         })
     }
 }

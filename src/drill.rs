@@ -74,6 +74,19 @@ impl From<RestoreError> for StepFail {
     }
 }
 
+impl From<crate::preflight::PreflightError> for StepFail {
+    fn from(e: crate::preflight::PreflightError) -> Self {
+        use crate::preflight::PreflightError as P;
+        match e {
+            P::BackupIncomplete { .. } => {
+                StepFail::new(FailureClass::BackupIncomplete, e.to_string())
+            }
+            P::Env(e) => e.into(),
+            other => StepFail::new(FailureClass::RestoreFailed, other.to_string()),
+        }
+    }
+}
+
 type StepResult<T> = Result<(T, String), StepFail>;
 
 /// Records phases as they run.
@@ -615,21 +628,21 @@ impl Drill {
                 .unwrap_or_else(|| "restored".into());
         }
         let admin = self.target().endpoint().clone();
-        match self.globals.clone() {
-            Some(g) => {
-                self.rec
-                    .step("roles", Some(DR), async {
-                        let d = restore::restore_roles(&admin, &tools, &g).await?;
-                        Ok(((), d))
-                    })
-                    .await?;
-            }
-            None => self.rec.skip(
-                "roles",
-                Some(DR),
-                "no globals file beside the backup: roles are not restored, objects owned by missing roles will fail the restore",
-            ),
-        }
+        let policy = self.plan.missing_roles;
+        let globals = self.plan.globals.clone().or_else(|| self.globals.clone());
+        let outcome = self
+            .rec
+            .step("roles", Some(DR), async {
+                let replayed = match &globals {
+                    Some(g) => restore::restore_roles(&admin, &tools, g).await?,
+                    None => "no globals file (beside the backup or --globals)".to_string(),
+                };
+                let o = crate::preflight::run(&admin, &tools, &dump, policy).await?;
+                let detail = format!("{replayed}; {}", o.detail);
+                Ok((o, detail))
+            })
+            .await?;
+        self.notes.extend(outcome.note);
         let spec = DatabaseSpec {
             name: self.database.clone(),
             encoding: self.manifest.as_ref().map(|m| m.encoding.clone()),
@@ -730,6 +743,7 @@ impl Drill {
             self.database, db.user, self.server_version
         ));
         let manifest = self.manifest.clone();
+        let strict_schema = self.plan.strict_schema;
         let mut slot: Option<Integrity> = None;
         self.rec
             .step("compare", Some(V), async {
@@ -743,12 +757,17 @@ impl Drill {
                         comparison: snapshot::self_consistency(&s1),
                     },
                 };
+                let mut integrity = integrity;
+                if strict_schema {
+                    integrity.comparison.enforce_strict_schema();
+                }
                 let diffs = integrity.comparison.differences();
+                let warned = integrity.comparison.warnings.len();
                 let n = integrity.comparison.tables.len();
                 // Kept for the report whether or not the step passes.
                 slot = Some(integrity);
                 if diffs.is_empty() {
-                    Ok(((), format!("{n} tables, sequences, schema and checks identical")))
+                    Ok(((), format!("{n} tables, sequences, schema and checks identical{}", warned_suffix(warned))))
                 } else {
                     Err(StepFail::new(
                         FailureClass::IntegrityMismatch,
@@ -1449,5 +1468,13 @@ fn run_by() -> String {
         ),
         _ if std::env::var("CI").is_ok() => format!("{user} (CI)"),
         _ => user,
+    }
+}
+
+/// `, N explained warning(s) (integrity.warnings)` for the compare step's detail, or nothing.
+fn warned_suffix(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" apart from {n} explained warning(s) (integrity.warnings)"),
     }
 }

@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod pg;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod regime;
 pub mod repo;

@@ -33,6 +33,12 @@ pub struct Plan {
     /// SQL run on the restored database just before verification: a test hook that plays
     /// the part of silent corruption, so a test can prove verification catches it.
     pub tamper_sql: Option<String>,
+    /// `--strict-schema`: known pg_dump transformations fail the comparison instead of warning.
+    pub strict_schema: bool,
+    /// `--globals FILE`: roles to replay instead of the globals file beside the backup.
+    pub globals: Option<PathBuf>,
+    /// `--missing-roles`: what to do about roles the dump needs that the target lacks.
+    pub missing_roles: crate::preflight::MissingRoles,
 }
 
 /// The application under drill and how it is judged.

@@ -12,6 +12,7 @@ mod docker;
 mod drill;
 mod evidence;
 mod integrity;
+mod real_db;
 mod regime;
 mod seed;
 mod snapshot;

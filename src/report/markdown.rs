@@ -174,6 +174,27 @@ pub fn render(r: &Report) -> String {
         for d in &c.schema.differences {
             let _ = writeln!(s, "- {d}");
         }
+        if !c.warnings.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n### Integrity warnings\n\nKnown pg_dump transformations and problems the source already had: they do not fail the drill (`--strict-schema` fails the transformations).\n\n| Kind | Object | Why |\n|---|---|---|"
+            );
+            for w in &c.warnings {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} |",
+                    w.kind.as_str(),
+                    cell(&w.object),
+                    cell(&w.reason)
+                );
+            }
+        }
+        if !c.not_compared.is_empty() {
+            let _ = writeln!(s, "\n### Not compared\n\n| Relation | Why |\n|---|---|");
+            for n in &c.not_compared {
+                let _ = writeln!(s, "| {} | {} |", cell(&n.name), cell(&n.reason));
+            }
+        }
         let _ = writeln!(
             s,
             "\n| Check | Expected | Actual | Pass |\n|---|---|---|---|"
@@ -248,6 +269,9 @@ pub fn summary(r: &Report) -> String {
             c.tables.len(),
             c.checks.len()
         );
+        for w in &c.warnings {
+            let _ = writeln!(s, "  integrity warning: {}", w.line());
+        }
     }
     s
 }

@@ -85,6 +85,8 @@ pub enum FailureClass {
     BackupFailed,
     /// The backup file is missing, unreadable, truncated, corrupted or not what its manifest says.
     BackupUnusable,
+    /// The backup set lacks what a restore needs from elsewhere (roles no globals file holds).
+    BackupIncomplete,
     /// pg_restore or a step around it failed.
     RestoreFailed,
     /// The restored data differs from what was backed up.

@@ -303,6 +303,23 @@ async fn invariants(client: &Client) -> Result<Vec<CheckValue>, SnapshotError> {
         "invariant:large_objects.count".to_string(),
         large_objects.to_string(),
     ));
+    if large_objects > 0 {
+        // By content, per OID (pg_dump keeps OIDs), in OID order so the physical order of
+        // pg_largeobject pages does not count. lo_get needs only SELECT on each object.
+        let content: String = client
+            .query_one(
+                "SELECT md5(string_agg(m.oid::text || ':' || md5(lo_get(m.oid)), ',' ORDER BY m.oid))
+                 FROM pg_largeobject_metadata m",
+                &[],
+            )
+            .await
+            .map_err(SnapshotError::query("fingerprinting large objects"))?
+            .get(0);
+        checks.push(equal(
+            "invariant:large_objects.content_md5".to_string(),
+            content,
+        ));
+    }
 
     Ok(checks)
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CheckValue, SequenceSnapshot, Snapshot};
+use super::classify::{self, Warning};
+use super::{CheckValue, NotCompared, RelationKind, SequenceSnapshot, Snapshot};
 
 /// Outcome of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,13 @@ pub struct Comparison {
     pub schema: SchemaComparison,
     /// Every check of either side, sorted by name.
     pub checks: Vec<CheckResult>,
+    /// Differences that do not fail the drill, each named and explained: known pg_dump
+    /// transformations, problems the source already had, refreshed materialized views.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// Relations whose rows were not compared, and why.
+    #[serde(default)]
+    pub not_compared: Vec<NotCompared>,
 }
 
 /// One table before and after; `None` where the table is absent or there was no "before".
@@ -36,6 +44,9 @@ pub struct Comparison {
 pub struct TableComparison {
     /// Qualified table name.
     pub name: String,
+    /// Table, partition or materialized view.
+    #[serde(default)]
+    pub kind: RelationKind,
     /// Rows in the source snapshot.
     pub rows_before: Option<u64>,
     /// Rows in the restored snapshot.
@@ -97,10 +108,12 @@ pub struct CheckResult {
 /// A sequence matches when the restored one is not behind the source: sequences are not
 /// transactional, so on a source taking writes pg_dump may read them later than S0 did.
 pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
-    let tables = merge(&before.tables, &after.tables, |t| &t.name)
+    let mut warnings = Vec::new();
+    let tables: Vec<TableComparison> = merge(&before.tables, &after.tables, |t| &t.name)
         .into_iter()
         .map(|(name, b, a)| TableComparison {
             name: name.to_string(),
+            kind: b.or(a).map(|t| t.kind).unwrap_or_default(),
             rows_before: b.map(|t| t.rows),
             rows_after: a.map(|t| t.rows),
             fingerprint_before: b.map(|t| t.fingerprint.clone()),
@@ -108,6 +121,15 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
             matches: Some(matches!((b, a), (Some(b), Some(a)) if b == a)),
         })
         .collect();
+    for t in &tables {
+        if t.kind == RelationKind::MaterializedView
+            && t.matches == Some(false)
+            && t.rows_before.is_some()
+            && t.rows_after.is_some()
+        {
+            warnings.push(classify::stale_materialized_view(&t.name));
+        }
+    }
 
     let sequences = merge(&before.sequences, &after.sequences, |s| &s.name)
         .into_iter()
@@ -119,19 +141,30 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
         })
         .collect();
 
-    let differences = schema_differences(&before.schema.objects, &after.schema.objects);
+    let (mut missing, mut unexpected) =
+        schema_differences(&before.schema.objects, &after.schema.objects);
+    warnings.extend(classify::schema(&mut missing, &mut unexpected));
+    // In descriptor order across both sides, as the multiset difference produced them.
+    let mut differences: Vec<(&String, &str)> = missing
+        .iter()
+        .map(|d| (*d, "missing after"))
+        .chain(unexpected.iter().map(|d| (*d, "unexpected after")))
+        .collect();
+    differences.sort_by(|a, b| a.0.cmp(b.0));
+    let differences: Vec<String> = differences
+        .into_iter()
+        .map(|(d, side)| format!("{side}: {d}"))
+        .collect();
     let schema = SchemaComparison {
         before: Some(before.schema.fingerprint.clone()),
         after: Some(after.schema.fingerprint.clone()),
-        matches: Some(
-            differences.is_empty() && before.schema.fingerprint == after.schema.fingerprint,
-        ),
+        matches: Some(differences.is_empty()),
         differences,
     };
 
     let mut checks: Vec<CheckResult> = merge(&before.checks, &after.checks, |c| &c.name)
         .into_iter()
-        .map(|(name, b, a)| check_result(name, b, a))
+        .map(|(name, b, a)| check_result(name, b, a, &mut warnings))
         .collect();
     if before.format != after.format {
         checks.insert(
@@ -145,7 +178,10 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
         );
     }
 
-    Comparison::with_verdict(tables, sequences, schema, checks)
+    let mut c = Comparison::with_verdict(tables, sequences, schema, checks);
+    c.warnings = warnings;
+    c.not_compared = after.not_compared.clone();
+    c
 }
 
 /// Judges a restored database on its own, when there is no source snapshot (a backup file
@@ -161,6 +197,7 @@ pub fn self_consistency(after: &Snapshot) -> Comparison {
         .iter()
         .map(|t| TableComparison {
             name: t.name.clone(),
+            kind: t.kind,
             rows_before: None,
             rows_after: Some(t.rows),
             fingerprint_before: None,
@@ -197,17 +234,41 @@ pub fn self_consistency(after: &Snapshot) -> Comparison {
             })
         })
         .collect();
-    Comparison::with_verdict(tables, sequences, schema, checks)
+    let mut c = Comparison::with_verdict(tables, sequences, schema, checks);
+    c.not_compared = after.not_compared.clone();
+    c
 }
 
 impl Comparison {
+    /// `--strict-schema`: known pg_dump transformations become schema differences that fail.
+    pub fn enforce_strict_schema(&mut self) {
+        let (strict, kept): (Vec<Warning>, Vec<Warning>) = std::mem::take(&mut self.warnings)
+            .into_iter()
+            .partition(|w| w.kind.is_schema_transformation());
+        self.warnings = kept;
+        if strict.is_empty() {
+            return;
+        }
+        self.schema.differences.extend(strict.iter().map(|w| {
+            format!(
+                "known pg_dump transformation, failing under --strict-schema: {}",
+                w.line()
+            )
+        }));
+        self.schema.matches = Some(false);
+        self.verdict = Verdict::Fail;
+    }
+
     fn with_verdict(
         tables: Vec<TableComparison>,
         sequences: Vec<SequenceComparison>,
         schema: SchemaComparison,
         checks: Vec<CheckResult>,
     ) -> Comparison {
-        let failed = tables.iter().any(|t| t.matches == Some(false))
+        // A materialized view is refreshed at restore, not copied: its mismatch is a warning.
+        let failed = tables
+            .iter()
+            .any(|t| t.matches == Some(false) && !t.is_refreshed_view())
             || sequences.iter().any(|s| s.matches == Some(false))
             || schema.matches == Some(false)
             || checks.iter().any(|c| !c.pass);
@@ -217,13 +278,19 @@ impl Comparison {
             sequences,
             schema,
             checks,
+            warnings: Vec::new(),
+            not_compared: Vec::new(),
         }
     }
 
     /// One human line per difference, naming the table, sequence or check and the metric.
     pub fn differences(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for t in self.tables.iter().filter(|t| t.matches == Some(false)) {
+        for t in self
+            .tables
+            .iter()
+            .filter(|t| t.matches == Some(false) && !t.is_refreshed_view())
+        {
             let line = match (t.rows_before, t.rows_after) {
                 (Some(b), None) => format!("{}: table missing after (rows before {b})", t.name),
                 (None, Some(a)) => format!("{}: table not in the source (rows after {a})", t.name),
@@ -293,11 +360,17 @@ fn not_behind(before: &SequenceSnapshot, after: &SequenceSnapshot) -> bool {
     }
     let ascending = before.increment > 0;
     if before.owned_by.is_some() {
-        return match (ascending, before.column_max, before.column_min) {
-            (true, Some(max), _) => after.next_value() > i128::from(max),
-            (false, _, Some(min)) => after.next_value() < i128::from(min),
-            _ => true,
-        };
+        let ahead_of_column =
+            |s: &SequenceSnapshot| match (ascending, before.column_max, before.column_min) {
+                (true, Some(max), _) => s.next_value() > i128::from(max),
+                (false, _, Some(min)) => s.next_value() < i128::from(min),
+                _ => true,
+            };
+        // A source already behind its column is the baseline (a source finding, see
+        // check_result): the restore must not be further behind than it.
+        if ahead_of_column(before) {
+            return ahead_of_column(after);
+        }
     }
     if ascending {
         after.next_value() >= before.next_value()
@@ -306,14 +379,28 @@ fn not_behind(before: &SequenceSnapshot, after: &SequenceSnapshot) -> bool {
     }
 }
 
+/// An absolute check that already failed on the source passes when the restore reproduced the
+/// source's value exactly: the source is the baseline, and the problem a source finding.
 fn check_result(
     name: &str,
     before: Option<&CheckValue>,
     after: Option<&CheckValue>,
+    warnings: &mut Vec<Warning>,
 ) -> CheckResult {
     let absolute = after
         .and_then(|c| c.expected.clone())
         .or_else(|| before.and_then(|c| c.expected.clone()));
+    if let (Some(abs), Some(b), Some(a)) = (&absolute, before, after) {
+        if b.value != *abs && a.value == b.value {
+            warnings.push(classify::source_finding(name, &b.value, abs));
+            return CheckResult {
+                name: name.to_string(),
+                expected: Some(b.value.clone()),
+                actual: Some(a.value.clone()),
+                pass: true,
+            };
+        }
+    }
     let expected = absolute.or_else(|| before.map(|c| c.value.clone()));
     let actual = after.map(|c| c.value.clone());
     CheckResult {
@@ -321,6 +408,15 @@ fn check_result(
         pass: expected.is_some() && expected == actual,
         expected,
         actual,
+    }
+}
+
+impl TableComparison {
+    /// A materialized view present on both sides: rebuilt by REFRESH, so a mismatch warns.
+    fn is_refreshed_view(&self) -> bool {
+        self.kind == RelationKind::MaterializedView
+            && self.rows_before.is_some()
+            && self.rows_after.is_some()
     }
 }
 
@@ -340,14 +436,18 @@ fn merge<'a, T>(
     pairs.into_iter().map(|(k, (b, a))| (k, b, a)).collect()
 }
 
-/// Descriptors on one side only, as a multiset difference in descriptor order.
-fn schema_differences(before: &[String], after: &[String]) -> Vec<String> {
+/// Descriptors on one side only (missing after, unexpected after), as a multiset difference
+/// in descriptor order.
+fn schema_differences<'a>(
+    before: &'a [String],
+    after: &'a [String],
+) -> (Vec<&'a String>, Vec<&'a String>) {
     let mut before: Vec<&String> = before.iter().collect();
     let mut after: Vec<&String> = after.iter().collect();
     before.sort();
     after.sort();
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
+    let (mut missing, mut unexpected) = (Vec::new(), Vec::new());
     loop {
         match (before.get(i), after.get(j)) {
             (None, None) => break,
@@ -356,17 +456,17 @@ fn schema_differences(before: &[String], after: &[String]) -> Vec<String> {
                 j += 1;
             }
             (Some(b), a) if a.is_none_or(|a| b < a) => {
-                out.push(format!("missing after: {b}"));
+                missing.push(*b);
                 i += 1;
             }
             (_, Some(a)) => {
-                out.push(format!("unexpected after: {a}"));
+                unexpected.push(*a);
                 j += 1;
             }
             (Some(_), None) => unreachable!("handled by the arm above"),
         }
     }
-    out
+    (missing, unexpected)
 }
 
 /// The first 12 hex digits of a fingerprint, enough to tell two apart in a message.
@@ -390,11 +490,13 @@ mod tests {
             server_version: "150000".into(),
             tables: vec![
                 TableSnapshot {
+                    kind: Default::default(),
                     name: "public.plans".into(),
                     rows: 3,
                     fingerprint: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
                 },
                 TableSnapshot {
+                    kind: Default::default(),
                     name: "public.users".into(),
                     rows: 2000,
                     fingerprint: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
@@ -428,6 +530,7 @@ mod tests {
                     expected: None,
                 },
             ],
+            not_compared: Vec::new(),
         }
     }
 
@@ -487,6 +590,7 @@ mod tests {
         let mut after = before.clone();
         let users = after.tables.pop().unwrap();
         after.tables.push(TableSnapshot {
+            kind: Default::default(),
             name: "public.zzz".into(),
             ..users
         });

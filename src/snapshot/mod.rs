@@ -5,6 +5,7 @@
 //! database; [`compare`] turns the pair into the report's integrity section.
 
 mod checks;
+mod classify;
 mod compare;
 mod rows;
 mod schema;
@@ -16,13 +17,15 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
+pub use classify::{Warning, WarningKind};
 pub use compare::{
     compare, self_consistency, CheckResult, Comparison, SchemaComparison, SequenceComparison,
     TableComparison, Verdict,
 };
 
 /// Version of the fingerprint and descriptor formats; snapshots of different formats never match.
-pub const FORMAT: u32 = 1;
+/// 2: rows fingerprinted by column name, materialized views and large objects compared.
+pub const FORMAT: u32 = 2;
 
 /// Everything the drill compares about one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +44,31 @@ pub struct Snapshot {
     pub schema: SchemaSnapshot,
     /// Named metrics: FK orphan counts, sequence positions, domain invariants; sorted by name.
     pub checks: Vec<CheckValue>,
+    /// Relations that hold or front data but are not fingerprinted, each with the reason.
+    #[serde(default)]
+    pub not_compared: Vec<NotCompared>,
+}
+
+/// A relation left out of the row comparison, and why: nothing is skipped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotCompared {
+    /// Qualified relation name.
+    pub name: String,
+    /// Why its rows are not fingerprinted.
+    pub reason: String,
+}
+
+/// What kind of relation a fingerprinted one is; decides how a mismatch is judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    /// A plain, unlogged or inheritance table.
+    #[default]
+    Table,
+    /// A leaf partition of a partitioned table.
+    Partition,
+    /// A populated materialized view: restored by REFRESH, not copied.
+    MaterializedView,
 }
 
 /// Row count and order-independent content fingerprint of one table.
@@ -48,9 +76,13 @@ pub struct Snapshot {
 pub struct TableSnapshot {
     /// Qualified name as `regclass` prints it with an empty search_path, e.g. `public.users`.
     pub name: String,
+    /// Table, partition or materialized view.
+    #[serde(default)]
+    pub kind: RelationKind,
     /// Rows COPY produced.
     pub rows: u64,
-    /// 32 hex digits: xxh3-128 of the row count and the wrapping sum of every row's xxh3-128.
+    /// 32 hex digits: xxh3-128 of the row count and the wrapping sum of every row's xxh3-128,
+    /// rows read with the columns in name order, so a physical column order does not count.
     pub fingerprint: String,
 }
 
@@ -309,7 +341,7 @@ async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
 }
 
 fn assemble(
-    (database, server_version, tables): (String, String, Vec<TableSnapshot>),
+    (database, server_version, tables, not_compared): TablesRead,
     (sequences, checks, schema): (Vec<SequenceSnapshot>, Vec<CheckValue>, SchemaSnapshot),
 ) -> Snapshot {
     Snapshot {
@@ -320,13 +352,15 @@ fn assemble(
         sequences,
         schema,
         checks,
+        not_compared,
     }
 }
 
+/// Database name, server version, fingerprinted relations, and the ones left out.
+type TablesRead = (String, String, Vec<TableSnapshot>, Vec<NotCompared>);
+
 /// The database's name, the server's version and every table's fingerprint.
-async fn read_tables(
-    client: &Client,
-) -> Result<(String, String, Vec<TableSnapshot>), SnapshotError> {
+async fn read_tables(client: &Client) -> Result<TablesRead, SnapshotError> {
     let row = client
         .query_one(
             "SELECT current_database()::text, current_setting('server_version_num')",
@@ -334,11 +368,12 @@ async fn read_tables(
         )
         .await
         .map_err(SnapshotError::query("reading the database name"))?;
-    let mut tables = Vec::new();
-    for name in table_names(client).await? {
-        tables.push(fingerprint_table(client, name).await?);
+    let (relations, not_compared) = relations(client).await?;
+    let mut tables = Vec::with_capacity(relations.len());
+    for relation in relations {
+        tables.push(fingerprint_table(client, relation).await?);
     }
-    Ok((row.get(0), row.get(1), tables))
+    Ok((row.get(0), row.get(1), tables, not_compared))
 }
 
 /// Sequences, the schema fingerprint and the checks (sorted by name).
@@ -356,28 +391,96 @@ async fn read_rest(
 /// server's (users cannot create schemas named pg_*).
 pub(crate) const USER_SCHEMA: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
 
-/// Tables whose rows are fingerprinted: the ones with storage. A partitioned table's rows are
-/// its partitions' (listed themselves), and COPY of an inheritance parent reads only its own
-/// rows, so no row is counted twice. Materialized views are recomputed on restore, not copied.
-async fn table_names(client: &Client) -> Result<Vec<String>, SnapshotError> {
+/// A relation to fingerprint and the COPY that reads it.
+struct Relation {
+    name: String,
+    kind: RelationKind,
+    copy: String,
+}
+
+/// Relations whose rows are fingerprinted: every one with storage (tables, unlogged tables,
+/// leaf partitions, populated materialized views). A partitioned table's rows are its
+/// partitions', and COPY of an inheritance parent reads only its own rows, so no row is counted
+/// twice. The others (foreign tables, partitioned parents, unpopulated views) are listed with
+/// the reason they are not compared.
+///
+/// Columns are named in byte order of their names, generated ones included: pg_dump may put an
+/// inheritance child's columns in another physical order, and that must not count as a change.
+/// `COPY t (cols)` is used where it can be (as fast as plain COPY); generated columns cannot be
+/// named there before PostgreSQL 18, and a materialized view cannot be copied directly, so those
+/// go through `COPY (SELECT …)`.
+async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>), SnapshotError> {
     let sql = format!(
-        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'r' AND {USER_SCHEMA}
+        "SELECT c.oid::regclass::text, c.relkind::text, c.relispartition, c.relispopulated,
+                coalesce((SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attname::text COLLATE \"C\")
+                          FROM pg_attribute a
+                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), ''),
+                EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'm', 'p', 'f') AND {USER_SCHEMA}
          ORDER BY c.oid::regclass::text COLLATE \"C\""
     );
     let rows = client
         .query(&sql, &[])
         .await
         .map_err(SnapshotError::query("listing tables"))?;
-    let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    names.sort();
-    Ok(names)
+    let mut relations = Vec::new();
+    let mut skipped = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let relkind: String = row.get(1);
+        let is_partition: bool = row.get(2);
+        let populated: bool = row.get(3);
+        let columns: String = row.get(4);
+        let generated: bool = row.get(5);
+        let skip = |reason: &str| NotCompared {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        let kind = match relkind.as_str() {
+            "r" if is_partition => RelationKind::Partition,
+            "r" => RelationKind::Table,
+            "m" if populated => RelationKind::MaterializedView,
+            "m" => {
+                skipped.push(skip(
+                    "materialized view not populated (WITH NO DATA): it holds no rows to compare",
+                ));
+                continue;
+            }
+            "p" => {
+                skipped.push(skip(
+                    "partitioned table: holds no rows itself; each of its partitions is compared",
+                ));
+                continue;
+            }
+            _ => {
+                skipped.push(skip("foreign table: its rows live on another server, which pg_dump does not back up"));
+                continue;
+            }
+        };
+        let copy = if columns.is_empty() {
+            format!("COPY {name} TO STDOUT")
+        } else if generated || kind == RelationKind::MaterializedView {
+            format!("COPY (SELECT {columns} FROM ONLY {name}) TO STDOUT")
+        } else {
+            format!("COPY {name} ({columns}) TO STDOUT")
+        };
+        relations.push(Relation { name, kind, copy });
+    }
+    relations.sort_by(|a, b| a.name.cmp(&b.name));
+    skipped.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((relations, skipped))
 }
 
-async fn fingerprint_table(client: &Client, name: String) -> Result<TableSnapshot, SnapshotError> {
-    let what = || format!("COPY {name} TO STDOUT");
+async fn fingerprint_table(
+    client: &Client,
+    relation: Relation,
+) -> Result<TableSnapshot, SnapshotError> {
+    let Relation { name, kind, copy } = relation;
+    let what = || copy.clone();
     let stream = client
-        .copy_out(&format!("COPY {name} TO STDOUT"))
+        .copy_out(copy.as_str())
         .await
         .map_err(|e| SnapshotError::query(what())(e))?;
     let mut stream = pin!(stream);
@@ -391,6 +494,7 @@ async fn fingerprint_table(client: &Client, name: String) -> Result<TableSnapsho
             fingerprint: digest.fingerprint(),
             rows: digest.rows,
             name,
+            kind,
         }),
         Err(cut) => Err(SnapshotError::TruncatedCopy {
             table: name,

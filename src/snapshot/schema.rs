@@ -66,13 +66,14 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
         ),
     ));
 
-    // Columns are numbered by position among live columns: dropped columns leave gaps in
-    // attnum that a restore closes, and the position is what COPY's column order follows.
+    // Columns are described by name; their order is a descriptor of its own, so that a child
+    // whose columns pg_dump laid out in another order differs in that one line, which the
+    // classifier can recognise, and not in every column.
     q.push((
         "columns",
         format!(
-            "SELECT format('column %s %s %I type=%s not_null=%s default=%s identity=%s generated=%s collation=%s',
-                c.oid::regclass, row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum), a.attname,
+            "SELECT format('column %s %I type=%s not_null=%s default=%s identity=%s generated=%s collation=%s',
+                c.oid::regclass, a.attname,
                 format_type(a.atttypid, a.atttypmod), a.attnotnull,
                 coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity, a.attgenerated,
                 CASE WHEN a.attcollation <> t.typcollation THEN
@@ -87,6 +88,16 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c')
                AND {USER_SCHEMA} AND {rel_not_ext} AND {type_not_ext}
              UNION ALL
+             SELECT format('column_order %s inherits=%s: %s', c.oid::regclass,
+                CASE WHEN EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) THEN 'true' ELSE 'false' END,
+                string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum))
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c')
+               AND {USER_SCHEMA} AND {rel_not_ext} AND {type_not_ext}
+             GROUP BY c.oid
+             UNION ALL
              SELECT format('acl column %s.%I: %s', c.oid::regclass, a.attname, x.item)
              FROM pg_attribute a
              JOIN pg_class c ON c.oid = a.attrelid
@@ -100,10 +111,13 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
     q.push((
         "constraints",
         format!(
-            "SELECT format('constraint %s %I type=%s: %s',
+            // clone=: the copy a partition holds of its parent's key, whose name pg_dump
+            // does not keep (see classify).
+            "SELECT format('constraint %s %I type=%s clone=%s: %s',
                 CASE WHEN c.conrelid <> 0 THEN c.conrelid::regclass::text
                      ELSE 'domain ' || format_type(c.contypid, NULL) END,
-                c.conname, c.contype, pg_get_constraintdef(c.oid))
+                c.conname, c.contype, CASE WHEN c.conparentid <> 0 THEN 'true' ELSE 'false' END,
+                pg_get_constraintdef(c.oid))
              FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
              WHERE {USER_SCHEMA} AND {con_not_ext} AND {conrel_not_ext} AND {contype_not_ext}",
             con_not_ext = not_extension_member("pg_constraint", "c.oid"),
@@ -238,6 +252,18 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
              WHERE {evt_not_ext}",
             evt_not_ext = not_extension_member("pg_event_trigger", "e.oid"),
         ),
+    ));
+
+    // pg_dump keeps large objects' OIDs, owners and grants; their content is a check.
+    q.push((
+        "large objects",
+        "SELECT format('large_object %s owner=%I', m.oid, pg_get_userbyid(m.lomowner))
+         FROM pg_largeobject_metadata m
+         UNION ALL
+         SELECT format('acl large_object %s: %s', m.oid, a.item)
+         FROM pg_largeobject_metadata m
+         CROSS JOIN LATERAL unnest(coalesce(m.lomacl, acldefault('L', m.lomowner))) AS a(item)"
+            .to_string(),
     ));
 
     q.push((

@@ -1,0 +1,261 @@
+//! Telling a real difference from a known pg_dump transformation or a problem the source
+//! already had. Every rule is narrow: it pairs one missing descriptor with one unexpected one
+//! that differ only in what pg_dump is known to change, so a different definition under the
+//! same name is still a failure.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a difference did not fail the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// An inheritance child's columns in another physical order, same names and definitions.
+    ColumnOrder,
+    /// A partition's copy of its parent's constraint under another name, same definition.
+    PartitionConstraintName,
+    /// A check that already failed on the source and that the restore reproduced.
+    SourceFinding,
+    /// A materialized view whose rows differ because the restore refreshed it.
+    StaleMaterializedView,
+}
+
+impl WarningKind {
+    /// The kind as report.json spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::ColumnOrder => "column_order",
+            WarningKind::PartitionConstraintName => "partition_constraint_name",
+            WarningKind::SourceFinding => "source_finding",
+            WarningKind::StaleMaterializedView => "stale_materialized_view",
+        }
+    }
+
+    /// A known pg_dump transformation of the schema: fails the drill under `--strict-schema`.
+    pub fn is_schema_transformation(self) -> bool {
+        matches!(
+            self,
+            WarningKind::ColumnOrder | WarningKind::PartitionConstraintName
+        )
+    }
+}
+
+/// One explained difference: the report's `integrity.warnings[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// What kind of known difference this is.
+    pub kind: WarningKind,
+    /// The relation, constraint, sequence or check it concerns.
+    pub object: String,
+    /// One line saying why it is not a restore failure.
+    pub reason: String,
+}
+
+impl Warning {
+    /// The warning as one line for the console and report.md.
+    pub fn line(&self) -> String {
+        format!("{} {}: {}", self.kind.as_str(), self.object, self.reason)
+    }
+}
+
+/// Removes from `missing` and `unexpected` every pair a known transformation explains, and
+/// returns one warning per pair.
+pub(super) fn schema(missing: &mut Vec<&String>, unexpected: &mut Vec<&String>) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let mut i = 0;
+    while i < missing.len() {
+        let found = unexpected
+            .iter()
+            .position(|u| explain(missing[i], u).is_some());
+        match found {
+            Some(j) => {
+                let warning = explain(missing[i], unexpected[j]).expect("just matched");
+                warnings.push(warning);
+                missing.remove(i);
+                unexpected.remove(j);
+            }
+            None => i += 1,
+        }
+    }
+    warnings
+}
+
+fn explain(before: &str, after: &str) -> Option<Warning> {
+    column_order(before, after).or_else(|| partition_constraint_name(before, after))
+}
+
+/// `column_order R inherits=true: a,b` against `…: b,a`: same columns, another order, on a
+/// table that inherits (pg_dump creates a child with its parent's columns first).
+fn column_order(before: &str, after: &str) -> Option<Warning> {
+    fn parse(s: &str) -> Option<(&str, Vec<&str>)> {
+        let rest = s.strip_prefix("column_order ")?;
+        let (relation, rest) = word(rest)?;
+        let columns = rest.strip_prefix(" inherits=true: ")?;
+        let mut columns = split_outside_quotes(columns, ',');
+        columns.sort_unstable();
+        Some((relation, columns))
+    }
+    let (relation, columns) = parse(before)?;
+    if parse(after)? != (relation, columns) {
+        return None;
+    }
+    Some(Warning {
+        kind: WarningKind::ColumnOrder,
+        object: relation.to_string(),
+        reason: "pg_dump creates an inheritance child with its parent's columns first; same columns and definitions, rows compared by column name".to_string(),
+    })
+}
+
+/// `constraint R N1 type=f clone=true: DEF` against the same with N2: a partition's copy of its
+/// parent's key, which pg_dump recreates under the name the parent's key gives it.
+fn partition_constraint_name(before: &str, after: &str) -> Option<Warning> {
+    fn parse(s: &str) -> Option<(&str, &str, &str, &str)> {
+        let rest = s.strip_prefix("constraint ")?;
+        let (relation, rest) = word(rest)?;
+        let (name, rest) = word(rest.strip_prefix(' ')?)?;
+        let (kind, definition) = rest.strip_prefix(" type=")?.split_once(" clone=true: ")?;
+        Some((relation, name, kind, definition))
+    }
+    let (relation, old_name, kind, definition) = parse(before)?;
+    let (r, new_name, k, d) = parse(after)?;
+    if (r, k, d) != (relation, kind, definition) || old_name == new_name {
+        return None;
+    }
+    Some(Warning {
+        kind: WarningKind::PartitionConstraintName,
+        object: format!("{relation} {old_name} → {new_name}"),
+        reason: "a partition's copy of its parent's constraint is recreated by pg_dump under the name the parent gives it; same definition".to_string(),
+    })
+}
+
+/// A source finding: an absolute check that already failed on the source, reproduced.
+pub(super) fn source_finding(check: &str, value: &str, expected: &str) -> Warning {
+    let consequence = if check.starts_with("sequence_ahead:") {
+        "the application's next INSERT will collide with an existing row after any restore"
+    } else {
+        "the application will hit it after any restore"
+    };
+    Warning {
+        kind: WarningKind::SourceFinding,
+        object: check.to_string(),
+        reason: format!(
+            "already so in the source ({value}, should be {expected}) and faithfully restored; {consequence}"
+        ),
+    }
+}
+
+/// A populated materialized view whose restored rows differ from what the source served.
+pub(super) fn stale_materialized_view(name: &str) -> Warning {
+    Warning {
+        kind: WarningKind::StaleMaterializedView,
+        object: name.to_string(),
+        reason: "rebuilt by REFRESH at restore; the source served older data".to_string(),
+    }
+}
+
+/// The first space-separated word of `s` (spaces inside double quotes do not separate) and
+/// the rest, starting at that space.
+fn word(s: &str) -> Option<(&str, &str)> {
+    let mut in_quotes = false;
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '"' => in_quotes = !in_quotes,
+            ' ' if !in_quotes => return (i > 0).then(|| (&s[..i], &s[i..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Splits at `sep` outside double quotes (quote_ident doubles embedded quotes, which keeps the
+/// toggling right).
+fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut in_quotes = false;
+    let mut start = 0;
+    for (i, ch) in s.char_indices() {
+        if ch == '"' {
+            in_quotes = !in_quotes;
+        } else if ch == sep && !in_quotes {
+            out.push(&s[start..i]);
+            start = i + ch.len_utf8();
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(missing: &[&str], unexpected: &[&str]) -> (Vec<String>, Vec<String>, Vec<Warning>) {
+        let missing: Vec<String> = missing.iter().map(|s| s.to_string()).collect();
+        let unexpected: Vec<String> = unexpected.iter().map(|s| s.to_string()).collect();
+        let mut m: Vec<&String> = missing.iter().collect();
+        let mut u: Vec<&String> = unexpected.iter().collect();
+        let w = schema(&mut m, &mut u);
+        (
+            m.into_iter().cloned().collect(),
+            u.into_iter().cloned().collect(),
+            w,
+        )
+    }
+
+    #[test]
+    fn a_reordered_inheritance_child_is_a_warning() {
+        let (m, u, w) = run(
+            &[r#"column_order public."Child, x" inherits=true: id,"a,b",note"#],
+            &[r#"column_order public."Child, x" inherits=true: id,note,"a,b""#],
+        );
+        assert!(m.is_empty() && u.is_empty());
+        assert_eq!(w[0].kind, WarningKind::ColumnOrder);
+        assert_eq!(w[0].object, r#"public."Child, x""#);
+    }
+
+    #[test]
+    fn a_reordered_table_that_inherits_nothing_or_lost_a_column_fails() {
+        let (m, u, w) = run(
+            &["column_order public.t inherits=false: a,b"],
+            &["column_order public.t inherits=false: b,a"],
+        );
+        assert!(w.is_empty());
+        assert_eq!((m.len(), u.len()), (1, 1));
+        let (_, _, w) = run(
+            &["column_order public.c inherits=true: a,b,c"],
+            &["column_order public.c inherits=true: b,a"],
+        );
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_renamed_partition_clone_is_a_warning_but_a_changed_definition_fails() {
+        let before =
+            "constraint public.p1 p1_fk type=f clone=true: FOREIGN KEY (a) REFERENCES public.t(id)";
+        let renamed = "constraint public.p1 p_a_fkey type=f clone=true: FOREIGN KEY (a) REFERENCES public.t(id)";
+        let (m, u, w) = run(&[before], &[renamed]);
+        assert!(m.is_empty() && u.is_empty());
+        assert_eq!(w[0].kind, WarningKind::PartitionConstraintName);
+        assert_eq!(w[0].object, "public.p1 p1_fk → p_a_fkey");
+
+        let changed = "constraint public.p1 p_a_fkey type=f clone=true: FOREIGN KEY (a) REFERENCES public.t(id) ON DELETE CASCADE";
+        let (m, u, w) = run(&[before], &[changed]);
+        assert!(w.is_empty());
+        assert_eq!((m.len(), u.len()), (1, 1));
+
+        let not_clone = "constraint public.p1 p1_fk type=f clone=false: FOREIGN KEY (a) REFERENCES public.t(id)";
+        let not_clone_renamed =
+            "constraint public.p1 x type=f clone=false: FOREIGN KEY (a) REFERENCES public.t(id)";
+        let (_, _, w) = run(&[not_clone], &[not_clone_renamed]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn words_respect_quotes() {
+        assert_eq!(word(r#""a b".c rest"#), Some((r#""a b".c"#, " rest")));
+        assert_eq!(word("nospace"), None);
+        assert_eq!(
+            split_outside_quotes(r#"a,"b,c",d"#, ','),
+            ["a", r#""b,c""#, "d"]
+        );
+    }
+}
