@@ -19,8 +19,8 @@ use crate::engine::{
     Reaper, CLI_TIMEOUT, LABEL_DRILL, LABEL_ROLE, START_TIMEOUT,
 };
 use crate::env::docker::DockerBackend;
-use crate::env::pg_tools::short_id;
 use crate::error::EnvError;
+use crate::pg::short_id;
 
 /// The sample app's image, built by scripts/build-images.sh.
 pub const APP_IMAGE: &str = "pgdrill/sample-app:local";

@@ -17,7 +17,6 @@ use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::pg_tools::{short_id, CLIENT_PROGRAMS};
 use super::{Endpoint, PgTools};
 pub use crate::app::container::{APP_IMAGE, APP_IMAGE_ENV, LABEL_APP_SHA256};
 use crate::engine::{
@@ -26,6 +25,7 @@ use crate::engine::{
 };
 pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
 use crate::error::EnvError;
+use crate::pg::tools::{short_id, CLIENT_PROGRAMS};
 
 /// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.
 pub const DEFAULT_IMAGE: &str = "postgres:15";
