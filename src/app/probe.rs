@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::log::excerpt;
 use super::process::{AppProcess, Flavour};
@@ -17,7 +16,7 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// /metrics and /version give up after this long.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest HTTP response read.
-const MAX_RESPONSE: u64 = 8 * 1024 * 1024;
+const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 /// Characters of an HTTP body kept as evidence.
 const BODY_EXCERPT: usize = 500;
 
@@ -349,111 +348,72 @@ impl HttpUrl {
 }
 
 /// Status and body of an HTTP response.
+#[derive(Debug)]
 pub(crate) struct HttpResponse {
-    status: u16,
-    body: String,
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
-/// A minimal HTTP/1.1 GET: one connection, `Connection: close`, read to the end. Enough for
-/// health, version and metrics endpoints, without an HTTP client dependency.
+/// One GET through hyper's HTTP/1.1 client: no pooled connection outlives the call, the body
+/// is read up to [`MAX_RESPONSE`], and the whole exchange is bounded by `timeout`.
 pub(crate) async fn http_get(url: &str, timeout: Duration) -> Result<HttpResponse, AppError> {
-    let parsed = HttpUrl::parse(url)?;
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    HttpUrl::parse(url)?;
     let fail = |reason: String| AppError::Http {
         url: url.to_string(),
         reason,
     };
+    let uri: hyper::Uri = url.parse().map_err(|_| AppError::Url {
+        url: url.to_string(),
+        reason: "not a valid URI",
+    })?;
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let request = hyper::Request::get(uri)
+        .header(hyper::header::USER_AGENT, "pgdrill")
+        .header(hyper::header::ACCEPT, "*/*")
+        .body(Empty::new())
+        .map_err(|e| fail(e.to_string()))?;
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((parsed.host.as_str(), parsed.port))
+        let response = client
+            .request(request)
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        let host = if parsed.host.contains(':') {
-            format!("[{}]", parsed.host)
-        } else {
-            parsed.host.clone()
-        };
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: pgdrill\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            parsed.path, parsed.port
-        );
-        stream
-            .write_all(request.as_bytes())
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE)
+            .collect()
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        let mut raw = Vec::new();
-        stream
-            .take(MAX_RESPONSE)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok::<_, AppError>(raw)
+            .map_err(|e| fail(format!("reading the body: {}", error_chain(&*e))))?
+            .to_bytes();
+        Ok::<_, AppError>(HttpResponse {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     };
-    let raw = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| {
-            fail(format!(
-                "no complete answer within {}",
-                humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
-            ))
-        })??;
-    parse_response(&raw).map_err(|reason| fail(reason.to_string()))
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        fail(format!(
+            "no complete answer within {}",
+            humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
+        ))
+    })?
 }
 
-pub(crate) fn parse_response(raw: &[u8]) -> Result<HttpResponse, &'static str> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the answer has no complete HTTP header")?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "the HTTP header is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    if !parts.next().unwrap_or_default().starts_with("HTTP/") {
-        return Err("the answer is not HTTP");
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("the HTTP status line has no status code")?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            }
+/// The error with its causes: hyper's own message is only `client error (Connect)`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
         }
+        src = s.source();
     }
-    let mut body = &raw[head_end + 4..];
-    let decoded;
-    if chunked {
-        decoded = dechunk(body).ok_or("the chunked HTTP body is malformed")?;
-        body = &decoded;
-    } else if let Some(length) = length {
-        body = &body[..length.min(body.len())];
-    }
-    Ok(HttpResponse {
-        status,
-        body: String::from_utf8_lossy(body).into_owned(),
-    })
-}
-
-pub(crate) fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
+    msg
 }
 
 #[cfg(test)]
@@ -495,20 +455,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn http_responses_plain_and_chunked() {
-        let plain =
-            parse_response(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\nokEXTRA")
-                .unwrap();
+    /// A real HTTP server on loopback that answers each connection with the next of
+    /// `answers`, raw, then closes it; `None` keeps the connection open and silent.
+    async fn serve(answers: Vec<Option<&'static [u8]>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert!(head.starts_with(b"GET /probe HTTP/1.1\r\n"));
+                match answer {
+                    Some(bytes) => {
+                        conn.write_all(bytes).await.unwrap();
+                        let _ = conn.shutdown().await;
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            }
+        });
+        format!("http://{addr}/probe")
+    }
+
+    #[tokio::test]
+    async fn http_responses_plain_and_chunked() {
+        let url = serve(vec![
+            Some(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\nokEXTRA"),
+            Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
+            Some(b"garbage"),
+            Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        ])
+        .await;
+        let plain = http_get(&url, Duration::from_secs(5)).await.unwrap();
         assert_eq!((plain.status, plain.body.as_str()), (503, "ok"));
-        let chunked = parse_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n",
-        )
-        .unwrap();
+        let chunked = http_get(&url, Duration::from_secs(5)).await.unwrap();
         assert_eq!(chunked.body, "Wikipedia");
-        assert!(parse_response(b"garbage").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
-        );
+        assert!(http_get(&url, Duration::from_secs(5)).await.is_err());
+        let err = http_get(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.to_string().contains(&url), "{err}");
+    }
+
+    #[tokio::test]
+    async fn http_gives_up_after_its_timeout_and_names_a_refused_connection() {
+        let url = serve(vec![None]).await;
+        let err = http_get(&url, Duration::from_millis(200))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no complete answer within 200ms"), "{err}");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}/probe", listener.local_addr().unwrap());
+        drop(listener);
+        let err = http_get(&closed, Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refused"), "{err}");
     }
 }
