@@ -540,7 +540,7 @@ impl DockerTarget {
             self.endpoint.display(),
             self.short(),
             self.name,
-            self.endpoint.password.clone().unwrap_or_default(),
+            self.endpoint.password().unwrap_or_default(),
             self.name,
             self.name,
             self.network

@@ -325,7 +325,7 @@ impl NativeTarget {
         let how = format!(
             "server kept running: {} (password in PGPASSWORD={}). Stop it with: kill -INT {}; rm -rf {}",
             self.endpoint.display(),
-            self.endpoint.password.clone().unwrap_or_default(),
+            self.endpoint.password().unwrap_or_default(),
             self.pid().unwrap_or(0),
             self.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
         );

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::error::EnvError;
 
 /// How to reach a PostgreSQL server: enough for a client library and for libpq programs.
@@ -15,8 +17,9 @@ pub struct Endpoint {
     pub port: u16,
     /// Role to connect as.
     pub user: String,
-    /// Password, if the server wants one. Never printed.
-    pub password: Option<String>,
+    /// Password, if the server wants one. Its Debug is `[REDACTED]`; read it with
+    /// [`Endpoint::password`] only where a client or a child process needs it.
+    pub password: Option<SecretString>,
     /// Database to connect to by default.
     pub dbname: String,
     /// Extra server options sent at connect time (libpq `options`).
@@ -36,7 +39,7 @@ impl Endpoint {
             host: "127.0.0.1".into(),
             port: 0,
             user: "postgres".into(),
-            password: Some(password.to_string()),
+            password: Some(SecretString::from(password)),
             dbname: "postgres".into(),
             options: None,
         }
@@ -60,7 +63,7 @@ impl Endpoint {
             .application_name("pgdrill")
             .connect_timeout(Duration::from_secs(10));
         if let Some(p) = &self.password {
-            c.password(p);
+            c.password(p.expose_secret());
         }
         if let Some(o) = &self.options {
             c.options(o);
@@ -80,7 +83,7 @@ impl Endpoint {
             ("PGCONNECT_TIMEOUT", "10".to_string()),
         ];
         if let Some(p) = &self.password {
-            env.push(("PGPASSWORD", p.clone()));
+            env.push(("PGPASSWORD", p.expose_secret().to_string()));
         }
         if let Some(o) = &self.options {
             env.push(("PGOPTIONS", o.clone()));
@@ -99,9 +102,14 @@ impl Endpoint {
             conninfo_value(&self.dbname)
         );
         if let Some(p) = &self.password {
-            s.push_str(&format!(" password={}", conninfo_value(p)));
+            s.push_str(&format!(" password={}", conninfo_value(p.expose_secret())));
         }
         s
+    }
+
+    /// The password, for a client or a child process: never for output.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_ref().map(|p| p.expose_secret())
     }
 
     /// A printable form with the password shown as `***`.
@@ -144,7 +152,8 @@ impl Endpoint {
         let password = cfg
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned())
-            .or_else(|| std::env::var("PGPASSWORD").ok());
+            .or_else(|| std::env::var("PGPASSWORD").ok())
+            .map(SecretString::from);
         Ok(Endpoint {
             host,
             port,
@@ -233,5 +242,7 @@ mod tests {
             Some(r"p w'\x=1 dbname=evil".as_bytes())
         );
         assert_eq!(parsed.get_ports(), &[5433]);
+        let shown = format!("{ep:?} {}", ep.display());
+        assert!(!shown.contains("evil") && shown.contains("***"), "{shown}");
     }
 }

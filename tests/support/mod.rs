@@ -8,6 +8,43 @@ use serde_json::Value;
 /// Rows for test drills: small, so the suite stays fast; large data belongs in benches.
 pub const ROWS: &str = "300";
 
+/// The sample-app binary, beside pgdrill's. It is its own workspace member, so cargo does
+/// not build it for pgdrill's tests: the first call in a test process runs `cargo build` for
+/// it (a no-op when it is current), so a test never runs a stale build.
+pub fn sample_app() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .parent()
+            .expect("pgdrill has a directory");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "sample-app",
+                "--bin",
+                "sample-app",
+            ])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .stdin(Stdio::null());
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let out = cargo.output().expect("run cargo build for sample-app");
+        assert!(
+            out.status.success(),
+            "cargo build -p sample-app failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = dir.join("sample-app");
+        assert!(bin.is_file(), "no {} after cargo build", bin.display());
+        bin
+    })
+}
+
 /// Runs `pgdrill` with arguments, in a temp output dir.
 pub struct Pgdrill {
     args: Vec<String>,
@@ -75,6 +112,8 @@ impl Pgdrill {
     fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pgdrill"));
         c.args(&self.args);
+        // A test's own PGDRILL_SAMPLE_APP (below) still wins.
+        c.env("PGDRILL_SAMPLE_APP", sample_app());
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -313,7 +352,7 @@ impl TestServer {
             e.host,
             e.port,
             e.user,
-            e.password.as_deref().unwrap_or_default()
+            e.password().unwrap_or_default()
         )
     }
 
