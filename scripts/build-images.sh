@@ -394,7 +394,7 @@ main() {
 		want_app=0
 	elif [ ! -f "$APP_BIN" ]; then
 		want_app=0
-		say "no sample-app binary at $APP_BIN: app image $([ "$check_only" = 1 ] && echo "cannot be checked" || echo skipped) (build it with 'cargo build --release --bin sample-app', or pass --app-bin PATH / SAMPLE_APP_BIN)"
+		say "no sample-app binary at $APP_BIN: app image $([ "$check_only" = 1 ] && echo "cannot be checked" || echo skipped) (build it with 'cargo build --release -p sample-app', or pass --app-bin PATH / SAMPLE_APP_BIN)"
 		stale=$check_only
 	else
 		APP_TAG="$(printf 'app\n%s\n%s\n' "$BASE_TAG" "$(sha256sum "$APP_BIN" | cut -d' ' -f1)" | sha)"

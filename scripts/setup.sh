@@ -46,7 +46,7 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 
-cargo build --release --bins
+cargo build --release --workspace --bins
 if [ "${PGDRILL_SKIP_IMAGES:-0}" != 1 ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   if [ -x scripts/build-images.sh ]; then
     scripts/build-images.sh --app-bin target/release/sample-app

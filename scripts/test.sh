@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The sample app setup.sh built (and put into the image); tests use it instead of building it again.
+export PGDRILL_SAMPLE_APP="${PGDRILL_SAMPLE_APP:-$PWD/target/release/sample-app}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"
   cargo test --doc

@@ -996,7 +996,7 @@ impl Drill {
                 *env = base;
                 Endpoint {
                     user: "pgdrill_app".into(),
-                    password: Some(self.app_secrets.db_password.clone()),
+                    password: Some(self.app_secrets.db_password.clone().into()),
                     ..app_server.with_db(&self.database)
                 }
                 .url()

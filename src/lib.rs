@@ -12,6 +12,7 @@ pub mod cli;
 pub mod digest;
 pub mod drill;
 pub mod duration;
+pub mod engine;
 pub mod env;
 pub mod error;
 pub mod pg;

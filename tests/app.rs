@@ -68,7 +68,7 @@ fn an_app_fault_after_restore_fails_the_drill_naming_the_item(
 fn a_custom_app_is_started_and_judged_by_its_health_url() {
     // The user's own application, described by commands: here the sample binary started by a
     // shell command, as a user's systemd unit or script would.
-    let bin = env!("CARGO_BIN_EXE_sample-app");
+    let bin = crate::support::sample_app().display();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

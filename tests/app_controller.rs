@@ -2,7 +2,6 @@
 //! fixtures/roles.sql + fixtures/schema.sql. Tests that need the database get their own
 //! disposable server.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg};
@@ -12,7 +11,6 @@ use tokio_postgres::Client;
 
 use crate::support::TestServer;
 
-const SAMPLE_APP: &str = env!("CARGO_BIN_EXE_sample-app");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const API_KEY: &str = "test-api-key-4f9c2a71";
 const VPN_PEER: &str = "vpn-peer-7d1e0b55.internal:51820";
@@ -109,7 +107,7 @@ fn sample(extra: &[(&str, &str)], without: &[&str]) -> AppSpec {
     .collect();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     AppSpec::Sample {
-        binary: PathBuf::from(SAMPLE_APP),
+        binary: crate::support::sample_app().to_path_buf(),
         env,
     }
 }
@@ -340,7 +338,7 @@ async fn env_file_supplies_keys_and_environment_wins() {
     )
     .unwrap();
     let spec = AppSpec::Sample {
-        binary: PathBuf::from(SAMPLE_APP),
+        binary: crate::support::sample_app().to_path_buf(),
         env: vec![
             ("SAMPLE_APP_ENV_FILE".into(), env_file.display().to_string()),
             ("RELEASE".into(), "from-env".into()),
@@ -534,7 +532,7 @@ async fn custom_app_behind_a_shell_is_probed_by_url_and_stopped_as_a_group() {
         .port();
     // `; true` keeps sh alive as the parent, so only a group signal reaches the app.
     let spec = AppSpec::Custom(CustomApp {
-        start: format!("'{SAMPLE_APP}'; true"),
+        start: format!("'{}'; true", crate::support::sample_app().display()),
         stop: None,
         health_url: format!("http://127.0.0.1:{port}/health"),
         healthy_status: "HEALTHY".into(),

@@ -114,7 +114,8 @@ fn app_image_or_skip(test: &str) -> bool {
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-images.sh");
         let built = Command::new(&script)
-            .args(["--app-bin", env!("CARGO_BIN_EXE_sample-app")])
+            .arg("--app-bin")
+            .arg(crate::support::sample_app())
             .stdin(Stdio::null())
             .output();
         match built {
@@ -861,7 +862,7 @@ fn auto_picks_docker_without_postgres_programs_and_dumps_a_live_source_with_the_
     });
     let dsn = format!(
         "postgresql://postgres:{}@127.0.0.1:{}/shop",
-        admin.password.clone().unwrap(),
+        admin.password().unwrap(),
         admin.port
     );
     let bin = tempfile::tempdir().unwrap();

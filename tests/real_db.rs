@@ -239,7 +239,7 @@ fn role_owned_dump(dir: &std::path::Path) -> std::path::PathBuf {
             "-f",
         ])
         .arg(&dump)
-        .env("PGPASSWORD", e.password.as_deref().unwrap_or_default())
+        .env("PGPASSWORD", e.password().unwrap_or_default())
         .status()
         .unwrap();
     assert!(status.success());

@@ -148,7 +148,7 @@ fn kinds(v: &Value) -> Vec<String> {
 fn backup_verify_drill_and_audit_on_one_repo() {
     let rt = runtime();
     let (server, dsn) = source(&rt, "regime-main", SMALL);
-    let canary = server.endpoint.password.clone().unwrap();
+    let canary = server.endpoint.password().unwrap().to_string();
     let repo = tempfile::tempdir().unwrap();
     let r = backup(
         &dsn,
@@ -538,7 +538,7 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
         unreachable.text()
     );
     let wrong = dsn.replace(
-        server.endpoint.password.as_deref().unwrap(),
+        server.endpoint.password().unwrap(),
         "wrong-password",
     );
     let denied = backup(&wrong, repo.path(), &[]);

@@ -40,14 +40,14 @@ fn source_dsn_is_backed_up_read_only_and_left_unchanged() {
     });
     let dsn = format!(
         "postgresql://postgres:{}@127.0.0.1:{}/shop",
-        admin.password.clone().unwrap(),
+        admin.password().unwrap(),
         admin.port
     );
     let run = Pgdrill::drill(["--backend", "native", "--source-dsn", &dsn]).run();
     let r = run.assert_pass();
     assert_eq!(r["source"]["kind"], "dsn");
     assert_eq!(r["source"]["database"], "shop");
-    let password = admin.password.clone().unwrap();
+    let password = admin.password().unwrap().to_string();
     assert!(r["source"]["dsn"].as_str().unwrap().contains("***"));
     let report_text = std::fs::read_to_string(run.out.path().join("report.json")).unwrap()
         + &std::fs::read_to_string(run.out.path().join("report.md")).unwrap()

@@ -8,7 +8,6 @@
 //! `Drop`, which must work synchronously on every exit path, a panic included.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,11 +16,16 @@ use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
-use tokio::process::Command;
 
-use super::pg_tools::{short_id, CLIENT_PROGRAMS};
 use super::{Endpoint, PgTools};
+pub use crate::app::container::{APP_IMAGE, APP_IMAGE_ENV, LABEL_APP_SHA256};
+use crate::engine::{
+    docker, docker_sync, error_chain, hand_over, have_image, image_present, remove_sync,
+    split_image, Reaper, CLI_TIMEOUT, START_TIMEOUT,
+};
+pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
 use crate::error::EnvError;
+use crate::pg::tools::{short_id, CLIENT_PROGRAMS};
 
 /// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.
 pub const DEFAULT_IMAGE: &str = "postgres:15";
@@ -33,27 +37,9 @@ pub const IMAGE_ENV: &str = "PGDRILL_POSTGRES_IMAGE";
 pub const PORT_ENV: &str = "PGDRILL_DOCKER_PORT";
 /// How long a new container may take to answer a query (a duration such as `90s`).
 pub const READY_TIMEOUT_ENV: &str = "PGDRILL_DOCKER_READY_TIMEOUT";
-/// Label carrying the drill id, on every container and network of a drill.
-pub const LABEL_DRILL: &str = "pgdrill.drill";
-/// Label carrying the role (`source`, `target`, `tools`, `network`).
-pub const LABEL_ROLE: &str = "pgdrill.role";
-
-/// The sample application's image on the docker backend, built by scripts/build-images.sh.
-pub const APP_IMAGE: &str = "pgdrill/sample-app:local";
-/// Overrides [`APP_IMAGE`].
-pub const APP_IMAGE_ENV: &str = "PGDRILL_APP_IMAGE";
-/// Label of the app image: the sha256 of the sample-app binary inside it.
-pub const LABEL_APP_SHA256: &str = "org.pgdrill.sample-app.sha256";
 
 /// The server's port inside its container.
 const PG_PORT: u16 = 5432;
-/// The sample-app image's port inside its container.
-const APP_PORT: u16 = 8080;
-/// The app's configuration reaches it as a file (SAMPLE_APP_ENV_FILE), so its secrets and
-/// the database password are not in `docker inspect`'s environment.
-const APP_ENV_FILE: &str = "/run/secrets/sample-app.env";
-/// How long the log follower may take to pass on the last lines of a stopped container.
-const FOLLOWER_DRAIN: Duration = Duration::from_secs(3);
 /// `--no-sync` as in the native backend's initdb: a disposable server needs no durability
 /// during initialisation. Locale and encoding as native, so fingerprints and collations match.
 const INITDB_ARGS: &str = "--locale=C -E UTF8 --no-sync";
@@ -63,10 +49,6 @@ const PASSWORD_FILE: &str = "/run/secrets/pgdrill-password";
 /// Docker's default /dev/shm (64 MB) starves parallel index builds of big restores.
 const SHM_BYTES: u64 = 512 << 20;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Creating and starting (not initialising) a container.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-const PULL_TIMEOUT: Duration = Duration::from_secs(600);
-const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts when a port Docker picked turns out to be taken by another process.
 const PORT_ATTEMPTS: usize = 3;
 /// Two answers this far apart with the same postmaster start time: the final server.
@@ -120,7 +102,7 @@ impl DockerBackend {
     /// Checks the engine, settles the image (pulling it, or falling back to the local
     /// build), and creates the drill's network.
     pub async fn open(drill_id: &str) -> Result<DockerBackend, EnvError> {
-        let engine = engine().await?;
+        let engine = crate::engine::version().await?;
         let fixed_port = match std::env::var(PORT_ENV) {
             Ok(v) if !v.trim().is_empty() => Some(
                 v.trim()
@@ -217,152 +199,18 @@ impl DockerBackend {
     }
 
     /// The database server's container name, which is its host name on the drill's network.
+    /// The drill's id, which names and labels its containers.
+    pub(crate) fn drill_id(&self) -> &str {
+        &self.drill_id
+    }
+
+    /// The count of containers handed over with `--keep`, shared with each container.
+    pub(crate) fn kept_counter(&self) -> Arc<AtomicUsize> {
+        self.kept.clone()
+    }
+
     fn db_host(&self) -> String {
         format!("pgdrill-{}-db", self.drill_id)
-    }
-
-    /// The app image to run (`PGDRILL_APP_IMAGE` or [`APP_IMAGE`]), which must be present or
-    /// pullable, and a note when the local image holds another sample-app binary than
-    /// `binary` (a stale build).
-    pub async fn app_image(
-        &self,
-        binary: Option<&std::path::Path>,
-    ) -> Result<(String, Option<String>), EnvError> {
-        let named = std::env::var(APP_IMAGE_ENV)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let fix = format!("Build or load it, or unset {APP_IMAGE_ENV}");
-        self.settle_app_image(named, &fix, binary).await
-    }
-
-    /// A custom app's image (`--app-image`), present or pulled.
-    pub async fn custom_app_image(&self, image: &str) -> Result<String, EnvError> {
-        Ok(self
-            .settle_app_image(
-                Some(image.to_string()),
-                "Build or load it, or name another with --app-image",
-                None,
-            )
-            .await?
-            .0)
-    }
-
-    async fn settle_app_image(
-        &self,
-        named: Option<String>,
-        fix_named: &str,
-        binary: Option<&std::path::Path>,
-    ) -> Result<(String, Option<String>), EnvError> {
-        let image = named.clone().unwrap_or_else(|| APP_IMAGE.to_string());
-        if let Err(reason) = have_image(&image).await? {
-            let fix = if named.is_some() {
-                fix_named.to_string()
-            } else {
-                "Build it with scripts/build-images.sh (scripts/setup.sh does)".to_string()
-            };
-            return Err(EnvError::AppImage { image, reason, fix });
-        }
-        let label = docker(
-            &[
-                "image",
-                "inspect",
-                "--format",
-                &format!("{{{{index .Config.Labels \"{LABEL_APP_SHA256}\"}}}}"),
-                &image,
-            ],
-            CLI_TIMEOUT,
-        )
-        .await?;
-        let in_image = String::from_utf8_lossy(&label.stdout).trim().to_string();
-        let note = match binary.and_then(|b| sha256_file(b).ok()) {
-            Some(local) if !in_image.is_empty() && in_image != "<no value>" && local != in_image => {
-                Some(format!(
-                    "{image} holds another sample-app build than {} (sha256 {} there, {} here); rebuild it with scripts/build-images.sh",
-                    binary.map(|b| b.display().to_string()).unwrap_or_default(),
-                    &in_image[..in_image.len().min(12)],
-                    &local[..12]
-                ))
-            }
-            _ => None,
-        };
-        Ok((image, note))
-    }
-
-    /// Creates and starts the application's container on the drill's network, with its
-    /// configuration (`config`, DATABASE_URL included) as `placement` says, its port published
-    /// on loopback, its output followed into `log`.
-    pub async fn start_app(
-        &self,
-        image: &str,
-        config: &[(String, String)],
-        placement: AppPlacement,
-        log: &std::path::Path,
-    ) -> Result<AppContainer, EnvError> {
-        let name = format!("pgdrill-{}-app", self.drill_id);
-        let mut reaper = Reaper::container(&name);
-        let (repo, tag) = split_image(image);
-        let port = match placement {
-            AppPlacement::SampleApp => APP_PORT,
-            AppPlacement::Environment { port } => port,
-        };
-        let mut request = GenericImage::new(repo, tag)
-            .with_exposed_port(port.tcp())
-            .with_container_name(&name)
-            .with_network(&self.network)
-            .with_label(LABEL_DRILL, &self.drill_id)
-            .with_label(LABEL_ROLE, "app")
-            .with_startup_timeout(START_TIMEOUT);
-        match placement {
-            AppPlacement::SampleApp => {
-                request = request
-                    .with_env_var("SAMPLE_APP_ENV_FILE", APP_ENV_FILE)
-                    .with_copy_to(APP_ENV_FILE, env_file(config).into_bytes());
-            }
-            AppPlacement::Environment { .. } => {
-                for (key, value) in config {
-                    request = request.with_env_var(key, value);
-                }
-            }
-        }
-        let request = request.with_host_config_modifier(move |hc: &mut HostConfig| {
-            hc.publish_all_ports = Some(false);
-            hc.port_bindings = Some(HashMap::from([(
-                format!("{port}/tcp"),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(String::new()),
-                }]),
-            )]));
-        });
-        let since = unix_now();
-        let container = request.start().await.map_err(|e| {
-            let msg = error_chain(&e);
-            if msg.contains("No such image") || msg.contains("pull access denied") {
-                EnvError::DockerImage {
-                    image: image.to_string(),
-                    reason: msg,
-                }
-            } else {
-                EnvError::Docker(format!(
-                    "the application container {name} from image {image} did not start: {msg}"
-                ))
-            }
-        })?;
-        reaper.disarm();
-        let mut app = AppContainer {
-            id: container.id().to_string(),
-            container: Some(Box::new(container)),
-            name,
-            image: image.to_string(),
-            port: 0,
-            inner_port: port,
-            follower: None,
-            kept: self.kept.clone(),
-        };
-        app.follow(log, &since)?;
-        app.read_port().await;
-        Ok(app)
     }
 
     /// Starts a new empty server container and waits until it answers a query.
@@ -692,7 +540,7 @@ impl DockerTarget {
             self.endpoint.display(),
             self.short(),
             self.name,
-            self.endpoint.password.clone().unwrap_or_default(),
+            self.endpoint.password().unwrap_or_default(),
             self.name,
             self.name,
             self.network
@@ -708,282 +556,6 @@ impl Drop for DockerTarget {
             remove_sync(&self.id);
             // testcontainers' own Drop needs a runtime and would remove it a second time.
             std::mem::forget(c);
-        }
-    }
-}
-
-/// How an app container gets its configuration.
-#[derive(Debug, Clone, Copy)]
-pub enum AppPlacement {
-    /// sample-app: a file it reads (SAMPLE_APP_ENV_FILE), listening on 8080.
-    SampleApp,
-    /// Any other image: environment variables (visible in `docker inspect`, as with
-    /// `docker run -e`), listening on `port`.
-    Environment {
-        /// The port inside the container.
-        port: u16,
-    },
-}
-
-/// The application's container. `stop` and `restart` are `docker stop` and `docker start`
-/// of the same container; dropping it removes it.
-pub struct AppContainer {
-    container: Option<Box<ContainerAsync<GenericImage>>>,
-    id: String,
-    name: String,
-    image: String,
-    /// The published port on 127.0.0.1 (0 while it is not running).
-    port: u16,
-    /// The port it listens on inside the container.
-    inner_port: u16,
-    /// `docker logs -f` of the current run, writing into its log file.
-    follower: Option<tokio::process::Child>,
-    kept: Arc<AtomicUsize>,
-}
-
-impl AppContainer {
-    fn container(&self) -> &ContainerAsync<GenericImage> {
-        self.container
-            .as_ref()
-            .expect("container present until removed")
-    }
-
-    /// `docker container <id> (<name>) from image <image>`.
-    pub fn describe(&self) -> String {
-        format!(
-            "docker container {} ({}) from image {}",
-            short_id(&self.id),
-            self.name,
-            self.image
-        )
-    }
-
-    /// `http://127.0.0.1:<published port>`, once the container runs.
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// None while it runs; its exit code once it has stopped.
-    pub async fn exit_code(&self) -> Result<Option<i64>, EnvError> {
-        match self.container().is_running().await {
-            Ok(true) => Ok(None),
-            Ok(false) => Ok(Some(
-                self.container()
-                    .exit_code()
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(-1),
-            )),
-            Err(e) => Err(EnvError::Docker(format!(
-                "cannot inspect the application container {}: {}",
-                self.name,
-                error_chain(&e)
-            ))),
-        }
-    }
-
-    /// Whether it runs, asked synchronously (`docker inspect`).
-    pub fn is_running_now(&self) -> bool {
-        docker_sync(&["inspect", "--format", "{{.State.Running}}", &self.id])
-            .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
-    }
-
-    /// `docker stop -t <timeout>`: SIGTERM, SIGKILL after `timeout`. Returns the exit code.
-    pub async fn stop(&mut self, timeout: Duration) -> Result<i64, EnvError> {
-        let secs = timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
-        self.container()
-            .stop_with_timeout(Some(secs))
-            .await
-            .map_err(|e| {
-                EnvError::Docker(format!(
-                    "docker stop of the application container {} failed: {}",
-                    self.name,
-                    error_chain(&e)
-                ))
-            })?;
-        self.drain_follower().await;
-        self.port = 0;
-        Ok(self.exit_code().await?.unwrap_or(-1))
-    }
-
-    /// `docker start` of the stopped container: same container, same configuration; its
-    /// output from now on goes to `log`.
-    pub async fn restart(&mut self, log: &std::path::Path) -> Result<(), EnvError> {
-        let since = unix_now();
-        self.container().start().await.map_err(|e| {
-            EnvError::Docker(format!(
-                "docker start of the application container {} failed: {}",
-                self.name,
-                error_chain(&e)
-            ))
-        })?;
-        self.follow(log, &since)?;
-        self.read_port().await;
-        Ok(())
-    }
-
-    /// The last lines the container wrote (both streams), for an error message.
-    pub async fn log_tail(&self, lines: usize) -> Vec<String> {
-        let out = docker(
-            &["logs", "--tail", &lines.to_string(), &self.id],
-            CLI_TIMEOUT,
-        )
-        .await;
-        match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .chain(String::from_utf8_lossy(&o.stderr).lines())
-                .map(str::to_string)
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// Leaves the (stopped) container in place; returns how to start it again.
-    pub fn keep(mut self) -> String {
-        hand_over(&mut self.container, &self.kept);
-        format!(
-            "application container kept (stopped): {}; start it against the kept server with: docker start {}",
-            self.describe(),
-            self.name
-        )
-    }
-
-    async fn read_port(&mut self) {
-        // A container that already exited has no port: health probes then fail and the
-        // caller reports the exit with its log.
-        self.port = self
-            .container()
-            .get_host_port_ipv4(self.inner_port)
-            .await
-            .unwrap_or(0);
-    }
-
-    /// Follows the container's output since `since` (lines of an earlier run are older).
-    fn follow(&mut self, log: &std::path::Path, since: &str) -> Result<(), EnvError> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| EnvError::io(format!("cannot open {}", log.display()), e))
-        };
-        let child = Command::new("docker")
-            .args(["logs", "--follow", "--since", since, &self.id])
-            .stdin(Stdio::null())
-            .stdout(open()?)
-            .stderr(open()?)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| EnvError::Spawn {
-                program: "docker".into(),
-                source,
-            })?;
-        self.follower = Some(child);
-        Ok(())
-    }
-
-    /// `docker logs -f` ends by itself when the container stops; wait for its last lines.
-    async fn drain_follower(&mut self) {
-        if let Some(mut f) = self.follower.take() {
-            if tokio::time::timeout(FOLLOWER_DRAIN, f.wait())
-                .await
-                .is_err()
-            {
-                let _ = f.start_kill();
-                let _ = f.wait().await;
-            }
-        }
-    }
-}
-
-impl Drop for AppContainer {
-    fn drop(&mut self) {
-        if let Some(c) = self.container.take() {
-            remove_sync(&self.id);
-            std::mem::forget(c);
-        }
-    }
-}
-
-/// Hands a container to the user (`--keep`): neither its handle's Drop nor the backend's
-/// sweep of the drill's label removes it any more.
-fn hand_over(container: &mut Option<Box<ContainerAsync<GenericImage>>>, kept: &AtomicUsize) {
-    if let Some(c) = container.take() {
-        kept.fetch_add(1, Ordering::SeqCst);
-        // testcontainers' own Drop would remove it.
-        std::mem::forget(c);
-    }
-}
-
-/// `KEY="value"` lines in sample-app's env-file dialect.
-fn env_file(config: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (key, value) in config {
-        let escaped = value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\t', "\\t");
-        out.push_str(&format!("{key}=\"{escaped}\"\n"));
-    }
-    out
-}
-
-/// Now as `docker logs --since` takes it: seconds.nanoseconds since the epoch.
-fn unix_now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
-}
-
-fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Removes a container (or a network) by name unless disarmed: guards what is being
-/// created until its owner exists.
-struct Reaper {
-    name: Option<String>,
-    network: bool,
-}
-
-impl Reaper {
-    fn container(name: &str) -> Reaper {
-        Reaper {
-            name: Some(name.to_string()),
-            network: false,
-        }
-    }
-
-    fn network(name: &str) -> Reaper {
-        Reaper {
-            name: Some(name.to_string()),
-            network: true,
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.name = None;
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        match (self.name.take(), self.network) {
-            (Some(name), false) => {
-                remove_sync(&name);
-            }
-            (Some(name), true) => {
-                docker_sync(&["network", "rm", &name]);
-            }
-            (None, _) => {}
         }
     }
 }
@@ -1004,54 +576,6 @@ async fn postmaster_start(endpoint: &Endpoint) -> Result<String, String> {
     drop(client);
     let _ = conn.await;
     Ok(row?.get(0))
-}
-
-/// The engine's version; fails with a clear message when the CLI or the engine is missing,
-/// or when the CLI and the API client (testcontainers) would talk to different engines.
-async fn engine() -> Result<String, EnvError> {
-    let out = docker(
-        &["info", "--format", "{{.ID}} {{.ServerVersion}}"],
-        CLI_TIMEOUT,
-    )
-    .await?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut words = text.split_whitespace();
-    let (Some(cli_id), Some(version), true) = (words.next(), words.next(), out.status.success())
-    else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(EnvError::NoDockerEngine {
-            reason: format!(
-                "`docker info` failed: {}",
-                err.lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("no output")
-                    .trim()
-            ),
-        });
-    };
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let api_id = match testcontainers::bollard::Docker::connect_with_defaults() {
-        Ok(d) => d
-            .info()
-            .await
-            .map(|i| i.id.unwrap_or_default())
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match api_id {
-        Ok(id) if id == cli_id => Ok(format!("Docker Engine {version}")),
-        Ok(_) => Err(EnvError::NoDockerEngine {
-            reason: format!(
-                "the docker CLI and the Docker API at {host} reach different engines (a docker context?); export DOCKER_HOST to the engine the CLI uses (`docker context inspect --format '{{{{.Endpoints.docker.Host}}}}'`)"
-            ),
-        }),
-        Err(e) => Err(EnvError::NoDockerEngine {
-            reason: format!(
-                "the docker CLI works but the Docker API at {host} does not answer ({e}); if you use a docker context, export DOCKER_HOST to its endpoint"
-            ),
-        }),
-    }
 }
 
 /// The image to run: `PGDRILL_POSTGRES_IMAGE` or the default, present or pulled. Only the
@@ -1076,132 +600,4 @@ async fn resolve_image() -> Result<(String, Option<String>), EnvError> {
         image: wanted,
         reason,
     })
-}
-
-/// Whether `image` is here, pulling it when it is not; `Err` carries what `docker pull` said.
-async fn have_image(image: &str) -> Result<Result<(), String>, EnvError> {
-    if image_present(image).await? {
-        return Ok(Ok(()));
-    }
-    let out = docker(&["pull", "-q", image], PULL_TIMEOUT).await?;
-    if out.status.success() {
-        return Ok(Ok(()));
-    }
-    Ok(Err(String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or("no output")
-        .trim()
-        .to_string()))
-}
-
-async fn image_present(image: &str) -> Result<bool, EnvError> {
-    let out = docker(
-        &["image", "inspect", "--format", "{{.Id}}", image],
-        CLI_TIMEOUT,
-    )
-    .await?;
-    Ok(out.status.success())
-}
-
-/// Runs the docker CLI to completion, within `timeout`.
-async fn docker(args: &[&str], timeout: Duration) -> Result<std::process::Output, EnvError> {
-    let run = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(EnvError::NoDockerEngine {
-            reason: "the `docker` command is not installed or not on PATH (pgdrill runs the PostgreSQL programs inside the containers with it)".into(),
-        }),
-        Ok(Err(source)) => Err(EnvError::Spawn {
-            program: "docker".into(),
-            source,
-        }),
-        Err(_) => Err(EnvError::NoDockerEngine {
-            reason: format!(
-                "`docker {}` did not finish within {}",
-                args.join(" "),
-                humantime::format_duration(timeout)
-            ),
-        }),
-    }
-}
-
-/// Runs the docker CLI synchronously, for `Drop`; `None` when it could not run.
-fn docker_sync(args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()
-}
-
-/// `docker rm -fv`: stops and removes a container and its anonymous volumes (the data).
-/// True when it is gone (or never existed).
-fn remove_sync(id_or_name: &str) -> bool {
-    match docker_sync(&["rm", "-fv", id_or_name]) {
-        Some(out) => {
-            out.status.success()
-                || String::from_utf8_lossy(&out.stderr).contains("No such container")
-        }
-        None => false,
-    }
-}
-
-/// `repo[:tag]` as testcontainers wants it: the tag is what follows the last `:` after the
-/// last `/` (a registry's port is not a tag); a digest reference survives the round trip.
-fn split_image(image: &str) -> (String, String) {
-    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[slash..].rfind(':') {
-        Some(i) => (
-            image[..slash + i].to_string(),
-            image[slash + i + 1..].to_string(),
-        ),
-        None => (image.to_string(), "latest".to_string()),
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg = format!("{msg}: {t}");
-        }
-        src = s.source();
-    }
-    msg
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_image;
-
-    #[test]
-    fn image_references() {
-        let s = |i: &str| {
-            let (r, t) = split_image(i);
-            (r, t)
-        };
-        assert_eq!(s("postgres:15"), ("postgres".into(), "15".into()));
-        assert_eq!(s("postgres"), ("postgres".into(), "latest".into()));
-        assert_eq!(
-            s("pgdrill/postgres:15-local"),
-            ("pgdrill/postgres".into(), "15-local".into())
-        );
-        assert_eq!(
-            s("localhost:5000/pg"),
-            ("localhost:5000/pg".into(), "latest".into())
-        );
-        assert_eq!(
-            s("localhost:5000/pg:16"),
-            ("localhost:5000/pg".into(), "16".into())
-        );
-        let (r, t) = s("pg@sha256:abcd");
-        assert_eq!(format!("{r}:{t}"), "pg@sha256:abcd");
-    }
 }

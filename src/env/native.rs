@@ -43,8 +43,8 @@ pub struct NativeTarget {
 impl NativeBackend {
     /// Finds the binaries and the user to run the server as.
     pub fn discover(drill_id: &str) -> Result<NativeBackend, EnvError> {
-        let mut needed: Vec<&str> = super::pg_tools::SERVER_PROGRAMS.to_vec();
-        needed.extend_from_slice(super::pg_tools::CLIENT_PROGRAMS);
+        let mut needed: Vec<&str> = crate::pg::tools::SERVER_PROGRAMS.to_vec();
+        needed.extend_from_slice(crate::pg::tools::CLIENT_PROGRAMS);
         let tools = PgTools::discover(&needed)?;
         let run_as = if Uid::effective().is_root() {
             let user = User::from_name("postgres")
@@ -325,7 +325,7 @@ impl NativeTarget {
         let how = format!(
             "server kept running: {} (password in PGPASSWORD={}). Stop it with: kill -INT {}; rm -rf {}",
             self.endpoint.display(),
-            self.endpoint.password.clone().unwrap_or_default(),
+            self.endpoint.password().unwrap_or_default(),
             self.pid().unwrap_or(0),
             self.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
         );

@@ -2,6 +2,12 @@
 //! error, and the exported-snapshot transaction that makes S0 exact. A leaf below the domain
 //! modules (seed, backup, restore, snapshot, app).
 
+mod endpoint;
+pub mod tools;
+
+pub use endpoint::{connect_config, Endpoint};
+pub use tools::{short_id, PgTools, ToolCommand};
+
 use tokio_postgres::Client;
 
 /// Quotes an SQL identifier (`"my ""odd"" name"`).

@@ -8,6 +8,49 @@ use serde_json::Value;
 /// Rows for test drills: small, so the suite stays fast; large data belongs in benches.
 pub const ROWS: &str = "300";
 
+/// The sample-app binary, beside pgdrill's. It is its own workspace member, so cargo does
+/// not build it for pgdrill's tests: the first call in a test process runs `cargo build` for
+/// it (a no-op when it is current), so a test never runs a stale build.
+pub fn sample_app() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // scripts/test.sh points this at the release build setup.sh has just made, so that
+        // the suite does not build the sample app a second time.
+        if let Some(p) = std::env::var_os("PGDRILL_SAMPLE_APP").map(PathBuf::from) {
+            assert!(p.is_file(), "PGDRILL_SAMPLE_APP={} is not a file", p.display());
+            return p;
+        }
+        let dir = Path::new(env!("CARGO_BIN_EXE_pgdrill"))
+            .parent()
+            .expect("pgdrill has a directory");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "sample-app",
+                "--bin",
+                "sample-app",
+            ])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .stdin(Stdio::null());
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let out = cargo.output().expect("run cargo build for sample-app");
+        assert!(
+            out.status.success(),
+            "cargo build -p sample-app failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = dir.join("sample-app");
+        assert!(bin.is_file(), "no {} after cargo build", bin.display());
+        bin
+    })
+}
+
 /// Runs `pgdrill` with arguments, in a temp output dir.
 pub struct Pgdrill {
     args: Vec<String>,
@@ -78,6 +121,8 @@ impl Pgdrill {
         // A test drill must not write into the CI job's page nor into the checkout's history.
         c.env_remove("GITHUB_STEP_SUMMARY");
         c.env("PGDRILL_HISTORY", self.out.path().join("history.ndjson"));
+        // A test's own PGDRILL_SAMPLE_APP (below) still wins.
+        c.env("PGDRILL_SAMPLE_APP", sample_app());
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -316,7 +361,7 @@ impl TestServer {
             e.host,
             e.port,
             e.user,
-            e.password.as_deref().unwrap_or_default()
+            e.password().unwrap_or_default()
         )
     }
 

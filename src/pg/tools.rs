@@ -509,7 +509,7 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{major_of, PgTools};
-    use crate::env::Endpoint;
+    use crate::pg::Endpoint;
 
     #[test]
     fn majors() {

@@ -1,0 +1,525 @@
+//! Probes of the running application: health, version and Prometheus metrics over HTTP.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::log::excerpt;
+use super::process::{AppProcess, Flavour};
+use super::AppError;
+
+/// Pause between health probes in `wait_healthy`.
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+/// One health probe gives up after this long.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// /metrics and /version give up after this long.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest HTTP response read.
+const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+/// Characters of an HTTP body kept as evidence.
+const BODY_EXCERPT: usize = 500;
+
+/// One answer of the health endpoint, as evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// The URL probed.
+    pub url: String,
+    /// HTTP status code.
+    pub http_status: u16,
+    /// The JSON `status` field, when the body is JSON and has one.
+    pub status: Option<String>,
+    /// Whether this answer means healthy under the spec's rule.
+    pub healthy: bool,
+    /// The parsed body (redacted), when it is JSON.
+    pub json: Option<serde_json::Value>,
+    /// The first 500 characters of the body (redacted).
+    pub body_excerpt: String,
+    /// Round-trip time.
+    pub elapsed_ms: u64,
+}
+
+impl HealthReport {
+    /// The entry of `checks` with this `name`, if the body has one.
+    pub fn check(&self, name: &str) -> Option<&serde_json::Value> {
+        self.json
+            .as_ref()?
+            .get("checks")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
+    }
+
+    /// One line: HTTP status, status field and the failing checks with their details.
+    pub fn summary(&self) -> String {
+        let mut text = format!("HTTP {}", self.http_status);
+        if let Some(status) = &self.status {
+            text.push_str(&format!(", status {status}"));
+        }
+        let failing: Vec<String> = self
+            .json
+            .as_ref()
+            .and_then(|j| j.get("checks"))
+            .and_then(|c| c.as_array())
+            .map(|checks| {
+                checks
+                    .iter()
+                    .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some("fail"))
+                    .map(|c| {
+                        let name = c.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+                        match c.get("detail").and_then(|d| d.as_str()) {
+                            Some(detail) => format!("{name}: {detail}"),
+                            None => name.to_string(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !failing.is_empty() {
+            text.push_str(&format!(" (failing: {})", failing.join("; ")));
+        } else if self.json.is_none() && !self.body_excerpt.is_empty() {
+            text.push_str(&format!(": {}", excerpt(&self.body_excerpt, 120)));
+        }
+        text
+    }
+}
+
+/// The version endpoint's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// HTTP status code.
+    pub http_status: u16,
+    /// The `version` field.
+    pub version: Option<String>,
+    /// The `release` field.
+    pub release: Option<String>,
+    /// The `build` field.
+    pub build: Option<String>,
+    /// The first 500 characters of the body (redacted).
+    pub body_excerpt: String,
+}
+
+impl AppProcess {
+    /// One health probe.
+    pub async fn health(&self) -> Result<HealthReport, AppError> {
+        self.health_within(HEALTH_TIMEOUT).await
+    }
+
+    async fn health_within(&self, timeout: Duration) -> Result<HealthReport, AppError> {
+        let (url, healthy_status) = match &self.flavour {
+            Flavour::Sample => (self.sample_url("/health"), "HEALTHY"),
+            Flavour::Custom(c) => (self.custom_url(&c.health_url), c.healthy_status.as_str()),
+        };
+        let started = Instant::now();
+        let response = http_get(&url, timeout).await?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let json = serde_json::from_str::<serde_json::Value>(&response.body)
+            .ok()
+            .map(|j| self.redactor.apply_json(j));
+        let status = json
+            .as_ref()
+            .and_then(|j| j.get("status"))
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        let healthy = match &status {
+            Some(s) => s == healthy_status,
+            None => response.status == 200,
+        };
+        Ok(HealthReport {
+            url,
+            http_status: response.status,
+            status,
+            healthy,
+            json,
+            body_excerpt: excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT),
+            elapsed_ms,
+        })
+    }
+
+    /// Polls health every 100 ms until healthy. Fails at once when the process exits, and
+    /// after `timeout` with the last answer seen.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<HealthReport, AppError> {
+        let deadline = Instant::now() + timeout;
+        let mut last_seen;
+        loop {
+            if let Some(status) = self.exit_status().await? {
+                if !self.detached(status) {
+                    return Err(self.exited(status, "before it became healthy").await);
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let probe_timeout = remaining.clamp(Duration::from_millis(50), HEALTH_TIMEOUT);
+            match self.health_within(probe_timeout).await {
+                Ok(report) if report.healthy => return Ok(report),
+                Ok(report) => last_seen = report.summary(),
+                Err(e) => last_seen = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                if let Some(status) = self.exit_status().await? {
+                    if !self.detached(status) {
+                        return Err(self.exited(status, "before it became healthy").await);
+                    }
+                }
+                return Err(AppError::NotHealthy {
+                    waited: timeout,
+                    last_seen,
+                    log: self.app_log.clone(),
+                });
+            }
+            tokio::time::sleep(HEALTH_POLL.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
+        }
+    }
+
+    /// The Prometheus metrics: `name{labels}` as exposed → value.
+    pub async fn metrics(&self) -> Result<BTreeMap<String, f64>, AppError> {
+        let url = match &self.flavour {
+            Flavour::Sample => self.sample_url("/metrics"),
+            Flavour::Custom(c) => c.metrics_url.as_deref().map(|u| self.custom_url(u)).ok_or(
+                AppError::NotConfigured {
+                    what: "metrics URL",
+                    fix: "metrics_url",
+                },
+            )?,
+        };
+        let response = http_get(&url, FETCH_TIMEOUT).await?;
+        if response.status != 200 {
+            return Err(AppError::Http {
+                url,
+                reason: format!(
+                    "HTTP {}: {}",
+                    response.status,
+                    excerpt(&self.redactor.apply(&response.body), 200)
+                ),
+            });
+        }
+        Ok(parse_prometheus(&response.body))
+    }
+
+    /// The version endpoint's answer.
+    pub async fn version(&self) -> Result<VersionInfo, AppError> {
+        let url = match &self.flavour {
+            Flavour::Sample => self.sample_url("/version"),
+            Flavour::Custom(c) => c.version_url.as_deref().map(|u| self.custom_url(u)).ok_or(
+                AppError::NotConfigured {
+                    what: "version URL",
+                    fix: "version_url",
+                },
+            )?,
+        };
+        let response = http_get(&url, FETCH_TIMEOUT).await?;
+        let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(name))
+                .and_then(|v| v.as_str())
+                .map(|v| self.redactor.apply(v))
+        };
+        Ok(VersionInfo {
+            http_status: response.status,
+            version: field("version"),
+            release: field("release"),
+            build: field("build"),
+            body_excerpt: excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT),
+        })
+    }
+
+    /// A custom app's URL as given, or, for an app image, its path on the port Docker
+    /// published for the current run (it changes with every start).
+    fn custom_url(&self, url: &str) -> String {
+        match (url.starts_with('/'), &self.base_url) {
+            (true, Some(base)) => format!("{base}{url}"),
+            _ => url.to_string(),
+        }
+    }
+
+    fn sample_url(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.base_url.as_deref().unwrap_or("http://127.0.0.1:0")
+        )
+    }
+}
+
+/// Parses the Prometheus text format into `name{labels}` → value. Comments, blank lines and
+/// lines that do not parse are skipped; timestamps are ignored.
+pub fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, rest) = match line.find('{') {
+            Some(open) if line[..open].find(char::is_whitespace).is_none() => {
+                match closing_brace(line, open) {
+                    Some(close) => (&line[..=close], &line[close + 1..]),
+                    None => continue,
+                }
+            }
+            _ => match line.split_once(char::is_whitespace) {
+                Some((name, rest)) => (name, rest),
+                None => continue,
+            },
+        };
+        let Some(value) = rest.split_whitespace().next() else {
+            continue;
+        };
+        if let Some(value) = parse_sample_value(value) {
+            out.insert(key.to_string(), value);
+        }
+    }
+    out
+}
+
+/// Index of the `}` closing the label set opened at `open`, honouring quoted values.
+fn closing_brace(line: &str, open: usize) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line[open..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '}' if !in_quotes => return Some(open + i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_sample_value(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => text.parse().ok(),
+    }
+}
+/// An `http://host:port/path` URL, the only kind this client speaks.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HttpUrl {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl HttpUrl {
+    pub(crate) fn parse(url: &str) -> Result<HttpUrl, AppError> {
+        let bad = |reason| AppError::Url {
+            url: url.to_string(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("only http:// is supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(bad("credentials in the URL are not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+                None if after.is_empty() => 80,
+                None => return Err(bad("bad port")),
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().map_err(|_| bad("bad port"))?),
+                None => (authority, 80),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(HttpUrl {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// Status and body of an HTTP response.
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+/// One GET through hyper's HTTP/1.1 client: no pooled connection outlives the call, the body
+/// is read up to [`MAX_RESPONSE`], and the whole exchange is bounded by `timeout`.
+pub(crate) async fn http_get(url: &str, timeout: Duration) -> Result<HttpResponse, AppError> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    HttpUrl::parse(url)?;
+    let fail = |reason: String| AppError::Http {
+        url: url.to_string(),
+        reason,
+    };
+    let uri: hyper::Uri = url.parse().map_err(|_| AppError::Url {
+        url: url.to_string(),
+        reason: "not a valid URI",
+    })?;
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let request = hyper::Request::get(uri)
+        .header(hyper::header::USER_AGENT, "pgdrill")
+        .header(hyper::header::ACCEPT, "*/*")
+        .body(Empty::new())
+        .map_err(|e| fail(e.to_string()))?;
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| fail(format!("reading the body: {}", error_chain(&*e))))?
+            .to_bytes();
+        Ok::<_, AppError>(HttpResponse {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        fail(format!(
+            "no complete answer within {}",
+            humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
+        ))
+    })?
+}
+
+/// The error with its causes: hyper's own message is only `client error (Connect)`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_with_labels_comments_and_specials() {
+        let text = "# HELP x help\n# TYPE x counter\nx 3\ny{a=\"1\",b=\"has } and \\\" inside\"} 2.5 1700000000\n\nz{w=\"r\"} +Inf\nbad line here\nnan NaN\n";
+        let m = parse_prometheus(text);
+        assert_eq!(m["x"], 3.0);
+        assert_eq!(m["y{a=\"1\",b=\"has } and \\\" inside\"}"], 2.5);
+        assert!(m["z{w=\"r\"}"].is_infinite());
+        assert!(m["nan"].is_nan());
+        assert!(!m.contains_key("bad"));
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            HttpUrl::parse("http://127.0.0.1:8080/health").unwrap(),
+            HttpUrl {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/health".into()
+            }
+        );
+        assert_eq!(HttpUrl::parse("http://[::1]:9/m").unwrap().host, "::1");
+        assert_eq!(HttpUrl::parse("http://localhost").unwrap().port, 80);
+        for bad in [
+            "https://x/",
+            "http://u:p@x/",
+            "http://:80/",
+            "http://x:port/",
+            "ftp://x",
+        ] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A real HTTP server on loopback that answers each connection with the next of
+    /// `answers`, raw, then closes it; `None` keeps the connection open and silent.
+    async fn serve(answers: Vec<Option<&'static [u8]>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert!(head.starts_with(b"GET /probe HTTP/1.1\r\n"));
+                match answer {
+                    Some(bytes) => {
+                        conn.write_all(bytes).await.unwrap();
+                        let _ = conn.shutdown().await;
+                    }
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            }
+        });
+        format!("http://{addr}/probe")
+    }
+
+    #[tokio::test]
+    async fn http_responses_plain_and_chunked() {
+        let url = serve(vec![
+            Some(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\nokEXTRA"),
+            Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
+            Some(b"garbage"),
+            Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        ])
+        .await;
+        let plain = http_get(&url, Duration::from_secs(5)).await.unwrap();
+        assert_eq!((plain.status, plain.body.as_str()), (503, "ok"));
+        let chunked = http_get(&url, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(chunked.body, "Wikipedia");
+        assert!(http_get(&url, Duration::from_secs(5)).await.is_err());
+        let err = http_get(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.to_string().contains(&url), "{err}");
+    }
+
+    #[tokio::test]
+    async fn http_gives_up_after_its_timeout_and_names_a_refused_connection() {
+        let url = serve(vec![None]).await;
+        let err = http_get(&url, Duration::from_millis(200))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no complete answer within 200ms"), "{err}");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}/probe", listener.local_addr().unwrap());
+        drop(listener);
+        let err = http_get(&closed, Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refused"), "{err}");
+    }
+}
