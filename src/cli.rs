@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
     Drill(DrillArgs),
+    /// Back up or restore configuration files (.env, API keys, VPN configs), age-encrypted.
+    Config(crate::config::command::ConfigArgs),
 }
 
 /// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
@@ -336,8 +338,9 @@ pub enum ParseFailure {
 pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseFailure> {
     let (args, note) = expand_plan(args).map_err(ParseFailure::Plan)?;
     let mut cli = <Cli as clap::Parser>::try_parse_from(args).map_err(ParseFailure::Clap)?;
-    let Command::Drill(drill) = &mut cli.command;
-    drill.plan_note = note;
+    if let Command::Drill(drill) = &mut cli.command {
+        drill.plan_note = note;
+    }
     Ok(cli)
 }
 

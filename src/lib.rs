@@ -9,6 +9,7 @@ pub mod app;
 pub mod backup;
 pub mod checklist;
 pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod drill;
 pub mod duration;
@@ -79,6 +80,10 @@ pub async fn run(cli: cli::Cli) -> Exit {
 
 async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     match cli.command {
+        cli::Command::Config(args) => {
+            config::command::run(args)?;
+            Ok(Exit::Pass)
+        }
         cli::Command::Drill(args) => {
             let plan = args.into_plan(chrono::Utc::now())?;
             if matches!(plan.source, plan::Source::Dsn(_))
