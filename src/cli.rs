@@ -20,6 +20,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the drill's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
