@@ -33,9 +33,15 @@ fn parse(args: &[String]) -> (String, bool) {
         .expect("a pgdrill command");
     let args = &args[at..];
     let sub = args[1].clone();
-    let known = <pgdrill::cli::Cli as clap::CommandFactory>::command()
-        .find_subcommand(&sub)
-        .is_some();
+    // `backup`, `verify`, `prune` and `drill --repo` come with another branch: until they are
+    // merged, a line is parsed only when this build knows its subcommand and every flag.
+    let cli = <pgdrill::cli::Cli as clap::CommandFactory>::command();
+    let known = cli.find_subcommand(&sub).is_some_and(|c| {
+        let c = args.get(2).and_then(|n| c.find_subcommand(n)).unwrap_or(c);
+        args.iter()
+            .filter_map(|a| a.strip_prefix("--"))
+            .all(|f| c.get_arguments().any(|x| x.get_long() == Some(f)))
+    });
     if known {
         let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
         argv[0] = "pgdrill".into();
