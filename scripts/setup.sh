@@ -41,6 +41,22 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>
   fi
 fi
 
+# Config backups are tested against the real age/age-keygen programs, and the systemd units
+# in deploy/systemd/ with systemd-analyze verify.
+missing=()
+command -v age-keygen >/dev/null 2>&1 || missing+=(age)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} with apt-get"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+    exit 3
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   # initdb refuses root; the native backend runs servers as `postgres`.
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres

@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
     Drill(DrillArgs),
+    /// Back up or restore configuration files (.env, API keys, VPN configs), age-encrypted.
+    Config(crate::config::command::ConfigArgs),
     /// Take one database backup into the repo (`database/backup_YYYYmmdd_HHMMSS.dump`).
     Backup(crate::regime::BackupArgs),
     /// Check the repo: freshness against the RPO, gaps, sizes, checksums, the newest dump read through.

@@ -25,6 +25,9 @@ pub enum Error {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A config backup or restore failed (see [`crate::config::ConfigError`]).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Why the environment cannot host a drill; never a verdict on the backup itself.
@@ -161,6 +164,26 @@ impl Error {
             Error::Usage(_) => Exit::Usage,
             Error::Environment(_) | Error::Output { .. } | Error::Repo(_) | Error::Backup(_) => {
                 Exit::Environment
+            }
+            // A wrong identity is the operator's input, like a bad flag; a damaged backup or a
+            // missing key is a finding about the backup.
+            Error::Config(e) => {
+                use crate::config::ConfigError as C;
+                match e {
+                    C::NoRecipient
+                    | C::BadRecipient(_)
+                    | C::BadFile { .. }
+                    | C::BadIdentity { .. }
+                    | C::WrongIdentity { .. }
+                    | C::UnknownBackup { .. }
+                    | C::TargetNotEmpty(_) => Exit::Usage,
+                    C::Tampered { .. }
+                    | C::MissingKey { .. }
+                    | C::EmptyKey { .. }
+                    | C::WireGuard { .. }
+                    | C::NoBackup { .. } => Exit::Fail,
+                    C::Exists(_) | C::Io { .. } => Exit::Environment,
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod backup;
 pub mod checklist;
 pub mod cli;
+pub mod config;
 pub mod digest;
 pub mod drill;
 pub mod duration;
@@ -87,6 +88,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
         cli::Command::Verify(args) => regime::verify(args).await,
         cli::Command::Prune(args) => regime::prune(args),
         cli::Command::Audit(args) => regime::audit(args),
+        cli::Command::Config(args) => {
+            config::command::run(args)?;
+            Ok(Exit::Pass)
+        }
         cli::Command::Drill(args) => {
             let repo = args.repo.clone();
             let publish = args.publish();

@@ -537,10 +537,7 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
         "{}",
         unreachable.text()
     );
-    let wrong = dsn.replace(
-        server.endpoint.password().unwrap(),
-        "wrong-password",
-    );
+    let wrong = dsn.replace(server.endpoint.password().unwrap(), "wrong-password");
     let denied = backup(&wrong, repo.path(), &[]);
     assert_eq!(denied.code(), 3, "{}", denied.text());
     assert!(

@@ -17,7 +17,11 @@ pub fn sample_app() -> &'static Path {
         // scripts/test.sh points this at the release build setup.sh has just made, so that
         // the suite does not build the sample app a second time.
         if let Some(p) = std::env::var_os("PGDRILL_SAMPLE_APP").map(PathBuf::from) {
-            assert!(p.is_file(), "PGDRILL_SAMPLE_APP={} is not a file", p.display());
+            assert!(
+                p.is_file(),
+                "PGDRILL_SAMPLE_APP={} is not a file",
+                p.display()
+            );
             return p;
         }
         let dir = Path::new(env!("CARGO_BIN_EXE_pgdrill"))

@@ -1,0 +1,181 @@
+//! The shipped schedule: systemd units pass `systemd-analyze verify`, the crontab lines have
+//! five time fields, the Kubernetes CronJob parses, and every pgdrill command line in them
+//! parses with `pgdrill::cli::parse`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+/// A command line as the shell or systemd would split it, `${VAR}`/`$(VAR)`/`"$VAR"` kept as
+/// a placeholder value.
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|w| w.trim_matches('"').to_string())
+        .map(|w| {
+            if w.starts_with('$') {
+                "age1placeholder".to_string()
+            } else {
+                w
+            }
+        })
+        .collect()
+}
+
+/// Parses a pgdrill command line (from `pgdrill` on) when this build knows its subcommand;
+/// returns the subcommand's name and whether it was parsed.
+fn parse(args: &[String]) -> String {
+    let at = args
+        .iter()
+        .position(|a| a.ends_with("/pgdrill"))
+        .expect("a pgdrill command");
+    let args = &args[at..];
+    let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    argv[0] = "pgdrill".into();
+    if let Err(e) = pgdrill::cli::parse(argv) {
+        panic!("{args:?} does not parse: {e:?}");
+    }
+    args[1].clone()
+}
+
+fn units() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(deploy().join("systemd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("service" | "timer")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn schedule_systemd_units_verify_and_their_commands_parse() {
+    let units = units();
+    assert_eq!(units.len(), 10, "{units:?}");
+    let mut calendars = Vec::new();
+    let mut parsed = Vec::new();
+    for u in &units {
+        let text = std::fs::read_to_string(u).unwrap();
+        for line in text.lines() {
+            if let Some(c) = line.strip_prefix("OnCalendar=") {
+                calendars.push(c.to_string());
+            }
+            if let Some(cmd) = line.strip_prefix("ExecStart=") {
+                parsed.push(parse(&words(cmd)));
+                assert!(
+                    text.contains("ProtectSystem=strict")
+                        && text.contains("ReadWritePaths=/backups")
+                );
+                assert!(
+                    text.contains("EnvironmentFile=/etc/pgdrill/pgdrill.env")
+                        && text.contains("User=pgdrill")
+                );
+            }
+        }
+    }
+    assert!(calendars.contains(&"*:0/15".to_string()), "{calendars:?}");
+    assert!(calendars.contains(&"hourly".to_string()), "{calendars:?}");
+    parsed.sort();
+    parsed.dedup();
+    assert_eq!(
+        parsed,
+        ["backup", "config", "drill", "prune", "verify"],
+        "every scheduled job is a pgdrill command line that parses"
+    );
+
+    let Ok(probe) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped systemd-analyze verify: systemd-analyze is not installed (scripts/setup.sh installs the systemd package)");
+        return;
+    };
+    assert!(probe.status.success());
+    // verify wants ExecStart's binary to exist: point the units at the pgdrill under test.
+    let dir = tempfile::Builder::new()
+        .prefix("pgdrill-test-units-")
+        .tempdir()
+        .unwrap();
+    let mut copies = Vec::new();
+    for u in &units {
+        let text = std::fs::read_to_string(u)
+            .unwrap()
+            .replace("/usr/local/bin/pgdrill", env!("CARGO_BIN_EXE_pgdrill"));
+        let to = dir.path().join(u.file_name().unwrap());
+        std::fs::write(&to, text).unwrap();
+        copies.push(to);
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&copies)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+
+    // The check can fail: a broken calendar is refused.
+    let bad = dir.path().join("pgdrill-bad.timer");
+    std::fs::write(
+        &bad,
+        "[Timer]\nOnCalendar=every now and then\n[Install]\nWantedBy=timers.target\n",
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a broken timer verified");
+}
+
+#[test]
+fn schedule_crontab_and_cronjob_parse() {
+    let cron = std::fs::read_to_string(deploy().join("crontab.example")).unwrap();
+    let mut subs = Vec::new();
+    for line in cron.lines() {
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with("SHELL=") {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        for (i, f) in fields[..5].iter().enumerate() {
+            let ok = f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c));
+            assert!(
+                ok,
+                "crontab field {} of `{line}` is not a cron time field: {f}",
+                i + 1
+            );
+        }
+        let cmd = line.split("&& ").last().expect("`. envfile && pgdrill …`");
+        subs.push(parse(&words(cmd)));
+    }
+    assert_eq!(subs, ["backup", "config", "verify", "prune", "drill"]);
+    assert!(cron.contains("*/15 * * * *"));
+
+    let yaml: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(deploy().join("kubernetes/cronjob-backup.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(yaml["kind"], "CronJob");
+    assert_eq!(yaml["spec"]["schedule"], "*/15 * * * *");
+    let c = &yaml["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<String> = c["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&command[..2], ["/usr/local/bin/pgdrill", "backup"]);
+    parse(&words(&command.join(" ")));
+    assert_eq!(
+        c["env"][0]["valueFrom"]["secretKeyRef"]["key"],
+        "source-dsn"
+    );
+}
