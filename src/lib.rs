@@ -88,10 +88,10 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
                     "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
                 ));
             }
-            let (tx, rx) = tokio::sync::watch::channel(None);
-            let signals = tokio::spawn(forward_signals(tx));
+            let cancel = drill::Cancel::new();
+            let signals = tokio::spawn(forward_signals(cancel.clone()));
             let out_dir = plan.out_dir.clone();
-            let report = drill::run(plan, rx).await;
+            let report = drill::run(plan, cancel).await?;
             signals.abort();
             report.write_all(&out_dir)?;
             print!("{}", report.summary());
@@ -112,7 +112,7 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
 
 /// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,
 /// so that it stops its servers and still writes a report.
-async fn forward_signals(tx: tokio::sync::watch::Sender<Option<&'static str>>) {
+async fn forward_signals(cancel: drill::Cancel) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -124,5 +124,5 @@ async fn forward_signals(tx: tokio::sync::watch::Sender<Option<&'static str>>) {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     };
-    let _ = tx.send(Some(name));
+    cancel.cancel(name);
 }
