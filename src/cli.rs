@@ -26,7 +26,7 @@ pub enum Command {
     Drill(DrillArgs),
 }
 
-/// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
+/// Flags of `pgdrill drill` (the CLI contract in the README).
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct DrillArgs {

@@ -10,6 +10,7 @@ mod cleanup;
 mod cli;
 mod docker;
 mod drill;
+mod events;
 mod integrity;
 mod seed;
 mod snapshot;
