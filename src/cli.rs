@@ -24,6 +24,17 @@ pub struct Cli {
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
     Drill(DrillArgs),
+    /// Remove what killed drills left behind: their temp directories (and, when Docker is
+    /// there, their labelled containers and networks); a live drill's are never touched.
+    Clean(CleanArgs),
+}
+
+/// Flags of `pgdrill clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only list what would be removed (exit 1 when there is something).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Flags of `pgdrill drill` (the CLI contract in the README).
@@ -276,6 +287,11 @@ impl DrillArgs {
             }
             (_, b) => b,
         };
+        if matches!(source, Source::Dsn(_)) && self.disaster == Disaster::DropDb {
+            return Err(Error::Usage(
+                "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
+            ));
+        }
         Ok(Plan {
             notes,
             drill_id,
@@ -336,8 +352,9 @@ pub enum ParseFailure {
 pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseFailure> {
     let (args, note) = expand_plan(args).map_err(ParseFailure::Plan)?;
     let mut cli = <Cli as clap::Parser>::try_parse_from(args).map_err(ParseFailure::Clap)?;
-    let Command::Drill(drill) = &mut cli.command;
-    drill.plan_note = note;
+    if let Command::Drill(drill) = &mut cli.command {
+        drill.plan_note = note;
+    }
     Ok(cli)
 }
 

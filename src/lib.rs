@@ -4,6 +4,31 @@
 //!
 //! The binary is thin: [`main_entry`] parses the command line, runs a [`drill`], writes the
 //! [`report`], and maps the outcome to the stable exit codes of [`error::Exit`].
+//!
+//! # A drill in your own `cargo test`
+//!
+//! [`Drill::builder`] takes the flags of `pgdrill drill` as methods, validates them as the
+//! command line does, runs the drill against disposable servers, and writes report.json,
+//! report.md, junit.xml and events.ndjson into `out` (the PostgreSQL 15 programs must be
+//! installed, as for the `pgdrill` binary):
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), pgdrill::Error> {
+//! let out = tempfile::tempdir().unwrap();
+//! let report = pgdrill::Drill::builder()
+//!     .backend(pgdrill::BackendKind::Native)
+//!     .rows(300)
+//!     .seed(7)
+//!     .app(pgdrill::AppChoice::None)
+//!     .out(out.path())
+//!     .run()
+//!     .await?;
+//! assert!(report.passed(), "{}", report.summary());
+//! assert!(out.path().join("report.json").is_file());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod app;
 pub mod backup;
@@ -22,9 +47,16 @@ pub mod restore;
 pub mod seed;
 pub mod snapshot;
 
+pub use cli::AppChoice;
+pub use drill::builder::{Drill, DrillBuilder};
+pub use env::BackendKind;
+pub use error::Error;
+pub use plan::Disaster;
+pub use report::Report;
+
 use std::process::ExitCode;
 
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::report::Verdict;
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -79,15 +111,9 @@ pub async fn run(cli: cli::Cli) -> Exit {
 
 async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     match cli.command {
+        cli::Command::Clean(args) => clean(args),
         cli::Command::Drill(args) => {
             let plan = args.into_plan(chrono::Utc::now())?;
-            if matches!(plan.source, plan::Source::Dsn(_))
-                && plan.disaster == plan::Disaster::DropDb
-            {
-                return Err(Error::Usage(
-                    "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
-                ));
-            }
             let cancel = drill::Cancel::new();
             let signals = tokio::spawn(forward_signals(cancel.clone()));
             let out_dir = plan.out_dir.clone();
@@ -108,6 +134,36 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
             })
         }
     }
+}
+
+/// `pgdrill clean`: one line per leftover removed (or, with `--dry-run`, to remove).
+fn clean(args: cli::CleanArgs) -> Result<Exit, Error> {
+    let found = env::leftovers::find(&std::env::temp_dir());
+    if args.dry_run {
+        for l in &found {
+            println!("would remove {l}");
+        }
+        return Ok(if found.is_empty() {
+            Exit::Pass
+        } else {
+            Exit::Fail
+        });
+    }
+    let (removed, failed) = env::leftovers::remove(found);
+    for l in &removed {
+        println!("removed {l}");
+    }
+    if removed.is_empty() && failed.is_empty() {
+        println!("nothing to clean");
+    }
+    for e in &failed {
+        eprintln!("pgdrill: {e}");
+    }
+    Ok(if failed.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::Environment
+    })
 }
 
 /// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,

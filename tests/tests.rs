@@ -12,6 +12,8 @@ mod docker;
 mod drill;
 mod events;
 mod integrity;
+mod leftovers;
+mod library;
 mod seed;
 mod snapshot;
 mod source_dsn;

@@ -22,6 +22,7 @@ use crate::snapshot::{self, Snapshot};
 /// The database name the generated source uses (and the restore recreates).
 pub const GENERATED_DB: &str = "pgdrill";
 
+pub mod builder;
 mod events;
 mod kernel;
 mod scenario;
@@ -94,14 +95,27 @@ impl AppSecrets {
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
 /// returns its report; an `--out` that cannot be written is refused before anything starts.
-pub async fn run(plan: Plan, cancel: Cancel) -> Result<Report, EnvError> {
+pub async fn run(mut plan: Plan, cancel: Cancel) -> Result<Report, EnvError> {
     let events = NdjsonFile::create(&plan.out_dir)?;
+    plan.notes.extend(sweep_leftovers());
     Ok(run_with(
         plan,
         cancel,
         vec![Box::new(Console::new()), Box::new(events)],
     )
     .await)
+}
+
+/// Removes the directories of drills killed before they could (see `env::leftovers`) and
+/// says so in the report; a live drill's are never touched.
+fn sweep_leftovers() -> Vec<String> {
+    let found = crate::env::leftovers::find(&std::env::temp_dir());
+    let (removed, failed) = crate::env::leftovers::remove(found);
+    removed
+        .iter()
+        .map(|l| format!("removed the leftover of a killed drill: {l}"))
+        .chain(failed.iter().map(|e| e.to_string()))
+        .collect()
 }
 
 /// Runs a whole drill with these reporters; never leaves a server behind unless `--keep`.

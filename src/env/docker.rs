@@ -86,6 +86,9 @@ pub struct DockerBackend {
     password: String,
     fixed_port: Option<u16>,
     ready_timeout: Duration,
+    /// A marked temp dir naming this process (`leftovers`): after a `kill -9` it stays, and
+    /// `pgdrill clean` then removes the drill's labelled containers and network.
+    _owner: tempfile::TempDir,
 }
 
 /// A running PostgreSQL container owned by the drill; removed with its data when dropped.
@@ -170,8 +173,17 @@ impl DockerBackend {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
+        let owner = tempfile::Builder::new()
+            .prefix(&format!(
+                "pgdrill-{drill_id}-{}",
+                super::leftovers::DOCKER_ROLE
+            ))
+            .tempdir()
+            .map_err(|e| EnvError::io("cannot create a temp dir for the drill's marker", e))?;
+        super::leftovers::mark(owner.path(), drill_id)?;
         reaper.disarm();
         Ok(DockerBackend {
+            _owner: owner,
             drill_id: drill_id.to_string(),
             network,
             image,
@@ -1137,6 +1149,34 @@ fn docker_sync(args: &[&str]) -> Option<std::process::Output> {
         .stdin(Stdio::null())
         .output()
         .ok()
+}
+
+/// Removes the containers and the network labelled with a dead drill's id; one line for each.
+pub fn remove_labelled(drill_id: &str) -> Vec<String> {
+    let filter = format!("label={LABEL_DRILL}={drill_id}");
+    let ids = |args: &[&str]| -> Vec<String> {
+        docker_sync(args)
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut removed = Vec::new();
+    for id in ids(&["ps", "-aq", "--filter", &filter]) {
+        if remove_sync(&id) {
+            removed.push(format!("container {id} (drill {drill_id})"));
+        }
+    }
+    for id in ids(&["network", "ls", "-q", "--filter", &filter]) {
+        if docker_sync(&["network", "rm", &id]).is_some_and(|o| o.status.success()) {
+            removed.push(format!("network {id} (drill {drill_id})"));
+        }
+    }
+    removed
 }
 
 /// `docker rm -fv`: stops and removes a container and its anonymous volumes (the data).
