@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
-    Drill(DrillArgs),
+    Drill(Box<DrillArgs>),
     /// Remove what killed drills left behind: their temp directories (and, when Docker is
     /// there, their labelled containers and networks); a live drill's are never touched.
     Clean(CleanArgs),

@@ -162,3 +162,71 @@ fn clean_removes_what_a_killed_drill_left_and_never_a_live_drills_dirs() {
         "the live drill left its dirs"
     );
 }
+
+fn labelled(what: &[&str], id: &str) -> Vec<String> {
+    let filter = format!("label=pgdrill.drill={id}");
+    let mut args = what.to_vec();
+    args.extend(["-q", "--filter", &filter]);
+    let out = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn clean_removes_the_containers_and_network_of_a_killed_docker_drill() {
+    let engine = std::process::Command::new("docker")
+        .args(["image", "inspect", "pgdrill/postgres:15-local"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine {
+        assert!(
+            std::env::var("PGDRILL_REQUIRE_DOCKER").map_or(true, |v| v != "1"),
+            "PGDRILL_REQUIRE_DOCKER=1 but no engine or no pgdrill/postgres:15-local"
+        );
+        eprintln!("skipped: no Docker engine or no pgdrill/postgres:15-local image");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Pgdrill::new([
+        "drill",
+        "--backend",
+        "docker",
+        "--app",
+        "none",
+        "--rows",
+        ROWS,
+    ])
+    .env("TMPDIR", tmp.path().to_str().unwrap());
+    let out = d.out_dir().display().to_string();
+    let (mut child, out) = d.push_arg("--out").push_arg(out).spawn();
+    let id = wait_for(out.path(), "seed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let containers = labelled(&["ps", "-a"], &id);
+    let networks = labelled(&["network", "ls"], &id);
+    assert!(
+        !containers.is_empty() && !networks.is_empty(),
+        "nothing left to clean"
+    );
+    let run = clean(tmp.path(), &[]);
+    assert_eq!(run.code(), 0, "{}", run.text());
+    for c in &containers {
+        assert!(
+            run.text().contains(&format!("container {c}")),
+            "{}",
+            run.text()
+        );
+    }
+    assert!(labelled(&["ps", "-a"], &id).is_empty(), "{}", run.text());
+    assert!(
+        labelled(&["network", "ls"], &id).is_empty(),
+        "{}",
+        run.text()
+    );
+    assert!(dirs_of(tmp.path(), &id).is_empty());
+}

@@ -23,7 +23,7 @@ impl Drill {
         let Command::Drill(args) = cli.command else {
             unreachable!("`pgdrill drill` parses as the drill command")
         };
-        DrillBuilder { args }
+        DrillBuilder { args: *args }
     }
 }
 
