@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
     Drill(DrillArgs),
+    /// Remove what killed drills left behind: their temp directories (and, when Docker is
+    /// there, their labelled containers and networks); a live drill's are never touched.
+    Clean(CleanArgs),
     /// Back up or restore configuration files (.env, API keys, VPN configs), age-encrypted.
     Config(crate::config::command::ConfigArgs),
     /// Take one database backup into the repo (`database/backup_YYYYmmdd_HHMMSS.dump`).
@@ -103,7 +106,15 @@ pub enum EvidenceCommand {
     },
 }
 
-/// Flags of `pgdrill drill` (the CLI contract in DESIGN.md).
+/// Flags of `pgdrill clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only list what would be removed (exit 1 when there is something).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `pgdrill drill` (the CLI contract in the README).
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct DrillArgs {
@@ -406,6 +417,11 @@ impl DrillArgs {
             }
             (_, b) => b,
         };
+        if matches!(source, Source::Dsn(_)) && self.disaster == Disaster::DropDb {
+            return Err(Error::Usage(
+                "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
+            ));
+        }
         Ok(Plan {
             notes,
             drill_id,

@@ -194,6 +194,34 @@ pub(crate) fn docker_sync(args: &[&str]) -> Option<std::process::Output> {
         .ok()
 }
 
+/// Removes the containers and the network labelled with a dead drill's id; one line for each.
+pub fn remove_labelled(drill_id: &str) -> Vec<String> {
+    let filter = format!("label={LABEL_DRILL}={drill_id}");
+    let ids = |args: &[&str]| -> Vec<String> {
+        docker_sync(args)
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut removed = Vec::new();
+    for id in ids(&["ps", "-aq", "--filter", &filter]) {
+        if remove_sync(&id) {
+            removed.push(format!("container {id} (drill {drill_id})"));
+        }
+    }
+    for id in ids(&["network", "ls", "-q", "--filter", &filter]) {
+        if docker_sync(&["network", "rm", &id]).is_some_and(|o| o.status.success()) {
+            removed.push(format!("network {id} (drill {drill_id})"));
+        }
+    }
+    removed
+}
+
 /// `docker rm -fv`: stops and removes a container and its anonymous volumes (the data).
 /// True when it is gone (or never existed).
 pub(crate) fn remove_sync(id_or_name: &str) -> bool {

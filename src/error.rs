@@ -131,7 +131,7 @@ impl EnvError {
     }
 }
 
-/// The stable exit codes of the CLI contract (README, DESIGN.md).
+/// The stable exit codes of the CLI contract (README: Exit codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The drill ran and passed.

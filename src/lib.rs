@@ -4,6 +4,31 @@
 //!
 //! The binary is thin: [`main_entry`] parses the command line, runs a [`drill`], writes the
 //! [`report`], and maps the outcome to the stable exit codes of [`error::Exit`].
+//!
+//! # A drill in your own `cargo test`
+//!
+//! [`Drill::builder`] takes the flags of `pgdrill drill` as methods, validates them as the
+//! command line does, runs the drill against disposable servers, and writes report.json,
+//! report.md, junit.xml and events.ndjson into `out` (the PostgreSQL 15 programs must be
+//! installed, as for the `pgdrill` binary):
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), pgdrill::Error> {
+//! let out = tempfile::tempdir().unwrap();
+//! let report = pgdrill::Drill::builder()
+//!     .backend(pgdrill::BackendKind::Native)
+//!     .rows(300)
+//!     .seed(7)
+//!     .app(pgdrill::AppChoice::None)
+//!     .out(out.path())
+//!     .run()
+//!     .await?;
+//! assert!(report.passed(), "{}", report.summary());
+//! assert!(out.path().join("report.json").is_file());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod app;
 pub mod backup;
@@ -27,9 +52,16 @@ pub mod restore;
 pub mod seed;
 pub mod snapshot;
 
+pub use cli::AppChoice;
+pub use drill::builder::{Drill, DrillBuilder};
+pub use env::BackendKind;
+pub use error::Error;
+pub use plan::Disaster;
+pub use report::Report;
+
 use std::process::ExitCode;
 
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::report::Verdict;
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -92,21 +124,15 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
             config::command::run(args)?;
             Ok(Exit::Pass)
         }
+        cli::Command::Clean(args) => clean(args),
         cli::Command::Drill(args) => {
             let repo = args.repo.clone();
             let publish = args.publish();
             let plan = args.into_plan(chrono::Utc::now())?;
-            if matches!(plan.source, plan::Source::Dsn(_))
-                && plan.disaster == plan::Disaster::DropDb
-            {
-                return Err(Error::Usage(
-                    "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
-                ));
-            }
-            let (tx, rx) = tokio::sync::watch::channel(None);
-            let signals = tokio::spawn(forward_signals(tx));
+            let cancel = drill::Cancel::new();
+            let signals = tokio::spawn(forward_signals(cancel.clone()));
             let out_dir = plan.out_dir.clone();
-            let report = drill::run(plan, rx).await;
+            let report = drill::run(plan, cancel).await?;
             signals.abort();
             report.write_all(&out_dir)?;
             if let Some(repo) = &repo {
@@ -134,9 +160,39 @@ async fn execute(cli: cli::Cli) -> Result<Exit, Error> {
     }
 }
 
+/// `pgdrill clean`: one line per leftover removed (or, with `--dry-run`, to remove).
+fn clean(args: cli::CleanArgs) -> Result<Exit, Error> {
+    let found = env::leftovers::find(&std::env::temp_dir());
+    if args.dry_run {
+        for l in &found {
+            println!("would remove {l}");
+        }
+        return Ok(if found.is_empty() {
+            Exit::Pass
+        } else {
+            Exit::Fail
+        });
+    }
+    let (removed, failed) = env::leftovers::remove(found);
+    for l in &removed {
+        println!("removed {l}");
+    }
+    if removed.is_empty() && failed.is_empty() {
+        println!("nothing to clean");
+    }
+    for e in &failed {
+        eprintln!("pgdrill: {e}");
+    }
+    Ok(if failed.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::Environment
+    })
+}
+
 /// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,
 /// so that it stops its servers and still writes a report.
-async fn forward_signals(tx: tokio::sync::watch::Sender<Option<&'static str>>) {
+async fn forward_signals(cancel: drill::Cancel) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -148,5 +204,5 @@ async fn forward_signals(tx: tokio::sync::watch::Sender<Option<&'static str>>) {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     };
-    let _ = tx.send(Some(name));
+    cancel.cancel(name);
 }

@@ -68,6 +68,9 @@ pub struct DockerBackend {
     password: String,
     fixed_port: Option<u16>,
     ready_timeout: Duration,
+    /// A marked temp dir naming this process (`leftovers`): after a `kill -9` it stays, and
+    /// `pgdrill clean` then removes the drill's labelled containers and network.
+    _owner: tempfile::TempDir,
 }
 
 /// A running PostgreSQL container owned by the drill; removed with its data when dropped.
@@ -152,8 +155,17 @@ impl DockerBackend {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
+        let owner = tempfile::Builder::new()
+            .prefix(&format!(
+                "pgdrill-{drill_id}-{}",
+                super::leftovers::DOCKER_ROLE
+            ))
+            .tempdir()
+            .map_err(|e| EnvError::io("cannot create a temp dir for the drill's marker", e))?;
+        super::leftovers::mark(owner.path(), drill_id)?;
         reaper.disarm();
         Ok(DockerBackend {
+            _owner: owner,
             drill_id: drill_id.to_string(),
             network,
             image,

@@ -2,6 +2,7 @@
 //! PostgreSQL client programs used against them.
 
 pub mod docker;
+pub mod leftovers;
 pub mod native;
 
 use serde::{Deserialize, Serialize};

@@ -82,6 +82,7 @@ impl NativeBackend {
             .prefix(&format!("pgdrill-{}-{role}-", self.drill_id))
             .tempdir()
             .map_err(|e| EnvError::io("cannot create a temp dir for the server", e))?;
+        super::leftovers::mark(dir.path(), &self.drill_id)?;
         self.give_to_server_user(dir.path())?;
         Ok(dir)
     }
@@ -330,7 +331,9 @@ impl NativeTarget {
             self.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default()
         );
         self.child.take();
-        self.dir.take();
+        if let Some(dir) = self.dir.take() {
+            super::leftovers::unmark(&dir);
+        }
         how
     }
 }

@@ -2,214 +2,43 @@
 //! interruption, and always cleans up what it started.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::watch;
-
 use crate::app::AppProcess;
-use crate::backup::{self, BackupError, Manifest};
+use crate::backup::{self, Manifest};
 use crate::checklist::{self, CRITICAL_TABLES, ITEMS};
 use crate::env::{Backend, Endpoint, Target};
 use crate::error::EnvError;
 use crate::plan::{BudgetName, Disaster, Plan, Source};
-use crate::progress::Progress;
 use crate::report::{
     BackupInfo, BudgetResult, ChecklistItem, DisasterInfo, Environment, Failure, FailureClass,
     Integrity, Phase, Report, SourceInfo, Status, Verdict, SCHEMA_VERSION,
 };
-use crate::restore::{self, DatabaseSpec, RestoreError};
+use crate::restore::{self, DatabaseSpec};
 use crate::seed::{self, SeedSpec};
 use crate::snapshot::{self, Snapshot};
 
 /// The database name the generated source uses (and the restore recreates).
 pub const GENERATED_DB: &str = "pgdrill";
 
-/// Tells a running drill that it must stop: the signal's name, once one arrives.
-pub type Cancel = watch::Receiver<Option<&'static str>>;
+pub mod builder;
+mod events;
+mod kernel;
+mod scenario;
 
-/// A step's failure: its class and a message for people.
-#[derive(Debug)]
-pub struct StepFail {
-    /// The kind of failure.
-    pub class: FailureClass,
-    /// What went wrong and, where possible, what to do.
-    pub message: String,
-}
+pub use events::{Console, Event, NdjsonFile, Reporter, EVENTS_FILE};
+pub use kernel::{Cancel, SkipReason, StepFail, StepResult};
+pub use scenario::{phases, PhaseId};
 
-impl StepFail {
-    fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        StepFail {
-            class,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<EnvError> for StepFail {
-    fn from(e: EnvError) -> Self {
-        StepFail::new(FailureClass::Environment, e.to_string())
-    }
-}
-
-impl From<BackupError> for StepFail {
-    fn from(e: BackupError) -> Self {
-        match e {
-            BackupError::Env(e) => e.into(),
-            other => StepFail::new(FailureClass::BackupFailed, other.to_string()),
-        }
-    }
-}
-
-impl From<RestoreError> for StepFail {
-    fn from(e: RestoreError) -> Self {
-        match e {
-            RestoreError::Unusable(m) => StepFail::new(FailureClass::BackupUnusable, m),
-            RestoreError::Failed(m) => StepFail::new(FailureClass::RestoreFailed, m),
-            RestoreError::Env(e) => e.into(),
-        }
-    }
-}
-
-impl From<crate::preflight::PreflightError> for StepFail {
-    fn from(e: crate::preflight::PreflightError) -> Self {
-        use crate::preflight::PreflightError as P;
-        match e {
-            P::BackupIncomplete { .. } => {
-                StepFail::new(FailureClass::BackupIncomplete, e.to_string())
-            }
-            P::Env(e) => e.into(),
-            other => StepFail::new(FailureClass::RestoreFailed, other.to_string()),
-        }
-    }
-}
-
-type StepResult<T> = Result<(T, String), StepFail>;
-
-/// Records phases as they run.
-struct Recorder {
-    t0: Instant,
-    phases: Vec<Phase>,
-    failure: Option<Failure>,
-    cancel: Cancel,
-    progress: Option<ProgressBar>,
-}
-
-impl Recorder {
-    /// Runs one phase: timed, cancellable, recorded. `None` when it failed.
-    async fn step<T, F>(&mut self, name: &str, budget: Option<BudgetName>, fut: F) -> Option<T>
-    where
-        F: Future<Output = StepResult<T>>,
-    {
-        if let Some(p) = &self.progress {
-            p.set_message(format!("{name}…"));
-        }
-        let started = self.t0.elapsed();
-        let mut cancel = self.cancel.clone();
-        let result = tokio::select! {
-            r = fut => r,
-            sig = cancel.wait_for(|s| s.is_some()) => {
-                let sig = sig.ok().and_then(|s| *s).unwrap_or("a signal");
-                Err(StepFail::new(FailureClass::Environment, EnvError::Interrupted(sig).to_string()))
-            }
-        };
-        let duration = self.t0.elapsed() - started;
-        let (status, detail, value) = match result {
-            Ok((v, detail)) => (Status::Pass, detail, Some(v)),
-            Err(f) => {
-                let detail = f.message.clone();
-                if self.failure.is_none() {
-                    self.failure = Some(Failure {
-                        phase: name.to_string(),
-                        class: f.class,
-                        message: f.message,
-                    });
-                }
-                (Status::Fail, detail, None)
-            }
-        };
-        if let Some(p) = &self.progress {
-            p.println(format!(
-                "  {:<14} {:>9}  {}",
-                name,
-                crate::report::markdown::secs(duration.as_millis() as u64),
-                match status {
-                    Status::Pass => "ok",
-                    _ => "FAILED",
-                }
-            ));
-        }
-        self.phases.push(Phase {
-            name: name.to_string(),
-            budget,
-            status,
-            started_ms: started.as_millis() as u64,
-            duration_ms: duration.as_millis() as u64,
-            detail,
-        });
-        value
-    }
-
-    /// Records a phase that did not run, with the reason.
-    fn skip(&mut self, name: &str, budget: Option<BudgetName>, why: impl Into<String>) {
-        self.phases.push(Phase {
-            name: name.to_string(),
-            budget,
-            status: Status::Skipped,
-            started_ms: self.t0.elapsed().as_millis() as u64,
-            duration_ms: 0,
-            detail: why.into(),
-        });
-    }
-
-    fn interrupted(&self) -> bool {
-        self.cancel.borrow().is_some()
-    }
-}
+use kernel::Recorder;
 
 /// The phases a plan goes through, in order, with their budgets.
 pub fn planned_phases(plan: &Plan) -> Vec<(&'static str, Option<BudgetName>)> {
-    use BudgetName::*;
-    let mut v: Vec<(&'static str, Option<BudgetName>)> = Vec::new();
-    match plan.source {
-        Source::Generated { .. } => {
-            v.extend([("provision", None), ("seed", None)]);
-            if plan.app.is_some() {
-                v.push(("app_start", None));
-            }
-            v.extend([("backup", None), ("disaster", None)]);
-        }
-        Source::Dsn(_) => v.extend([("provision", None), ("backup", None), ("disaster", None)]),
-        Source::BackupFile(_) => v.extend([("provision", None)]),
-    }
-    v.extend([
-        ("stop_app", Some(DatabaseRestore)),
-        ("precheck", Some(DatabaseRestore)),
-        ("roles", Some(DatabaseRestore)),
-        ("createdb", Some(DatabaseRestore)),
-        ("pg_restore", Some(DatabaseRestore)),
-        ("analyze", Some(DatabaseRestore)),
-    ]);
-    if plan.tamper_sql.is_some() {
-        v.push(("tamper_hook", None));
-    }
-    // The strategy verifies the data (step 5) before the application restarts (step 6):
-    // once the app runs, it writes, and S1 would no longer be the restored state.
-    v.extend([
-        ("snapshot", Some(Verification)),
-        ("compare", Some(Verification)),
-        ("amcheck", Some(Verification)),
-        ("start_app", Some(AppRestart)),
-        ("app_healthy", Some(AppRestart)),
-    ]);
-    if plan.app.is_some() {
-        v.push(("observe_app", Some(Verification)));
-    }
-    v.extend([("checklist", Some(Verification))]);
-    v
+    phases(plan)
+        .into_iter()
+        .map(|p| (p.name(), p.budget()))
+        .collect()
 }
 
 /// The state of one drill run.
@@ -264,16 +93,37 @@ impl AppSecrets {
     }
 }
 
-/// Runs a whole drill and returns its report; never leaves a server behind unless `--keep`.
-pub async fn run(plan: Plan, cancel: Cancel) -> Report {
+/// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
+/// returns its report; an `--out` that cannot be written is refused before anything starts.
+pub async fn run(mut plan: Plan, cancel: Cancel) -> Result<Report, EnvError> {
+    let events = NdjsonFile::create(&plan.out_dir)?;
+    plan.notes.extend(sweep_leftovers());
+    Ok(run_with(
+        plan,
+        cancel,
+        vec![Box::new(Console::new()), Box::new(events)],
+    )
+    .await)
+}
+
+/// Removes the directories of drills killed before they could (see `env::leftovers`) and
+/// says so in the report; a live drill's are never touched.
+fn sweep_leftovers() -> Vec<String> {
+    let found = crate::env::leftovers::find(&std::env::temp_dir());
+    let (removed, failed) = crate::env::leftovers::remove(found);
+    removed
+        .iter()
+        .map(|l| format!("removed the leftover of a killed drill: {l}"))
+        .chain(failed.iter().map(|e| e.to_string()))
+        .collect()
+}
+
+/// Runs a whole drill with these reporters; never leaves a server behind unless `--keep`.
+pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporter>>) -> Report {
     let started_at = chrono::Utc::now();
-    let progress = std::io::stdout().is_terminal().then(|| {
-        let p = ProgressBar::new_spinner();
-        p.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"),
-        );
-        p.enable_steady_tick(Duration::from_millis(120));
-        p
+    let rec = Recorder::new(cancel, reporters);
+    rec.emit(Event::DrillStarted {
+        drill_id: plan.drill_id.clone(),
     });
     let database = match &plan.source {
         Source::Generated { .. } => GENERATED_DB.to_string(),
@@ -282,13 +132,7 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
     };
     let notes = plan.notes.clone();
     let mut d = Drill {
-        rec: Recorder {
-            t0: Instant::now(),
-            phases: Vec::new(),
-            failure: None,
-            cancel,
-            progress,
-        },
+        rec,
         plan,
         started_at,
         backend: None,
@@ -319,9 +163,6 @@ pub async fn run(plan: Plan, cancel: Cancel) -> Report {
     };
     let _ = d.execute().await;
     d.cleanup().await;
-    if let Some(p) = d.rec.progress.take() {
-        p.finish_and_clear();
-    }
     d.into_report()
 }
 
@@ -397,7 +238,7 @@ impl Drill {
             .map(|i| i.image.clone());
         let result = self
             .rec
-            .step("provision", None, async {
+            .step(PhaseId::Provision, async {
                 let mut backend = Backend::open(kind, &drill_id).await?;
                 backend.set_keep(keep);
                 // On the docker backend the sample app is a container too; its image is
@@ -443,9 +284,10 @@ impl Drill {
     async fn seed(&mut self, rows: u64, seed: u64) -> Option<()> {
         let endpoint = self.source_target.as_ref()?.endpoint().clone();
         let db = self.database.clone();
+        let progress = self.rec.progress(PhaseId::Seed);
         let stats = self
             .rec
-            .step("seed", None, async move {
+            .step(PhaseId::Seed, async move {
                 let admin = endpoint.connect().await?;
                 let fail = |e: String| StepFail::new(FailureClass::Environment, e);
                 seed::create_roles(&admin).await.map_err(|e| fail(e.to_string()))?;
@@ -455,7 +297,7 @@ impl Drill {
                     .map_err(|e| fail(e.to_string()))?;
                 let client = endpoint.with_db(&db).connect().await?;
                 seed::load_schema(&client).await.map_err(|e| fail(e.to_string()))?;
-                let stats = seed::seed(&client, &SeedSpec { rows, seed }, &Progress::none())
+                let stats = seed::seed(&client, &SeedSpec { rows, seed }, &progress)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 let detail = format!(
@@ -488,10 +330,11 @@ impl Drill {
         let dir = self.plan.out_dir.join("backup");
         let now = chrono::Utc::now();
         let t = Instant::now();
+        let progress = self.rec.progress(PhaseId::Backup);
         let set = self
             .rec
-            .step("backup", None, async move {
-                let set = backup::take(&source, &tools, &dir, now, &Progress::none()).await?;
+            .step(PhaseId::Backup, async move {
+                let set = backup::take(&source, &tools, &dir, now, &progress).await?;
                 let m = &set.manifest;
                 let detail = format!(
                     "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
@@ -522,7 +365,7 @@ impl Drill {
                 let backend = self.backend.as_ref()?;
                 let target = self
                     .rec
-                    .step("disaster", None, async move {
+                    .step(PhaseId::Disaster, async move {
                         let (target, detail) = match (old, provisioned) {
                             (Some(t), _) => {
                                 let what = t.describe();
@@ -566,7 +409,7 @@ impl Drill {
             Disaster::DropDb => {
                 let endpoint = self.source_target.as_ref()?.endpoint().clone();
                 self.rec
-                    .step("disaster", None, async move {
+                    .step(PhaseId::Disaster, async move {
                         let detail = restore::drop_database(&endpoint, &db).await?;
                         Ok(((), detail))
                     })
@@ -607,16 +450,15 @@ impl Drill {
     }
 
     async fn restore(&mut self) -> Option<()> {
-        use BudgetName::DatabaseRestore as DR;
         let tools = self.target().tools();
         let dump = self.dump.clone()?;
         self.stop_app().await?;
         let manifest = self.manifest.clone();
+        let progress = self.rec.progress(PhaseId::Precheck);
         let pre = self
             .rec
-            .step("precheck", Some(DR), async {
-                let p =
-                    restore::precheck(&dump, manifest.as_ref(), &tools, &Progress::none()).await?;
+            .step(PhaseId::Precheck, async {
+                let p = restore::precheck(&dump, manifest.as_ref(), &tools, &progress).await?;
                 let detail = p.detail.clone();
                 Ok((p, detail))
             })
@@ -632,7 +474,7 @@ impl Drill {
         let globals = self.plan.globals.clone().or_else(|| self.globals.clone());
         let outcome = self
             .rec
-            .step("roles", Some(DR), async {
+            .step(PhaseId::Roles, async {
                 let replayed = match &globals {
                     Some(g) => restore::restore_roles(&admin, &tools, g).await?,
                     None => "no globals file (beside the backup or --globals)".to_string(),
@@ -651,22 +493,23 @@ impl Drill {
             owner: self.manifest.as_ref().map(|m| m.owner.clone()),
         };
         self.rec
-            .step("createdb", Some(DR), async {
+            .step(PhaseId::Createdb, async {
                 Ok(((), restore::create_database(&admin, &spec).await?))
             })
             .await?;
         let db = admin.with_db(&self.database);
         let jobs = self.plan.jobs;
+        let progress = self.rec.progress(PhaseId::PgRestore);
         self.rec
-            .step("pg_restore", Some(DR), async {
+            .step(PhaseId::PgRestore, async {
                 Ok((
                     (),
-                    restore::pg_restore(&db, &tools, &dump, jobs, &Progress::none()).await?,
+                    restore::pg_restore(&db, &tools, &dump, jobs, &progress).await?,
                 ))
             })
             .await?;
         self.rec
-            .step("analyze", Some(DR), async {
+            .step(PhaseId::Analyze, async {
                 Ok(((), restore::analyze(&db).await?))
             })
             .await?;
@@ -674,16 +517,18 @@ impl Drill {
     }
 
     async fn verify(&mut self) -> Option<()> {
-        use BudgetName::Verification as V;
         let db = self.target().endpoint().with_db(&self.database);
         let tools = self.target().tools();
         if let Some(sql) = self.plan.tamper_sql.clone() {
             let db = db.clone();
             self.rec
-                .step("tamper_hook", None, async move {
+                .step(PhaseId::TamperHook, async move {
                     let c = db.connect().await?;
                     c.batch_execute(&sql).await.map_err(|e| {
-                        StepFail::new(FailureClass::Environment, format!("tamper SQL failed: {e}"))
+                        StepFail::new(
+                            FailureClass::Environment,
+                            format!("tamper SQL failed: {}", crate::pg::error_text(&e)),
+                        )
                     })?;
                     Ok((
                         (),
@@ -697,26 +542,38 @@ impl Drill {
             );
         }
         let sdb = db.clone();
+        let progress = self.rec.progress(PhaseId::Snapshot);
         let taken = self
             .rec
-            .step("snapshot", Some(V), async move {
+            .step(PhaseId::Snapshot, async move {
                 let c = sdb.connect().await?;
                 let version: String = c
                     .query_one("SHOW server_version", &[])
                     .await
-                    .map_err(|e| StepFail::new(FailureClass::RestoreFailed, e.to_string()))?
+                    .map_err(|e| {
+                        StepFail::new(FailureClass::RestoreFailed, crate::pg::error_text(&e))
+                    })?
                     .get(0);
                 let mismatch = |e: String| StepFail::new(FailureClass::IntegrityMismatch, e);
                 // Two sessions in one exported snapshot: the tables are read on one while
                 // the checks run on the other.
                 let helper = sdb.connect().await?;
-                let exported = crate::pg::export_snapshot(&c)
-                    .await
-                    .map_err(|e| mismatch(crate::pg::error_text(&e)))?;
+                // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
+                // not a difference in the data.
+                let unserved = |e: tokio_postgres::Error| {
+                    StepFail::new(
+                        FailureClass::RestoreFailed,
+                        format!(
+                            "the restored server cannot open a snapshot: {}",
+                            crate::pg::error_text(&e)
+                        ),
+                    )
+                };
+                let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
                 crate::pg::join_snapshot(&helper, &exported)
                     .await
-                    .map_err(|e| mismatch(crate::pg::error_text(&e)))?;
-                let s = snapshot::take_split(&c, &helper, &Progress::none())
+                    .map_err(unserved)?;
+                let s = snapshot::take_split(&c, &helper, &progress)
                     .await
                     .map_err(|e| {
                         mismatch(format!(
@@ -746,7 +603,7 @@ impl Drill {
         let strict_schema = self.plan.strict_schema;
         let mut slot: Option<Integrity> = None;
         self.rec
-            .step("compare", Some(V), async {
+            .step(PhaseId::Compare, async {
                 let integrity = match &manifest {
                     Some(m) => Integrity {
                         basis: format!("snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})", m.mvcc_snapshot),
@@ -780,7 +637,7 @@ impl Drill {
         self.after = Some(s1);
         let jobs = self.plan.jobs;
         self.rec
-            .step("amcheck", Some(V), async {
+            .step(PhaseId::Amcheck, async {
                 Ok(((), amcheck(&db, &tools, jobs).await?))
             })
             .await;
@@ -796,7 +653,7 @@ impl Drill {
         let n_skip = items.iter().filter(|i| i.status == Status::Skipped).count();
         self.checklist = items;
         self.rec
-            .step("checklist", Some(V), async move {
+            .step(PhaseId::Checklist, async move {
                 if failed.is_empty() {
                     Ok((
                         (),
@@ -979,9 +836,19 @@ impl Drill {
                     ))
                     .await
                     .map_err(|e| {
+                        // After a restore a missing app role is the restore's fault; before
+                        // the disaster it is the drill's own server failing.
+                        let class = if restart {
+                            FailureClass::RestoreFailed
+                        } else {
+                            FailureClass::Environment
+                        };
                         StepFail::new(
-                            FailureClass::ChecklistFailed,
-                            format!("cannot set the app role's password: {e}"),
+                            class,
+                            format!(
+                                "cannot set the app role's password: {}",
+                                crate::pg::error_text(&e)
+                            ),
                         )
                     })?;
                 let mut base = vec![
@@ -1027,7 +894,7 @@ impl Drill {
         let container = app_container(&self.backend, &self.app_image);
         let app = self
             .rec
-            .step("app_start", None, async move {
+            .step(PhaseId::AppStart, async move {
                 let (spec, url, log) = launch?;
                 let env_err = |e: crate::app::AppError| StepFail::new(FailureClass::Environment, format!("the application did not start against the source: {e}"));
                 let app = start_app(container, &spec, &url, &log).await.map_err(env_err)?;
@@ -1041,12 +908,11 @@ impl Drill {
     }
 
     async fn stop_app(&mut self) -> Option<()> {
-        let budget = Some(BudgetName::DatabaseRestore);
         match self.app.take() {
             Some(mut app) => {
                 let app = self
                     .rec
-                    .step("stop_app", budget, async move {
+                    .step(PhaseId::StopApp, async move {
                         let r = app
                             .stop(Duration::from_secs(30))
                             .await
@@ -1060,12 +926,10 @@ impl Drill {
                     self.stopped_app = Some(app);
                 }
             }
-            None if self.plan.app.is_some() => self.rec.skip(
-                "stop_app",
-                budget,
-                "the application was not running before the restore (it runs only against servers the drill owns)",
-            ),
-            None => self.rec.skip("stop_app", budget, "no application under drill"),
+            None if self.plan.app.is_some() => {
+                self.rec.skip(PhaseId::StopApp, SkipReason::AppNotOnSource)
+            }
+            None => self.rec.skip(PhaseId::StopApp, SkipReason::NoApp),
         }
         Some(())
     }
@@ -1073,12 +937,9 @@ impl Drill {
     /// Strategy steps 6 and 7: start the app against the restored server, wait until it is
     /// healthy within the app_restart budget, then watch it for the checklist.
     async fn restart_app(&mut self) {
-        let budget = Some(BudgetName::AppRestart);
         if self.plan.app.is_none() {
-            self.rec
-                .skip("start_app", budget, "no application under drill");
-            self.rec
-                .skip("app_healthy", budget, "no application under drill");
+            self.rec.skip(PhaseId::StartApp, SkipReason::NoApp);
+            self.rec.skip(PhaseId::AppHealthy, SkipReason::NoApp);
             return;
         }
         let server = self.target().endpoint().clone();
@@ -1096,7 +957,7 @@ impl Drill {
         let container = app_container(&self.backend, &self.app_image);
         let app = self
             .rec
-            .step("start_app", budget, async {
+            .step(PhaseId::StartApp, async {
                 let (spec, url, log) = launch?;
                 let not_started = |e: crate::app::AppError| {
                     fail(format!(
@@ -1132,11 +993,8 @@ impl Drill {
             })
             .await;
         let Some(app) = app else {
-            self.rec.skip(
-                "app_healthy",
-                budget,
-                "not run: the application did not start",
-            );
+            self.rec
+                .skip(PhaseId::AppHealthy, SkipReason::AppDidNotStart);
             return;
         };
         let remaining = self
@@ -1147,7 +1005,7 @@ impl Drill {
         let log_offset = app.start_log_offset();
         let healthy = self
             .rec
-            .step("app_healthy", budget, async {
+            .step(PhaseId::AppHealthy, async {
                 let h = app
                     .wait_healthy(remaining)
                     .await
@@ -1165,7 +1023,7 @@ impl Drill {
         // Faults found here fail the checklist step, which names the item and its evidence.
         let items = self
             .rec
-            .step("observe_app", Some(BudgetName::Verification), async {
+            .step(PhaseId::ObserveApp, async {
                 let obs =
                     checklist::observe(&app, db.as_ref().filter(|_| sample), window, log_offset)
                         .await;
@@ -1209,11 +1067,7 @@ impl Drill {
                 let note = format!("--keep: the application was stopped ({})", app.describe());
                 match app.keep_container() {
                     Some(how) => {
-                        if let Some(p) = &self.rec.progress {
-                            p.println(how.clone());
-                        } else {
-                            eprintln!("{how}");
-                        }
+                        self.rec.println(&how);
                         self.notes.push(format!("{note}; {how}"));
                     }
                     None => self
@@ -1228,11 +1082,7 @@ impl Drill {
         {
             if self.plan.keep && !self.rec.interrupted() {
                 let how = t.keep();
-                if let Some(p) = &self.rec.progress {
-                    p.println(how.clone());
-                } else {
-                    eprintln!("{how}");
-                }
+                self.rec.println(&how);
                 self.notes.push("--keep: servers were left running".into());
             } else if let Err(e) = t.destroy().await {
                 self.notes.push(format!("cleanup: {e}"));
@@ -1244,16 +1094,22 @@ impl Drill {
     fn into_report(mut self) -> Report {
         // Phases that never ran because an earlier one failed are listed as skipped.
         let done: Vec<String> = self.rec.phases.iter().map(|p| p.name.clone()).collect();
-        for (name, budget) in planned_phases(&self.plan) {
-            if !done.iter().any(|d| d == name) {
+        for id in phases(&self.plan) {
+            if !done.iter().any(|d| d == id.name()) {
                 let why = match &self.rec.failure {
-                    Some(f) => format!("not run: phase {} failed", f.phase),
-                    None => "not run".to_string(),
+                    Some(f) => SkipReason::AfterFailure(f.phase.clone()),
+                    None => SkipReason::NotRun,
                 };
-                self.rec.skip(name, budget, why);
+                self.rec.skip(id, why);
             }
         }
-        let budgets = evaluate_budgets(&self.plan, &self.rec.phases, self.rec.failure.is_some());
+        let rec = &self.rec;
+        let budgets = evaluate_budgets(
+            &self.plan,
+            &self.rec.phases,
+            |p| rec.not_run(p),
+            self.rec.failure.is_some(),
+        );
         if self.rec.failure.is_none() {
             if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
                 self.rec.failure = Some(Failure {
@@ -1308,6 +1164,14 @@ impl Drill {
             manifest: self.manifest_path.as_ref().map(|p| p.display().to_string()),
             globals: self.globals.as_ref().map(|p| p.display().to_string()),
         });
+        for text in &self.notes {
+            self.rec.emit(Event::Note { text: text.clone() });
+        }
+        self.rec.emit(Event::Verdict {
+            verdict,
+            class: self.rec.failure.as_ref().map(|f| f.class),
+        });
+        self.rec.finish();
         Report {
             schema_version: SCHEMA_VERSION,
             drill_id: self.plan.drill_id.clone(),
@@ -1354,7 +1218,12 @@ impl Drill {
 }
 
 /// Sums phase durations per budget and judges them.
-pub fn evaluate_budgets(plan: &Plan, phases: &[Phase], failed: bool) -> Vec<BudgetResult> {
+pub fn evaluate_budgets(
+    plan: &Plan,
+    phases: &[Phase],
+    not_run: impl Fn(&Phase) -> bool,
+    failed: bool,
+) -> Vec<BudgetResult> {
     let groups = [
         BudgetName::DatabaseRestore,
         BudgetName::AppRestart,
@@ -1367,9 +1236,7 @@ pub fn evaluate_budgets(plan: &Plan, phases: &[Phase], failed: bool) -> Vec<Budg
         let ps: Vec<&Phase> = phases.iter().filter(|p| p.budget == Some(g)).collect();
         let used: u64 = ps.iter().map(|p| p.duration_ms).sum();
         total += used;
-        let ran = !ps
-            .iter()
-            .any(|p| p.status == Status::Fail || p.detail.starts_with("not run"));
+        let ran = !ps.iter().any(|p| p.status == Status::Fail || not_run(p));
         all_ran &= ran;
         out.push(judge(plan, g, used, ran, failed));
     }

@@ -1,0 +1,308 @@
+//! The step kernel: runs one phase timed, cancellable and recorded, tells the reporters, and
+//! is the one place a module's error becomes a failure class.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::events::{Event, Reporter};
+use super::scenario::PhaseId;
+use crate::backup::BackupError;
+use crate::error::EnvError;
+use crate::progress::Progress;
+use crate::report::{Failure, FailureClass, Phase, Status};
+use crate::restore::RestoreError;
+
+/// Tells a running drill that it must stop, and why (the signal's name).
+#[derive(Clone, Default, Debug)]
+pub struct Cancel {
+    token: CancellationToken,
+    reason: Arc<OnceLock<&'static str>>,
+}
+
+impl Cancel {
+    /// A cancellation nobody has asked for yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the drill to stop because of `why` (e.g. `SIGINT`); the first reason wins.
+    pub fn cancel(&self, why: &'static str) {
+        let _ = self.reason.set(why);
+        self.token.cancel();
+    }
+
+    /// The token, for child tokens of parts that stop with the drill.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    fn reason(&self) -> &'static str {
+        self.reason.get().copied().unwrap_or("a signal")
+    }
+}
+
+/// A step's failure: its class and a message for people.
+#[derive(Debug)]
+pub struct StepFail {
+    /// The kind of failure.
+    pub class: FailureClass,
+    /// What went wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl StepFail {
+    /// A failure of `class`.
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        StepFail {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EnvError> for StepFail {
+    fn from(e: EnvError) -> Self {
+        StepFail::new(FailureClass::Environment, e.to_string())
+    }
+}
+
+impl From<BackupError> for StepFail {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Env(e) => e.into(),
+            other => StepFail::new(FailureClass::BackupFailed, other.to_string()),
+        }
+    }
+}
+
+impl From<RestoreError> for StepFail {
+    fn from(e: RestoreError) -> Self {
+        match e {
+            RestoreError::Unusable(m) => StepFail::new(FailureClass::BackupUnusable, m),
+            // A full disk on the target is the drill machine's problem, not the backup's.
+            RestoreError::Failed(m) if m.contains("No space left on device") => {
+                StepFail::new(FailureClass::Environment, m)
+            }
+            RestoreError::Failed(m) => StepFail::new(FailureClass::RestoreFailed, m),
+            RestoreError::Env(e) => e.into(),
+        }
+    }
+}
+
+/// A phase's value and its detail line, or its failure.
+pub type StepResult<T> = Result<(T, String), StepFail>;
+
+/// Why a phase did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The plan has no application.
+    NoApp,
+    /// The application runs only against servers the drill owns.
+    AppNotOnSource,
+    /// No globals file beside the backup.
+    NoGlobals,
+    /// The application did not start after the restore.
+    AppDidNotStart,
+    /// An earlier phase failed.
+    AfterFailure(String),
+    /// The drill stopped before it.
+    NotRun,
+}
+
+impl SkipReason {
+    /// Whether the phase was meant to run but did not (its budget cannot be judged).
+    pub fn not_run(&self) -> bool {
+        matches!(
+            self,
+            SkipReason::AppDidNotStart | SkipReason::AfterFailure(_) | SkipReason::NotRun
+        )
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::NoApp => f.write_str("no application under drill"),
+            SkipReason::AppNotOnSource => f.write_str("the application was not running before the restore (it runs only against servers the drill owns)"),
+            SkipReason::NoGlobals => f.write_str("no globals file beside the backup: roles are not restored, objects owned by missing roles will fail the restore"),
+            SkipReason::AppDidNotStart => f.write_str("not run: the application did not start"),
+            SkipReason::AfterFailure(p) => write!(f, "not run: phase {p} failed"),
+            SkipReason::NotRun => f.write_str("not run"),
+        }
+    }
+}
+
+/// The reporters, shared with the progress handles long steps report to.
+pub type Reporters = Arc<Mutex<Vec<Box<dyn Reporter>>>>;
+
+/// Sends `e` to every reporter.
+pub fn emit(reporters: &Reporters, e: Event) {
+    let at = chrono::Utc::now();
+    if let Ok(mut rs) = reporters.lock() {
+        for r in rs.iter_mut() {
+            r.event(at, &e);
+        }
+    }
+}
+
+/// Records phases as they run.
+pub struct Recorder {
+    pub(super) t0: Instant,
+    pub(super) phases: Vec<Phase>,
+    pub(super) skipped: Vec<(PhaseId, SkipReason)>,
+    pub(super) failure: Option<Failure>,
+    pub(super) cancel: Cancel,
+    pub(super) reporters: Reporters,
+}
+
+impl Recorder {
+    /// A recorder starting its clock now.
+    pub fn new(cancel: Cancel, reporters: Vec<Box<dyn Reporter>>) -> Self {
+        Recorder {
+            t0: Instant::now(),
+            phases: Vec::new(),
+            skipped: Vec::new(),
+            failure: None,
+            cancel,
+            reporters: Arc::new(Mutex::new(reporters)),
+        }
+    }
+
+    /// Sends an event to the reporters.
+    pub fn emit(&self, e: Event) {
+        emit(&self.reporters, e);
+    }
+
+    /// Prints a line for a person on the console.
+    pub fn println(&self, line: &str) {
+        if let Ok(mut rs) = self.reporters.lock() {
+            for r in rs.iter_mut() {
+                r.println(line);
+            }
+        }
+    }
+
+    /// A progress handle whose reports become `Progress` events of phase `id`.
+    pub fn progress(&self, id: PhaseId) -> Progress {
+        let reporters = self.reporters.clone();
+        Progress::new(move |update| {
+            emit(
+                &reporters,
+                Event::Progress {
+                    phase: id.name(),
+                    update,
+                },
+            )
+        })
+    }
+
+    /// Runs one phase: timed, cancellable, recorded. `None` when it failed.
+    pub async fn step<T, F>(&mut self, id: PhaseId, fut: F) -> Option<T>
+    where
+        F: Future<Output = StepResult<T>>,
+    {
+        let name = id.name();
+        tracing::info!(phase = name, "phase started");
+        self.emit(Event::PhaseStarted { phase: name });
+        let started = self.t0.elapsed();
+        let token = self.cancel.token().clone();
+        let result = tokio::select! {
+            r = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name)) => r,
+            _ = token.cancelled() => {
+                Err(StepFail::new(FailureClass::Environment, EnvError::Interrupted(self.cancel.reason()).to_string()))
+            }
+        };
+        let duration = self.t0.elapsed() - started;
+        let (status, detail, value) = match result {
+            Ok((v, detail)) => (Status::Pass, detail, Some(v)),
+            Err(f) => {
+                let detail = f.message.clone();
+                if self.failure.is_none() {
+                    self.failure = Some(Failure {
+                        phase: name.to_string(),
+                        class: f.class,
+                        message: f.message,
+                    });
+                }
+                (Status::Fail, detail, None)
+            }
+        };
+        let duration_ms = duration.as_millis() as u64;
+        tracing::info!(phase = name, ?status, duration_ms, "phase finished");
+        self.emit(Event::PhaseFinished {
+            phase: name,
+            status,
+            duration_ms,
+            detail: detail.clone(),
+        });
+        self.phases.push(Phase {
+            name: name.to_string(),
+            budget: id.budget(),
+            status,
+            started_ms: started.as_millis() as u64,
+            duration_ms,
+            detail,
+        });
+        value
+    }
+
+    /// Records a phase that did not run, with the reason.
+    pub fn skip(&mut self, id: PhaseId, why: SkipReason) {
+        tracing::info!(phase = id.name(), reason = %why, "phase skipped");
+        self.emit(Event::PhaseSkipped {
+            phase: id.name(),
+            reason: why.to_string(),
+        });
+        self.phases.push(Phase {
+            name: id.name().to_string(),
+            budget: id.budget(),
+            status: Status::Skipped,
+            started_ms: self.t0.elapsed().as_millis() as u64,
+            duration_ms: 0,
+            detail: why.to_string(),
+        });
+        self.skipped.push((id, why));
+    }
+
+    /// Whether a stop was asked for.
+    pub fn interrupted(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Whether phase `p` was meant to run but did not.
+    pub fn not_run(&self, p: &Phase) -> bool {
+        self.skipped
+            .iter()
+            .any(|(id, why)| id.name() == p.name && why.not_run())
+    }
+
+    /// Tells the reporters the drill is over.
+    pub fn finish(&self) {
+        if let Ok(mut rs) = self.reporters.lock() {
+            for r in rs.iter_mut() {
+                r.finish();
+            }
+        }
+    }
+}
+
+impl From<crate::preflight::PreflightError> for StepFail {
+    fn from(e: crate::preflight::PreflightError) -> Self {
+        use crate::preflight::PreflightError as P;
+        match e {
+            P::BackupIncomplete { .. } => {
+                StepFail::new(FailureClass::BackupIncomplete, e.to_string())
+            }
+            P::Env(e) => e.into(),
+            other => StepFail::new(FailureClass::RestoreFailed, other.to_string()),
+        }
+    }
+}
