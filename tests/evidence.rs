@@ -20,6 +20,8 @@ fn html_for_snapshot(run: &Run) -> String {
         .replace("&#x2f;", "/")
         .replace(&run.out.path().display().to_string(), "<out>")
         .replace(r["drill_id"].as_str().unwrap(), "<drill-id>")
+        // `root`, or `root (CI)` when CI is set: who ran it varies with where the suite runs.
+        .replace(r["environment"]["run_by"].as_str().unwrap(), "<run-by>")
         .replace(r["environment"]["host"].as_str().unwrap(), "<host>");
     let html = temp_suffixes(&html);
     // Durations and sizes change unit with their size (850 ms, 1.2 s; 900 B, 1.5 KiB).

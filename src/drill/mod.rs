@@ -605,6 +605,13 @@ impl Drill {
         self.rec
             .step(PhaseId::Compare, async {
                 let integrity = match &manifest {
+                    Some(m) if m.snapshot.format != s1.format => Integrity {
+                        basis: format!(
+                            "snapshot S0 from the manifest is of format {} (an earlier pgdrill), this pgdrill takes format {}: row counts compared with S0, fingerprints and schema recorded, not compared; the restored data's own consistency checks apply",
+                            m.snapshot.format, s1.format
+                        ),
+                        comparison: snapshot::compare_across_formats(&m.snapshot, &s1),
+                    },
                     Some(m) => Integrity {
                         basis: format!("snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})", m.mvcc_snapshot),
                         comparison: snapshot::compare(&m.snapshot, &s1),

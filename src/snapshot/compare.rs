@@ -239,6 +239,37 @@ pub fn self_consistency(after: &Snapshot) -> Comparison {
     c
 }
 
+/// Compares against an S0 of an older snapshot format (a backup taken by an earlier pgdrill):
+/// fingerprints and schema descriptors are not comparable across formats, row counts are.
+/// The restored data's own checks apply as in [`self_consistency`]; a table with rows in S0
+/// that is missing or has another count after the restore fails.
+pub fn compare_across_formats(before: &Snapshot, after: &Snapshot) -> Comparison {
+    let base = self_consistency(after);
+    let mut tables = base.tables;
+    for t in &mut tables {
+        if let Some(b) = before.tables.iter().find(|b| b.name == t.name) {
+            t.rows_before = Some(b.rows);
+            t.matches = Some(t.rows_after == Some(b.rows));
+        }
+    }
+    for b in &before.tables {
+        if !tables.iter().any(|t| t.name == b.name) {
+            tables.push(TableComparison {
+                name: b.name.clone(),
+                kind: b.kind,
+                rows_before: Some(b.rows),
+                rows_after: None,
+                fingerprint_before: Some(b.fingerprint.clone()),
+                fingerprint_after: None,
+                matches: Some(false),
+            });
+        }
+    }
+    let mut c = Comparison::with_verdict(tables, base.sequences, base.schema, base.checks);
+    c.not_compared = base.not_compared;
+    c
+}
+
 impl Comparison {
     /// `--strict-schema`: known pg_dump transformations become schema differences that fail.
     pub fn enforce_strict_schema(&mut self) {

@@ -19,8 +19,8 @@ use tokio_postgres::Client;
 
 pub use classify::{Warning, WarningKind};
 pub use compare::{
-    compare, self_consistency, CheckResult, Comparison, SchemaComparison, SequenceComparison,
-    TableComparison, Verdict,
+    compare, compare_across_formats, self_consistency, CheckResult, Comparison, SchemaComparison,
+    SequenceComparison, TableComparison, Verdict,
 };
 
 /// Version of the fingerprint and descriptor formats; snapshots of different formats never match.
