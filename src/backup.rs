@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{Endpoint, PgTools};
@@ -203,7 +203,7 @@ pub async fn take_labelled(
     dir: &Path,
     now: chrono::DateTime<chrono::Utc>,
     labels: &Labels,
-    _progress: &Progress,
+    progress: &Progress,
 ) -> Result<BackupSet, BackupError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(dir)
@@ -248,7 +248,13 @@ pub async fn take_labelled(
         .map_err(|e| io_err(&dump, e))?;
     let t_dump = Instant::now();
     let writer = async move {
-        let r = copy_hashing(stdout, tokio::fs::File::from_std(tmp_file), &dump_path).await;
+        let r = copy_hashing(
+            stdout,
+            tokio::fs::File::from_std(tmp_file),
+            &dump_path,
+            progress,
+        )
+        .await;
         (r, t_dump.elapsed())
     };
     let t_snap = Instant::now();
@@ -377,7 +383,11 @@ async fn copy_hashing(
     mut from: impl tokio::io::AsyncRead + Unpin,
     file: tokio::fs::File,
     to: &Path,
+    progress: &Progress,
 ) -> Result<(u64, String), EnvError> {
+    // A report every 8 MiB: enough for a rate and an ETA, few enough for events.ndjson.
+    const EVERY: u64 = 8 << 20;
+    let mut next_report = EVERY;
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
@@ -390,7 +400,12 @@ async fn copy_hashing(
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).await.map_err(|e| io_err(to, e))?;
         size += n as u64;
+        if size >= next_report {
+            progress.report(size, None, Unit::Bytes);
+            next_report = size + EVERY;
+        }
     }
+    progress.report(size, Some(size), Unit::Bytes);
     file.flush().await.map_err(|e| io_err(to, e))?;
     file.into_inner()
         .sync_all()

@@ -42,6 +42,29 @@ fn events_follow_every_phase_and_end_with_the_verdict_and_tracing_shows_them() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(ended, phases);
+    // Long phases say how far they are: the dump's bytes, the restored tables fingerprinted.
+    let progress = |phase: &str| -> Vec<&Value> {
+        ev.iter()
+            .filter(|e| e["event"] == "progress" && e["phase"] == phase)
+            .collect()
+    };
+    let backup = progress("backup");
+    let last = backup.last().expect("progress events of the backup");
+    assert_eq!(last["unit"], "bytes", "{last}");
+    assert_eq!(last["done"], r["backup"]["size_bytes"], "{last}");
+    let snap = progress("snapshot");
+    let tables = r["integrity"]["tables"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        snap.len() as u64,
+        tables,
+        "one progress event per table: {snap:?}"
+    );
+    let last = snap.last().unwrap();
+    assert_eq!(
+        (last["done"].as_u64(), last["total"].as_u64()),
+        (Some(tables), Some(tables)),
+        "{last}"
+    );
     let started = ev.iter().filter(|e| e["event"] == "phase_started").count();
     let finished = ev.iter().filter(|e| e["event"] == "phase_finished").count();
     assert_eq!(started, finished);

@@ -244,7 +244,7 @@ pub async fn take(client: &Client) -> Result<Snapshot, SnapshotError> {
 pub async fn take_split(
     client: &Client,
     helper: &Client,
-    _progress: &crate::progress::Progress,
+    progress: &crate::progress::Progress,
 ) -> Result<Snapshot, SnapshotError> {
     let scope = Scope::enter(client).await?;
     let helper_scope = match Scope::enter(helper).await {
@@ -254,7 +254,7 @@ pub async fn take_split(
             return Err(e);
         }
     };
-    let (tables, rest) = tokio::join!(read_tables(client), read_rest(helper));
+    let (tables, rest) = tokio::join!(read_tables(client, progress), read_rest(helper));
     let left = scope.leave(client).await;
     let helper_left = helper_scope.leave(helper).await;
     let snapshot = assemble(tables?, rest?);
@@ -335,7 +335,7 @@ impl Scope {
 
 async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
     Ok(assemble(
-        read_tables(client).await?,
+        read_tables(client, &crate::progress::Progress::none()).await?,
         read_rest(client).await?,
     ))
 }
@@ -360,7 +360,10 @@ fn assemble(
 type TablesRead = (String, String, Vec<TableSnapshot>, Vec<NotCompared>);
 
 /// The database's name, the server's version and every table's fingerprint.
-async fn read_tables(client: &Client) -> Result<TablesRead, SnapshotError> {
+async fn read_tables(
+    client: &Client,
+    progress: &crate::progress::Progress,
+) -> Result<TablesRead, SnapshotError> {
     let row = client
         .query_one(
             "SELECT current_database()::text, current_setting('server_version_num')",
@@ -369,9 +372,15 @@ async fn read_tables(client: &Client) -> Result<TablesRead, SnapshotError> {
         .await
         .map_err(SnapshotError::query("reading the database name"))?;
     let (relations, not_compared) = relations(client).await?;
+    let total = relations.len() as u64;
     let mut tables = Vec::with_capacity(relations.len());
     for relation in relations {
         tables.push(fingerprint_table(client, relation).await?);
+        progress.report(
+            tables.len() as u64,
+            Some(total),
+            crate::progress::Unit::Tables,
+        );
     }
     Ok((row.get(0), row.get(1), tables, not_compared))
 }
