@@ -247,6 +247,7 @@ pub(crate) fn split_image(image: &str) -> (String, String) {
     }
 }
 
+/// An error with its causes, each cause once.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();

@@ -1,5 +1,7 @@
 //! Probes of the running application: health, version and Prometheus metrics over HTTP.
 
+// hyper's own message is only `client error (Connect)`: the causes say what happened.
+use crate::engine::error_chain;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -400,20 +402,6 @@ pub(crate) async fn http_get(url: &str, timeout: Duration) -> Result<HttpRespons
             humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
         ))
     })?
-}
-
-/// The error with its causes: hyper's own message is only `client error (Connect)`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg = format!("{msg}: {t}");
-        }
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
