@@ -7,37 +7,98 @@ use std::time::Duration;
 use crate::app::{is_error_line, AppProcess, HealthReport};
 use crate::report::{ChecklistItem, Status};
 
-/// The ten items, worded as in the strategy's "Verification Checklist".
-pub const ITEMS: [&str; 10] = [
-    "Database connection successful",
-    "All critical tables have data",
-    "User data integrity verified",
-    "Subscription data integrity verified",
-    "Payment data integrity verified",
-    "Application health checks pass",
-    "Background workers running",
-    "No errors in logs",
-    "System state is HEALTHY",
-    "Monitoring shows normal metrics",
-];
+/// One of the strategy's ten "Verification Checklist" items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckItem {
+    /// 1. Database connection successful.
+    DatabaseConnection,
+    /// 2. All critical tables have data.
+    CriticalTablesHaveData,
+    /// 3. User data integrity verified.
+    UserData,
+    /// 4. Subscription data integrity verified.
+    SubscriptionData,
+    /// 5. Payment data integrity verified.
+    PaymentData,
+    /// 6. Application health checks pass.
+    AppHealth,
+    /// 7. Background workers running.
+    WorkersRunning,
+    /// 8. No errors in logs.
+    NoLogErrors,
+    /// 9. System state is HEALTHY.
+    SystemHealthy,
+    /// 10. Monitoring shows normal metrics.
+    NormalMetrics,
+}
+
+impl CheckItem {
+    /// The ten items in the strategy's order.
+    pub const ALL: [CheckItem; 10] = [
+        CheckItem::DatabaseConnection,
+        CheckItem::CriticalTablesHaveData,
+        CheckItem::UserData,
+        CheckItem::SubscriptionData,
+        CheckItem::PaymentData,
+        CheckItem::AppHealth,
+        CheckItem::WorkersRunning,
+        CheckItem::NoLogErrors,
+        CheckItem::SystemHealthy,
+        CheckItem::NormalMetrics,
+    ];
+
+    /// The items judged from the running application (6–10).
+    pub const APP: [CheckItem; 5] = [
+        CheckItem::AppHealth,
+        CheckItem::WorkersRunning,
+        CheckItem::NoLogErrors,
+        CheckItem::SystemHealthy,
+        CheckItem::NormalMetrics,
+    ];
+
+    /// The item's title, worded as in the strategy (and in report.json).
+    pub fn title(self) -> &'static str {
+        use CheckItem::*;
+        match self {
+            DatabaseConnection => "Database connection successful",
+            CriticalTablesHaveData => "All critical tables have data",
+            UserData => "User data integrity verified",
+            SubscriptionData => "Subscription data integrity verified",
+            PaymentData => "Payment data integrity verified",
+            AppHealth => "Application health checks pass",
+            WorkersRunning => "Background workers running",
+            NoLogErrors => "No errors in logs",
+            SystemHealthy => "System state is HEALTHY",
+            NormalMetrics => "Monitoring shows normal metrics",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title())
+    }
+}
 
 /// The tables behind the three data-integrity items.
-pub const CRITICAL_TABLES: [(&str, &str); 3] = [
-    ("User data integrity verified", "public.users"),
-    (
-        "Subscription data integrity verified",
-        "public.subscriptions",
-    ),
-    ("Payment data integrity verified", "public.payments"),
+pub const CRITICAL_TABLES: [(CheckItem, &str); 3] = [
+    (CheckItem::UserData, "public.users"),
+    (CheckItem::SubscriptionData, "public.subscriptions"),
+    (CheckItem::PaymentData, "public.payments"),
 ];
 
 /// Builds a checklist item.
-pub fn item(name: &str, status: Status, evidence: impl Into<String>) -> ChecklistItem {
+pub fn item(which: CheckItem, status: Status, evidence: impl Into<String>) -> ChecklistItem {
     ChecklistItem {
-        item: name.to_string(),
+        item: which.title().to_string(),
         status,
         evidence: evidence.into(),
     }
+}
+
+/// Whether `i` is the report's record of item `which`.
+pub fn is(i: &ChecklistItem, which: CheckItem) -> bool {
+    i.item == which.title()
 }
 
 /// Whether the checklist as a whole passes: no item failed. Skipped items carry their reason.
@@ -122,7 +183,7 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
     // 6. Application health checks pass: every check in the health answer, at both ends.
     out.push(match (&o.health_before, &o.health_after) {
         (Ok(a), Ok(b)) if a.healthy && b.healthy && failing_checks(b).is_empty() => item(
-            ITEMS[5],
+            CheckItem::AppHealth,
             Pass,
             format!(
                 "GET {} → {} at the start and {} after {w}",
@@ -132,12 +193,12 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
             ),
         ),
         (_, Ok(b)) => item(
-            ITEMS[5],
+            CheckItem::AppHealth,
             Fail,
             format!("GET {} → {}; body: {}", b.url, b.summary(), b.body_excerpt),
         ),
         (_, Err(e)) => item(
-            ITEMS[5],
+            CheckItem::AppHealth,
             Fail,
             format!("health endpoint unreachable after {w}: {e}"),
         ),
@@ -169,10 +230,10 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                     .join(", ")
             );
             if stale.is_empty() && unhealthy.is_empty() {
-                item(ITEMS[6], Pass, ev)
+                item(CheckItem::WorkersRunning, Pass, ev)
             } else {
                 item(
-                    ITEMS[6],
+                    CheckItem::WorkersRunning,
                     Fail,
                     format!(
                         "{ev}; not advancing: {}; failing worker checks: {}",
@@ -187,7 +248,7 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                 let workers = worker_checks(h);
                 if workers.is_empty() {
                     item(
-                        ITEMS[6],
+                        CheckItem::WorkersRunning,
                         Skipped,
                         "the app reports no worker checks and no heartbeat table is readable",
                     )
@@ -195,7 +256,7 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                     let bad = worker_failures(h);
                     if bad.is_empty() {
                         item(
-                            ITEMS[6],
+                            CheckItem::WorkersRunning,
                             Pass,
                             format!(
                                 "health worker checks pass after {w}: {}",
@@ -204,26 +265,30 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                         )
                     } else {
                         item(
-                            ITEMS[6],
+                            CheckItem::WorkersRunning,
                             Fail,
                             format!("health worker checks failing after {w}: {}", bad.join(", ")),
                         )
                     }
                 }
             }
-            Err(e) => item(ITEMS[6], Fail, format!("cannot read worker state: {e}")),
+            Err(e) => item(
+                CheckItem::WorkersRunning,
+                Fail,
+                format!("cannot read worker state: {e}"),
+            ),
         },
     });
 
     // 8. No errors in logs since the restart.
     out.push(match &o.error_lines {
         Ok(lines) if lines.is_empty() => item(
-            ITEMS[7],
+            CheckItem::NoLogErrors,
             Pass,
             "no ERROR lines in the app log since the restart",
         ),
         Ok(lines) => item(
-            ITEMS[7],
+            CheckItem::NoLogErrors,
             Fail,
             format!(
                 "{} ERROR line(s) since the restart, first: {}",
@@ -231,28 +296,38 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                 lines[0].chars().take(300).collect::<String>()
             ),
         ),
-        Err(e) => item(ITEMS[7], Fail, format!("cannot read the app log: {e}")),
+        Err(e) => item(
+            CheckItem::NoLogErrors,
+            Fail,
+            format!("cannot read the app log: {e}"),
+        ),
     });
 
     // 9. System state is HEALTHY, at the end of the window.
     out.push(match &o.health_after {
-        Ok(h) if h.status.as_deref() == Some("HEALTHY") => {
-            item(ITEMS[8], Pass, format!("status HEALTHY after {w}"))
-        }
+        Ok(h) if h.status.as_deref() == Some("HEALTHY") => item(
+            CheckItem::SystemHealthy,
+            Pass,
+            format!("status HEALTHY after {w}"),
+        ),
         Ok(h) if h.status.is_none() && h.healthy => item(
-            ITEMS[8],
+            CheckItem::SystemHealthy,
             Pass,
             format!("HTTP {} (no JSON status field)", h.http_status),
         ),
         Ok(h) => item(
-            ITEMS[8],
+            CheckItem::SystemHealthy,
             Fail,
             format!(
                 "status {} after {w}",
                 h.status.as_deref().unwrap_or("absent")
             ),
         ),
-        Err(e) => item(ITEMS[8], Fail, format!("health endpoint unreachable: {e}")),
+        Err(e) => item(
+            CheckItem::SystemHealthy,
+            Fail,
+            format!("health endpoint unreachable: {e}"),
+        ),
     });
 
     // 10. Monitoring shows normal metrics: errors not increasing, heartbeats fresh, up.
@@ -284,7 +359,7 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
             }
             if seen.is_empty() {
                 item(
-                    ITEMS[9],
+                    CheckItem::NormalMetrics,
                     Fail,
                     format!(
                         "no errors_total, heartbeat_age_seconds or _up metric among {} metrics",
@@ -292,13 +367,19 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
                     ),
                 )
             } else if problems.is_empty() {
-                item(ITEMS[9], Pass, seen.join("; "))
+                item(CheckItem::NormalMetrics, Pass, seen.join("; "))
             } else {
-                item(ITEMS[9], Fail, problems.join("; "))
+                item(CheckItem::NormalMetrics, Fail, problems.join("; "))
             }
         }
-        (_, Err(e)) if e.contains("no metrics") => item(ITEMS[9], Skipped, e.clone()),
-        (Err(e), _) | (_, Err(e)) => item(ITEMS[9], Fail, format!("cannot read metrics: {e}")),
+        (_, Err(e)) if e.contains("no metrics") => {
+            item(CheckItem::NormalMetrics, Skipped, e.clone())
+        }
+        (Err(e), _) | (_, Err(e)) => item(
+            CheckItem::NormalMetrics,
+            Fail,
+            format!("cannot read metrics: {e}"),
+        ),
     });
     out
 }

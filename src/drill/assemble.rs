@@ -1,0 +1,223 @@
+//! The report, assembled from what the phases returned: phases that never ran recorded as
+//! skipped, budgets judged, the verdict, the closing events.
+
+use super::{phases, Ctx, Event, Evidence, SkipReason};
+use crate::checklist::{item, CheckItem};
+use crate::plan::{BudgetName, Plan, Source};
+use crate::report::{
+    BackupInfo, BudgetResult, DisasterInfo, Environment, Failure, FailureClass, Phase, Report,
+    SourceInfo, Status, Verdict, SCHEMA_VERSION,
+};
+
+/// The drill's report; tells the reporters the verdict and that the drill is over.
+pub(super) fn report(
+    mut ctx: Ctx,
+    ev: Evidence,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Report {
+    // Phases that never ran because an earlier one failed are listed as skipped.
+    let done: Vec<String> = ctx.rec.phases.iter().map(|p| p.name.clone()).collect();
+    // `execute` must follow the scenario: what ran is a prefix of the planned order.
+    debug_assert!(
+        phases(&ctx.plan)
+            .iter()
+            .zip(&done)
+            .all(|(planned, ran)| planned.name() == ran),
+        "phases ran out of the scenario's order: {done:?}"
+    );
+    for id in phases(&ctx.plan) {
+        if !done.iter().any(|d| d == id.name()) {
+            let why = match &ctx.rec.failure {
+                Some(f) => SkipReason::AfterFailure(f.phase.clone()),
+                None => SkipReason::NotRun,
+            };
+            ctx.rec.skip(id, why);
+        }
+    }
+    let rec = &ctx.rec;
+    let budgets = evaluate_budgets(
+        &ctx.plan,
+        &rec.phases,
+        |p| rec.not_run(p),
+        rec.failure.is_some(),
+    );
+    if ctx.rec.failure.is_none() {
+        if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
+            ctx.rec.failure = Some(Failure {
+                phase: b.name.as_str().to_string(),
+                class: FailureClass::BudgetExceeded,
+                message: format!(
+                    "{} took {} but the budget is {}",
+                    b.name.as_str(),
+                    crate::report::markdown::secs(b.used_ms),
+                    crate::report::markdown::secs(b.limit_ms)
+                ),
+            });
+        }
+    }
+    let verdict = match &ctx.rec.failure {
+        None => Verdict::Pass,
+        Some(f) if f.class == FailureClass::Environment => Verdict::Error,
+        Some(_) => Verdict::Fail,
+    };
+    let checklist = if ev.checklist.is_empty() {
+        CheckItem::ALL
+            .iter()
+            .map(|i| {
+                item(
+                    *i,
+                    Status::Skipped,
+                    "not run: the drill stopped before verification",
+                )
+            })
+            .collect()
+    } else {
+        ev.checklist
+    };
+    let (seed, rows) = match &ctx.plan.source {
+        Source::Generated { rows, seed } => (Some(*seed), Some(*rows)),
+        _ => (None, None),
+    };
+    let precheck = ev.precheck.as_ref();
+    let backup = ev.backup.as_ref().map(|b| BackupInfo {
+        file: b.dump.display().to_string(),
+        size_bytes: b
+            .manifest
+            .as_ref()
+            .map(|m| m.size_bytes)
+            .or(precheck.map(|p| p.size_bytes))
+            .unwrap_or(0),
+        sha256: b
+            .manifest
+            .as_ref()
+            .map(|m| m.sha256.clone())
+            .or(precheck.map(|p| p.sha256.clone()))
+            .unwrap_or_default(),
+        duration_ms: b.duration_ms,
+        created_at: b.manifest.as_ref().map(|m| m.created_at.clone()),
+        manifest: b.manifest_path.as_ref().map(|p| p.display().to_string()),
+        globals: b.globals.as_ref().map(|p| p.display().to_string()),
+    });
+    for text in &ctx.notes {
+        ctx.rec.emit(Event::Note { text: text.clone() });
+    }
+    ctx.rec.emit(Event::Verdict {
+        verdict,
+        class: ctx.rec.failure.as_ref().map(|f| f.class),
+    });
+    ctx.rec.finish();
+    let millis =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Report {
+        schema_version: SCHEMA_VERSION,
+        drill_id: ctx.plan.drill_id.clone(),
+        started_at: millis(started_at),
+        finished_at: millis(chrono::Utc::now()),
+        verdict,
+        failure: ctx.rec.failure.clone(),
+        environment: Environment {
+            backend: ev.backend_kind.unwrap_or(ctx.plan.backend).to_string(),
+            server_version: ev.verified.server_version,
+            tools: ev.verified.tools,
+            pgdrill_version: env!("CARGO_PKG_VERSION").into(),
+            host: hostname(),
+            run_by: run_by(),
+        },
+        source: SourceInfo {
+            kind: ctx.plan.source.kind().into(),
+            seed,
+            rows,
+            dsn: match &ctx.plan.source {
+                Source::Dsn(e) => Some(e.display()),
+                _ => None,
+            },
+            database: ev.database,
+            generated: ev.generated,
+        },
+        backup,
+        disaster: DisasterInfo {
+            kind: match ctx.plan.source {
+                Source::BackupFile(_) => "none".into(),
+                _ => ctx.plan.disaster.to_string(),
+            },
+            detail: ev.disaster,
+        },
+        phases: ctx.rec.phases.clone(),
+        budgets,
+        integrity: ev.verified.integrity,
+        checklist,
+        notes: ctx.notes,
+    }
+}
+
+/// Sums phase durations per budget and judges them.
+pub fn evaluate_budgets(
+    plan: &Plan,
+    phases: &[Phase],
+    not_run: impl Fn(&Phase) -> bool,
+    failed: bool,
+) -> Vec<BudgetResult> {
+    let groups = [
+        BudgetName::DatabaseRestore,
+        BudgetName::AppRestart,
+        BudgetName::Verification,
+    ];
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut all_ran = true;
+    for g in groups {
+        let ps: Vec<&Phase> = phases.iter().filter(|p| p.budget == Some(g)).collect();
+        let used: u64 = ps.iter().map(|p| p.duration_ms).sum();
+        total += used;
+        let ran = !ps.iter().any(|p| p.status == Status::Fail || not_run(p));
+        all_ran &= ran;
+        out.push(judge(plan, g, used, ran, failed));
+    }
+    out.push(judge(plan, BudgetName::Total, total, all_ran, failed));
+    out
+}
+
+fn judge(plan: &Plan, name: BudgetName, used: u64, ran: bool, failed: bool) -> BudgetResult {
+    let limit = name.limit(&plan.budgets).as_millis() as u64;
+    let verdict = if used > limit {
+        Status::Fail
+    } else if ran || !failed {
+        Status::Pass
+    } else {
+        Status::Skipped
+    };
+    BudgetResult {
+        name,
+        limit_ms: limit,
+        used_ms: used,
+        verdict,
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn run_by() -> String {
+    let uid = nix::unistd::Uid::effective();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"));
+    match (
+        std::env::var("GITHUB_ACTIONS").ok(),
+        std::env::var("GITHUB_RUN_ID").ok(),
+    ) {
+        (Some(_), Some(run)) => format!(
+            "{user} (GitHub Actions run {run}, workflow {}, actor {})",
+            std::env::var("GITHUB_WORKFLOW").unwrap_or_default(),
+            std::env::var("GITHUB_ACTOR").unwrap_or_default()
+        ),
+        _ if std::env::var("CI").is_ok() => format!("{user} (CI)"),
+        _ => user,
+    }
+}

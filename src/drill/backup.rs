@@ -1,0 +1,107 @@
+//! Phase `backup` (pg_dump in an exported snapshot with S0, the globals, the manifest), or
+//! the adoption of an existing backup file, which has no phase of its own.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Ctx, PhaseId};
+use crate::backup::{self, Manifest};
+use crate::plan::Source;
+
+/// The backup the restore uses: taken by the drill or found on disk.
+#[derive(Debug, Clone)]
+pub(super) struct BackupSet {
+    /// The dump.
+    pub dump: PathBuf,
+    /// The roles file beside it (or none).
+    pub globals: Option<PathBuf>,
+    /// The manifest, when there is a readable one.
+    pub manifest: Option<Manifest>,
+    /// Where the manifest is.
+    pub manifest_path: Option<PathBuf>,
+    /// How long taking it took (0 for a file that already existed).
+    pub duration_ms: u64,
+}
+
+/// Backs up database `db` of the source (a live DSN read-only, or the drill's own server)
+/// into `--out/backup/`.
+pub(super) async fn run(ctx: &mut Ctx, db: &str) -> Option<BackupSet> {
+    let source = match (&ctx.plan.source, &ctx.owned.source) {
+        (Source::Dsn(e), _) => {
+            let mut e = e.clone();
+            // Belt and braces: the server itself refuses any write from this session.
+            e.options = Some("-c default_transaction_read_only=on".into());
+            e
+        }
+        (_, Some(t)) => t.endpoint().with_db(db),
+        _ => return None,
+    };
+    // A live source is dumped with this machine's programs; a drill's own server with its own.
+    let tools = match &ctx.owned.source {
+        Some(t) => t.tools(),
+        None => ctx.backend().tools().clone(),
+    };
+    let dir = ctx.plan.out_dir.join("backup");
+    let now = chrono::Utc::now();
+    let t = Instant::now();
+    let progress = ctx.rec.progress(PhaseId::Backup);
+    let set = ctx
+        .rec
+        .step(PhaseId::Backup, async move {
+            let set = backup::take(&source, &tools, &dir, now, &progress).await?;
+            let m = &set.manifest;
+            let detail = format!(
+                "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
+                m.file,
+                m.size_bytes,
+                &m.sha256[..16],
+                m.globals.as_ref().map(|g| g.file.as_str()).unwrap_or("-"),
+                m.snapshot.tables.len()
+            );
+            Ok((set, detail))
+        })
+        .await?;
+    Some(BackupSet {
+        dump: set.dump,
+        globals: set.globals,
+        manifest: Some(set.manifest),
+        manifest_path: Some(set.manifest_path),
+        duration_ms: t.elapsed().as_millis() as u64,
+    })
+}
+
+/// An existing backup file with whatever sits beside it (manifest, globals); what is missing
+/// or unreadable goes into the notes, and verification falls back to the restored data's
+/// own consistency checks.
+pub(super) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
+    let mpath = backup::manifest_path(&path);
+    let mut set = BackupSet {
+        dump: path.clone(),
+        globals: None,
+        manifest: None,
+        manifest_path: None,
+        duration_ms: 0,
+    };
+    if mpath.exists() {
+        match backup::read_manifest(&mpath) {
+            Ok(m) => {
+                set.manifest = Some(m);
+                set.manifest_path = Some(mpath);
+            }
+            Err(e) => ctx.notes.push(format!(
+                "{e}; verifying against the restored data's own consistency checks instead"
+            )),
+        }
+    } else {
+        ctx.notes.push(format!(
+            "no manifest beside {} (expected {}): the checksum cannot be compared and the restored data is verified by its own consistency checks only",
+            path.display(),
+            mpath.display()
+        ));
+    }
+    let g = backup::globals_path(&path);
+    if g.exists() {
+        set.globals = Some(g);
+    }
+    set
+}

@@ -1,0 +1,238 @@
+//! Verification of the restored data (strategy step 5), before the application restarts
+//! and writes: the `--tamper-sql` hook, `snapshot` S1, `compare` with S0, `amcheck`.
+
+use std::collections::BTreeMap;
+
+use super::backup::BackupSet;
+use super::{Ctx, PhaseId, StepFail};
+use crate::env::Endpoint;
+use crate::error::EnvError;
+use crate::report::{FailureClass, Integrity};
+use crate::snapshot::{self, Snapshot};
+
+/// What verification found; kept for the report and the checklist whatever failed.
+#[derive(Debug, Default)]
+pub(super) struct Verified {
+    /// How the drill connected to the restored database, when it could.
+    pub connected: Option<String>,
+    /// `SHOW server_version` of the restored server.
+    pub server_version: String,
+    /// Snapshot S1 of the restored database.
+    pub snapshot: Option<Snapshot>,
+    /// S1 against S0 (or S1's own consistency checks).
+    pub integrity: Option<Integrity>,
+    /// The client programs' versions.
+    pub tools: BTreeMap<String, String>,
+}
+
+/// Verifies database `db` on the target against the backup's manifest, filling `v` as it
+/// goes; `None` when the restored database could not be read at all (a failed comparison
+/// or amcheck goes on: the checklist still judges the rest).
+pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str, v: &mut Verified) -> Option<()> {
+    let endpoint = ctx.target().endpoint().with_db(db);
+    let tools = ctx.target().tools();
+    if let Some(sql) = ctx.plan.tamper_sql.clone() {
+        tamper(ctx, &endpoint, sql).await?;
+    }
+    let (s1, version) = snapshot(ctx, &endpoint).await?;
+    v.connected = Some(format!(
+        "connected to {db} as {}; SHOW server_version = {version}",
+        endpoint.user
+    ));
+    v.server_version = version;
+    v.integrity = compare(ctx, set, &s1).await;
+    v.snapshot = Some(s1);
+    let jobs = ctx.plan.jobs;
+    ctx.rec
+        .step(PhaseId::Amcheck, async {
+            Ok(((), amcheck(&endpoint, &tools, jobs).await?))
+        })
+        .await;
+    v.tools = tool_versions(&tools).await;
+    Some(())
+}
+
+/// The test hook that plays silent corruption, so tests prove verification catches it.
+async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
+    let db = db.clone();
+    ctx.rec
+        .step(PhaseId::TamperHook, async move {
+            let c = db.connect().await?;
+            c.batch_execute(&sql).await.map_err(|e| {
+                StepFail::new(
+                    FailureClass::Environment,
+                    format!("tamper SQL failed: {}", crate::pg::error_text(&e)),
+                )
+            })?;
+            Ok((
+                (),
+                "test hook: ran --tamper-sql on the restored database".to_string(),
+            ))
+        })
+        .await?;
+    ctx.notes.push(
+        "a test hook modified the restored database before verification (--tamper-sql)".into(),
+    );
+    Some(())
+}
+
+/// Snapshot S1 and the server's version; `None` when the restored server cannot be read.
+async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
+    let sdb = db.clone();
+    let progress = ctx.rec.progress(PhaseId::Snapshot);
+    ctx.rec
+        .step(PhaseId::Snapshot, async move {
+            let c = sdb.connect().await?;
+            let version: String = c
+                .query_one("SHOW server_version", &[])
+                .await
+                .map_err(|e| StepFail::new(FailureClass::RestoreFailed, crate::pg::error_text(&e)))?
+                .get(0);
+            // Two sessions in one exported snapshot: the tables are read on one while
+            // the checks run on the other.
+            let helper = sdb.connect().await?;
+            // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
+            // not a difference in the data.
+            let unserved = |e: tokio_postgres::Error| {
+                StepFail::new(
+                    FailureClass::RestoreFailed,
+                    format!(
+                        "the restored server cannot open a snapshot: {}",
+                        crate::pg::error_text(&e)
+                    ),
+                )
+            };
+            let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
+            crate::pg::join_snapshot(&helper, &exported)
+                .await
+                .map_err(unserved)?;
+            let s = snapshot::take_split(&c, &helper, &progress)
+                .await
+                .map_err(|e| {
+                    StepFail::new(
+                        FailureClass::IntegrityMismatch,
+                        format!("cannot take the snapshot of the restored database: {e}"),
+                    )
+                })?;
+            let _ = helper.batch_execute("COMMIT").await;
+            let _ = c.batch_execute("COMMIT").await;
+            let detail = format!(
+                "snapshot S1 of {} tables, {} sequences",
+                s.tables.len(),
+                s.sequences.len()
+            );
+            Ok(((s, version), detail))
+        })
+        .await
+}
+
+/// S1 against the manifest's S0; the comparison is returned whether or not it passes.
+async fn compare(ctx: &mut Ctx, set: &BackupSet, s1: &Snapshot) -> Option<Integrity> {
+    let strict_schema = ctx.plan.strict_schema;
+    let mut slot: Option<Integrity> = None;
+    ctx.rec
+        .step(PhaseId::Compare, async {
+            let mut integrity = match &set.manifest {
+                Some(m) if m.snapshot.format != s1.format => Integrity {
+                    basis: format!(
+                        "snapshot S0 from the manifest is of format {} (an earlier pgdrill), this pgdrill takes format {}: row counts compared with S0, fingerprints and schema recorded, not compared; the restored data's own consistency checks apply",
+                        m.snapshot.format, s1.format
+                    ),
+                    comparison: snapshot::compare_across_formats(&m.snapshot, s1),
+                },
+                Some(m) => Integrity {
+                    basis: format!(
+                        "snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})",
+                        m.mvcc_snapshot
+                    ),
+                    comparison: snapshot::compare(&m.snapshot, s1),
+                },
+                None => Integrity {
+                    basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),
+                    comparison: snapshot::self_consistency(s1),
+                },
+            };
+            if strict_schema {
+                integrity.comparison.enforce_strict_schema();
+            }
+            let diffs = integrity.comparison.differences();
+            let warned = integrity.comparison.warnings.len();
+            let n = integrity.comparison.tables.len();
+            // Kept for the report whether or not the step passes.
+            slot = Some(integrity);
+            if diffs.is_empty() {
+                Ok((
+                    (),
+                    format!(
+                        "{n} tables, sequences, schema and checks identical{}",
+                        warned_suffix(warned)
+                    ),
+                ))
+            } else {
+                Err(StepFail::new(
+                    FailureClass::IntegrityMismatch,
+                    format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
+                ))
+            }
+        })
+        .await;
+    slot
+}
+
+/// `pg_amcheck --heapallindexed` on the restored database.
+async fn amcheck(
+    db: &Endpoint,
+    tools: &crate::env::PgTools,
+    jobs: u32,
+) -> Result<String, StepFail> {
+    let out = tools
+        .command("pg_amcheck", db)
+        .args([
+            "--install-missing",
+            "--heapallindexed",
+            "--no-password",
+            "-j",
+        ])
+        .arg(jobs.to_string())
+        .arg(&db.dbname)
+        .output()
+        .await
+        .map_err(|source| EnvError::Spawn {
+            program: "pg_amcheck".into(),
+            source,
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.trim().is_empty() {
+        return Err(StepFail::new(
+            FailureClass::IntegrityMismatch,
+            format!(
+                "pg_amcheck reports corruption ({}):\n{}{}",
+                out.status,
+                crate::backup::tail(&stdout),
+                crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
+            ),
+        ));
+    }
+    Ok(format!(
+        "pg_amcheck --heapallindexed on {}: no corruption found",
+        db.dbname
+    ))
+}
+
+async fn tool_versions(tools: &crate::env::PgTools) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for t in ["pg_dump", "pg_dumpall", "pg_restore", "psql", "pg_amcheck"] {
+        if let Ok(v) = tools.version(t).await {
+            m.insert(t.to_string(), v);
+        }
+    }
+    m
+}
+
+/// `, N explained warning(s) (integrity.warnings)` for the compare step's detail, or nothing.
+fn warned_suffix(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" apart from {n} explained warning(s) (integrity.warnings)"),
+    }
+}
