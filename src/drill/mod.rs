@@ -1218,6 +1218,7 @@ impl Drill {
             phases: self.rec.phases.clone(),
             budgets,
             integrity: self.integrity.clone(),
+            rpo: None,
             checklist: self.checklist.clone(),
             notes: self.notes.clone(),
         }
