@@ -55,6 +55,10 @@ pub struct Manifest {
     pub pgdrill_version: String,
     /// The exported MVCC snapshot shared by pg_dump and the integrity snapshot.
     pub mvcc_snapshot: String,
+    /// When that snapshot was taken, by this machine's clock: the RPO measurement's bounds
+    /// (absent in manifests written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_taken: Option<SnapshotWindow>,
     /// How long each part took.
     pub timings: Timings,
     /// The roles file, if taken.
@@ -67,6 +71,18 @@ pub struct Manifest {
     /// The operator's words for it (`pgdrill backup --reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The wall-clock interval (UTC, this machine's clock) in which the exported snapshot was
+/// taken: from just before its transaction was sent to just after its id came back. A commit
+/// acknowledged before `sent_at` is in the dump; one sent after `returned_at` is not; only
+/// those in flight in between may go either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotWindow {
+    /// Before `BEGIN … REPEATABLE READ` was sent.
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+    /// After `pg_export_snapshot()` answered.
+    pub returned_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why a backup was taken: the regime's timer, or a person before a deployment.
@@ -226,7 +242,12 @@ pub async fn take_labelled(
         .await?;
     // One MVCC snapshot for both the integrity snapshot and pg_dump: S0 describes exactly
     // the rows in the dump, even while the source keeps taking writes.
+    let sent_at = chrono::Utc::now();
     let snap_id = crate::pg::export_snapshot(&client).await?;
+    let snapshot_taken = SnapshotWindow {
+        sent_at,
+        returned_at: chrono::Utc::now(),
+    };
 
     let dump = dir.join(dump_file_name(now));
     let dump_tmp = temp_beside(&dump)?;
@@ -326,6 +347,7 @@ pub async fn take_labelled(
         tools: tool_versions,
         pgdrill_version: env!("CARGO_PKG_VERSION").into(),
         mvcc_snapshot: snap_id,
+        snapshot_taken: Some(snapshot_taken),
         timings: Timings {
             dump_ms: dump_elapsed.as_millis() as u64,
             snapshot_ms: snap_elapsed.as_millis() as u64,

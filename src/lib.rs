@@ -49,6 +49,7 @@ pub mod regime;
 pub mod repo;
 pub mod report;
 pub mod restore;
+pub mod rpo;
 pub mod seed;
 pub mod snapshot;
 

@@ -18,6 +18,7 @@ mod leftovers;
 mod library;
 mod real_db;
 mod regime;
+mod rpo;
 mod schedule;
 mod seed;
 mod snapshot;

@@ -147,6 +147,7 @@ pub(super) fn report(
         integrity: ev.verified.integrity,
         checklist,
         notes: ctx.notes,
+        rpo: None,
     }
 }
 

@@ -1,10 +1,12 @@
-//! junit.xml: one test case per phase and per checklist item, so CI shows what failed.
+//! junit.xml: one test case per phase, per budget, for the recovery point and per checklist
+//! item, so CI shows what failed.
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
 use super::{Report, Status, Verdict};
+use crate::rpo::RpoVerdict;
 
 fn case(name: &str, status: Status, detail: &str, ms: u64, fail: NonSuccessKind) -> TestCase {
     let st = match status {
@@ -48,6 +50,14 @@ pub fn render(r: &Report) -> String {
             0,
             fail,
         ));
+    }
+    if let Some(p) = &r.rpo {
+        let status = match p.verdict {
+            RpoVerdict::Pass => Status::Pass,
+            RpoVerdict::Fail => Status::Fail,
+        };
+        let detail = format!("{}\n{}", super::markdown::rpo_line(p), p.note);
+        phases.add_test_case(case("rpo", status, &detail, 0, fail));
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Report, Status, Verdict};
+use crate::rpo::{RpoReport, RpoVerdict};
 
 /// Milliseconds as seconds with three decimals, e.g. `12.345 s`.
 pub fn secs(ms: u64) -> String {
@@ -210,6 +211,9 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(rpo) = &r.rpo {
+        rpo_section(&mut s, rpo);
+    }
     let _ = writeln!(
         s,
         "\n## Verification checklist\n\n| Item | Status | Evidence |\n|---|---|---|"
@@ -273,7 +277,89 @@ pub fn summary(r: &Report) -> String {
             let _ = writeln!(s, "  integrity warning: {}", w.line());
         }
     }
+    if let Some(p) = &r.rpo {
+        let _ = writeln!(s, "  {}", rpo_line(p));
+    }
     s
+}
+
+/// The recovery point: the measured data-loss window against the objective, the lost commits,
+/// and the schedule's worst case.
+fn rpo_section(s: &mut String, p: &RpoReport) {
+    let _ = writeln!(
+        s,
+        "\n## Recovery point: {}\n\n| | |\n|---|---|",
+        rpo_verdict(p.verdict)
+    );
+    let _ = writeln!(s, "| Objective | {} |", secs(p.objective_ms));
+    let newest = match &p.newest_restored_at {
+        Some(t) => format!("newest restored commit acknowledged at {t}"),
+        None => "no ledger commit restored: counted from the snapshot".into(),
+    };
+    let _ = writeln!(
+        s,
+        "| Achieved (data-loss window) | {}: {newest}, disaster at {} |",
+        secs(p.achieved_ms),
+        p.disaster_at
+    );
+    let lost = match p.lost_ids {
+        Some(ids) if ids.first == ids.last => format!(" (id {})", ids.first),
+        Some(ids) => format!(" (ids {}–{})", ids.first, ids.last),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "| Lost commits | {}{lost} of {} acknowledged; {} restored |",
+        p.lost_commits, p.acknowledged_commits, p.restored_commits
+    );
+    let _ = writeln!(
+        s,
+        "| Worst case on the schedule | {} = {} interval + {} backup: {} |",
+        secs(p.worst_case_ms),
+        secs(p.backup_interval_ms),
+        secs(p.backup_duration_ms),
+        if p.worst_case_fits {
+            "within the objective"
+        } else {
+            "**longer than the objective**"
+        }
+    );
+    let _ = writeln!(s, "| Backups taken | {} |", p.backups_taken);
+    let _ = writeln!(
+        s,
+        "| Snapshot taken | between {} and {}; commits in flight meanwhile (the only ones that may go either way): {} |",
+        p.snapshot_taken[0], p.snapshot_taken[1], p.in_flight_at_snapshot
+    );
+    let _ = writeln!(
+        s,
+        "| Ledger | `{}`, {} commits/s, {} failed |",
+        p.ledger, p.rate_per_sec, p.failed_commits
+    );
+    let _ = writeln!(s, "\n{}", cell(&p.note));
+}
+
+fn rpo_verdict(v: RpoVerdict) -> &'static str {
+    match v {
+        RpoVerdict::Pass => "pass",
+        RpoVerdict::Fail => "**FAIL**",
+    }
+}
+
+/// The summary's line on the recovery point.
+pub fn rpo_line(p: &RpoReport) -> String {
+    format!(
+        "rpo: {} (data-loss window {} of {} objective, {} acknowledged commits lost; worst case {} {})",
+        rpo_verdict(p.verdict).trim_matches('*').to_lowercase(),
+        secs(p.achieved_ms),
+        secs(p.objective_ms),
+        p.lost_commits,
+        secs(p.worst_case_ms),
+        if p.worst_case_fits {
+            "fits"
+        } else {
+            "exceeds the objective"
+        }
+    )
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -329,6 +415,9 @@ pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
             secs(b.limit_ms),
             status(b.verdict)
         );
+    }
+    if let Some(p) = &r.rpo {
+        let _ = writeln!(s, "\n{}", rpo_line(p));
     }
     if let Some(url) = artifacts {
         let _ = writeln!(

@@ -7,6 +7,8 @@ pub mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+#[cfg(test)]
+mod render_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,6 +50,9 @@ pub struct Report {
     pub budgets: Vec<BudgetResult>,
     /// The integrity comparison of the data before the backup and after the restore.
     pub integrity: Option<Integrity>,
+    /// The recovery point measured by the ledger writer (`--scope full`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<crate::rpo::RpoReport>,
     /// The strategy's verification checklist.
     pub checklist: Vec<ChecklistItem>,
     /// Anything an auditor should know that has no field of its own.
@@ -95,6 +100,8 @@ pub enum FailureClass {
     ChecklistFailed,
     /// A phase group took longer than its RTO budget.
     BudgetExceeded,
+    /// The measured data-loss window was longer than the recovery point objective.
+    RpoExceeded,
     /// The machine could not run the drill.
     Environment,
 }
@@ -254,6 +261,22 @@ impl Report {
     pub fn summary(&self) -> String {
         markdown::summary(self)
     }
+}
+
+/// The failure a drill records when its data-loss window exceeded the objective (phase `rpo`,
+/// class `rpo_exceeded`); `None` when it held. The schedule's worst case alone never fails a
+/// drill: see [`crate::rpo::RpoReport::worst_case_fits`].
+pub fn rpo_failure(rpo: &crate::rpo::RpoReport) -> Option<Failure> {
+    (rpo.verdict == crate::rpo::RpoVerdict::Fail).then(|| Failure {
+        phase: "rpo".into(),
+        class: FailureClass::RpoExceeded,
+        message: format!(
+            "the data-loss window was {} but the recovery point objective is {} ({} acknowledged commits lost)",
+            markdown::secs(rpo.achieved_ms),
+            markdown::secs(rpo.objective_ms),
+            rpo.lost_commits
+        ),
+    })
 }
 
 fn write(path: std::path::PathBuf, bytes: &[u8]) -> Result<(), Error> {

@@ -1,0 +1,163 @@
+//! The `rpo` section in every rendering: report.json (absent when there is none), report.md,
+//! the summary, junit.xml and report.html.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::rpo::{IdRange, RpoReport, RpoVerdict};
+
+fn rpo(verdict: RpoVerdict) -> RpoReport {
+    RpoReport {
+        objective_ms: 900_000,
+        achieved_ms: if verdict == RpoVerdict::Pass {
+            12_345
+        } else {
+            912_345
+        },
+        lost_commits: 17,
+        lost_ids: Some(IdRange {
+            first: 613,
+            last: 629,
+        }),
+        worst_case_ms: 901_200,
+        worst_case_fits: false,
+        verdict,
+        acknowledged_commits: 629,
+        restored_commits: 612,
+        in_flight_at_snapshot: 1,
+        failed_commits: 1,
+        newest_restored_at: Some("2026-12-01T03:00:10.123456Z".into()),
+        disaster_at: if verdict == RpoVerdict::Pass {
+            "2026-12-01T03:00:22.468456Z"
+        } else {
+            "2026-12-01T03:15:22.468456Z"
+        }
+        .into(),
+        snapshot_taken: [
+            "2026-12-01T03:00:10.120000Z".into(),
+            "2026-12-01T03:00:10.124000Z".into(),
+        ],
+        backup_interval_ms: 900_000,
+        backup_duration_ms: 1_200,
+        backups_taken: 3,
+        rate_per_sec: 50,
+        ledger: "pgdrill.rpo_ledger".into(),
+        note: crate::rpo::WorstCase {
+            interval: std::time::Duration::from_secs(900),
+            backup_duration: std::time::Duration::from_millis(1200),
+            backups_taken: 3,
+        }
+        .note(std::time::Duration::from_secs(900)),
+    }
+}
+
+/// A small report; `rpo` decides the section under test.
+fn report(rpo: Option<RpoReport>) -> Report {
+    Report {
+        schema_version: SCHEMA_VERSION,
+        drill_id: "d-1".into(),
+        started_at: "2026-12-01T03:00:00.000Z".into(),
+        finished_at: "2026-12-01T03:01:00.000Z".into(),
+        verdict: Verdict::Pass,
+        failure: None,
+        environment: Environment {
+            backend: "native".into(),
+            server_version: "PostgreSQL 15".into(),
+            tools: BTreeMap::new(),
+            pgdrill_version: "0.1.0".into(),
+            host: "host".into(),
+            run_by: "tester".into(),
+        },
+        source: SourceInfo {
+            kind: "generated".into(),
+            seed: Some(42),
+            rows: Some(300),
+            dsn: None,
+            database: "shop".into(),
+            generated: None,
+        },
+        backup: None,
+        disaster: DisasterInfo {
+            kind: "server-loss".into(),
+            detail: "source destroyed".into(),
+        },
+        phases: vec![Phase {
+            name: "pg_restore".into(),
+            budget: Some(BudgetName::DatabaseRestore),
+            status: Status::Pass,
+            started_ms: 0,
+            duration_ms: 1500,
+            detail: "restored".into(),
+        }],
+        budgets: vec![],
+        integrity: None,
+        rpo,
+        checklist: vec![],
+        notes: vec![],
+    }
+}
+
+/// The `## Recovery point` section of report.md, up to the next section.
+fn md_section(r: &Report) -> String {
+    let md = markdown::render(r);
+    let start = md.find("## Recovery point").expect("the section");
+    let end = md[start + 2..]
+        .find("\n## ")
+        .map_or(md.len(), |e| start + 2 + e);
+    md[start..end].to_string()
+}
+
+#[test]
+fn no_rpo_leaves_every_rendering_as_it_was() {
+    let r = report(None);
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(!json.contains("\"rpo\""), "{json}");
+    assert!(!markdown::render(&r).contains("Recovery point"));
+    assert!(!r.summary().contains("rpo"));
+    assert!(!junit::render(&r).contains("\"rpo\""));
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r, "an older report.json still reads");
+}
+
+#[test]
+fn markdown_summary_and_junit_of_a_passing_rpo() {
+    let r = report(Some(rpo(RpoVerdict::Pass)));
+    insta::assert_snapshot!("rpo_markdown_pass", md_section(&r));
+    insta::assert_snapshot!("rpo_summary_pass", r.summary());
+    insta::assert_snapshot!("rpo_junit_pass", junit::render(&r));
+    assert!(markdown::step_summary(&r, None).contains("rpo: pass"));
+}
+
+#[test]
+fn a_failing_rpo_is_a_junit_failure_and_a_drill_failure() {
+    let mut r = report(Some(rpo(RpoVerdict::Fail)));
+    let f = rpo_failure(r.rpo.as_ref().unwrap()).expect("fails the drill");
+    assert_eq!(
+        (f.phase.as_str(), f.class),
+        ("rpo", FailureClass::RpoExceeded)
+    );
+    r.verdict = Verdict::Fail;
+    r.failure = Some(f);
+    insta::assert_snapshot!("rpo_markdown_fail", md_section(&r));
+    insta::assert_snapshot!("rpo_junit_fail", junit::render(&r));
+    assert!(r.summary().contains("rpo: fail"), "{}", r.summary());
+    assert!(rpo_failure(&rpo(RpoVerdict::Pass)).is_none());
+}
+
+#[test]
+fn report_html_has_an_rpo_section() {
+    let r = report(Some(rpo(RpoVerdict::Fail)));
+    let value = serde_json::to_value(&r).unwrap();
+    let html = html::render(&value);
+    let start = html
+        .find("<section aria-labelledby=\"h-rpo\">")
+        .expect("the section");
+    let end = start + html[start..].find("</section>").unwrap();
+    insta::assert_snapshot!("rpo_html_fail", &html[start..end]);
+    assert!(
+        !html.contains("<section class=\"extra\">"),
+        "rpo is not also shown as raw JSON"
+    );
+    let none = html::render(&serde_json::to_value(report(None)).unwrap());
+    assert!(!none.contains("h-rpo"));
+}
