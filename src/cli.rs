@@ -239,6 +239,9 @@ pub struct DrillArgs {
     /// or create them NOLOGIN on the disposable target.
     #[arg(long, value_enum, default_value = "fail")]
     pub missing_roles: crate::preflight::MissingRoles,
+    /// `--scope`, the full drill's configuration and code, the backup schedule and the RPO.
+    #[command(flatten)]
+    pub scope: crate::scope::ScopeArgs,
 }
 
 /// Which application runs under the drill.
@@ -395,8 +398,16 @@ impl DrillArgs {
             database_restore: self.budget_restore,
             app_restart: self.budget_app,
             verification: self.budget_verify,
+            config_restore: self.scope.budget_config,
+            code_rollback: self.scope.budget_code,
             total: self.budget_total,
         };
+        let scope = self.scope.clone().into_plan(
+            matches!(source, Source::Generated { .. }),
+            matches!(source, Source::Dsn(_)),
+            app.as_ref().is_some_and(|a| a.is_sample()),
+            app.as_ref().is_some_and(|a| !a.is_sample()),
+        )?;
         let out_dir = self
             .out
             .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
@@ -437,6 +448,7 @@ impl DrillArgs {
             strict_schema: self.strict_schema,
             globals,
             missing_roles: self.missing_roles,
+            scope,
         })
     }
 }

@@ -39,6 +39,15 @@ pub struct Plan {
     pub globals: Option<PathBuf>,
     /// `--missing-roles`: what to do about roles the dump needs that the target lacks.
     pub missing_roles: crate::preflight::MissingRoles,
+    /// What is restored (`--scope`), the backup schedule and the RPO measurement.
+    pub scope: crate::scope::ScopePlan,
+}
+
+impl Plan {
+    /// The full scope's configuration and code, with `--scope full`.
+    pub fn full(&self) -> Option<&crate::scope::FullPlan> {
+        self.scope.full.as_ref()
+    }
 }
 
 /// The application under drill and how it is judged.
@@ -116,6 +125,10 @@ pub struct Budgets {
     pub app_restart: Duration,
     /// Snapshot, comparison, amcheck, checklist.
     pub verification: Duration,
+    /// The configuration restored and checked (`--scope full`).
+    pub config_restore: Duration,
+    /// The code rolled back, deployed and its version checked (`--scope full`).
+    pub code_rollback: Duration,
     /// All of the above: the recovery time.
     pub total: Duration,
 }
@@ -126,6 +139,8 @@ impl Default for Budgets {
             database_restore: Duration::from_secs(15 * 60),
             app_restart: Duration::from_secs(5 * 60),
             verification: Duration::from_secs(10 * 60),
+            config_restore: Duration::from_secs(2 * 60),
+            code_rollback: Duration::from_secs(5 * 60),
             total: Duration::from_secs(30 * 60),
         }
     }
@@ -141,6 +156,10 @@ pub enum BudgetName {
     AppRestart,
     /// The verification allowance.
     Verification,
+    /// The configuration restore allowance (full scope).
+    ConfigRestore,
+    /// The code rollback allowance (full scope).
+    CodeRollback,
     /// The whole recovery.
     Total,
 }
@@ -152,6 +171,8 @@ impl BudgetName {
             BudgetName::DatabaseRestore => b.database_restore,
             BudgetName::AppRestart => b.app_restart,
             BudgetName::Verification => b.verification,
+            BudgetName::ConfigRestore => b.config_restore,
+            BudgetName::CodeRollback => b.code_rollback,
             BudgetName::Total => b.total,
         }
     }
@@ -162,6 +183,8 @@ impl BudgetName {
             BudgetName::DatabaseRestore => "database_restore",
             BudgetName::AppRestart => "app_restart",
             BudgetName::Verification => "verification",
+            BudgetName::ConfigRestore => "config_restore",
+            BudgetName::CodeRollback => "code_rollback",
             BudgetName::Total => "total",
         }
     }

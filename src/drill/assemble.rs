@@ -147,7 +147,7 @@ pub(super) fn report(
         integrity: ev.verified.integrity,
         checklist,
         notes: ctx.notes,
-        rpo: None,
+        rpo: ev.rpo,
     }
 }
 
@@ -158,11 +158,15 @@ pub fn evaluate_budgets(
     not_run: impl Fn(&Phase) -> bool,
     failed: bool,
 ) -> Vec<BudgetResult> {
-    let groups = [
+    let mut groups = vec![
         BudgetName::DatabaseRestore,
         BudgetName::AppRestart,
         BudgetName::Verification,
     ];
+    // The full scope's own restores count in the RTO too.
+    if plan.full().is_some() {
+        groups.extend([BudgetName::ConfigRestore, BudgetName::CodeRollback]);
+    }
     let mut out = Vec::new();
     let mut total = 0;
     let mut all_ran = true;

@@ -2,11 +2,12 @@
 //! the adoption of an existing backup file, which has no phase of its own.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Ctx, PhaseId};
 use crate::backup::{self, Manifest};
 use crate::plan::Source;
+use crate::rpo::Clock;
 
 /// The backup the restore uses: taken by the drill or found on disk.
 #[derive(Debug, Clone)]
@@ -23,9 +24,30 @@ pub(super) struct BackupSet {
     pub duration_ms: u64,
 }
 
+/// The backups a drill took on its schedule (one, unless `--backups`).
+#[derive(Debug, Clone)]
+pub(super) struct Backups {
+    /// In the order taken; the restore uses the newest.
+    pub sets: Vec<BackupSet>,
+    /// When the first one started: the schedule's origin.
+    pub first_started: Instant,
+}
+
+impl Backups {
+    /// The newest backup: the one a restore after the disaster uses.
+    pub fn newest(&self) -> &BackupSet {
+        self.sets.last().expect("at least one backup")
+    }
+
+    /// The longest backup of the drill (the schedule's worst case adds it to the interval).
+    pub fn longest(&self) -> Duration {
+        Duration::from_millis(self.sets.iter().map(|s| s.duration_ms).max().unwrap_or(0))
+    }
+}
+
 /// Backs up database `db` of the source (a live DSN read-only, or the drill's own server)
-/// into `--out/backup/`.
-pub(super) async fn run(ctx: &mut Ctx, db: &str) -> Option<BackupSet> {
+/// into `--out/backup/`, `--backups` times on the `--backup-every` schedule of `clock`.
+pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
     let source = match (&ctx.plan.source, &ctx.owned.source) {
         (Source::Dsn(e), _) => {
             let mut e = e.clone();
@@ -42,32 +64,58 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str) -> Option<BackupSet> {
         None => ctx.backend().tools().clone(),
     };
     let dir = ctx.plan.out_dir.join("backup");
-    let now = chrono::Utc::now();
-    let t = Instant::now();
+    let count = ctx.plan.scope.cadence.backups;
+    let every = ctx.plan.scope.cadence.every;
     let progress = ctx.rec.progress(PhaseId::Backup);
-    let set = ctx
-        .rec
+    ctx.rec
         .step(PhaseId::Backup, async move {
-            let set = backup::take(&source, &tools, &dir, now, &progress).await?;
-            let m = &set.manifest;
-            let detail = format!(
-                "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
-                m.file,
-                m.size_bytes,
-                &m.sha256[..16],
-                m.globals.as_ref().map(|g| g.file.as_str()).unwrap_or("-"),
-                m.snapshot.tables.len()
-            );
-            Ok((set, detail))
+            let first_started = Instant::now();
+            let mut sets = Vec::new();
+            let mut lines = Vec::new();
+            for n in 0..count {
+                // Backups start on the schedule, as a timer would start them.
+                tokio::time::sleep(clock.until_backup(n, first_started.elapsed())).await;
+                let t = Instant::now();
+                let set = backup::take(&source, &tools, &dir, chrono::Utc::now(), &progress).await?;
+                let m = &set.manifest;
+                lines.push(format!(
+                    "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
+                    m.file,
+                    m.size_bytes,
+                    &m.sha256[..16],
+                    m.globals.as_ref().map(|g| g.file.as_str()).unwrap_or("-"),
+                    m.snapshot.tables.len()
+                ));
+                sets.push(BackupSet {
+                    dump: set.dump,
+                    globals: set.globals,
+                    manifest: Some(set.manifest),
+                    manifest_path: Some(set.manifest_path),
+                    duration_ms: t.elapsed().as_millis() as u64,
+                });
+            }
+            let detail = match lines.as_slice() {
+                [one] => one.clone(),
+                many => format!(
+                    "{} backups every {}: {}",
+                    many.len(),
+                    humantime::format_duration(every),
+                    many.iter()
+                        .enumerate()
+                        .map(|(i, l)| format!("{}. {l}", i + 1))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            Ok((
+                Backups {
+                    sets,
+                    first_started,
+                },
+                detail,
+            ))
         })
-        .await?;
-    Some(BackupSet {
-        dump: set.dump,
-        globals: set.globals,
-        manifest: Some(set.manifest),
-        manifest_path: Some(set.manifest_path),
-        duration_ms: t.elapsed().as_millis() as u64,
-    })
+        .await
 }
 
 /// An existing backup file with whatever sits beside it (manifest, globals); what is missing

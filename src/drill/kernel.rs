@@ -272,6 +272,11 @@ impl Recorder {
         self.skipped.push((id, why));
     }
 
+    /// The drill's cancellation token, for parts that stop with it (a child token each).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.token().clone()
+    }
+
     /// Whether a stop was asked for.
     pub fn interrupted(&self) -> bool {
         self.cancel.is_cancelled()

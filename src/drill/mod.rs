@@ -24,6 +24,7 @@ mod checklist;
 mod disaster;
 mod provision;
 mod restore;
+mod rpo;
 mod seed;
 mod verify;
 
@@ -87,6 +88,8 @@ struct Owned {
     app: Option<AppProcess>,
     /// An app container stopped before the restore, waiting for its `docker start`.
     stopped_app: Option<AppProcess>,
+    /// The ledger writer measuring the RPO, until the disaster cuts it off.
+    writer: Option<crate::rpo::Writer>,
 }
 
 /// What the phases returned, kept for the report whether or not a later phase failed.
@@ -99,6 +102,7 @@ struct Evidence {
     disaster: String,
     precheck: Option<crate::restore::Precheck>,
     verified: verify::Verified,
+    rpo: Option<crate::rpo::RpoReport>,
     checklist: Vec<ChecklistItem>,
 }
 
@@ -160,34 +164,43 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
 /// the two together). `None` as soon as a phase failed: the rest is recorded as skipped.
 async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
     ev.backend_kind = Some(provision::run(ctx).await?);
-    let set: &backup::BackupSet = match ctx.plan.source.clone() {
-        Source::Generated { rows, seed } => {
-            ev.generated = Some(seed::run(ctx, &ev.database, rows, seed).await?);
-            if ctx.plan.app.is_some() {
-                app::start_on_source(ctx, &ev.database).await?;
-            }
-            let set = ev.backup.insert(backup::run(ctx, &ev.database).await?);
-            ev.disaster = disaster::run(ctx, &ev.database).await?;
-            set
-        }
-        Source::Dsn(_) => {
-            let set = ev.backup.insert(backup::run(ctx, &ev.database).await?);
-            ev.disaster = disaster::run(ctx, &ev.database).await?;
-            set
-        }
+    let mut clock = ctx.plan.scope.cadence.clock(ctx.plan.scope.disaster_seed);
+    let (backups, struck) = match ctx.plan.source.clone() {
         Source::BackupFile(path) => {
             let set = backup::adopt(ctx, path);
             if let Some(m) = &set.manifest {
                 ev.database = m.database.clone();
             }
             ev.disaster = "restoring an existing backup file into a new empty server".into();
-            ev.backup.insert(set)
+            ev.backup = Some(set);
+            (None, None)
+        }
+        source => {
+            if let Source::Generated { rows, seed } = source {
+                ev.generated = Some(seed::run(ctx, &ev.database, rows, seed).await?);
+                if ctx.plan.app.is_some() {
+                    app::start_on_source(ctx, &ev.database).await?;
+                }
+            }
+            if ctx.plan.scope.rpo.is_some() {
+                rpo::start(ctx, &ev.database).await?;
+            }
+            let backups = backup::run(ctx, &ev.database, &clock).await?;
+            ev.backup = Some(backups.newest().clone());
+            let happened =
+                disaster::run(ctx, &ev.database, &mut clock, Some(backups.first_started)).await?;
+            ev.disaster = happened.detail;
+            (Some(backups), happened.struck)
         }
     };
+    let set = ev.backup.as_ref()?;
     app::stop(ctx).await?;
     ev.precheck = Some(restore::precheck(ctx, set).await?);
     ev.database = restore::run(ctx, set, &ev.database).await?;
     verify::run(ctx, set, &ev.database, &mut ev.verified).await?;
+    if let (Some(backups), Some(struck)) = (&backups, &struck) {
+        ev.rpo = rpo::assess(ctx, &ev.database, backups, struck).await;
+    }
     let app_items = app::restart(ctx, &ev.database).await;
     ev.checklist = checklist::items(ctx, &ev.verified, app_items);
     checklist::run(ctx, &ev.checklist).await

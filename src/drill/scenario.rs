@@ -10,8 +10,14 @@ pub enum PhaseId {
     Provision,
     /// The generated data set.
     Seed,
+    /// The release the application runs before the disaster, deployed (full scope).
+    Deploy,
     /// The application against the source, writing during the backup.
     AppStart,
+    /// The application's configuration files backed up, encrypted (full scope).
+    ConfigBackup,
+    /// The ledger writer that measures the RPO, started.
+    WriterStart,
     /// pg_dump, the globals and the manifest with S0.
     Backup,
     /// The loss being drilled.
@@ -28,6 +34,10 @@ pub enum PhaseId {
     PgRestore,
     /// ANALYZE after the restore.
     Analyze,
+    /// The configuration restored from its newest backup before the disaster, and checked.
+    ConfigRestore,
+    /// The code rolled back to the target release: checked out clean and deployed.
+    CodeRollback,
     /// The `--tamper-sql` test hook.
     TamperHook,
     /// Snapshot S1 of the restored database.
@@ -36,10 +46,14 @@ pub enum PhaseId {
     Compare,
     /// pg_amcheck --heapallindexed.
     Amcheck,
+    /// The restored ledger against the writer's acknowledged commits: the RPO achieved.
+    Rpo,
     /// The application restarted against the restored server.
     StartApp,
     /// Its health endpoint answering within the app_restart budget.
     AppHealthy,
+    /// The restarted application reports the rolled-back release and commit.
+    AppVersion,
     /// The restarted application watched for the checklist.
     ObserveApp,
     /// The strategy's ten-item checklist.
@@ -53,7 +67,10 @@ impl PhaseId {
         match self {
             Provision => "provision",
             Seed => "seed",
+            Deploy => "deploy",
             AppStart => "app_start",
+            ConfigBackup => "config_backup",
+            WriterStart => "writer_start",
             Backup => "backup",
             Disaster => "disaster",
             StopApp => "stop_app",
@@ -62,12 +79,16 @@ impl PhaseId {
             Createdb => "createdb",
             PgRestore => "pg_restore",
             Analyze => "analyze",
+            ConfigRestore => "config_restore",
+            CodeRollback => "code_rollback",
             TamperHook => "tamper_hook",
             Snapshot => "snapshot",
             Compare => "compare",
             Amcheck => "amcheck",
+            Rpo => "rpo",
             StartApp => "start_app",
             AppHealthy => "app_healthy",
+            AppVersion => "app_version",
             ObserveApp => "observe_app",
             Checklist => "checklist",
         }
@@ -77,12 +98,17 @@ impl PhaseId {
     pub fn budget(self) -> Option<BudgetName> {
         use PhaseId::*;
         match self {
-            Provision | Seed | AppStart | Backup | Disaster | TamperHook => None,
+            Provision | Seed | Deploy | AppStart | ConfigBackup | WriterStart | Backup
+            | Disaster | TamperHook => None,
             StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
                 Some(BudgetName::DatabaseRestore)
             }
+            ConfigRestore => Some(BudgetName::ConfigRestore),
+            CodeRollback | AppVersion => Some(BudgetName::CodeRollback),
             StartApp | AppHealthy => Some(BudgetName::AppRestart),
-            Snapshot | Compare | Amcheck | ObserveApp | Checklist => Some(BudgetName::Verification),
+            Snapshot | Compare | Amcheck | Rpo | ObserveApp | Checklist => {
+                Some(BudgetName::Verification)
+            }
         }
     }
 }
@@ -96,25 +122,49 @@ impl std::fmt::Display for PhaseId {
 /// The phases `plan` goes through, in the order they run.
 pub fn phases(plan: &Plan) -> Vec<PhaseId> {
     use PhaseId::*;
+    let full = plan.full().is_some();
+    let writer = plan.scope.rpo.is_some();
     let mut v = vec![Provision];
+    let before_backup = |v: &mut Vec<PhaseId>| {
+        if full {
+            v.push(ConfigBackup);
+        }
+        if writer {
+            v.push(WriterStart);
+        }
+        v.extend([Backup, Disaster]);
+    };
     match plan.source {
         Source::Generated { .. } => {
             v.push(Seed);
+            if full {
+                v.push(Deploy);
+            }
             if plan.app.is_some() {
                 v.push(AppStart);
             }
-            v.extend([Backup, Disaster]);
+            before_backup(&mut v);
         }
-        Source::Dsn(_) => v.extend([Backup, Disaster]),
+        Source::Dsn(_) => before_backup(&mut v),
         Source::BackupFile(_) => {}
     }
     v.extend([StopApp, Precheck, Roles, Createdb, PgRestore, Analyze]);
+    if full {
+        v.extend([ConfigRestore, CodeRollback]);
+    }
     if plan.tamper_sql.is_some() {
         v.push(TamperHook);
     }
     // The strategy verifies the data (step 5) before the application restarts (step 6):
     // once the app runs, it writes, and S1 would no longer be the restored state.
-    v.extend([Snapshot, Compare, Amcheck, StartApp, AppHealthy]);
+    v.extend([Snapshot, Compare, Amcheck]);
+    if writer {
+        v.push(Rpo);
+    }
+    v.extend([StartApp, AppHealthy]);
+    if full {
+        v.push(AppVersion);
+    }
     if plan.app.is_some() {
         v.push(ObserveApp);
     }

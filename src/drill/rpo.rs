@@ -1,0 +1,119 @@
+//! The RPO measured: `writer_start` (a ledger writer commits into the source while the
+//! backups are taken), and after the restore `rpo` (the restored ledger against the commits
+//! the writer saw acknowledged, and the data-loss window against `--rpo`).
+
+use chrono::{DateTime, Utc};
+
+use super::backup::Backups;
+use super::{Ctx, PhaseId, StepFail};
+use crate::plan::Source;
+use crate::report::FailureClass;
+use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
+
+impl From<RpoError> for StepFail {
+    fn from(e: RpoError) -> Self {
+        let class = match &e {
+            e if e.is_environment() => FailureClass::Environment,
+            RpoError::Integrity { .. } => FailureClass::IntegrityMismatch,
+            _ => FailureClass::RestoreFailed,
+        };
+        StepFail::new(class, e.to_string())
+    }
+}
+
+/// What the disaster ended: the writer's record and the moment it struck.
+pub(super) struct Struck {
+    /// What the writer saw acknowledged.
+    pub acks: Acknowledged,
+    /// The moment of the disaster.
+    pub at: DateTime<Utc>,
+}
+
+/// Phase `writer_start`: the ledger writer on database `db` of the source, committing at the
+/// plan's rate until the disaster. A source that cannot be written to is an environment
+/// error here, before any backup.
+pub(super) async fn start(ctx: &mut Ctx, db: &str) -> Option<()> {
+    let plan = ctx.plan.scope.rpo?;
+    let endpoint = match (&ctx.plan.source, &ctx.owned.source) {
+        (Source::Dsn(e), _) => {
+            let mut e = e.clone();
+            // Never switched to writing: a live source must refuse, and the drill says why.
+            e.options = Some("-c default_transaction_read_only=on".into());
+            e
+        }
+        (_, Some(t)) => t.endpoint().with_db(db),
+        _ => return None,
+    };
+    let token = ctx.rec.cancel_token();
+    let writer = ctx
+        .rec
+        .step(PhaseId::WriterStart, async move {
+            let w = Writer::start(&endpoint, plan.rate, &token).await?;
+            let detail = format!(
+                "ledger {} on {}: {} commits per second, each acknowledgement recorded with its time",
+                crate::rpo::ledger_name(),
+                endpoint.display(),
+                plan.rate
+            );
+            Ok((w, detail))
+        })
+        .await?;
+    ctx.owned.writer = Some(writer);
+    Some(())
+}
+
+/// Phase `rpo`: the restored ledger of database `db` held against the writer's record.
+pub(super) async fn assess(
+    ctx: &mut Ctx,
+    db: &str,
+    backups: &Backups,
+    struck: &Struck,
+) -> Option<RpoReport> {
+    let plan = ctx.plan.scope.rpo?;
+    let endpoint = ctx.target().endpoint().with_db(db);
+    let snapshot = backups
+        .newest()
+        .manifest
+        .as_ref()
+        .and_then(|m| m.snapshot_taken);
+    let worst_case = WorstCase {
+        interval: ctx.plan.scope.cadence.every,
+        backup_duration: backups.longest(),
+        backups_taken: backups.sets.len() as u32,
+    };
+    let mut slot = None;
+    ctx.rec
+        .step(PhaseId::Rpo, async {
+            let Some(snapshot) = snapshot else {
+                return Err(StepFail::new(
+                    FailureClass::BackupUnusable,
+                    "the restored backup's manifest does not say when its snapshot was taken (snapshot_taken), so the lost commits cannot be told exactly",
+                ));
+            };
+            let client = endpoint.connect().await?;
+            let inputs = Inputs {
+                snapshot,
+                disaster_at: struck.at,
+                objective: plan.objective,
+                worst_case,
+            };
+            let r = crate::rpo::assess(&client, &struck.acks, &inputs).await?;
+            let detail = format!(
+                "{} of {} acknowledged commits restored, {} lost; data-loss window {} against the RPO {}; schedule worst case {}",
+                r.restored_commits,
+                r.acknowledged_commits,
+                r.lost_commits,
+                crate::report::markdown::secs(r.achieved_ms),
+                crate::report::markdown::secs(r.objective_ms),
+                crate::report::markdown::secs(r.worst_case_ms),
+            );
+            let failed = crate::report::rpo_failure(&r);
+            slot = Some(r);
+            match failed {
+                Some(f) => Err(StepFail::new(f.class, f.message)),
+                None => Ok(((), detail)),
+            }
+        })
+        .await;
+    slot
+}

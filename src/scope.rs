@@ -1,0 +1,289 @@
+//! What a drill restores — the database alone (the weekly drill) or, with `--scope full`,
+//! the database, the application's configuration and its code (the monthly verification) —
+//! and the backup schedule and ledger writer that measure the RPO.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::plan::parse_duration;
+use crate::rpo::{Cadence, DisasterAt};
+
+/// What a drill restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Scope {
+    /// The database (the weekly drill).
+    #[default]
+    Database,
+    /// The database, the application's configuration and its code (the monthly drill).
+    Full,
+}
+
+impl Scope {
+    /// The name on the command line and in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Database => "database",
+            Scope::Full => "full",
+        }
+    }
+}
+
+/// The sample application's required configuration keys.
+pub const SAMPLE_REQUIRED_KEYS: [&str; 3] = ["DATABASE_URL", "API_KEY", "VPN_PEER"];
+
+/// The flags of `pgdrill drill` for the full scope and the RPO (flattened into `DrillArgs`).
+#[derive(Debug, Args, Clone)]
+pub struct ScopeArgs {
+    /// What the drill restores: `database`, or `full` (database, configuration and code).
+    #[arg(long, value_enum, default_value_t = Scope::Database)]
+    pub scope: Scope,
+    /// --scope full: one of the application's configuration files (repeatable); they are
+    /// copied into the drill's own directory, backed up encrypted, lost and restored (the
+    /// originals are never touched). Default with the sample app: the drill writes its own.
+    #[arg(long, value_name = "PATH")]
+    pub config_file: Vec<PathBuf>,
+    /// --scope full: a key that must be present and non-empty in the restored configuration
+    /// (repeatable; default with the sample app: DATABASE_URL, API_KEY, VPN_PEER).
+    #[arg(long, value_name = "KEY")]
+    pub require: Vec<String>,
+    /// --scope full: the application's git repository with its release tags (default with
+    /// the sample app: a release repository the drill makes).
+    #[arg(long, value_name = "PATH")]
+    pub code_repo: Option<PathBuf>,
+    /// --scope full: how a checked-out release is deployed, run with `sh -c`; it gets
+    /// PGDRILL_RELEASE_WORKTREE, PGDRILL_RELEASE_TAG, PGDRILL_RELEASE_COMMIT, PGDRILL_DEPLOY_DIR.
+    #[arg(long, value_name = "CMD")]
+    pub deploy: Option<String>,
+    /// --scope full: the release to roll back to: a tag, or `previous` (the tag before the
+    /// deployed one).
+    #[arg(long, value_name = "TAG", default_value = "previous")]
+    pub rollback_to: String,
+    /// --scope full: the release deployed when the disaster strikes (the bad one); default the
+    /// newest release tag.
+    #[arg(long, value_name = "TAG")]
+    pub deployed: Option<String>,
+    /// Budget for restoring the configuration (--scope full).
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub budget_config: Duration,
+    /// Budget for rolling the code back, its deploy and the version check (--scope full).
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub budget_code: Duration,
+    /// The recovery point objective the measured data-loss window is judged against.
+    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    pub rpo: Duration,
+    /// Commits per second of the ledger writer that measures the RPO (default 50 with --scope
+    /// full and generated data, else off; 0 turns it off).
+    #[arg(long, value_name = "N")]
+    pub writer_rate: Option<u32>,
+    /// The interval between the drill's backups (the strategy's 15 minutes; compress it for a
+    /// drill, e.g. 20s).
+    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    pub backup_every: Duration,
+    /// How many backups the drill takes on that schedule before the disaster.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub backups: u32,
+    /// When the disaster strikes: right after the last backup, or at a random moment before the
+    /// next one was due.
+    #[arg(long, value_enum, default_value_t = DisasterAt::AfterLast)]
+    pub disaster_at: DisasterAt,
+    /// Seed of the random disaster moment, to repeat a drill (default: drawn, and reported).
+    #[arg(long, value_name = "N")]
+    pub disaster_seed: Option<u64>,
+}
+
+/// Where the application's configuration comes from in a full drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The sample app's `.env` and WireGuard file, written by the drill.
+    Sample,
+    /// The user's files (copied; never modified).
+    Files(Vec<PathBuf>),
+}
+
+/// Where the application's code comes from in a full drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeSource {
+    /// The sample app's release repository, made by the drill.
+    Sample,
+    /// The user's repository and deploy command.
+    Repo {
+        /// The git repository.
+        path: PathBuf,
+        /// The deploy command (`sh -c`).
+        deploy: String,
+    },
+}
+
+/// What `--scope full` adds to a drill, validated.
+#[derive(Debug, Clone)]
+pub struct FullPlan {
+    /// The configuration files.
+    pub config: ConfigSource,
+    /// Keys the restored configuration must have.
+    pub require: Vec<String>,
+    /// The code.
+    pub code: CodeSource,
+    /// The release to roll back to (`previous` or a tag).
+    pub rollback_to: String,
+    /// The release deployed at the disaster, when given.
+    pub deployed: Option<String>,
+}
+
+/// The RPO measurement: the writer and the objective.
+#[derive(Debug, Clone, Copy)]
+pub struct RpoPlan {
+    /// Commits per second.
+    pub rate: u32,
+    /// The objective.
+    pub objective: Duration,
+}
+
+/// The schedule and scope parts of a plan, validated from the flags.
+#[derive(Debug, Clone)]
+pub struct ScopePlan {
+    /// What is restored.
+    pub scope: Scope,
+    /// The full scope's configuration and code, with `--scope full`.
+    pub full: Option<FullPlan>,
+    /// The ledger writer, when it runs.
+    pub rpo: Option<RpoPlan>,
+    /// The backup schedule and the disaster moment.
+    pub cadence: Cadence,
+    /// The seed of a random disaster moment, when given.
+    pub disaster_seed: Option<u64>,
+    /// The RPO objective (also judged without a writer when a backup's age is known).
+    pub objective: Duration,
+}
+
+impl ScopeArgs {
+    /// Validates the flags for a drill whose source is `generated` (or a live DSN when
+    /// `live`), whose application is the sample app when `sample` (custom when `custom`).
+    pub fn into_plan(
+        self,
+        generated: bool,
+        live: bool,
+        sample: bool,
+        custom: bool,
+    ) -> Result<ScopePlan, Error> {
+        let usage = |m: String| Error::Usage(m);
+        let cadence = Cadence {
+            every: self.backup_every,
+            backups: self.backups,
+            disaster_at: self.disaster_at,
+        };
+        cadence.validate().map_err(usage)?;
+        // Backups are named by the second they start: two in one second would collide.
+        if self.backups > 1 && self.backup_every < Duration::from_secs(1) {
+            return Err(usage(
+                "--backup-every must be at least 1s when --backups is more than 1".into(),
+            ));
+        }
+        if !(generated || live) && (self.backups != 1 || self.disaster_at != DisasterAt::AfterLast)
+        {
+            return Err(usage(
+                "--backups and --disaster-at need a source to back up (generated data or --source-dsn), not an existing backup file".into(),
+            ));
+        }
+        let rate = match self.writer_rate {
+            Some(r) => r,
+            None if self.scope == Scope::Full && generated => crate::rpo::DEFAULT_RATE_PER_SEC,
+            None => 0,
+        };
+        if rate > 0 && !(generated || live) {
+            return Err(usage(
+                "--writer-rate needs a live source to write to (generated data); an existing backup file has none: pass --writer-rate 0".into(),
+            ));
+        }
+        let rpo = (rate > 0).then_some(RpoPlan {
+            rate,
+            objective: self.rpo,
+        });
+        let (scope, objective, disaster_seed) = (self.scope, self.rpo, self.disaster_seed);
+        let full = match self.scope {
+            Scope::Database => {
+                let stray = [
+                    (!self.config_file.is_empty(), "--config-file"),
+                    (!self.require.is_empty(), "--require"),
+                    (self.code_repo.is_some(), "--code-repo"),
+                    (self.deploy.is_some(), "--deploy"),
+                    (self.deployed.is_some(), "--deployed"),
+                ];
+                if let Some((_, flag)) = stray.iter().find(|(set, _)| *set) {
+                    return Err(usage(format!(
+                        "{flag} belongs to a full drill: add --scope full (database, configuration and code)"
+                    )));
+                }
+                None
+            }
+            Scope::Full => Some(self.full_plan(sample, custom)?),
+        };
+        Ok(ScopePlan {
+            scope,
+            full,
+            rpo,
+            cadence,
+            disaster_seed,
+            objective,
+        })
+    }
+
+    fn full_plan(self, sample: bool, custom: bool) -> Result<FullPlan, Error> {
+        if !sample && !custom {
+            return Err(Error::Usage(
+                "--scope full restores an application's configuration and code: run it with the sample app (generated data) or your own (--app-start or --app-image with --config-file, --code-repo and --deploy)".into(),
+            ));
+        }
+        let config = if self.config_file.is_empty() {
+            if !sample {
+                return Err(Error::Usage(
+                    "--scope full with your own application needs --config-file PATH (repeatable): the configuration files to back up and restore".into(),
+                ));
+            }
+            ConfigSource::Sample
+        } else {
+            for f in &self.config_file {
+                if !f.is_file() {
+                    return Err(Error::Usage(format!(
+                        "--config-file {}: no such file; name the application's configuration files (.env, API keys, VPN config)",
+                        f.display()
+                    )));
+                }
+            }
+            ConfigSource::Files(self.config_file)
+        };
+        let code = match (self.code_repo, self.deploy) {
+            (Some(path), Some(deploy)) => CodeSource::Repo { path, deploy },
+            (None, None) if sample => CodeSource::Sample,
+            (Some(_), None) => {
+                return Err(Error::Usage(
+                    "--code-repo needs --deploy CMD: how a checked-out release is deployed (run with sh -c)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Usage(
+                    "--deploy needs --code-repo PATH: the git repository whose release tags are deployed".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::Usage(
+                    "--scope full with your own application needs --code-repo PATH and --deploy CMD".into(),
+                ))
+            }
+        };
+        let require = if self.require.is_empty() && config == ConfigSource::Sample {
+            SAMPLE_REQUIRED_KEYS.iter().map(|k| k.to_string()).collect()
+        } else {
+            self.require
+        };
+        Ok(FullPlan {
+            config,
+            require,
+            code,
+            rollback_to: self.rollback_to,
+            deployed: self.deployed,
+        })
+    }
+}
