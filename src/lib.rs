@@ -34,6 +34,7 @@ pub mod app;
 pub mod backup;
 pub mod checklist;
 pub mod cli;
+pub mod code;
 pub mod config;
 pub mod digest;
 pub mod drill;

@@ -8,6 +8,7 @@ mod app_controller;
 mod backup_file;
 mod cleanup;
 mod cli;
+mod code;
 mod config;
 mod docker;
 mod drill;

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::release::{Marker, ReleaseDir, RELEASE_ENV_FILE};
+
 /// Keys the app refuses to start without.
 pub const REQUIRED_KEYS: [&str; 3] = ["DATABASE_URL", "API_KEY", "VPN_PEER"];
 
 /// Every key the app reads; only these are taken from the environment or the file.
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 10] = [
     "DATABASE_URL",
     "API_KEY",
     "VPN_PEER",
@@ -20,7 +22,11 @@ const KNOWN_KEYS: [&str; 9] = [
     "LOG_FORMAT",
     "SAMPLE_APP_FAULT",
     "SAMPLE_APP_ENV_FILE",
+    "SAMPLE_APP_RELEASE_DIR",
 ];
+
+/// Keys a release's `release.env` may not set: they choose where configuration comes from.
+const NOT_FROM_RELEASE: [&str; 2] = ["SAMPLE_APP_ENV_FILE", "SAMPLE_APP_RELEASE_DIR"];
 
 /// Where a configuration value came from (reported by key name in /health, never the value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,8 @@ pub enum Source {
     Env,
     /// A line of the `.env` file.
     File,
+    /// A line of the deployed release's `release.env`.
+    Release,
 }
 
 impl Source {
@@ -37,6 +45,7 @@ impl Source {
         match self {
             Source::Env => "env",
             Source::File => ".env",
+            Source::Release => RELEASE_ENV_FILE,
         }
     }
 }
@@ -76,12 +85,23 @@ pub enum ConfigError {
         /// 1-based line number.
         line: usize,
     },
+    /// The release directory or one of its files cannot be used.
+    #[error("SAMPLE_APP_RELEASE_DIR {path}: {reason}; point it at the deploy directory holding deployment.json and release.env, or unset it")]
+    ReleaseDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
-/// Raw configuration: every known key with its value and source, env winning over the file.
+/// Raw configuration: every known key with its value and source; the process environment
+/// wins over the release's `release.env`, which wins over the `.env` file.
 #[derive(Default)]
 pub struct RawConfig {
     values: BTreeMap<&'static str, (String, Source)>,
+    /// The deployment marker of the release directory, when there is one.
+    marker: Option<Marker>,
 }
 
 impl RawConfig {
@@ -104,6 +124,25 @@ impl RawConfig {
                     raw.values.insert(known, (value, Source::File));
                 }
             }
+        }
+        // The release directory may itself come from the .env file, so it is read after it.
+        let release_dir = std::env::var_os("SAMPLE_APP_RELEASE_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| raw.get("SAMPLE_APP_RELEASE_DIR").map(PathBuf::from));
+        if let Some(dir) = release_dir {
+            let release = ReleaseDir::read(&dir)?;
+            if let Some((path, text)) = release.env_file {
+                for (key, value) in parse_env_file(&path, &text)? {
+                    if let Some(known) = KNOWN_KEYS
+                        .iter()
+                        .find(|k| **k == key && !NOT_FROM_RELEASE.contains(k))
+                    {
+                        raw.values.insert(known, (value, Source::Release));
+                    }
+                }
+            }
+            raw.marker = release.marker;
         }
         for key in KNOWN_KEYS {
             if let Ok(value) = std::env::var(key) {
@@ -261,8 +300,13 @@ pub struct Config {
     pub database: tokio_postgres::Config,
     /// Address to bind.
     pub listen: SocketAddr,
-    /// Release marker reported by /health and /version.
+    /// Release marker reported by /health and /version: the deployment marker's tag, else
+    /// RELEASE, else the crate version.
     pub release: String,
+    /// The deployed commit, from the deployment marker.
+    pub commit: Option<String>,
+    /// When the release was deployed (RFC 3339), from the deployment marker.
+    pub deployed_at: Option<String>,
     /// Pause between worker ticks.
     pub worker_interval: Duration,
     /// Fault switched on for tests, if any.
@@ -327,10 +371,15 @@ impl Config {
         Ok(Config {
             database,
             listen,
-            release: raw
-                .get("RELEASE")
-                .unwrap_or(env!("CARGO_PKG_VERSION"))
-                .to_string(),
+            release: match &raw.marker {
+                Some(m) => m.tag.clone(),
+                None => raw
+                    .get("RELEASE")
+                    .unwrap_or(env!("CARGO_PKG_VERSION"))
+                    .to_string(),
+            },
+            commit: raw.marker.as_ref().map(|m| m.commit.clone()),
+            deployed_at: raw.marker.as_ref().map(|m| m.deployed_at.clone()),
             worker_interval,
             fault,
             required_sources,

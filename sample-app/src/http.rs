@@ -24,6 +24,10 @@ const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct AppState {
     /// Release marker.
     pub release: String,
+    /// The deployed commit, when a deployment marker gave one.
+    pub commit: Option<String>,
+    /// When the release was deployed (RFC 3339), when a deployment marker gave it.
+    pub deployed_at: Option<String>,
     /// Worker statuses, in display order.
     pub workers: Vec<Arc<WorkerStatus>>,
     /// A worker is stale when its heartbeat is older than this.
@@ -208,12 +212,14 @@ fn fault_check(fault: Fault) -> Check {
     )
 }
 
-/// The /version body.
+/// The /version body; `commit` and `deployed_at` are null without a deployment marker.
 #[derive(Serialize)]
 struct VersionBody {
     version: &'static str,
     release: String,
     build: String,
+    commit: Option<String>,
+    deployed_at: Option<String>,
 }
 
 async fn version(State(state): State<Arc<AppState>>) -> Json<VersionBody> {
@@ -226,6 +232,8 @@ async fn version(State(state): State<Arc<AppState>>) -> Json<VersionBody> {
         version,
         release: state.release.clone(),
         build,
+        commit: state.commit.clone(),
+        deployed_at: state.deployed_at.clone(),
     })
 }
 

@@ -5,7 +5,10 @@
 //! Configuration: environment variables, else an optional `.env` file (SAMPLE_APP_ENV_FILE,
 //! else ./.env). Required: DATABASE_URL, API_KEY, VPN_PEER. Optional: LISTEN_ADDR
 //! (127.0.0.1:0), RELEASE, WORKER_INTERVAL_MS (500), LOG_FORMAT (text|json),
-//! SAMPLE_APP_FAULT (worker-stops|error-log|degraded|exit|never-healthy).
+//! SAMPLE_APP_FAULT (worker-stops|error-log|degraded|exit|never-healthy),
+//! SAMPLE_APP_RELEASE_DIR (the deploy directory: its deployment.json gives the release tag,
+//! commit and deploy time reported by /version; its release.env's keys apply like environment
+//! variables, below the process environment and above the .env file).
 //!
 //! Exit codes: 0 after SIGTERM/SIGINT, 1 on a runtime failure (or the `exit` fault),
 //! 2 on a configuration error. The first stdout line is `listening on ADDR`.
@@ -14,6 +17,7 @@ mod config;
 mod http;
 mod logging;
 mod metrics;
+mod release;
 mod workers;
 
 use std::process::ExitCode;
@@ -85,6 +89,7 @@ async fn run(config: Config) -> ExitCode {
     info!(
         addr = %addr,
         release = %config.release,
+        commit = config.commit.as_deref().unwrap_or("unknown"),
         version = env!("CARGO_PKG_VERSION"),
         db_host = %hosts(&config.database),
         db_port = %config.database.get_ports().first().copied().unwrap_or(5432),
@@ -119,6 +124,8 @@ async fn run(config: Config) -> ExitCode {
 
     let state = Arc::new(http::AppState {
         release: config.release.clone(),
+        commit: config.commit.clone(),
+        deployed_at: config.deployed_at.clone(),
         workers: statuses,
         stale_after: config.worker_interval * 3,
         required_sources: config.required_sources.clone(),

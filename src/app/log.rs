@@ -7,7 +7,7 @@ use std::path::Path;
 use super::AppError;
 
 /// sample-app keys whose values are not secret and stay readable in evidence.
-const NON_SECRET_KEYS: [&str; 7] = [
+const NON_SECRET_KEYS: [&str; 8] = [
     "LISTEN_ADDR",
     "RELEASE",
     "WORKER_INTERVAL_MS",
@@ -15,6 +15,7 @@ const NON_SECRET_KEYS: [&str; 7] = [
     "SAMPLE_APP_FAULT",
     "RUST_LOG",
     "SAMPLE_APP_ENV_FILE",
+    "SAMPLE_APP_RELEASE_DIR",
 ];
 /// Secret values shorter than this are not redacted: replacing "1" or "on" everywhere would
 /// destroy the evidence and protect nothing.

@@ -97,6 +97,10 @@ pub struct VersionInfo {
     pub release: Option<String>,
     /// The `build` field.
     pub build: Option<String>,
+    /// The `commit` field (the sample app's, from its deployment marker).
+    pub commit: Option<String>,
+    /// The `deployed_at` field (RFC 3339).
+    pub deployed_at: Option<String>,
     /// The first 500 characters of the body (redacted).
     pub body_excerpt: String,
 }
@@ -222,6 +226,8 @@ impl AppProcess {
             version: field("version"),
             release: field("release"),
             build: field("build"),
+            commit: field("commit"),
+            deployed_at: field("deployed_at"),
             body_excerpt: excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT),
         })
     }
