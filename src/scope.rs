@@ -61,10 +61,6 @@ pub struct ScopeArgs {
     /// deployed one).
     #[arg(long, value_name = "TAG", default_value = "previous")]
     pub rollback_to: String,
-    /// --scope full: the release deployed when the disaster strikes (the bad one); default the
-    /// newest release tag.
-    #[arg(long, value_name = "TAG")]
-    pub deployed: Option<String>,
     /// Budget for restoring the configuration (--scope full).
     #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
     pub budget_config: Duration,
@@ -92,6 +88,18 @@ pub struct ScopeArgs {
     /// Seed of the random disaster moment, to repeat a drill (default: drawn, and reported).
     #[arg(long, value_name = "N")]
     pub disaster_seed: Option<u64>,
+    /// Test hook: a fault injected into the full drill, to prove it is caught (repeatable).
+    #[arg(long, hide = true, value_enum, value_name = "FAULT")]
+    pub fault: Vec<Fault>,
+}
+
+/// Faults a test injects into a full drill, each of which the drill must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// One byte of the configuration archive changed after the backup.
+    ConfigTamper,
+    /// The configuration restored with an age identity it was not encrypted to.
+    ConfigWrongIdentity,
 }
 
 /// Where the application's configuration comes from in a full drill.
@@ -128,8 +136,6 @@ pub struct FullPlan {
     pub code: CodeSource,
     /// The release to roll back to (`previous` or a tag).
     pub rollback_to: String,
-    /// The release deployed at the disaster, when given.
-    pub deployed: Option<String>,
 }
 
 /// The RPO measurement: the writer and the objective.
@@ -156,6 +162,8 @@ pub struct ScopePlan {
     pub disaster_seed: Option<u64>,
     /// The RPO objective (also judged without a writer when a backup's age is known).
     pub objective: Duration,
+    /// Test hooks: faults injected on purpose.
+    pub faults: Vec<Fault>,
 }
 
 impl ScopeArgs {
@@ -202,6 +210,10 @@ impl ScopeArgs {
             objective: self.rpo,
         });
         let (scope, objective, disaster_seed) = (self.scope, self.rpo, self.disaster_seed);
+        let faults = self.fault.clone();
+        if !faults.is_empty() && scope != Scope::Full {
+            return Err(usage("--fault applies to --scope full".into()));
+        }
         let full = match self.scope {
             Scope::Database => {
                 let stray = [
@@ -209,7 +221,6 @@ impl ScopeArgs {
                     (!self.require.is_empty(), "--require"),
                     (self.code_repo.is_some(), "--code-repo"),
                     (self.deploy.is_some(), "--deploy"),
-                    (self.deployed.is_some(), "--deployed"),
                 ];
                 if let Some((_, flag)) = stray.iter().find(|(set, _)| *set) {
                     return Err(usage(format!(
@@ -217,6 +228,11 @@ impl ScopeArgs {
                     )));
                 }
                 None
+            }
+            Scope::Full if !(generated || live) => {
+                return Err(usage(
+                    "--scope full backs up the database, the configuration and the code itself before the disaster: use generated data or --source-dsn, not an existing backup (--backup-file, --repo)".into(),
+                ))
             }
             Scope::Full => Some(self.full_plan(sample, custom)?),
         };
@@ -227,6 +243,7 @@ impl ScopeArgs {
             cadence,
             disaster_seed,
             objective,
+            faults,
         })
     }
 
@@ -283,7 +300,6 @@ impl ScopeArgs {
             require,
             code,
             rollback_to: self.rollback_to,
-            deployed: self.deployed,
         })
     }
 }

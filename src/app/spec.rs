@@ -184,7 +184,15 @@ impl AppSpec {
         Ok(())
     }
 
-    /// The image of a custom app that runs as a container.
+    /// The custom app's version URL, when it has one.
+    pub fn version_url(&self) -> Option<&str> {
+        match self {
+            AppSpec::Custom(c) => c.version_url.as_deref(),
+            AppSpec::Sample { .. } => None,
+        }
+    }
+
+    /// The custom app's image, when it runs as a container.
     pub fn image(&self) -> Option<&AppImage> {
         match self {
             AppSpec::Custom(c) => c.image.as_ref(),

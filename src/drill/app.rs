@@ -18,9 +18,12 @@ use crate::report::{ChecklistItem, FailureClass, Status};
 
 /// Configuration secrets the drill hands the sample app; never printed.
 pub(super) struct AppSecrets {
-    api_key: SecretString,
-    vpn_peer: SecretString,
-    db_password: SecretString,
+    /// The sample app's API_KEY.
+    pub api_key: SecretString,
+    /// The sample app's VPN_PEER.
+    pub vpn_peer: SecretString,
+    /// The password of the app's database role.
+    pub db_password: SecretString,
 }
 
 impl AppSecrets {
@@ -33,6 +36,15 @@ impl AppSecrets {
             db_password: r().into(),
         }
     }
+}
+
+/// The files a full drill's application runs with.
+#[derive(Debug, Clone)]
+pub(super) struct AppFiles {
+    /// Its configuration directory (the live files, or the restored ones).
+    pub config_dir: PathBuf,
+    /// The deploy directory of its release, once one was deployed.
+    pub deploy_dir: Option<PathBuf>,
 }
 
 /// What became of the application after the restore, for the checklist's items 6–10.
@@ -108,20 +120,37 @@ async fn launch(
                         ),
                     )
                 })?;
-            let mut base = vec![
-                (
-                    "API_KEY".to_string(),
-                    secrets.api_key.expose_secret().to_string(),
-                ),
-                (
-                    "VPN_PEER".to_string(),
-                    secrets.vpn_peer.expose_secret().to_string(),
-                ),
-                (
-                    "RELEASE".to_string(),
-                    format!("pgdrill-{}", env!("CARGO_PKG_VERSION")),
-                ),
-            ];
+            let mut base = match &ctx.app_files {
+                // A full drill: the configuration is the files' (live, or restored), the
+                // code the deployed release's; DATABASE_URL below points it at the server.
+                Some(files) => {
+                    let mut v = vec![(
+                        "SAMPLE_APP_ENV_FILE".to_string(),
+                        files.config_dir.join(".env").display().to_string(),
+                    )];
+                    if let Some(d) = &files.deploy_dir {
+                        v.push((
+                            "SAMPLE_APP_RELEASE_DIR".to_string(),
+                            d.display().to_string(),
+                        ));
+                    }
+                    v
+                }
+                None => vec![
+                    (
+                        "API_KEY".to_string(),
+                        secrets.api_key.expose_secret().to_string(),
+                    ),
+                    (
+                        "VPN_PEER".to_string(),
+                        secrets.vpn_peer.expose_secret().to_string(),
+                    ),
+                ],
+            };
+            base.push((
+                "RELEASE".to_string(),
+                format!("pgdrill-{}", env!("CARGO_PKG_VERSION")),
+            ));
             base.append(env);
             *env = base;
             Endpoint {
@@ -131,7 +160,19 @@ async fn launch(
             }
             .url()
         }
-        AppSpec::Custom(_) => app_server.with_db(db).url(),
+        AppSpec::Custom(c) => {
+            if let Some(files) = &ctx.app_files {
+                c.env.push((
+                    "PGDRILL_CONFIG_DIR".into(),
+                    files.config_dir.display().to_string(),
+                ));
+                if let Some(d) = &files.deploy_dir {
+                    c.env
+                        .push(("PGDRILL_DEPLOY_DIR".into(), d.display().to_string()));
+                }
+            }
+            app_server.with_db(db).url()
+        }
     };
     if restart {
         match &mut spec {
@@ -148,6 +189,23 @@ async fn launch(
         "app-before-disaster.log"
     });
     Ok((spec, url, log))
+}
+
+/// The sample app's DATABASE_URL on the source, for the configuration file a full drill
+/// writes for it (the app's role and its password, as the restart will use them).
+pub(super) fn sample_database_url(ctx: &Ctx, db: &str) -> Option<String> {
+    if ctx.plan.full()?.config != crate::scope::ConfigSource::Sample {
+        return None;
+    }
+    let server = ctx.owned.source.as_ref()?;
+    Some(
+        Endpoint {
+            user: "pgdrill_app".into(),
+            password: Some(ctx.secrets.db_password.clone()),
+            ..server.app_endpoint(ctx.app_image.is_some()).with_db(db)
+        }
+        .url(),
+    )
 }
 
 /// Phase `app_start`: the application against the source, so that the backup is taken

@@ -106,6 +106,10 @@ pub(super) fn report(
         class: ctx.rec.failure.as_ref().map(|f| f.class),
     });
     ctx.rec.finish();
+    let mut tools = ev.verified.tools;
+    if let Some(git) = ev.git {
+        tools.insert("git".into(), git);
+    }
     let millis =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Report {
@@ -118,7 +122,7 @@ pub(super) fn report(
         environment: Environment {
             backend: ev.backend_kind.unwrap_or(ctx.plan.backend).to_string(),
             server_version: ev.verified.server_version,
-            tools: ev.verified.tools,
+            tools,
             pgdrill_version: env!("CARGO_PKG_VERSION").into(),
             host: hostname(),
             run_by: run_by(),
@@ -148,6 +152,9 @@ pub(super) fn report(
         checklist,
         notes: ctx.notes,
         rpo: ev.rpo,
+        scope: ctx.plan.full().map(|_| "full".to_string()),
+        config: ev.config,
+        rollback: ev.rollback,
     }
 }
 

@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
+use super::code::Releases;
 use super::rpo::Struck;
-use super::{Ctx, PhaseId};
+use super::{Ctx, PhaseId, StepFail};
 use crate::plan::Disaster;
 use crate::rpo::{Clock, DisasterAt};
 
@@ -13,9 +14,19 @@ use crate::rpo::{Clock, DisasterAt};
 pub(super) struct Happened {
     /// For the report.
     pub detail: String,
-    /// The writer's record and the moment, when a writer ran.
+    /// The moment it struck.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The writer's record, when a writer ran.
     pub struck: Option<Struck>,
+    /// Where releases come from and go to, when the full scope's code part ran.
+    pub releases: Option<Releases>,
 }
+
+/// What else a full drill's disaster takes (the configuration files, the code), run right
+/// after the database's loss; its detail line and the releases it set up.
+pub(super) type Also = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(String, Option<Releases>), StepFail>> + Send>,
+>;
 
 /// Waits for the schedule's moment (`--disaster-at`, from the first backup's start
 /// `first_backup`), then plays the plan's disaster on database `db`. After it,
@@ -25,6 +36,7 @@ pub(super) async fn run(
     db: &str,
     clock: &mut Clock,
     first_backup: Option<Instant>,
+    also: Option<Also>,
 ) -> Option<Happened> {
     let wait = match (ctx.plan.scope.cadence.disaster_at, first_backup) {
         (DisasterAt::Random, Some(t)) => clock.until_disaster(t.elapsed()),
@@ -77,7 +89,7 @@ pub(super) async fn run(
                             (target, detail)
                         }
                     };
-                    let happened = cut_off(writer, at, detail).await;
+                    let happened = cut_off(writer, at, detail, also).await?;
                     let detail = happened.detail.clone();
                     Ok(((target, happened), detail))
                 })
@@ -94,7 +106,7 @@ pub(super) async fn run(
                     let at = chrono::Utc::now();
                     let sql = crate::restore::drop_database(&endpoint, &name).await?;
                     let detail = format!("dropped database {name} on the running server: {sql}");
-                    let happened = cut_off(writer, at, detail).await;
+                    let happened = cut_off(writer, at, detail, also).await?;
                     let detail = happened.detail.clone();
                     Ok((happened, detail))
                 })
@@ -103,29 +115,41 @@ pub(super) async fn run(
     };
     Some(Happened {
         detail: format!("{}{}", waited.unwrap_or_default(), happened.detail),
-        struck: happened.struck,
+        ..happened
     })
 }
 
-/// Stops the ledger writer the disaster cut off and says how far it got.
+/// Stops the ledger writer the disaster cut off, runs the rest of a full drill's disaster,
+/// and says what happened.
 async fn cut_off(
     writer: Option<crate::rpo::Writer>,
     at: chrono::DateTime<chrono::Utc>,
-    detail: String,
-) -> Happened {
-    let Some(w) = writer else {
-        return Happened {
-            detail,
-            struck: None,
-        };
+    mut detail: String,
+    also: Option<Also>,
+) -> Result<Happened, StepFail> {
+    let struck = match writer {
+        Some(w) => {
+            let acks = w.stop().await;
+            detail.push_str(&format!(
+                "; the ledger writer had {} acknowledged commits when it was cut off",
+                acks.commits.len()
+            ));
+            Some(Struck { acks, at })
+        }
+        None => None,
     };
-    let acks = w.stop().await;
-    let detail = format!(
-        "{detail}; the ledger writer had {} acknowledged commits when it was cut off",
-        acks.commits.len()
-    );
-    Happened {
+    let releases = match also {
+        Some(f) => {
+            let (more, releases) = f.await?;
+            detail.push_str(&format!("; {more}"));
+            releases
+        }
+        None => None,
+    };
+    Ok(Happened {
         detail,
-        struck: Some(Struck { acks, at }),
-    }
+        at,
+        struck,
+        releases,
+    })
 }

@@ -21,6 +21,8 @@ mod app;
 mod assemble;
 mod backup;
 mod checklist;
+mod code;
+mod config;
 mod disaster;
 mod provision;
 mod restore;
@@ -56,9 +58,27 @@ struct Ctx {
     secrets: app::AppSecrets,
     /// The application's image when it runs as a container (docker backend).
     app_image: Option<String>,
+    /// The configuration and release the application runs with (full scope).
+    app_files: Option<app::AppFiles>,
 }
 
 impl Ctx {
+    /// The drill's private directory, made on first use with the owner marker that lets
+    /// `pgdrill clean` find it after a `kill -9`; it holds secrets, so it is the owner's only.
+    fn work_dir(&mut self) -> Result<std::path::PathBuf, EnvError> {
+        if let Some(w) = &self.owned.work {
+            return Ok(w.path().to_path_buf());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pgdrill-{}-work-", self.plan.drill_id))
+            .tempdir()
+            .map_err(|e| EnvError::io("cannot create the drill's private directory", e))?;
+        crate::env::leftovers::mark(dir.path(), &self.plan.drill_id)?;
+        let path = dir.path().to_path_buf();
+        self.owned.work = Some(dir);
+        Ok(path)
+    }
+
     fn backend(&self) -> &Backend {
         self.owned
             .backend
@@ -90,6 +110,8 @@ struct Owned {
     stopped_app: Option<AppProcess>,
     /// The ledger writer measuring the RPO, until the disaster cuts it off.
     writer: Option<crate::rpo::Writer>,
+    /// The drill's private directory (configuration files, keys, releases, the deploy dir).
+    work: Option<tempfile::TempDir>,
 }
 
 /// What the phases returned, kept for the report whether or not a later phase failed.
@@ -103,6 +125,10 @@ struct Evidence {
     precheck: Option<crate::restore::Precheck>,
     verified: verify::Verified,
     rpo: Option<crate::rpo::RpoReport>,
+    config: Option<crate::report::full::ConfigRestored>,
+    rollback: Option<crate::report::full::Rollback>,
+    /// `git --version`, when the code was rolled back with it.
+    git: Option<String>,
     checklist: Vec<ChecklistItem>,
 }
 
@@ -150,6 +176,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         owned: Owned::default(),
         secrets: app::AppSecrets::new(),
         app_image: None,
+        app_files: None,
     };
     let mut ev = Evidence {
         database,
@@ -165,7 +192,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
 async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
     ev.backend_kind = Some(provision::run(ctx).await?);
     let mut clock = ctx.plan.scope.cadence.clock(ctx.plan.scope.disaster_seed);
-    let (backups, struck) = match ctx.plan.source.clone() {
+    let (backups, happened) = match ctx.plan.source.clone() {
         Source::BackupFile(path) => {
             let set = backup::adopt(ctx, path);
             if let Some(m) = &set.manifest {
@@ -178,32 +205,92 @@ async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
         source => {
             if let Source::Generated { rows, seed } = source {
                 ev.generated = Some(seed::run(ctx, &ev.database, rows, seed).await?);
-                if ctx.plan.app.is_some() {
-                    app::start_on_source(ctx, &ev.database).await?;
+            }
+            let config_set = match ctx.plan.full() {
+                Some(_) => {
+                    let url = app::sample_database_url(ctx, &ev.database);
+                    let set = config::backup(ctx, url).await?;
+                    ctx.app_files = Some(app::AppFiles {
+                        config_dir: set.live.clone(),
+                        deploy_dir: None,
+                    });
+                    Some(set)
                 }
+                None => None,
+            };
+            if matches!(ctx.plan.source, Source::Generated { .. }) && ctx.plan.app.is_some() {
+                app::start_on_source(ctx, &ev.database).await?;
             }
             if ctx.plan.scope.rpo.is_some() {
                 rpo::start(ctx, &ev.database).await?;
             }
             let backups = backup::run(ctx, &ev.database, &clock).await?;
             ev.backup = Some(backups.newest().clone());
-            let happened =
-                disaster::run(ctx, &ev.database, &mut clock, Some(backups.first_started)).await?;
-            ev.disaster = happened.detail;
-            (Some(backups), happened.struck)
+            let also = full_disaster(ctx, config_set.as_ref());
+            let happened = disaster::run(
+                ctx,
+                &ev.database,
+                &mut clock,
+                Some(backups.first_started),
+                also,
+            )
+            .await?;
+            ev.disaster = happened.detail.clone();
+            (Some(backups), Some((happened, config_set)))
         }
     };
     let set = ev.backup.as_ref()?;
     app::stop(ctx).await?;
     ev.precheck = Some(restore::precheck(ctx, set).await?);
     ev.database = restore::run(ctx, set, &ev.database).await?;
-    verify::run(ctx, set, &ev.database, &mut ev.verified).await?;
-    if let (Some(backups), Some(struck)) = (&backups, &struck) {
-        ev.rpo = rpo::assess(ctx, &ev.database, backups, struck).await;
+    let mut releases = None;
+    if let Some((h, Some(config_set))) = &happened {
+        let restored = config::restore(ctx, config_set, h.at).await?;
+        ev.config = Some(restored.report);
+        let r = h.releases.clone()?;
+        ev.git = crate::code::git_version().await.ok();
+        ev.rollback = Some(code::rollback(ctx, &r).await?);
+        ctx.app_files = Some(app::AppFiles {
+            config_dir: restored.dir,
+            deploy_dir: Some(r.deploy_dir.clone()),
+        });
+        releases = Some(r);
     }
-    let app_items = app::restart(ctx, &ev.database).await;
-    ev.checklist = checklist::items(ctx, &ev.verified, app_items);
+    verify::run(ctx, set, &ev.database, &mut ev.verified).await?;
+    if let (Some(backups), Some((h, _))) = (&backups, &happened) {
+        if let Some(struck) = &h.struck {
+            ev.rpo = rpo::assess(ctx, &ev.database, backups, struck).await;
+        }
+    }
+    let outcome = app::restart(ctx, &ev.database).await;
+    if let (Some(r), Some(rollback)) = (&releases, ev.rollback.as_mut()) {
+        match outcome {
+            app::AppOutcome::DidNotStart | app::AppOutcome::NotObserved => ctx
+                .rec
+                .skip(PhaseId::AppVersion, SkipReason::AppDidNotStart),
+            _ => {
+                code::check_version(ctx, rollback, &r.deploy_dir).await;
+            }
+        }
+    }
+    ev.checklist = checklist::items(ctx, &ev.verified, outcome);
     checklist::run(ctx, &ev.checklist).await
+}
+
+/// The rest of a full drill's disaster: the configuration files gone and, for the sample
+/// app, a bad release deployed.
+fn full_disaster(ctx: &mut Ctx, config_set: Option<&config::ConfigSet>) -> Option<disaster::Also> {
+    let full = ctx.plan.full()?.clone();
+    let live = config_set?.live.clone();
+    let files = config_set?.files.clone();
+    let work = ctx.work_dir();
+    let deployed_by = format!("pgdrill drill {}", ctx.plan.drill_id);
+    Some(Box::pin(async move {
+        let work = work?;
+        let lost = config::lose(&live, &files)?;
+        let (releases, detail) = code::bad_release(&full.code, &work, &deployed_by).await?;
+        Ok((format!("{lost}; {detail}"), Some(releases)))
+    }))
 }
 
 /// Stops the application and destroys the servers (or keeps them with `--keep`).
@@ -243,4 +330,14 @@ async fn cleanup(ctx: &mut Ctx) {
         }
     }
     ctx.owned.backend = None;
+    if let Some(work) = ctx.owned.work.take() {
+        if keep {
+            let path = work.keep();
+            crate::env::leftovers::unmark(&path);
+            ctx.notes.push(format!(
+                "--keep: the drill's private directory (configuration, releases, deploy directory) was kept: {}",
+                path.display()
+            ));
+        }
+    }
 }

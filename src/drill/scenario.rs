@@ -10,8 +10,6 @@ pub enum PhaseId {
     Provision,
     /// The generated data set.
     Seed,
-    /// The release the application runs before the disaster, deployed (full scope).
-    Deploy,
     /// The application against the source, writing during the backup.
     AppStart,
     /// The application's configuration files backed up, encrypted (full scope).
@@ -67,7 +65,6 @@ impl PhaseId {
         match self {
             Provision => "provision",
             Seed => "seed",
-            Deploy => "deploy",
             AppStart => "app_start",
             ConfigBackup => "config_backup",
             WriterStart => "writer_start",
@@ -98,8 +95,8 @@ impl PhaseId {
     pub fn budget(self) -> Option<BudgetName> {
         use PhaseId::*;
         match self {
-            Provision | Seed | Deploy | AppStart | ConfigBackup | WriterStart | Backup
-            | Disaster | TamperHook => None,
+            Provision | Seed | AppStart | ConfigBackup | WriterStart | Backup | Disaster
+            | TamperHook => None,
             StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
                 Some(BudgetName::DatabaseRestore)
             }
@@ -126,9 +123,6 @@ pub fn phases(plan: &Plan) -> Vec<PhaseId> {
     let writer = plan.scope.rpo.is_some();
     let mut v = vec![Provision];
     let before_backup = |v: &mut Vec<PhaseId>| {
-        if full {
-            v.push(ConfigBackup);
-        }
         if writer {
             v.push(WriterStart);
         }
@@ -138,14 +132,19 @@ pub fn phases(plan: &Plan) -> Vec<PhaseId> {
         Source::Generated { .. } => {
             v.push(Seed);
             if full {
-                v.push(Deploy);
+                v.push(ConfigBackup);
             }
             if plan.app.is_some() {
                 v.push(AppStart);
             }
             before_backup(&mut v);
         }
-        Source::Dsn(_) => before_backup(&mut v),
+        Source::Dsn(_) => {
+            if full {
+                v.push(ConfigBackup);
+            }
+            before_backup(&mut v);
+        }
         Source::BackupFile(_) => {}
     }
     v.extend([StopApp, Precheck, Roles, Createdb, PgRestore, Analyze]);
@@ -162,11 +161,11 @@ pub fn phases(plan: &Plan) -> Vec<PhaseId> {
         v.push(Rpo);
     }
     v.extend([StartApp, AppHealthy]);
-    if full {
-        v.push(AppVersion);
-    }
     if plan.app.is_some() {
         v.push(ObserveApp);
+    }
+    if full {
+        v.push(AppVersion);
     }
     v.push(Checklist);
     v

@@ -3,6 +3,7 @@
 //! around it (history, the sealed bundle).
 
 pub mod evidence;
+pub mod full;
 pub mod history;
 pub mod html;
 pub mod junit;
@@ -53,6 +54,15 @@ pub struct Report {
     /// The recovery point measured by the ledger writer (`--scope full`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo: Option<crate::rpo::RpoReport>,
+    /// `full` for a full drill (database, configuration, code); absent for a database drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The configuration restored (`--scope full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<full::ConfigRestored>,
+    /// The code rolled back (`--scope full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<full::Rollback>,
     /// The strategy's verification checklist.
     pub checklist: Vec<ChecklistItem>,
     /// Anything an auditor should know that has no field of its own.

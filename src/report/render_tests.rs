@@ -92,6 +92,9 @@ fn report(rpo: Option<RpoReport>) -> Report {
         budgets: vec![],
         integrity: None,
         rpo,
+        scope: None,
+        config: None,
+        rollback: None,
         checklist: vec![],
         notes: vec![],
     }

@@ -1,0 +1,301 @@
+//! The application's configuration in a full drill: `config_backup` (the live files backed up
+//! age-encrypted before the disaster, as the strategy's hourly config backup does), their loss
+//! in the disaster, and `config_restore` (the newest backup before the disaster restored into
+//! a new directory: every SHA-256, the required keys, the VPN config checked).
+
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+
+use super::{Ctx, PhaseId, StepFail};
+use crate::config::{self, ConfigError};
+use crate::error::EnvError;
+use crate::report::FailureClass;
+use crate::scope::{ConfigSource, Fault};
+
+impl From<ConfigError> for StepFail {
+    fn from(e: ConfigError) -> Self {
+        use ConfigError as C;
+        let class = match &e {
+            C::MissingKey { .. } | C::EmptyKey { .. } | C::NoBackup { .. } => {
+                FailureClass::BackupIncomplete
+            }
+            C::Tampered { .. } | C::WrongIdentity { .. } | C::WireGuard { .. } => {
+                FailureClass::BackupUnusable
+            }
+            C::Io { .. } => FailureClass::Environment,
+            _ => FailureClass::RestoreFailed,
+        };
+        StepFail::new(class, e.to_string())
+    }
+}
+
+/// The live configuration the application runs with, and its backup.
+pub(super) struct ConfigSet {
+    /// The directory the application reads its configuration from before the disaster.
+    pub live: PathBuf,
+    /// The repository the backup went into (`<out>/backup`, archive under `config/`).
+    pub repo: PathBuf,
+    /// The age identity that decrypts it (in the drill's private directory).
+    pub identity: PathBuf,
+    /// The backup's name.
+    pub name: String,
+    /// The files, by name.
+    pub files: Vec<String>,
+}
+
+/// Where the restored configuration is, and the report's record of it.
+pub(super) struct RestoredConfig {
+    /// The directory.
+    pub dir: PathBuf,
+    /// For report.json's `config` section.
+    pub report: crate::report::full::ConfigRestored,
+}
+
+/// Phase `config_backup`: writes the sample app's configuration (or copies the user's
+/// `--config-file`s) into the drill's private directory, where the application reads it, and
+/// backs it up encrypted to a key made for this drill.
+pub(super) async fn backup(ctx: &mut Ctx, source_url: Option<String>) -> Option<ConfigSet> {
+    let full = ctx.plan.full()?.clone();
+    let work = ctx.work_dir();
+    let repo = ctx.plan.out_dir.join("backup");
+    let drill_id = ctx.plan.drill_id.clone();
+    let secrets = (
+        ctx.secrets.api_key.expose_secret().to_string(),
+        ctx.secrets.vpn_peer.expose_secret().to_string(),
+    );
+    ctx.rec
+        .step(PhaseId::ConfigBackup, async move {
+            let work = work?;
+            let live = work.join("config");
+            mkdir_private(&live)?;
+            let files = match &full.config {
+                ConfigSource::Sample => {
+                    let url = source_url.unwrap_or_default();
+                    write_sample(&live, &url, &secrets.0, &secrets.1)?
+                }
+                ConfigSource::Files(paths) => copy_files(paths, &live)?,
+            };
+            let identity = age::x25519::Identity::generate();
+            let identity_path = work.join("config-identity.txt");
+            write_private(
+                &identity_path,
+                format!("{}\n", identity.to_string().expose_secret()).as_bytes(),
+            )?;
+            let req = config::BackupRequest {
+                repo: repo.clone(),
+                files: files.iter().map(|f| live.join(f)).collect(),
+                recipients: vec![identity.to_public().to_string()],
+                kind: config::Kind::Manual,
+                reason: Some(format!("drill {drill_id}: the configuration before the disaster")),
+                insecure_plaintext: false,
+                now: chrono::Utc::now(),
+            };
+            let b = tokio::task::spawn_blocking(move || config::backup(&req))
+                .await
+                .map_err(|e| StepFail::new(FailureClass::Environment, e.to_string()))??;
+            let detail = format!(
+                "{} ({} bytes, sha256 {}): {} file(s) ({}) age-encrypted to a key made for this drill; key names only in its manifest",
+                b.archive.display(),
+                b.manifest.size_bytes,
+                &b.manifest.sha256[..16],
+                files.len(),
+                files.join(", ")
+            );
+            Ok((
+                ConfigSet {
+                    live,
+                    repo,
+                    identity: identity_path,
+                    name: b.name,
+                    files,
+                },
+                detail,
+            ))
+        })
+        .await
+}
+
+/// The configuration's part of the disaster: the live files in `live` are gone. Returns
+/// what was lost.
+pub(super) fn lose(live: &Path, files: &[String]) -> Result<String, EnvError> {
+    std::fs::remove_dir_all(live)
+        .map_err(|e| EnvError::io(format!("cannot remove {}", live.display()), e))?;
+    Ok(format!(
+        "the application's configuration files are gone ({})",
+        files.join(", ")
+    ))
+}
+
+/// Phase `config_restore`: the newest configuration backup taken before `disaster_at`,
+/// restored into a new directory once its archive, its decryption, every file's SHA-256,
+/// the required keys and the VPN config have passed.
+pub(super) async fn restore(
+    ctx: &mut Ctx,
+    set: &ConfigSet,
+    disaster_at: chrono::DateTime<chrono::Utc>,
+) -> Option<RestoredConfig> {
+    let full = ctx.plan.full()?.clone();
+    let faults = ctx.plan.scope.faults.clone();
+    let work = ctx.work_dir();
+    let repo = set.repo.clone();
+    let mut identity = set.identity.clone();
+    let name = set.name.clone();
+    ctx.rec
+        .step(PhaseId::ConfigRestore, async move {
+            let work = work?;
+            if faults.contains(&Fault::ConfigTamper) {
+                tamper_archive(&repo, &name)?;
+            }
+            if faults.contains(&Fault::ConfigWrongIdentity) {
+                identity = work.join("another-identity.txt");
+                let other = age::x25519::Identity::generate();
+                write_private(
+                    &identity,
+                    format!("{}\n", other.to_string().expose_secret()).as_bytes(),
+                )?;
+            }
+            let to = work.join("config-restored");
+            let req = config::RestoreRequest {
+                repo,
+                pick: config::Pick::At(disaster_at),
+                identity: Some(identity),
+                to: to.clone(),
+                require: full.require.clone(),
+            };
+            let r = tokio::task::spawn_blocking(move || config::restore(&req))
+                .await
+                .map_err(|e| StepFail::new(FailureClass::Environment, e.to_string()))??;
+            // The sample app's VPN config must be there and parse; a user's when it has one.
+            if full.config == ConfigSource::Sample
+                && !r.checks.iter().any(|c| c.contains("WireGuard"))
+            {
+                return Err(StepFail::new(
+                    FailureClass::BackupIncomplete,
+                    format!(
+                        "{}: no WireGuard config among the restored files ({})",
+                        r.backup,
+                        r.files
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let detail = format!(
+                "{} (sha256 {}) restored into {}: {}",
+                r.backup,
+                &r.sha256[..16],
+                r.to.display(),
+                r.checks.join("; ")
+            );
+            let report = crate::report::full::ConfigRestored {
+                backup: r.backup.clone(),
+                sha256: r.sha256.clone(),
+                files: r.files.iter().map(|f| f.name.clone()).collect(),
+                required_keys: full.require.clone(),
+                checks: r.checks.clone(),
+            };
+            Ok((RestoredConfig { dir: to, report }, detail))
+        })
+        .await
+}
+
+/// The sample app's configuration: `.env` (its three required keys) and a WireGuard file.
+fn write_sample(
+    dir: &Path,
+    database_url: &str,
+    api_key: &str,
+    vpn_peer: &str,
+) -> Result<Vec<String>, StepFail> {
+    let env = format!(
+        "# sample-app configuration (written by the drill)\nDATABASE_URL=\"{database_url}\"\nAPI_KEY=\"{api_key}\"\nVPN_PEER=\"{vpn_peer}\"\n"
+    );
+    write_private(&dir.join(".env"), env.as_bytes())?;
+    // WireGuard keys are 32 random bytes in standard base64.
+    let key = || {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    };
+    let wg = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/32\n\n[Peer]\n# {vpn_peer}\nPublicKey = {}\nAllowedIPs = 10.77.0.0/24\nEndpoint = vpn.drill.invalid:51820\n",
+        key(),
+        key()
+    );
+    write_private(&dir.join("wg0.conf"), wg.as_bytes())?;
+    Ok(vec![".env".into(), "wg0.conf".into()])
+}
+
+/// Copies the user's files into `dir` by name; the originals are only read.
+fn copy_files(paths: &[PathBuf], dir: &Path) -> Result<Vec<String>, StepFail> {
+    let mut names: Vec<String> = Vec::new();
+    for p in paths {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if name.is_empty() || names.contains(&name) {
+            return Err(StepFail::new(
+                FailureClass::Environment,
+                format!(
+                    "--config-file {}: two configuration files named {name:?}; the restore puts them in one directory by name",
+                    p.display()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(p)
+            .map_err(|e| EnvError::io(format!("cannot read --config-file {}", p.display()), e))?;
+        write_private(&dir.join(&name), &bytes)?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Test hook (`--fault config-tamper`): one byte of the archive changed after the backup.
+fn tamper_archive(repo: &Path, name: &str) -> Result<(), StepFail> {
+    let dir = config::config_dir(repo);
+    let archive = std::fs::read_dir(&dir)
+        .map_err(|e| EnvError::io(format!("cannot list {}", dir.display()), e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            n.starts_with(name) && !n.ends_with(".manifest.json")
+        })
+        .ok_or_else(|| StepFail::new(FailureClass::Environment, format!("no archive of {name}")))?;
+    let mut bytes = std::fs::read(&archive)
+        .map_err(|e| EnvError::io(format!("cannot read {}", archive.display()), e))?;
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(&archive, bytes)
+        .map_err(|e| EnvError::io(format!("cannot write {}", archive.display()), e))?;
+    Ok(())
+}
+
+fn mkdir_private(dir: &Path) -> Result<(), EnvError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| EnvError::io(format!("cannot create {}", dir.display()), e))
+}
+
+/// Writes a file only its owner can read: it holds secrets.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), EnvError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
+    f.write_all(bytes)
+        .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))
+}
