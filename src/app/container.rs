@@ -113,6 +113,7 @@ impl DockerBackend {
         image: &str,
         config: &[(String, String)],
         placement: AppPlacement,
+        copies: Vec<(String, Vec<u8>)>,
         log: &std::path::Path,
     ) -> Result<AppContainer, EnvError> {
         let name = format!("pgdrill-{}-app", self.drill_id());
@@ -129,6 +130,9 @@ impl DockerBackend {
             .with_label(LABEL_DRILL, self.drill_id())
             .with_label(LABEL_ROLE, "app")
             .with_startup_timeout(START_TIMEOUT);
+        for (path, bytes) in copies {
+            request = request.with_copy_to(path, bytes);
+        }
         match placement {
             AppPlacement::SampleApp => {
                 request = request
@@ -181,6 +185,9 @@ impl DockerBackend {
         Ok(app)
     }
 }
+
+/// Where a full drill's release directory goes inside the sample app's container.
+pub const APP_RELEASE_DIR: &str = "/run/release";
 
 /// How an app container gets its configuration.
 #[derive(Debug, Clone, Copy)]

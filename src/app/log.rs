@@ -7,7 +7,7 @@ use std::path::Path;
 use super::AppError;
 
 /// sample-app keys whose values are not secret and stay readable in evidence.
-const NON_SECRET_KEYS: [&str; 8] = [
+const NON_SECRET_KEYS: [&str; 10] = [
     "LISTEN_ADDR",
     "RELEASE",
     "WORKER_INTERVAL_MS",
@@ -16,6 +16,8 @@ const NON_SECRET_KEYS: [&str; 8] = [
     "RUST_LOG",
     "SAMPLE_APP_ENV_FILE",
     "SAMPLE_APP_RELEASE_DIR",
+    "PGDRILL_CONFIG_DIR",
+    "PGDRILL_DEPLOY_DIR",
 ];
 /// Secret values shorter than this are not redacted: replacing "1" or "on" everywhere would
 /// destroy the evidence and protect nothing.
@@ -86,6 +88,19 @@ pub(crate) struct Redactor {
     secrets: Vec<String>,
 }
 
+/// Every value in a configuration file (`KEY=value` and `Key = value` lines, quotes
+/// stripped): what a log line must never show.
+fn file_values(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(_, v)| v.trim().trim_matches(['"', '\'']).to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 impl Redactor {
     pub(crate) fn new(env: &[(String, String)], database_url: &str) -> Redactor {
         let mut secrets: Vec<String> = env
@@ -94,6 +109,20 @@ impl Redactor {
             .map(|(_, value)| value.clone())
             .collect();
         secrets.push(database_url.to_string());
+        // A full drill's configuration comes as files: their values are secrets too.
+        for (key, value) in env {
+            match key.as_str() {
+                "SAMPLE_APP_ENV_FILE" => secrets.extend(file_values(Path::new(value))),
+                "PGDRILL_CONFIG_DIR" => {
+                    if let Ok(entries) = std::fs::read_dir(value) {
+                        for e in entries.flatten() {
+                            secrets.extend(file_values(&e.path()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
         if let Some(password) = database_url
             .parse::<tokio_postgres::Config>()
             .ok()

@@ -227,8 +227,7 @@ impl AppProcess {
         log_path: &Path,
     ) -> Result<AppProcess, AppError> {
         spec.validate_env()?;
-        let mut config = vec![("DATABASE_URL".to_string(), database_url.to_string())];
-        config.extend(spec.env().iter().cloned());
+        let (config, copies) = container_config(spec, database_url)?;
         let (flavour, placement) = match spec {
             // sample-app reads a configuration file, which keeps secrets out of docker inspect.
             AppSpec::Sample { .. } => (Flavour::Sample, AppPlacement::SampleApp),
@@ -241,7 +240,7 @@ impl AppProcess {
         };
         let log_start = file_len(log_path);
         let container = backend
-            .start_app(image, &config, placement, log_path)
+            .start_app(image, &config, placement, copies, log_path)
             .await
             .map_err(container_error)?;
         Ok(AppProcess::in_container(
@@ -616,4 +615,53 @@ mod tests {
         send_sync::<AppProcess>();
         send_sync::<AppError>();
     }
+}
+
+/// The configuration of an app container, and the files copied into it. A full drill names
+/// its files by host path; a container cannot see those, so the sample app's `.env`
+/// (SAMPLE_APP_ENV_FILE) becomes lines of the container's own configuration file, its values
+/// first so that DATABASE_URL and explicit settings win as they do for a process, and its
+/// release directory (SAMPLE_APP_RELEASE_DIR) is copied in.
+fn container_config(
+    spec: &AppSpec,
+    database_url: &str,
+) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), AppError> {
+    let sample = matches!(spec, AppSpec::Sample { .. });
+    let mut config = Vec::new();
+    let mut copies = Vec::new();
+    let mut rest = vec![("DATABASE_URL".to_string(), database_url.to_string())];
+    for (key, value) in spec.env() {
+        match key.as_str() {
+            "SAMPLE_APP_ENV_FILE" if sample => {
+                let pairs = dotenvy::from_path_iter(value)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| AppError::Spec {
+                        reason: format!("cannot read the configuration file {value}: {e}"),
+                    })?;
+                config.extend(pairs);
+            }
+            "SAMPLE_APP_RELEASE_DIR" if sample => {
+                let entries = std::fs::read_dir(value).map_err(|e| AppError::Spec {
+                    reason: format!("cannot read the release directory {value}: {e}"),
+                })?;
+                for e in entries.flatten().filter(|e| e.path().is_file()) {
+                    let bytes = std::fs::read(e.path()).map_err(|err| AppError::Spec {
+                        reason: format!("cannot read {}: {err}", e.path().display()),
+                    })?;
+                    copies.push((
+                        format!(
+                            "{}/{}",
+                            super::container::APP_RELEASE_DIR,
+                            e.file_name().to_string_lossy()
+                        ),
+                        bytes,
+                    ));
+                }
+                rest.push((key.clone(), super::container::APP_RELEASE_DIR.to_string()));
+            }
+            _ => rest.push((key.clone(), value.clone())),
+        }
+    }
+    config.extend(rest);
+    Ok((config, copies))
 }

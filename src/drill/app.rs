@@ -289,7 +289,9 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
     let fail = |m: String| StepFail::new(FailureClass::ChecklistFailed, m);
     let started = Instant::now();
     let stopped = ctx.owned.stopped_app.take();
-    let new_config = !plan.restart_env.is_empty();
+    // A full drill restores the configuration and rolls the code back: `docker start` of the
+    // old container would run the old ones.
+    let new_config = !plan.restart_env.is_empty() || ctx.app_files.is_some();
     let container = container(&ctx.owned.backend, &ctx.app_image);
     let app = ctx
         .rec
@@ -312,7 +314,7 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
                     drop(old);
                     (
                         start(container, &spec, &url, &log).await.map_err(not_started)?,
-                        "a new container: --app-restart-env changes its configuration, which docker start would not",
+                        "a new container: its configuration or release changed (--app-restart-env, or a full drill's restored configuration and rolled-back release), which docker start would not apply",
                     )
                 }
                 None => (
