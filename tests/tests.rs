@@ -22,3 +22,4 @@ mod schedule;
 mod seed;
 mod snapshot;
 mod source_dsn;
+mod tablespaces;

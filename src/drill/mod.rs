@@ -63,6 +63,9 @@ struct Drill {
     connected: Option<String>,
     after: Option<Snapshot>,
     integrity: Option<Integrity>,
+    /// The restore ran with `pg_restore --no-tablespaces` (the preflight found tablespaces
+    /// the target lacks); the comparison is told so.
+    no_tablespaces: bool,
     checklist: Vec<ChecklistItem>,
     notes: Vec<String>,
     app: Option<AppProcess>,
@@ -152,6 +155,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         connected: None,
         after: None,
         integrity: None,
+        no_tablespaces: false,
         checklist: Vec::new(),
         notes,
         app: None,
@@ -484,7 +488,10 @@ impl Drill {
                 Ok((o, detail))
             })
             .await?;
-        self.notes.extend(outcome.note);
+        self.notes.extend(outcome.note.clone());
+        self.notes.extend(outcome.tablespace_note());
+        self.no_tablespaces = outcome.no_tablespaces();
+        let no_tablespaces = self.no_tablespaces;
         let spec = DatabaseSpec {
             name: self.database.clone(),
             encoding: self.manifest.as_ref().map(|m| m.encoding.clone()),
@@ -504,7 +511,8 @@ impl Drill {
             .step(PhaseId::PgRestore, async {
                 Ok((
                     (),
-                    restore::pg_restore(&db, &tools, &dump, jobs, &progress).await?,
+                    restore::pg_restore(&db, &tools, &dump, jobs, no_tablespaces, &progress)
+                        .await?,
                 ))
             })
             .await?;
@@ -601,6 +609,9 @@ impl Drill {
         ));
         let manifest = self.manifest.clone();
         let strict_schema = self.plan.strict_schema;
+        let options = snapshot::CompareOptions {
+            no_tablespaces: self.no_tablespaces,
+        };
         let mut slot: Option<Integrity> = None;
         self.rec
             .step(PhaseId::Compare, async {
@@ -614,7 +625,7 @@ impl Drill {
                     },
                     Some(m) => Integrity {
                         basis: format!("snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})", m.mvcc_snapshot),
-                        comparison: snapshot::compare(&m.snapshot, &s1),
+                        comparison: snapshot::compare_with(&m.snapshot, &s1, options),
                     },
                     None => Integrity {
                         basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),

@@ -1,5 +1,5 @@
-//! Named metrics: FK orphans for every foreign key, sequence positions, and the domain
-//! invariants of the generated schema (only where its tables exist).
+//! Named metrics: FK orphans for every foreign key, sequence positions, invalid indexes, and
+//! the domain invariants of the generated schema (only where its tables exist).
 
 use tokio_postgres::Client;
 
@@ -8,11 +8,45 @@ use super::{CheckValue, SequenceSnapshot, SnapshotError, USER_SCHEMA};
 /// Value of a passing `sequence_ahead:` check.
 pub(super) const AHEAD: &str = "ahead";
 
+/// Prefix of the check an invalid index gets (a valid one gets none: they are many).
+pub(super) const INDEX_VALID: &str = "index_valid:";
+
 /// All checks of a snapshot, unsorted.
 pub(super) async fn take(client: &Client) -> Result<Vec<CheckValue>, SnapshotError> {
     let mut checks = fk_orphans(client).await?;
+    checks.extend(invalid_indexes(client).await?);
     checks.extend(invariants(client).await?);
     Ok(checks)
+}
+
+/// `index_valid:<index>` = `invalid` (or `invalid unique`) for every index left invalid, e.g.
+/// by a `CREATE INDEX CONCURRENTLY` that failed on a duplicate key. Its expected value is
+/// `valid`, so an index that is invalid only after the restore fails the comparison, and one
+/// the source already had is a source finding (see `compare`).
+async fn invalid_indexes(client: &Client) -> Result<Vec<CheckValue>, SnapshotError> {
+    let sql = format!(
+        "SELECT i.indexrelid::regclass::text, i.indisunique
+         FROM pg_index i
+         JOIN pg_class ic ON ic.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = ic.relnamespace
+         WHERE NOT i.indisvalid AND {USER_SCHEMA}"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(SnapshotError::query("listing invalid indexes"))?;
+    Ok(rows
+        .iter()
+        .map(|r| CheckValue {
+            name: format!("{INDEX_VALID}{}", r.get::<_, String>(0)),
+            value: if r.get::<_, bool>(1) {
+                "invalid unique".to_string()
+            } else {
+                "invalid".to_string()
+            },
+            expected: Some("valid".to_string()),
+        })
+        .collect())
 }
 
 /// `sequence_ahead:<seq>`: the next value of a column-owned sequence is past every value in
