@@ -20,6 +20,9 @@ pub enum WarningKind {
     /// Tables or indexes in the default tablespace because the restore ran with
     /// `pg_restore --no-tablespaces` (the target lacked the tablespace).
     NoTablespaces,
+    /// A sub-partitioned index that a parallel pg_restore left not marked valid although every
+    /// partition's index is attached and valid.
+    PartitionedIndexUnmarked,
 }
 
 impl WarningKind {
@@ -31,6 +34,7 @@ impl WarningKind {
             WarningKind::SourceFinding => "source_finding",
             WarningKind::StaleMaterializedView => "stale_materialized_view",
             WarningKind::NoTablespaces => "no_tablespaces",
+            WarningKind::PartitionedIndexUnmarked => "partitioned_index_unmarked",
         }
     }
 
@@ -41,6 +45,7 @@ impl WarningKind {
             WarningKind::ColumnOrder
                 | WarningKind::PartitionConstraintName
                 | WarningKind::NoTablespaces
+                | WarningKind::PartitionedIndexUnmarked
         )
     }
 }
@@ -222,6 +227,25 @@ pub(super) fn invalid_index_left_out(check: &str, value: &str) -> Warning {
         object: check.to_string(),
         reason: format!(
             "index {index} is {value} in the source (a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY that failed) and unused by queries there; pg_dump leaves invalid indexes out, so the restored database does not have it. Fix it on the source: DROP INDEX {index}, then CREATE INDEX CONCURRENTLY again.{unique}"
+        ),
+    }
+}
+
+/// A partitioned index valid in the source that the restore left unmarked, though complete.
+pub(super) fn partitioned_index_unmarked(check: &str, value: &str) -> Warning {
+    let index = check
+        .strip_prefix(super::checks::INDEX_VALID)
+        .unwrap_or(check);
+    let child = value
+        .rsplit_once("e.g. ")
+        .map(|(_, c)| c.trim_end_matches(')'))
+        .unwrap_or("<a partition's index>");
+    Warning {
+        kind: WarningKind::PartitionedIndexUnmarked,
+        object: check.to_string(),
+        reason: format!(
+            "valid in the source; after pg_restore -j it is not marked valid although {}: a parallel restore attached it before its own sub-partitions' indexes were, and PostgreSQL does not re-check it then. Until fixed, no foreign key can be made to reference it. Fix on the restored database: ALTER INDEX {index} ATTACH PARTITION {child} (re-checks and marks it valid)",
+            super::checks::ATTACHED_AND_VALID
         ),
     }
 }

@@ -465,6 +465,20 @@ fn check_result(
             };
         }
     }
+    // A partitioned index valid in the source, complete but unmarked after a parallel restore.
+    if let (None, Some(a)) = (before, after) {
+        if name.starts_with(super::checks::INDEX_VALID)
+            && a.value.contains(super::checks::ATTACHED_AND_VALID)
+        {
+            warnings.push(classify::partitioned_index_unmarked(name, &a.value));
+            return CheckResult {
+                name: name.to_string(),
+                expected: Some("valid".to_string()),
+                actual: Some(a.value.clone()),
+                pass: true,
+            };
+        }
+    }
     let absolute = after
         .and_then(|c| c.expected.clone())
         .or_else(|| before.and_then(|c| c.expected.clone()));
@@ -792,6 +806,41 @@ mod tests {
             "{:?}",
             c.differences()
         );
+    }
+
+    #[test]
+    fn a_complete_partitioned_index_left_unmarked_warns_an_incomplete_one_fails() {
+        let before = snapshot();
+        let with = |value: &str| {
+            let mut s = snapshot();
+            s.checks.push(CheckValue {
+                name: "index_valid:public.p_pkey".into(),
+                value: value.into(),
+                expected: Some("valid".into()),
+            });
+            s
+        };
+        let unmarked = with(&format!(
+            "invalid unique partitioned index, {} (2, e.g. public.p1_pkey)",
+            super::super::checks::ATTACHED_AND_VALID
+        ));
+        let c = compare(&before, &unmarked);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.differences());
+        assert_eq!(
+            c.warnings[0].kind,
+            super::super::WarningKind::PartitionedIndexUnmarked
+        );
+        assert!(
+            c.warnings[0]
+                .reason
+                .contains("ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey"),
+            "{}",
+            c.warnings[0].reason
+        );
+        let incomplete = with(
+            "invalid unique partitioned index, 1 of 2 partitions without a valid index attached",
+        );
+        assert_eq!(compare(&before, &incomplete).verdict, Verdict::Fail);
     }
 
     #[test]

@@ -311,6 +311,9 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
 /// conversions, with the comments on them. Without these lines a restore that lost one of
 /// them would pass. Objects made by the system (OID below 16384) or by an extension are left
 /// out, as pg_dump leaves them out.
+///
+/// A shell operator (no function: left behind when the operator that named it as commutator
+/// or negator was dropped) is not dumped by pg_dump, so it is not described either.
 fn other_object_queries() -> Vec<(&'static str, String)> {
     let ne = not_extension_member;
     let user_oid = |oid: &str| format!("{oid} >= 16384");
@@ -323,7 +326,7 @@ fn other_object_queries() -> Vec<(&'static str, String)> {
                     o.oprcode::regprocedure, o.oprcom::regoperator, o.oprnegate::regoperator,
                     o.oprrest::regprocedure, o.oprjoin::regprocedure, o.oprcanhash, o.oprcanmerge)
                  FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-                 WHERE {USER_SCHEMA} AND {}",
+                 WHERE o.oprcode <> 0 AND {USER_SCHEMA} AND {}",
                 ne("pg_operator", "o.oid")
             ),
         ),
