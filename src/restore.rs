@@ -245,6 +245,24 @@ pub async fn restore_roles(
     ))
 }
 
+/// What a pg_restore error is known to mean, as a sentence to append (or nothing).
+///
+/// Seen on PostgreSQL's regression database: with `-j N`, pg_restore may add a foreign key to a
+/// sub-partitioned table before the referenced key's partitioned index has all its partitions'
+/// indexes attached, so it is not yet valid and the key is refused. A serial restore orders
+/// every index attachment before every foreign key.
+fn known_cause(stderr: &str, jobs: u32) -> String {
+    if jobs > 1
+        && stderr.contains("there is no unique constraint matching given keys for referenced table")
+    {
+        format!(
+            "\nThis is a known race of parallel pg_restore (-j {jobs}) with foreign keys to partitioned tables: the key was added before the referenced partitioned index had every partition's index attached. A real restore of this backup with -j {jobs} can fail the same way; restore with -j 1 (pgdrill --jobs 1), which attaches every index before adding any foreign key."
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// A `pg_dumpall --globals-only` script without its tablespace statements (CREATE, ALTER,
 /// COMMENT ON, and GRANT/REVOKE on tablespaces: pg_dumpall writes each on one line), and the
 /// names of the tablespaces it creates.
@@ -366,10 +384,12 @@ pub async fn pg_restore(
             source,
         })?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(RestoreError::Failed(format!(
-            "pg_restore failed ({}):\n{}",
+            "pg_restore failed ({}):\n{}{}",
             out.status,
-            tail(&String::from_utf8_lossy(&out.stderr))
+            tail(&stderr),
+            known_cause(&stderr, jobs)
         )));
     }
     Ok(format!(
@@ -410,6 +430,14 @@ pub use crate::pg::{ident, literal};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parallel_foreign_key_race_is_explained_only_when_parallel() {
+        let e = "pg_restore: error: could not execute query: ERROR:  there is no unique constraint matching given keys for referenced table \"pk\"";
+        assert!(known_cause(e, 2).contains("-j 1"));
+        assert_eq!(known_cause(e, 1), "");
+        assert_eq!(known_cause("ERROR: something else", 4), "");
+    }
 
     #[test]
     fn globals_lose_their_tablespace_statements_and_name_them() {
