@@ -1,7 +1,8 @@
-//! Restore preflight: the roles and extensions an archive needs, read from its own schema
-//! script before `pg_restore`, and compared with what the target server has. A dump whose
-//! owners nobody backed up fails here with the roles named and the fix, not halfway through
-//! `pg_restore` with `role "x" does not exist`.
+//! Restore preflight: the roles, extensions and tablespaces an archive needs, read from its own
+//! schema script before `pg_restore`, and compared with what the target server has. A dump
+//! whose owners nobody backed up fails here with the roles named and the fix, not halfway
+//! through `pg_restore` with `role "x" does not exist`; tablespaces a new server lacks are
+//! found here too, so that the restore can leave them out (`--no-tablespaces`) and say so.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -26,6 +27,8 @@ pub struct Needs {
     pub roles: BTreeSet<String>,
     /// Extensions the archive creates.
     pub extensions: BTreeSet<String>,
+    /// Tablespaces the archive's tables and indexes are created in (`SET default_tablespace`).
+    pub tablespaces: BTreeSet<String>,
 }
 
 /// Why the preflight stopped the restore.
@@ -66,6 +69,29 @@ pub struct Outcome {
     pub detail: String,
     /// Said plainly in the report's notes (roles created for the drill only).
     pub note: Option<String>,
+    /// Tablespaces the archive uses that the target lacks, sorted. When not empty, the caller
+    /// restores with `pg_restore --no-tablespaces` (every target a drill makes is disposable)
+    /// and compares with [`crate::snapshot::CompareOptions::no_tablespaces`]; see
+    /// [`Outcome::tablespace_note`].
+    pub missing_tablespaces: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether the restore must run with `pg_restore --no-tablespaces`.
+    pub fn no_tablespaces(&self) -> bool {
+        !self.missing_tablespaces.is_empty()
+    }
+
+    /// The report note for tablespaces the target lacks: what was done and what a real
+    /// restore on a new server needs.
+    pub fn tablespace_note(&self) -> Option<String> {
+        self.no_tablespaces().then(|| {
+            format!(
+                "the target server has no tablespace {} that the dump's tables or indexes are in: restored with pg_restore --no-tablespaces, so those objects are in the default tablespace (a known transformation in the integrity warnings). For a real restore on a new server, create the tablespace(s) first (CREATE TABLESPACE ... LOCATION '<dir>') or restore with --no-tablespaces as the drill did",
+                list(&self.missing_tablespaces)
+            )
+        })
+    }
 }
 
 /// The whole preflight: every extension the archive creates must be available on the target,
@@ -82,16 +108,25 @@ pub async fn run(
     if !extensions.is_empty() {
         return Err(PreflightError::MissingExtension { extensions });
     }
+    let missing_tablespaces = missing_tablespaces(target, &needs).await?;
     let roles = missing_roles(target, &needs).await?;
-    let base = format!(
-        "the dump needs {} role(s) and {} extension(s)",
+    let mut base = format!(
+        "the dump needs {} role(s), {} extension(s) and {} tablespace(s)",
         needs.roles.len(),
-        needs.extensions.len()
+        needs.extensions.len(),
+        needs.tablespaces.len()
     );
+    if !missing_tablespaces.is_empty() {
+        base.push_str(&format!(
+            "; tablespace(s) {} missing on the target: restoring with --no-tablespaces",
+            list(&missing_tablespaces)
+        ));
+    }
     if roles.is_empty() {
         return Ok(Outcome {
-            detail: format!("{base}; all present on the target"),
+            detail: format!("{base}; all roles and extensions present on the target"),
             note: None,
+            missing_tablespaces,
         });
     }
     match policy {
@@ -104,6 +139,7 @@ pub async fn run(
                     "the backup set lacks role(s) {}: a real restore of this backup set would have failed; the drill created them NOLOGIN (--missing-roles create) so that owners and grants could be restored and compared",
                     list(&roles)
                 )),
+                missing_tablespaces,
             })
         }
     }
@@ -138,6 +174,13 @@ pub async fn needs(tools: &PgTools, dump: &Path) -> Result<Needs, PreflightError
 pub fn parse_script(script: &str) -> Needs {
     let mut needs = Needs::default();
     for line in script.lines() {
+        // pg_dump sets the tablespace before each table or index that has one, and '' after.
+        if let Some(rest) = line.strip_prefix("SET default_tablespace = ") {
+            if let Some((name, _)) = identifier(rest) {
+                needs.tablespaces.insert(name);
+            }
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("CREATE EXTENSION IF NOT EXISTS ") {
             if let Some((name, _)) = identifier(rest) {
                 needs.extensions.insert(name);
@@ -237,6 +280,23 @@ pub async fn missing_extensions(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The tablespaces of `needs` the target lacks, sorted.
+pub async fn missing_tablespaces(
+    target: &Endpoint,
+    needs: &Needs,
+) -> Result<Vec<String>, PreflightError> {
+    let client = target.with_db("postgres").connect().await?;
+    let wanted: Vec<String> = needs.tablespaces.iter().cloned().collect();
+    let rows = client
+        .query(
+            "SELECT w FROM unnest($1::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.spcname = w) ORDER BY 1",
+            &[&wanted],
+        )
+        .await
+        .map_err(|e| PreflightError::Failed(crate::pg::error_text(&e)))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Creates `roles` NOLOGIN on the (disposable) target.
 pub async fn create_roles(target: &Endpoint, roles: &[String]) -> Result<(), PreflightError> {
     let client = target.with_db("postgres").connect().await?;
@@ -257,6 +317,9 @@ mod tests {
     fn reads_owners_grantees_and_extensions_from_a_pg_dump_script() {
         let script = r#"
 CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;
+SET default_tablespace = '';
+SET default_tablespace = "My TS";
+SET default_tablespace = fast;
 ALTER SCHEMA "Legacy App" OWNER TO "Shop ""Owner""";
 ALTER TABLE public.orders OWNER TO shop_owner;
 GRANT SELECT ON TABLE public.orders TO reporting, "Mixed Case";
@@ -278,6 +341,24 @@ ALTER DEFAULT PRIVILEGES FOR ROLE deployer IN SCHEMA public GRANT SELECT ON TABL
             ]
         );
         assert_eq!(n.extensions.into_iter().collect::<Vec<_>>(), ["citext"]);
+        assert_eq!(
+            n.tablespaces.into_iter().collect::<Vec<_>>(),
+            ["My TS", "fast"]
+        );
+    }
+
+    #[test]
+    fn the_tablespace_note_names_them_and_the_fix() {
+        let none = Outcome::default();
+        assert!(!none.no_tablespaces() && none.tablespace_note().is_none());
+        let o = Outcome {
+            missing_tablespaces: vec!["fast".into()],
+            ..Outcome::default()
+        };
+        let note = o.tablespace_note().unwrap();
+        for needle in ["\"fast\"", "--no-tablespaces", "CREATE TABLESPACE"] {
+            assert!(note.contains(needle), "{note}");
+        }
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct VerifyArgs {
     /// Config RPO: oldest allowed age of the newest config backup.
     #[arg(long, value_name = "DUR", default_value = "1h", value_parser = parse_duration)]
     pub config_rpo: Duration,
+    /// The repo holds no configuration backups by design: no `no_backup`/`stale` finding for
+    /// config/ (archives there are still checked).
+    #[arg(long, conflicts_with = "config_rpo")]
+    pub no_config: bool,
     /// How far back gaps and sizes are examined.
     #[arg(long, value_name = "DUR", default_value = "24h", value_parser = parse_duration)]
     pub window: Duration,
@@ -259,6 +263,7 @@ pub async fn verify(args: VerifyArgs) -> Result<Exit, Error> {
     let opts = verify::Options {
         rpo: args.rpo,
         config_rpo: args.config_rpo,
+        config: !args.no_config,
         window: args.window,
         at: args.at.unwrap_or_else(Utc::now),
         full: args.full,

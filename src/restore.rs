@@ -166,12 +166,34 @@ pub async fn precheck(
 /// Replays the globals file (roles). After a server loss the roles exist nowhere else; a
 /// role that already exists (drop-db, or the bootstrap superuser) is fine, any other error
 /// fails the step.
+///
+/// Tablespace statements are left out: their `LOCATION` is a directory of the source's
+/// machine, which a disposable target must not write into (on the same machine it is the
+/// source's own, in use). The restore preflight then finds the tablespaces missing and the
+/// restore runs with `--no-tablespaces`, which the report notes.
 pub async fn restore_roles(
     target: &Endpoint,
     tools: &PgTools,
     globals: &Path,
 ) -> Result<String, RestoreError> {
-    let staged = tools.stage(globals).await?;
+    let text = std::fs::read_to_string(globals)
+        .map_err(|e| RestoreError::Failed(format!("cannot read {}: {e}", globals.display())))?;
+    let (kept, tablespaces) = without_tablespaces(&text);
+    // Only when there is something to leave out: otherwise the file itself is replayed.
+    let filtered = if tablespaces.is_empty() {
+        None
+    } else {
+        let mut f = tempfile::Builder::new()
+            .prefix("pgdrill-globals-")
+            .suffix(".sql")
+            .tempfile()
+            .map_err(|e| EnvError::io("cannot write the filtered globals file", e))?;
+        std::io::Write::write_all(&mut f, kept.as_bytes())
+            .map_err(|e| EnvError::io("cannot write the filtered globals file", e))?;
+        Some(f)
+    };
+    let replayed = filtered.as_ref().map_or(globals, |f| f.path());
+    let staged = tools.stage(replayed).await?;
     let out = tools
         .command("psql", &target.with_db("postgres"))
         .args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=0", "-f"])
@@ -204,11 +226,70 @@ pub async fn restore_roles(
         .query_one("SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", &[])
         .await?
         .get(0);
+    let left_out = if tablespaces.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; tablespace(s) {} it defines not created (their LOCATION is a directory of the source's machine)",
+            tablespaces
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     Ok(format!(
-        "{} replayed; {roles} roles on the server ({} already existed)",
+        "{} replayed; {roles} roles on the server ({} already existed){left_out}",
         file_name(globals),
         existing.len()
     ))
+}
+
+/// What a pg_restore error is known to mean, as a sentence to append (or nothing).
+///
+/// Seen on PostgreSQL's regression database: with `-j N`, pg_restore may add a foreign key to a
+/// sub-partitioned table before the referenced key's partitioned index has all its partitions'
+/// indexes attached, so it is not yet valid and the key is refused. A serial restore orders
+/// every index attachment before every foreign key.
+fn known_cause(stderr: &str, jobs: u32) -> String {
+    if jobs > 1
+        && stderr.contains("there is no unique constraint matching given keys for referenced table")
+    {
+        format!(
+            "\nThis is a known race of parallel pg_restore (-j {jobs}) with foreign keys to partitioned tables: the key was added before the referenced partitioned index had every partition's index attached. A real restore of this backup with -j {jobs} can fail the same way; restore with -j 1 (pgdrill --jobs 1), which attaches every index before adding any foreign key."
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// A `pg_dumpall --globals-only` script without its tablespace statements (CREATE, ALTER,
+/// COMMENT ON, and GRANT/REVOKE on tablespaces: pg_dumpall writes each on one line), and the
+/// names of the tablespaces it creates.
+pub fn without_tablespaces(globals: &str) -> (String, Vec<String>) {
+    let mut kept = String::with_capacity(globals.len());
+    let mut created = Vec::new();
+    for line in globals.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("CREATE TABLESPACE ") {
+            let name = match rest.strip_prefix('"') {
+                Some(quoted) => quoted
+                    .split_once("\" ")
+                    .map(|(n, _)| n.replace("\"\"", "\""))
+                    .unwrap_or_default(),
+                None => rest.split(' ').next().unwrap_or_default().to_string(),
+            };
+            created.push(name);
+            continue;
+        }
+        let tablespace_statement = line.starts_with("ALTER TABLESPACE ")
+            || line.starts_with("COMMENT ON TABLESPACE ")
+            || ((line.starts_with("GRANT ") || line.starts_with("REVOKE "))
+                && line.contains(" ON TABLESPACE "));
+        if !tablespace_statement {
+            kept.push_str(line);
+        }
+    }
+    (kept, created)
 }
 
 /// How to create the database: what the manifest knows, or the server's defaults.
@@ -270,18 +351,28 @@ pub async fn drop_database(target: &Endpoint, name: &str) -> Result<String, Rest
     Ok(format!("DROP DATABASE {name} WITH (FORCE)"))
 }
 
-/// `pg_restore --exit-on-error -j N` into the database named by `target.dbname`.
+/// `pg_restore --exit-on-error -j N` into the database named by `target.dbname`; with
+/// `no_tablespaces` also `--no-tablespaces` (the target lacks a tablespace the dump uses, see
+/// [`crate::preflight::Outcome::no_tablespaces`]).
 pub async fn pg_restore(
     target: &Endpoint,
     tools: &PgTools,
     dump: &Path,
     jobs: u32,
+    no_tablespaces: bool,
     _progress: &crate::progress::Progress,
 ) -> Result<String, RestoreError> {
     let staged = tools.stage(dump).await?;
+    let extra: &[&str] = if no_tablespaces {
+        &["--no-tablespaces"]
+    } else {
+        &[]
+    };
     let out = tools
         .command("pg_restore", target)
-        .args(["--exit-on-error", "--no-password", "-j"])
+        .args(["--exit-on-error", "--no-password"])
+        .args(extra)
+        .arg("-j")
         .arg(jobs.to_string())
         .arg("-d")
         .arg(&target.dbname)
@@ -293,14 +384,17 @@ pub async fn pg_restore(
             source,
         })?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(RestoreError::Failed(format!(
-            "pg_restore failed ({}):\n{}",
+            "pg_restore failed ({}):\n{}{}",
             out.status,
-            tail(&String::from_utf8_lossy(&out.stderr))
+            tail(&stderr),
+            known_cause(&stderr, jobs)
         )));
     }
     Ok(format!(
-        "pg_restore --exit-on-error -j {jobs} -d {} {}",
+        "pg_restore --exit-on-error{} -j {jobs} -d {} {}",
+        extra.iter().map(|a| format!(" {a}")).collect::<String>(),
         target.dbname,
         file_name(dump)
     ))
@@ -332,3 +426,35 @@ pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
 }
 
 pub use crate::pg::{ident, literal};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parallel_foreign_key_race_is_explained_only_when_parallel() {
+        let e = "pg_restore: error: could not execute query: ERROR:  there is no unique constraint matching given keys for referenced table \"pk\"";
+        assert!(known_cause(e, 2).contains("-j 1"));
+        assert_eq!(known_cause(e, 1), "");
+        assert_eq!(known_cause("ERROR: something else", 4), "");
+    }
+
+    #[test]
+    fn globals_lose_their_tablespace_statements_and_name_them() {
+        let globals = "CREATE ROLE app;\nALTER ROLE app WITH NOLOGIN;\n\
+CREATE TABLESPACE \"Fast \"\"Disk\"\"\" OWNER postgres LOCATION '/srv/fast';\n\
+CREATE TABLESPACE slow OWNER app LOCATION '/srv/slow';\n\
+ALTER TABLESPACE slow SET (random_page_cost='4');\n\
+COMMENT ON TABLESPACE slow IS 'disks';\n\
+GRANT ALL ON TABLESPACE slow TO app;\n\
+GRANT app TO postgres;\n";
+        let (kept, created) = without_tablespaces(globals);
+        assert_eq!(created, ["Fast \"Disk\"", "slow"]);
+        assert_eq!(
+            kept,
+            "CREATE ROLE app;\nALTER ROLE app WITH NOLOGIN;\nGRANT app TO postgres;\n"
+        );
+        let (same, none) = without_tablespaces("CREATE ROLE x;\n");
+        assert_eq!((same.as_str(), none.len()), ("CREATE ROLE x;\n", 0));
+    }
+}

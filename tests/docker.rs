@@ -897,3 +897,130 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+/// A PostgreSQL image built from the local one in the test, without the hstore extension's
+/// files: a restore server that lacks an extension the dump needs. Removed on drop.
+struct ImageWithoutHstore(String);
+
+impl ImageWithoutHstore {
+    fn build() -> ImageWithoutHstore {
+        let base = std::env::var("PGDRILL_POSTGRES_IMAGE")
+            .ok()
+            .filter(|i| image_present(i))
+            .unwrap_or_else(|| {
+                if image_present(DEFAULT_IMAGE) {
+                    DEFAULT_IMAGE.into()
+                } else {
+                    LOCAL_IMAGE.into()
+                }
+            });
+        let tag = format!(
+            "pgdrill-test/postgres-without-hstore:{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let image = ImageWithoutHstore(tag);
+        let dir = tempfile::tempdir().unwrap();
+        // No pull: FROM a local image, and nothing fetched by the RUN.
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {base}\nRUN rm -f /usr/share/postgresql/*/extension/hstore* /usr/lib/postgresql/*/lib/hstore*\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "--pull=false", "-q", "-t", &image.0])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        image
+    }
+}
+
+impl Drop for ImageWithoutHstore {
+    fn drop(&mut self) {
+        let _ = docker(&["image", "rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn an_extension_missing_on_the_restore_server_fails_at_the_preflight_naming_it() {
+    if !docker_or_skip(
+        "an_extension_missing_on_the_restore_server_fails_at_the_preflight_naming_it",
+    ) {
+        return;
+    }
+    let image = ImageWithoutHstore::build();
+    // The dump comes from a native server that has hstore (this machine's installation).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(crate::support::TestServer::start("hstore"));
+    let db = rt.block_on(async {
+        let db = server.create_db("hstore").await;
+        server
+            .connect(&db)
+            .await
+            .batch_execute(
+                "CREATE EXTENSION hstore;
+                 CREATE TABLE settings (id int PRIMARY KEY, attrs hstore);
+                 INSERT INTO settings VALUES (1, 'a=>1, b=>2'), (2, 'colour=>blue');",
+            )
+            .await
+            .unwrap();
+        db
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("hstore.dump");
+    server.pg_dump(&db, &dump);
+    drop(server);
+
+    let run = Pgdrill::drill([
+        "--backend",
+        "docker",
+        "--app",
+        "none",
+        "--backup-file",
+        dump.to_str().unwrap(),
+    ])
+    .env("PGDRILL_POSTGRES_IMAGE", &image.0)
+    .run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let _sweep = Sweep(id.clone());
+    assert_eq!(run.code(), 1, "{}", run.text());
+    assert!(
+        r["phases"].to_string().contains(&image.0),
+        "the drill ran on the derived image: {}",
+        r["phases"]
+    );
+    let f = &r["failure"];
+    assert_eq!(f["phase"], "roles", "{f}");
+    let msg = f["message"].as_str().unwrap();
+    for needle in ["\"hstore\"", "install the extension's package"] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+    assert_eq!(
+        phase(&r, "pg_restore")["status"],
+        "skipped",
+        "{}",
+        phase(&r, "pg_restore")
+    );
+    assert!(
+        docker_leftovers(&id).is_empty(),
+        "{:?}",
+        docker_leftovers(&id)
+    );
+    drop(image);
+}

@@ -224,25 +224,7 @@ fn role_owned_dump(dir: &std::path::Path) -> std::path::PathBuf {
         db
     });
     let dump = dir.join("shop.dump");
-    let e = &server.endpoint;
-    let status = std::process::Command::new(server.program("pg_dump"))
-        .args([
-            "-Fc",
-            "-h",
-            &e.host,
-            "-p",
-            &e.port.to_string(),
-            "-U",
-            &e.user,
-            "-d",
-            &db,
-            "-f",
-        ])
-        .arg(&dump)
-        .env("PGPASSWORD", e.password().unwrap_or_default())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.pg_dump(&db, &dump);
     dump
 }
 
@@ -295,4 +277,104 @@ fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
         .as_str()
         .unwrap()
         .contains("NOLOGIN"));
+}
+
+/// A source with invalid indexes: a unique `CREATE INDEX CONCURRENTLY` that failed on
+/// duplicate keys (pg_dump leaves it out), and a partitioned table's index made `ON ONLY`
+/// and never attached (pg_dump recreates it, invalid). Returns the drill of it.
+fn invalid_indexes_drill(tamper: Option<&str>) -> Run {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(TestServer::start("invalid-index"));
+    let db = rt.block_on(async {
+        let db = server.create_db("invalid").await;
+        let c = server.connect(&db).await;
+        c.batch_execute(
+            "CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL);
+             INSERT INTO accounts SELECT g, 'user' || (g % 90) || '@example.org' FROM generate_series(1, 100) g;
+             CREATE TABLE ledger (k int NOT NULL, entry text) PARTITION BY LIST (k);
+             CREATE TABLE ledger_1 PARTITION OF ledger FOR VALUES IN (1);
+             INSERT INTO ledger VALUES (1, 'a'), (1, 'b');
+             CREATE UNIQUE INDEX ledger_k_entry ON ONLY ledger (k, entry);",
+        )
+        .await
+        .unwrap();
+        // Its own statement: CONCURRENTLY cannot run in a transaction block.
+        let e = c
+            .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY accounts_email ON accounts (email)")
+            .await
+            .expect_err("duplicate emails must fail the unique index");
+        assert!(pgdrill::pg::error_text(&e).contains("duplicate"), "{e}");
+        let invalid: i64 = c
+            .query_one("SELECT count(*) FROM pg_index WHERE NOT indisvalid", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(invalid, 2, "both indexes are left invalid in the source");
+        db
+    });
+    let dsn = format!("{} dbname={db}", server.dsn());
+    let mut args = vec!["--backend", "native", "--app", "none", "--source-dsn", &dsn];
+    if let Some(sql) = tamper {
+        args.extend(["--tamper-sql", sql]);
+    }
+    let run = Pgdrill::drill(args).run();
+    drop(server);
+    run
+}
+
+#[test]
+fn invalid_indexes_of_the_source_are_source_findings_not_restore_failures() {
+    let run = invalid_indexes_drill(None);
+    let r = run.assert_pass();
+    let w: Vec<&Value> = r["integrity"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    let find = |object: &str| {
+        w.iter()
+            .find(|w| w["object"] == object)
+            .unwrap_or_else(|| panic!("no warning for {object}: {w:?}"))
+    };
+    let left_out = find("index_valid:public.accounts_email");
+    assert_eq!(left_out["kind"], "source_finding");
+    let reason = left_out["reason"].as_str().unwrap();
+    for needle in [
+        "pg_dump leaves invalid indexes out",
+        "unique",
+        "duplicate keys",
+        "DROP INDEX",
+    ] {
+        assert!(reason.contains(needle), "{needle} not in {reason}");
+    }
+    let kept = find("index_valid:public.ledger_k_entry");
+    assert_eq!(kept["kind"], "source_finding");
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ATTACH PARTITION"),
+        "{kept}"
+    );
+}
+
+#[test]
+fn an_index_invalid_only_after_the_restore_fails_naming_it() {
+    // The catalog flag a failed build leaves, set on the restored copy only.
+    let run = invalid_indexes_drill(Some(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.accounts_pkey'::regclass",
+    ));
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let r = run.report();
+    assert_eq!(
+        r["failure"]["class"], "integrity_mismatch",
+        "{}",
+        r["failure"]
+    );
+    let msg = r["failure"]["message"].as_str().unwrap();
+    assert!(msg.contains("index_valid:public.accounts_pkey"), "{msg}");
 }

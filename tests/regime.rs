@@ -617,3 +617,171 @@ fn drill_repo_and_regime_usage_errors_exit_2() {
         assert_eq!(r.code(), 2, "{args:?}: {}", r.text());
     }
 }
+
+#[test]
+fn verify_at_ignores_later_audit_entries_and_no_config_drops_the_config_finding() {
+    let rt = runtime();
+    let (_server, dsn) = source(&rt, "regime-at", SMALL);
+    let real = tempfile::tempdir().unwrap();
+    assert_eq!(backup(&dsn, real.path(), &[]).code(), 0);
+    let dump = real.path().join("database").join(
+        files(&real.path().join("database"))
+            .into_iter()
+            .find(|n| n.ends_with(".dump"))
+            .unwrap(),
+    );
+    let repo = tempfile::tempdir().unwrap();
+    let repo_s = repo.path().display().to_string();
+    let taken = Utc::now() - Duration::hours(2);
+    synth(&dump, repo.path(), &[taken]);
+
+    // A repo without config backups: a finding, unless the team keeps none (--no-config).
+    let with_config = run(&["verify", "--repo", &repo_s, "--rpo", "3h", "--json"]);
+    assert_eq!(with_config.code(), 1, "{}", with_config.text());
+    let v = json_of(&with_config);
+    assert_eq!(kinds(&v), ["no_backup"], "{v}");
+    assert_eq!(v["findings"][0]["subject"], "config/");
+    let now = run(&[
+        "verify",
+        "--repo",
+        &repo_s,
+        "--rpo",
+        "3h",
+        "--no-config",
+        "--json",
+    ]);
+    assert_eq!(now.code(), 0, "{}", now.text());
+    let v = json_of(&now);
+    // The globals file was verified by the run above (the newest dump is always read).
+    assert_eq!(
+        (v["files_read"].as_u64(), v["files_skipped"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+
+    // As of one hour ago those two verifications had not happened: nothing is skipped.
+    let earlier =
+        (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let then = run(&[
+        "verify",
+        "--repo",
+        &repo_s,
+        "--rpo",
+        "3h",
+        "--no-config",
+        "--json",
+        "--at",
+        &earlier,
+    ]);
+    assert_eq!(then.code(), 0, "{}", then.text());
+    let v = json_of(&then);
+    assert_eq!(
+        (v["files_read"].as_u64(), v["files_skipped"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
+
+    let both = run(&[
+        "verify",
+        "--repo",
+        &repo_s,
+        "--no-config",
+        "--config-rpo",
+        "2h",
+    ]);
+    assert_eq!(both.code(), 2, "{}", both.text());
+}
+
+/// Ctrl-C while pg_dump is writing: the temporary dump is removed, nothing is left under a
+/// final name, pg_dump is gone, a `failed` event is recorded and the exit code is 3.
+#[test]
+fn ctrl_c_during_a_backup_leaves_no_partial_file_and_exits_3() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let rt = runtime();
+    let (server, dsn) = source(&rt, "regime-sigint", SMALL);
+    let db = dsn.rsplit("dbname=").next().unwrap().to_string();
+    // pg_dump locks every table ACCESS SHARE first: held off by this lock, it sits still
+    // with its temporary file open until the signal comes.
+    let blocker = rt.block_on(async {
+        let c = server.connect(&db).await;
+        c.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        c
+    });
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("database");
+    let child = Command::new(env!("CARGO_BIN_EXE_pgdrill"))
+        .args(["backup", "--source-dsn", &dsn, "--repo"])
+        .arg(repo.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = rt.block_on(async {
+        let c = server.connect("postgres").await;
+        for _ in 0..600 {
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE %'",
+                    &[&db],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    });
+    assert!(waiting, "pg_dump never waited on the lock");
+    let during = files(&dir);
+    assert!(
+        during.iter().any(|n| n.contains(".dump.tmp-")),
+        "the temporary dump exists while pg_dump runs: {during:?}"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let left: Vec<String> = files(&dir)
+        .into_iter()
+        .filter(|n| n != ".backup.lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // pg_dump and pgdrill's own session went with pgdrill: once the lock is released, no session
+    // is left on the source's database (a backend waiting on a lock notices its client gone
+    // only after the wait).
+    drop(blocker);
+    let sessions = rt.block_on(async {
+        let c = server.connect("postgres").await;
+        let mut n = 1;
+        for _ in 0..100 {
+            n = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+                    &[&db],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        n
+    });
+    assert_eq!(sessions, 0, "pg_dump still connected after the interrupt");
+    let last = audit_events(repo.path()).pop().unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["result"].as_str()),
+        (Some("backup"), Some("failed")),
+        "{last}"
+    );
+}

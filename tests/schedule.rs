@@ -70,10 +70,32 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
             }
             if let Some(cmd) = line.strip_prefix("ExecStart=") {
                 parsed.push(parse(&words(cmd)));
+                // systemd does not expand variables in ReadWritePaths=: the repo a command
+                // writes must be spelled out there (and be the working directory, if set).
+                let argv = words(cmd);
+                let repo = argv
+                    .iter()
+                    .position(|w| w == "--repo")
+                    .map(|i| argv[i + 1].clone())
+                    .unwrap_or_else(|| panic!("{}: no --repo in {cmd}", u.display()));
+                assert_eq!(repo, "/backups", "{}: {cmd}", u.display());
+                let writable: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+                    .flat_map(str::split_whitespace)
+                    .collect();
                 assert!(
-                    text.contains("ProtectSystem=strict")
-                        && text.contains("ReadWritePaths=/backups")
+                    writable.contains(&repo.as_str()),
+                    "{}: --repo {repo} but ReadWritePaths={writable:?}",
+                    u.display()
                 );
+                if let Some(wd) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("WorkingDirectory="))
+                {
+                    assert_eq!(wd, repo, "{}", u.display());
+                }
+                assert!(text.contains("ProtectSystem=strict"));
                 assert!(
                     text.contains("EnvironmentFile=/etc/pgdrill/pgdrill.env")
                         && text.contains("User=pgdrill")
@@ -110,16 +132,44 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
         std::fs::write(&to, text).unwrap();
         copies.push(to);
     }
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(&copies)
-        .output()
-        .unwrap();
+    // The documented way to keep the repo elsewhere: one drop-in for every pgdrill-*.service.
+    let dropins = dir.path().join("pgdrill-.service.d");
+    std::fs::create_dir(&dropins).unwrap();
+    let dropin =
+        std::fs::read_to_string(deploy().join("systemd/pgdrill-.service.d/repo.conf.example"))
+            .unwrap();
+    assert!(
+        dropin.contains("BindPaths=/srv/pg-backups:/backups"),
+        "{dropin}"
+    );
+    std::fs::write(dropins.join("repo.conf"), &dropin).unwrap();
+    let verify = |units: &[PathBuf]| {
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .args(units)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&copies);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stderr.trim().is_empty(),
         "systemd-analyze verify: {stderr}"
     );
+    // …and every service really reads that drop-in: a bad key in it is reported for each.
+    std::fs::write(dropins.join("repo.conf"), dropin + "NoSuchSetting=1\n").unwrap();
+    let out = verify(&copies);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let services = copies
+        .iter()
+        .filter(|c| c.extension().is_some_and(|e| e == "service"))
+        .count();
+    assert_eq!(
+        stderr.matches("repo.conf").count(),
+        services,
+        "the drop-in is read by every service: {stderr}"
+    );
+    std::fs::remove_dir_all(&dropins).unwrap();
 
     // The check can fail: a broken calendar is refused.
     let bad = dir.path().join("pgdrill-bad.timer");

@@ -24,3 +24,4 @@ mod schedule;
 mod seed;
 mod snapshot;
 mod source_dsn;
+mod tablespaces;

@@ -242,7 +242,8 @@ async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
     let set = ev.backup.as_ref()?;
     app::stop(ctx).await?;
     ev.precheck = Some(restore::precheck(ctx, set).await?);
-    ev.database = restore::run(ctx, set, &ev.database).await?;
+    let restored = restore::run(ctx, set, &ev.database).await?;
+    ev.database = restored.database.clone();
     let mut releases = None;
     if let Some((h, Some(config_set))) = &happened {
         let restored = config::restore(ctx, config_set, h.at).await?;
@@ -256,7 +257,7 @@ async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
         });
         releases = Some(r);
     }
-    verify::run(ctx, set, &ev.database, &mut ev.verified).await?;
+    verify::run(ctx, set, &restored, &mut ev.verified).await?;
     if let (Some(backups), Some((h, _))) = (&backups, &happened) {
         if let Some(struck) = &h.struck {
             ev.rpo = rpo::assess(ctx, &ev.database, backups, struck).await;

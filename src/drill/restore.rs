@@ -6,6 +6,15 @@ use super::backup::BackupSet;
 use super::{Ctx, PhaseId};
 use crate::restore::{self, DatabaseSpec, Precheck};
 
+/// The restored database.
+pub(super) struct Restored {
+    /// Its name.
+    pub database: String,
+    /// The restore ran with `pg_restore --no-tablespaces` (the preflight found tablespaces
+    /// the target lacks); the comparison is told so.
+    pub no_tablespaces: bool,
+}
+
 /// The strategy's prerequisites: the file exists, its SHA-256 is the manifest's, and the
 /// whole archive reads through.
 pub(super) async fn precheck(ctx: &mut Ctx, set: &BackupSet) -> Option<Precheck> {
@@ -21,8 +30,8 @@ pub(super) async fn precheck(ctx: &mut Ctx, set: &BackupSet) -> Option<Precheck>
 }
 
 /// Restores `set` into the target as database `db` (when empty: the name the archive
-/// records); returns the restored database's name.
-pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str) -> Option<String> {
+/// records).
+pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str) -> Option<Restored> {
     let tools = ctx.target().tools();
     let dump = set.dump.clone();
     let database = if db.is_empty() {
@@ -47,7 +56,9 @@ pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str) -> Option<Stri
             Ok((o, detail))
         })
         .await?;
-    ctx.notes.extend(outcome.note);
+    ctx.notes.extend(outcome.note.clone());
+    ctx.notes.extend(outcome.tablespace_note());
+    let no_tablespaces = outcome.no_tablespaces();
     let m = set.manifest.as_ref();
     let spec = DatabaseSpec {
         name: database.clone(),
@@ -68,7 +79,8 @@ pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str) -> Option<Stri
         .step(PhaseId::PgRestore, async {
             Ok((
                 (),
-                restore::pg_restore(&target, &tools, &dump, jobs, &progress).await?,
+                restore::pg_restore(&target, &tools, &dump, jobs, no_tablespaces, &progress)
+                    .await?,
             ))
         })
         .await?;
@@ -77,5 +89,8 @@ pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str) -> Option<Stri
             Ok(((), restore::analyze(&target).await?))
         })
         .await?;
-    Some(database)
+    Some(Restored {
+        database,
+        no_tablespaces,
+    })
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::backup::BackupSet;
+use super::restore::Restored;
 use super::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
@@ -28,7 +29,13 @@ pub(super) struct Verified {
 /// Verifies database `db` on the target against the backup's manifest, filling `v` as it
 /// goes; `None` when the restored database could not be read at all (a failed comparison
 /// or amcheck goes on: the checklist still judges the rest).
-pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str, v: &mut Verified) -> Option<()> {
+pub(super) async fn run(
+    ctx: &mut Ctx,
+    set: &BackupSet,
+    restored: &Restored,
+    v: &mut Verified,
+) -> Option<()> {
+    let db = restored.database.as_str();
     let endpoint = ctx.target().endpoint().with_db(db);
     let tools = ctx.target().tools();
     if let Some(sql) = ctx.plan.tamper_sql.clone() {
@@ -40,7 +47,10 @@ pub(super) async fn run(ctx: &mut Ctx, set: &BackupSet, db: &str, v: &mut Verifi
         endpoint.user
     ));
     v.server_version = version;
-    v.integrity = compare(ctx, set, &s1).await;
+    let options = snapshot::CompareOptions {
+        no_tablespaces: restored.no_tablespaces,
+    };
+    v.integrity = compare(ctx, set, &s1, options).await;
     v.snapshot = Some(s1);
     let jobs = ctx.plan.jobs;
     ctx.rec
@@ -127,7 +137,12 @@ async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
 }
 
 /// S1 against the manifest's S0; the comparison is returned whether or not it passes.
-async fn compare(ctx: &mut Ctx, set: &BackupSet, s1: &Snapshot) -> Option<Integrity> {
+async fn compare(
+    ctx: &mut Ctx,
+    set: &BackupSet,
+    s1: &Snapshot,
+    options: snapshot::CompareOptions,
+) -> Option<Integrity> {
     let strict_schema = ctx.plan.strict_schema;
     let mut slot: Option<Integrity> = None;
     ctx.rec
@@ -145,7 +160,7 @@ async fn compare(ctx: &mut Ctx, set: &BackupSet, s1: &Snapshot) -> Option<Integr
                         "snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})",
                         m.mvcc_snapshot
                     ),
-                    comparison: snapshot::compare(&m.snapshot, s1),
+                    comparison: snapshot::compare_with(&m.snapshot, s1, options),
                 },
                 None => Integrity {
                     basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),

@@ -30,6 +30,10 @@ pub struct Options {
     pub rpo: Duration,
     /// Config RPO.
     pub config_rpo: Duration,
+    /// Whether the repo is meant to hold configuration backups: `false` (`--no-config`) for
+    /// a team that keeps none, so their absence or age is no finding (archives that are there
+    /// are still checked against their manifests).
+    pub config: bool,
     /// How far back gaps and sizes are examined.
     pub window: Duration,
     /// The moment evaluated ("now" unless `--at`).
@@ -146,9 +150,10 @@ pub async fn run(
     let window_start =
         at - chrono::Duration::from_std(opts.window).unwrap_or(chrono::Duration::MAX);
     let mut findings = Vec::new();
+    // As of `at`: a verification recorded later had not happened yet.
     let verified_before: BTreeSet<(String, String)> = history
         .iter()
-        .filter(|e| e.action == Action::Verify)
+        .filter(|e| e.action == Action::Verify && e.at().is_some_and(|t| t <= at))
         .flat_map(|e| e.object.files.iter())
         .map(|f| (f.file.clone(), f.sha256.clone()))
         .collect();
@@ -369,6 +374,7 @@ pub async fn run(
         .collect();
     let config_age = cfg.last().map(|c| at - c.created_at());
     match (cfg.last(), config_age) {
+        _ if !opts.config => {}
         (Some(c), Some(age)) if age > crpo => findings.push(Finding {
             kind: Kind::Stale,
             subject: format!("{}/{}", super::CONFIG_DIR, c.name),

@@ -1,5 +1,5 @@
-//! Named metrics: FK orphans for every foreign key, sequence positions, and the domain
-//! invariants of the generated schema (only where its tables exist).
+//! Named metrics: FK orphans for every foreign key, sequence positions, invalid indexes, and
+//! the domain invariants of the generated schema (only where its tables exist).
 
 use tokio_postgres::Client;
 
@@ -8,12 +8,69 @@ use super::{CheckValue, SequenceSnapshot, SnapshotError, USER_SCHEMA};
 /// Value of a passing `sequence_ahead:` check.
 pub(super) const AHEAD: &str = "ahead";
 
+/// Prefix of the check an invalid index gets (a valid one gets none: they are many).
+pub(super) const INDEX_VALID: &str = "index_valid:";
+
 /// All checks of a snapshot, unsorted.
 pub(super) async fn take(client: &Client) -> Result<Vec<CheckValue>, SnapshotError> {
     let mut checks = fk_orphans(client).await?;
+    checks.extend(invalid_indexes(client).await?);
     checks.extend(invariants(client).await?);
     Ok(checks)
 }
+
+/// `index_valid:<index>` = `invalid` (or `invalid unique`) for every index left invalid, e.g.
+/// by a `CREATE INDEX CONCURRENTLY` that failed on a duplicate key. Its expected value is
+/// `valid`, so an index that is invalid only after the restore fails the comparison, and one
+/// the source already had is a source finding (see `compare`).
+async fn invalid_indexes(client: &Client) -> Result<Vec<CheckValue>, SnapshotError> {
+    // For a partitioned index: how many of the table's partitions have a valid index attached
+    // to it, which tells an index merely left unmarked (all attached) from an incomplete one.
+    let sql = format!(
+        "SELECT i.indexrelid::regclass::text, i.indisunique, ic.relkind = 'I',
+                (SELECT count(*) FROM pg_inherits p WHERE p.inhparent = i.indrelid),
+                (SELECT count(*) FROM pg_inherits p JOIN pg_index ci ON ci.indexrelid = p.inhrelid
+                 WHERE p.inhparent = i.indexrelid AND ci.indisvalid),
+                (SELECT min(p.inhrelid::regclass::text COLLATE \"C\") FROM pg_inherits p
+                 WHERE p.inhparent = i.indexrelid)
+         FROM pg_index i
+         JOIN pg_class ic ON ic.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = ic.relnamespace
+         WHERE NOT i.indisvalid AND {USER_SCHEMA}"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(SnapshotError::query("listing invalid indexes"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let unique = if r.get::<_, bool>(1) { " unique" } else { "" };
+            let partitions: i64 = r.get(3);
+            let attached: i64 = r.get(4);
+            let first: Option<String> = r.get(5);
+            let value = match (r.get::<_, bool>(2), first) {
+                (true, Some(first)) if attached == partitions => format!(
+                    "invalid{unique} partitioned index, {ATTACHED_AND_VALID} ({partitions}, e.g. {first})"
+                ),
+                (true, _) => format!(
+                    "invalid{unique} partitioned index, {} of {partitions} partitions without a valid index attached",
+                    partitions - attached
+                ),
+                (false, _) => format!("invalid{unique}"),
+            };
+            CheckValue {
+                name: format!("{INDEX_VALID}{}", r.get::<_, String>(0)),
+                value,
+                expected: Some("valid".to_string()),
+            }
+        })
+        .collect())
+}
+
+/// In an `index_valid:` value: a partitioned index whose every partition has a valid index
+/// attached, only not marked valid itself.
+pub(super) const ATTACHED_AND_VALID: &str = "every partition's index attached and valid";
 
 /// `sequence_ahead:<seq>`: the next value of a column-owned sequence is past every value in
 /// the column, so the application's next INSERT cannot collide with a restored row.

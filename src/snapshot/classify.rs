@@ -17,6 +17,12 @@ pub enum WarningKind {
     SourceFinding,
     /// A materialized view whose rows differ because the restore refreshed it.
     StaleMaterializedView,
+    /// Tables or indexes in the default tablespace because the restore ran with
+    /// `pg_restore --no-tablespaces` (the target lacked the tablespace).
+    NoTablespaces,
+    /// A sub-partitioned index that a parallel pg_restore left not marked valid although every
+    /// partition's index is attached and valid.
+    PartitionedIndexUnmarked,
 }
 
 impl WarningKind {
@@ -27,6 +33,8 @@ impl WarningKind {
             WarningKind::PartitionConstraintName => "partition_constraint_name",
             WarningKind::SourceFinding => "source_finding",
             WarningKind::StaleMaterializedView => "stale_materialized_view",
+            WarningKind::NoTablespaces => "no_tablespaces",
+            WarningKind::PartitionedIndexUnmarked => "partitioned_index_unmarked",
         }
     }
 
@@ -34,7 +42,10 @@ impl WarningKind {
     pub fn is_schema_transformation(self) -> bool {
         matches!(
             self,
-            WarningKind::ColumnOrder | WarningKind::PartitionConstraintName
+            WarningKind::ColumnOrder
+                | WarningKind::PartitionConstraintName
+                | WarningKind::NoTablespaces
+                | WarningKind::PartitionedIndexUnmarked
         )
     }
 }
@@ -127,10 +138,67 @@ fn partition_constraint_name(before: &str, after: &str) -> Option<Warning> {
     })
 }
 
+/// Objects the restore put in the default tablespace because it ran with `pg_restore
+/// --no-tablespaces`: a `tablespace K R: T` line missing after, with no `tablespace K R:` line
+/// after at all (an object in *another* tablespace after is still a failure). Call it only when
+/// the restore really ran so. One warning per tablespace, naming its objects.
+pub(super) fn no_tablespaces(missing: &mut Vec<&String>, unexpected: &[&String]) -> Vec<Warning> {
+    /// `tablespace K R: T` → (`tablespace K R`, `T`).
+    fn parse(s: &str) -> Option<(&str, &str)> {
+        let rest = s.strip_prefix("tablespace ")?;
+        let (kind, rest) = rest.split_once(' ')?;
+        if !matches!(kind, "relation" | "index") {
+            return None;
+        }
+        let (object, tablespace) = word(rest)?;
+        object.strip_suffix(':')?;
+        let key = &s[..s.len() - tablespace.len() - 1];
+        Some((key, tablespace.strip_prefix(' ')?))
+    }
+    let mut by_tablespace: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    missing.retain(|m| {
+        let Some((key, tablespace)) = parse(m) else {
+            return true;
+        };
+        let moved = unexpected
+            .iter()
+            .any(|u| parse(u).is_some_and(|(k, _)| k == key));
+        if moved {
+            return true;
+        }
+        let object = key.strip_prefix("tablespace ").unwrap_or(key);
+        by_tablespace
+            .entry(tablespace)
+            .or_default()
+            .push(object.to_string());
+        false
+    });
+    by_tablespace
+        .into_iter()
+        .map(|(tablespace, objects)| {
+            const SHOWN: usize = 5;
+            let mut named = objects.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+            if objects.len() > SHOWN {
+                named.push_str(&format!(" and {} more", objects.len() - SHOWN));
+            }
+            Warning {
+                kind: WarningKind::NoTablespaces,
+                object: format!("tablespace {tablespace}"),
+                reason: format!(
+                    "the target server has no such tablespace, so the restore ran with pg_restore --no-tablespaces and {} object(s) are in the default tablespace ({named}); their rows and definitions are compared as usual",
+                    objects.len()
+                ),
+            }
+        })
+        .collect()
+}
+
 /// A source finding: an absolute check that already failed on the source, reproduced.
 pub(super) fn source_finding(check: &str, value: &str, expected: &str) -> Warning {
     let consequence = if check.starts_with("sequence_ahead:") {
         "the application's next INSERT will collide with an existing row after any restore"
+    } else if check.starts_with(super::checks::INDEX_VALID) {
+        "pg_dump recreates a partitioned table's index as invalid as it was; queries cannot use it until every partition's index is attached (ALTER INDEX ... ATTACH PARTITION)"
     } else {
         "the application will hit it after any restore"
     };
@@ -139,6 +207,45 @@ pub(super) fn source_finding(check: &str, value: &str, expected: &str) -> Warnin
         object: check.to_string(),
         reason: format!(
             "already so in the source ({value}, should be {expected}) and faithfully restored; {consequence}"
+        ),
+    }
+}
+
+/// An index invalid in the source (a failed `CREATE INDEX CONCURRENTLY` or `REINDEX
+/// CONCURRENTLY`) that the restore does not have, because pg_dump leaves invalid indexes out.
+pub(super) fn invalid_index_left_out(check: &str, value: &str) -> Warning {
+    let index = check
+        .strip_prefix(super::checks::INDEX_VALID)
+        .unwrap_or(check);
+    let unique = if value.contains("unique") {
+        " It is a unique index: the failed build most likely met duplicate keys, which the source (and so the restore) still holds, and the uniqueness it partly enforced on new rows in the source is gone after the restore; find them with SELECT <columns>, count(*) ... GROUP BY 1 HAVING count(*) > 1 before building it again."
+    } else {
+        ""
+    };
+    Warning {
+        kind: WarningKind::SourceFinding,
+        object: check.to_string(),
+        reason: format!(
+            "index {index} is {value} in the source (a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY that failed) and unused by queries there; pg_dump leaves invalid indexes out, so the restored database does not have it. Fix it on the source: DROP INDEX {index}, then CREATE INDEX CONCURRENTLY again.{unique}"
+        ),
+    }
+}
+
+/// A partitioned index valid in the source that the restore left unmarked, though complete.
+pub(super) fn partitioned_index_unmarked(check: &str, value: &str) -> Warning {
+    let index = check
+        .strip_prefix(super::checks::INDEX_VALID)
+        .unwrap_or(check);
+    let child = value
+        .rsplit_once("e.g. ")
+        .map(|(_, c)| c.trim_end_matches(')'))
+        .unwrap_or("<a partition's index>");
+    Warning {
+        kind: WarningKind::PartitionedIndexUnmarked,
+        object: check.to_string(),
+        reason: format!(
+            "valid in the source; after pg_restore -j it is not marked valid although {}: a parallel restore attached it before its own sub-partitions' indexes were, and PostgreSQL does not re-check it then. Until fixed, no foreign key can be made to reference it. Fix on the restored database: ALTER INDEX {index} ATTACH PARTITION {child} (re-checks and marks it valid)",
+            super::checks::ATTACHED_AND_VALID
         ),
     }
 }
@@ -247,6 +354,38 @@ mod tests {
             "constraint public.p1 x type=f clone=false: FOREIGN KEY (a) REFERENCES public.t(id)";
         let (_, _, w) = run(&[not_clone], &[not_clone_renamed]);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn objects_put_in_the_default_tablespace_warn_once_per_tablespace_but_a_move_fails() {
+        let missing: Vec<String> = [
+            r#"tablespace relation public."a b": "My TS""#,
+            "tablespace index public.t_i: \"My TS\"",
+            "tablespace relation public.moved: fast",
+            "relation public.gone kind=r",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let unexpected = ["tablespace relation public.moved: slow".to_string()];
+        let mut m: Vec<&String> = missing.iter().collect();
+        let u: Vec<&String> = unexpected.iter().collect();
+        let w = no_tablespaces(&mut m, &u);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].kind, WarningKind::NoTablespaces);
+        assert_eq!(w[0].object, "tablespace \"My TS\"");
+        assert!(
+            w[0].reason.contains("2 object(s)") && w[0].reason.contains(r#"public."a b""#),
+            "{}",
+            w[0].reason
+        );
+        assert_eq!(
+            m,
+            [
+                "tablespace relation public.moved: fast",
+                "relation public.gone kind=r"
+            ]
+        );
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct TableComparison {
     /// Rows and fingerprint equal on both sides; `None` when nothing was compared.
     #[serde(rename = "match")]
     pub matches: Option<bool>,
+    /// For a materialized view: its restored rows equal what its own query gives on the
+    /// restored data, i.e. what the restore's REFRESH stored. `false` means it was changed
+    /// after the restore, and its mismatch fails even though the view is refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<bool>,
 }
 
 /// One sequence before and after, as `last_value=… is_called=…`.
@@ -101,13 +106,28 @@ pub struct CheckResult {
     pub pass: bool,
 }
 
+/// What the restore was told to change, so that the comparison can tell it from a loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompareOptions {
+    /// The restore ran with `pg_restore --no-tablespaces`: an object missing its tablespace
+    /// after (in the default one) is a `no_tablespaces` warning, not a difference. An object in
+    /// another tablespace than before is still a difference.
+    pub no_tablespaces: bool,
+}
+
+/// Compares the source snapshot S0 with the restored snapshot S1, for a restore that changed
+/// nothing on purpose (see [`compare_with`]).
+pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
+    compare_with(before, after, CompareOptions::default())
+}
+
 /// Compares the source snapshot S0 with the restored snapshot S1.
 ///
 /// Tables must have equal rows and fingerprints; the schema equal descriptors; invariants
 /// equal values; absolute checks (FK orphans, sequences ahead) their expected value after.
 /// A sequence matches when the restored one is not behind the source: sequences are not
 /// transactional, so on a source taking writes pg_dump may read them later than S0 did.
-pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
+pub fn compare_with(before: &Snapshot, after: &Snapshot, options: CompareOptions) -> Comparison {
     let mut warnings = Vec::new();
     let tables: Vec<TableComparison> = merge(&before.tables, &after.tables, |t| &t.name)
         .into_iter()
@@ -118,15 +138,16 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
             rows_after: a.map(|t| t.rows),
             fingerprint_before: b.map(|t| t.fingerprint.clone()),
             fingerprint_after: a.map(|t| t.fingerprint.clone()),
-            matches: Some(matches!((b, a), (Some(b), Some(a)) if b == a)),
+            matches: Some(matches!((b, a), (Some(b), Some(a)) if same_rows(b, a))),
+            refreshed: a.and_then(|a| {
+                a.query
+                    .as_ref()
+                    .map(|q| (q.rows, &q.fingerprint) == (a.rows, &a.fingerprint))
+            }),
         })
         .collect();
     for t in &tables {
-        if t.kind == RelationKind::MaterializedView
-            && t.matches == Some(false)
-            && t.rows_before.is_some()
-            && t.rows_after.is_some()
-        {
+        if t.matches == Some(false) && t.is_refreshed_view() {
             warnings.push(classify::stale_materialized_view(&t.name));
         }
     }
@@ -144,6 +165,9 @@ pub fn compare(before: &Snapshot, after: &Snapshot) -> Comparison {
     let (mut missing, mut unexpected) =
         schema_differences(&before.schema.objects, &after.schema.objects);
     warnings.extend(classify::schema(&mut missing, &mut unexpected));
+    if options.no_tablespaces {
+        warnings.extend(classify::no_tablespaces(&mut missing, &unexpected));
+    }
     // In descriptor order across both sides, as the multiset difference produced them.
     let mut differences: Vec<(&String, &str)> = missing
         .iter()
@@ -203,6 +227,7 @@ pub fn self_consistency(after: &Snapshot) -> Comparison {
             fingerprint_before: None,
             fingerprint_after: Some(t.fingerprint.clone()),
             matches: None,
+            refreshed: None,
         })
         .collect();
     let sequences = after
@@ -262,6 +287,7 @@ pub fn compare_across_formats(before: &Snapshot, after: &Snapshot) -> Comparison
                 fingerprint_before: Some(b.fingerprint.clone()),
                 fingerprint_after: None,
                 matches: Some(false),
+                refreshed: None,
             });
         }
     }
@@ -325,6 +351,14 @@ impl Comparison {
             let line = match (t.rows_before, t.rows_after) {
                 (Some(b), None) => format!("{}: table missing after (rows before {b})", t.name),
                 (None, Some(a)) => format!("{}: table not in the source (rows after {a})", t.name),
+                _ if t.refreshed == Some(false) => format!(
+                    "{}: materialized view rows {} → {}, fingerprint {} → {}, and not what its own query gives on the restored data (which the restore's REFRESH stored): changed after the restore",
+                    t.name,
+                    t.rows_before.unwrap_or_default(),
+                    t.rows_after.unwrap_or_default(),
+                    short(t.fingerprint_before.as_deref()),
+                    short(t.fingerprint_after.as_deref())
+                ),
                 (Some(b), Some(a)) if b != a => format!("{}: rows {b} → {a}", t.name),
                 _ => format!(
                     "{}: fingerprint {} → {} (same row count, different content)",
@@ -418,6 +452,33 @@ fn check_result(
     after: Option<&CheckValue>,
     warnings: &mut Vec<Warning>,
 ) -> CheckResult {
+    // pg_dump leaves out an invalid index (except on a partitioned table): absent after is
+    // what a faithful restore of it gives.
+    if let (Some(b), None) = (before, after) {
+        if name.starts_with(super::checks::INDEX_VALID) {
+            warnings.push(classify::invalid_index_left_out(name, &b.value));
+            return CheckResult {
+                name: name.to_string(),
+                expected: Some("absent (pg_dump leaves invalid indexes out)".to_string()),
+                actual: None,
+                pass: true,
+            };
+        }
+    }
+    // A partitioned index valid in the source, complete but unmarked after a parallel restore.
+    if let (None, Some(a)) = (before, after) {
+        if name.starts_with(super::checks::INDEX_VALID)
+            && a.value.contains(super::checks::ATTACHED_AND_VALID)
+        {
+            warnings.push(classify::partitioned_index_unmarked(name, &a.value));
+            return CheckResult {
+                name: name.to_string(),
+                expected: Some("valid".to_string()),
+                actual: Some(a.value.clone()),
+                pass: true,
+            };
+        }
+    }
     let absolute = after
         .and_then(|c| c.expected.clone())
         .or_else(|| before.and_then(|c| c.expected.clone()));
@@ -443,12 +504,20 @@ fn check_result(
 }
 
 impl TableComparison {
-    /// A materialized view present on both sides: rebuilt by REFRESH, so a mismatch warns.
+    /// A materialized view present on both sides whose restored rows are what its query
+    /// gives (or, in a snapshot without the query's digest, any): rebuilt by REFRESH, so a
+    /// mismatch warns.
     fn is_refreshed_view(&self) -> bool {
         self.kind == RelationKind::MaterializedView
             && self.rows_before.is_some()
             && self.rows_after.is_some()
+            && self.refreshed != Some(false)
     }
+}
+
+/// Same rows: count and fingerprint (the query digest of a view is not part of its data).
+fn same_rows(before: &super::TableSnapshot, after: &super::TableSnapshot) -> bool {
+    (before.rows, &before.fingerprint) == (after.rows, &after.fingerprint)
 }
 
 /// Pairs items of both sides by key, in key order.
@@ -525,12 +594,14 @@ mod tests {
                     name: "public.plans".into(),
                     rows: 3,
                     fingerprint: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+                    query: None,
                 },
                 TableSnapshot {
                     kind: Default::default(),
                     name: "public.users".into(),
                     rows: 2000,
                     fingerprint: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
+                    query: None,
                 },
             ],
             sequences: vec![SequenceSnapshot {
@@ -656,6 +727,120 @@ mod tests {
         after.sequences[0].last_value = 2000;
         after.sequences[0].is_called = false;
         assert_eq!(compare(&before, &after).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_lost_tablespace_warns_only_when_the_restore_dropped_tablespaces() {
+        let mut before = snapshot();
+        before
+            .schema
+            .objects
+            .push("tablespace relation public.users: fast".into());
+        let after = snapshot();
+        let c = compare(&before, &after);
+        assert_eq!(
+            c.verdict,
+            Verdict::Fail,
+            "without --no-tablespaces it is a loss"
+        );
+        assert_eq!(
+            c.differences(),
+            ["schema: missing after: tablespace relation public.users: fast"]
+        );
+        let told = CompareOptions {
+            no_tablespaces: true,
+        };
+        let c = compare_with(&before, &after, told);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.differences());
+        assert_eq!(c.warnings[0].kind, super::super::WarningKind::NoTablespaces);
+        let mut moved = snapshot();
+        moved
+            .schema
+            .objects
+            .push("tablespace relation public.users: slow".into());
+        let c = compare_with(&before, &moved, told);
+        assert_eq!(
+            c.verdict,
+            Verdict::Fail,
+            "another tablespace is not the default"
+        );
+        assert!(c.warnings.is_empty());
+        let mut strict = compare_with(&before, &after, told);
+        strict.enforce_strict_schema();
+        assert_eq!(strict.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_refreshed_view_warns_but_one_changed_after_the_restore_fails() {
+        let view = |rows: u64, fp: &str, query: Option<(u64, &str)>| TableSnapshot {
+            kind: RelationKind::MaterializedView,
+            name: "public.totals".into(),
+            rows,
+            fingerprint: fp.into(),
+            query: query.map(|(rows, f)| super::super::QueryDigest {
+                rows,
+                fingerprint: f.into(),
+            }),
+        };
+        let mut before = snapshot();
+        // Stale in the source: its query already gave other rows.
+        before.tables.push(view(2, "old", Some((3, "fresh"))));
+        let mut after = snapshot();
+        after.tables.push(view(3, "fresh", Some((3, "fresh"))));
+        let c = compare(&before, &after);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.differences());
+        assert_eq!(
+            c.warnings[0].kind,
+            super::super::WarningKind::StaleMaterializedView
+        );
+        let mut tampered = snapshot();
+        tampered
+            .tables
+            .push(view(3, "tampered", Some((3, "fresh"))));
+        let c = compare(&before, &tampered);
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(c.warnings.is_empty());
+        assert!(
+            c.differences()[0].contains("public.totals: materialized view")
+                && c.differences()[0].contains("changed after the restore"),
+            "{:?}",
+            c.differences()
+        );
+    }
+
+    #[test]
+    fn a_complete_partitioned_index_left_unmarked_warns_an_incomplete_one_fails() {
+        let before = snapshot();
+        let with = |value: &str| {
+            let mut s = snapshot();
+            s.checks.push(CheckValue {
+                name: "index_valid:public.p_pkey".into(),
+                value: value.into(),
+                expected: Some("valid".into()),
+            });
+            s
+        };
+        let unmarked = with(&format!(
+            "invalid unique partitioned index, {} (2, e.g. public.p1_pkey)",
+            super::super::checks::ATTACHED_AND_VALID
+        ));
+        let c = compare(&before, &unmarked);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.differences());
+        assert_eq!(
+            c.warnings[0].kind,
+            super::super::WarningKind::PartitionedIndexUnmarked
+        );
+        assert!(
+            c.warnings[0]
+                .reason
+                .contains("ALTER INDEX public.p_pkey ATTACH PARTITION public.p1_pkey"),
+            "{}",
+            c.warnings[0].reason
+        );
+        let incomplete = with(
+            "invalid unique partitioned index, 1 of 2 partitions without a valid index attached",
+        );
+        assert_eq!(compare(&before, &incomplete).verdict, Verdict::Fail);
     }
 
     #[test]

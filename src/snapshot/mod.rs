@@ -19,13 +19,16 @@ use tokio_postgres::Client;
 
 pub use classify::{Warning, WarningKind};
 pub use compare::{
-    compare, compare_across_formats, self_consistency, CheckResult, Comparison, SchemaComparison,
-    SequenceComparison, TableComparison, Verdict,
+    compare, compare_across_formats, compare_with, self_consistency, CheckResult, CompareOptions,
+    Comparison, SchemaComparison, SequenceComparison, TableComparison, Verdict,
 };
 
 /// Version of the fingerprint and descriptor formats; snapshots of different formats never match.
 /// 2: rows fingerprinted by column name, materialized views and large objects compared.
-pub const FORMAT: u32 = 2;
+/// 3: tablespaces, invalid indexes, operators, casts, collations, text search, foreign-data
+/// and publication objects described (an S0 of format 2 lacks their lines, so it is compared
+/// across formats rather than failing a faithful restore on them).
+pub const FORMAT: u32 = 3;
 
 /// Everything the drill compares about one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,20 @@ pub struct TableSnapshot {
     pub rows: u64,
     /// 32 hex digits: xxh3-128 of the row count and the wrapping sum of every row's xxh3-128,
     /// rows read with the columns in name order, so a physical column order does not count.
+    pub fingerprint: String,
+    /// For a materialized view: the rows and fingerprint its defining query gives in the same
+    /// snapshot, i.e. what a REFRESH would store. After a restore (which refreshes it) the
+    /// view must equal this, or it was changed after the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<QueryDigest>,
+}
+
+/// Rows and fingerprint of a materialized view's defining query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryDigest {
+    /// Rows the query returned.
+    pub rows: u64,
+    /// Fingerprint as [`TableSnapshot::fingerprint`].
     pub fingerprint: String,
 }
 
@@ -405,6 +422,8 @@ struct Relation {
     name: String,
     kind: RelationKind,
     copy: String,
+    /// For a materialized view, the COPY of its defining query.
+    query_copy: Option<String>,
 }
 
 /// Relations whose rows are fingerprinted: every one with storage (tables, unlogged tables,
@@ -425,7 +444,11 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
                           FROM pg_attribute a
                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), ''),
                 EXISTS (SELECT 1 FROM pg_attribute a
-                        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '')
+                        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''),
+                CASE WHEN c.relkind = 'm' THEN
+                    (SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum)
+                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END,
+                CASE WHEN c.relkind = 'm' THEN rtrim(pg_get_viewdef(c.oid), '; ' || chr(10)) END
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'm', 'p', 'f') AND {USER_SCHEMA}
          ORDER BY c.oid::regclass::text COLLATE \"C\""
@@ -443,6 +466,8 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
         let populated: bool = row.get(3);
         let columns: String = row.get(4);
         let generated: bool = row.get(5);
+        let physical_columns: Option<String> = row.get(6);
+        let definition: Option<String> = row.get(7);
         let skip = |reason: &str| NotCompared {
             name: name.clone(),
             reason: reason.to_string(),
@@ -475,7 +500,20 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
         } else {
             format!("COPY {name} ({columns}) TO STDOUT")
         };
-        relations.push(Relation { name, kind, copy });
+        // The view's own query, its output columns named as the view's (a view may rename
+        // them), read in the same column order as the view.
+        let query_copy = match (kind, physical_columns, definition) {
+            (RelationKind::MaterializedView, Some(physical), Some(definition)) => Some(format!(
+                "COPY (SELECT {columns} FROM ({definition}) AS pgdrill_query({physical})) TO STDOUT"
+            )),
+            _ => None,
+        };
+        relations.push(Relation {
+            name,
+            kind,
+            copy,
+            query_copy,
+        });
     }
     relations.sort_by(|a, b| a.name.cmp(&b.name));
     skipped.sort_by(|a, b| a.name.cmp(&b.name));
@@ -486,10 +524,41 @@ async fn fingerprint_table(
     client: &Client,
     relation: Relation,
 ) -> Result<TableSnapshot, SnapshotError> {
-    let Relation { name, kind, copy } = relation;
-    let what = || copy.clone();
+    let Relation {
+        name,
+        kind,
+        copy,
+        query_copy,
+    } = relation;
+    let digest = fingerprint_copy(client, &name, &copy).await?;
+    let query = match query_copy {
+        Some(q) => {
+            let d = fingerprint_copy(client, &name, &q).await?;
+            Some(QueryDigest {
+                rows: d.rows,
+                fingerprint: d.fingerprint(),
+            })
+        }
+        None => None,
+    };
+    Ok(TableSnapshot {
+        fingerprint: digest.fingerprint(),
+        rows: digest.rows,
+        name,
+        kind,
+        query,
+    })
+}
+
+/// Rows and fingerprint of one `COPY … TO STDOUT` of `name`.
+async fn fingerprint_copy(
+    client: &Client,
+    name: &str,
+    copy: &str,
+) -> Result<rows::RowDigest, SnapshotError> {
+    let what = || copy.to_string();
     let stream = client
-        .copy_out(copy.as_str())
+        .copy_out(copy)
         .await
         .map_err(|e| SnapshotError::query(what())(e))?;
     let mut stream = pin!(stream);
@@ -498,19 +567,11 @@ async fn fingerprint_table(
         let chunk = chunk.map_err(|e| SnapshotError::query(what())(e))?;
         hasher.feed(&chunk);
     }
-    match hasher.finish() {
-        Ok(digest) => Ok(TableSnapshot {
-            fingerprint: digest.fingerprint(),
-            rows: digest.rows,
-            name,
-            kind,
-        }),
-        Err(cut) => Err(SnapshotError::TruncatedCopy {
-            table: name,
-            rows: cut.rows,
-            trailing_bytes: cut.trailing_bytes,
-        }),
-    }
+    hasher.finish().map_err(|cut| SnapshotError::TruncatedCopy {
+        table: name.to_string(),
+        rows: cut.rows,
+        trailing_bytes: cut.trailing_bytes,
+    })
 }
 
 /// Sequence state through `SELECT … FROM seq`, which works on read-only sessions (it needs

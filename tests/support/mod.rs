@@ -395,6 +395,32 @@ impl TestServer {
         name
     }
 
+    /// `pg_dump -Fc` of `db` into `to`, as a user takes their own backup (no globals, no
+    /// manifest); panics with pg_dump's message when it fails.
+    pub fn pg_dump(&self, db: &str, to: &Path) {
+        let e = &self.endpoint;
+        let out = std::process::Command::new(self.program("pg_dump"))
+            .args([
+                "-Fc",
+                "-h",
+                &e.host,
+                "-p",
+                &e.port.to_string(),
+                "-U",
+                &e.user,
+            ])
+            .args(["-d", db, "-f"])
+            .arg(to)
+            .env("PGPASSWORD", e.password().unwrap_or_default())
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump of {db}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
     pub fn program(&self, name: &str) -> PathBuf {
         self.target.tools.program(name)
