@@ -350,14 +350,13 @@ async fn disk_full(target: &Endpoint, said: &str) -> EnvError {
         .ok()
         .flatten()
         .unwrap_or_else(|| "(the server no longer answers)".into());
-    EnvError::io(
-        format!(
-            "the target's data directory {dir} ran out of space during pg_restore; free space \
-             on its disk, or give the drill a larger one (the native backend makes its servers \
-             under TMPDIR, the docker backend in Docker's storage). pg_restore said:\n{said}\n"
-        ),
-        std::io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32),
-    )
+    EnvError::DiskFull {
+        place: format!("the target's data directory {dir}"),
+        fix: "free space on its disk, or give the drill a larger one (the native backend makes \
+              its servers under TMPDIR, the docker backend in Docker's storage)"
+            .into(),
+        said: said.to_string(),
+    }
 }
 
 /// `pg_restore --verbose`'s stderr: counts the tables whose data is restored and keeps the
