@@ -376,16 +376,39 @@ impl Drop for AppContainer {
         }
     }
 }
-/// `KEY="value"` lines in sample-app's env-file dialect.
+/// `KEY="value"` lines in sample-app's env-file dialect (dotenvy's): inside double quotes a
+/// backslash, a quote, a `$` (which would substitute) and a newline are escaped.
 fn env_file(config: &[(String, String)]) -> String {
     let mut out = String::new();
     for (key, value) in config {
         let escaped = value
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\t', "\\t");
+            .replace('$', "\\$")
+            .replace('\n', "\\n");
         out.push_str(&format!("{key}=\"{escaped}\"\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_file;
+
+    #[test]
+    fn the_env_file_reads_back_exactly_through_dotenvy() {
+        let config: Vec<(String, String)> = [
+            ("API_KEY", r#"a"b\c$HOME ${X} 'q'"#),
+            ("VPN_PEER", "two\nlines\tand a tab"),
+            ("EMPTY", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text = env_file(&config);
+        let back: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, config, "{text}");
+    }
 }

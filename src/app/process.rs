@@ -2,6 +2,9 @@
 //! backend, as a container): start, stop, its log, and nothing left running. `stop`
 //! escalates from SIGTERM to SIGKILL, and `Drop` kills the group.
 
+use secrecy::ExposeSecret;
+
+use super::secrets::{secret_env, SecretEnv};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -78,7 +81,7 @@ pub struct AppProcess {
     pub(super) app_log: PathBuf,
     pub(super) output_start: u64,
     pub(super) app_log_start: u64,
-    pub(super) env: Vec<(String, String)>,
+    pub(super) env: SecretEnv,
     pub(super) redactor: Redactor,
     pub(super) stopped: Option<StopReport>,
 }
@@ -173,7 +176,7 @@ impl AppProcess {
             app_log,
             output_start,
             app_log_start,
-            env: spec.env().to_vec(),
+            env: secret_env(spec.env()),
             redactor: Redactor::new(spec.env(), database_url),
             stopped: None,
         };
@@ -247,7 +250,7 @@ impl AppProcess {
         Ok(AppProcess::in_container(
             container,
             flavour,
-            spec.env().to_vec(),
+            secret_env(spec.env()),
             Redactor::new(spec.env(), database_url),
             log_path,
             log_start,
@@ -283,7 +286,7 @@ impl AppProcess {
     pub(super) fn in_container(
         container: AppContainer,
         flavour: Flavour,
-        env: Vec<(String, String)>,
+        env: SecretEnv,
         redactor: Redactor,
         log_path: &Path,
         log_start: u64,
@@ -462,7 +465,7 @@ impl AppProcess {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command).stdin(Stdio::null());
         for (key, value) in &self.env {
-            cmd.env(key, value);
+            cmd.env(key, value.expose_secret());
         }
         if let Ok(log) = std::fs::OpenOptions::new()
             .append(true)
@@ -556,7 +559,7 @@ impl Drop for AppProcess {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             for (key, value) in &self.env {
-                cmd.env(key, value);
+                cmd.env(key, value.expose_secret());
             }
             if let Ok(mut helper) = cmd.spawn() {
                 let deadline = Instant::now() + DROP_STOP_COMMAND_TIMEOUT;
