@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use crate::config::Fault;
 use crate::logging::chain;
-use crate::metrics::METRICS;
+use crate::metrics::{self, METRICS};
 use crate::workers::{connect, WorkerStatus};
 
 /// The database check gives up after this long, so /health always answers quickly.
@@ -24,6 +24,8 @@ const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct AppState {
     /// Release marker.
     pub release: String,
+    /// What `GET /metrics` shows.
+    pub metrics: prometheus_client::registry::Registry,
     /// Worker statuses, in display order.
     pub workers: Vec<Arc<WorkerStatus>>,
     /// A worker is stale when its heartbeat is older than this.
@@ -231,10 +233,7 @@ async fn version(State(state): State<Arc<AppState>>) -> Json<VersionBody> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        METRICS.render(&state.workers),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&state.metrics),
     )
 }

@@ -119,6 +119,7 @@ async fn run(config: Config) -> ExitCode {
 
     let state = Arc::new(http::AppState {
         release: config.release.clone(),
+        metrics: metrics::METRICS.registry(statuses.clone()),
         workers: statuses,
         stale_after: config.worker_interval * 3,
         required_sources: config.required_sources.clone(),
