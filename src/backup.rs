@@ -235,10 +235,7 @@ pub async fn take_labelled(
         .arg(format!("--snapshot={snap_id}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| EnvError::Spawn {
-        program: "pg_dump".into(),
-        source,
-    })?;
+    let mut child = cmd.start()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let dump_path = dump.clone();
@@ -264,13 +261,7 @@ pub async fn take_labelled(
     };
     let ((written, dump_elapsed), (s0, snap_elapsed), err_text) =
         tokio::join!(writer, snap, read_all(stderr));
-    let status = cmd
-        .wait(&mut child)
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_dump".into(),
-            source,
-        })?;
+    let status = cmd.wait(&mut child).await?;
     let _ = client.batch_execute("COMMIT").await;
     // Our side failing to write (a full disk) kills pg_dump with SIGPIPE: the write error,
     // naming the path, is the cause to report, not pg_dump's signal.

@@ -93,10 +93,7 @@ pub async fn precheck(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| EnvError::Spawn {
-        program: "pg_restore".into(),
-        source,
-    })?;
+    let mut child = cmd.start()?;
     let mut stdin = child.stdin.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let feed = async {
@@ -124,13 +121,7 @@ pub async fn precheck(
     };
     let (sha, err_text) = tokio::join!(feed, read_all(stderr));
     let sha256 = sha?;
-    let status = cmd
-        .wait(&mut child)
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_restore".into(),
-            source,
-        })?;
+    let status = cmd.wait(&mut child).await?;
     if let Some(m) = manifest {
         if m.sha256 != sha256 {
             return Err(RestoreError::Unusable(format!(
@@ -290,10 +281,7 @@ pub async fn pg_restore(
         .arg(&staged)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| EnvError::Spawn {
-        program: "pg_restore".into(),
-        source,
-    })?;
+    let mut child = cmd.start()?;
     let stderr = child.stderr.take().expect("piped");
     progress.report(0, Some(tables), Unit::Tables);
     let mut lines = VerboseLog::new(jobs > 1, tables);
@@ -313,13 +301,7 @@ pub async fn pg_restore(
             }
         }
     }
-    let status = cmd
-        .wait(&mut child)
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_restore".into(),
-            source,
-        })?;
+    let status = cmd.wait(&mut child).await?;
     if !status.success() {
         let said = tail(&lines.kept());
         if said.contains("No space left on device") {
@@ -331,7 +313,7 @@ pub async fn pg_restore(
     }
     progress.report(tables, Some(tables), Unit::Tables);
     Ok(format!(
-        "pg_restore --exit-on-error -j {jobs} -d {} {}: {tables} tables' data",
+        "pg_restore --exit-on-error -j {jobs} -d {} {}",
         target.dbname,
         file_name(dump)
     ))

@@ -172,16 +172,9 @@ fn a_full_disk_during_pg_restore_is_an_environment_error_naming_the_directory() 
         .expect("a dump in the repo");
 
     let tmp = Tmpfs::mount("size=110m");
-    let run = Pgdrill::drill([
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--backup-file",
-        dump.to_str().unwrap(),
-    ])
-    .env("TMPDIR", tmp.path().to_str().unwrap())
-    .run();
+    let run = Pgdrill::native(["--backup-file", dump.to_str().unwrap()])
+        .env("TMPDIR", tmp.path().to_str().unwrap())
+        .run();
     assert_eq!(run.code(), 3, "{}", run.text());
     let f = &run.report()["failure"];
     assert_eq!(

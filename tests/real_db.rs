@@ -220,15 +220,7 @@ fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
     let dir = tempfile::tempdir().unwrap();
     let dump = role_owned_dump(dir.path());
     let dump = dump.to_str().unwrap();
-    let run = Pgdrill::drill([
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--backup-file",
-        dump,
-    ])
-    .run();
+    let run = Pgdrill::native(["--backup-file", dump]).run();
     assert_eq!(run.code(), 1, "{}", run.text());
     let f = &run.report()["failure"];
     assert_eq!(f["phase"], "roles", "{f}");
@@ -243,17 +235,7 @@ fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
         assert!(msg.contains(needle), "{needle} not in {msg}");
     }
 
-    let run = Pgdrill::drill([
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--backup-file",
-        dump,
-        "--missing-roles",
-        "create",
-    ])
-    .run();
+    let run = Pgdrill::native(["--backup-file", dump, "--missing-roles", "create"]).run();
     let r = run.assert_pass();
     let notes = r["notes"].to_string();
     assert!(

@@ -321,11 +321,7 @@ mod tests {
             at,
             &Event::Progress {
                 phase: "seed",
-                update: Update {
-                    done: 3,
-                    total: Some(10),
-                    unit: crate::progress::Unit::Users,
-                },
+                update: update(3, Some(10), crate::progress::Unit::Users),
             },
         );
         let text = std::fs::read_to_string(dir.path().join(EVENTS_FILE)).unwrap();
@@ -357,10 +353,14 @@ mod tests {
         }
     }
 
+    fn update(done: u64, total: Option<u64>, unit: Unit) -> Update {
+        Update { done, total, unit }
+    }
+
     fn progress(done: u64, total: Option<u64>, unit: Unit) -> Event {
         Event::Progress {
             phase: "pg_restore",
-            update: Update { done, total, unit },
+            update: update(done, total, unit),
         }
     }
 
@@ -369,11 +369,7 @@ mod tests {
         let t0 = chrono::Utc::now();
         let s = |ms| t0 + chrono::Duration::milliseconds(ms);
         let mut m = Meters::new("seed", t0);
-        m.update(Update {
-            done: 500,
-            total: Some(2000),
-            unit: Unit::Users,
-        });
+        m.update(update(500, Some(2000), Unit::Users));
         assert_eq!(
             m.render(s(500)),
             "500/2,000 users 25%",
@@ -383,31 +379,19 @@ mod tests {
             m.render(s(2000)),
             "500/2,000 users 25% · 250/s · eta 6 seconds"
         );
-        m.update(Update {
-            done: 4000,
-            total: None,
-            unit: Unit::Rows,
-        });
+        m.update(update(4000, None, Unit::Rows));
         assert_eq!(
             m.render(s(2000)),
             "500/2,000 users 25% · 250/s · eta 6 seconds, 4,000 rows · 2,000/s"
         );
         let mut b = Meters::new("precheck", t0);
-        b.update(Update {
-            done: 64 << 20,
-            total: Some(256 << 20),
-            unit: Unit::Bytes,
-        });
+        b.update(update(64 << 20, Some(256 << 20), Unit::Bytes));
         assert_eq!(
             b.render(s(4000)),
             "64.00 MiB/256.00 MiB 25% · 16.00 MiB/s · eta 12 seconds"
         );
         // Done: no ETA any more.
-        b.update(Update {
-            done: 256 << 20,
-            total: Some(256 << 20),
-            unit: Unit::Bytes,
-        });
+        b.update(update(256 << 20, Some(256 << 20), Unit::Bytes));
         assert_eq!(
             b.render(s(8000)),
             "256.00 MiB/256.00 MiB 100% · 32.00 MiB/s"

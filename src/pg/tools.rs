@@ -403,8 +403,13 @@ impl ToolCommand {
         crate::program::spawn(&mut self.build()).map(|(child, _)| child)
     }
 
-    /// Waits for a child this command spawned, tracing its exit status.
-    pub async fn wait(&self, child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    /// [`ToolCommand::spawn`], a failure to start being an [`EnvError::Spawn`].
+    pub fn start(&mut self) -> Result<Child, EnvError> {
+        self.spawn().map_err(|source| self.spawn_error(source))
+    }
+
+    /// Waits for a child this command started, tracing its exit status.
+    pub async fn wait(&self, child: &mut Child) -> Result<std::process::ExitStatus, EnvError> {
         let status = child.wait().await;
         crate::program::ended(
             &self.program,
@@ -413,7 +418,14 @@ impl ToolCommand {
                 .copied()
                 .map_err(|e| std::io::Error::new(e.kind(), e.to_string())),
         );
-        status
+        status.map_err(|source| self.spawn_error(source))
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> EnvError {
+        EnvError::Spawn {
+            program: self.program.clone(),
+            source,
+        }
     }
 
     /// Runs the program to completion, collecting stdout and stderr unless set otherwise
@@ -424,10 +436,9 @@ impl ToolCommand {
 
     /// [`ToolCommand::output`], a failure to run it being an [`EnvError::Spawn`].
     pub async fn run(&mut self) -> Result<std::process::Output, EnvError> {
-        self.output().await.map_err(|source| EnvError::Spawn {
-            program: self.program.clone(),
-            source,
-        })
+        self.output()
+            .await
+            .map_err(|source| self.spawn_error(source))
     }
 
     /// The command line, for error messages: never holds a secret, values stay in the env.

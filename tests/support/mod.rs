@@ -103,6 +103,15 @@ impl Pgdrill {
         d
     }
 
+    /// [`Pgdrill::drill`] on the native backend without an app, plus `extra`.
+    pub fn native<I: IntoIterator<Item = S>, S: Into<String>>(extra: I) -> Self {
+        let mut args: Vec<String> = ["--backend", "native", "--app", "none"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.into_iter().map(Into::into));
+        Pgdrill::drill(args)
+    }
+
     /// Appends one argument.
     pub fn push_arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
