@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::progress::{Progress, Unit};
+use crate::progress::{Meter, Progress, Unit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{Endpoint, PgTools};
@@ -256,10 +256,7 @@ pub async fn take_labelled(
         .arg(format!("--snapshot={snap_id}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| EnvError::Spawn {
-        program: "pg_dump".into(),
-        source,
-    })?;
+    let mut child = cmd.start()?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let dump_path = dump.clone();
@@ -285,10 +282,7 @@ pub async fn take_labelled(
     };
     let ((written, dump_elapsed), (s0, snap_elapsed), err_text) =
         tokio::join!(writer, snap, read_all(stderr));
-    let status = child.wait().await.map_err(|source| EnvError::Spawn {
-        program: "pg_dump".into(),
-        source,
-    })?;
+    let status = cmd.wait(&mut child).await?;
     let _ = client.batch_execute("COMMIT").await;
     // Our side failing to write (a full disk) kills pg_dump with SIGPIPE: the write error,
     // naming the path, is the cause to report, not pg_dump's signal.
@@ -309,12 +303,8 @@ pub async fn take_labelled(
     let out = tools
         .command("pg_dumpall", source)
         .args(["--globals-only", "--no-role-passwords", "--no-password"])
-        .output()
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_dumpall".into(),
-            source,
-        })?;
+        .run()
+        .await?;
     if !out.status.success() {
         return Err(BackupError::Tool {
             program: "pg_dumpall --globals-only".into(),
@@ -407,13 +397,10 @@ async fn copy_hashing(
     to: &Path,
     progress: &Progress,
 ) -> Result<(u64, String), EnvError> {
-    // A report every 8 MiB: enough for a rate and an ETA, few enough for events.ndjson.
-    const EVERY: u64 = 8 << 20;
-    let mut next_report = EVERY;
+    let mut meter = Meter::new(progress, Unit::Bytes, None, crate::progress::BYTES_EVERY);
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
-    let mut size = 0u64;
     loop {
         let n = from.read(&mut buf).await.map_err(|e| io_err(to, e))?;
         if n == 0 {
@@ -421,13 +408,10 @@ async fn copy_hashing(
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).await.map_err(|e| io_err(to, e))?;
-        size += n as u64;
-        if size >= next_report {
-            progress.report(size, None, Unit::Bytes);
-            next_report = size + EVERY;
-        }
+        meter.add(n as u64);
     }
-    progress.report(size, Some(size), Unit::Bytes);
+    meter.finish();
+    let size = meter.done();
     file.flush().await.map_err(|e| io_err(to, e))?;
     file.into_inner()
         .sync_all()

@@ -161,12 +161,9 @@ pub(crate) async fn docker(
     args: &[&str],
     timeout: Duration,
 ) -> Result<std::process::Output, EnvError> {
-    let run = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, run).await {
+    let mut cmd = Command::new("docker");
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    match tokio::time::timeout(timeout, crate::program::output(&mut cmd)).await {
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(EnvError::NoDockerEngine {
             reason: "the `docker` command is not installed or not on PATH (pgdrill runs the PostgreSQL programs inside the containers with it)".into(),
@@ -187,11 +184,12 @@ pub(crate) async fn docker(
 
 /// Runs the docker CLI synchronously, for `Drop`; `None` when it could not run.
 pub(crate) fn docker_sync(args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()
+    crate::program::output_sync(
+        std::process::Command::new("docker")
+            .args(args)
+            .stdin(Stdio::null()),
+    )
+    .ok()
 }
 
 /// Removes the containers and the network labelled with a dead drill's id; one line for each.

@@ -116,6 +116,16 @@ pub enum EnvError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A disk of the drill's machine filled up (ENOSPC) under something the drill runs.
+    #[error("No space left on device: {place} is full; {fix}. What failed:\n{said}")]
+    DiskFull {
+        /// What filled up and its path, e.g. the target's data directory.
+        place: String,
+        /// How to make room.
+        fix: String,
+        /// The failing program's own words.
+        said: String,
+    },
     /// The drill was interrupted by a signal before it could finish.
     #[error("interrupted by {0}; every server the drill started has been stopped")]
     Interrupted(&'static str),

@@ -45,6 +45,7 @@ pub mod error;
 pub mod pg;
 pub mod plan;
 pub mod preflight;
+pub mod program;
 pub mod progress;
 pub mod regime;
 pub mod repo;
@@ -91,6 +92,8 @@ pub fn main_entry() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in CI logs and files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

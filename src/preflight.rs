@@ -147,17 +147,9 @@ pub async fn run(
 
 /// Reads the archive's schema script (`pg_restore --schema-only -f -`) for what it needs.
 pub async fn needs(tools: &PgTools, dump: &Path) -> Result<Needs, PreflightError> {
-    let staged = tools.stage(dump).await?;
     let out = tools
-        .plain("pg_restore")
-        .args(["--schema-only", "-f", "-"])
-        .arg(&staged)
-        .output()
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_restore".into(),
-            source,
-        })?;
+        .read_archive(dump, &["--schema-only", "-f", "-"])
+        .await?;
     if !out.status.success() {
         return Err(PreflightError::Failed(format!(
             "pg_restore --schema-only could not read {}: {}",

@@ -64,9 +64,75 @@ impl Progress {
     }
 }
 
+/// Bytes between two reports of a streamed file: enough for a rate and an ETA, few enough
+/// for events.ndjson.
+pub const BYTES_EVERY: u64 = 8 << 20;
+
+/// Counts a step's units and reports them every `every` units and once at the end, so that
+/// a fast loop does not flood the reporters.
+pub struct Meter<'a> {
+    progress: &'a Progress,
+    unit: Unit,
+    total: Option<u64>,
+    every: u64,
+    done: u64,
+    next: u64,
+}
+
+impl<'a> Meter<'a> {
+    /// A meter of `unit`s, `total` of them when known, reporting every `every` units.
+    pub fn new(progress: &'a Progress, unit: Unit, total: Option<u64>, every: u64) -> Self {
+        let every = every.max(1);
+        Meter {
+            progress,
+            unit,
+            total,
+            every,
+            done: 0,
+            next: every,
+        }
+    }
+
+    /// Counts `n` more units, reporting when a multiple of `every` was passed.
+    pub fn add(&mut self, n: u64) {
+        self.done += n;
+        if self.done >= self.next {
+            self.progress.report(self.done, self.total, self.unit);
+            self.next = self.done + self.every;
+        }
+    }
+
+    /// Units counted so far.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Reports the final count as the total (the step is complete: whatever was counted is
+    /// all there is).
+    pub fn finish(&self) {
+        self.progress.report(self.done, Some(self.done), self.unit);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_meter_reports_every_step_and_the_total_at_the_end() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let p = Progress::new(move |u| s.lock().unwrap().push((u.done, u.total)));
+        let mut m = Meter::new(&p, Unit::Bytes, Some(25), 10);
+        for _ in 0..5 {
+            m.add(5);
+        }
+        m.finish();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(10, Some(25)), (20, Some(25)), (25, Some(25))]
+        );
+    }
     use std::sync::Mutex;
 
     #[test]

@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::backup::{file_name, read_all, tail, Manifest};
+use crate::digest::Hasher;
 use crate::env::{Endpoint, PgTools};
 use crate::error::EnvError;
+use crate::progress::{Meter, Progress, Unit, BYTES_EVERY};
 
 /// Why a restore step failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +28,7 @@ pub enum RestoreError {
 
 impl From<tokio_postgres::Error> for RestoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        RestoreError::Failed(match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        })
+        RestoreError::Failed(crate::pg::error_text(&e))
     }
 }
 
@@ -53,7 +51,7 @@ pub async fn precheck(
     dump: &Path,
     manifest: Option<&Manifest>,
     tools: &PgTools,
-    _progress: &crate::progress::Progress,
+    progress: &Progress,
 ) -> Result<Precheck, RestoreError> {
     let meta = std::fs::metadata(dump).map_err(|e| {
         RestoreError::Unusable(format!(
@@ -89,23 +87,19 @@ pub async fn precheck(
             dump.display()
         ))
     })?;
-    let mut child = tools
-        .plain("pg_restore")
-        .args(["-f", "/dev/null"])
+    let mut cmd = tools.plain("pg_restore");
+    cmd.args(["-f", "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_restore".into(),
-            source,
-        })?;
+        .kill_on_drop(true);
+    let mut child = cmd.start()?;
     let mut stdin = child.stdin.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let feed = async {
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 18];
+        let mut meter = Meter::new(progress, Unit::Bytes, Some(meta.len()), BYTES_EVERY);
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; crate::digest::CHUNK];
         let mut fed = true;
         loop {
             let n = file.read(&mut buf).await.map_err(|e| {
@@ -119,16 +113,15 @@ pub async fn precheck(
             if fed && stdin.write_all(&buf[..n]).await.is_err() {
                 fed = false;
             }
+            meter.add(n as u64);
         }
         drop(stdin);
-        Ok::<_, RestoreError>(hex::encode(hasher.finalize()))
+        meter.finish();
+        Ok::<_, RestoreError>(hasher.finish().1)
     };
     let (sha, err_text) = tokio::join!(feed, read_all(stderr));
     let sha256 = sha?;
-    let status = child.wait().await.map_err(|source| EnvError::Spawn {
-        program: "pg_restore".into(),
-        source,
-    })?;
+    let status = cmd.wait(&mut child).await?;
     if let Some(m) = manifest {
         if m.sha256 != sha256 {
             return Err(RestoreError::Unusable(format!(
@@ -199,12 +192,8 @@ pub async fn restore_roles(
         .args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=0", "-f"])
         .arg(&staged)
         .stdout(Stdio::null())
-        .output()
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "psql".into(),
-            source,
-        })?;
+        .run()
+        .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR:")).collect();
     let (existing, real): (Vec<&str>, Vec<&str>) = errors
@@ -332,7 +321,7 @@ pub async fn create_database(
     }
     match client.batch_execute(&with_locale).await {
         Ok(()) => Ok(with_locale),
-        Err(e) if with_locale != sql && e.to_string().contains("locale") => {
+        Err(e) if with_locale != sql && crate::pg::error_text(&e).contains("locale") => {
             client.batch_execute(&sql).await?;
             Ok(format!(
                 "{sql} (the source's locale is not available on this server; server default used)"
@@ -351,53 +340,193 @@ pub async fn drop_database(target: &Endpoint, name: &str) -> Result<String, Rest
     Ok(format!("DROP DATABASE {name} WITH (FORCE)"))
 }
 
-/// `pg_restore --exit-on-error -j N` into the database named by `target.dbname`; with
-/// `no_tablespaces` also `--no-tablespaces` (the target lacks a tablespace the dump uses, see
-/// [`crate::preflight::Outcome::no_tablespaces`]).
+/// `pg_restore --exit-on-error -j N` into the database named by `target.dbname`, reporting
+/// the tables restored of the archive's total as `pg_restore --verbose` announces them.
+///
+/// A full disk on the target is the machine's problem, not the backup's: it comes back as
+/// [`RestoreError::Env`], naming the target's data directory and the server's words.
+///
+/// With `no_tablespaces` also `--no-tablespaces` (the target lacks a tablespace the dump
+/// uses, see [`crate::preflight::Outcome::no_tablespaces`]).
 pub async fn pg_restore(
     target: &Endpoint,
     tools: &PgTools,
     dump: &Path,
     jobs: u32,
     no_tablespaces: bool,
-    _progress: &crate::progress::Progress,
+    progress: &Progress,
 ) -> Result<String, RestoreError> {
+    let tables = table_data_entries(tools, dump).await?;
     let staged = tools.stage(dump).await?;
     let extra: &[&str] = if no_tablespaces {
         &["--no-tablespaces"]
     } else {
         &[]
     };
-    let out = tools
-        .command("pg_restore", target)
-        .args(["--exit-on-error", "--no-password"])
+    let mut cmd = tools.command("pg_restore", target);
+    cmd.args(["--exit-on-error", "--no-password", "--verbose"])
         .args(extra)
         .arg("-j")
         .arg(jobs.to_string())
         .arg("-d")
         .arg(&target.dbname)
         .arg(&staged)
-        .output()
-        .await
-        .map_err(|source| EnvError::Spawn {
-            program: "pg_restore".into(),
-            source,
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.start()?;
+    let stderr = child.stderr.take().expect("piped");
+    progress.report(0, Some(tables), Unit::Tables);
+    let mut lines = VerboseLog::new(jobs > 1, tables);
+    // Read to the end as it comes: a full pipe would stall pg_restore, so the loop does
+    // nothing slower than a progress report.
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                if let Some(done) = lines.push(line.trim_end()) {
+                    progress.report(done, Some(tables), Unit::Tables);
+                }
+            }
+        }
+    }
+    let status = cmd.wait(&mut child).await?;
+    if !status.success() {
+        let said = tail(&lines.kept());
+        if said.contains("No space left on device") {
+            return Err(disk_full(target, &said).await.into());
+        }
         return Err(RestoreError::Failed(format!(
-            "pg_restore failed ({}):\n{}{}",
-            out.status,
-            tail(&stderr),
-            known_cause(&stderr, jobs)
+            "pg_restore failed ({status}):\n{said}{}",
+            known_cause(&said, jobs)
         )));
     }
+    progress.report(tables, Some(tables), Unit::Tables);
     Ok(format!(
         "pg_restore --exit-on-error{} -j {jobs} -d {} {}",
         extra.iter().map(|a| format!(" {a}")).collect::<String>(),
         target.dbname,
         file_name(dump)
     ))
+}
+
+/// The target's disk is full: names its data directory (asked of the server, which still
+/// answers after a failed write) and what pg_restore said.
+async fn disk_full(target: &Endpoint, said: &str) -> EnvError {
+    let dir = async {
+        let client = target.with_db("postgres").connect().await.ok()?;
+        let row = client.query_one("SHOW data_directory", &[]).await.ok()?;
+        Some(row.get::<_, String>(0))
+    };
+    let dir = tokio::time::timeout(std::time::Duration::from_secs(5), dir)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "(the server no longer answers)".into());
+    EnvError::DiskFull {
+        place: format!("the target's data directory {dir}"),
+        fix: "free space on its disk, or give the drill a larger one (the native backend makes \
+              its servers under TMPDIR, the docker backend in Docker's storage)"
+            .into(),
+        said: said.to_string(),
+    }
+}
+
+/// `pg_restore --verbose`'s stderr: counts the tables whose data is restored and keeps the
+/// lines a person needs when it fails (its errors, not its chatter).
+struct VerboseLog {
+    parallel: bool,
+    total: u64,
+    started: u64,
+    finished: u64,
+    kept: std::collections::VecDeque<String>,
+}
+
+/// Lines kept for an error message (the message shows the last few of them).
+const KEPT_LINES: usize = 64;
+
+impl VerboseLog {
+    fn new(parallel: bool, total: u64) -> Self {
+        VerboseLog {
+            parallel,
+            total,
+            started: 0,
+            finished: 0,
+            kept: Default::default(),
+        }
+    }
+
+    /// Takes one line; returns the tables restored so far when that count moved.
+    fn push(&mut self, line: &str) -> Option<u64> {
+        let before = self.done();
+        if line.contains("processing data for table ") {
+            self.started += 1;
+        } else if line.contains("finished item ") && line.contains(" TABLE DATA ") {
+            self.finished += 1;
+        } else if !is_chatter(line) {
+            if self.kept.len() == KEPT_LINES {
+                self.kept.pop_front();
+            }
+            self.kept.push_back(line.to_string());
+        }
+        let done = self.done();
+        (done != before).then_some(done)
+    }
+
+    /// Tables restored: in parallel mode the leader says `finished item … TABLE DATA`; a
+    /// serial restore loads one table at a time, so a table is done when the next begins.
+    fn done(&self) -> u64 {
+        let done = if self.parallel {
+            self.finished
+        } else {
+            self.started.saturating_sub(1)
+        };
+        done.min(self.total)
+    }
+
+    fn kept(&self) -> String {
+        Vec::from(self.kept.clone()).join("\n")
+    }
+}
+
+/// A `--verbose` progress line (`pg_restore: creating TABLE …`), as opposed to an error, a
+/// warning, or a line that continues one (`Command was: …`).
+fn is_chatter(line: &str) -> bool {
+    match line.strip_prefix("pg_restore: ") {
+        Some(rest) => !["error:", "warning:", "detail:", "hint:", "fatal:"]
+            .iter()
+            .any(|p| rest.starts_with(p)),
+        None => false,
+    }
+}
+
+/// The archive's TABLE DATA entries (`pg_restore --list`): the tables a restore loads.
+pub async fn table_data_entries(tools: &PgTools, dump: &Path) -> Result<u64, RestoreError> {
+    let out = tools.read_archive(dump, &["--list"]).await?;
+    if !out.status.success() {
+        return Err(RestoreError::Unusable(format!(
+            "pg_restore --list cannot read {}: {}",
+            dump.display(),
+            tail(&String::from_utf8_lossy(&out.stderr))
+        )));
+    }
+    Ok(count_table_data(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// TABLE DATA lines of a `pg_restore --list` (`3373; 0 16404 TABLE DATA public users owner`).
+fn count_table_data(list: &str) -> u64 {
+    list.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| l.split_once("; "))
+        .filter(|(_, rest)| {
+            let mut words = rest.splitn(3, ' ');
+            let _ = (words.next(), words.next());
+            words.next().is_some_and(|d| d.starts_with("TABLE DATA "))
+        })
+        .count() as u64
 }
 
 /// ANALYZE, so the restored database plans queries like the original.
@@ -409,14 +538,7 @@ pub async fn analyze(target: &Endpoint) -> Result<String, RestoreError> {
 
 /// The database name recorded in an archive's header (`pg_restore --list`).
 pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
-    let staged = tools.stage(dump).await.ok()?;
-    let out = tools
-        .plain("pg_restore")
-        .arg("--list")
-        .arg(&staged)
-        .output()
-        .await
-        .ok()?;
+    let out = tools.read_archive(dump, &["--list"]).await.ok()?;
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         l.trim_start_matches(';')
             .trim()
@@ -456,5 +578,70 @@ GRANT app TO postgres;\n";
         );
         let (same, none) = without_tablespaces("CREATE ROLE x;\n");
         assert_eq!((same.as_str(), none.len()), ("CREATE ROLE x;\n", 0));
+    }
+
+    #[test]
+    fn table_data_entries_are_counted_from_the_list() {
+        let list = ";\n; Archive created at 2026-01-01\n;     dbname: pgdrill\n\
+            218; 1259 16390 TABLE public users postgres\n\
+            3373; 0 16390 TABLE DATA public users postgres\n\
+            3374; 0 16404 TABLE DATA \"Legacy App\" \"Orders 2024\" postgres\n\
+            3375; 0 16410 MATERIALIZED VIEW DATA public totals postgres\n\
+            3376; 0 0 SEQUENCE SET public users_id_seq postgres\n";
+        assert_eq!(count_table_data(list), 2);
+    }
+
+    #[test]
+    fn serial_restores_count_a_table_when_the_next_begins() {
+        let mut log = VerboseLog::new(false, 3);
+        assert_eq!(
+            log.push("pg_restore: creating TABLE \"public.users\""),
+            None
+        );
+        assert_eq!(
+            log.push("pg_restore: processing data for table \"public.plans\""),
+            None
+        );
+        assert_eq!(
+            log.push("pg_restore: processing data for table \"public.users\""),
+            Some(1)
+        );
+        assert_eq!(
+            log.push("pg_restore: processing data for table \"public.payments\""),
+            Some(2)
+        );
+        assert!(log.kept().is_empty(), "chatter is not kept: {}", log.kept());
+    }
+
+    #[test]
+    fn parallel_restores_count_finished_items_and_never_pass_the_total() {
+        let mut log = VerboseLog::new(true, 1);
+        assert_eq!(
+            log.push("pg_restore: processing data for table \"public.users\""),
+            None
+        );
+        assert_eq!(
+            log.push("pg_restore: finished item 3373 TABLE DATA users"),
+            Some(1)
+        );
+        assert_eq!(
+            log.push("pg_restore: finished item 3374 TABLE DATA plans"),
+            None
+        );
+    }
+
+    #[test]
+    fn errors_and_their_continuation_lines_are_kept() {
+        let mut log = VerboseLog::new(false, 1);
+        log.push("pg_restore: creating TABLE \"public.t\"");
+        log.push(
+            "pg_restore: error: could not execute query: ERROR:  relation \"t\" already exists",
+        );
+        log.push("Command was: CREATE TABLE public.t (id integer);");
+        assert_eq!(
+            log.kept(),
+            "pg_restore: error: could not execute query: ERROR:  relation \"t\" already exists\n\
+             Command was: CREATE TABLE public.t (id integer);"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use rstest::rstest;
 
-use crate::support::{leftovers, Pgdrill};
+use crate::support::{leftovers, runtime, Pgdrill, TestServer, Tmpfs};
 
 const PHASES: &[&str] = &[
     "provision",
@@ -143,4 +143,52 @@ fn two_drills_at_once_both_pass() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A full disk under the target's data directory during pg_restore is the drill machine's
+/// problem, not the backup's: exit 3, class environment, naming the directory and the
+/// system's words. The native backend makes its clusters under TMPDIR: a small tmpfs there
+/// holds the template and the empty target (about 40 MB each) but not the restored data.
+#[test]
+fn a_full_disk_during_pg_restore_is_an_environment_error_naming_the_directory() {
+    let (server, db) = runtime().block_on(TestServer::with_db(
+        "disk-full",
+        "bulk",
+        "CREATE TABLE bulk AS
+         SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 600000) g;",
+    ));
+    let repo = tempfile::tempdir().unwrap();
+    let dsn = format!("{} dbname={db}", server.dsn());
+    let backup = Pgdrill::new(["backup", "--source-dsn", &dsn, "--repo"])
+        .push_arg(repo.path().display().to_string())
+        .run();
+    assert_eq!(backup.code(), 0, "{}", backup.text());
+    drop(server);
+    let dump = std::fs::read_dir(repo.path().join("database"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "dump"))
+        .expect("a dump in the repo");
+
+    let tmp = Tmpfs::mount("size=110m");
+    let run = Pgdrill::native(["--backup-file", dump.to_str().unwrap()])
+        .env("TMPDIR", tmp.path().to_str().unwrap())
+        .run();
+    assert_eq!(run.code(), 3, "{}", run.text());
+    let f = &run.report()["failure"];
+    assert_eq!(
+        (f["phase"].as_str(), f["class"].as_str()),
+        (Some("pg_restore"), Some("environment")),
+        "{f}"
+    );
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("No space left on device")
+            && msg.contains(&tmp.path().display().to_string())
+            && msg.contains("TMPDIR"),
+        "{msg}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "the drill left {left:?} on the full disk");
 }

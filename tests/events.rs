@@ -1,19 +1,11 @@
 //! The drill's event trail (`events.ndjson` in `--out`), its tracing, and the checks made
 //! before anything starts.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
-use crate::support::{leftovers, Pgdrill};
-
-fn events(dir: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("events.ndjson"))
-        .expect("events.ndjson written")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
+use crate::support::{
+    events, kill_drill, runtime, spawn_drill, wait_for_phase, Pgdrill, TestServer,
+};
 
 #[test]
 fn events_follow_every_phase_and_end_with_the_verdict_and_tracing_shows_them() {
@@ -65,6 +57,27 @@ fn events_follow_every_phase_and_end_with_the_verdict_and_tracing_shows_them() {
         (Some(tables), Some(tables)),
         "{last}"
     );
+    // Seed: users of the total while `users` loads, rows of all tables with their total at
+    // the end; precheck: the dump's bytes read; pg_restore: the archive's tables restored.
+    let g = &r["source"]["generated"];
+    let rows = ["plans", "users", "subscriptions", "payments"]
+        .iter()
+        .map(|t| g[t].as_u64().unwrap())
+        .sum::<u64>();
+    let users = g["users"].as_u64().unwrap();
+    assert_monotonic_to(&progress("seed"), "users", users);
+    assert_monotonic_to(&progress("seed"), "rows", rows);
+    let size = r["backup"]["size_bytes"].as_u64().unwrap();
+    assert_monotonic_to(&progress("precheck"), "bytes", size);
+    // The generated schema's tables each have a TABLE DATA entry in the dump.
+    assert_monotonic_to(&progress("pg_restore"), "tables", tables);
+    assert!(
+        progress("pg_restore")
+            .iter()
+            .any(|e| e["done"].as_u64() > Some(0) && e["done"].as_u64() < Some(tables)),
+        "pg_restore reported no table between the first and the last: {:?}",
+        progress("pg_restore")
+    );
     let started = ev.iter().filter(|e| e["event"] == "phase_started").count();
     let finished = ev.iter().filter(|e| e["event"] == "phase_finished").count();
     assert_eq!(started, finished);
@@ -80,42 +93,36 @@ fn events_follow_every_phase_and_end_with_the_verdict_and_tracing_shows_them() {
     );
 }
 
+/// The progress events of one unit never go back and end at `total` of `total`.
+fn assert_monotonic_to(events: &[&Value], unit: &str, total: u64) {
+    let done: Vec<u64> = events
+        .iter()
+        .filter(|e| e["unit"] == unit)
+        .map(|e| e["done"].as_u64().unwrap())
+        .collect();
+    assert!(!done.is_empty(), "no {unit} progress in {events:?}");
+    assert!(
+        done.windows(2).all(|w| w[0] <= w[1]),
+        "{unit} went back: {done:?}"
+    );
+    let last = events.iter().rev().find(|e| e["unit"] == unit).unwrap();
+    assert_eq!(
+        (last["done"].as_u64(), last["total"].as_u64()),
+        (Some(total), Some(total)),
+        "{unit}: {last}"
+    );
+}
+
 #[test]
 fn a_drill_killed_with_sigkill_leaves_its_event_trail() {
     // A private TMPDIR: a SIGKILL leaves the drill's server directories behind, and this
     // test must not.
     let tmp = tempfile::tempdir().unwrap();
-    let d = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--rows",
-        "60000",
-    ])
-    .env("TMPDIR", tmp.path().to_str().unwrap());
-    let out = d.out_dir().display().to_string();
-    let (mut child, out_dir) = d.push_arg("--out").push_arg(out).spawn();
-    let path = out_dir.path().join("events.ndjson");
-    let started = Instant::now();
-    let seeded = || {
-        std::fs::read_to_string(&path)
-            .map(|t| {
-                t.lines()
-                    .any(|l| l.contains(r#""phase_finished""#) && l.contains(r#""phase":"seed""#))
-            })
-            .unwrap_or(false)
-    };
-    while !seeded() && started.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(seeded(), "the drill never finished its seed");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (mut child, out_dir) = spawn_drill("native", tmp.path(), "60000");
+    let id = wait_for_phase(out_dir.path(), "seed");
+    kill_drill(&mut child, &id);
     let ev = events(out_dir.path());
     assert_eq!(ev[0]["event"], "drill_started");
-    let id = ev[0]["drill_id"].as_str().unwrap().to_string();
     assert!(ev
         .iter()
         .any(|e| e["event"] == "phase_finished" && e["phase"] == "provision"));
@@ -124,18 +131,6 @@ fn a_drill_killed_with_sigkill_leaves_its_event_trail() {
         "killed, yet a verdict"
     );
     assert!(!out_dir.path().join("report.json").exists());
-    // The servers stop by their parent-death signal; wait for them before removing the dirs.
-    let started = Instant::now();
-    while leftovers(&id).iter().any(|l| l.starts_with("process"))
-        && started.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let procs: Vec<String> = leftovers(&id)
-        .into_iter()
-        .filter(|l| l.starts_with("process"))
-        .collect();
-    assert!(procs.is_empty(), "{procs:?}");
 }
 
 #[test]
@@ -183,4 +178,58 @@ fn a_tamper_sql_typo_shows_the_servers_words() {
         msg.contains(r#"relation "userz" does not exist"#) && msg.contains("42P01"),
         "{msg}"
     );
+}
+
+#[test]
+fn every_program_run_is_traced_at_debug_and_no_password_is() {
+    // A source whose password the test knows (a TestServer's generated one): pg_dump,
+    // pg_dumpall and the preflight's programs get it through PGPASSWORD only.
+    let (server, db) = runtime().block_on(TestServer::with_db(
+        "traced",
+        "traced",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 50);",
+    ));
+    let password = server.endpoint.password().unwrap().to_string();
+    let dsn = format!("{} dbname={db}", server.dsn());
+    let run = Pgdrill::drill(["--backend", "native", "--app", "none", "--source-dsn", &dsn])
+        .env("PGDRILL_LOG", "pgdrill=debug")
+        .run();
+    run.assert_pass();
+    let text = run.text();
+    assert!(
+        !text.contains(&password),
+        "the password was printed:\n{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    for program in [
+        "initdb",
+        "postgres",
+        "pg_dump",
+        "pg_dumpall",
+        "psql",
+        "pg_restore",
+        "pg_amcheck",
+    ] {
+        let started = lines.iter().find(|l| {
+            l.contains("DEBUG")
+                && l.contains("running a program")
+                && l.contains(&format!("program={program} "))
+        });
+        let started = started.unwrap_or_else(|| panic!("no start of {program} traced:\n{text}"));
+        assert!(started.contains("command="), "{started}");
+        assert!(
+            lines.iter().any(|l| l.contains("program ended")
+                && l.contains(&format!("program={program} "))
+                && l.contains("status=")),
+            "no end of {program} traced:\n{text}"
+        );
+    }
+    // The arguments are traced: pg_dump's snapshot and pg_restore's job count.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("program=pg_dump ") && l.contains("--snapshot=")),
+        "{text}"
+    );
+    drop(server);
 }

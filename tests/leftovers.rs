@@ -2,13 +2,8 @@
 //! by their parent-death signal) until `pgdrill clean` or the next drill removes them; a live
 //! drill's directories are never touched.
 
+use crate::support::{kill_drill, read_report, spawn_drill, wait_for_phase, Pgdrill};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
-
-use crate::support::{leftovers, read_report, Pgdrill};
 
 /// Enough rows that the drill is still running when it is killed after its seed.
 const ROWS: &str = "20000";
@@ -29,65 +24,11 @@ fn dirs_of(tmp: &Path, id: &str) -> Vec<PathBuf> {
     found
 }
 
-fn events(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("events.ndjson"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// Waits until the drill writing into `out` has finished `phase`; returns its drill id.
-fn wait_for(out: &Path, phase: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let ev = events(out);
-        if ev
-            .iter()
-            .any(|e| e["event"] == "phase_finished" && e["phase"] == phase)
-        {
-            return ev[0]["drill_id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "no {phase} yet: {ev:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn start(tmp: &Path) -> (Child, tempfile::TempDir) {
-    let d = Pgdrill::new([
-        "drill",
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--rows",
-        ROWS,
-    ])
-    .env("TMPDIR", tmp.to_str().unwrap());
-    let out = d.out_dir().display().to_string();
-    d.push_arg("--out").push_arg(out).spawn()
-}
-
 /// A drill killed with SIGKILL after its seed, its servers gone; returns its id.
 fn killed_drill(tmp: &Path) -> String {
-    let (mut child, out) = start(tmp);
-    let id = wait_for(out.path(), "seed");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let started = Instant::now();
-    while leftovers(&id).iter().any(|l| l.starts_with("process"))
-        && started.elapsed() < Duration::from_secs(30)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        !leftovers(&id).iter().any(|l| l.starts_with("process")),
-        "{:?}",
-        leftovers(&id)
-    );
+    let (mut child, out) = spawn_drill("native", tmp, ROWS);
+    let id = wait_for_phase(out.path(), "seed");
+    kill_drill(&mut child, &id);
     id
 }
 
@@ -136,8 +77,8 @@ fn clean_removes_what_a_killed_drill_left_and_never_a_live_drills_dirs() {
     let dead = killed_drill(tmp.path());
     let dead_dirs = dirs_of(tmp.path(), &dead);
     assert!(!dead_dirs.is_empty());
-    let (mut child, out) = start(tmp.path());
-    let live = wait_for(out.path(), "provision");
+    let (mut child, out) = spawn_drill("native", tmp.path(), ROWS);
+    let live = wait_for_phase(out.path(), "provision");
     let live_dirs = dirs_of(tmp.path(), &live);
     assert!(!live_dirs.is_empty());
     let during = clean(tmp.path(), &[]);
@@ -192,19 +133,8 @@ fn clean_removes_the_containers_and_network_of_a_killed_docker_drill() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let d = Pgdrill::new([
-        "drill",
-        "--backend",
-        "docker",
-        "--app",
-        "none",
-        "--rows",
-        ROWS,
-    ])
-    .env("TMPDIR", tmp.path().to_str().unwrap());
-    let out = d.out_dir().display().to_string();
-    let (mut child, out) = d.push_arg("--out").push_arg(out).spawn();
-    let id = wait_for(out.path(), "seed");
+    let (mut child, out) = spawn_drill("docker", tmp.path(), ROWS);
+    let id = wait_for_phase(out.path(), "seed");
     child.kill().unwrap();
     child.wait().unwrap();
     let containers = labelled(&["ps", "-a"], &id);

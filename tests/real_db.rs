@@ -6,7 +6,7 @@
 use rstest::rstest;
 use serde_json::Value;
 
-use crate::support::{Pgdrill, Run, TestServer};
+use crate::support::{runtime, Pgdrill, Run, TestServer};
 
 /// Built the way an old application's schema grows: columns added to an inheritance parent
 /// after its children existed, a partition made on its own and attached later, ids inserted
@@ -81,26 +81,7 @@ ALTER TABLE "Customer ""VIP"" list" OWNER TO "Shop Owner";
 
 /// The legacy database on a fresh server, and a drill of it through `--source-dsn`.
 fn drill(tamper: Option<&str>) -> Run {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(TestServer::start("real-db"));
-    let db = rt.block_on(async {
-        let db = server.create_db("legacy").await;
-        server
-            .connect(&db)
-            .await
-            .batch_execute(LEGACY)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "building the legacy database: {}",
-                    pgdrill::pg::error_text(&e)
-                )
-            });
-        db
-    });
+    let (server, db) = runtime().block_on(TestServer::with_db("real-db", "legacy", LEGACY));
     let dsn = format!("{} dbname={db}", server.dsn());
     let mut args = vec!["--backend", "native", "--app", "none", "--source-dsn", &dsn];
     if let Some(sql) = tamper {
@@ -202,27 +183,15 @@ fn a_real_change_still_fails_naming_the_relation(#[case] sql: &str, #[case] name
 /// A user's own `pg_dump -Fc` of a database whose objects a non-default role owns, with no
 /// globals file beside it: what a real restore on a new server would choke on.
 fn role_owned_dump(dir: &std::path::Path) -> std::path::PathBuf {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(TestServer::start("roles"));
-    let db = rt.block_on(async {
-        let db = server.create_db("shop").await;
-        server
-            .connect(&db)
-            .await
-            .batch_execute(
-                r#"CREATE ROLE shop_owner NOLOGIN; CREATE ROLE "Report Reader" NOLOGIN;
-                   CREATE TABLE items (id int PRIMARY KEY, name text);
-                   INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g;
-                   ALTER TABLE items OWNER TO shop_owner;
-                   GRANT SELECT ON items TO "Report Reader";"#,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("building the shop: {}", pgdrill::pg::error_text(&e)));
-        db
-    });
+    let (server, db) = runtime().block_on(TestServer::with_db(
+        "roles",
+        "shop",
+        r#"CREATE ROLE shop_owner NOLOGIN; CREATE ROLE "Report Reader" NOLOGIN;
+           CREATE TABLE items (id int PRIMARY KEY, name text);
+           INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g;
+           ALTER TABLE items OWNER TO shop_owner;
+           GRANT SELECT ON items TO "Report Reader";"#,
+    ));
     let dump = dir.join("shop.dump");
     server.pg_dump(&db, &dump);
     dump
@@ -233,15 +202,7 @@ fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
     let dir = tempfile::tempdir().unwrap();
     let dump = role_owned_dump(dir.path());
     let dump = dump.to_str().unwrap();
-    let run = Pgdrill::drill([
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--backup-file",
-        dump,
-    ])
-    .run();
+    let run = Pgdrill::native(["--backup-file", dump]).run();
     assert_eq!(run.code(), 1, "{}", run.text());
     let f = &run.report()["failure"];
     assert_eq!(f["phase"], "roles", "{f}");
@@ -256,17 +217,7 @@ fn a_role_owned_dump_without_globals_is_backup_incomplete_naming_the_roles() {
         assert!(msg.contains(needle), "{needle} not in {msg}");
     }
 
-    let run = Pgdrill::drill([
-        "--backend",
-        "native",
-        "--app",
-        "none",
-        "--backup-file",
-        dump,
-        "--missing-roles",
-        "create",
-    ])
-    .run();
+    let run = Pgdrill::native(["--backup-file", dump, "--missing-roles", "create"]).run();
     let r = run.assert_pass();
     let notes = r["notes"].to_string();
     assert!(

@@ -8,24 +8,27 @@ use std::process::Command;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::support::{Pgdrill, TestServer};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::support::{runtime, Pgdrill, TestServer, Tmpfs};
 
 /// A server with a small database; returns it and a key=value DSN to that database.
 fn source(rt: &tokio::runtime::Runtime, tag: &str, sql: &str) -> (TestServer, String) {
-    rt.block_on(async {
-        let server = TestServer::start(tag).await;
-        let db = server.create_db("regime").await;
-        server.connect(&db).await.batch_execute(sql).await.unwrap();
-        let dsn = format!("{} dbname={db}", server.dsn());
-        (server, dsn)
-    })
+    let (server, db) = rt.block_on(TestServer::with_db(tag, "regime", sql));
+    let dsn = format!("{} dbname={db}", server.dsn());
+    (server, dsn)
+}
+
+/// One real `pgdrill backup` of a SMALL database (its server gone again): the repo holding
+/// it and its dump.
+fn real_backup(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let (_server, dsn) = source(&runtime(), tag, SMALL);
+    let real = tempfile::tempdir().unwrap();
+    assert_eq!(backup(&dsn, real.path(), &[]).code(), 0);
+    let db = real.path().join("database");
+    let dump = files(&db)
+        .into_iter()
+        .find(|n| n.ends_with(".dump"))
+        .unwrap();
+    (real, db.join(dump))
 }
 
 const SMALL: &str = "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);
@@ -279,16 +282,7 @@ fn backup_verify_drill_and_audit_on_one_repo() {
 
 #[test]
 fn verify_names_gaps_sizes_checksums_manifests_and_unknown_files() {
-    let rt = runtime();
-    let (_server, dsn) = source(&rt, "regime-verify", SMALL);
-    let real = tempfile::tempdir().unwrap();
-    assert_eq!(backup(&dsn, real.path(), &[]).code(), 0);
-    let dump = real.path().join("database").join(
-        files(&real.path().join("database"))
-            .into_iter()
-            .find(|n| n.ends_with(".dump"))
-            .unwrap(),
-    );
+    let (_real, dump) = real_backup("regime-verify");
     let repo = tempfile::tempdir().unwrap();
     let t0 = at("2026-11-30T00:00:00Z");
     let times: Vec<_> = [0, 15, 30, 90, 105, 120]
@@ -400,18 +394,9 @@ fn verify_names_gaps_sizes_checksums_manifests_and_unknown_files() {
 
 #[test]
 fn prune_keeps_its_floors_and_never_touches_unknown_files() {
-    let rt = runtime();
-    let (_server, dsn) = source(&rt, "regime-prune", SMALL);
     let repo = tempfile::tempdir().unwrap();
     let t0 = at("2026-11-20T00:00:00Z");
-    let real = tempfile::tempdir().unwrap();
-    assert_eq!(backup(&dsn, real.path(), &[]).code(), 0);
-    let dump = real.path().join("database").join(
-        files(&real.path().join("database"))
-            .into_iter()
-            .find(|n| n.ends_with(".dump"))
-            .unwrap(),
-    );
+    let (_real, dump) = real_backup("regime-prune");
     let times: Vec<_> = (0..11).map(|d| t0 + Duration::days(d)).collect();
     let sets = synth(&dump, repo.path(), &times);
     edit_manifest(&sets[1], |m| m["kind"] = "manual".into());
@@ -487,28 +472,6 @@ fn prune_keeps_its_floors_and_never_touches_unknown_files() {
     assert_eq!(last["object"]["files"].as_array().unwrap().len(), 6);
 }
 
-/// A tmpfs mounted for one test and unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(opts: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount -t tmpfs needs root");
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn backup_faults_are_environment_errors_with_clear_messages() {
     let rt = runtime();
@@ -550,7 +513,7 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
     assert!(failed.iter().all(|e| e["result"] == "failed"));
 
     let ro = Tmpfs::mount("ro,size=1m");
-    let r = backup(&dsn, ro.0.path(), &[]);
+    let r = backup(&dsn, ro.path(), &[]);
     assert_eq!(r.code(), 3, "{}", r.text());
     assert!(
         r.text().contains("cannot be created") || r.text().contains("not writable"),
@@ -559,7 +522,7 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
     );
 
     let small = Tmpfs::mount("size=256k");
-    let full = backup(&dsn, small.0.path(), &[]);
+    let full = backup(&dsn, small.path(), &[]);
     assert_eq!(full.code(), 3, "{}", full.text());
     assert!(
         full.text().contains("No space left on device"),
@@ -568,16 +531,16 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
     );
     assert!(
         full.text()
-            .contains(&small.0.path().join("database").display().to_string()),
+            .contains(&small.path().join("database").display().to_string()),
         "{}",
         full.text()
     );
-    let left: Vec<String> = files(&small.0.path().join("database"))
+    let left: Vec<String> = files(&small.path().join("database"))
         .into_iter()
         .filter(|n| n != ".backup.lock")
         .collect();
     assert!(left.is_empty(), "files left after a full disk: {left:?}");
-    let last = audit_events(small.0.path()).pop().unwrap();
+    let last = audit_events(small.path()).pop().unwrap();
     assert_eq!(last["result"], "failed");
     assert!(
         last["detail"].as_str().unwrap().contains("No space left"),

@@ -109,6 +109,7 @@ async fn lost_commits_are_exactly_those_acknowledged_after_the_snapshot() {
         &tools,
         &set.dump,
         2,
+        false,
         &Progress::none(),
     )
     .await

@@ -182,64 +182,31 @@ impl RawConfig {
     }
 }
 
-/// Parses `KEY=VALUE` lines: `#` comments, optional `export `, optional single or double quotes.
+/// Parses an env file in the dotenv dialect of `dotenvy`: `KEY=VALUE` lines, `#` comments,
+/// optional `export `, single quotes (literal) or double quotes (`\\`, `\"`, `\$`, `\n`
+/// escapes), `$KEY` and `${KEY}` substitution outside single quotes. An error names the line
+/// of the file, never its content: the content may be a secret.
 pub fn parse_env_file(path: &Path, text: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let syntax = || ConfigError::FileSyntax {
-            path: path.to_path_buf(),
-            line: index + 1,
-        };
-        let (key, value) = line.split_once('=').ok_or_else(syntax)?;
-        let key = key.trim();
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
-            return Err(syntax());
-        }
-        let value = value.trim();
-        let value = if let Some(inner) = value.strip_prefix('"') {
-            unquote_double(inner).ok_or_else(syntax)?
-        } else if let Some(inner) = value.strip_prefix('\'') {
-            inner.strip_suffix('\'').ok_or_else(syntax)?.to_string()
-        } else {
-            // An unquoted value ends at a ` #` comment, as in most dotenv dialects.
-            match value.find(" #") {
-                Some(at) => value[..at].trim_end().to_string(),
-                None => value.to_string(),
-            }
-        };
-        out.push((key.to_string(), value));
-    }
-    Ok(out)
+    dotenvy::from_read_iter(text.as_bytes())
+        .map(|item| {
+            item.map_err(|e| ConfigError::FileSyntax {
+                path: path.to_path_buf(),
+                line: match e {
+                    dotenvy::Error::LineParse(bad, _) => line_of(text, &bad),
+                    _ => 0,
+                },
+            })
+        })
+        .collect()
 }
 
-fn unquote_double(inner: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                let rest: String = chars.collect();
-                let rest = rest.trim();
-                return (rest.is_empty() || rest.starts_with('#')).then_some(out);
-            }
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
+/// The 1-based number of the file's line where `bad` (the line, or the value part, dotenvy
+/// could not parse) begins; 0 when it cannot be found.
+fn line_of(text: &str, bad: &str) -> usize {
+    let first = bad.lines().next().unwrap_or("").trim();
+    text.lines()
+        .position(|l| !first.is_empty() && l.contains(first))
+        .map_or(0, |i| i + 1)
 }
 
 /// Log line format.
@@ -393,14 +360,14 @@ mod tests {
 
     #[test]
     fn env_file_dialect() {
-        let text = "# comment\n\nexport A=1\nB = two words # trailing\nC=\"quoted # not a comment\"\nD='single'\nE=\"esc\\\"aped\"\nF=\n";
+        let text = "# comment\n\nexport A=1\nB = \"two words\" # trailing\nC=\"quoted # not a comment\"\nD='single $x'\nE=\"esc\\\"aped \\$1\"\nF=\n";
         let parsed = parse_env_file(Path::new(".env"), text).unwrap();
         let expect: Vec<(String, String)> = [
             ("A", "1"),
             ("B", "two words"),
             ("C", "quoted # not a comment"),
-            ("D", "single"),
-            ("E", "esc\"aped"),
+            ("D", "single $x"),
+            ("E", "esc\"aped $1"),
             ("F", ""),
         ]
         .iter()
@@ -416,6 +383,9 @@ mod tests {
         assert!(msg.contains("x.env:2"), "{msg}");
         assert!(!msg.contains("secret"), "{msg}");
         assert!(parse_env_file(Path::new("x.env"), "A=\"unterminated\n").is_err());
+        let err = parse_env_file(Path::new("x.env"), "A=1\n\nB=two secret words\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("x.env:3") && !msg.contains("secret"), "{msg}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use crate::config::Fault;
 use crate::logging::chain;
-use crate::metrics::METRICS;
+use crate::metrics::{self, METRICS};
 use crate::workers::{connect, WorkerStatus};
 
 /// The database check gives up after this long, so /health always answers quickly.
@@ -28,6 +28,8 @@ pub struct AppState {
     pub commit: Option<String>,
     /// When the release was deployed (RFC 3339), when a deployment marker gave it.
     pub deployed_at: Option<String>,
+    /// What `GET /metrics` shows.
+    pub metrics: prometheus_client::registry::Registry,
     /// Worker statuses, in display order.
     pub workers: Vec<Arc<WorkerStatus>>,
     /// A worker is stale when its heartbeat is older than this.
@@ -239,10 +241,7 @@ async fn version(State(state): State<Arc<AppState>>) -> Json<VersionBody> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        METRICS.render(&state.workers),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&state.metrics),
     )
 }

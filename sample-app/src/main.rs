@@ -126,6 +126,7 @@ async fn run(config: Config) -> ExitCode {
         release: config.release.clone(),
         commit: config.commit.clone(),
         deployed_at: config.deployed_at.clone(),
+        metrics: metrics::METRICS.registry(statuses.clone()),
         workers: statuses,
         stale_after: config.worker_interval * 3,
         required_sources: config.required_sources.clone(),

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{AppError, AppSpec};
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
@@ -383,16 +384,91 @@ impl Drop for AppContainer {
         }
     }
 }
-/// `KEY="value"` lines in sample-app's env-file dialect.
+/// `KEY="value"` lines in sample-app's env-file dialect (dotenvy's): inside double quotes a
+/// backslash, a quote, a `$` (which would substitute) and a newline are escaped.
 fn env_file(config: &[(String, String)]) -> String {
     let mut out = String::new();
     for (key, value) in config {
         let escaped = value
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\t', "\\t");
+            .replace('$', "\\$")
+            .replace('\n', "\\n");
         out.push_str(&format!("{key}=\"{escaped}\"\n"));
     }
     out
+}
+
+/// The configuration of an app container, and the files copied into it. A full drill names
+/// its files by host path; a container cannot see those, so the sample app's `.env`
+/// (SAMPLE_APP_ENV_FILE) becomes lines of the container's own configuration file, its values
+/// first so that DATABASE_URL and explicit settings win as they do for a process, and its
+/// release directory (SAMPLE_APP_RELEASE_DIR) is copied in.
+pub(super) struct ContainerConfig {
+    /// The lines of its configuration (or its environment).
+    pub config: Vec<(String, String)>,
+    /// Files copied in: path inside the container, content.
+    pub copies: Vec<(String, Vec<u8>)>,
+}
+
+impl ContainerConfig {
+    /// The container's configuration for `spec`, with `database_url`.
+    pub(super) fn of(spec: &AppSpec, database_url: &str) -> Result<ContainerConfig, AppError> {
+        let sample = matches!(spec, AppSpec::Sample { .. });
+        let mut config = Vec::new();
+        let mut copies = Vec::new();
+        let mut rest = vec![("DATABASE_URL".to_string(), database_url.to_string())];
+        for (key, value) in spec.env() {
+            match key.as_str() {
+                "SAMPLE_APP_ENV_FILE" if sample => {
+                    let pairs = dotenvy::from_path_iter(value)
+                        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                        .map_err(|e| AppError::Spec {
+                            reason: format!("cannot read the configuration file {value}: {e}"),
+                        })?;
+                    config.extend(pairs);
+                }
+                "SAMPLE_APP_RELEASE_DIR" if sample => {
+                    let entries = std::fs::read_dir(value).map_err(|e| AppError::Spec {
+                        reason: format!("cannot read the release directory {value}: {e}"),
+                    })?;
+                    for e in entries.flatten().filter(|e| e.path().is_file()) {
+                        let bytes = std::fs::read(e.path()).map_err(|err| AppError::Spec {
+                            reason: format!("cannot read {}: {err}", e.path().display()),
+                        })?;
+                        copies.push((
+                            format!("{}/{}", APP_RELEASE_DIR, e.file_name().to_string_lossy()),
+                            bytes,
+                        ));
+                    }
+                    rest.push((key.clone(), APP_RELEASE_DIR.to_string()));
+                }
+                _ => rest.push((key.clone(), value.clone())),
+            }
+        }
+        config.extend(rest);
+        Ok(ContainerConfig { config, copies })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_file;
+
+    #[test]
+    fn the_env_file_reads_back_exactly_through_dotenvy() {
+        let config: Vec<(String, String)> = [
+            ("API_KEY", r#"a"b\c$HOME ${X} 'q'"#),
+            ("VPN_PEER", "two\nlines\tand a tab"),
+            ("EMPTY", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text = env_file(&config);
+        let back: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, config, "{text}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The application's log and what comes back from it: reading lines after an offset,
 //! telling error lines, and redacting configuration values from text and JSON.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -85,7 +86,7 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
 /// Replaces configuration values with `***` in text that came back from the app.
 #[derive(Clone)]
 pub(crate) struct Redactor {
-    secrets: Vec<String>,
+    secrets: Vec<SecretString>,
 }
 
 /// Every value in a configuration file (`KEY=value` and `Key = value` lines, quotes
@@ -137,14 +138,17 @@ impl Redactor {
         // Longest first, so a value containing another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Redactor { secrets }
+        Redactor {
+            secrets: secrets.into_iter().map(SecretString::from).collect(),
+        }
     }
 
     pub(crate) fn apply(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "***");
+            let secret = secret.expose_secret();
+            if out.contains(secret) {
+                out = out.replace(secret, "***");
             }
         }
         out

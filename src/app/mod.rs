@@ -14,6 +14,7 @@ pub(crate) mod container;
 mod log;
 mod probe;
 mod process;
+mod secrets;
 mod spec;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use container::{AppContainer, AppPlacement};
 pub use log::is_error_line;
 pub use probe::{parse_prometheus, HealthReport, VersionInfo};
 pub use process::{AppProcess, StopReport};
+pub use secrets::{secret_env, AppSecrets, SecretEnv};
 pub use spec::{AppImage, AppSpec, CustomApp};
 
 /// What can go wrong with the application under drill. Messages carry key names, exit

@@ -2,6 +2,9 @@
 //! backend, as a container): start, stop, its log, and nothing left running. `stop`
 //! escalates from SIGTERM to SIGKILL, and `Drop` kills the group.
 
+use secrecy::ExposeSecret;
+
+use super::secrets::{secret_env, SecretEnv};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -78,7 +81,7 @@ pub struct AppProcess {
     pub(super) app_log: PathBuf,
     pub(super) output_start: u64,
     pub(super) app_log_start: u64,
-    pub(super) env: Vec<(String, String)>,
+    pub(super) env: SecretEnv,
     pub(super) redactor: Redactor,
     pub(super) stopped: Option<StopReport>,
 }
@@ -173,7 +176,7 @@ impl AppProcess {
             app_log,
             output_start,
             app_log_start,
-            env: spec.env().to_vec(),
+            env: secret_env(spec.env()),
             redactor: Redactor::new(spec.env(), database_url),
             stopped: None,
         };
@@ -227,7 +230,8 @@ impl AppProcess {
         log_path: &Path,
     ) -> Result<AppProcess, AppError> {
         spec.validate_env()?;
-        let (config, copies) = container_config(spec, database_url)?;
+        let super::container::ContainerConfig { config, copies } =
+            super::container::ContainerConfig::of(spec, database_url)?;
         let (flavour, placement) = match spec {
             // sample-app reads a configuration file, which keeps secrets out of docker inspect.
             AppSpec::Sample { .. } => (Flavour::Sample, AppPlacement::SampleApp),
@@ -246,7 +250,7 @@ impl AppProcess {
         Ok(AppProcess::in_container(
             container,
             flavour,
-            spec.env().to_vec(),
+            secret_env(spec.env()),
             Redactor::new(spec.env(), database_url),
             log_path,
             log_start,
@@ -282,7 +286,7 @@ impl AppProcess {
     pub(super) fn in_container(
         container: AppContainer,
         flavour: Flavour,
-        env: Vec<(String, String)>,
+        env: SecretEnv,
         redactor: Redactor,
         log_path: &Path,
         log_start: u64,
@@ -461,7 +465,7 @@ impl AppProcess {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command).stdin(Stdio::null());
         for (key, value) in &self.env {
-            cmd.env(key, value);
+            cmd.env(key, value.expose_secret());
         }
         if let Ok(log) = std::fs::OpenOptions::new()
             .append(true)
@@ -555,7 +559,7 @@ impl Drop for AppProcess {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             for (key, value) in &self.env {
-                cmd.env(key, value);
+                cmd.env(key, value.expose_secret());
             }
             if let Ok(mut helper) = cmd.spawn() {
                 let deadline = Instant::now() + DROP_STOP_COMMAND_TIMEOUT;
@@ -615,53 +619,4 @@ mod tests {
         send_sync::<AppProcess>();
         send_sync::<AppError>();
     }
-}
-
-/// The configuration of an app container, and the files copied into it. A full drill names
-/// its files by host path; a container cannot see those, so the sample app's `.env`
-/// (SAMPLE_APP_ENV_FILE) becomes lines of the container's own configuration file, its values
-/// first so that DATABASE_URL and explicit settings win as they do for a process, and its
-/// release directory (SAMPLE_APP_RELEASE_DIR) is copied in.
-fn container_config(
-    spec: &AppSpec,
-    database_url: &str,
-) -> Result<(Vec<(String, String)>, Vec<(String, Vec<u8>)>), AppError> {
-    let sample = matches!(spec, AppSpec::Sample { .. });
-    let mut config = Vec::new();
-    let mut copies = Vec::new();
-    let mut rest = vec![("DATABASE_URL".to_string(), database_url.to_string())];
-    for (key, value) in spec.env() {
-        match key.as_str() {
-            "SAMPLE_APP_ENV_FILE" if sample => {
-                let pairs = dotenvy::from_path_iter(value)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| AppError::Spec {
-                        reason: format!("cannot read the configuration file {value}: {e}"),
-                    })?;
-                config.extend(pairs);
-            }
-            "SAMPLE_APP_RELEASE_DIR" if sample => {
-                let entries = std::fs::read_dir(value).map_err(|e| AppError::Spec {
-                    reason: format!("cannot read the release directory {value}: {e}"),
-                })?;
-                for e in entries.flatten().filter(|e| e.path().is_file()) {
-                    let bytes = std::fs::read(e.path()).map_err(|err| AppError::Spec {
-                        reason: format!("cannot read {}: {err}", e.path().display()),
-                    })?;
-                    copies.push((
-                        format!(
-                            "{}/{}",
-                            super::container::APP_RELEASE_DIR,
-                            e.file_name().to_string_lossy()
-                        ),
-                        bytes,
-                    ));
-                }
-                rest.push((key.clone(), super::container::APP_RELEASE_DIR.to_string()));
-            }
-            _ => rest.push((key.clone(), value.clone())),
-        }
-    }
-    config.extend(rest);
-    Ok((config, copies))
 }

@@ -23,17 +23,26 @@ pub enum ConfigCommand {
     Restore(RestoreArgs),
 }
 
-/// Flags of `pgdrill config backup`.
+/// `--repo DIR` of the config subcommands.
 #[derive(Debug, Args)]
-pub struct BackupArgs {
+pub struct RepoDir {
     /// The backup repository.
     #[arg(
-        long,
+        long = "repo",
+        id = "repo",
         value_name = "DIR",
         env = "PGDRILL_REPO",
         default_value = "/backups"
     )]
-    pub repo: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Flags of `pgdrill config backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup repository.
+    #[command(flatten)]
+    pub repo: RepoDir,
     /// A file to back up (repeatable): a .env, an API key file, a WireGuard/VPN config.
     #[arg(long, value_name = "PATH", required = true)]
     pub file: Vec<PathBuf>,
@@ -58,13 +67,8 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The backup repository.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "PGDRILL_REPO",
-        default_value = "/backups"
-    )]
-    pub repo: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoDir,
     /// The backup to restore, e.g. config_20261202_060000 (default: the newest).
     #[arg(long, value_name = "NAME", conflicts_with = "at")]
     pub backup: Option<String>,
@@ -119,7 +123,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
     match args.command {
         ConfigCommand::Backup(a) => {
             let req = BackupRequest {
-                repo: a.repo.clone(),
+                repo: a.repo.dir.clone(),
                 files: a.file,
                 recipients: a.recipient,
                 kind: a.kind,
@@ -129,7 +133,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
             };
             let res = super::backup(&req);
             let recorded = record(
-                &a.repo,
+                &a.repo.dir,
                 &Outcome {
                     action: Action::ConfigBackup,
                     file: res.as_ref().ok().map(|b| b.archive.display().to_string()),
@@ -165,7 +169,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
         }
         ConfigCommand::Restore(a) => {
             let req = RestoreRequest {
-                repo: a.repo.clone(),
+                repo: a.repo.dir.clone(),
                 pick: match (a.backup, a.at) {
                     (Some(n), _) => Pick::Name(n),
                     (None, Some(t)) => Pick::At(t),
@@ -177,7 +181,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
             };
             let res = super::restore(&req);
             let recorded = record(
-                &a.repo,
+                &a.repo.dir,
                 &Outcome {
                     action: Action::ConfigRestore,
                     file: res.as_ref().ok().map(|r| r.backup.clone()),

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::{Ctx, PhaseId, SkipReason, StepFail};
 use crate::app::{AppError, AppProcess, AppSpec};
@@ -15,28 +15,6 @@ use crate::env::docker::DockerBackend;
 use crate::env::{Endpoint, Target};
 use crate::error::EnvError;
 use crate::report::{ChecklistItem, FailureClass, Status};
-
-/// Configuration secrets the drill hands the sample app; never printed.
-pub(super) struct AppSecrets {
-    /// The sample app's API_KEY.
-    pub api_key: SecretString,
-    /// The sample app's VPN_PEER.
-    pub vpn_peer: SecretString,
-    /// The password of the app's database role.
-    pub db_password: SecretString,
-}
-
-impl AppSecrets {
-    /// Fresh random secrets for one drill.
-    pub fn new() -> Self {
-        let r = || uuid::Uuid::new_v4().simple().to_string();
-        AppSecrets {
-            api_key: format!("ak-{}", r()).into(),
-            vpn_peer: format!("peer-{}", &r()[..12]).into(),
-            db_password: r().into(),
-        }
-    }
-}
 
 /// The files a full drill's application runs with.
 #[derive(Debug, Clone)]
@@ -101,7 +79,7 @@ async fn launch(
             admin
                 .batch_execute(&format!(
                     "ALTER ROLE pgdrill_app PASSWORD {}",
-                    crate::restore::literal(secrets.db_password.expose_secret())
+                    crate::restore::literal(secrets.db_password().expose_secret())
                 ))
                 .await
                 .map_err(|e| {
@@ -139,11 +117,11 @@ async fn launch(
                 None => vec![
                     (
                         "API_KEY".to_string(),
-                        secrets.api_key.expose_secret().to_string(),
+                        secrets.api_key().expose_secret().to_string(),
                     ),
                     (
                         "VPN_PEER".to_string(),
-                        secrets.vpn_peer.expose_secret().to_string(),
+                        secrets.vpn_peer().expose_secret().to_string(),
                     ),
                 ],
             };
@@ -155,7 +133,7 @@ async fn launch(
             *env = base;
             Endpoint {
                 user: "pgdrill_app".into(),
-                password: Some(secrets.db_password.clone()),
+                password: Some(secrets.db_password().clone()),
                 ..app_server.with_db(db)
             }
             .url()
@@ -201,7 +179,7 @@ pub(super) fn sample_database_url(ctx: &Ctx, db: &str) -> Option<String> {
     Some(
         Endpoint {
             user: "pgdrill_app".into(),
-            password: Some(ctx.secrets.db_password.clone()),
+            password: Some(ctx.secrets.db_password().clone()),
             ..server.app_endpoint(ctx.app_image.is_some()).with_db(db)
         }
         .url(),

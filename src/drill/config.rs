@@ -61,8 +61,8 @@ pub(super) async fn backup(ctx: &mut Ctx, source_url: Option<String>) -> Option<
     let repo = ctx.plan.out_dir.join("backup");
     let drill_id = ctx.plan.drill_id.clone();
     let secrets = (
-        ctx.secrets.api_key.expose_secret().to_string(),
-        ctx.secrets.vpn_peer.expose_secret().to_string(),
+        ctx.secrets.api_key().expose_secret().to_string(),
+        ctx.secrets.vpn_peer().expose_secret().to_string(),
     );
     ctx.rec
         .step(PhaseId::ConfigBackup, async move {

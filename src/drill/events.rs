@@ -5,11 +5,11 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanCount, HumanDuration, ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::error::EnvError;
-use crate::progress::Update;
+use crate::progress::{Unit, Update};
 use crate::report::{FailureClass, Status, Verdict};
 
 /// One thing that happened in a drill.
@@ -76,9 +76,87 @@ pub trait Reporter: Send {
     fn finish(&mut self) {}
 }
 
-/// The console: a spinner with progress on a terminal, plain lines on stderr otherwise.
+/// The console: a spinner with the running phase's progress on a terminal; plain lines on
+/// stderr otherwise, a progress line at most every [`PLAIN_EVERY`] per phase.
 pub struct Console {
     bar: Option<ProgressBar>,
+    plain: Box<dyn Write + Send>,
+    meters: Option<Meters>,
+}
+
+/// How often a plain (not a terminal) console prints a running phase's progress.
+pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+type At = chrono::DateTime<chrono::Utc>;
+
+/// The running phase's progress: the latest update of each unit, with a rate and an ETA
+/// measured from the phase's start.
+struct Meters {
+    phase: &'static str,
+    started: At,
+    last_line: At,
+    updates: Vec<Update>,
+}
+
+impl Meters {
+    fn new(phase: &'static str, at: At) -> Self {
+        Meters {
+            phase,
+            started: at,
+            last_line: at,
+            updates: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, u: Update) {
+        match self.updates.iter_mut().find(|o| o.unit == u.unit) {
+            Some(o) => *o = u,
+            None => self.updates.push(u),
+        }
+    }
+
+    /// `users 1,200/2,000 60% · 400/s · eta 2s, rows 5,010 · 1,670/s` at `at`.
+    fn render(&self, at: At) -> String {
+        let secs = (at - self.started).num_milliseconds() as f64 / 1000.0;
+        self.updates
+            .iter()
+            .map(|u| render_update(u, secs))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn render_update(u: &Update, secs: f64) -> String {
+    let amount = |n: u64| match u.unit {
+        Unit::Bytes => HumanBytes(n).to_string(),
+        _ => HumanCount(n).to_string(),
+    };
+    let unit = match u.unit {
+        Unit::Bytes => "",
+        Unit::Users => " users",
+        Unit::Rows => " rows",
+        Unit::Tables => " tables",
+    };
+    let mut s = match u.total {
+        Some(t) if t > 0 => format!(
+            "{}/{}{unit} {}%",
+            amount(u.done),
+            amount(t),
+            u.done.min(t) * 100 / t
+        ),
+        Some(t) => format!("{}/{}{unit}", amount(u.done), amount(t)),
+        None => format!("{}{unit}", amount(u.done)),
+    };
+    // A rate needs some time behind it; before that it would be noise.
+    if secs >= 1.0 && u.done > 0 {
+        let rate = u.done as f64 / secs;
+        s.push_str(&format!(" · {}/s", amount(rate as u64)));
+        if let Some(t) = u.total.filter(|t| *t > u.done) {
+            let eta = Duration::from_secs_f64((t - u.done) as f64 / rate);
+            s.push_str(&format!(" · eta {}", HumanDuration(eta)));
+        }
+    }
+    s
 }
 
 impl Console {
@@ -92,7 +170,20 @@ impl Console {
             p.enable_steady_tick(Duration::from_millis(120));
             p
         });
-        Console { bar }
+        Console {
+            bar,
+            plain: Box::new(std::io::stderr()),
+            meters: None,
+        }
+    }
+
+    /// A console that writes plain lines to `out` (what a non-terminal gets).
+    pub fn plain(out: Box<dyn Write + Send>) -> Self {
+        Console {
+            bar: None,
+            plain: out,
+            meters: None,
+        }
     }
 }
 
@@ -103,17 +194,28 @@ impl Default for Console {
 }
 
 impl Reporter for Console {
-    fn event(&mut self, _at: chrono::DateTime<chrono::Utc>, e: &Event) {
+    fn event(&mut self, at: At, e: &Event) {
         match e {
             Event::PhaseStarted { phase } => {
+                self.meters = Some(Meters::new(phase, at));
                 if let Some(p) = &self.bar {
                     p.set_message(format!("{phase}…"));
                 }
             }
             Event::Progress { phase, update } => {
+                let m = match &mut self.meters {
+                    Some(m) if m.phase == *phase => m,
+                    other => other.insert(Meters::new(phase, at)),
+                };
+                m.update(*update);
+                let line = format!("{phase}… {}", m.render(at));
                 if let Some(p) = &self.bar {
-                    let total = update.total.map(|t| format!(" of {t}")).unwrap_or_default();
-                    p.set_message(format!("{phase}… {}{total} {:?}", update.done, update.unit));
+                    p.set_message(line);
+                } else if at - m.last_line
+                    >= chrono::Duration::from_std(PLAIN_EVERY).expect("small")
+                {
+                    m.last_line = at;
+                    self.println(&format!("  {line}"));
                 }
             }
             Event::PhaseFinished {
@@ -122,6 +224,7 @@ impl Reporter for Console {
                 duration_ms,
                 ..
             } => {
+                self.meters = None;
                 let line = format!(
                     "  {:<14} {:>9}  {}",
                     phase,
@@ -140,7 +243,9 @@ impl Reporter for Console {
     fn println(&mut self, line: &str) {
         match &self.bar {
             Some(p) => p.println(line),
-            None => eprintln!("{line}"),
+            None => {
+                let _ = writeln!(self.plain, "{line}");
+            }
         }
     }
 
@@ -216,11 +321,7 @@ mod tests {
             at,
             &Event::Progress {
                 phase: "seed",
-                update: Update {
-                    done: 3,
-                    total: Some(10),
-                    unit: crate::progress::Unit::Users,
-                },
+                update: update(3, Some(10), crate::progress::Unit::Users),
             },
         );
         let text = std::fs::read_to_string(dir.path().join(EVENTS_FILE)).unwrap();
@@ -236,6 +337,102 @@ mod tests {
         assert_eq!(lines[1]["done"], 3);
         assert_eq!(lines[1]["total"], 10);
         assert_eq!(lines[1]["unit"], "users");
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn update(done: u64, total: Option<u64>, unit: Unit) -> Update {
+        Update { done, total, unit }
+    }
+
+    fn progress(done: u64, total: Option<u64>, unit: Unit) -> Event {
+        Event::Progress {
+            phase: "pg_restore",
+            update: update(done, total, unit),
+        }
+    }
+
+    #[test]
+    fn progress_shows_done_of_total_a_rate_and_an_eta() {
+        let t0 = chrono::Utc::now();
+        let s = |ms| t0 + chrono::Duration::milliseconds(ms);
+        let mut m = Meters::new("seed", t0);
+        m.update(update(500, Some(2000), Unit::Users));
+        assert_eq!(
+            m.render(s(500)),
+            "500/2,000 users 25%",
+            "no rate before a second"
+        );
+        assert_eq!(
+            m.render(s(2000)),
+            "500/2,000 users 25% · 250/s · eta 6 seconds"
+        );
+        m.update(update(4000, None, Unit::Rows));
+        assert_eq!(
+            m.render(s(2000)),
+            "500/2,000 users 25% · 250/s · eta 6 seconds, 4,000 rows · 2,000/s"
+        );
+        let mut b = Meters::new("precheck", t0);
+        b.update(update(64 << 20, Some(256 << 20), Unit::Bytes));
+        assert_eq!(
+            b.render(s(4000)),
+            "64.00 MiB/256.00 MiB 25% · 16.00 MiB/s · eta 12 seconds"
+        );
+        // Done: no ETA any more.
+        b.update(update(256 << 20, Some(256 << 20), Unit::Bytes));
+        assert_eq!(
+            b.render(s(8000)),
+            "256.00 MiB/256.00 MiB 100% · 32.00 MiB/s"
+        );
+    }
+
+    #[test]
+    fn a_plain_console_prints_progress_at_most_every_few_seconds() {
+        let out = Shared::default();
+        let mut c = Console::plain(Box::new(out.clone()));
+        let t0 = chrono::Utc::now();
+        let s = |secs| t0 + chrono::Duration::seconds(secs);
+        c.event(
+            t0,
+            &Event::PhaseStarted {
+                phase: "pg_restore",
+            },
+        );
+        for i in 1..=12 {
+            c.event(s(i), &progress(i as u64, Some(12), Unit::Tables));
+        }
+        c.event(
+            s(12),
+            &Event::PhaseFinished {
+                phase: "pg_restore",
+                status: Status::Pass,
+                duration_ms: 12_000,
+                detail: String::new(),
+            },
+        );
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "  pg_restore… 5/12 tables 41% · 1/s · eta 7 seconds",
+                "  pg_restore… 10/12 tables 83% · 1/s · eta 2 seconds",
+                "  pg_restore      12.000 s  ok",
+            ],
+            "{text}"
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ struct Ctx {
     owned: Owned,
     notes: Vec<String>,
     /// The configuration secrets the drill hands the sample app.
-    secrets: app::AppSecrets,
+    secrets: crate::app::AppSecrets,
     /// The application's image when it runs as a container (docker backend).
     app_image: Option<String>,
     /// The configuration and release the application runs with (full scope).
@@ -174,7 +174,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         plan,
         rec,
         owned: Owned::default(),
-        secrets: app::AppSecrets::new(),
+        secrets: crate::app::AppSecrets::generate(),
         app_image: None,
         app_files: None,
     };

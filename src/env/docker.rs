@@ -579,12 +579,12 @@ async fn postmaster_start(endpoint: &Endpoint) -> Result<String, String> {
     let (client, conn) = cfg
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| crate::pg::error_text(&e))?;
     let conn = tokio::spawn(conn);
     let row = client
         .query_one("SELECT pg_postmaster_start_time()::text", &[])
         .await
-        .map_err(|e| error_chain(&e));
+        .map_err(|e| crate::pg::error_text(&e));
     drop(client);
     let _ = conn.await;
     Ok(row?.get(0))

@@ -107,47 +107,49 @@ impl NativeBackend {
 
     /// Runs initdb once; later servers start from a copy of this cluster.
     async fn template(&self) -> Result<&Path, EnvError> {
-        let dir = self
-            .template
-            .get_or_try_init(|| async {
-                let dir = self.tempdir("template")?;
-                let pwfile = dir.path().join("pwfile");
-                std::fs::write(&pwfile, format!("{}\n", self.password))
-                    .map_err(|e| EnvError::io("cannot write the password file", e))?;
-                self.give_to_server_user(&pwfile)?;
-                let mut cmd = Command::new(self.tools.program("initdb"));
-                cmd.arg("-D")
-                    .arg(dir.path().join("data"))
-                    .args([
-                        "-U",
-                        "postgres",
-                        "-A",
-                        "scram-sha-256",
-                        "-E",
-                        "UTF8",
-                        "--locale=C",
-                        "--no-sync",
-                        "--no-instructions",
-                    ])
-                    .arg(format!("--pwfile={}", pwfile.display()))
-                    .stdin(Stdio::null());
-                self.as_server_user(&mut cmd);
-                let out = cmd.output().await.map_err(|source| EnvError::Spawn {
-                    program: "initdb".into(),
-                    source,
-                })?;
-                let _ = std::fs::remove_file(&pwfile);
-                if !out.status.success() {
-                    return Err(EnvError::ServerStart {
-                        reason: format!(
-                            "initdb failed: {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ),
-                    });
-                }
-                Ok(dir)
-            })
-            .await?;
+        let dir =
+            self.template
+                .get_or_try_init(|| async {
+                    let dir = self.tempdir("template")?;
+                    let pwfile = dir.path().join("pwfile");
+                    std::fs::write(&pwfile, format!("{}\n", self.password))
+                        .map_err(|e| EnvError::io("cannot write the password file", e))?;
+                    self.give_to_server_user(&pwfile)?;
+                    let mut cmd = Command::new(self.tools.program("initdb"));
+                    cmd.arg("-D")
+                        .arg(dir.path().join("data"))
+                        .args([
+                            "-U",
+                            "postgres",
+                            "-A",
+                            "scram-sha-256",
+                            "-E",
+                            "UTF8",
+                            "--locale=C",
+                            "--no-sync",
+                            "--no-instructions",
+                        ])
+                        .arg(format!("--pwfile={}", pwfile.display()))
+                        .stdin(Stdio::null());
+                    self.as_server_user(&mut cmd);
+                    let out = crate::program::output(&mut cmd).await.map_err(|source| {
+                        EnvError::Spawn {
+                            program: "initdb".into(),
+                            source,
+                        }
+                    })?;
+                    let _ = std::fs::remove_file(&pwfile);
+                    if !out.status.success() {
+                        return Err(EnvError::ServerStart {
+                            reason: format!(
+                                "initdb failed: {}",
+                                String::from_utf8_lossy(&out.stderr).trim()
+                            ),
+                        });
+                    }
+                    Ok(dir)
+                })
+                .await?;
         Ok(dir.path())
     }
 
@@ -158,10 +160,12 @@ impl NativeBackend {
         let data = dir.path().join("data");
         let mut cp = Command::new("cp");
         cp.arg("-a").arg(&template).arg(&data);
-        let out = cp.output().await.map_err(|source| EnvError::Spawn {
-            program: "cp".into(),
-            source,
-        })?;
+        let out = crate::program::output(&mut cp)
+            .await
+            .map_err(|source| EnvError::Spawn {
+                program: "cp".into(),
+                source,
+            })?;
         if !out.status.success() {
             return Err(EnvError::ServerStart {
                 reason: format!(
@@ -223,7 +227,7 @@ impl NativeBackend {
                 });
             }
         }
-        let child = cmd.spawn().map_err(|source| {
+        let (child, _) = crate::program::spawn(&mut cmd).map_err(|source| {
             StartError::Env(EnvError::Spawn {
                 program: "postgres".into(),
                 source,
@@ -238,6 +242,7 @@ impl NativeBackend {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                crate::program::ended("postgres", &Ok(status));
                 target.child = None;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 if log.contains("could not bind") || log.contains("already in use") {
@@ -306,12 +311,12 @@ impl NativeTarget {
             if let Some(pid) = child.id() {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
             }
-            if tokio::time::timeout(Duration::from_secs(20), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
+            match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
+                Ok(status) => crate::program::ended("postgres", &status),
+                Err(_) => {
+                    let _ = child.start_kill();
+                    crate::program::ended("postgres", &child.wait().await);
+                }
             }
         }
         if let Some(dir) = self.dir.take() {

@@ -90,9 +90,8 @@ impl PgTools {
         if let Ok(d) = std::env::var("PGDRILL_PG_BINDIR") {
             candidates.push(PathBuf::from(d));
         }
-        if let Ok(out) = std::process::Command::new("pg_config")
-            .arg("--bindir")
-            .output()
+        if let Ok(out) =
+            crate::program::output_sync(std::process::Command::new("pg_config").arg("--bindir"))
         {
             if out.status.success() {
                 let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -239,17 +238,18 @@ impl PgTools {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "file".into());
                 let inside = PathBuf::from(format!("/tmp/pgdrill-stage-{n}-{name}"));
-                let out = Command::new("docker")
-                    .arg("cp")
+                let mut cp = Command::new("docker");
+                cp.arg("cp")
                     .arg(path)
                     .arg(format!("{}:{}", c.id, inside.display()))
-                    .stdin(Stdio::null())
-                    .output()
-                    .await
-                    .map_err(|source| EnvError::Spawn {
-                        program: "docker cp".into(),
-                        source,
-                    })?;
+                    .stdin(Stdio::null());
+                let out =
+                    crate::program::output(&mut cp)
+                        .await
+                        .map_err(|source| EnvError::Spawn {
+                            program: "docker cp".into(),
+                            source,
+                        })?;
                 if !out.status.success() {
                     return Err(EnvError::Docker(format!(
                         "cannot copy {} into container {}: {}. Check free disk space for Docker's storage (docker system df).",
@@ -267,20 +267,23 @@ impl PgTools {
         }
     }
 
+    /// Runs `pg_restore ARGS <dump>` to completion: reading an archive, no server involved
+    /// (`--list`, `--schema-only -f -`).
+    pub async fn read_archive(
+        &self,
+        dump: &Path,
+        args: &[&str],
+    ) -> Result<std::process::Output, EnvError> {
+        let staged = self.stage(dump).await?;
+        self.plain("pg_restore").args(args).arg(&staged).run().await
+    }
+
     /// The `--version` line of a program, e.g. `pg_dump (PostgreSQL) 15.18 (Debian …)`.
     pub async fn version(&self, program: &str) -> Result<String, EnvError> {
         if let Some(v) = self.versions.lock().expect("lock").get(program) {
             return Ok(v.clone());
         }
-        let out = self
-            .plain(program)
-            .arg("--version")
-            .output()
-            .await
-            .map_err(|source| EnvError::Spawn {
-                program: program.to_string(),
-                source,
-            })?;
+        let out = self.plain(program).arg("--version").run().await?;
         let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
         // The version line is what counts; an empty one means the program did not run (in a
         // container: missing from the image, or the container is gone).
@@ -394,14 +397,48 @@ impl ToolCommand {
         self
     }
 
-    /// Starts the program. Stdio settings are used up: a second spawn gets the defaults.
+    /// Starts the program (traced at debug level; trace its end with [`ToolCommand::wait`]).
+    /// Stdio settings are used up: a second spawn gets the defaults.
     pub fn spawn(&mut self) -> std::io::Result<Child> {
-        self.build().spawn()
+        crate::program::spawn(&mut self.build()).map(|(child, _)| child)
     }
 
-    /// Runs the program to completion, collecting stdout and stderr unless set otherwise.
+    /// [`ToolCommand::spawn`], a failure to start being an [`EnvError::Spawn`].
+    pub fn start(&mut self) -> Result<Child, EnvError> {
+        self.spawn().map_err(|source| self.spawn_error(source))
+    }
+
+    /// Waits for a child this command started, tracing its exit status.
+    pub async fn wait(&self, child: &mut Child) -> Result<std::process::ExitStatus, EnvError> {
+        let status = child.wait().await;
+        crate::program::ended(
+            &self.program,
+            &status
+                .as_ref()
+                .copied()
+                .map_err(|e| std::io::Error::new(e.kind(), e.to_string())),
+        );
+        status.map_err(|source| self.spawn_error(source))
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> EnvError {
+        EnvError::Spawn {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    /// Runs the program to completion, collecting stdout and stderr unless set otherwise
+    /// (traced at debug level: the command line and the exit status).
     pub async fn output(&mut self) -> std::io::Result<std::process::Output> {
-        self.build().output().await
+        crate::program::output(&mut self.build()).await
+    }
+
+    /// [`ToolCommand::output`], a failure to run it being an [`EnvError::Spawn`].
+    pub async fn run(&mut self) -> Result<std::process::Output, EnvError> {
+        self.output()
+            .await
+            .map_err(|source| self.spawn_error(source))
     }
 
     /// The command line, for error messages: never holds a secret, values stay in the env.

@@ -99,21 +99,33 @@ pub struct DatabaseBackup {
 impl DatabaseBackup {
     /// The moment the backup was taken: the manifest's `created_at`, else the name's.
     pub fn created_at(&self) -> DateTime<Utc> {
-        self.manifest
-            .as_ref()
-            .ok()
-            .and_then(|m| crate::duration::parse_time(&m.created_at).ok())
-            .unwrap_or(self.named_at)
+        taken_at(
+            self.manifest.as_ref().map(|m| m.created_at.as_str()),
+            self.named_at,
+        )
     }
 
     /// Every file of the set that exists.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = self.dump.iter().chain(&self.globals).cloned().collect();
-        if self.manifest_path.is_file() {
-            v.push(self.manifest_path.clone());
-        }
-        v
+        existing(self.dump.iter().chain(&self.globals), &self.manifest_path)
     }
+}
+
+/// A manifest's `created_at` when it reads as a time, else the time in the backup's name.
+fn taken_at(created_at: Result<&str, &String>, named_at: DateTime<Utc>) -> DateTime<Utc> {
+    created_at
+        .ok()
+        .and_then(|t| crate::duration::parse_time(t).ok())
+        .unwrap_or(named_at)
+}
+
+/// A set's files: `data` (found in the listing) and its manifest when that exists.
+fn existing<'a>(data: impl Iterator<Item = &'a PathBuf>, manifest: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = data.cloned().collect();
+    if manifest.is_file() {
+        v.push(manifest.to_path_buf());
+    }
+    v
 }
 
 /// One configuration backup found in `config/`.
@@ -134,20 +146,15 @@ pub struct ConfigBackup {
 impl ConfigBackup {
     /// The manifest's `created_at`, else the name's time.
     pub fn created_at(&self) -> DateTime<Utc> {
-        self.manifest
-            .as_ref()
-            .ok()
-            .and_then(|m| crate::duration::parse_time(&m.created_at).ok())
-            .unwrap_or(self.named_at)
+        taken_at(
+            self.manifest.as_ref().map(|m| m.created_at.as_str()),
+            self.named_at,
+        )
     }
 
     /// Every file of the set that exists.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = self.archive.iter().cloned().collect();
-        if self.manifest_path.is_file() {
-            v.push(self.manifest_path.clone());
-        }
-        v
+        existing(self.archive.iter(), &self.manifest_path)
     }
 }
 

@@ -7,6 +7,8 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
+use crate::progress::{Progress, Unit};
+
 /// Chunks in flight between the generator thread and the connection (each ~1 MiB).
 const PIPELINE_DEPTH: usize = 4;
 
@@ -14,7 +16,8 @@ const PIPELINE_DEPTH: usize = 4;
 const INDEX_BUILD_MEMORY: &str = "256MB";
 
 enum Message {
-    Chunk(Bytes),
+    /// COPY bytes, and the table's rows encoded up to the end of them.
+    Chunk(Bytes, u64),
     EndOfTable,
 }
 
@@ -27,7 +30,11 @@ fn step(step: &'static str) -> impl Fn(tokio_postgres::Error) -> SeedError {
 }
 
 /// Loads everything; the caller owns BEGIN and COMMIT/ROLLBACK.
-pub(super) async fn run(client: &Client, spec: &SeedSpec) -> Result<SeedStats, SeedError> {
+pub(super) async fn run(
+    client: &Client,
+    spec: &SeedSpec,
+    progress: &Progress,
+) -> Result<SeedStats, SeedError> {
     for table in Table::LOAD_ORDER {
         let sql = format!("SELECT EXISTS (SELECT FROM {})", table.name());
         let non_empty: bool = client
@@ -49,7 +56,7 @@ pub(super) async fn run(client: &Client, spec: &SeedSpec) -> Result<SeedStats, S
         .await
         .map_err(step("TRUNCATE before COPY FREEZE"))?;
 
-    let stats = copy_all(client, spec).await?;
+    let stats = copy_all(client, spec, progress).await?;
 
     keys.recreate_all(client).await?;
     // COPY with explicit ids does not advance the identity and serial sequences; without this
@@ -73,13 +80,23 @@ pub(super) async fn run(client: &Client, spec: &SeedSpec) -> Result<SeedStats, S
 ///
 /// Generation runs one table after the other on a blocking thread, ahead of the COPYs by at
 /// most PIPELINE_DEPTH chunks: the CPU makes the next chunk while the server ingests this one.
-async fn copy_all(client: &Client, spec: &SeedSpec) -> Result<SeedStats, SeedError> {
+/// Each chunk sent reports the users loaded of the total (while `users` loads) and the rows
+/// of all tables loaded so far; the rows' total is known when the last table is done.
+async fn copy_all(
+    client: &Client,
+    spec: &SeedSpec,
+    progress: &Progress,
+) -> Result<SeedStats, SeedError> {
     let (tx, mut rx) = mpsc::channel::<Message>(PIPELINE_DEPTH);
     let gen_spec = *spec;
     let generator = tokio::task::spawn_blocking(move || {
         for table in Table::LOAD_ORDER {
-            for chunk in TableChunks::new(&gen_spec, table, CHUNK_BYTES) {
-                if tx.blocking_send(Message::Chunk(chunk)).is_err() {
+            let mut chunks = TableChunks::new(&gen_spec, table, CHUNK_BYTES);
+            while let Some(chunk) = chunks.next() {
+                if tx
+                    .blocking_send(Message::Chunk(chunk, chunks.rows()))
+                    .is_err()
+                {
                     return; // the loader gave up; its error is reported there
                 }
             }
@@ -91,6 +108,7 @@ async fn copy_all(client: &Client, spec: &SeedSpec) -> Result<SeedStats, SeedErr
 
     let mut rows = [0u64; 4];
     let mut bytes_sent = 0u64;
+    let mut rows_before = 0u64;
     for (i, table) in Table::LOAD_ORDER.into_iter().enumerate() {
         let copy_error = |source: tokio_postgres::Error| SeedError::Copy {
             table: table.name(),
@@ -107,9 +125,13 @@ async fn copy_all(client: &Client, spec: &SeedSpec) -> Result<SeedStats, SeedErr
         let mut sink = std::pin::pin!(sink);
         loop {
             match rx.recv().await {
-                Some(Message::Chunk(chunk)) => {
+                Some(Message::Chunk(chunk, table_rows)) => {
                     bytes_sent += chunk.len() as u64;
                     sink.send(chunk).await.map_err(copy_error)?;
+                    if table == Table::Users {
+                        progress.report(table_rows, Some(spec.rows), Unit::Users);
+                    }
+                    progress.report(rows_before + table_rows, None, Unit::Rows);
                 }
                 Some(Message::EndOfTable) => break,
                 None => {
@@ -122,7 +144,9 @@ async fn copy_all(client: &Client, spec: &SeedSpec) -> Result<SeedStats, SeedErr
             }
         }
         rows[i] = sink.as_mut().finish().await.map_err(copy_error)?;
+        rows_before += rows[i];
     }
+    progress.report(rows_before, Some(rows_before), Unit::Rows);
     generator
         .await
         .map_err(|e| SeedError::Generator(e.to_string()))?;

@@ -6,7 +6,9 @@
 //! blocking thread and streams its chunks into the server while the next ones are being made.
 
 mod copy;
+mod encode;
 mod generate;
+mod history;
 mod load;
 mod vocab;
 
@@ -107,15 +109,9 @@ pub enum SeedError {
     Generator(String),
 }
 
-/// The server's own message when there is one (the driver's Display says only "db error").
+/// The server's message, detail, hint and SQLSTATE (the driver's Display says only "db error").
 fn detail(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(d) => format!("{} ({d})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
-    }
+    crate::pg::error_text(e)
 }
 
 /// Creates the cluster roles of fixtures/roles.sql (idempotent).
@@ -152,10 +148,13 @@ pub async fn load_schema(client: &tokio_postgres::Client) -> Result<(), SeedErro
 ///
 /// Run it as a superuser (or the tables' owner) on a connection that is not inside a
 /// transaction. The tables must be empty; on any error everything is rolled back.
+///
+/// `progress` hears, per COPY batch, the users loaded of `spec.rows` (while `users` loads)
+/// and the rows of all four tables loaded so far, with their total at the end.
 pub async fn seed(
     client: &tokio_postgres::Client,
     spec: &SeedSpec,
-    _progress: &crate::progress::Progress,
+    progress: &crate::progress::Progress,
 ) -> Result<SeedStats, SeedError> {
     let step = |step: &'static str| {
         move |source: tokio_postgres::Error| SeedError::Finish {
@@ -165,7 +164,7 @@ pub async fn seed(
         }
     };
     client.batch_execute("BEGIN").await.map_err(step("BEGIN"))?;
-    match load::run(client, spec).await {
+    match load::run(client, spec, progress).await {
         Ok(stats) => {
             client
                 .batch_execute("COMMIT")

@@ -1,7 +1,8 @@
 //! A small builder for running the real `pgdrill` binary, and helpers to look for leftovers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -102,6 +103,15 @@ impl Pgdrill {
         d
     }
 
+    /// [`Pgdrill::drill`] on the native backend without an app, plus `extra`.
+    pub fn native<I: IntoIterator<Item = S>, S: Into<String>>(extra: I) -> Self {
+        let mut args: Vec<String> = ["--backend", "native", "--app", "none"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.into_iter().map(Into::into));
+        Pgdrill::drill(args)
+    }
+
     /// Appends one argument.
     pub fn push_arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -154,6 +164,83 @@ impl Pgdrill {
             .expect("spawn pgdrill");
         (child, self.out)
     }
+}
+
+/// `pgdrill drill --backend BACKEND --app none --rows ROWS`, its temp dirs under `tmp`
+/// (TMPDIR), started without waiting; returns the child and its --out directory.
+pub fn spawn_drill(backend: &str, tmp: &Path, rows: &str) -> (Child, tempfile::TempDir) {
+    let d = Pgdrill::new([
+        "drill",
+        "--backend",
+        backend,
+        "--app",
+        "none",
+        "--rows",
+        rows,
+    ])
+    .env("TMPDIR", tmp.to_str().unwrap());
+    let out = d.out_dir().display().to_string();
+    d.push_arg("--out").push_arg(out).spawn()
+}
+
+/// The events in `out`/events.ndjson. A last line without its newline is still being
+/// written and is left out; any other line must be JSON.
+pub fn events(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("events.ndjson")).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Waits (up to 3 minutes) until the drill writing into `out` has finished `phase`; returns
+/// its drill id.
+pub fn wait_for_phase(out: &Path, phase: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let ev = events(out);
+        if ev
+            .iter()
+            .any(|e| e["event"] == "phase_finished" && e["phase"] == phase)
+        {
+            return ev[0]["drill_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no {phase} yet: {ev:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills a drill with SIGKILL and waits (up to 30 s) until its servers, stopped by their
+/// parent-death signal, are gone; asserts they are.
+pub fn kill_drill(child: &mut Child, drill_id: &str) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let procs = || -> Vec<String> {
+        leftovers(drill_id)
+            .into_iter()
+            .filter(|l| l.starts_with("process"))
+            .collect()
+    };
+    let started = Instant::now();
+    while !procs().is_empty() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(procs().is_empty(), "{:?}", procs());
+}
+
+/// A current-thread runtime for a synchronous test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// report.json in `dir`, if present.
@@ -369,6 +456,20 @@ impl TestServer {
         )
     }
 
+    /// Starts a fresh server with one new database (named after `prefix`) built by `sql`;
+    /// returns the server and the database's name.
+    pub async fn with_db(tag: &str, prefix: &str, sql: &str) -> (TestServer, String) {
+        let server = TestServer::start(tag).await;
+        let db = server.create_db(prefix).await;
+        server
+            .connect(&db)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("building {prefix}: {}", pgdrill::pg::error_text(&e)));
+        (server, db)
+    }
+
     /// A superuser session to `dbname` on this server.
     pub async fn connect(&self, dbname: &str) -> tokio_postgres::Client {
         self.endpoint
@@ -424,5 +525,33 @@ impl TestServer {
     /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
     pub fn program(&self, name: &str) -> PathBuf {
         self.target.tools.program(name)
+    }
+}
+
+/// A tmpfs mounted for one test (as root) and unmounted when dropped.
+pub struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// Mounts a tmpfs with mount options `opts` (e.g. `size=1m`, `ro`).
+    pub fn mount(opts: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t tmpfs needs root");
+        Tmpfs(dir)
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
     }
 }
