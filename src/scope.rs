@@ -303,3 +303,88 @@ impl ScopeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use crate::cli::{parse, Command};
+
+    fn drill_args(args: &[&str]) -> crate::cli::DrillArgs {
+        let argv: Vec<OsString> = ["pgdrill", "drill"]
+            .iter()
+            .chain(args)
+            .map(OsString::from)
+            .collect();
+        match parse(argv).map_err(|_| "parse").unwrap().command {
+            Command::Drill(d) => d,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The plans CI and people use parse: every key is a flag and every value of its kind.
+    #[test]
+    fn every_shipped_plan_parses_and_the_monthly_one_is_a_full_drill() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drills");
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                drill_args(&["--plan", p.to_str().unwrap()]);
+            }
+        }
+        let monthly = drill_args(&["--plan", &format!("{dir}/monthly.toml")]);
+        assert_eq!(monthly.scope.scope, super::Scope::Full);
+        let plan = monthly
+            .scope
+            .into_plan(true, false, true, false)
+            .expect("the monthly plan validates");
+        let full = plan.full.expect("full");
+        assert_eq!(full.config, super::ConfigSource::Sample);
+        assert_eq!(full.code, super::CodeSource::Sample);
+        assert_eq!(full.require, super::SAMPLE_REQUIRED_KEYS);
+        assert_eq!(plan.rpo.map(|r| r.rate), Some(50));
+        assert_eq!(plan.cadence.disaster_at, crate::rpo::DisasterAt::Random);
+    }
+
+    #[test]
+    fn full_scope_flags_are_refused_where_they_do_not_apply() {
+        let err = |args: &[&str], generated, live, sample, custom| {
+            drill_args(args)
+                .scope
+                .into_plan(generated, live, sample, custom)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(&["--config-file", "/etc/hosts"], true, false, true, false)
+                .contains("--scope full")
+        );
+        assert!(err(&["--scope", "full"], false, false, false, true).contains("--backup-file"));
+        assert!(err(&["--scope", "full"], true, false, false, false).contains("sample app"));
+        assert!(err(&["--scope", "full"], true, false, false, true).contains("--config-file"));
+        assert!(err(
+            &[
+                "--scope",
+                "full",
+                "--config-file",
+                "/etc/hosts",
+                "--code-repo",
+                "/tmp"
+            ],
+            true,
+            false,
+            false,
+            true
+        )
+        .contains("--deploy"));
+        assert!(err(&["--writer-rate", "5"], false, false, false, false).contains("live source"));
+        assert!(err(
+            &["--backups", "2", "--backup-every", "500ms"],
+            true,
+            false,
+            true,
+            false
+        )
+        .contains("at least 1s"));
+    }
+}
