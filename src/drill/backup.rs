@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, PhaseId};
 use crate::backup::{self, Manifest};
-use crate::plan::Source;
 use crate::rpo::Clock;
 
 /// The backup the restore uses: taken by the drill or found on disk.
@@ -48,16 +47,7 @@ impl Backups {
 /// Backs up database `db` of the source (a live DSN read-only, or the drill's own server)
 /// into `--out/backup/`, `--backups` times on the `--backup-every` schedule of `clock`.
 pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
-    let source = match (&ctx.plan.source, &ctx.owned.source) {
-        (Source::Dsn(e), _) => {
-            let mut e = e.clone();
-            // Belt and braces: the server itself refuses any write from this session.
-            e.options = Some("-c default_transaction_read_only=on".into());
-            e
-        }
-        (_, Some(t)) => t.endpoint().with_db(db),
-        _ => return None,
-    };
+    let source = ctx.source_endpoint(db)?;
     // A live source is dumped with this machine's programs; a drill's own server with its own.
     let tools = match &ctx.owned.source {
         Some(t) => t.tools(),

@@ -79,6 +79,20 @@ impl Ctx {
         Ok(path)
     }
 
+    /// Database `db` of the source: a live DSN's session read-only (the server itself
+    /// refuses any write from it, whatever pgdrill does), or the drill's own server.
+    fn source_endpoint(&self, db: &str) -> Option<crate::env::Endpoint> {
+        match (&self.plan.source, &self.owned.source) {
+            (Source::Dsn(e), _) => {
+                let mut e = e.clone();
+                e.options = Some("-c default_transaction_read_only=on".into());
+                Some(e)
+            }
+            (_, Some(t)) => Some(t.endpoint().with_db(db)),
+            _ => None,
+        }
+    }
+
     fn backend(&self) -> &Backend {
         self.owned
             .backend

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 
 use super::backup::Backups;
 use super::{Ctx, PhaseId, StepFail};
-use crate::plan::Source;
 use crate::report::FailureClass;
 use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
 
@@ -34,16 +33,7 @@ pub(super) struct Struck {
 /// error here, before any backup.
 pub(super) async fn start(ctx: &mut Ctx, db: &str) -> Option<()> {
     let plan = ctx.plan.scope.rpo?;
-    let endpoint = match (&ctx.plan.source, &ctx.owned.source) {
-        (Source::Dsn(e), _) => {
-            let mut e = e.clone();
-            // Never switched to writing: a live source must refuse, and the drill says why.
-            e.options = Some("-c default_transaction_read_only=on".into());
-            e
-        }
-        (_, Some(t)) => t.endpoint().with_db(db),
-        _ => return None,
-    };
+    let endpoint = ctx.source_endpoint(db)?;
     let token = ctx.rec.cancel_token();
     let writer = ctx
         .rec
