@@ -250,7 +250,7 @@ impl ScopeArgs {
     fn full_plan(self, sample: bool, custom: bool) -> Result<FullPlan, Error> {
         if !sample && !custom {
             return Err(Error::Usage(
-                "--scope full restores an application's configuration and code: run it with the sample app (generated data) or your own (--app-start or --app-image with --config-file, --code-repo and --deploy)".into(),
+                "--scope full restores an application's configuration and code, and this drill has no application (--app none, or --source-dsn without --app-start): run it with the sample app (generated data) or your own (--app-start or --app-image with --config-file, --code-repo and --deploy)".into(),
             ));
         }
         let config = if self.config_file.is_empty() {

@@ -14,6 +14,7 @@ mod docker;
 mod drill;
 mod events;
 mod evidence;
+mod full;
 mod integrity;
 mod leftovers;
 mod library;

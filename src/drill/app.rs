@@ -76,10 +76,15 @@ async fn launch(
     let url = match &mut spec {
         AppSpec::Sample { env, .. } => {
             let admin = server.with_db("postgres").connect().await?;
+            // Its SCRAM verifier, not the password: the statement's text is in the debug log
+            // (PGDRILL_LOG=debug) and in any statement log of the server.
+            let verifier = postgres_protocol::password::scram_sha_256(
+                secrets.db_password().expose_secret().as_bytes(),
+            );
             admin
                 .batch_execute(&format!(
                     "ALTER ROLE pgdrill_app PASSWORD {}",
-                    crate::restore::literal(secrets.db_password().expose_secret())
+                    crate::restore::literal(&verifier)
                 ))
                 .await
                 .map_err(|e| {

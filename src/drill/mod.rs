@@ -201,8 +201,10 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     assemble::report(ctx, ev, started_at)
 }
 
-/// The scenario, phase group by phase group; the order is `scenario::phases`' (a test holds
-/// the two together). `None` as soon as a phase failed: the rest is recorded as skipped.
+/// The scenario, phase group by phase group; the order is `scenario::phases`' (debug builds
+/// assert it). A phase the rest cannot go on without returns `None` when it fails, and the
+/// rest is recorded as skipped; a failed comparison, amcheck, RPO or version check goes on,
+/// so that the checklist still judges everything there is to judge.
 async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
     ev.backend_kind = Some(provision::run(ctx).await?);
     let mut clock = ctx.plan.scope.cadence.clock(ctx.plan.scope.disaster_seed);
