@@ -57,7 +57,7 @@ pub fn render(r: &Report) -> String {
             RpoVerdict::Fail => Status::Fail,
         };
         let detail = format!("{}\n{}", super::markdown::rpo_line(p), p.note);
-        phases.add_test_case(case("rpo", status, &detail, 0, fail));
+        phases.add_test_case(case("rpo:objective", status, &detail, 0, fail));
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {

@@ -278,6 +278,27 @@ pub fn summary(r: &Report) -> String {
             let _ = writeln!(s, "  integrity warning: {}", w.line());
         }
     }
+    if let Some(c) = &r.config {
+        let _ = writeln!(
+            s,
+            "  config: {} restored, {} checks passed ({})",
+            c.backup,
+            c.checks.len(),
+            c.files.join(", ")
+        );
+    }
+    if let Some(rb) = &r.rollback {
+        let _ = writeln!(
+            s,
+            "  code: {} rolled back to {}{}",
+            rb.from.as_ref().map(|f| f.tag.as_str()).unwrap_or("-"),
+            rb.to.tag,
+            match &rb.reported {
+                Some(v) => format!(", the app reports {}", v.release.as_deref().unwrap_or("-")),
+                None => String::new(),
+            }
+        );
+    }
     if let Some(p) = &r.rpo {
         let _ = writeln!(s, "  {}", rpo_line(p));
     }
