@@ -747,6 +747,18 @@ fn full_drill_with_the_sample_app_restores_config_and_code_and_measures_the_rpo(
     assert!(md.contains("## Configuration restored") && md.contains("## Code rolled back"));
     let junit = std::fs::read_to_string(run.out.path().join("junit.xml")).unwrap();
     assert!(junit.contains(r#"name="rpo""#), "{junit}");
+    assert!(junit.contains(r#"name="rpo:objective""#), "{junit}");
+    let html = std::fs::read_to_string(run.out.path().join("report.html")).unwrap();
+    for section in [
+        "Configuration restored",
+        "Code rolled back",
+        "Recovery point",
+    ] {
+        assert!(html.contains(section), "report.html lacks {section}");
+    }
+    assert!(run
+        .text()
+        .contains("code: v1.1.0 rolled back to v1.0.0, the app reports v1.0.0"));
     assert_no_generated_secret(&run);
     assert_nothing_left(r);
 }
