@@ -554,6 +554,58 @@ fn an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing() 
 }
 
 #[test]
+fn a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container() {
+    let test = "a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let run = Pgdrill::drill([
+        "--backend",
+        "docker",
+        "--scope",
+        "full",
+        "--backup-every",
+        "2s",
+        "--backups",
+        "2",
+        "--disaster-at",
+        "random",
+        "--observe",
+        "1s",
+    ])
+    .run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let _sweep = Sweep(id.clone());
+    assert_eq!(run.code(), 0, "{}", run.text());
+    // The container read the restored .env (copied into its configuration file) and the
+    // rolled-back release (copied in): it reports v1.0.0, not the bad v1.1.0.
+    assert_eq!(r["rollback"]["from"]["tag"], "v1.1.0", "{}", r["rollback"]);
+    assert_eq!(r["rollback"]["reported"]["release"], "v1.0.0");
+    assert_eq!(
+        r["rollback"]["reported"]["commit"],
+        r["rollback"]["to"]["commit"]
+    );
+    assert_eq!(phase(&r, "app_version")["status"], "pass");
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(restarted.contains("a new container"), "{restarted}");
+    assert_ne!(
+        container_ids(restarted),
+        container_ids(phase(&r, "app_start")["detail"].as_str().unwrap())
+    );
+    assert!(
+        r["rpo"]["lost_commits"].as_u64().unwrap() > 0,
+        "{}",
+        r["rpo"]
+    );
+    assert!(
+        docker_leftovers(&id).is_empty(),
+        "{:?}",
+        docker_leftovers(&id)
+    );
+}
+
+#[test]
 fn a_failing_drop_db_drill_leaves_nothing() {
     if !docker_or_skip("a_failing_drop_db_drill_leaves_nothing") {
         return;
