@@ -125,6 +125,9 @@ pub struct DrillArgs {
     /// The report's record of the plan file, from [`expand_plan`], which read it.
     #[arg(skip)]
     pub plan_note: Option<String>,
+    /// The sample app's binary, when a library user names it (else [`sample_app_binary`]).
+    #[arg(skip)]
+    pub sample_app: Option<PathBuf>,
     /// Where disposable servers come from.
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
@@ -299,7 +302,7 @@ impl DrillArgs {
         let spec = match choice {
             AppChoice::None => return Ok(None),
             AppChoice::Sample => {
-                let binary = sample_app_binary();
+                let binary = self.sample_app.take().unwrap_or_else(sample_app_binary);
                 if !binary.is_file() {
                     return Err(Error::Environment(crate::error::EnvError::MissingBinary {
                         program: format!(

@@ -62,6 +62,7 @@ pub use env::BackendKind;
 pub use error::Error;
 pub use plan::Disaster;
 pub use report::Report;
+pub use scope::Scope;
 
 use std::process::ExitCode;
 

@@ -11,7 +11,6 @@ use tokio_postgres::Client;
 
 use crate::support::TestServer;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const API_KEY: &str = "test-api-key-4f9c2a71";
 const VPN_PEER: &str = "vpn-peer-7d1e0b55.internal:51820";
 /// pgdrill_app's password (the test server asks for one): it must not show anywhere.
@@ -48,18 +47,7 @@ struct TestDb {
 
 impl TestDb {
     async fn create(server: &TestServer) -> TestDb {
-        let admin = server.connect("postgres").await;
-        let roles = std::fs::read_to_string(format!("{FIXTURES}/roles.sql")).unwrap();
-        admin.batch_execute(&roles).await.unwrap();
-        // The server authenticates with scram: the app role needs the password it is given.
-        admin
-            .batch_execute(&format!("ALTER ROLE pgdrill_app PASSWORD '{DB_PASSWORD}'"))
-            .await
-            .unwrap();
-        let name = server.create_db("app").await;
-        let client = server.connect(&name).await;
-        let schema = std::fs::read_to_string(format!("{FIXTURES}/schema.sql")).unwrap();
-        client.batch_execute(&schema).await.unwrap();
+        let (name, client) = server.sample_app_db("app", DB_PASSWORD).await;
         client.batch_execute(SEED).await.unwrap();
         TestDb {
             server: format!(

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use pgdrill::app::{AppProcess, AppSpec};
@@ -14,9 +13,8 @@ use pgdrill::code::{
     DeploymentMarker, ReleaseRepo, ReportedVersion, RollbackTo, SAMPLE_DEPLOY_COMMAND,
 };
 
-use crate::support::TestServer;
+use crate::support::{git, TestServer};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const DB_PASSWORD: &str = "db-password-5c20e9b1";
 
 fn scratch() -> tempfile::TempDir {
@@ -37,23 +35,6 @@ fn spec(scratch: &Path, deploy_dir: &Path, command: &str) -> DeploySpec {
 }
 
 /// Runs git as a user would, without their global configuration; panics on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "user")
-        .env("GIT_AUTHOR_EMAIL", "user@example.invalid")
-        .env("GIT_COMMITTER_NAME", "user")
-        .env("GIT_COMMITTER_EMAIL", "user@example.invalid")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Every file and directory under `.git` with its size and modification time: a write
 /// anywhere in the repository's metadata changes it.
 fn git_dir_listing(repo: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
@@ -249,21 +230,7 @@ async fn checkout_and_deploy_write_nothing_into_the_users_repository() {
 /// A database for the sample app: the fixtures' roles and schema, no rows (the workers still
 /// beat). The app connects as pgdrill_app, as in a drill.
 async fn app_database(server: &TestServer) -> String {
-    let admin = server.connect("postgres").await;
-    let roles = std::fs::read_to_string(format!("{FIXTURES}/roles.sql")).unwrap();
-    admin.batch_execute(&roles).await.unwrap();
-    admin
-        .batch_execute(&format!("ALTER ROLE pgdrill_app PASSWORD '{DB_PASSWORD}'"))
-        .await
-        .unwrap();
-    let name = server.create_db("code").await;
-    let schema = std::fs::read_to_string(format!("{FIXTURES}/schema.sql")).unwrap();
-    server
-        .connect(&name)
-        .await
-        .batch_execute(&schema)
-        .await
-        .unwrap();
+    let (name, _) = server.sample_app_db("code", DB_PASSWORD).await;
     format!(
         "host={} port={} dbname={name} user=pgdrill_app password={DB_PASSWORD}",
         server.endpoint.host, server.endpoint.port

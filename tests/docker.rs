@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rstest::rstest;
 use serde_json::Value;
 
-use crate::support::{leftovers, read_report, Pgdrill};
+use crate::support::{leftovers, read_report, Pgdrill, CADENCE};
 
 const DEFAULT_IMAGE: &str = "postgres:15";
 const LOCAL_IMAGE: &str = "pgdrill/postgres:15-local";
@@ -559,21 +559,8 @@ fn a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container() {
     if !docker_or_skip(test) || !app_image_or_skip(test) {
         return;
     }
-    let run = Pgdrill::drill([
-        "--backend",
-        "docker",
-        "--scope",
-        "full",
-        "--backup-every",
-        "2s",
-        "--backups",
-        "2",
-        "--disaster-at",
-        "random",
-        "--observe",
-        "1s",
-    ])
-    .run();
+    let full = ["--backend", "docker", "--scope", "full", "--observe", "1s"];
+    let run = Pgdrill::drill(full.iter().chain(CADENCE).copied()).run();
     let r = run.report().clone();
     let id = drill_id(&r);
     let _sweep = Sweep(id.clone());

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +15,7 @@ use clap::Parser;
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::support::{leftovers, sample_app, Pgdrill, Run, TestServer};
+use crate::support::{git, leftovers, sample_app, Pgdrill, Run, TestServer, CADENCE};
 
 /// The phases of a full drill on generated data with an application, in order.
 const FULL_PHASES: &[&str] = &[
@@ -48,17 +47,6 @@ const FULL_PHASES: &[&str] = &[
 
 /// A full drill on the native backend, watched for a second after the restart.
 const FULL: &[&str] = &["--scope", "full", "--backend", "native", "--observe", "1s"];
-
-/// The compressed schedule: two backups two seconds apart, the disaster at a random moment
-/// before a third one was due (so after the last backup, with commits lost).
-const CADENCE: &[&str] = &[
-    "--backup-every",
-    "2s",
-    "--backups",
-    "2",
-    "--disaster-at",
-    "random",
-];
 
 /// The flag groups, in order, as one argument list.
 fn args<'a>(parts: &[&[&'a str]]) -> Vec<&'a str> {
@@ -288,26 +276,6 @@ fn config_manifest(run: &Run) -> String {
         .find(|f| f.to_string_lossy().ends_with(".manifest.json"))
         .expect("a config manifest");
     std::fs::read_to_string(m).unwrap()
-}
-
-/// Runs git as a user would, without their global configuration; panics on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        // Reading must not refresh the index: the test checks that nothing wrote into .git.
-        .arg("--no-optional-locks")
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "user")
-        .env("GIT_AUTHOR_EMAIL", "user@example.invalid")
-        .env("GIT_COMMITTER_NAME", "user")
-        .env("GIT_COMMITTER_EMAIL", "user@example.invalid")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Every file and directory under `dir` with its size, mode and modification time, and each
@@ -718,6 +686,30 @@ fn full_drill_with_the_sample_app_restores_config_and_code_and_measures_the_rpo(
     );
     assert_eq!(rpo["worst_case_fits"], true);
     assert_eq!(rpo["verdict"], "pass");
+    // The history line carries the scope and the RPO, and `pgdrill history` shows them.
+    let history = run.out.path().join("history.ndjson");
+    let line: Value =
+        serde_json::from_str(std::fs::read_to_string(&history).unwrap().trim()).unwrap();
+    assert_eq!(line["scope"], "full");
+    for k in [
+        "objective_ms",
+        "achieved_ms",
+        "lost_commits",
+        "worst_case_ms",
+    ] {
+        assert_eq!(line["rpo"][k], rpo[k], "{k}: {line}");
+    }
+    assert_eq!(line["rpo"]["verdict"], "pass");
+    let shown = Pgdrill::new(["history", "--history", history.to_str().unwrap()]).run();
+    assert_eq!(shown.code(), 0, "{}", shown.text());
+    assert!(
+        shown.text().contains(&format!(
+            "rpo: 1 of 1 full drills within 900.000 s; data lost min {}",
+            pgdrill::report::markdown::secs(n("achieved_ms"))
+        )),
+        "{}",
+        shown.text()
+    );
     // The restored ledger holds exactly the restored commits, as compared in the integrity
     // snapshot, and it is the newer of the two backups that was restored.
     let ledger = r["integrity"]["tables"]
@@ -1056,4 +1048,26 @@ fn a_full_drill_usage_error_names_the_flag(#[case] flags: &[&str], #[case] names
         "{}",
         run.text()
     );
+}
+
+/// The library API drills the full scope as the CLI does.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_library_builder_runs_a_full_drill() {
+    let out = tempfile::tempdir().unwrap();
+    let report = pgdrill::Drill::builder()
+        .backend(pgdrill::BackendKind::Native)
+        .rows(300)
+        .scope(pgdrill::Scope::Full)
+        .sample_app(crate::support::sample_app())
+        .rpo(std::time::Duration::from_secs(60))
+        .out(out.path())
+        .run()
+        .await
+        .expect("the drill runs");
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.scope.as_deref(), Some("full"));
+    let rollback = report.rollback.as_ref().expect("the rollback section");
+    assert_eq!(rollback.to.tag, "v1.0.0");
+    let rpo = report.rpo.as_ref().expect("the rpo section");
+    assert_eq!(rpo.objective_ms, 60_000);
 }

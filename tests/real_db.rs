@@ -82,6 +82,12 @@ ALTER TABLE "Customer ""VIP"" list" OWNER TO "Shop Owner";
 /// The legacy database on a fresh server, and a drill of it through `--source-dsn`.
 fn drill(tamper: Option<&str>) -> Run {
     let (server, db) = runtime().block_on(TestServer::with_db("real-db", "legacy", LEGACY));
+    drill_source(server, &db, tamper)
+}
+
+/// A drill of `db` on `server` through `--source-dsn`, the source changed by `tamper` after
+/// the restore when given.
+fn drill_source(server: TestServer, db: &str, tamper: Option<&str>) -> Run {
     let dsn = format!("{} dbname={db}", server.dsn());
     let mut args = vec!["--backend", "native", "--app", "none", "--source-dsn", &dsn];
     if let Some(sql) = tamper {
@@ -266,14 +272,7 @@ fn invalid_indexes_drill(tamper: Option<&str>) -> Run {
         assert_eq!(invalid, 2, "both indexes are left invalid in the source");
         db
     });
-    let dsn = format!("{} dbname={db}", server.dsn());
-    let mut args = vec!["--backend", "native", "--app", "none", "--source-dsn", &dsn];
-    if let Some(sql) = tamper {
-        args.extend(["--tamper-sql", sql]);
-    }
-    let run = Pgdrill::drill(args).run();
-    drop(server);
-    run
+    drill_source(server, &db, tamper)
 }
 
 #[test]

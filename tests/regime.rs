@@ -599,20 +599,16 @@ fn verify_at_ignores_later_audit_entries_and_no_config_drops_the_config_finding(
     synth(&dump, repo.path(), &[taken]);
 
     // A repo without config backups: a finding, unless the team keeps none (--no-config).
-    let with_config = run(&["verify", "--repo", &repo_s, "--rpo", "3h", "--json"]);
+    let verify = |extra: &[&str]| {
+        let base = ["verify", "--repo", &repo_s, "--rpo", "3h", "--json"];
+        run(&[&base[..], extra].concat())
+    };
+    let with_config = verify(&[]);
     assert_eq!(with_config.code(), 1, "{}", with_config.text());
     let v = json_of(&with_config);
     assert_eq!(kinds(&v), ["no_backup"], "{v}");
     assert_eq!(v["findings"][0]["subject"], "config/");
-    let now = run(&[
-        "verify",
-        "--repo",
-        &repo_s,
-        "--rpo",
-        "3h",
-        "--no-config",
-        "--json",
-    ]);
+    let now = verify(&["--no-config"]);
     assert_eq!(now.code(), 0, "{}", now.text());
     let v = json_of(&now);
     // The globals file was verified by the run above (the newest dump is always read).
@@ -625,17 +621,7 @@ fn verify_at_ignores_later_audit_entries_and_no_config_drops_the_config_finding(
     // As of one hour ago those two verifications had not happened: nothing is skipped.
     let earlier =
         (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let then = run(&[
-        "verify",
-        "--repo",
-        &repo_s,
-        "--rpo",
-        "3h",
-        "--no-config",
-        "--json",
-        "--at",
-        &earlier,
-    ]);
+    let then = verify(&["--no-config", "--at", &earlier]);
     assert_eq!(then.code(), 0, "{}", then.text());
     let v = json_of(&then);
     assert_eq!(

@@ -82,6 +82,25 @@ impl DrillBuilder {
         self
     }
 
+    /// `--scope`: the database alone, or `Scope::Full` (database, configuration, code, and
+    /// the RPO measured: the sample app's by default).
+    pub fn scope(mut self, scope: crate::scope::Scope) -> Self {
+        self.args.scope.scope = scope;
+        self
+    }
+
+    /// `--rpo`: the recovery point objective the measured data-loss window is judged against.
+    pub fn rpo(mut self, objective: std::time::Duration) -> Self {
+        self.args.scope.rpo = objective;
+        self
+    }
+
+    /// The sample app's binary (instead of `PGDRILL_SAMPLE_APP` or the one beside pgdrill).
+    pub fn sample_app(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.args.sample_app = Some(binary.into());
+        self
+    }
+
     /// `--keep`: keep the servers running after the drill.
     pub fn keep(mut self, keep: bool) -> Self {
         self.args.keep = keep;

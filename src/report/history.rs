@@ -28,7 +28,7 @@ pub struct Entry {
     pub drill_id: String,
     /// When it finished, RFC 3339 UTC.
     pub time: String,
-    /// What was restored: `database` today.
+    /// What was restored: `database`, or `full` (database, configuration and code).
     pub scope: String,
     /// The dump restored, if there was one.
     pub backup_file: Option<String>,
@@ -44,6 +44,9 @@ pub struct Entry {
     pub budgets: Vec<BudgetUse>,
     /// Integrity counts.
     pub integrity: Option<IntegrityCounts>,
+    /// The recovery point measured, for a full drill; absent in lines written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo: Option<RpoUse>,
     /// report.json of the drill.
     pub report: String,
     /// SHA-256 of that report.json.
@@ -74,6 +77,21 @@ pub struct IntegrityCounts {
     pub checks_failed: usize,
 }
 
+/// The recovery point one full drill measured against its objective.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RpoUse {
+    /// The objective (`--rpo`).
+    pub objective_ms: u64,
+    /// The data-loss window measured.
+    pub achieved_ms: u64,
+    /// Acknowledged commits the restore did not have.
+    pub lost_commits: u64,
+    /// The worst case on the strategy's schedule (backup interval plus backup time).
+    pub worst_case_ms: u64,
+    /// Whether the window was within the objective.
+    pub verdict: crate::rpo::RpoVerdict,
+}
+
 impl Entry {
     /// The history line of a report whose report.json is at `report_path` with `report_sha256`.
     pub fn of(r: &Report, report_path: &Path, report_sha256: String) -> Entry {
@@ -86,7 +104,7 @@ impl Entry {
         Entry {
             drill_id: r.drill_id.clone(),
             time: r.finished_at.clone(),
-            scope: "database".into(),
+            scope: r.scope.clone().unwrap_or_else(|| "database".into()),
             backup_file: r.backup.as_ref().map(|b| b.file.clone()),
             backup_size_bytes: r.backup.as_ref().map(|b| b.size_bytes),
             backup_age_ms,
@@ -120,6 +138,13 @@ impl Entry {
                     .count(),
                 checks: i.comparison.checks.len(),
                 checks_failed: i.comparison.checks.iter().filter(|c| !c.pass).count(),
+            }),
+            rpo: r.rpo.as_ref().map(|p| RpoUse {
+                objective_ms: p.objective_ms,
+                achieved_ms: p.achieved_ms,
+                lost_commits: p.lost_commits,
+                worst_case_ms: p.worst_case_ms,
+                verdict: p.verdict,
             }),
             report: report_path.display().to_string(),
             report_sha256,
@@ -204,6 +229,27 @@ pub struct Spread {
     pub max_ms: u64,
 }
 
+/// The recovery points of the window's full drills.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RpoSpread {
+    /// Full drills that measured one.
+    pub drills: usize,
+    /// Of which within their objective.
+    pub within: usize,
+    /// The objective in the newest of them.
+    pub objective_ms: u64,
+    /// Shortest data-loss window.
+    pub min_ms: u64,
+    /// Median data-loss window.
+    pub median_ms: u64,
+    /// Longest data-loss window.
+    pub max_ms: u64,
+    /// Longest worst case on the schedule.
+    pub worst_case_ms: u64,
+    /// Acknowledged commits lost, summed.
+    pub lost_commits: u64,
+}
+
 /// One drill's restore time against its backup's size.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Point {
@@ -232,6 +278,8 @@ pub struct Summary {
     pub budgets: Vec<Spread>,
     /// Restore time against backup size, oldest first.
     pub trend: Vec<Point>,
+    /// The recovery point measured by the full drills in the window, when there were any.
+    pub rpo: Option<RpoSpread>,
     /// Least-squares slope of restore time per MiB of backup, when two sizes differ.
     pub restore_ms_per_mib: Option<f64>,
     /// The newest passing drill in the window.
@@ -308,6 +356,7 @@ pub fn summarise(
             .and_then(Entry::at)
             .is_some_and(|t| t >= oldest)
     });
+    let rpo = rpo_spread(&window);
     Summary {
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         since: from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -321,11 +370,32 @@ pub fn summarise(
         budgets,
         restore_ms_per_mib: slope(&trend),
         trend,
+        rpo,
         last_pass,
         fresh,
         max_age: max_age.map(|m| humantime::format_duration(m).to_string()),
         entries: window,
     }
+}
+
+fn rpo_spread(window: &[Entry]) -> Option<RpoSpread> {
+    let measured: Vec<&RpoUse> = window.iter().filter_map(|e| e.rpo.as_ref()).collect();
+    let newest = measured.last()?;
+    let mut achieved: Vec<u64> = measured.iter().map(|r| r.achieved_ms).collect();
+    achieved.sort_unstable();
+    Some(RpoSpread {
+        drills: measured.len(),
+        within: measured
+            .iter()
+            .filter(|r| r.verdict == crate::rpo::RpoVerdict::Pass)
+            .count(),
+        objective_ms: newest.objective_ms,
+        min_ms: achieved[0],
+        median_ms: achieved[achieved.len() / 2],
+        max_ms: achieved[achieved.len() - 1],
+        worst_case_ms: measured.iter().map(|r| r.worst_case_ms).max().unwrap_or(0),
+        lost_commits: measured.iter().map(|r| r.lost_commits).sum(),
+    })
 }
 
 fn slope(points: &[Point]) -> Option<f64> {
@@ -377,6 +447,20 @@ pub fn render_text(s: &Summary) -> String {
     }
     if let Some(k) = s.restore_ms_per_mib {
         let _ = writeln!(o, "  trend: {k:.0} ms of restore per MiB of backup");
+    }
+    if let Some(r) = &s.rpo {
+        let _ = writeln!(
+            o,
+            "  rpo: {} of {} full drills within {}; data lost min {} / median {} / max {}, worst case on the schedule {}, {} acknowledged commits lost",
+            r.within,
+            r.drills,
+            super::markdown::secs(r.objective_ms),
+            super::markdown::secs(r.min_ms),
+            super::markdown::secs(r.median_ms),
+            super::markdown::secs(r.max_ms),
+            super::markdown::secs(r.worst_case_ms),
+            r.lost_commits
+        );
     }
     match &s.last_pass {
         Some(e) => {
@@ -496,6 +580,7 @@ mod tests {
                 limit_ms: 900_000,
             }],
             integrity: None,
+            rpo: None,
             report: "r.json".into(),
             report_sha256: "0".into(),
         }
@@ -534,5 +619,53 @@ mod tests {
         );
         let s = summarise(&es, at, 13 * day, None);
         assert_eq!(s.drills, 2);
+        assert_eq!(s.rpo, None, "no full drill, no RPO line");
+    }
+
+    #[test]
+    fn the_rpo_of_full_drills_is_summarised_and_older_lines_still_read() {
+        let rpo = |achieved_ms, lost_commits, verdict| RpoUse {
+            objective_ms: 900_000,
+            achieved_ms,
+            lost_commits,
+            worst_case_ms: 2 * achieved_ms,
+            verdict,
+        };
+        use crate::rpo::RpoVerdict::{Fail, Pass};
+        let mut es = vec![
+            entry("a", "2026-11-01T00:00:00Z", Verdict::Pass, 1000, 1),
+            entry("b", "2026-11-02T00:00:00Z", Verdict::Pass, 1000, 1),
+            entry("c", "2026-11-03T00:00:00Z", Verdict::Fail, 1000, 1),
+            entry("d", "2026-11-04T00:00:00Z", Verdict::Pass, 1000, 1),
+        ];
+        es[1].rpo = Some(rpo(300_000, 12, Pass));
+        es[2].rpo = Some(rpo(1_200_000, 40, Fail));
+        es[3].rpo = Some(rpo(60_000, 3, Pass));
+        let at = crate::duration::parse_time("2026-11-05T00:00:00Z").unwrap();
+        let s = summarise(&es, at, std::time::Duration::from_secs(30 * 86_400), None);
+        assert_eq!(
+            s.rpo,
+            Some(RpoSpread {
+                drills: 3,
+                within: 2,
+                objective_ms: 900_000,
+                min_ms: 60_000,
+                median_ms: 300_000,
+                max_ms: 1_200_000,
+                worst_case_ms: 2_400_000,
+                lost_commits: 55,
+            })
+        );
+        assert!(
+            render_text(&s).contains("rpo: 2 of 3 full drills within"),
+            "{}",
+            render_text(&s)
+        );
+        // A line written before the rpo field existed still reads.
+        let mut old = serde_json::to_value(&es[0]).unwrap();
+        old.as_object_mut().unwrap().remove("rpo");
+        let back: Entry = serde_json::from_value(old).unwrap();
+        assert_eq!(back.rpo, None);
+        assert!(!serde_json::to_string(&es[0]).unwrap().contains("\"rpo\""));
     }
 }

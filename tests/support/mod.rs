@@ -9,6 +9,17 @@ use serde_json::Value;
 /// Rows for test drills: small, so the suite stays fast; large data belongs in benches.
 pub const ROWS: &str = "300";
 
+/// The compressed schedule: two backups two seconds apart, the disaster at a random moment
+/// before a third one was due (so after the last backup, with commits lost).
+pub const CADENCE: &[&str] = &[
+    "--backup-every",
+    "2s",
+    "--backups",
+    "2",
+    "--disaster-at",
+    "random",
+];
+
 /// The sample-app binary, beside pgdrill's. It is its own workspace member, so cargo does
 /// not build it for pgdrill's tests: the first call in a test process runs `cargo build` for
 /// it (a no-op when it is current), so a test never runs a stale build.
@@ -522,6 +533,29 @@ impl TestServer {
         );
     }
 
+    /// A database for the sample app named after `prefix`: the fixtures' roles (the app role's
+    /// password set to `app_password`, since the server authenticates with scram) and schema,
+    /// no rows. Returns its name and a superuser session to it.
+    pub async fn sample_app_db(
+        &self,
+        prefix: &str,
+        app_password: &str,
+    ) -> (String, tokio_postgres::Client) {
+        let fixture = |f: &str| {
+            std::fs::read_to_string(format!("{}/fixtures/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        };
+        let admin = self.connect("postgres").await;
+        admin.batch_execute(&fixture("roles.sql")).await.unwrap();
+        admin
+            .batch_execute(&format!("ALTER ROLE pgdrill_app PASSWORD '{app_password}'"))
+            .await
+            .unwrap();
+        let name = self.create_db(prefix).await;
+        let client = self.connect(&name).await;
+        client.batch_execute(&fixture("schema.sql")).await.unwrap();
+        (name, client)
+    }
+
     /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
     pub fn program(&self, name: &str) -> PathBuf {
         self.target.tools.program(name)
@@ -554,4 +588,25 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.0.path()).status();
     }
+}
+
+/// Runs `git` in `dir` with no user or system configuration and a fixed identity, and
+/// returns its trimmed stdout; panics when it fails. Reads take no optional locks, so that
+/// a test can check that nothing wrote into `.git`.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .arg("--no-optional-locks")
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "user")
+        .env("GIT_AUTHOR_EMAIL", "user@example.invalid")
+        .env("GIT_COMMITTER_NAME", "user")
+        .env("GIT_COMMITTER_EMAIL", "user@example.invalid")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
