@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rstest::rstest;
 use serde_json::Value;
 
-use crate::support::{leftovers, read_report, Pgdrill, CADENCE};
+use crate::support::{assert_mentions, leftovers, read_report, Pgdrill, CADENCE};
 
 const DEFAULT_IMAGE: &str = "postgres:15";
 const LOCAL_IMAGE: &str = "pgdrill/postgres:15-local";
@@ -1047,9 +1047,7 @@ fn an_extension_missing_on_the_restore_server_fails_at_the_preflight_naming_it()
     let f = &r["failure"];
     assert_eq!(f["phase"], "roles", "{f}");
     let msg = f["message"].as_str().unwrap();
-    for needle in ["\"hstore\"", "install the extension's package"] {
-        assert!(msg.contains(needle), "{needle} not in {msg}");
-    }
+    assert_mentions(msg, &["\"hstore\"", "install the extension's package"]);
     assert_eq!(
         phase(&r, "pg_restore")["status"],
         "skipped",

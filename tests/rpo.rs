@@ -14,7 +14,7 @@ use pgdrill::restore::{self, DatabaseSpec};
 use pgdrill::rpo::{self, Finding, Inputs, RpoError, RpoVerdict, StopCause, WorstCase, Writer};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::TestServer;
+use crate::support::{assert_mentions, TestServer};
 
 /// Waits for `cond`, polling; panics naming `what` after a minute (a hung writer, not a
 /// slow one: the assertions never depend on how fast it goes).
@@ -245,14 +245,15 @@ async fn a_writer_that_cannot_write_fails_at_start_and_cancellation_stops_it() {
     assert!(matches!(err, RpoError::CannotWrite { .. }), "{err:?}");
     assert!(err.is_environment());
     let text = err.to_string();
-    for needle in [
-        "read-only transaction",
-        "25006",
-        "pgdrill.rpo_ledger",
-        "--source-dsn",
-    ] {
-        assert!(text.contains(needle), "{needle} not in {text}");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "read-only transaction",
+            "25006",
+            "pgdrill.rpo_ledger",
+            "--source-dsn",
+        ],
+    );
     let password = server.endpoint.password().unwrap();
     assert!(!text.contains(password), "{text}");
     let client = server.connect(&db).await;
