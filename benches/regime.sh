@@ -12,9 +12,10 @@
 #      same database on the same disk, alternating so load changes hit both. pgdrill's backup
 #      also takes S0 in the dump's snapshot, the globals, the manifest and the audit event.
 #   3. A synthetic repo: one small real dump (1000 rows) copied --dumps times with manifests
-#      every 15 minutes up to T, plus a config backup. `pgdrill verify --at T` (first run:
-#      every file hashed, the newest read through pg_restore), then 96 more dumps (a day) and
-#      `pgdrill verify --at T+1d` (next day: only the new files and the newest dump are read).
+#      every 15 minutes up to T (yesterday), plus a config backup. `pgdrill verify --at T`
+#      (first run: every file hashed, the newest read through pg_restore), then 96 more dumps
+#      (a day, up to now) and `pgdrill verify` (next day: only the new files and the newest
+#      dump are read).
 # Binary: $PGDRILL_BIN, default target/debug/pgdrill. Everything is removed on exit.
 set -euo pipefail
 export LC_ALL=C
@@ -63,11 +64,11 @@ size=$(stat -c %s "$work/bare.dump")
 "$bin" backup --source-dsn "host=127.0.0.1 port=$port user=postgres dbname=small" --repo "$work/one" >/dev/null
 cat >"$work/synth.py" <<'PY'
 import json, os, shutil, sys, datetime as dt
-src, repo, n, offset = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+src, repo, n, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 dump = sorted(f for f in os.listdir(src) if f.endswith(".dump"))[0]
 stem = os.path.join(src, dump[:-5])
 m = json.load(open(stem + ".manifest.json"))
-end = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc) + dt.timedelta(days=offset)
+end = dt.datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
 os.makedirs(os.path.join(repo, "database"), exist_ok=True)
 os.makedirs(os.path.join(repo, "config"), exist_ok=True)
 for i in range(n):
@@ -90,10 +91,15 @@ json.dump({"manifest_version": 1, "file": c + ".tar.age", "size_bytes": len(body
            "kind": "scheduled", "reason": None, "encrypted": True},
           open(os.path.join(repo, "config", c + ".manifest.json"), "w"))
 PY
-python3 "$work/synth.py" "$work/one/database" "$work/syn" "$dumps" 0
-t=$(ms); "$bin" verify --repo "$work/syn" --at 2026-11-30T00:00:00Z --window 7d --json >"$work/v1.json" || true; v1=$(( $(ms) - t ))
-python3 "$work/synth.py" "$work/one/database" "$work/syn" 96 1
-t=$(ms); "$bin" verify --repo "$work/syn" --at 2026-12-01T00:00:00Z --window 7d --json >"$work/v2.json" || true; v2=$(( $(ms) - t ))
+# Real times: verify records its verifications in the audit log at the wall clock, and a
+# verification recorded after `--at` had not happened as of then. So the first day ends
+# yesterday (evaluated as of then) and the next day ends now (evaluated now).
+today=$(date -u -d "@$(( $(date +%s) / 900 * 900 ))" +%FT%TZ)
+yesterday=$(date -u -d "$today - 1 day" +%FT%TZ)
+python3 "$work/synth.py" "$work/one/database" "$work/syn" "$dumps" "$yesterday"
+t=$(ms); "$bin" verify --repo "$work/syn" --at "$yesterday" --window 7d --json >"$work/v1.json" || true; v1=$(( $(ms) - t ))
+python3 "$work/synth.py" "$work/one/database" "$work/syn" 96 "$today"
+t=$(ms); "$bin" verify --repo "$work/syn" --window 7d --json >"$work/v2.json" || true; v2=$(( $(ms) - t ))
 read1=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_skipped"], len(d["findings"]))' "$work/v1.json")
 read2=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["files_read"], d["files_skipped"], len(d["findings"]))' "$work/v2.json")
 cat <<OUT
