@@ -77,6 +77,14 @@ CREATE TRIGGER "touch it" BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION 
 SELECT lo_from_bytea(0, 'first large object');
 SELECT lo_from_bytea(0, decode(repeat('00ff', 5000), 'hex'));
 ALTER TABLE "Customer ""VIP"" list" OWNER TO "Shop Owner";
+
+-- The database's own properties: in the dump, but applied by pg_restore only with --create.
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET search_path = "Legacy App", public', current_database());
+    EXECUTE format('ALTER ROLE "Shop Owner" IN DATABASE %I SET work_mem = %L', current_database(), '8MB');
+    EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the legacy shop');
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END $$;
 "#;
 
 /// The legacy database on a fresh server, and a drill of it through `--source-dsn`.
@@ -134,7 +142,27 @@ fn a_faithful_restore_of_a_legacy_database_passes_with_explained_warnings() {
         "{w:?}"
     );
     assert!(has("stale_materialized_view", "\"Order Totals\""), "{w:?}");
-    assert_eq!(w.len(), 4, "only the explained warnings: {w:?}");
+    assert!(has("database_properties", "database"), "{w:?}");
+    assert_eq!(w.len(), 5, "only the explained warnings: {w:?}");
+    let left_behind = r["integrity"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "database_properties")
+        .unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_mentions(
+        &left_behind,
+        &[
+            "setting: search_path=\"Legacy App\", public",
+            "setting for role \"Shop Owner\": work_mem=8MB",
+            "comment: the legacy shop",
+            "acl: public=CONNECT",
+            "pg_restore --create",
+        ],
+    );
     let tables = run.integrity_tables();
     for t in [
         "\"Legacy App\".\"Click Events\"",
@@ -166,6 +194,10 @@ fn a_faithful_restore_of_a_legacy_database_passes_with_explained_warnings() {
 #[case::one_byte_of_a_large_object(
     "SELECT lo_put((SELECT min(oid) FROM pg_largeobject_metadata), 0, '\\x46')",
     "large_objects.content"
+)]
+#[case::a_database_setting_the_source_had_not(
+    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '1MB'); END $$",
+    "database setting: work_mem=1MB"
 )]
 #[case::constraint_definition_under_the_same_name(
     r#"ALTER TABLE "Legacy App"."Orders" DROP CONSTRAINT "Orders_customer_fk";

@@ -23,6 +23,9 @@ pub enum WarningKind {
     /// A sub-partitioned index that a parallel pg_restore left not marked valid although every
     /// partition's index is attached and valid.
     PartitionedIndexUnmarked,
+    /// The database's own settings, comment, connection limit or grants, which the dump holds
+    /// but `pg_restore` without `--create` does not apply.
+    DatabaseProperties,
 }
 
 impl WarningKind {
@@ -35,6 +38,7 @@ impl WarningKind {
             WarningKind::StaleMaterializedView => "stale_materialized_view",
             WarningKind::NoTablespaces => "no_tablespaces",
             WarningKind::PartitionedIndexUnmarked => "partitioned_index_unmarked",
+            WarningKind::DatabaseProperties => "database_properties",
         }
     }
 
@@ -46,6 +50,7 @@ impl WarningKind {
                 | WarningKind::PartitionConstraintName
                 | WarningKind::NoTablespaces
                 | WarningKind::PartitionedIndexUnmarked
+                | WarningKind::DatabaseProperties
         )
     }
 }
@@ -193,6 +198,48 @@ pub(super) fn no_tablespaces(missing: &mut Vec<&String>, unexpected: &[&String])
         .collect()
 }
 
+/// The database's own properties (`database …` lines) missing after a restore into a database
+/// that createdb made: pg_restore applies them only with `--create`. Narrow: the restored side
+/// may differ only by lacking them and by its owner; any `database …` line the restore has
+/// that the source did not (a setting, a grant, a comment) is still a failure. One warning.
+pub(super) fn database_properties(
+    missing: &mut Vec<&String>,
+    unexpected: &mut Vec<&String>,
+) -> Vec<Warning> {
+    const PREFIX: &str = "database ";
+    const OWNER: &str = "database owner=";
+    let lost: Vec<&String> = missing
+        .iter()
+        .copied()
+        .filter(|m| m.starts_with(PREFIX))
+        .collect();
+    let other_owner = unexpected.iter().any(|u| u.starts_with(OWNER));
+    let only_owner_after = unexpected
+        .iter()
+        .filter(|u| u.starts_with(PREFIX))
+        .all(|u| u.starts_with(OWNER));
+    if lost.is_empty()
+        || !only_owner_after
+        || other_owner != lost.iter().any(|m| m.starts_with(OWNER))
+    {
+        return Vec::new();
+    }
+    let named: Vec<&str> = lost
+        .iter()
+        .map(|m| m.strip_prefix(PREFIX).unwrap_or(m))
+        .collect();
+    missing.retain(|m| !m.starts_with(PREFIX));
+    unexpected.retain(|u| !u.starts_with(PREFIX));
+    vec![Warning {
+        kind: WarningKind::DatabaseProperties,
+        object: "database".to_string(),
+        reason: format!(
+            "the dump holds the database's own properties, but createdb + pg_restore -d (the strategy's restore) leaves them behind: pg_restore applies them only with --create. Not restored: {}. After a real restore, apply them: pg_restore --create --schema-only -f - DUMP prints them (its DATABASE PROPERTIES, COMMENT and ACL entries) as SQL",
+            named.join("; ")
+        ),
+    }]
+}
+
 /// A source finding: an absolute check that already failed on the source, reproduced.
 pub(super) fn source_finding(check: &str, value: &str, expected: &str) -> Warning {
     let consequence = if check.starts_with("sequence_ahead:") {
@@ -306,6 +353,57 @@ mod tests {
             u.into_iter().cloned().collect(),
             w,
         )
+    }
+
+    #[test]
+    fn database_properties_left_behind_warn_but_one_the_restore_gained_fails() {
+        let lost = [
+            "database acl: owner=CONNECT,CREATE,TEMPORARY",
+            "database acl: public=TEMPORARY",
+            "database owner=shop",
+            "database setting: search_path=app, public",
+        ];
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (m, u) = (strings(&lost), strings(&["database owner=postgres"]));
+        let mut mm: Vec<&String> = m.iter().collect();
+        let mut uu: Vec<&String> = u.iter().collect();
+        let w = database_properties(&mut mm, &mut uu);
+        assert!(mm.is_empty() && uu.is_empty(), "{mm:?} {uu:?}");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].kind, WarningKind::DatabaseProperties);
+        assert!(
+            w[0].reason.contains("setting: search_path=app, public"),
+            "{}",
+            w[0].reason
+        );
+        assert!(w[0].reason.contains("owner=shop"), "{}", w[0].reason);
+
+        // A setting the restored database has and the source had not (or had otherwise).
+        for after in ["database setting: search_path=other", "database comment: x"] {
+            let u = strings(&[after]);
+            let mut mm: Vec<&String> = m.iter().skip(3).collect();
+            let mut uu: Vec<&String> = u.iter().collect();
+            assert!(database_properties(&mut mm, &mut uu).is_empty(), "{after}");
+            assert_eq!((mm.len(), uu.len()), (1, 1), "{after}");
+        }
+        // Another owner alone: createdb's doing too (the owner role, say, made by the restore).
+        let (m, u) = (
+            strings(&["database owner=shop"]),
+            strings(&["database owner=x"]),
+        );
+        let mut mm: Vec<&String> = m.iter().collect();
+        let mut uu: Vec<&String> = u.iter().collect();
+        let w = database_properties(&mut mm, &mut uu);
+        assert_eq!(
+            w.len(),
+            1,
+            "the owner alone is a property createdb left behind"
+        );
+        let (m, u) = (strings(&[]), strings(&["database owner=x"]));
+        let mut mm: Vec<&String> = m.iter().collect();
+        let mut uu: Vec<&String> = u.iter().collect();
+        assert!(database_properties(&mut mm, &mut uu).is_empty());
+        assert_eq!(uu.len(), 1, "an owner line after alone stays a difference");
     }
 
     #[test]

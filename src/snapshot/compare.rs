@@ -165,6 +165,7 @@ pub fn compare_with(before: &Snapshot, after: &Snapshot, options: CompareOptions
     let (mut missing, mut unexpected) =
         schema_differences(&before.schema.objects, &after.schema.objects);
     warnings.extend(classify::schema(&mut missing, &mut unexpected));
+    warnings.extend(classify::database_properties(&mut missing, &mut unexpected));
     if options.no_tablespaces {
         warnings.extend(classify::no_tablespaces(&mut missing, &unexpected));
     }

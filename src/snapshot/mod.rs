@@ -28,7 +28,8 @@ pub use compare::{
 /// 3: tablespaces, invalid indexes, operators, casts, collations, text search, foreign-data
 /// and publication objects described (an S0 of format 2 lacks their lines, so it is compared
 /// across formats rather than failing a faithful restore on them).
-pub const FORMAT: u32 = 3;
+/// 4: the database's own properties (owner, settings, comment, connection limit, grants).
+pub const FORMAT: u32 = 4;
 
 /// Everything the drill compares about one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

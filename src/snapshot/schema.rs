@@ -285,6 +285,46 @@ fn descriptor_queries() -> Vec<(&'static str, String)> {
             .to_string(),
     ));
 
+    // The database's own properties. pg_dump keeps them, but pg_restore applies them only with
+    // --create, so a restore by createdb + pg_restore -d (the strategy's) leaves them behind:
+    // classify names what was left. Grants only where they differ from the default, so that a
+    // createdb'd database has no acl line; grantees by role, the owner as `owner`.
+    q.push((
+        "database properties",
+        "WITH d AS (SELECT oid, datdba, datacl, datconnlimit FROM pg_database
+                    WHERE datname = current_database()),
+              acl AS (
+                SELECT v.which, format('database acl: %s=%s',
+                         CASE e.grantee WHEN 0 THEN 'public' WHEN d.datdba THEN 'owner'
+                              ELSE quote_ident(pg_get_userbyid(e.grantee)) END,
+                         string_agg(e.privilege_type || CASE WHEN e.is_grantable THEN '*' ELSE '' END,
+                                    ',' ORDER BY e.privilege_type)) AS line
+                FROM d
+                CROSS JOIN LATERAL (VALUES ('actual', coalesce(d.datacl, acldefault('d', d.datdba))),
+                                           ('default', acldefault('d', d.datdba))) AS v(which, items)
+                CROSS JOIN LATERAL aclexplode(v.items) AS e
+                GROUP BY v.which, e.grantee, d.datdba)
+         SELECT format('database owner=%I', pg_get_userbyid(d.datdba)) FROM d
+         UNION ALL
+         SELECT CASE WHEN r.setrole = 0 THEN format('database setting: %s', c.item)
+                     ELSE format('database setting for role %I: %s', pg_get_userbyid(r.setrole), c.item) END
+         FROM d JOIN pg_db_role_setting r ON r.setdatabase = d.oid
+         CROSS JOIN LATERAL unnest(r.setconfig) AS c(item)
+         UNION ALL
+         SELECT format('database comment: %s', shobj_description(d.oid, 'pg_database'))
+         FROM d WHERE shobj_description(d.oid, 'pg_database') IS NOT NULL
+         UNION ALL
+         SELECT format('database connection_limit=%s', d.datconnlimit) FROM d WHERE d.datconnlimit <> -1
+         UNION ALL
+         SELECT 'database acl: none' FROM d WHERE d.datacl = '{}'
+         UNION ALL
+         SELECT a.line FROM acl a
+         WHERE a.which = 'actual'
+           AND (SELECT array_agg(line ORDER BY line) FROM acl WHERE which = 'actual')
+               IS DISTINCT FROM (SELECT array_agg(line ORDER BY line) FROM acl WHERE which = 'default')"
+            .to_string(),
+    ));
+
     q.extend(other_object_queries());
 
     q.push((
