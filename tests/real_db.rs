@@ -359,3 +359,47 @@ fn an_index_invalid_only_after_the_restore_fails_naming_it() {
     ));
     fails_naming(&run, "index_valid:public.accounts_pkey");
 }
+
+/// A production-like source whose database limits every session (statement_timeout and
+/// idle_in_transaction_session_timeout set on it): pg_dump lifts those limits for itself, and
+/// pgdrill's own sessions must too, or the snapshot's long reads and the exported-snapshot
+/// transaction idling while pg_dump runs are cut off, and a good backup fails its drill.
+#[test]
+fn a_source_that_limits_its_sessions_is_drilled_without_those_limits() {
+    let (server, db) = runtime().block_on(TestServer::with_db(
+        "limits",
+        "limited",
+        r#"
+CREATE TABLE big (id int PRIMARY KEY, v text);
+INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 300000) g;
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET statement_timeout = %L', current_database(), '30ms');
+    EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L',
+                   current_database(), '30ms');
+END $$;
+"#,
+    ));
+    // The limits are real: a plain session of the source's (psql) is cut off.
+    let out = std::process::Command::new(server.program("psql"))
+        .args([
+            "-X",
+            "-c",
+            "SELECT count(*) FROM big a, big b WHERE a.id = b.id",
+        ])
+        .envs(server.endpoint.with_db(&db).libpq_env())
+        .output()
+        .expect("run psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("statement timeout"), "{stderr}");
+    let run = drill_source(server, &db, None);
+    let r = run.assert_pass();
+    let w = r["integrity"]["warnings"].to_string();
+    assert_mentions(
+        &w,
+        &[
+            "database_properties",
+            "statement_timeout=30ms",
+            "idle_in_transaction_session_timeout=30ms",
+        ],
+    );
+}

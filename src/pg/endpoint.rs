@@ -53,7 +53,8 @@ impl Endpoint {
         }
     }
 
-    /// A tokio-postgres configuration for this endpoint.
+    /// A tokio-postgres configuration for this endpoint (pgdrill's own sessions: without the
+    /// server's statement, lock and idle-in-transaction limits).
     pub fn config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host(&self.host)
@@ -65,9 +66,16 @@ impl Endpoint {
         if let Some(p) = &self.password {
             c.password(p.expose_secret());
         }
-        if let Some(o) = &self.options {
-            c.options(o);
-        }
+        // A production database often limits its sessions (ALTER DATABASE or ROLE … SET
+        // statement_timeout, idle_in_transaction_session_timeout). Those limits would cut the
+        // snapshot's long reads and the exported-snapshot transaction that idles while pg_dump
+        // runs, so, as pg_dump does for itself, pgdrill's own sessions lift them; sent at
+        // connect time, after the user's options, they win over every ALTER … SET.
+        let lifted = NO_SESSION_LIMITS;
+        match &self.options {
+            Some(o) => c.options(format!("{o} {lifted}")),
+            None => c.options(lifted),
+        };
         c
     }
 
@@ -164,6 +172,10 @@ impl Endpoint {
         })
     }
 }
+
+/// The startup options that lift a server's session limits for pgdrill's own sessions.
+const NO_SESSION_LIMITS: &str =
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
 
 /// Connects with a config, naming `what` (already redacted) in errors.
 pub async fn connect_config(
