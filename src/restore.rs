@@ -234,19 +234,29 @@ pub async fn restore_roles(
     ))
 }
 
-/// What a pg_restore error is known to mean, as a sentence to append (or nothing).
+/// What a pg_restore error is known to mean, as a sentence for the failure's first line (or
+/// nothing), so that the console's summary leads with the cause and the fix.
 ///
 /// Seen on PostgreSQL's regression database: with `-j N`, pg_restore may add a foreign key to a
 /// sub-partitioned table before the referenced key's partitioned index has all its partitions'
 /// indexes attached, so it is not yet valid and the key is refused. A serial restore orders
 /// every index attachment before every foreign key.
+///
+/// Seen on real schemas: a function used by a CHECK constraint, an index or a default names a
+/// table without its schema. It works on the source, whose search_path finds the table; the
+/// dump's script runs with an empty search_path, so loading the rows fails. Every real restore
+/// of this backup fails the same way.
 fn known_cause(stderr: &str, jobs: u32) -> String {
     if jobs > 1
         && stderr.contains("there is no unique constraint matching given keys for referenced table")
     {
         format!(
-            "\nThis is a known race of parallel pg_restore (-j {jobs}) with foreign keys to partitioned tables: the key was added before the referenced partitioned index had every partition's index attached. A real restore of this backup with -j {jobs} can fail the same way; restore with -j 1 (pgdrill --jobs 1), which attaches every index before adding any foreign key."
+            " This is a known race of parallel pg_restore (-j {jobs}) with foreign keys to partitioned tables: the key was added before the referenced partitioned index had every partition's index attached. A real restore of this backup with -j {jobs} can fail the same way; restore with -j 1 (pgdrill --jobs 1), which attaches every index before adding any foreign key."
         )
+    } else if stderr.contains("does not exist")
+        && (stderr.contains("QUERY:") || stderr.contains("SQL function"))
+    {
+        " A function the restore runs (in a CHECK constraint, an index or a default) names an object without its schema: pg_restore runs with an empty search_path, so it is not found, and every real restore of this backup fails the same way. Fix it on the source: schema-qualify the names in the function's body, or pin its path (ALTER FUNCTION … SET search_path = public).".to_string()
     } else {
         String::new()
     }
@@ -369,7 +379,7 @@ pub async fn pg_restore(
         .arg("-j")
         .arg(jobs.to_string())
         .arg("-d")
-        .arg(&target.dbname)
+        .arg(target.dbname_arg())
         .arg(&staged)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -400,7 +410,7 @@ pub async fn pg_restore(
             return Err(disk_full(target, &said).await.into());
         }
         return Err(RestoreError::Failed(format!(
-            "pg_restore failed ({status}):\n{said}{}",
+            "pg_restore failed ({status}).{}\n{said}",
             known_cause(&said, jobs)
         )));
     }
@@ -559,6 +569,8 @@ mod tests {
         assert!(known_cause(e, 2).contains("-j 1"));
         assert_eq!(known_cause(e, 1), "");
         assert_eq!(known_cause("ERROR: something else", 4), "");
+        let trap = "pg_restore: error: COPY failed for table \"subscriptions\": ERROR:  relation \"plans\" does not exist\nQUERY:  SELECT EXISTS (SELECT 1 FROM plans WHERE id = $1)";
+        assert!(known_cause(trap, 1).contains("empty search_path"));
     }
 
     #[test]

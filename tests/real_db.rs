@@ -96,7 +96,8 @@ fn drill(tamper: Option<&str>) -> Run {
 /// A drill of `db` on `server` through `--source-dsn`, the source changed by `tamper` after
 /// the restore when given.
 fn drill_source(server: TestServer, db: &str, tamper: Option<&str>) -> Run {
-    let dsn = format!("{} dbname={db}", server.dsn());
+    let quoted = db.replace('\\', "\\\\").replace('\'', "\\'");
+    let dsn = format!("{} dbname='{quoted}'", server.dsn());
     let mut args = vec!["--backend", "native", "--app", "none", "--source-dsn", &dsn];
     if let Some(sql) = tamper {
         args.extend(["--tamper-sql", sql]);
@@ -400,6 +401,74 @@ END $$;
             "database_properties",
             "statement_timeout=30ms",
             "idle_in_transaction_session_timeout=30ms",
+        ],
+    );
+}
+
+/// A database whose name libpq would read as a connection string (a space, `=` and a quote):
+/// pg_restore's `-d` and pg_amcheck's database argument get it as `dbname='…'`.
+#[test]
+fn a_database_whose_name_looks_like_a_connection_string_is_restored_and_checked() {
+    let server = runtime().block_on(TestServer::start("odd-name"));
+    let name = "Shop DB=1 'x";
+    runtime().block_on(async {
+        let admin = server.connect("postgres").await;
+        admin
+            .batch_execute(r#"CREATE DATABASE "Shop DB=1 'x""#)
+            .await
+            .unwrap();
+        let c = server.connect(name).await;
+        c.batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, g::text FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+    });
+    let run = drill_source(server, name, None);
+    let r = run.assert_pass();
+    assert_eq!(
+        r["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "amcheck")
+            .unwrap()["status"],
+        "pass"
+    );
+}
+
+/// The classic restore trap: a CHECK constraint calling a function whose body names a table
+/// without its schema. It works on the source; pg_restore runs with an empty search_path, so
+/// loading the data fails. The drill fails at pg_restore, and the console says why (the
+/// program's own lines, not only its exit status).
+#[test]
+fn a_check_that_depends_on_the_search_path_fails_the_restore_and_the_console_says_why() {
+    let (server, db) = runtime().block_on(TestServer::with_db(
+        "search-path-trap",
+        "trap",
+        "CREATE TABLE plans (id int PRIMARY KEY);
+         INSERT INTO plans VALUES (1), (2);
+         CREATE FUNCTION plan_exists(int) RETURNS boolean LANGUAGE sql
+             AS 'SELECT EXISTS (SELECT 1 FROM plans WHERE id = $1)';
+         CREATE TABLE subscriptions (id int PRIMARY KEY, plan int CHECK (plan_exists(plan)));
+         INSERT INTO subscriptions VALUES (1, 1), (2, 2);",
+    ));
+    let run = drill_source(server, &db, None);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let f = &run.report()["failure"];
+    assert_eq!(f["phase"], "pg_restore", "{f}");
+    assert_eq!(f["class"], "restore_failed", "{f}");
+    let console = String::from_utf8_lossy(&run.output.stdout).to_string();
+    let at = console
+        .find("failed at pg_restore")
+        .unwrap_or_else(|| panic!("{console}"));
+    assert_mentions(
+        &console[at..],
+        &[
+            "empty search_path",
+            "ALTER FUNCTION",
+            "relation \"plans\" does not exist",
         ],
     );
 }

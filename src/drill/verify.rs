@@ -209,7 +209,7 @@ async fn amcheck(
             "-j",
         ])
         .arg(jobs.to_string())
-        .arg(&db.dbname)
+        .arg(db.dbname_arg())
         .output()
         .await
         .map_err(|source| EnvError::Spawn {

@@ -115,6 +115,13 @@ impl Endpoint {
         s
     }
 
+    /// `dbname='…'` for a program's `-d` or database argument. The host, port and user come
+    /// from [`Endpoint::libpq_env`]; a bare name holding `=` (or starting like a URI) would be
+    /// read by libpq as a whole connection string.
+    pub fn dbname_arg(&self) -> String {
+        format!("dbname={}", conninfo_value(&self.dbname))
+    }
+
     /// The password, for a client or a child process: never for output.
     pub fn password(&self) -> Option<&str> {
         self.password.as_ref().map(|p| p.expose_secret())

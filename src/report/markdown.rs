@@ -242,12 +242,18 @@ pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pgdrill {}: {}", r.drill_id, verdict(r.verdict));
     if let Some(f) = &r.failure {
-        let _ = writeln!(
-            s,
-            "  failed at {}: {}",
-            f.phase,
-            f.message.lines().next().unwrap_or("")
-        );
+        // A program's failure is a headline and then what the program said: the headline
+        // alone ("pg_restore failed (exit status: 1).") would leave out the reason.
+        const SHOWN: usize = 4;
+        let mut lines = f.message.lines().filter(|l| !l.trim().is_empty());
+        let _ = writeln!(s, "  failed at {}: {}", f.phase, lines.next().unwrap_or(""));
+        let rest: Vec<&str> = lines.collect();
+        for l in rest.iter().take(SHOWN) {
+            let _ = writeln!(s, "    {l}");
+        }
+        if rest.len() > SHOWN {
+            let _ = writeln!(s, "    … {} more line(s) in report.md", rest.len() - SHOWN);
+        }
     }
     for b in &r.budgets {
         let _ = writeln!(
