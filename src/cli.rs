@@ -470,10 +470,14 @@ pub fn newest_backup(dir: &std::path::Path) -> Result<PathBuf, Error> {
         })
         .max()
         .ok_or_else(|| {
-            Error::Usage(format!(
-                "--backup-file {}: the directory holds no backup_*.dump file",
-                dir.display()
-            ))
+            // pg_dump -Fd writes a directory with toc.dat: a backup, but not of the strategy's
+            // format, and not a directory of them.
+            let why = if dir.join("toc.dat").is_file() {
+                "it is a directory-format dump (pg_dump -Fd), not a directory of backups; pgdrill restores custom-format archives: take the backup with pg_dump -Fc (the strategy's format), or convert this one with pg_restore -f - DIR | psql into a scratch database and pg_dump -Fc it"
+            } else {
+                "the directory holds no backup_*.dump file; name the dump itself, or the directory the strategy's backups are written to (backup_YYYYmmdd_HHMMSS.dump)"
+            };
+            Error::Usage(format!("--backup-file {}: {why}", dir.display()))
         })
 }
 

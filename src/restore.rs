@@ -132,6 +132,12 @@ pub async fn precheck(
         }
     }
     if !status.success() {
+        if err_text.contains("appears to be a text format dump") {
+            return Err(RestoreError::Unusable(format!(
+                "{} is a plain-text SQL dump (pg_dump -Fp): pg_restore cannot read it, and a drill restores what pg_restore reads (checked, in parallel, table by table). Take the backup with pg_dump -Fc, the strategy's format",
+                dump.display()
+            )));
+        }
         return Err(RestoreError::Unusable(format!(
             "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
             dump.display(),
@@ -312,6 +318,19 @@ pub async fn create_database(
     spec: &DatabaseSpec,
 ) -> Result<String, RestoreError> {
     let client = target.with_db("postgres").connect().await?;
+    if spec.name == "postgres" {
+        // Every new server has an empty `postgres` database, so a real restore of a dump of
+        // one goes into it, as this one does; only its owner can follow the source's.
+        if let Some(o) = &spec.owner {
+            client
+                .batch_execute(&format!("ALTER DATABASE postgres OWNER TO {}", ident(o)))
+                .await?;
+        }
+        return Ok(
+            "no CREATE DATABASE: the dump is of the database postgres, which every new server has (empty); restored into it, as a real restore on a new server would be (its encoding and locale are the server's)"
+                .to_string(),
+        );
+    }
     let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(&spec.name));
     if let Some(e) = &spec.encoding {
         sql.push_str(&format!(" ENCODING {}", literal(e)));

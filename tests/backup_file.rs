@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 
 use rstest::rstest;
 
-use crate::support::{copy_backup, leftovers, Pgdrill, Run};
+use crate::support::{copy_backup, leftovers, runtime, Pgdrill, Run, TestServer};
 
 /// A good backup, made by a passing drill. Owned by the test, so its directory is removed
 /// when the test ends (a shared static would never be dropped, and nextest runs each test in
@@ -175,4 +175,73 @@ fn a_manifest_of_an_older_snapshot_format_compares_row_counts_and_still_catches_
         "{}",
         r["failure"]["message"]
     );
+}
+
+/// What a user may hand over besides the strategy's `pg_dump -Fc`: a plain-text or a
+/// directory-format dump is named for what it is, with the fix; and a custom-format dump of the
+/// `postgres` database, which every new server already has, restores into it.
+#[test]
+fn other_dump_formats_are_named_and_a_dump_of_postgres_restores_into_it() {
+    let server = runtime().block_on(async {
+        let server = TestServer::start("formats").await;
+        server
+            .connect("postgres")
+            .await
+            .batch_execute(
+                "CREATE TABLE t (id int PRIMARY KEY, v text);
+                 INSERT INTO t SELECT g, g::text FROM generate_series(1, 20) g;",
+            )
+            .await
+            .unwrap();
+        server
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dump = |format: &str| {
+        let to = dir.path().join(format!("postgres.{format}"));
+        let out = std::process::Command::new(server.program("pg_dump"))
+            .arg(format!("-F{format}"))
+            .arg("-f")
+            .arg(&to)
+            .envs(server.endpoint.libpq_env())
+            .output()
+            .expect("run pg_dump");
+        assert!(out.status.success(), "{out:?}");
+        to.display().to_string()
+    };
+
+    let plain = restore(&dump("p"));
+    assert_eq!(plain.code(), 1, "{}", plain.text());
+    let f = &plain.report()["failure"];
+    assert_eq!(
+        (f["phase"].as_str(), f["class"].as_str()),
+        (Some("precheck"), Some("backup_unusable")),
+        "{f}"
+    );
+    crate::support::assert_mentions(
+        f["message"].as_str().unwrap(),
+        &["plain-text SQL dump (pg_dump -Fp)", "pg_dump -Fc"],
+    );
+
+    let directory = restore(&dump("d"));
+    assert_eq!(directory.code(), 2, "{}", directory.text());
+    assert!(
+        directory
+            .text()
+            .contains("directory-format dump (pg_dump -Fd)"),
+        "{}",
+        directory.text()
+    );
+
+    let custom = restore(&dump("c"));
+    let r = custom.assert_pass();
+    assert_eq!(r["source"]["database"], "postgres");
+    let createdb = custom.phase("createdb")["detail"].as_str().unwrap();
+    assert!(createdb.contains("no CREATE DATABASE"), "{createdb}");
+    let t = r["integrity"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "public.t")
+        .expect("the table restored into postgres is compared");
+    assert_eq!(t["rows_after"], 20, "{t}");
 }
