@@ -385,7 +385,10 @@ pub async fn pg_restore(
     no_tablespaces: bool,
     progress: &Progress,
 ) -> Result<String, RestoreError> {
-    let tables = table_data_entries(tools, dump).await?;
+    let (tables, format) = archive_contents(tools, dump).await?;
+    // pg_restore refuses -j for a tar archive; a real restore of one runs serially.
+    let serial = format.as_deref() == Some("TAR") && jobs > 1;
+    let jobs = if serial { 1 } else { jobs };
     let staged = tools.stage(dump).await?;
     let extra: &[&str] = if no_tablespaces {
         &["--no-tablespaces"]
@@ -435,10 +438,15 @@ pub async fn pg_restore(
     }
     progress.report(tables, Some(tables), Unit::Tables);
     Ok(format!(
-        "pg_restore --exit-on-error{} -j {jobs} -d {} {}",
+        "pg_restore --exit-on-error{} -j {jobs} -d {} {}{}",
         extra.iter().map(|a| format!(" {a}")).collect::<String>(),
         target.dbname,
-        file_name(dump)
+        file_name(dump),
+        if serial {
+            " (a tar-format archive: pg_restore restores it serially only; pg_dump -Fc restores in parallel)"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -532,8 +540,12 @@ fn is_chatter(line: &str) -> bool {
     }
 }
 
-/// The archive's TABLE DATA entries (`pg_restore --list`): the tables a restore loads.
-pub async fn table_data_entries(tools: &PgTools, dump: &Path) -> Result<u64, RestoreError> {
+/// The archive's TABLE DATA entries (`pg_restore --list`: the tables a restore loads) and its
+/// format (`CUSTOM`, `TAR`, `DIRECTORY`) as its header records it.
+pub async fn archive_contents(
+    tools: &PgTools,
+    dump: &Path,
+) -> Result<(u64, Option<String>), RestoreError> {
     let out = tools.read_archive(dump, &["--list"]).await?;
     if !out.status.success() {
         return Err(RestoreError::Unusable(format!(
@@ -542,7 +554,18 @@ pub async fn table_data_entries(tools: &PgTools, dump: &Path) -> Result<u64, Res
             tail(&String::from_utf8_lossy(&out.stderr))
         )));
     }
-    Ok(count_table_data(&String::from_utf8_lossy(&out.stdout)))
+    let list = String::from_utf8_lossy(&out.stdout);
+    Ok((count_table_data(&list), header_field(&list, "Format:")))
+}
+
+/// A field of the list's header (`;     Format: CUSTOM`, `;     dbname: shop`).
+fn header_field(list: &str, field: &str) -> Option<String> {
+    list.lines().filter(|l| l.starts_with(';')).find_map(|l| {
+        l.trim_start_matches(';')
+            .trim()
+            .strip_prefix(field)
+            .map(|v| v.trim().to_string())
+    })
 }
 
 /// TABLE DATA lines of a `pg_restore --list` (`3373; 0 16404 TABLE DATA public users owner`).
@@ -568,12 +591,7 @@ pub async fn analyze(target: &Endpoint) -> Result<String, RestoreError> {
 /// The database name recorded in an archive's header (`pg_restore --list`).
 pub async fn archive_dbname(tools: &PgTools, dump: &Path) -> Option<String> {
     let out = tools.read_archive(dump, &["--list"]).await.ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        l.trim_start_matches(';')
-            .trim()
-            .strip_prefix("dbname:")
-            .map(|s| s.trim().to_string())
-    })
+    header_field(&String::from_utf8_lossy(&out.stdout), "dbname:")
 }
 
 pub use crate::pg::{ident, literal};
@@ -620,6 +638,10 @@ GRANT app TO postgres;\n";
             3375; 0 16410 MATERIALIZED VIEW DATA public totals postgres\n\
             3376; 0 0 SEQUENCE SET public users_id_seq postgres\n";
         assert_eq!(count_table_data(list), 2);
+        assert_eq!(header_field(list, "dbname:").as_deref(), Some("pgdrill"));
+        assert_eq!(header_field(list, "Format:"), None);
+        let tar = ";\n;     Format: TAR\n;     dbname: shop\n";
+        assert_eq!(header_field(tar, "Format:").as_deref(), Some("TAR"));
     }
 
     #[test]

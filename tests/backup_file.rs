@@ -232,6 +232,15 @@ fn other_dump_formats_are_named_and_a_dump_of_postgres_restores_into_it() {
         directory.text()
     );
 
+    // A tar archive restores too, serially: pg_restore refuses -j for it.
+    let tar = restore(&dump("t"));
+    tar.assert_pass();
+    let restored = tar.phase("pg_restore")["detail"].as_str().unwrap();
+    assert!(
+        restored.contains("-j 1") && restored.contains("tar-format"),
+        "{restored}"
+    );
+
     let custom = restore(&dump("c"));
     let r = custom.assert_pass();
     assert_eq!(r["source"]["database"], "postgres");
