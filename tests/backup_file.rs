@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom, Write};
 
 use rstest::rstest;
 
-use crate::support::{copy_backup, leftovers, runtime, Pgdrill, Run, TestServer};
+use crate::support::{assert_mentions, copy_backup, leftovers, runtime, Pgdrill, Run, TestServer};
 
 /// A good backup, made by a passing drill. Owned by the test, so its directory is removed
 /// when the test ends (a shared static would never be dropped, and nextest runs each test in
@@ -217,7 +217,7 @@ fn other_dump_formats_are_named_and_a_dump_of_postgres_restores_into_it() {
         (Some("precheck"), Some("backup_unusable")),
         "{f}"
     );
-    crate::support::assert_mentions(
+    assert_mentions(
         f["message"].as_str().unwrap(),
         &["plain-text SQL dump (pg_dump -Fp)", "pg_dump -Fc"],
     );

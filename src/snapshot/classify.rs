@@ -357,18 +357,25 @@ mod tests {
 
     #[test]
     fn database_properties_left_behind_warn_but_one_the_restore_gained_fails() {
+        /// (missing left, unexpected left, warnings) of one call.
+        fn run_db(missing: &[&str], unexpected: &[&str]) -> (usize, usize, Vec<Warning>) {
+            let (m, u): (Vec<String>, Vec<String>) = (
+                missing.iter().map(|s| s.to_string()).collect(),
+                unexpected.iter().map(|s| s.to_string()).collect(),
+            );
+            let mut mm: Vec<&String> = m.iter().collect();
+            let mut uu: Vec<&String> = u.iter().collect();
+            let w = database_properties(&mut mm, &mut uu);
+            (mm.len(), uu.len(), w)
+        }
         let lost = [
             "database acl: owner=CONNECT,CREATE,TEMPORARY",
             "database acl: public=TEMPORARY",
             "database owner=shop",
             "database setting: search_path=app, public",
         ];
-        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (m, u) = (strings(&lost), strings(&["database owner=postgres"]));
-        let mut mm: Vec<&String> = m.iter().collect();
-        let mut uu: Vec<&String> = u.iter().collect();
-        let w = database_properties(&mut mm, &mut uu);
-        assert!(mm.is_empty() && uu.is_empty(), "{mm:?} {uu:?}");
+        let (m, u, w) = run_db(&lost, &["database owner=postgres"]);
+        assert_eq!((m, u), (0, 0));
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].kind, WarningKind::DatabaseProperties);
         assert!(
@@ -380,30 +387,20 @@ mod tests {
 
         // A setting the restored database has and the source had not (or had otherwise).
         for after in ["database setting: search_path=other", "database comment: x"] {
-            let u = strings(&[after]);
-            let mut mm: Vec<&String> = m.iter().skip(3).collect();
-            let mut uu: Vec<&String> = u.iter().collect();
-            assert!(database_properties(&mut mm, &mut uu).is_empty(), "{after}");
-            assert_eq!((mm.len(), uu.len()), (1, 1), "{after}");
+            let (m, u, w) = run_db(&lost[3..], &[after]);
+            assert!(w.is_empty(), "{after}");
+            assert_eq!((m, u), (1, 1), "{after}");
         }
         // Another owner alone: createdb's doing too (the owner role, say, made by the restore).
-        let (m, u) = (
-            strings(&["database owner=shop"]),
-            strings(&["database owner=x"]),
-        );
-        let mut mm: Vec<&String> = m.iter().collect();
-        let mut uu: Vec<&String> = u.iter().collect();
-        let w = database_properties(&mut mm, &mut uu);
+        let (_, _, w) = run_db(&["database owner=shop"], &["database owner=x"]);
         assert_eq!(
             w.len(),
             1,
             "the owner alone is a property createdb left behind"
         );
-        let (m, u) = (strings(&[]), strings(&["database owner=x"]));
-        let mut mm: Vec<&String> = m.iter().collect();
-        let mut uu: Vec<&String> = u.iter().collect();
-        assert!(database_properties(&mut mm, &mut uu).is_empty());
-        assert_eq!(uu.len(), 1, "an owner line after alone stays a difference");
+        let (_, u, w) = run_db(&[], &["database owner=x"]);
+        assert!(w.is_empty());
+        assert_eq!(u, 1, "an owner line after alone stays a difference");
     }
 
     #[test]
