@@ -417,3 +417,33 @@ pub fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
             Error::Usage(format!("--backup-file {}: {why}", dir.display()))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validation reads nothing: files that are not there are found by `resolve_inputs`.
+    #[test]
+    fn into_plan_reads_nothing_and_resolve_inputs_checks_the_files() {
+        let options = DrillOptions {
+            app: AppChoice::Sample,
+            sample_app: Some("/nonexistent/sample-app".into()),
+            backup_file: Some("/nonexistent/dir".into()),
+            globals: Some("/nonexistent/globals.sql".into()),
+            ..DrillOptions::default()
+        };
+        let now = chrono::Utc::now();
+        let plan = options
+            .clone()
+            .into_plan(now)
+            .expect("validation reads no file");
+        assert!(
+            matches!(&plan.source, Source::BackupFile(p) if p == Path::new("/nonexistent/dir"))
+        );
+        let err = options.prepare(now).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--globals /nonexistent/globals.sql: no such file"),
+            "{err}"
+        );
+    }
+}
