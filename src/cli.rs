@@ -114,7 +114,7 @@ pub struct CleanArgs {
     pub dry_run: bool,
 }
 
-/// Flags of `pgdrill drill` (the CLI contract in the README).
+/// Flags of `pgdrill drill` (the CLI contract in the user guide: docs/src/drills.md#flags).
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct DrillArgs {

@@ -141,7 +141,7 @@ impl EnvError {
     }
 }
 
-/// The stable exit codes of the CLI contract (README: Exit codes).
+/// The stable exit codes of the CLI contract (the user guide: docs/src/drills.md#exit-codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The drill ran and passed.
