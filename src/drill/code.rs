@@ -108,8 +108,12 @@ fn spec(r: &Releases, deployed_by: &str) -> DeploySpec {
 /// Phase `code_rollback`: the target release found (`--rollback-to`, or the tag before the
 /// deployed one), checked out into a clean directory of the drill's, deployed with the
 /// deploy command, its marker written.
-pub(super) async fn rollback(ctx: &mut Ctx, releases: &Releases) -> Option<Rollback> {
-    let to = ctx.plan.full()?.rollback_to.clone();
+pub(super) async fn rollback(
+    ctx: &mut Ctx,
+    full: &crate::scope::FullPlan,
+    releases: &Releases,
+) -> Option<Rollback> {
+    let to = full.rollback_to.clone();
     let deployed_by = format!("pgdrill drill {}", ctx.plan.drill_id);
     ctx.rec
         .step(PhaseId::CodeRollback, async move {

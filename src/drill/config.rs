@@ -11,7 +11,7 @@ use super::{Ctx, PhaseId, StepFail};
 use crate::config::{self, ConfigError};
 use crate::error::EnvError;
 use crate::report::FailureClass;
-use crate::scope::{ConfigSource, Fault};
+use crate::scope::{ConfigSource, Fault, FullPlan};
 
 impl From<ConfigError> for StepFail {
     fn from(e: ConfigError) -> Self {
@@ -55,8 +55,12 @@ pub(super) struct RestoredConfig {
 /// Phase `config_backup`: writes the sample app's configuration (or copies the user's
 /// `--config-file`s) into the drill's private directory, where the application reads it, and
 /// backs it up encrypted to a key made for this drill.
-pub(super) async fn backup(ctx: &mut Ctx, source_url: Option<String>) -> Option<ConfigSet> {
-    let full = ctx.plan.full()?.clone();
+pub(super) async fn backup(
+    ctx: &mut Ctx,
+    full: &FullPlan,
+    source_url: Option<String>,
+) -> Option<ConfigSet> {
+    let full = full.clone();
     let work = ctx.work_dir();
     let repo = ctx.plan.out_dir.join("backup");
     let drill_id = ctx.plan.drill_id.clone();
@@ -132,10 +136,11 @@ pub(super) fn lose(live: &Path, files: &[String]) -> Result<String, EnvError> {
 /// the required keys and the VPN config have passed.
 pub(super) async fn restore(
     ctx: &mut Ctx,
+    full: &FullPlan,
     set: &ConfigSet,
     disaster_at: chrono::DateTime<chrono::Utc>,
 ) -> Option<RestoredConfig> {
-    let full = ctx.plan.full()?.clone();
+    let full = full.clone();
     let faults = ctx.plan.scope.faults.clone();
     let work = ctx.work_dir();
     let repo = set.repo.clone();

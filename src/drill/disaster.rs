@@ -54,7 +54,7 @@ pub(super) async fn run(
         Disaster::ServerLoss => {
             let old = ctx.owned.source.take();
             let provisioned = ctx.owned.target.take();
-            let backend = ctx.owned.backend.as_ref()?;
+            let backend = &ctx.owned.backend;
             let (target, happened) = ctx
                 .rec
                 .step(PhaseId::Disaster, async move {
@@ -98,10 +98,17 @@ pub(super) async fn run(
             happened
         }
         Disaster::DropDb => {
-            let endpoint = ctx.owned.source.as_ref()?.endpoint().clone();
+            let endpoint = ctx.owned.source.as_ref().map(|t| t.endpoint().clone());
             let name = db.to_string();
             ctx.rec
                 .step(PhaseId::Disaster, async move {
+                    // The plan refuses drop-db for any source the drill does not own.
+                    let endpoint = endpoint.ok_or_else(|| {
+                        StepFail::new(
+                            crate::report::FailureClass::Environment,
+                            "internal error: drop-db without a server of the drill's own; this is a bug in pgdrill",
+                        )
+                    })?;
                     tokio::time::sleep(wait).await;
                     let at = chrono::Utc::now();
                     let sql = crate::restore::drop_database(&endpoint, &name).await?;

@@ -8,11 +8,12 @@ use crate::seed::{self, SeedSpec};
 /// returns the loaded counts for the report.
 pub(super) async fn run(
     ctx: &mut Ctx,
+    source: &crate::env::Endpoint,
     db: &str,
     rows: u64,
     seed: u64,
 ) -> Option<serde_json::Value> {
-    let endpoint = ctx.owned.source.as_ref()?.endpoint().clone();
+    let endpoint = source.clone();
     let db = db.to_string();
     let progress = ctx.rec.progress(PhaseId::Seed);
     let stats = ctx
