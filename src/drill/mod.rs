@@ -17,18 +17,12 @@ mod events;
 mod kernel;
 mod scenario;
 
-mod app;
 mod assemble;
-mod backup;
-mod checklist;
-mod code;
-mod config;
-mod disaster;
-mod provision;
-mod restore;
-mod rpo;
-mod seed;
-mod verify;
+mod phases;
+
+use phases::{
+    app, backup, checklist, code, config, disaster, provision, restore, rpo, seed, verify,
+};
 
 pub use assemble::evaluate_budgets;
 pub use events::{Console, Event, NdjsonFile, Reporter, EVENTS_FILE};

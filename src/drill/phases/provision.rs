@@ -1,13 +1,13 @@
 //! Phase `provision`: the backend, the first disposable server, and (docker backend) the
 //! application's image, checked before any data is made.
 
-use super::kernel::Recorder;
-use super::PhaseId;
+use crate::drill::kernel::Recorder;
+use crate::drill::PhaseId;
 use crate::env::{Backend, BackendKind, Target};
 use crate::plan::{Plan, Source};
 
 /// What `provision` opened: everything after it runs on these.
-pub(super) struct Provisioned {
+pub(in crate::drill) struct Provisioned {
     /// Where servers come from.
     pub backend: Backend,
     /// The first server: the source of generated data, or the restore's target.
@@ -18,7 +18,7 @@ pub(super) struct Provisioned {
 
 /// Opens the backend and provisions the source (generated data) or the restore target, and
 /// (docker backend) checks the application's image.
-pub(super) async fn run(
+pub(in crate::drill) async fn run(
     plan: &Plan,
     rec: &mut Recorder,
     notes: &mut Vec<String>,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::backup::BackupSet;
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
 use crate::report::{FailureClass, Integrity};
@@ -12,7 +12,7 @@ use crate::snapshot::{self, Snapshot};
 
 /// What verification found; kept for the report and the checklist whatever failed.
 #[derive(Debug, Default)]
-pub(super) struct Verified {
+pub(in crate::drill) struct Verified {
     /// How the drill connected to the restored database, when it could.
     pub connected: Option<String>,
     /// `SHOW server_version` of the restored server.
@@ -27,7 +27,7 @@ pub(super) struct Verified {
 
 /// Phase `amcheck`: `pg_amcheck --heapallindexed` on the restored database `db`; a finding
 /// fails the phase and the drill goes on, so the checklist still judges the rest.
-pub(super) async fn amcheck(ctx: &mut Ctx, db: &Endpoint, tools: &crate::env::PgTools) {
+pub(in crate::drill) async fn amcheck(ctx: &mut Ctx, db: &Endpoint, tools: &crate::env::PgTools) {
     let jobs = ctx.plan.jobs;
     ctx.rec
         .step(PhaseId::Amcheck, async {
@@ -37,7 +37,7 @@ pub(super) async fn amcheck(ctx: &mut Ctx, db: &Endpoint, tools: &crate::env::Pg
 }
 
 /// The test hook that plays silent corruption, so tests prove verification catches it.
-pub(super) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
+pub(in crate::drill) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
     let db = db.clone();
     ctx.rec
         .step(PhaseId::TamperHook, async move {
@@ -61,7 +61,7 @@ pub(super) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<
 }
 
 /// Snapshot S1 and the server's version; `None` when the restored server cannot be read.
-pub(super) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
+pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
     let sdb = db.clone();
     let progress = ctx.rec.progress(PhaseId::Snapshot);
     ctx.rec
@@ -111,7 +111,7 @@ pub(super) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, 
 }
 
 /// S1 against the manifest's S0; the comparison is returned whether or not it passes.
-pub(super) async fn compare(
+pub(in crate::drill) async fn compare(
     ctx: &mut Ctx,
     set: &BackupSet,
     s1: &Snapshot,
@@ -209,7 +209,9 @@ async fn run_amcheck(
 }
 
 /// The client programs' versions, for the report.
-pub(super) async fn tool_versions(tools: &crate::env::PgTools) -> BTreeMap<String, String> {
+pub(in crate::drill) async fn tool_versions(
+    tools: &crate::env::PgTools,
+) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for t in ["pg_dump", "pg_dumpall", "pg_restore", "psql", "pg_amcheck"] {
         if let Ok(v) = tools.version(t).await {

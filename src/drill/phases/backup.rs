@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, PhaseId};
 use crate::backup::{self, Manifest};
+use crate::drill::{Ctx, PhaseId};
 use crate::rpo::Clock;
 
 /// The backup the restore uses: taken by the drill or found on disk.
 #[derive(Debug, Clone)]
-pub(super) struct BackupSet {
+pub(in crate::drill) struct BackupSet {
     /// The dump.
     pub dump: PathBuf,
     /// The roles file beside it (or none).
@@ -25,7 +25,7 @@ pub(super) struct BackupSet {
 
 /// The backups a drill took on its schedule (one, unless `--backups`).
 #[derive(Debug, Clone)]
-pub(super) struct Backups {
+pub(in crate::drill) struct Backups {
     /// The newest backup: the one a restore after the disaster uses.
     pub newest: BackupSet,
     /// Those taken before it, in the order taken.
@@ -53,7 +53,7 @@ impl Backups {
 
 /// Backs up database `db` of the source (a live DSN read-only, or the drill's own server)
 /// into `--out/backup/`, `--backups` times on the `--backup-every` schedule of `clock`.
-pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
+pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
     let source = ctx.source_endpoint(db);
     // A live source is dumped with this machine's programs; a drill's own server with its own.
     let tools = match &ctx.owned.source {
@@ -67,7 +67,7 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
     ctx.rec
         .step(PhaseId::Backup, async move {
             let source = source.ok_or_else(|| {
-                super::StepFail::new(
+                crate::drill::StepFail::new(
                     crate::report::FailureClass::Environment,
                     "internal error: no source to back up; this is a bug in pgdrill",
                 )
@@ -98,7 +98,7 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
                 });
             }
             let Some(newest) = sets.pop() else {
-                return Err(super::StepFail::new(
+                return Err(crate::drill::StepFail::new(
                     crate::report::FailureClass::BackupFailed,
                     "the schedule took no backup (--backups 0): there is nothing to restore",
                 ));
@@ -131,7 +131,7 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
 /// An existing backup file with whatever sits beside it (manifest, globals); what is missing
 /// or unreadable goes into the notes, and verification falls back to the restored data's
 /// own consistency checks.
-pub(super) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
+pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     let mpath = backup::manifest_path(&path);
     let mut set = BackupSet {
         dump: path.clone(),

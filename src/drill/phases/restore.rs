@@ -3,13 +3,13 @@
 //! the preflight), `createdb`, `pg_restore`, `analyze`.
 
 use super::backup::BackupSet;
-use super::{Ctx, PhaseId, RestoreServer};
 use crate::backup::Manifest;
+use crate::drill::{Ctx, PhaseId, RestoreServer};
 use crate::env::PgTools;
 use crate::restore::{self, DatabaseSpec, Precheck};
 
 /// The database the restore creates and fills.
-pub(super) struct Restored {
+pub(in crate::drill) struct Restored {
     /// Its name.
     pub database: String,
     /// The restore runs with `pg_restore --no-tablespaces` (the preflight found tablespaces
@@ -19,7 +19,11 @@ pub(super) struct Restored {
 
 /// Phase `precheck`, the strategy's prerequisites: the file exists, its SHA-256 is the
 /// manifest's, and the whole archive reads through.
-pub(super) async fn precheck(ctx: &mut Ctx, tools: &PgTools, set: &BackupSet) -> Option<Precheck> {
+pub(in crate::drill) async fn precheck(
+    ctx: &mut Ctx,
+    tools: &PgTools,
+    set: &BackupSet,
+) -> Option<Precheck> {
     let progress = ctx.rec.progress(PhaseId::Precheck);
     ctx.rec
         .step(PhaseId::Precheck, async {
@@ -32,7 +36,7 @@ pub(super) async fn precheck(ctx: &mut Ctx, tools: &PgTools, set: &BackupSet) ->
 
 /// Phase `roles`: the globals replayed and the preflight of what the archive needs. Names
 /// the database the restore creates `db` (when empty: the name the archive records).
-pub(super) async fn roles(
+pub(in crate::drill) async fn roles(
     ctx: &mut Ctx,
     server: &RestoreServer,
     set: &BackupSet,
@@ -71,7 +75,7 @@ pub(super) async fn roles(
 }
 
 /// Phase `createdb`: the database recreated with the manifest's settings.
-pub(super) async fn createdb(
+pub(in crate::drill) async fn createdb(
     ctx: &mut Ctx,
     server: &RestoreServer,
     manifest: Option<&Manifest>,
@@ -93,7 +97,7 @@ pub(super) async fn createdb(
 }
 
 /// Phase `pg_restore`: the archive into the new database.
-pub(super) async fn pg_restore(
+pub(in crate::drill) async fn pg_restore(
     ctx: &mut Ctx,
     server: &RestoreServer,
     set: &BackupSet,
@@ -116,7 +120,7 @@ pub(super) async fn pg_restore(
 }
 
 /// Phase `analyze`: planner statistics for the restored database.
-pub(super) async fn analyze(
+pub(in crate::drill) async fn analyze(
     ctx: &mut Ctx,
     server: &RestoreServer,
     restored: &Restored,

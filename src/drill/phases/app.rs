@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use super::{Ctx, Flow, PhaseId, RestoreServer, SkipReason, StepFail};
 use crate::app::{AppError, AppProcess, AppSpec};
 use crate::checklist::{self, CheckItem};
+use crate::drill::{Ctx, Flow, PhaseId, RestoreServer, SkipReason, StepFail};
 use crate::env::docker::DockerBackend;
 use crate::env::Endpoint;
 use crate::error::EnvError;
@@ -20,7 +20,7 @@ use crate::scope::FullPlan;
 
 /// The files a full drill's application runs with.
 #[derive(Debug, Clone)]
-pub(super) struct AppFiles {
+pub(in crate::drill) struct AppFiles {
     /// Its configuration directory (the live files, or the restored ones).
     pub config_dir: PathBuf,
     /// The deploy directory of its release, once one was deployed.
@@ -28,7 +28,7 @@ pub(super) struct AppFiles {
 }
 
 /// What became of the application after the restore, for the checklist's items 6–10.
-pub(super) enum AppOutcome {
+pub(in crate::drill) enum AppOutcome {
     /// The plan has no application.
     NoApp,
     /// It did not start against the restored server.
@@ -49,7 +49,7 @@ fn container<'a>(
 
 /// The application's restart after the restore, as far as it got: what `start_app`,
 /// `app_healthy` and `observe_app` hand one another and the checklist.
-pub(super) enum Restart {
+pub(in crate::drill) enum Restart {
     /// `start_app` has not run.
     NotYet,
     /// The plan has no application.
@@ -221,7 +221,7 @@ async fn launch(
 
 /// The sample app's DATABASE_URL on the source, for the configuration file a full drill
 /// writes for it (the app's role and its password, as the restart will use them).
-pub(super) fn sample_database_url(
+pub(in crate::drill) fn sample_database_url(
     ctx: &Ctx,
     full: &FullPlan,
     in_container: bool,
@@ -243,14 +243,14 @@ pub(super) fn sample_database_url(
 
 /// Phase `app_start`: the application against the source, so that the backup is taken
 /// while it writes.
-pub(super) async fn start_on_source(
+pub(in crate::drill) async fn start_on_source(
     ctx: &mut Ctx,
     plan: &AppPlan,
     flow: &Flow,
     db: &str,
 ) -> Option<()> {
     let Some(source) = ctx.owned.source.as_ref() else {
-        return super::missing(ctx, PhaseId::AppStart, "source server").await;
+        return crate::drill::missing(ctx, PhaseId::AppStart, "source server").await;
     };
     let endpoints = (
         &source.endpoint().clone(),
@@ -287,7 +287,7 @@ pub(super) async fn start_on_source(
 
 /// Phase `stop_app` (strategy step 1): the application stopped before the database is
 /// touched; a container waits for its `docker start`.
-pub(super) async fn stop(ctx: &mut Ctx) -> Option<()> {
+pub(in crate::drill) async fn stop(ctx: &mut Ctx) -> Option<()> {
     match ctx.owned.app.take() {
         Some(mut app) => {
             let app = ctx
@@ -323,7 +323,12 @@ pub(super) async fn stop(ctx: &mut Ctx) -> Option<()> {
 
 /// Phase `start_app` (strategy step 6): the application started against the restored
 /// database `db` on `server`.
-pub(super) async fn restart(ctx: &mut Ctx, flow: &mut Flow, server: &RestoreServer, db: &str) {
+pub(in crate::drill) async fn restart(
+    ctx: &mut Ctx,
+    flow: &mut Flow,
+    server: &RestoreServer,
+    db: &str,
+) {
     let Some(plan) = ctx.plan.app.clone() else {
         ctx.rec.skip(PhaseId::StartApp, SkipReason::NoApp);
         flow.restart = Restart::NoApp;
@@ -401,7 +406,7 @@ fn fail(m: String) -> StepFail {
 
 /// Phase `app_healthy` (strategy step 6): its health endpoint answering within what is left
 /// of the app_restart budget.
-pub(super) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
+pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
     let Restart::Started {
         started, healthy, ..
     } = &mut flow.restart
@@ -414,7 +419,7 @@ pub(super) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
         return;
     };
     let Some(app) = ctx.owned.app.as_ref() else {
-        super::missing(ctx, PhaseId::AppHealthy, "started application").await;
+        crate::drill::missing(ctx, PhaseId::AppHealthy, "started application").await;
         return;
     };
     let remaining = ctx
@@ -440,7 +445,12 @@ pub(super) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
 
 /// Phase `observe_app` (strategy step 7): the restarted application watched for the
 /// checklist's items 6–10, reading database `db` for the sample app's heartbeats.
-pub(super) async fn observe(ctx: &mut Ctx, flow: &mut Flow, plan: &AppPlan, db: &Endpoint) {
+pub(in crate::drill) async fn observe(
+    ctx: &mut Ctx,
+    flow: &mut Flow,
+    plan: &AppPlan,
+    db: &Endpoint,
+) {
     let Restart::Started {
         log_offset,
         healthy,
@@ -456,7 +466,7 @@ pub(super) async fn observe(ctx: &mut Ctx, flow: &mut Flow, plan: &AppPlan, db: 
     };
     let client = db.connect().await.ok();
     let Some(app) = ctx.owned.app.as_ref() else {
-        super::missing(ctx, PhaseId::ObserveApp, "started application").await;
+        crate::drill::missing(ctx, PhaseId::ObserveApp, "started application").await;
         return;
     };
     let sample = plan.is_sample();

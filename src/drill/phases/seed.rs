@@ -1,12 +1,12 @@
 //! Phase `seed`: the fixtures schema and its deterministic generated data on the source.
 
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::report::FailureClass;
 use crate::seed::{self, SeedSpec};
 
 /// Creates database `db` on the drill's source and loads `rows` users generated from `seed`;
 /// returns the loaded counts for the report.
-pub(super) async fn run(
+pub(in crate::drill) async fn run(
     ctx: &mut Ctx,
     source: &crate::env::Endpoint,
     db: &str,

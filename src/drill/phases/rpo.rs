@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::backup::Backups;
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::report::FailureClass;
 use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
@@ -23,7 +23,7 @@ impl From<RpoError> for StepFail {
 }
 
 /// What the disaster ended: the writer's record and the moment it struck.
-pub(super) struct Struck {
+pub(in crate::drill) struct Struck {
     /// What the writer saw acknowledged.
     pub acks: Acknowledged,
     /// The moment of the disaster.
@@ -33,7 +33,7 @@ pub(super) struct Struck {
 /// Phase `writer_start`: the ledger writer on database `db` of the source, committing at the
 /// plan's rate until the disaster. A source that cannot be written to is an environment
 /// error here, before any backup.
-pub(super) async fn start(ctx: &mut Ctx, plan: RpoPlan, db: &str) -> Option<()> {
+pub(in crate::drill) async fn start(ctx: &mut Ctx, plan: RpoPlan, db: &str) -> Option<()> {
     let endpoint = ctx.source_endpoint(db);
     let token = ctx.rec.cancel_token();
     let writer = ctx
@@ -60,7 +60,7 @@ pub(super) async fn start(ctx: &mut Ctx, plan: RpoPlan, db: &str) -> Option<()> 
 }
 
 /// Phase `rpo`: the restored ledger of database `db` held against the writer's record.
-pub(super) async fn assess(
+pub(in crate::drill) async fn assess(
     ctx: &mut Ctx,
     plan: RpoPlan,
     endpoint: &Endpoint,
