@@ -24,7 +24,7 @@ use crate::engine::{
     split_image, Reaper, CLI_TIMEOUT, START_TIMEOUT,
 };
 pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 use crate::pg::tools::{short_id, CLIENT_PROGRAMS};
 
 /// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.
