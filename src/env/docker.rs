@@ -18,7 +18,6 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{Endpoint, PgTools};
-pub use crate::app::container::{APP_IMAGE, APP_IMAGE_ENV, LABEL_APP_SHA256};
 use crate::engine::{
     docker, docker_sync, error_chain, hand_over, have_image, image_present, remove_sync,
     split_image, Reaper, CLI_TIMEOUT, START_TIMEOUT,
