@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::env::{Endpoint, PgTools};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// What to do about roles the archive needs that the target lacks (`--missing-roles`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

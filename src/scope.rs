@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::duration::parse_duration;
 use crate::error::Error;
-use crate::plan::parse_duration;
 use crate::rpo::{Cadence, DisasterAt};
 
 /// What a drill restores.
