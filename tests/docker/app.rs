@@ -3,8 +3,8 @@
 //! configuration and code restored into a new container.
 
 use super::{
-    app_image_or_skip, container_exists, container_ids, docker, docker_leftovers, docker_ok,
-    docker_or_skip, drill_id, phase, Sweep, APP_IMAGE,
+    app_image_or_skip, assert_no_docker_leftovers, container_exists, container_ids, docker,
+    docker_ok, docker_or_skip, drill_id, phase, Sweep, APP_IMAGE,
 };
 use crate::support::{Pgdrill, CADENCE};
 
@@ -115,11 +115,7 @@ fn server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "exited");
 
     drop(sweep);
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }
 
 /// The user's own application as an image (here the sample app's image, configured like any
@@ -170,11 +166,7 @@ fn a_custom_app_image_runs_as_a_container_and_is_judged_by_its_paths() {
         assert!(!text.contains(secret), "{file} shows an --app-env value");
     }
     assert!(!run.text().contains(secret));
-    assert!(
-        docker_leftovers(&drill_id(&r)).is_empty(),
-        "{:?}",
-        docker_leftovers(&drill_id(&r))
-    );
+    assert_no_docker_leftovers(&drill_id(&r));
 }
 
 /// A configuration restored with a fault: the app container is created anew (docker start
@@ -215,11 +207,7 @@ fn an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing() 
     assert!(restarted.contains("a new container"), "{restarted}");
     let first = container_ids(phase(&r, "app_start")["detail"].as_str().unwrap());
     assert_ne!(container_ids(restarted), first, "{restarted}");
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }
 
 #[test]
@@ -254,9 +242,5 @@ fn a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container() {
         "{}",
         r["rpo"]
     );
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::{
-    container_ids, docker, docker_leftovers, docker_or_skip, drill_id, image_present, phase, Sweep,
-    DEFAULT_IMAGE, LOCAL_IMAGE,
+    assert_no_docker_leftovers, container_ids, docker, docker_or_skip, drill_id, image_present,
+    phase, Sweep, DEFAULT_IMAGE, LOCAL_IMAGE,
 };
 use crate::support::{assert_mentions, leftovers, read_report, Pgdrill};
 
@@ -108,11 +108,7 @@ fn docker_drill_passes_and_matches_the_native_snapshot() {
     );
 
     let id = drill_id(&d);
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
     assert!(leftovers(&drill_id(&n)).is_empty());
 }
 
@@ -166,11 +162,7 @@ fn a_failing_drop_db_drill_leaves_nothing() {
         "{}",
         r["disaster"]
     );
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }
 
 #[test]
@@ -221,11 +213,7 @@ fn auto_picks_docker_without_postgres_programs_and_dumps_a_live_source_with_the_
         "{provision}"
     );
     assert_eq!(r["integrity"]["tables"][0]["rows_after"], 120);
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
     rt.block_on(server.destroy()).unwrap();
 }
 
@@ -352,10 +340,6 @@ fn an_extension_missing_on_the_restore_server_fails_at_the_preflight_naming_it()
         "{}",
         phase(&r, "pg_restore")
     );
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
     drop(image);
 }

@@ -4,7 +4,9 @@
 use rstest::rstest;
 use serde_json::Value;
 
-use super::{docker_leftovers, docker_or_skip, drill_id, image_present, Sweep, EXITING_IMAGE};
+use super::{
+    assert_no_docker_leftovers, docker_or_skip, drill_id, image_present, Sweep, EXITING_IMAGE,
+};
 use crate::support::Pgdrill;
 
 /// Runs a drill expected to stop on an environment fault: exit 3, a message containing
@@ -25,11 +27,7 @@ fn environment_fault(extra: &[&str], env: &[(&str, &str)], needles: &[&str]) -> 
         assert!(message.contains(n), "message lacks {n:?}: {message}");
         assert!(run.text().contains(n), "stderr lacks {n:?}: {}", run.text());
     }
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
     r
 }
 

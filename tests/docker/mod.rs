@@ -97,14 +97,7 @@ fn unavailable() -> &'static Option<String> {
 /// True when the docker tests can run; otherwise says why and skips the test, or fails it
 /// when PGDRILL_REQUIRE_DOCKER=1 (CI).
 fn docker_or_skip(test: &str) -> bool {
-    let Some(why) = unavailable() else {
-        return true;
-    };
-    if std::env::var("PGDRILL_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-        panic!("PGDRILL_REQUIRE_DOCKER=1 but {why}");
-    }
-    eprintln!("skipped: {test}: {why}");
-    false
+    runs_or_skips(test, unavailable())
 }
 
 const APP_IMAGE: &str = "pgdrill/sample-app:local";
@@ -136,6 +129,12 @@ fn app_image_or_skip(test: &str) -> bool {
             )),
         }
     });
+    runs_or_skips(test, why)
+}
+
+/// True when nothing stops `test` (`why` is None); otherwise says why and skips it, or fails
+/// it when PGDRILL_REQUIRE_DOCKER=1 (CI).
+fn runs_or_skips(test: &str, why: &Option<String>) -> bool {
     let Some(why) = why else {
         return true;
     };
@@ -187,6 +186,12 @@ fn docker_leftovers(drill_id: &str) -> Vec<String> {
         );
     }
     found
+}
+
+/// Nothing carrying the drill's label is left: no container, no network.
+fn assert_no_docker_leftovers(drill_id: &str) {
+    let left = docker_leftovers(drill_id);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Removes whatever carries the drill's label when the test ends, passed or not, so a

@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{docker, docker_leftovers, docker_or_skip, drill_id, Sweep};
+use super::{assert_no_docker_leftovers, docker, docker_or_skip, drill_id, Sweep};
 use crate::support::{read_report, Pgdrill};
 
 #[test]
@@ -60,11 +60,7 @@ fn ctrl_c_during_the_backup_removes_every_container() {
     );
     // pg_dump was running in the container (docker exec) when the signal came.
     assert_eq!(r["failure"]["phase"], "backup", "{}", r["failure"]);
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }
 
 #[test]
@@ -125,9 +121,5 @@ fn sigterm_while_the_container_starts_removes_it() {
             "the signal came while the container started"
         );
     }
-    assert!(
-        docker_leftovers(&id).is_empty(),
-        "{:?}",
-        docker_leftovers(&id)
-    );
+    assert_no_docker_leftovers(&id);
 }
