@@ -2,10 +2,29 @@
 # Installs what pgdrill needs on a fresh Debian/Ubuntu machine and builds it:
 # PostgreSQL server and client binaries (when missing), Chromium and poppler-utils for the
 # report.html browser test (when missing), the Rust build, and — when a Docker
-# engine is running — the local container images (scripts/build-images.sh).
+# engine is running — the local container images (scripts/build-images.sh), and mdbook for the
+# user guide in docs/ (when missing). `scripts/setup.sh --mdbook-only` installs mdbook alone.
 # Safe to run again: every step skips work that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The user guide (docs/) is built with mdbook, which is no Debian package: cargo installs this
+# version (known to build the guide) when no mdbook is on PATH.
+MDBOOK_VERSION=0.5.4
+install_mdbook() {
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  if command -v mdbook >/dev/null 2>&1; then
+    echo "setup: $(mdbook --version) (the user guide)"
+    return
+  fi
+  echo "setup: installing mdbook $MDBOOK_VERSION with cargo install (the user guide; a few minutes)"
+  nice -n 10 cargo install mdbook --version "$MDBOOK_VERSION" --locked \
+    --no-default-features --features search
+}
+if [ "${1:-}" = --mdbook-only ]; then
+  install_mdbook
+  exit 0
+fi
 
 have_pg() {
   local bindir
@@ -61,6 +80,8 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   # initdb refuses root; the native backend runs servers as `postgres`.
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
+
+install_mdbook
 
 cargo build --release --workspace --bins
 if [ "${PGDRILL_SKIP_IMAGES:-0}" != 1 ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then

@@ -14,7 +14,7 @@ use crate::progress::{Meter, Progress, Unit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{Endpoint, PgTools};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 use crate::snapshot::{self, Snapshot};
 
 /// Version of the manifest layout.

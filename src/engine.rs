@@ -10,7 +10,7 @@ use std::time::Duration;
 use testcontainers::{ContainerAsync, GenericImage};
 use tokio::process::Command;
 
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// Label naming the drill a container or network belongs to: `pgdrill.drill=<drill-id>`.
 pub const LABEL_DRILL: &str = "pgdrill.drill";

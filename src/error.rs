@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+pub use crate::env_error::EnvError;
+
 /// Everything that stops pgdrill before it can give a verdict on a backup.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,118 +32,7 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Why the environment cannot host a drill; never a verdict on the backup itself.
-#[derive(Debug, thiserror::Error)]
-pub enum EnvError {
-    /// A PostgreSQL program could not be found.
-    #[error("PostgreSQL program `{program}` not found (looked in `pg_config --bindir` and PATH). Install the server and client packages (Debian/Ubuntu: `apt-get install postgresql-15 postgresql-client-15`), put their bin directory on PATH, or use `--backend docker`.")]
-    MissingBinary {
-        /// The program name, e.g. `initdb`.
-        program: String,
-    },
-    /// A client tool is older than the server it must talk to.
-    #[error("{tool} {tool_version} is older than the server ({server_version}); it cannot dump or restore it reliably. Install PostgreSQL client tools of major version {server_major} or newer.")]
-    ToolTooOld {
-        /// The tool, e.g. `pg_dump`.
-        tool: String,
-        /// Its version string.
-        tool_version: String,
-        /// The server's version string.
-        server_version: String,
-        /// The server's major version.
-        server_major: u32,
-    },
-    /// A disposable server did not come up.
-    #[error("could not start a disposable PostgreSQL server: {reason}")]
-    ServerStart {
-        /// What went wrong, with the server's log excerpt when there is one.
-        reason: String,
-    },
-    /// Running a program failed at the operating-system level.
-    #[error("could not run `{program}`: {source}")]
-    Spawn {
-        /// The program.
-        program: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Connecting to a server failed.
-    #[error("cannot connect to {target}: {reason}")]
-    Connect {
-        /// The server, with any password redacted.
-        target: String,
-        /// Why, and what to do about it.
-        reason: String,
-    },
-    /// Docker is not available or refused an operation.
-    #[error("docker: {0}")]
-    Docker(String),
-    /// No Docker engine answers, or the docker CLI is missing.
-    #[error("no Docker engine: {reason}. Start Docker (e.g. `systemctl start docker`), check DOCKER_HOST and that this user may use the Docker socket, or use `--backend native`.")]
-    NoDockerEngine {
-        /// What was tried and what it said.
-        reason: String,
-    },
-    /// A container image that is neither present locally nor pullable.
-    #[error("image `{image}` is not available: it is not present locally and `docker pull` failed ({reason}). Build the local images with `scripts/build-images.sh` (pgdrill/postgres:15-local), pull the image where a registry is reachable, or name another image with PGDRILL_POSTGRES_IMAGE.")]
-    DockerImage {
-        /// The image reference, e.g. `postgres:15`.
-        image: String,
-        /// What `docker pull` said.
-        reason: String,
-    },
-    /// The application's image is neither present locally nor pullable.
-    #[error("application image `{image}` is not available: it is not present locally and `docker pull` failed ({reason}). {fix}, or run the drill with --app none.")]
-    AppImage {
-        /// The image reference.
-        image: String,
-        /// What `docker pull` said.
-        reason: String,
-        /// How to get it.
-        fix: String,
-    },
-    /// `--backend auto` found neither local PostgreSQL binaries nor a Docker engine.
-    #[error("--backend auto found no way to run a disposable PostgreSQL server: no local PostgreSQL binaries ({native}) and no usable Docker engine ({docker}). Install the PostgreSQL server and client packages, or start Docker.")]
-    NoBackend {
-        /// Why the native backend cannot work.
-        native: String,
-        /// Why the docker backend cannot work.
-        docker: String,
-    },
-    /// Any other I/O problem on this machine (temp dirs, disk space).
-    #[error("{context}: {source}")]
-    Io {
-        /// What pgdrill was doing.
-        context: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A disk of the drill's machine filled up (ENOSPC) under something the drill runs.
-    #[error("No space left on device: {place} is full; {fix}. What failed:\n{said}")]
-    DiskFull {
-        /// What filled up and its path, e.g. the target's data directory.
-        place: String,
-        /// How to make room.
-        fix: String,
-        /// The failing program's own words.
-        said: String,
-    },
-    /// The drill was interrupted by a signal before it could finish.
-    #[error("interrupted by {0}; every server the drill started has been stopped")]
-    Interrupted(&'static str),
-}
-
-impl EnvError {
-    /// Wraps an I/O error with what pgdrill was doing at the time.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        EnvError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
-
-/// The stable exit codes of the CLI contract (README: Exit codes).
+/// The stable exit codes of the CLI contract (the user guide: docs/src/drills.md#exit-codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The drill ran and passed.

@@ -42,6 +42,7 @@ pub mod drill;
 pub mod duration;
 pub mod engine;
 pub mod env;
+pub mod env_error;
 pub mod error;
 pub mod options;
 pub mod pg;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::env::{Endpoint, PgTools};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// What to do about roles the archive needs that the target lacks (`--missing-roles`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -243,16 +243,7 @@ pub async fn missing_roles(
     target: &Endpoint,
     needs: &Needs,
 ) -> Result<Vec<String>, PreflightError> {
-    let client = target.with_db("postgres").connect().await?;
-    let wanted: Vec<String> = needs.roles.iter().cloned().collect();
-    let rows = client
-        .query(
-            "SELECT w FROM unnest($1::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = w) ORDER BY 1",
-            &[&wanted],
-        )
-        .await
-        .map_err(|e| PreflightError::Failed(crate::pg::error_text(&e)))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    absent(target, &needs.roles, "pg_roles", "rolname").await
 }
 
 /// The extensions of `needs` the target cannot create, sorted.
@@ -260,16 +251,7 @@ pub async fn missing_extensions(
     target: &Endpoint,
     needs: &Needs,
 ) -> Result<Vec<String>, PreflightError> {
-    let client = target.with_db("postgres").connect().await?;
-    let wanted: Vec<String> = needs.extensions.iter().cloned().collect();
-    let rows = client
-        .query(
-            "SELECT w FROM unnest($1::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM pg_available_extensions e WHERE e.name = w) ORDER BY 1",
-            &[&wanted],
-        )
-        .await
-        .map_err(|e| PreflightError::Failed(crate::pg::error_text(&e)))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    absent(target, &needs.extensions, "pg_available_extensions", "name").await
 }
 
 /// The tablespaces of `needs` the target lacks, sorted.
@@ -277,13 +259,23 @@ pub async fn missing_tablespaces(
     target: &Endpoint,
     needs: &Needs,
 ) -> Result<Vec<String>, PreflightError> {
+    absent(target, &needs.tablespaces, "pg_tablespace", "spcname").await
+}
+
+/// The names of `wanted` that no row of the target's `catalog` has in `column`, sorted.
+async fn absent(
+    target: &Endpoint,
+    wanted: &BTreeSet<String>,
+    catalog: &str,
+    column: &str,
+) -> Result<Vec<String>, PreflightError> {
     let client = target.with_db("postgres").connect().await?;
-    let wanted: Vec<String> = needs.tablespaces.iter().cloned().collect();
+    let wanted: Vec<String> = wanted.iter().cloned().collect();
+    let sql = format!(
+        "SELECT w FROM unnest($1::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM {catalog} c WHERE c.{column} = w) ORDER BY 1"
+    );
     let rows = client
-        .query(
-            "SELECT w FROM unnest($1::text[]) AS w WHERE NOT EXISTS (SELECT 1 FROM pg_tablespace t WHERE t.spcname = w) ORDER BY 1",
-            &[&wanted],
-        )
+        .query(sql.as_str(), &[&wanted])
         .await
         .map_err(|e| PreflightError::Failed(crate::pg::error_text(&e)))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

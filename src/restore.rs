@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use crate::backup::{file_name, read_all, tail, Manifest};
 use crate::digest::Hasher;
 use crate::env::{Endpoint, PgTools};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 use crate::progress::{Meter, Progress, Unit, BYTES_EVERY};
 
 /// Why a restore step failed.

@@ -100,6 +100,31 @@ fn sample(extra: &[(&str, &str)], without: &[&str]) -> AppSpec {
     }
 }
 
+/// The sample app started with `SAMPLE_APP_FAULT=fault` against a seeded database on a
+/// disposable server of its own, logging to app.log in a temporary directory that already
+/// holds `earlier_log`, if any. The server, the database and the directory come back with the
+/// app, to be kept while it runs.
+async fn start_with_fault(
+    fault: &str,
+    earlier_log: Option<&str>,
+) -> (TestServer, TestDb, tempfile::TempDir, AppProcess) {
+    let server = TestServer::start("app").await;
+    let db = TestDb::create(&server).await;
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("app.log");
+    if let Some(text) = earlier_log {
+        std::fs::write(&log, text).unwrap();
+    }
+    let app = AppProcess::start(
+        &sample(&[("SAMPLE_APP_FAULT", fault)], &[]),
+        &db.app_dsn(),
+        &log,
+    )
+    .await
+    .unwrap();
+    (server, db, log_dir, app)
+}
+
 fn assert_no_secrets(text: &str) {
     for secret in [API_KEY, VPN_PEER, DB_PASSWORD] {
         assert!(!text.contains(secret), "a secret leaked into: {text}");
@@ -353,16 +378,7 @@ async fn env_file_supplies_keys_and_environment_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_stops_fault_turns_health_degraded() {
-    let server = TestServer::start("app").await;
-    let db = TestDb::create(&server).await;
-    let log_dir = tempfile::tempdir().unwrap();
-    let app = AppProcess::start(
-        &sample(&[("SAMPLE_APP_FAULT", "worker-stops")], &[]),
-        &db.app_dsn(),
-        &log_dir.path().join("app.log"),
-    )
-    .await
-    .unwrap();
+    let (_server, _db, _log_dir, app) = start_with_fault("worker-stops", None).await;
     // Right after start every worker lacks a heartbeat; wait for renewals to go stale.
     let degraded = eventually(
         Duration::from_secs(5),
@@ -392,19 +408,9 @@ async fn worker_stops_fault_turns_health_degraded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_log_fault_shows_in_the_log_since_the_start() {
-    let server = TestServer::start("app").await;
-    let db = TestDb::create(&server).await;
-    let log_dir = tempfile::tempdir().unwrap();
-    let log = log_dir.path().join("app.log");
     // An earlier run's ERROR in the same log must not count: only lines since this start do.
-    std::fs::write(&log, "2020-01-01T00:00:00Z ERROR old run\n").unwrap();
-    let app = AppProcess::start(
-        &sample(&[("SAMPLE_APP_FAULT", "error-log")], &[]),
-        &db.app_dsn(),
-        &log,
-    )
-    .await
-    .unwrap();
+    let (_server, _db, _log_dir, app) =
+        start_with_fault("error-log", Some("2020-01-01T00:00:00Z ERROR old run\n")).await;
     app.wait_healthy(Duration::from_secs(10)).await.unwrap();
     let since = app.start_log_offset();
     assert!(since > 0);
@@ -424,16 +430,7 @@ async fn error_log_fault_shows_in_the_log_since_the_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn degraded_fault_fails_wait_healthy_with_the_status_named() {
-    let server = TestServer::start("app").await;
-    let db = TestDb::create(&server).await;
-    let log_dir = tempfile::tempdir().unwrap();
-    let app = AppProcess::start(
-        &sample(&[("SAMPLE_APP_FAULT", "degraded")], &[]),
-        &db.app_dsn(),
-        &log_dir.path().join("app.log"),
-    )
-    .await
-    .unwrap();
+    let (_server, _db, _log_dir, app) = start_with_fault("degraded", None).await;
     let err = app
         .wait_healthy(Duration::from_millis(1500))
         .await
@@ -452,16 +449,7 @@ async fn degraded_fault_fails_wait_healthy_with_the_status_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_fault_is_reported_as_exited_not_as_a_timeout() {
-    let server = TestServer::start("app").await;
-    let db = TestDb::create(&server).await;
-    let log_dir = tempfile::tempdir().unwrap();
-    let app = AppProcess::start(
-        &sample(&[("SAMPLE_APP_FAULT", "exit")], &[]),
-        &db.app_dsn(),
-        &log_dir.path().join("app.log"),
-    )
-    .await
-    .unwrap();
+    let (_server, _db, _log_dir, app) = start_with_fault("exit", None).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Exited, not NotHealthy: the controller noticed the exit instead of waiting out 10 s.
     let err = app.wait_healthy(Duration::from_secs(10)).await.unwrap_err();
@@ -482,16 +470,7 @@ async fn exit_fault_is_reported_as_exited_not_as_a_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_healthy_fault_times_out_naming_the_last_status() {
-    let server = TestServer::start("app").await;
-    let db = TestDb::create(&server).await;
-    let log_dir = tempfile::tempdir().unwrap();
-    let mut app = AppProcess::start(
-        &sample(&[("SAMPLE_APP_FAULT", "never-healthy")], &[]),
-        &db.app_dsn(),
-        &log_dir.path().join("app.log"),
-    )
-    .await
-    .unwrap();
+    let (_server, _db, _log_dir, mut app) = start_with_fault("never-healthy", None).await;
     let started = Instant::now();
     let err = app
         .wait_healthy(Duration::from_millis(1500))

@@ -1,5 +1,5 @@
 //! The library API from a crate outside this repository: a tiny crate that depends on pgdrill
-//! by path writes the README's `cargo test` and runs it.
+//! by path writes the user guide's `cargo test` (docs/src/library.md) and runs it.
 
 use std::path::Path;
 use std::process::Command;

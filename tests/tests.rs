@@ -5,6 +5,7 @@ mod support;
 
 mod app;
 mod app_controller;
+mod architecture;
 mod backup_file;
 mod cleanup;
 mod cli;

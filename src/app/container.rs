@@ -20,7 +20,7 @@ use crate::engine::{
     Reaper, CLI_TIMEOUT, LABEL_DRILL, LABEL_ROLE, START_TIMEOUT,
 };
 use crate::env::docker::DockerBackend;
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 use crate::pg::short_id;
 
 /// The sample app's image, built by scripts/build-images.sh.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::log::excerpt;
 use super::process::{AppProcess, Flavour};
+use super::url::HttpUrl;
 use super::AppError;
 
 /// Pause between health probes in `wait_healthy`.
@@ -304,57 +305,6 @@ fn parse_sample_value(text: &str) -> Option<f64> {
         _ => text.parse().ok(),
     }
 }
-/// An `http://host:port/path` URL, the only kind this client speaks.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HttpUrl {
-    host: String,
-    port: u16,
-    path: String,
-}
-
-impl HttpUrl {
-    pub(crate) fn parse(url: &str) -> Result<HttpUrl, AppError> {
-        let bad = |reason| AppError::Url {
-            url: url.to_string(),
-            reason,
-        };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only http:// is supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported"));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad("unclosed [ in host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-                None if after.is_empty() => 80,
-                None => return Err(bad("bad port")),
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host, port.parse().map_err(|_| bad("bad port"))?),
-                None => (authority, 80),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        Ok(HttpUrl {
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
 /// Status and body of an HTTP response.
 #[derive(Debug)]
 pub(crate) struct HttpResponse {
@@ -424,29 +374,6 @@ mod tests {
         assert!(m["nan"].is_nan());
         assert!(!m.contains_key("bad"));
         assert_eq!(m.len(), 4);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            HttpUrl::parse("http://127.0.0.1:8080/health").unwrap(),
-            HttpUrl {
-                host: "127.0.0.1".into(),
-                port: 8080,
-                path: "/health".into()
-            }
-        );
-        assert_eq!(HttpUrl::parse("http://[::1]:9/m").unwrap().host, "::1");
-        assert_eq!(HttpUrl::parse("http://localhost").unwrap().port, 80);
-        for bad in [
-            "https://x/",
-            "http://u:p@x/",
-            "http://:80/",
-            "http://x:port/",
-            "ftp://x",
-        ] {
-            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 
     /// A real HTTP server on loopback that answers each connection with the next of

@@ -603,7 +603,7 @@ fn describe(status: ExitStatus) -> (String, Option<i32>, Option<i32>) {
         (format!("{status}"), None, None)
     }
 }
-pub(crate) fn container_error(e: crate::error::EnvError) -> AppError {
+pub(crate) fn container_error(e: crate::env_error::EnvError) -> AppError {
     AppError::Container {
         reason: e.to_string(),
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use super::probe::HttpUrl;
+use super::url::HttpUrl;
 use super::AppError;
 
 /// Which application the drill runs.

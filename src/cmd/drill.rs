@@ -17,7 +17,7 @@ use crate::report::Verdict;
 use crate::rpo::DisasterAt;
 use crate::scope::{Fault, Scope, ScopeOptions};
 
-/// Flags of `pgdrill drill` (the CLI contract in the README).
+/// Flags of `pgdrill drill` (the CLI contract in the user guide: docs/src/drills.md#flags).
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct DrillArgs {

@@ -12,8 +12,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
-use super::repo::Worktree;
-use super::CodeError;
+use super::{CodeError, Worktree};
 use crate::digest::write_atomic;
 
 /// The deployment marker's file name in the deploy directory.

@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 pub use deploy::{deploy, DeploySpec, Deployment, DeploymentMarker, MARKER_FILE};
 pub use git::git_version;
-pub use repo::{DeployedFrom, DeployedRelease, ReleaseRepo, Worktree};
+pub use repo::{DeployedFrom, DeployedRelease, ReleaseRepo};
 pub use sample::{create_sample_release_repo, SampleReleaseRepo, SAMPLE_DEPLOY_COMMAND};
 pub use verify::{verify_version, ReportedVersion};
 
@@ -45,6 +45,15 @@ impl std::fmt::Display for Release {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.tag, self.short_commit())
     }
+}
+
+/// A checked-out release: a fresh clone at the release's commit, owned by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktree {
+    /// The release checked out.
+    pub release: Release,
+    /// The clone's directory (its own `.git` inside).
+    pub path: PathBuf,
 }
 
 /// Which release to roll back to.

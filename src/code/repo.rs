@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::deploy::DeploymentMarker;
 use super::git::Git;
-use super::{CodeError, Release, RollbackTo};
+use super::{CodeError, Release, RollbackTo, Worktree};
 
 /// Paths of a dirty working tree named in the error.
 const DIRTY_SHOWN: usize = 5;
@@ -38,15 +38,6 @@ pub struct DeployedRelease {
     pub release: Release,
     /// Where that was read.
     pub from: DeployedFrom,
-}
-
-/// A checked-out release: a fresh clone at the release's commit, owned by the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Worktree {
-    /// The release checked out.
-    pub release: Release,
-    /// The clone's directory (its own `.git` inside).
-    pub path: PathBuf,
 }
 
 impl ReleaseRepo {

@@ -1,7 +1,8 @@
 //! The report, assembled from what the phases returned: phases that never ran recorded as
 //! skipped, budgets judged, the verdict, the closing events.
 
-use super::{phases, Ctx, Event, Evidence, SkipReason};
+use super::kernel::Recorder;
+use super::{phases, Event, Evidence, SkipReason};
 use crate::checklist::{item, CheckItem};
 use crate::plan::{BudgetName, Plan, Source};
 use crate::report::{
@@ -11,39 +12,30 @@ use crate::report::{
 
 /// The drill's report; tells the reporters the verdict and that the drill is over.
 pub(super) fn report(
-    mut ctx: Ctx,
+    plan: &Plan,
+    mut rec: Recorder,
+    notes: Vec<String>,
     ev: Evidence,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Report {
     // Phases that never ran because an earlier one failed are listed as skipped.
-    let done: Vec<String> = ctx.rec.phases.iter().map(|p| p.name.clone()).collect();
-    // `execute` must follow the scenario: what ran is a prefix of the planned order.
-    debug_assert!(
-        phases(&ctx.plan)
-            .iter()
-            .zip(&done)
-            .all(|(planned, ran)| planned.name() == ran),
-        "phases ran out of the scenario's order: {done:?}"
-    );
-    for id in phases(&ctx.plan) {
+    let done: Vec<String> = rec.phases.iter().map(|p| p.name.clone()).collect();
+    for id in phases(plan) {
         if !done.iter().any(|d| d == id.name()) {
-            let why = match &ctx.rec.failure {
+            let why = match &rec.failure {
                 Some(f) => SkipReason::AfterFailure(f.phase.clone()),
                 None => SkipReason::NotRun,
             };
-            ctx.rec.skip(id, why);
+            rec.skip(id, why);
         }
     }
-    let rec = &ctx.rec;
-    let budgets = evaluate_budgets(
-        &ctx.plan,
-        &rec.phases,
-        |p| rec.not_run(p),
-        rec.failure.is_some(),
-    );
-    if ctx.rec.failure.is_none() {
+    let budgets = {
+        let rec = &rec;
+        evaluate_budgets(plan, &rec.phases, |p| rec.not_run(p), rec.failure.is_some())
+    };
+    if rec.failure.is_none() {
         if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
-            ctx.rec.failure = Some(Failure {
+            rec.failure = Some(Failure {
                 phase: b.name.as_str().to_string(),
                 class: FailureClass::BudgetExceeded,
                 message: format!(
@@ -55,7 +47,7 @@ pub(super) fn report(
             });
         }
     }
-    let verdict = match &ctx.rec.failure {
+    let verdict = match &rec.failure {
         None => Verdict::Pass,
         Some(f) if f.class == FailureClass::Environment => Verdict::Error,
         Some(_) => Verdict::Fail,
@@ -74,8 +66,8 @@ pub(super) fn report(
     } else {
         ev.checklist
     };
-    let (seed, rows) = match &ctx.plan.source {
-        Source::Generated { rows, seed } => (Some(*seed), Some(*rows)),
+    let (seed, rows) = match plan.source {
+        Source::Generated { rows, seed } => (Some(seed), Some(rows)),
         _ => (None, None),
     };
     let precheck = ev.precheck.as_ref();
@@ -98,14 +90,14 @@ pub(super) fn report(
         manifest: b.manifest_path.as_ref().map(|p| p.display().to_string()),
         globals: b.globals.as_ref().map(|p| p.display().to_string()),
     });
-    for text in &ctx.notes {
-        ctx.rec.emit(Event::Note { text: text.clone() });
+    for text in &notes {
+        rec.emit(Event::Note { text: text.clone() });
     }
-    ctx.rec.emit(Event::Verdict {
+    rec.emit(Event::Verdict {
         verdict,
-        class: ctx.rec.failure.as_ref().map(|f| f.class),
+        class: rec.failure.as_ref().map(|f| f.class),
     });
-    ctx.rec.finish();
+    rec.finish();
     let mut tools = ev.verified.tools;
     if let Some(git) = ev.git {
         tools.insert("git".into(), git);
@@ -114,13 +106,13 @@ pub(super) fn report(
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Report {
         schema_version: SCHEMA_VERSION,
-        drill_id: ctx.plan.drill_id.clone(),
+        drill_id: plan.drill_id.clone(),
         started_at: millis(started_at),
         finished_at: millis(chrono::Utc::now()),
         verdict,
-        failure: ctx.rec.failure.clone(),
+        failure: rec.failure.clone(),
         environment: Environment {
-            backend: ev.backend_kind.unwrap_or(ctx.plan.backend).to_string(),
+            backend: ev.backend_kind.unwrap_or(plan.backend).to_string(),
             server_version: ev.verified.server_version,
             tools,
             pgdrill_version: env!("CARGO_PKG_VERSION").into(),
@@ -128,10 +120,10 @@ pub(super) fn report(
             run_by: run_by(),
         },
         source: SourceInfo {
-            kind: ctx.plan.source.kind().into(),
+            kind: plan.source.kind().into(),
             seed,
             rows,
-            dsn: match &ctx.plan.source {
+            dsn: match &plan.source {
                 Source::Dsn(e) => Some(e.display()),
                 _ => None,
             },
@@ -140,19 +132,19 @@ pub(super) fn report(
         },
         backup,
         disaster: DisasterInfo {
-            kind: match ctx.plan.source {
+            kind: match plan.source {
                 Source::BackupFile(_) => "none".into(),
-                _ => ctx.plan.disaster.to_string(),
+                _ => plan.disaster.to_string(),
             },
             detail: ev.disaster,
         },
-        phases: ctx.rec.phases.clone(),
+        phases: rec.phases.clone(),
         budgets,
         integrity: ev.verified.integrity,
         checklist,
-        notes: ctx.notes,
+        notes,
         rpo: ev.rpo,
-        scope: ctx.plan.full().map(|_| "full".to_string()),
+        scope: plan.full().map(|_| "full".to_string()),
         config: ev.config,
         rollback: ev.rollback,
     }

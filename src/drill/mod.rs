@@ -2,9 +2,9 @@
 //! timed by the kernel, told to the reporters; whatever the drill started is cleaned up on
 //! every path, and the report is assembled from what the phases returned.
 //!
-//! Adding a phase: a `PhaseId` and its place in [`scenario::phases`], a module here whose
-//! function takes `&mut Ctx` and typed inputs and returns its typed output, and one line in
-//! [`execute`].
+//! Adding a phase: a `PhaseId`, a `scenario::Step` and its place in `scenario::scenario`
+//! (the one list the drill runs and the report reads), a module here whose function takes
+//! `&mut Ctx` and typed inputs and returns its typed output, and one arm in `run_step`.
 
 use crate::app::AppProcess;
 use crate::env::{Backend, Target};
@@ -17,23 +17,19 @@ mod events;
 mod kernel;
 mod scenario;
 
-mod app;
 mod assemble;
-mod backup;
-mod checklist;
-mod code;
-mod config;
-mod disaster;
-mod provision;
-mod restore;
-mod rpo;
-mod seed;
-mod verify;
+mod phases;
+
+use phases::{
+    app, backup, checklist, code, config, disaster, provision, restore, rpo, seed, verify,
+};
 
 pub use assemble::evaluate_budgets;
 pub use events::{Console, Event, NdjsonFile, Reporter, EVENTS_FILE};
 pub use kernel::{Cancel, SkipReason, StepFail, StepResult};
 pub use scenario::{phases, PhaseId};
+
+use scenario::{scenario, Step};
 
 use kernel::Recorder;
 
@@ -48,18 +44,15 @@ pub fn planned_phases(plan: &Plan) -> Vec<(&'static str, Option<BudgetName>)> {
         .collect()
 }
 
-/// What every phase works with: the plan, the recorder, what the drill owns, the notes.
+/// What every phase works with once the servers exist: the plan, the recorder, the notes,
+/// the application's secrets, and what the drill owns.
 struct Ctx {
     plan: Plan,
     rec: Recorder,
-    owned: Owned,
     notes: Vec<String>,
     /// The configuration secrets the drill hands the sample app.
     secrets: crate::app::AppSecrets,
-    /// The application's image when it runs as a container (docker backend).
-    app_image: Option<String>,
-    /// The configuration and release the application runs with (full scope).
-    app_files: Option<app::AppFiles>,
+    owned: Owned,
 }
 
 impl Ctx {
@@ -92,28 +85,13 @@ impl Ctx {
             _ => None,
         }
     }
-
-    fn backend(&self) -> &Backend {
-        self.owned
-            .backend
-            .as_ref()
-            .expect("backend opened in provision")
-    }
-
-    /// The server the restore goes into (or the source, before a disaster).
-    fn target(&self) -> &Target {
-        self.owned
-            .target
-            .as_ref()
-            .or(self.owned.source.as_ref())
-            .expect("a target exists")
-    }
 }
 
-/// What the drill started and must stop or destroy on every path (pass, fail, signal).
-#[derive(Default)]
+/// What the drill started and must stop or destroy on every path (pass, fail, signal): the
+/// only state that outlives a phase, because cleanup owns it.
 struct Owned {
-    backend: Option<Backend>,
+    /// Where servers come from; opened by `provision`.
+    backend: Backend,
     /// The drill's own source server (generated data).
     source: Option<Target>,
     /// The server the restore goes into.
@@ -126,6 +104,36 @@ struct Owned {
     writer: Option<crate::rpo::Writer>,
     /// The drill's private directory (configuration files, keys, releases, the deploy dir).
     work: Option<tempfile::TempDir>,
+}
+
+impl Owned {
+    /// The server the restore goes into (or the source, before a disaster or after drop-db).
+    fn restore_target(&self) -> Option<&Target> {
+        self.target.as_ref().or(self.source.as_ref())
+    }
+}
+
+/// What the phases hand one another: each slot is filled by the phase that produces it and
+/// read by the phases after it (which the scenario's order guarantees).
+struct Flow {
+    /// The compressed backup schedule and the disaster's moment.
+    clock: crate::rpo::Clock,
+    /// The application's image when it runs as a container (docker backend).
+    app_image: Option<String>,
+    /// The configuration and release the application runs with (full scope).
+    app_files: Option<app::AppFiles>,
+    /// The configuration backed up before the disaster (full scope).
+    config_set: Option<config::ConfigSet>,
+    /// Every backup the schedule took.
+    backups: Option<backup::Backups>,
+    /// What the disaster did.
+    happened: Option<disaster::Happened>,
+    /// The database the restore creates and fills.
+    restored: Option<restore::Restored>,
+    /// The directory the configuration was restored into (full scope).
+    restored_config: Option<std::path::PathBuf>,
+    /// The application's restart after the restore, as far as it got.
+    restart: app::Restart,
 }
 
 /// What the phases returned, kept for the report whether or not a later phase failed.
@@ -174,7 +182,7 @@ fn sweep_leftovers() -> Vec<String> {
 /// Runs a whole drill with these reporters; never leaves a server behind unless `--keep`.
 pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporter>>) -> Report {
     let started_at = chrono::Utc::now();
-    let rec = Recorder::new(cancel, reporters);
+    let mut rec = Recorder::new(cancel, reporters);
     rec.emit(Event::DrillStarted {
         drill_id: plan.drill_id.clone(),
     });
@@ -183,115 +191,303 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         Source::Dsn(e) => e.dbname.clone(),
         Source::BackupFile(_) => String::new(),
     };
-    let mut ctx = Ctx {
-        notes: plan.notes.clone(),
-        plan,
-        rec,
-        owned: Owned::default(),
-        secrets: crate::app::AppSecrets::generate(),
-        app_image: None,
-        app_files: None,
-    };
     let mut ev = Evidence {
         database,
         ..Evidence::default()
     };
-    let _ = execute(&mut ctx, &mut ev).await;
-    cleanup(&mut ctx).await;
-    assemble::report(ctx, ev, started_at)
+    let mut notes = plan.notes.clone();
+    let mut steps = scenario(&plan).into_iter();
+    // The first step opens what every other runs on, so it runs before the context exists.
+    let provisioned = match steps.next() {
+        Some(Step::Provision) => provision::run(&plan, &mut rec, &mut notes).await,
+        _ => None,
+    };
+    let Some(p) = provisioned else {
+        return assemble::report(&plan, rec, notes, ev, started_at);
+    };
+    ev.backend_kind = Some(p.backend.kind());
+    // Generated data starts on the drill's own source; any other source restores into the
+    // server provisioned first.
+    let (source, target) = match plan.source {
+        Source::Generated { .. } => (Some(p.server), None),
+        _ => (None, Some(p.server)),
+    };
+    let mut flow = Flow {
+        clock: plan.scope.cadence.clock(plan.scope.disaster_seed),
+        app_image: p.app_image,
+        app_files: None,
+        config_set: None,
+        backups: None,
+        happened: None,
+        restored: None,
+        restored_config: None,
+        restart: app::Restart::NotYet,
+    };
+    let mut ctx = Ctx {
+        owned: Owned {
+            backend: p.backend,
+            source,
+            target,
+            app: None,
+            stopped_app: None,
+            writer: None,
+            work: None,
+        },
+        plan,
+        rec,
+        notes,
+        secrets: crate::app::AppSecrets::generate(),
+    };
+    let _ = execute(&mut ctx, steps, &mut flow, &mut ev).await;
+    let (plan, rec, notes) = cleanup(ctx).await;
+    assemble::report(&plan, rec, notes, ev, started_at)
 }
 
-/// The scenario, phase group by phase group; the order is `scenario::phases`' (debug builds
-/// assert it). A phase the rest cannot go on without returns `None` when it fails, and the
-/// rest is recorded as skipped; a failed comparison, amcheck, RPO or version check goes on,
-/// so that the checklist still judges everything there is to judge.
-async fn execute(ctx: &mut Ctx, ev: &mut Evidence) -> Option<()> {
-    ev.backend_kind = Some(provision::run(ctx).await?);
-    let mut clock = ctx.plan.scope.cadence.clock(ctx.plan.scope.disaster_seed);
-    let (backups, happened) = match ctx.plan.source.clone() {
-        Source::BackupFile(path) => {
-            let set = backup::adopt(ctx, path);
-            if let Some(m) = &set.manifest {
-                ev.database = m.database.clone();
-            }
-            ev.disaster = "restoring an existing backup file into a new empty server".into();
-            ev.backup = Some(set);
-            (None, None)
+/// Runs the scenario's steps after `provision`, in its order. A step the rest cannot go on
+/// without returns `None` when it fails, and the rest is recorded as skipped; a failed
+/// comparison, amcheck, RPO or application check goes on, so that the checklist still judges
+/// everything there is to judge.
+async fn execute(
+    ctx: &mut Ctx,
+    steps: impl Iterator<Item = Step>,
+    flow: &mut Flow,
+    ev: &mut Evidence,
+) -> Option<()> {
+    if let Source::BackupFile(path) = ctx.plan.source.clone() {
+        // The user's backup file is the backup: adopted as it is, with no phase of its own.
+        let set = backup::adopt(ctx, path);
+        if let Some(m) = &set.manifest {
+            ev.database = m.database.clone();
         }
-        source => {
-            if let Source::Generated { rows, seed } = source {
-                ev.generated = Some(seed::run(ctx, &ev.database, rows, seed).await?);
-            }
-            let config_set = match ctx.plan.full() {
-                Some(_) => {
-                    let url = app::sample_database_url(ctx, &ev.database);
-                    let set = config::backup(ctx, url).await?;
-                    ctx.app_files = Some(app::AppFiles {
-                        config_dir: set.live.clone(),
-                        deploy_dir: None,
-                    });
-                    Some(set)
-                }
-                None => None,
+        ev.disaster = "restoring an existing backup file into a new empty server".into();
+        ev.backup = Some(set);
+    }
+    for step in steps {
+        run_step(ctx, step, flow, ev).await?;
+    }
+    Some(())
+}
+
+/// One step: its typed inputs taken from what earlier steps produced, its outputs kept for
+/// the steps after it and for the report.
+async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence) -> Option<()> {
+    let id = step.id();
+    match step {
+        Step::Provision => {
+            missing(ctx, id, "second run (provision runs once, first)").await;
+            return None;
+        }
+        Step::Seed { rows, seed } => {
+            let source = ctx.owned.source.as_ref().map(|t| t.endpoint().clone());
+            let Some(source) = source else {
+                return missing(ctx, id, "source server").await;
             };
-            if matches!(ctx.plan.source, Source::Generated { .. }) && ctx.plan.app.is_some() {
-                app::start_on_source(ctx, &ev.database).await?;
-            }
-            if ctx.plan.scope.rpo.is_some() {
-                rpo::start(ctx, &ev.database).await?;
-            }
-            let backups = backup::run(ctx, &ev.database, &clock).await?;
-            ev.backup = Some(backups.newest().clone());
-            let also = full_disaster(ctx, config_set.as_ref());
-            let happened = disaster::run(
-                ctx,
-                &ev.database,
-                &mut clock,
-                Some(backups.first_started),
-                also,
-            )
-            .await?;
+            ev.generated = Some(seed::run(ctx, &source, &ev.database, rows, seed).await?);
+        }
+        Step::ConfigBackup(full) => {
+            let url = app::sample_database_url(ctx, &full, flow.app_image.is_some(), &ev.database);
+            let set = config::backup(ctx, &full, url).await?;
+            flow.app_files = Some(app::AppFiles {
+                config_dir: set.live.clone(),
+                deploy_dir: None,
+            });
+            flow.config_set = Some(set);
+        }
+        Step::AppStart(plan) => app::start_on_source(ctx, &plan, flow, &ev.database).await?,
+        Step::WriterStart(rpo) => rpo::start(ctx, rpo, &ev.database).await?,
+        Step::Backup => {
+            let backups = backup::run(ctx, &ev.database, &flow.clock).await?;
+            ev.backup = Some(backups.newest.clone());
+            flow.backups = Some(backups);
+        }
+        Step::Disaster => {
+            let also = full_disaster(ctx, flow.config_set.as_ref());
+            let first_backup = flow.backups.as_ref().map(|b| b.first_started);
+            let happened =
+                disaster::run(ctx, &ev.database, &mut flow.clock, first_backup, also).await?;
             ev.disaster = happened.detail.clone();
-            (Some(backups), Some((happened, config_set)))
+            flow.happened = Some(happened);
         }
-    };
-    let set = ev.backup.as_ref()?;
-    app::stop(ctx).await?;
-    ev.precheck = Some(restore::precheck(ctx, set).await?);
-    let restored = restore::run(ctx, set, &ev.database).await?;
-    ev.database = restored.database.clone();
-    let mut releases = None;
-    if let Some((h, Some(config_set))) = &happened {
-        let restored = config::restore(ctx, config_set, h.at).await?;
-        ev.config = Some(restored.report);
-        let r = h.releases.clone()?;
-        ev.git = crate::code::git_version().await.ok();
-        ev.rollback = Some(code::rollback(ctx, &r).await?);
-        ctx.app_files = Some(app::AppFiles {
-            config_dir: restored.dir,
-            deploy_dir: Some(r.deploy_dir.clone()),
-        });
-        releases = Some(r);
-    }
-    verify::run(ctx, set, &restored, &mut ev.verified).await?;
-    if let (Some(backups), Some((h, _))) = (&backups, &happened) {
-        if let Some(struck) = &h.struck {
-            ev.rpo = rpo::assess(ctx, &ev.database, backups, struck).await;
+        Step::StopApp => app::stop(ctx).await?,
+        Step::Precheck => {
+            let server = restore_server(ctx, id).await?;
+            let Some(set) = ev.backup.as_ref() else {
+                return missing(ctx, id, "backup").await;
+            };
+            ev.precheck = Some(restore::precheck(ctx, &server.tools, set).await?);
         }
-    }
-    let outcome = app::restart(ctx, &ev.database).await;
-    if let (Some(r), Some(rollback)) = (&releases, ev.rollback.as_mut()) {
-        match outcome {
-            app::AppOutcome::DidNotStart | app::AppOutcome::NotObserved => ctx
-                .rec
-                .skip(PhaseId::AppVersion, SkipReason::AppDidNotStart),
-            _ => {
-                code::check_version(ctx, rollback, &r.deploy_dir).await;
+        Step::Roles => {
+            let server = restore_server(ctx, id).await?;
+            let Some(set) = ev.backup.as_ref() else {
+                return missing(ctx, id, "backup").await;
+            };
+            flow.restored = Some(restore::roles(ctx, &server, set, &ev.database).await?);
+        }
+        Step::Createdb => {
+            let server = restore_server(ctx, id).await?;
+            let Some(restored) = flow.restored.as_ref() else {
+                return missing(ctx, id, "database").await;
+            };
+            let manifest = ev.backup.as_ref().and_then(|b| b.manifest.as_ref());
+            restore::createdb(ctx, &server, manifest, &restored.database).await?;
+        }
+        Step::PgRestore => {
+            let server = restore_server(ctx, id).await?;
+            let (Some(restored), Some(set)) = (flow.restored.as_ref(), ev.backup.as_ref()) else {
+                return missing(ctx, id, "backup or database").await;
+            };
+            restore::pg_restore(ctx, &server, set, restored).await?;
+        }
+        Step::Analyze => {
+            let server = restore_server(ctx, id).await?;
+            let Some(restored) = flow.restored.as_ref() else {
+                return missing(ctx, id, "database").await;
+            };
+            restore::analyze(ctx, &server, restored).await?;
+            ev.database = restored.database.clone();
+        }
+        Step::ConfigRestore(full) => {
+            let (Some(h), Some(set)) = (flow.happened.as_ref(), flow.config_set.as_ref()) else {
+                return missing(ctx, id, "disaster or configuration backup").await;
+            };
+            let restored = config::restore(ctx, &full, set, h.at).await?;
+            ev.config = Some(restored.report);
+            flow.restored_config = Some(restored.dir);
+        }
+        Step::CodeRollback(full) => {
+            let releases = flow.happened.as_ref().and_then(|h| h.releases.as_ref());
+            let (Some(releases), Some(config_dir)) = (releases, flow.restored_config.clone())
+            else {
+                return missing(ctx, id, "releases or restored configuration").await;
+            };
+            ev.git = crate::code::git_version().await.ok();
+            ev.rollback = Some(code::rollback(ctx, &full, releases).await?);
+            flow.app_files = Some(app::AppFiles {
+                config_dir,
+                deploy_dir: Some(releases.deploy_dir.clone()),
+            });
+        }
+        Step::TamperHook(sql) => {
+            let db = restored_db(ctx, id, flow).await?;
+            verify::tamper(ctx, &db.admin, sql).await?;
+        }
+        Step::Snapshot => {
+            let db = restored_db(ctx, id, flow).await?;
+            let (s1, version) = verify::snapshot(ctx, &db.admin).await?;
+            ev.verified.connected = Some(format!(
+                "connected to {} as {}; SHOW server_version = {version}",
+                db.admin.dbname, db.admin.user
+            ));
+            ev.verified.server_version = version;
+            ev.verified.snapshot = Some(s1);
+        }
+        Step::Compare => {
+            let (Some(set), Some(s1)) = (ev.backup.as_ref(), ev.verified.snapshot.as_ref()) else {
+                return missing(ctx, id, "backup or snapshot S1").await;
+            };
+            let options = crate::snapshot::CompareOptions {
+                no_tablespaces: flow.restored.as_ref().is_some_and(|r| r.no_tablespaces),
+            };
+            let integrity = verify::compare(ctx, set, s1, options).await;
+            ev.verified.integrity = integrity;
+        }
+        Step::Amcheck => {
+            let db = restored_db(ctx, id, flow).await?;
+            verify::amcheck(ctx, &db.admin, &db.tools).await;
+            ev.verified.tools = verify::tool_versions(&db.tools).await;
+        }
+        Step::Rpo(rpo) => {
+            let server = restore_server(ctx, id).await?;
+            let struck = flow.happened.as_ref().and_then(|h| h.struck.as_ref());
+            let (Some(backups), Some(struck)) = (flow.backups.as_ref(), struck) else {
+                return missing(ctx, id, "backups or the ledger writer's record").await;
+            };
+            let db = server.admin.with_db(&ev.database);
+            ev.rpo = rpo::assess(ctx, rpo, &db, backups, struck).await;
+        }
+        Step::StartApp => {
+            let server = restore_server(ctx, id).await?;
+            app::restart(ctx, flow, &server, &ev.database).await;
+        }
+        Step::AppHealthy => app::healthy(ctx, flow).await,
+        Step::ObserveApp(plan) => {
+            let server = restore_server(ctx, id).await?;
+            let db = server.admin.with_db(&ev.database);
+            app::observe(ctx, flow, &plan, &db).await;
+        }
+        Step::AppVersion => {
+            let releases = flow.happened.as_ref().and_then(|h| h.releases.as_ref());
+            let (Some(releases), Some(rollback)) = (releases, ev.rollback.as_mut()) else {
+                return missing(ctx, id, "releases or rollback").await;
+            };
+            if flow.restart.version_checkable() {
+                code::check_version(ctx, rollback, &releases.deploy_dir).await;
+            } else {
+                ctx.rec.skip(id, SkipReason::AppDidNotStart);
             }
         }
+        Step::Checklist => {
+            ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());
+            checklist::run(ctx, &ev.checklist).await?;
+        }
     }
-    ev.checklist = checklist::items(ctx, &ev.verified, outcome);
-    checklist::run(ctx, &ev.checklist).await
+    Some(())
+}
+
+/// Fails phase `id` because an input an earlier phase should have produced is missing: a
+/// fault in the scenario, reported with the drill's report rather than a panic.
+async fn missing(ctx: &mut Ctx, id: PhaseId, what: &str) -> Option<()> {
+    let message = format!(
+        "internal error: phase {id} has no {what} to work on; this is a bug in pgdrill, please report it with this report"
+    );
+    ctx.rec
+        .step::<(), _>(id, async move {
+            Err(StepFail::new(
+                crate::report::FailureClass::Environment,
+                message,
+            ))
+        })
+        .await
+}
+
+/// What the phases after the disaster need of the server the restore goes into.
+pub(super) struct RestoreServer {
+    /// Its superuser endpoint.
+    pub admin: crate::env::Endpoint,
+    /// The endpoint the application reaches it at (from the host, or from a container).
+    pub app: crate::env::Endpoint,
+    /// The same for an application container on the drill's network.
+    pub app_in_container: crate::env::Endpoint,
+    /// Its client programs.
+    pub tools: crate::env::PgTools,
+}
+
+/// The server phase `id` restores into, or the phase's failure saying it is missing.
+async fn restore_server(ctx: &mut Ctx, id: PhaseId) -> Option<RestoreServer> {
+    let server = ctx.owned.restore_target().map(|t| RestoreServer {
+        admin: t.endpoint().clone(),
+        app: t.app_endpoint(false),
+        app_in_container: t.app_endpoint(true),
+        tools: t.tools(),
+    });
+    match server {
+        Some(s) => Some(s),
+        None => {
+            missing(ctx, id, "server to restore into").await;
+            None
+        }
+    }
+}
+
+/// The restored database on the restore's server (its endpoint in `admin`).
+async fn restored_db(ctx: &mut Ctx, id: PhaseId, flow: &Flow) -> Option<RestoreServer> {
+    let mut server = restore_server(ctx, id).await?;
+    let Some(restored) = flow.restored.as_ref() else {
+        missing(ctx, id, "restored database").await;
+        return None;
+    };
+    server.admin = server.admin.with_db(&restored.database);
+    Some(server)
 }
 
 /// The rest of a full drill's disaster: the configuration files gone and, for the sample
@@ -310,51 +506,63 @@ fn full_disaster(ctx: &mut Ctx, config_set: Option<&config::ConfigSet>) -> Optio
     }))
 }
 
-/// Stops the application and destroys the servers (or keeps them with `--keep`).
-async fn cleanup(ctx: &mut Ctx) {
-    let keep = ctx.plan.keep && !ctx.rec.interrupted();
-    for mut app in [ctx.owned.app.take(), ctx.owned.stopped_app.take()]
-        .into_iter()
-        .flatten()
-    {
+/// Stops the application and destroys the servers (or keeps them with `--keep`); gives back
+/// what the report is assembled from.
+async fn cleanup(ctx: Ctx) -> (Plan, Recorder, Vec<String>) {
+    let Ctx {
+        plan,
+        rec,
+        mut notes,
+        owned,
+        ..
+    } = ctx;
+    let Owned {
+        backend,
+        source,
+        target,
+        app,
+        stopped_app,
+        writer,
+        work,
+    } = owned;
+    // A writer the disaster never cut off stops with the drill.
+    drop(writer);
+    let keep = plan.keep && !rec.interrupted();
+    for mut app in [app, stopped_app].into_iter().flatten() {
         if let Err(e) = app.stop(std::time::Duration::from_secs(10)).await {
-            ctx.notes
-                .push(format!("cleanup: stopping the application: {e}"));
+            notes.push(format!("cleanup: stopping the application: {e}"));
         }
         if keep {
             let note = format!("--keep: the application was stopped ({})", app.describe());
             match app.keep_container() {
                 Some(how) => {
-                    ctx.rec.println(&how);
-                    ctx.notes.push(format!("{note}; {how}"));
+                    rec.println(&how);
+                    notes.push(format!("{note}; {how}"));
                 }
-                None => ctx
-                    .notes
-                    .push(format!("{note}; start it again against the kept server")),
+                None => notes.push(format!("{note}; start it again against the kept server")),
             }
         }
     }
-    for t in [ctx.owned.source.take(), ctx.owned.target.take()]
-        .into_iter()
-        .flatten()
-    {
+    for t in [source, target].into_iter().flatten() {
         if keep {
             let how = t.keep();
-            ctx.rec.println(&how);
-            ctx.notes.push("--keep: servers were left running".into());
+            rec.println(&how);
+            notes.push("--keep: servers were left running".into());
         } else if let Err(e) = t.destroy().await {
-            ctx.notes.push(format!("cleanup: {e}"));
+            notes.push(format!("cleanup: {e}"));
         }
     }
-    ctx.owned.backend = None;
-    if let Some(work) = ctx.owned.work.take() {
+    // After its servers: the docker backend's drop removes the drill's network.
+    drop(backend);
+    if let Some(work) = work {
         if keep {
             let path = work.keep();
             crate::env::leftovers::unmark(&path);
-            ctx.notes.push(format!(
+            notes.push(format!(
                 "--keep: the drill's private directory (configuration, releases, deploy directory) was kept: {}",
                 path.display()
             ));
         }
     }
+    (plan, rec, notes)
 }

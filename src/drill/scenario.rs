@@ -1,7 +1,8 @@
 //! The phases a plan goes through, in order: the one place a phase is named and given its
 //! budget.
 
-use crate::plan::{BudgetName, Plan, Source};
+use crate::plan::{AppPlan, BudgetName, Plan, Source};
+use crate::scope::{FullPlan, RpoPlan};
 
 /// One phase of a drill: its name in report.json and the budget it counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,57 +117,168 @@ impl std::fmt::Display for PhaseId {
     }
 }
 
-/// The phases `plan` goes through, in the order they run.
-pub fn phases(plan: &Plan) -> Vec<PhaseId> {
-    use PhaseId::*;
-    let full = plan.full().is_some();
-    let writer = plan.scope.rpo.is_some();
-    let mut v = vec![Provision];
-    let before_backup = |v: &mut Vec<PhaseId>| {
-        if writer {
-            v.push(WriterStart);
+/// One step of a drill's scenario: a phase, carrying what the plan gives that phase alone, so
+/// a step that runs has its inputs by construction.
+#[derive(Debug, Clone)]
+pub(super) enum Step {
+    /// See [`PhaseId::Provision`].
+    Provision,
+    /// See [`PhaseId::Seed`].
+    Seed {
+        /// Number of users.
+        rows: u64,
+        /// The generator's seed.
+        seed: u64,
+    },
+    /// See [`PhaseId::ConfigBackup`].
+    ConfigBackup(FullPlan),
+    /// See [`PhaseId::AppStart`].
+    AppStart(AppPlan),
+    /// See [`PhaseId::WriterStart`].
+    WriterStart(RpoPlan),
+    /// See [`PhaseId::Backup`].
+    Backup,
+    /// See [`PhaseId::Disaster`].
+    Disaster,
+    /// See [`PhaseId::StopApp`].
+    StopApp,
+    /// See [`PhaseId::Precheck`].
+    Precheck,
+    /// See [`PhaseId::Roles`].
+    Roles,
+    /// See [`PhaseId::Createdb`].
+    Createdb,
+    /// See [`PhaseId::PgRestore`].
+    PgRestore,
+    /// See [`PhaseId::Analyze`].
+    Analyze,
+    /// See [`PhaseId::ConfigRestore`].
+    ConfigRestore(FullPlan),
+    /// See [`PhaseId::CodeRollback`].
+    CodeRollback(FullPlan),
+    /// See [`PhaseId::TamperHook`].
+    TamperHook(String),
+    /// See [`PhaseId::Snapshot`].
+    Snapshot,
+    /// See [`PhaseId::Compare`].
+    Compare,
+    /// See [`PhaseId::Amcheck`].
+    Amcheck,
+    /// See [`PhaseId::Rpo`].
+    Rpo(RpoPlan),
+    /// See [`PhaseId::StartApp`].
+    StartApp,
+    /// See [`PhaseId::AppHealthy`].
+    AppHealthy,
+    /// See [`PhaseId::ObserveApp`].
+    ObserveApp(AppPlan),
+    /// See [`PhaseId::AppVersion`].
+    AppVersion,
+    /// See [`PhaseId::Checklist`].
+    Checklist,
+}
+
+impl Step {
+    /// The phase this step records.
+    pub fn id(&self) -> PhaseId {
+        use PhaseId as P;
+        match self {
+            Step::Provision => P::Provision,
+            Step::Seed { .. } => P::Seed,
+            Step::ConfigBackup(_) => P::ConfigBackup,
+            Step::AppStart(_) => P::AppStart,
+            Step::WriterStart(_) => P::WriterStart,
+            Step::Backup => P::Backup,
+            Step::Disaster => P::Disaster,
+            Step::StopApp => P::StopApp,
+            Step::Precheck => P::Precheck,
+            Step::Roles => P::Roles,
+            Step::Createdb => P::Createdb,
+            Step::PgRestore => P::PgRestore,
+            Step::Analyze => P::Analyze,
+            Step::ConfigRestore(_) => P::ConfigRestore,
+            Step::CodeRollback(_) => P::CodeRollback,
+            Step::TamperHook(_) => P::TamperHook,
+            Step::Snapshot => P::Snapshot,
+            Step::Compare => P::Compare,
+            Step::Amcheck => P::Amcheck,
+            Step::Rpo(_) => P::Rpo,
+            Step::StartApp => P::StartApp,
+            Step::AppHealthy => P::AppHealthy,
+            Step::ObserveApp(_) => P::ObserveApp,
+            Step::AppVersion => P::AppVersion,
+            Step::Checklist => P::Checklist,
         }
-        v.extend([Backup, Disaster]);
+    }
+}
+
+/// The scenario of `plan`: its steps in the order they run. The one place the order and the
+/// conditions are written: the drill executes this list, and the report's phases, the
+/// timeline and the budgets are read from it.
+pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
+    let full = plan.full().cloned();
+    let writer = plan.scope.rpo;
+    let mut v = vec![Step::Provision];
+    let before_backup = |v: &mut Vec<Step>| {
+        if let Some(rpo) = writer {
+            v.push(Step::WriterStart(rpo));
+        }
+        v.extend([Step::Backup, Step::Disaster]);
     };
     match plan.source {
-        Source::Generated { .. } => {
-            v.push(Seed);
-            if full {
-                v.push(ConfigBackup);
+        Source::Generated { rows, seed } => {
+            v.push(Step::Seed { rows, seed });
+            if let Some(f) = &full {
+                v.push(Step::ConfigBackup(f.clone()));
             }
-            if plan.app.is_some() {
-                v.push(AppStart);
+            if let Some(app) = &plan.app {
+                v.push(Step::AppStart(app.clone()));
             }
             before_backup(&mut v);
         }
         Source::Dsn(_) => {
-            if full {
-                v.push(ConfigBackup);
+            if let Some(f) = &full {
+                v.push(Step::ConfigBackup(f.clone()));
             }
             before_backup(&mut v);
         }
         Source::BackupFile(_) => {}
     }
-    v.extend([StopApp, Precheck, Roles, Createdb, PgRestore, Analyze]);
-    if full {
-        v.extend([ConfigRestore, CodeRollback]);
+    v.extend([
+        Step::StopApp,
+        Step::Precheck,
+        Step::Roles,
+        Step::Createdb,
+        Step::PgRestore,
+        Step::Analyze,
+    ]);
+    if let Some(f) = &full {
+        v.extend([
+            Step::ConfigRestore(f.clone()),
+            Step::CodeRollback(f.clone()),
+        ]);
     }
-    if plan.tamper_sql.is_some() {
-        v.push(TamperHook);
+    if let Some(sql) = &plan.tamper_sql {
+        v.push(Step::TamperHook(sql.clone()));
     }
     // The strategy verifies the data (step 5) before the application restarts (step 6):
     // once the app runs, it writes, and S1 would no longer be the restored state.
-    v.extend([Snapshot, Compare, Amcheck]);
-    if writer {
-        v.push(Rpo);
+    v.extend([Step::Snapshot, Step::Compare, Step::Amcheck]);
+    if let Some(rpo) = writer {
+        v.push(Step::Rpo(rpo));
     }
-    v.extend([StartApp, AppHealthy]);
-    if plan.app.is_some() {
-        v.push(ObserveApp);
+    v.extend([Step::StartApp, Step::AppHealthy]);
+    if let Some(app) = &plan.app {
+        v.push(Step::ObserveApp(app.clone()));
     }
-    if full {
-        v.push(AppVersion);
+    if full.is_some() {
+        v.push(Step::AppVersion);
     }
-    v.push(Checklist);
+    v.push(Step::Checklist);
     v
+}
+
+/// The phases `plan` goes through, in the order they run: its scenario's.
+pub fn phases(plan: &Plan) -> Vec<PhaseId> {
+    scenario(plan).iter().map(Step::id).collect()
 }

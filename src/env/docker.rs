@@ -18,13 +18,12 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{Endpoint, PgTools};
-pub use crate::app::container::{APP_IMAGE, APP_IMAGE_ENV, LABEL_APP_SHA256};
 use crate::engine::{
     docker, docker_sync, error_chain, hand_over, have_image, image_present, remove_sync,
     split_image, Reaper, CLI_TIMEOUT, START_TIMEOUT,
 };
 pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 use crate::pg::tools::{short_id, CLIENT_PROGRAMS};
 
 /// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.

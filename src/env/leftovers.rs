@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// The marker file in each directory pgdrill makes: `pid`, process start time and drill id.
 pub const OWNER_FILE: &str = ".pgdrill-owner";

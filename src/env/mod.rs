@@ -7,7 +7,7 @@ pub mod native;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 /// The client programs, now in [`crate::pg::tools`]; this path stays for older callers.
 pub use crate::pg::tools as pg_tools;
 pub use crate::pg::{connect_config, Endpoint, PgTools, ToolCommand};

@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
 use super::{Endpoint, PgTools};
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// How long a new server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// How to reach a PostgreSQL server: enough for a client library and for libpq programs.
 #[derive(Clone)]

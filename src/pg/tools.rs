@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use tokio::process::{Child, Command};
 
 use super::Endpoint;
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// The PostgreSQL programs of one installation: a local bin directory or a container.
 #[derive(Debug, Clone)]

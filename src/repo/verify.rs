@@ -127,6 +127,42 @@ fn secs(d: chrono::Duration) -> u64 {
     d.num_seconds().max(0) as u64
 }
 
+/// The finding that there is no backup of a kind (`what`) in the repo, and the command that
+/// takes one.
+fn no_backup(subject: &str, what: &str, command: &str) -> Finding {
+    Finding {
+        kind: Kind::NoBackup,
+        subject: subject.into(),
+        message: format!("no {what} backup in the repo: run `{command}` and schedule it"),
+        start: None,
+        seconds: None,
+    }
+}
+
+/// The finding that the newest backup of a kind (`what`: "database", "config") is `age` old,
+/// older than the objective named `objective` ("RPO", "config RPO"), `rpo` long; `check` says
+/// what to look at.
+fn stale(
+    subject: String,
+    what: &str,
+    age: chrono::Duration,
+    objective: &str,
+    rpo: Duration,
+    check: &str,
+) -> Finding {
+    Finding {
+        kind: Kind::Stale,
+        subject,
+        message: format!(
+            "the newest {what} backup is {} old, older than the {objective} of {}: {check}",
+            humantime::format_duration(Duration::from_secs(secs(age))),
+            humantime::format_duration(rpo)
+        ),
+        start: None,
+        seconds: Some(secs(age)),
+    }
+}
+
 fn median(v: &mut [u64]) -> Option<u64> {
     if v.is_empty() {
         return None;
@@ -166,24 +202,15 @@ pub async fn run(
     let newest = db.last();
     let newest_age = newest.map(|b| at - b.created_at());
     match (newest, newest_age) {
-        (Some(b), Some(age)) if age > rpo => findings.push(Finding {
-            kind: Kind::Stale,
-            subject: format!("{}/{}", super::DATABASE_DIR, b.name),
-            message: format!(
-                "the newest database backup is {} old, older than the RPO of {}: check the backup timer (`systemctl status pgdrill-backup.timer`) and its log",
-                humantime::format_duration(std::time::Duration::from_secs(secs(age))),
-                humantime::format_duration(opts.rpo)
-            ),
-            start: None,
-            seconds: Some(secs(age)),
-        }),
-        (None, _) => findings.push(Finding {
-            kind: Kind::NoBackup,
-            subject: "database/".into(),
-            message: "no database backup in the repo: run `pgdrill backup` and schedule it".into(),
-            start: None,
-            seconds: None,
-        }),
+        (Some(b), Some(age)) if age > rpo => findings.push(stale(
+            format!("{}/{}", super::DATABASE_DIR, b.name),
+            "database",
+            age,
+            "RPO",
+            opts.rpo,
+            "check the backup timer (`systemctl status pgdrill-backup.timer`) and its log",
+        )),
+        (None, _) => findings.push(no_backup("database/", "database", "pgdrill backup")),
         _ => {}
     }
     let mut gaps = 0;
@@ -375,24 +402,19 @@ pub async fn run(
     let config_age = cfg.last().map(|c| at - c.created_at());
     match (cfg.last(), config_age) {
         _ if !opts.config => {}
-        (Some(c), Some(age)) if age > crpo => findings.push(Finding {
-            kind: Kind::Stale,
-            subject: format!("{}/{}", super::CONFIG_DIR, c.name),
-            message: format!(
-                "the newest config backup is {} old, older than the config RPO of {}: check the config backup timer",
-                humantime::format_duration(std::time::Duration::from_secs(secs(age))),
-                humantime::format_duration(opts.config_rpo)
-            ),
-            start: None,
-            seconds: Some(secs(age)),
-        }),
-        (None, _) => findings.push(Finding {
-            kind: Kind::NoBackup,
-            subject: "config/".into(),
-            message: "no configuration backup in the repo: run `pgdrill config backup` and schedule it".into(),
-            start: None,
-            seconds: None,
-        }),
+        (Some(c), Some(age)) if age > crpo => findings.push(stale(
+            format!("{}/{}", super::CONFIG_DIR, c.name),
+            "config",
+            age,
+            "config RPO",
+            opts.config_rpo,
+            "check the config backup timer",
+        )),
+        (None, _) => findings.push(no_backup(
+            "config/",
+            "configuration",
+            "pgdrill config backup",
+        )),
         _ => {}
     }
     for c in &listing.config {
@@ -560,5 +582,39 @@ impl Outcome {
             u8::from(self.ok).to_string(),
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stale_and_no_backup_findings_name_the_kind_the_objective_and_the_fix() {
+        let day = Duration::from_secs(86_400);
+        let f = stale(
+            "database/backup_x".into(),
+            "database",
+            chrono::Duration::hours(25),
+            "RPO",
+            day,
+            "check the backup timer",
+        );
+        assert_eq!(
+            (f.kind, f.subject.as_str()),
+            (Kind::Stale, "database/backup_x")
+        );
+        assert_eq!(
+            f.message,
+            "the newest database backup is 1day 1h old, older than the RPO of 1day: check the backup timer"
+        );
+        assert_eq!((f.start, f.seconds), (None, Some(90_000)));
+        let f = no_backup("config/", "configuration", "pgdrill config backup");
+        assert_eq!((f.kind, f.subject.as_str()), (Kind::NoBackup, "config/"));
+        assert_eq!(
+            f.message,
+            "no configuration backup in the repo: run `pgdrill config backup` and schedule it"
+        );
+        assert_eq!((f.start, f.seconds), (None, None));
     }
 }

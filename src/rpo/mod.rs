@@ -20,7 +20,7 @@ pub use writer::{Acknowledged, Commit, InFlight, StopCause, Writer, DEFAULT_RATE
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::EnvError;
+use crate::env_error::EnvError;
 
 /// The ledger's schema: its own, so that it never collides with an application's tables, a
 /// reader of the restored database sees who wrote it, and `DROP SCHEMA pgdrill CASCADE`

@@ -1,29 +1,42 @@
 //! Phase `provision`: the backend, the first disposable server, and (docker backend) the
 //! application's image, checked before any data is made.
 
-use super::{Ctx, PhaseId};
-use crate::env::{Backend, BackendKind};
-use crate::plan::Source;
+use crate::drill::kernel::Recorder;
+use crate::drill::PhaseId;
+use crate::env::{Backend, BackendKind, Target};
+use crate::plan::{Plan, Source};
 
-/// Opens the backend and provisions the source (generated data) or the restore target; the
-/// servers go into `ctx.owned`, the app image into `ctx.app_image`. Returns the backend kind.
-pub(super) async fn run(ctx: &mut Ctx) -> Option<BackendKind> {
-    let kind = ctx.plan.backend;
-    let drill_id = ctx.plan.drill_id.clone();
-    let keep = ctx.plan.keep;
-    let wants_source = matches!(ctx.plan.source, Source::Generated { .. });
-    let sample_binary = match ctx.plan.app.as_ref().map(|a| &a.spec) {
+/// What `provision` opened: everything after it runs on these.
+pub(in crate::drill) struct Provisioned {
+    /// Where servers come from.
+    pub backend: Backend,
+    /// The first server: the source of generated data, or the restore's target.
+    pub server: Target,
+    /// The application's image, when it runs as a container.
+    pub app_image: Option<String>,
+}
+
+/// Opens the backend and provisions the source (generated data) or the restore target, and
+/// (docker backend) checks the application's image.
+pub(in crate::drill) async fn run(
+    plan: &Plan,
+    rec: &mut Recorder,
+    notes: &mut Vec<String>,
+) -> Option<Provisioned> {
+    let kind = plan.backend;
+    let drill_id = plan.drill_id.clone();
+    let keep = plan.keep;
+    let wants_source = matches!(plan.source, Source::Generated { .. });
+    let sample_binary = match plan.app.as_ref().map(|a| &a.spec) {
         Some(crate::app::AppSpec::Sample { binary, .. }) => Some(binary.clone()),
         _ => None,
     };
-    let custom_image = ctx
-        .plan
+    let custom_image = plan
         .app
         .as_ref()
         .and_then(|a| a.spec.image())
         .map(|i| i.image.clone());
-    let (backend, target, app_image) = ctx
-        .rec
+    let (backend, server, app_image) = rec
         .step(PhaseId::Provision, async {
             let mut backend = Backend::open(kind, &drill_id).await?;
             backend.set_keep(keep);
@@ -52,16 +65,13 @@ pub(super) async fn run(ctx: &mut Ctx) -> Option<BackendKind> {
             Ok(((backend, target, app_image), detail))
         })
         .await?;
-    if let Some((image, note)) = app_image {
-        ctx.app_image = Some(image);
-        ctx.notes.extend(note);
-    }
-    let kind = backend.kind();
-    ctx.owned.backend = Some(backend);
-    if wants_source {
-        ctx.owned.source = Some(target);
-    } else {
-        ctx.owned.target = Some(target);
-    }
-    Some(kind)
+    let app_image = app_image.map(|(image, note)| {
+        notes.extend(note);
+        image
+    });
+    Some(Provisioned {
+        backend,
+        server,
+        app_image,
+    })
 }

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::backup::BackupSet;
-use super::restore::Restored;
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
 use crate::report::{FailureClass, Integrity};
@@ -13,7 +12,7 @@ use crate::snapshot::{self, Snapshot};
 
 /// What verification found; kept for the report and the checklist whatever failed.
 #[derive(Debug, Default)]
-pub(super) struct Verified {
+pub(in crate::drill) struct Verified {
     /// How the drill connected to the restored database, when it could.
     pub connected: Option<String>,
     /// `SHOW server_version` of the restored server.
@@ -26,44 +25,19 @@ pub(super) struct Verified {
     pub tools: BTreeMap<String, String>,
 }
 
-/// Verifies database `db` on the target against the backup's manifest, filling `v` as it
-/// goes; `None` when the restored database could not be read at all (a failed comparison
-/// or amcheck goes on: the checklist still judges the rest).
-pub(super) async fn run(
-    ctx: &mut Ctx,
-    set: &BackupSet,
-    restored: &Restored,
-    v: &mut Verified,
-) -> Option<()> {
-    let db = restored.database.as_str();
-    let endpoint = ctx.target().endpoint().with_db(db);
-    let tools = ctx.target().tools();
-    if let Some(sql) = ctx.plan.tamper_sql.clone() {
-        tamper(ctx, &endpoint, sql).await?;
-    }
-    let (s1, version) = snapshot(ctx, &endpoint).await?;
-    v.connected = Some(format!(
-        "connected to {db} as {}; SHOW server_version = {version}",
-        endpoint.user
-    ));
-    v.server_version = version;
-    let options = snapshot::CompareOptions {
-        no_tablespaces: restored.no_tablespaces,
-    };
-    v.integrity = compare(ctx, set, &s1, options).await;
-    v.snapshot = Some(s1);
+/// Phase `amcheck`: `pg_amcheck --heapallindexed` on the restored database `db`; a finding
+/// fails the phase and the drill goes on, so the checklist still judges the rest.
+pub(in crate::drill) async fn amcheck(ctx: &mut Ctx, db: &Endpoint, tools: &crate::env::PgTools) {
     let jobs = ctx.plan.jobs;
     ctx.rec
         .step(PhaseId::Amcheck, async {
-            Ok(((), amcheck(&endpoint, &tools, jobs).await?))
+            Ok(((), run_amcheck(db, tools, jobs).await?))
         })
         .await;
-    v.tools = tool_versions(&tools).await;
-    Some(())
 }
 
 /// The test hook that plays silent corruption, so tests prove verification catches it.
-async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
+pub(in crate::drill) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
     let db = db.clone();
     ctx.rec
         .step(PhaseId::TamperHook, async move {
@@ -87,7 +61,7 @@ async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
 }
 
 /// Snapshot S1 and the server's version; `None` when the restored server cannot be read.
-async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
+pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
     let sdb = db.clone();
     let progress = ctx.rec.progress(PhaseId::Snapshot);
     ctx.rec
@@ -137,7 +111,7 @@ async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
 }
 
 /// S1 against the manifest's S0; the comparison is returned whether or not it passes.
-async fn compare(
+pub(in crate::drill) async fn compare(
     ctx: &mut Ctx,
     set: &BackupSet,
     s1: &Snapshot,
@@ -195,7 +169,7 @@ async fn compare(
 }
 
 /// `pg_amcheck --heapallindexed` on the restored database.
-async fn amcheck(
+async fn run_amcheck(
     db: &Endpoint,
     tools: &crate::env::PgTools,
     jobs: u32,
@@ -234,7 +208,10 @@ async fn amcheck(
     ))
 }
 
-async fn tool_versions(tools: &crate::env::PgTools) -> BTreeMap<String, String> {
+/// The client programs' versions, for the report.
+pub(in crate::drill) async fn tool_versions(
+    tools: &crate::env::PgTools,
+) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for t in ["pg_dump", "pg_dumpall", "pg_restore", "psql", "pg_amcheck"] {
         if let Ok(v) = tools.version(t).await {

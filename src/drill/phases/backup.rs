@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, PhaseId};
 use crate::backup::{self, Manifest};
+use crate::drill::{Ctx, PhaseId};
 use crate::rpo::Clock;
 
 /// The backup the restore uses: taken by the drill or found on disk.
 #[derive(Debug, Clone)]
-pub(super) struct BackupSet {
+pub(in crate::drill) struct BackupSet {
     /// The dump.
     pub dump: PathBuf,
     /// The roles file beside it (or none).
@@ -25,33 +25,40 @@ pub(super) struct BackupSet {
 
 /// The backups a drill took on its schedule (one, unless `--backups`).
 #[derive(Debug, Clone)]
-pub(super) struct Backups {
-    /// In the order taken; the restore uses the newest.
-    pub sets: Vec<BackupSet>,
+pub(in crate::drill) struct Backups {
+    /// The newest backup: the one a restore after the disaster uses.
+    pub newest: BackupSet,
+    /// Those taken before it, in the order taken.
+    pub earlier: Vec<BackupSet>,
     /// When the first one started: the schedule's origin.
     pub first_started: Instant,
 }
 
 impl Backups {
-    /// The newest backup: the one a restore after the disaster uses.
-    pub fn newest(&self) -> &BackupSet {
-        self.sets.last().expect("at least one backup")
+    /// How many backups the drill took.
+    pub fn count(&self) -> usize {
+        self.earlier.len() + 1
     }
 
     /// The longest backup of the drill (the schedule's worst case adds it to the interval).
     pub fn longest(&self) -> Duration {
-        Duration::from_millis(self.sets.iter().map(|s| s.duration_ms).max().unwrap_or(0))
+        let each = self
+            .earlier
+            .iter()
+            .chain([&self.newest])
+            .map(|s| s.duration_ms);
+        Duration::from_millis(each.max().unwrap_or(0))
     }
 }
 
 /// Backs up database `db` of the source (a live DSN read-only, or the drill's own server)
 /// into `--out/backup/`, `--backups` times on the `--backup-every` schedule of `clock`.
-pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
-    let source = ctx.source_endpoint(db)?;
+pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
+    let source = ctx.source_endpoint(db);
     // A live source is dumped with this machine's programs; a drill's own server with its own.
     let tools = match &ctx.owned.source {
         Some(t) => t.tools(),
-        None => ctx.backend().tools().clone(),
+        None => ctx.owned.backend.tools().clone(),
     };
     let dir = ctx.plan.out_dir.join("backup");
     let count = ctx.plan.scope.cadence.backups;
@@ -59,6 +66,12 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
     let progress = ctx.rec.progress(PhaseId::Backup);
     ctx.rec
         .step(PhaseId::Backup, async move {
+            let source = source.ok_or_else(|| {
+                crate::drill::StepFail::new(
+                    crate::report::FailureClass::Environment,
+                    "internal error: no source to back up; this is a bug in pgdrill",
+                )
+            })?;
             let first_started = Instant::now();
             let mut sets = Vec::new();
             let mut lines = Vec::new();
@@ -84,6 +97,12 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
                     duration_ms: t.elapsed().as_millis() as u64,
                 });
             }
+            let Some(newest) = sets.pop() else {
+                return Err(crate::drill::StepFail::new(
+                    crate::report::FailureClass::BackupFailed,
+                    "the schedule took no backup (--backups 0): there is nothing to restore",
+                ));
+            };
             let detail = match lines.as_slice() {
                 [one] => one.clone(),
                 many => format!(
@@ -99,7 +118,8 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
             };
             Ok((
                 Backups {
-                    sets,
+                    newest,
+                    earlier: sets,
                     first_started,
                 },
                 detail,
@@ -111,7 +131,7 @@ pub(super) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backup
 /// An existing backup file with whatever sits beside it (manifest, globals); what is missing
 /// or unreadable goes into the notes, and verification falls back to the restored data's
 /// own consistency checks.
-pub(super) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
+pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     let mpath = backup::manifest_path(&path);
     let mut set = BackupSet {
         dump: path.clone(),

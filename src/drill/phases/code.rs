@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Ctx, PhaseId, StepFail};
 use crate::app::AppProcess;
 use crate::code::{
     self, CodeError, DeploySpec, Release, ReleaseRepo, ReportedVersion, RollbackTo,
     SAMPLE_DEPLOY_COMMAND,
 };
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::report::full::{ReleaseRef, ReportedRelease, Rollback};
 use crate::report::FailureClass;
 use crate::scope::CodeSource;
@@ -36,7 +36,7 @@ impl From<CodeError> for StepFail {
 
 /// Where releases come from and go to in this drill.
 #[derive(Debug, Clone)]
-pub(super) struct Releases {
+pub(in crate::drill) struct Releases {
     /// The git repository (the user's, or the sample's made in the drill's directory).
     pub repo: PathBuf,
     /// The deploy command.
@@ -50,7 +50,7 @@ pub(super) struct Releases {
 /// The code's part of the disaster, run inside the disaster phase: for the sample app its
 /// release repository is made and the bad release (the newest tag) deployed, as a bad deploy
 /// would; for a user's application the deploy directory starts empty (the code is gone).
-pub(super) async fn bad_release(
+pub(in crate::drill) async fn bad_release(
     source: &CodeSource,
     work: &Path,
     deployed_by: &str,
@@ -108,8 +108,12 @@ fn spec(r: &Releases, deployed_by: &str) -> DeploySpec {
 /// Phase `code_rollback`: the target release found (`--rollback-to`, or the tag before the
 /// deployed one), checked out into a clean directory of the drill's, deployed with the
 /// deploy command, its marker written.
-pub(super) async fn rollback(ctx: &mut Ctx, releases: &Releases) -> Option<Rollback> {
-    let to = ctx.plan.full()?.rollback_to.clone();
+pub(in crate::drill) async fn rollback(
+    ctx: &mut Ctx,
+    full: &crate::scope::FullPlan,
+    releases: &Releases,
+) -> Option<Rollback> {
+    let to = full.rollback_to.clone();
     let deployed_by = format!("pgdrill drill {}", ctx.plan.drill_id);
     ctx.rec
         .step(PhaseId::CodeRollback, async move {
@@ -155,7 +159,7 @@ pub(super) async fn rollback(ctx: &mut Ctx, releases: &Releases) -> Option<Rollb
 
 /// Phase `app_version`: the restarted application reports the release rolled back to (its
 /// version endpoint, or the deployment marker when it has none).
-pub(super) async fn check_version(
+pub(in crate::drill) async fn check_version(
     ctx: &mut Ctx,
     rollback: &mut Rollback,
     deploy_dir: &Path,

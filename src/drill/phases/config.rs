@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
 
-use super::{Ctx, PhaseId, StepFail};
 use crate::config::{self, ConfigError};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::error::EnvError;
 use crate::report::FailureClass;
-use crate::scope::{ConfigSource, Fault};
+use crate::scope::{ConfigSource, Fault, FullPlan};
 
 impl From<ConfigError> for StepFail {
     fn from(e: ConfigError) -> Self {
@@ -31,7 +31,7 @@ impl From<ConfigError> for StepFail {
 }
 
 /// The live configuration the application runs with, and its backup.
-pub(super) struct ConfigSet {
+pub(in crate::drill) struct ConfigSet {
     /// The directory the application reads its configuration from before the disaster.
     pub live: PathBuf,
     /// The repository the backup went into (`<out>/backup`, archive under `config/`).
@@ -45,7 +45,7 @@ pub(super) struct ConfigSet {
 }
 
 /// Where the restored configuration is, and the report's record of it.
-pub(super) struct RestoredConfig {
+pub(in crate::drill) struct RestoredConfig {
     /// The directory.
     pub dir: PathBuf,
     /// For report.json's `config` section.
@@ -55,8 +55,12 @@ pub(super) struct RestoredConfig {
 /// Phase `config_backup`: writes the sample app's configuration (or copies the user's
 /// `--config-file`s) into the drill's private directory, where the application reads it, and
 /// backs it up encrypted to a key made for this drill.
-pub(super) async fn backup(ctx: &mut Ctx, source_url: Option<String>) -> Option<ConfigSet> {
-    let full = ctx.plan.full()?.clone();
+pub(in crate::drill) async fn backup(
+    ctx: &mut Ctx,
+    full: &FullPlan,
+    source_url: Option<String>,
+) -> Option<ConfigSet> {
+    let full = full.clone();
     let work = ctx.work_dir();
     let repo = ctx.plan.out_dir.join("backup");
     let drill_id = ctx.plan.drill_id.clone();
@@ -118,7 +122,7 @@ pub(super) async fn backup(ctx: &mut Ctx, source_url: Option<String>) -> Option<
 
 /// The configuration's part of the disaster: the live files in `live` are gone. Returns
 /// what was lost.
-pub(super) fn lose(live: &Path, files: &[String]) -> Result<String, EnvError> {
+pub(in crate::drill) fn lose(live: &Path, files: &[String]) -> Result<String, EnvError> {
     std::fs::remove_dir_all(live)
         .map_err(|e| EnvError::io(format!("cannot remove {}", live.display()), e))?;
     Ok(format!(
@@ -130,12 +134,13 @@ pub(super) fn lose(live: &Path, files: &[String]) -> Result<String, EnvError> {
 /// Phase `config_restore`: the newest configuration backup taken before `disaster_at`,
 /// restored into a new directory once its archive, its decryption, every file's SHA-256,
 /// the required keys and the VPN config have passed.
-pub(super) async fn restore(
+pub(in crate::drill) async fn restore(
     ctx: &mut Ctx,
+    full: &FullPlan,
     set: &ConfigSet,
     disaster_at: chrono::DateTime<chrono::Utc>,
 ) -> Option<RestoredConfig> {
-    let full = ctx.plan.full()?.clone();
+    let full = full.clone();
     let faults = ctx.plan.scope.faults.clone();
     let work = ctx.work_dir();
     let repo = set.repo.clone();

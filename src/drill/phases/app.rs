@@ -8,17 +8,19 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use super::{Ctx, PhaseId, SkipReason, StepFail};
 use crate::app::{AppError, AppProcess, AppSpec};
 use crate::checklist::{self, CheckItem};
+use crate::drill::{Ctx, Flow, PhaseId, RestoreServer, SkipReason, StepFail};
 use crate::env::docker::DockerBackend;
-use crate::env::{Endpoint, Target};
+use crate::env::Endpoint;
 use crate::error::EnvError;
+use crate::plan::AppPlan;
 use crate::report::{ChecklistItem, FailureClass, Status};
+use crate::scope::FullPlan;
 
 /// The files a full drill's application runs with.
 #[derive(Debug, Clone)]
-pub(super) struct AppFiles {
+pub(in crate::drill) struct AppFiles {
     /// Its configuration directory (the live files, or the restored ones).
     pub config_dir: PathBuf,
     /// The deploy directory of its release, once one was deployed.
@@ -26,7 +28,7 @@ pub(super) struct AppFiles {
 }
 
 /// What became of the application after the restore, for the checklist's items 6–10.
-pub(super) enum AppOutcome {
+pub(in crate::drill) enum AppOutcome {
     /// The plan has no application.
     NoApp,
     /// It did not start against the restored server.
@@ -39,10 +41,54 @@ pub(super) enum AppOutcome {
 
 /// The docker backend and the app's image, when the app runs as a container.
 fn container<'a>(
-    backend: &'a Option<crate::env::Backend>,
-    image: &'a Option<String>,
+    backend: &'a crate::env::Backend,
+    image: Option<&'a str>,
 ) -> Option<(&'a DockerBackend, &'a str)> {
-    Some((backend.as_ref()?.docker()?, image.as_deref()?))
+    Some((backend.docker()?, image?))
+}
+
+/// The application's restart after the restore, as far as it got: what `start_app`,
+/// `app_healthy` and `observe_app` hand one another and the checklist.
+pub(in crate::drill) enum Restart {
+    /// `start_app` has not run.
+    NotYet,
+    /// The plan has no application.
+    NoApp,
+    /// It did not start against the restored server.
+    DidNotStart,
+    /// It started; `healthy` once it answered within the app_restart budget.
+    Started {
+        /// When `start_app` began: the app_restart budget counts from here.
+        started: Instant,
+        /// Where its log began, for the checklist's log reading.
+        log_offset: u64,
+        /// It answered healthy within the budget.
+        healthy: bool,
+    },
+    /// It started but was not observed (the drill was stopped).
+    NotObserved,
+    /// Items 6–10 from watching it.
+    Observed(Vec<ChecklistItem>),
+}
+
+impl Restart {
+    /// Whether the application's version can be asked: it was watched running, or there is
+    /// none and the deployment marker answers.
+    pub fn version_checkable(&self) -> bool {
+        matches!(self, Restart::NoApp | Restart::Observed(_))
+    }
+
+    /// What became of the application, for the checklist (taken: the checklist is last).
+    pub fn take_outcome(&mut self) -> AppOutcome {
+        match std::mem::replace(self, Restart::NotYet) {
+            Restart::NoApp => AppOutcome::NoApp,
+            Restart::DidNotStart => AppOutcome::DidNotStart,
+            Restart::Observed(items) => AppOutcome::Observed(items),
+            Restart::NotYet | Restart::Started { .. } | Restart::NotObserved => {
+                AppOutcome::NotObserved
+            }
+        }
+    }
 }
 
 /// Starts the app: a container of `image` on the docker backend's network when `container`
@@ -64,13 +110,12 @@ async fn start(
 /// restore the drill plays the secret store.
 async fn launch(
     ctx: &Ctx,
-    server: &Target,
+    plan: &AppPlan,
+    files: Option<&AppFiles>,
+    (server, app_server): (&Endpoint, &Endpoint),
     db: &str,
     restart: bool,
 ) -> Result<(AppSpec, String, PathBuf), StepFail> {
-    let app_server = server.app_endpoint(ctx.app_image.is_some());
-    let server = server.endpoint();
-    let plan = ctx.plan.app.as_ref().expect("app planned");
     let secrets = &ctx.secrets;
     let mut spec = plan.spec.clone();
     let url = match &mut spec {
@@ -103,7 +148,7 @@ async fn launch(
                         ),
                     )
                 })?;
-            let mut base = match &ctx.app_files {
+            let mut base = match files {
                 // A full drill: the configuration is the files' (live, or restored), the
                 // code the deployed release's; DATABASE_URL below points it at the server.
                 Some(files) => {
@@ -144,7 +189,7 @@ async fn launch(
             .url()
         }
         AppSpec::Custom(c) => {
-            if let Some(files) = &ctx.app_files {
+            if let Some(files) = files {
                 c.env.push((
                     "PGDRILL_CONFIG_DIR".into(),
                     files.config_dir.display().to_string(),
@@ -176,8 +221,13 @@ async fn launch(
 
 /// The sample app's DATABASE_URL on the source, for the configuration file a full drill
 /// writes for it (the app's role and its password, as the restart will use them).
-pub(super) fn sample_database_url(ctx: &Ctx, db: &str) -> Option<String> {
-    if ctx.plan.full()?.config != crate::scope::ConfigSource::Sample {
+pub(in crate::drill) fn sample_database_url(
+    ctx: &Ctx,
+    full: &FullPlan,
+    in_container: bool,
+    db: &str,
+) -> Option<String> {
+    if full.config != crate::scope::ConfigSource::Sample {
         return None;
     }
     let server = ctx.owned.source.as_ref()?;
@@ -185,7 +235,7 @@ pub(super) fn sample_database_url(ctx: &Ctx, db: &str) -> Option<String> {
         Endpoint {
             user: "pgdrill_app".into(),
             password: Some(ctx.secrets.db_password().clone()),
-            ..server.app_endpoint(ctx.app_image.is_some()).with_db(db)
+            ..server.app_endpoint(in_container).with_db(db)
         }
         .url(),
     )
@@ -193,9 +243,21 @@ pub(super) fn sample_database_url(ctx: &Ctx, db: &str) -> Option<String> {
 
 /// Phase `app_start`: the application against the source, so that the backup is taken
 /// while it writes.
-pub(super) async fn start_on_source(ctx: &mut Ctx, db: &str) -> Option<()> {
-    let launched = launch(ctx, ctx.owned.source.as_ref()?, db, false).await;
-    let container = container(&ctx.owned.backend, &ctx.app_image);
+pub(in crate::drill) async fn start_on_source(
+    ctx: &mut Ctx,
+    plan: &AppPlan,
+    flow: &Flow,
+    db: &str,
+) -> Option<()> {
+    let Some(source) = ctx.owned.source.as_ref() else {
+        return crate::drill::missing(ctx, PhaseId::AppStart, "source server").await;
+    };
+    let endpoints = (
+        &source.endpoint().clone(),
+        &source.app_endpoint(flow.app_image.is_some()),
+    );
+    let launched = launch(ctx, plan, flow.app_files.as_ref(), endpoints, db, false).await;
+    let container = container(&ctx.owned.backend, flow.app_image.as_deref());
     let app = ctx
         .rec
         .step(PhaseId::AppStart, async move {
@@ -225,7 +287,7 @@ pub(super) async fn start_on_source(ctx: &mut Ctx, db: &str) -> Option<()> {
 
 /// Phase `stop_app` (strategy step 1): the application stopped before the database is
 /// touched; a container waits for its `docker start`.
-pub(super) async fn stop(ctx: &mut Ctx) -> Option<()> {
+pub(in crate::drill) async fn stop(ctx: &mut Ctx) -> Option<()> {
     match ctx.owned.app.take() {
         Some(mut app) => {
             let app = ctx
@@ -259,23 +321,33 @@ pub(super) async fn stop(ctx: &mut Ctx) -> Option<()> {
     Some(())
 }
 
-/// Strategy steps 6 and 7: start the app against the restored database `db`, wait until it
-/// is healthy within the app_restart budget, then watch it for the checklist.
-pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
+/// Phase `start_app` (strategy step 6): the application started against the restored
+/// database `db` on `server`.
+pub(in crate::drill) async fn restart(
+    ctx: &mut Ctx,
+    flow: &mut Flow,
+    server: &RestoreServer,
+    db: &str,
+) {
     let Some(plan) = ctx.plan.app.clone() else {
         ctx.rec.skip(PhaseId::StartApp, SkipReason::NoApp);
-        ctx.rec.skip(PhaseId::AppHealthy, SkipReason::NoApp);
-        return AppOutcome::NoApp;
+        flow.restart = Restart::NoApp;
+        return;
     };
-    let server = ctx.target().endpoint().clone();
-    let launched = launch(ctx, ctx.target(), db, true).await;
-    let fail = |m: String| StepFail::new(FailureClass::ChecklistFailed, m);
+    let in_container = flow.app_image.is_some();
+    let app_server = if in_container {
+        &server.app_in_container
+    } else {
+        &server.app
+    };
+    let endpoints = (&server.admin, app_server);
+    let launched = launch(ctx, &plan, flow.app_files.as_ref(), endpoints, db, true).await;
     let started = Instant::now();
     let stopped = ctx.owned.stopped_app.take();
     // A full drill restores the configuration and rolls the code back: `docker start` of the
     // old container would run the old ones.
-    let new_config = !plan.restart_env.is_empty() || ctx.app_files.is_some();
-    let container = container(&ctx.owned.backend, &ctx.app_image);
+    let new_config = !plan.restart_env.is_empty() || flow.app_files.is_some();
+    let container = container(&ctx.owned.backend, flow.app_image.as_deref());
     let app = ctx
         .rec
         .step(PhaseId::StartApp, async {
@@ -313,20 +385,49 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
             Ok((app, detail))
         })
         .await;
-    let Some(app) = app else {
-        ctx.rec
-            .skip(PhaseId::AppHealthy, SkipReason::AppDidNotStart);
-        ctx.rec
-            .skip(PhaseId::ObserveApp, SkipReason::AppDidNotStart);
-        return AppOutcome::DidNotStart;
+    flow.restart = match app {
+        Some(app) => {
+            let log_offset = app.start_log_offset();
+            ctx.owned.app = Some(app);
+            Restart::Started {
+                started,
+                log_offset,
+                healthy: false,
+            }
+        }
+        None => Restart::DidNotStart,
+    };
+}
+
+/// A checklist failure: the application's phases after the restore fail the checklist.
+fn fail(m: String) -> StepFail {
+    StepFail::new(FailureClass::ChecklistFailed, m)
+}
+
+/// Phase `app_healthy` (strategy step 6): its health endpoint answering within what is left
+/// of the app_restart budget.
+pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
+    let Restart::Started {
+        started, healthy, ..
+    } = &mut flow.restart
+    else {
+        let why = match flow.restart {
+            Restart::NoApp => SkipReason::NoApp,
+            _ => SkipReason::AppDidNotStart,
+        };
+        ctx.rec.skip(PhaseId::AppHealthy, why);
+        return;
+    };
+    let Some(app) = ctx.owned.app.as_ref() else {
+        crate::drill::missing(ctx, PhaseId::AppHealthy, "started application").await;
+        return;
     };
     let remaining = ctx
         .plan
         .budgets
         .app_restart
         .saturating_sub(started.elapsed());
-    let log_offset = app.start_log_offset();
-    let healthy = ctx
+    *healthy = ctx
         .rec
         .step(PhaseId::AppHealthy, async {
             let h = app
@@ -338,8 +439,36 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
                 format!("GET health → {} within the app_restart budget", h.summary()),
             ))
         })
-        .await;
-    let client = server.with_db(db).connect().await.ok();
+        .await
+        .is_some();
+}
+
+/// Phase `observe_app` (strategy step 7): the restarted application watched for the
+/// checklist's items 6–10, reading database `db` for the sample app's heartbeats.
+pub(in crate::drill) async fn observe(
+    ctx: &mut Ctx,
+    flow: &mut Flow,
+    plan: &AppPlan,
+    db: &Endpoint,
+) {
+    let Restart::Started {
+        log_offset,
+        healthy,
+        ..
+    } = flow.restart
+    else {
+        let why = match flow.restart {
+            Restart::NoApp => SkipReason::NoApp,
+            _ => SkipReason::AppDidNotStart,
+        };
+        ctx.rec.skip(PhaseId::ObserveApp, why);
+        return;
+    };
+    let client = db.connect().await.ok();
+    let Some(app) = ctx.owned.app.as_ref() else {
+        crate::drill::missing(ctx, PhaseId::ObserveApp, "started application").await;
+        return;
+    };
     let sample = plan.is_sample();
     let (window, max_age) = (plan.observe, plan.max_heartbeat_age);
     // Faults found here fail the checklist step, which names the item and its evidence.
@@ -347,7 +476,7 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
         .rec
         .step(PhaseId::ObserveApp, async {
             let obs =
-                checklist::observe(&app, client.as_ref().filter(|_| sample), window, log_offset)
+                checklist::observe(app, client.as_ref().filter(|_| sample), window, log_offset)
                     .await;
             let items = checklist::app_items(&obs, max_age);
             let bad = items.iter().filter(|i| i.status == Status::Fail).count();
@@ -359,12 +488,12 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
             Ok((items, detail))
         })
         .await;
-    ctx.owned.app = Some(app);
     let Some(mut items) = items else {
-        return AppOutcome::NotObserved;
+        flow.restart = Restart::NotObserved;
+        return;
     };
     // Healthy for a moment after the budget ran out is still a failed restart.
-    if healthy.is_none() {
+    if !healthy {
         for i in items.iter_mut() {
             if checklist::is(i, CheckItem::AppHealth) && i.status == Status::Pass {
                 *i = checklist::item(
@@ -375,5 +504,5 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
             }
         }
     }
-    AppOutcome::Observed(items)
+    flow.restart = Restart::Observed(items);
 }

@@ -3,13 +3,13 @@
 
 use super::app::AppOutcome;
 use super::verify::Verified;
-use super::{Ctx, PhaseId, StepFail};
 use crate::checklist::{item, CheckItem, CRITICAL_TABLES};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::report::{ChecklistItem, FailureClass, Status};
 use crate::snapshot::Snapshot;
 
 /// The ten items from the evidence.
-pub(super) fn items(ctx: &Ctx, v: &Verified, app: AppOutcome) -> Vec<ChecklistItem> {
+pub(in crate::drill) fn items(ctx: &Ctx, v: &Verified, app: AppOutcome) -> Vec<ChecklistItem> {
     use Status::*;
     let mut out = Vec::new();
     out.push(match &v.connected {
@@ -156,7 +156,7 @@ fn data_integrity(v: &Verified) -> Vec<ChecklistItem> {
 }
 
 /// Phase `checklist`: fails naming every failing item and its evidence.
-pub(super) async fn run(ctx: &mut Ctx, items: &[ChecklistItem]) -> Option<()> {
+pub(in crate::drill) async fn run(ctx: &mut Ctx, items: &[ChecklistItem]) -> Option<()> {
     let failed: Vec<String> = items
         .iter()
         .filter(|i| i.status == Status::Fail)

@@ -1,18 +1,19 @@
 //! Phase `seed`: the fixtures schema and its deterministic generated data on the source.
 
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::report::FailureClass;
 use crate::seed::{self, SeedSpec};
 
 /// Creates database `db` on the drill's source and loads `rows` users generated from `seed`;
 /// returns the loaded counts for the report.
-pub(super) async fn run(
+pub(in crate::drill) async fn run(
     ctx: &mut Ctx,
+    source: &crate::env::Endpoint,
     db: &str,
     rows: u64,
     seed: u64,
 ) -> Option<serde_json::Value> {
-    let endpoint = ctx.owned.source.as_ref()?.endpoint().clone();
+    let endpoint = source.clone();
     let db = db.to_string();
     let progress = ctx.rec.progress(PhaseId::Seed);
     let stats = ctx

@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 
 use super::backup::Backups;
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
+use crate::env::Endpoint;
 use crate::report::FailureClass;
 use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
+use crate::scope::RpoPlan;
 
 impl From<RpoError> for StepFail {
     fn from(e: RpoError) -> Self {
@@ -21,7 +23,7 @@ impl From<RpoError> for StepFail {
 }
 
 /// What the disaster ended: the writer's record and the moment it struck.
-pub(super) struct Struck {
+pub(in crate::drill) struct Struck {
     /// What the writer saw acknowledged.
     pub acks: Acknowledged,
     /// The moment of the disaster.
@@ -31,13 +33,18 @@ pub(super) struct Struck {
 /// Phase `writer_start`: the ledger writer on database `db` of the source, committing at the
 /// plan's rate until the disaster. A source that cannot be written to is an environment
 /// error here, before any backup.
-pub(super) async fn start(ctx: &mut Ctx, db: &str) -> Option<()> {
-    let plan = ctx.plan.scope.rpo?;
-    let endpoint = ctx.source_endpoint(db)?;
+pub(in crate::drill) async fn start(ctx: &mut Ctx, plan: RpoPlan, db: &str) -> Option<()> {
+    let endpoint = ctx.source_endpoint(db);
     let token = ctx.rec.cancel_token();
     let writer = ctx
         .rec
         .step(PhaseId::WriterStart, async move {
+            let endpoint = endpoint.ok_or_else(|| {
+                StepFail::new(
+                    FailureClass::Environment,
+                    "internal error: no source to write the ledger into; this is a bug in pgdrill",
+                )
+            })?;
             let w = Writer::start(&endpoint, plan.rate, &token).await?;
             let detail = format!(
                 "ledger {} on {}: {} commits per second, each acknowledgement recorded with its time",
@@ -53,23 +60,22 @@ pub(super) async fn start(ctx: &mut Ctx, db: &str) -> Option<()> {
 }
 
 /// Phase `rpo`: the restored ledger of database `db` held against the writer's record.
-pub(super) async fn assess(
+pub(in crate::drill) async fn assess(
     ctx: &mut Ctx,
-    db: &str,
+    plan: RpoPlan,
+    endpoint: &Endpoint,
     backups: &Backups,
     struck: &Struck,
 ) -> Option<RpoReport> {
-    let plan = ctx.plan.scope.rpo?;
-    let endpoint = ctx.target().endpoint().with_db(db);
     let snapshot = backups
-        .newest()
+        .newest
         .manifest
         .as_ref()
         .and_then(|m| m.snapshot_taken);
     let worst_case = WorstCase {
         interval: ctx.plan.scope.cadence.every,
         backup_duration: backups.longest(),
-        backups_taken: backups.sets.len() as u32,
+        backups_taken: backups.count() as u32,
     };
     let mut slot = None;
     ctx.rec

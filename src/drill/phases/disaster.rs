@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use super::code::Releases;
 use super::rpo::Struck;
-use super::{Ctx, PhaseId, StepFail};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::plan::Disaster;
 use crate::rpo::{Clock, DisasterAt};
 
 /// What the disaster did.
-pub(super) struct Happened {
+pub(in crate::drill) struct Happened {
     /// For the report.
     pub detail: String,
     /// The moment it struck.
@@ -24,14 +24,14 @@ pub(super) struct Happened {
 
 /// What else a full drill's disaster takes (the configuration files, the code), run right
 /// after the database's loss; its detail line and the releases it set up.
-pub(super) type Also = std::pin::Pin<
+pub(in crate::drill) type Also = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<(String, Option<Releases>), StepFail>> + Send>,
 >;
 
 /// Waits for the schedule's moment (`--disaster-at`, from the first backup's start
 /// `first_backup`), then plays the plan's disaster on database `db`. After it,
 /// `ctx.owned.target` is the server the restore goes into.
-pub(super) async fn run(
+pub(in crate::drill) async fn run(
     ctx: &mut Ctx,
     db: &str,
     clock: &mut Clock,
@@ -54,7 +54,7 @@ pub(super) async fn run(
         Disaster::ServerLoss => {
             let old = ctx.owned.source.take();
             let provisioned = ctx.owned.target.take();
-            let backend = ctx.owned.backend.as_ref()?;
+            let backend = &ctx.owned.backend;
             let (target, happened) = ctx
                 .rec
                 .step(PhaseId::Disaster, async move {
@@ -98,10 +98,17 @@ pub(super) async fn run(
             happened
         }
         Disaster::DropDb => {
-            let endpoint = ctx.owned.source.as_ref()?.endpoint().clone();
+            let endpoint = ctx.owned.source.as_ref().map(|t| t.endpoint().clone());
             let name = db.to_string();
             ctx.rec
                 .step(PhaseId::Disaster, async move {
+                    // The plan refuses drop-db for any source the drill does not own.
+                    let endpoint = endpoint.ok_or_else(|| {
+                        StepFail::new(
+                            crate::report::FailureClass::Environment,
+                            "internal error: drop-db without a server of the drill's own; this is a bug in pgdrill",
+                        )
+                    })?;
                     tokio::time::sleep(wait).await;
                     let at = chrono::Utc::now();
                     let sql = crate::restore::drop_database(&endpoint, &name).await?;

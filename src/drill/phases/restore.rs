@@ -1,0 +1,134 @@
+//! The strategy's restore, each step a phase counted against the `database_restore` budget:
+//! `precheck` (the whole archive read, SHA-256 against the manifest), `roles` (globals and
+//! the preflight), `createdb`, `pg_restore`, `analyze`.
+
+use super::backup::BackupSet;
+use crate::backup::Manifest;
+use crate::drill::{Ctx, PhaseId, RestoreServer};
+use crate::env::PgTools;
+use crate::restore::{self, DatabaseSpec, Precheck};
+
+/// The database the restore creates and fills.
+pub(in crate::drill) struct Restored {
+    /// Its name.
+    pub database: String,
+    /// The restore runs with `pg_restore --no-tablespaces` (the preflight found tablespaces
+    /// the target lacks); the comparison is told so.
+    pub no_tablespaces: bool,
+}
+
+/// Phase `precheck`, the strategy's prerequisites: the file exists, its SHA-256 is the
+/// manifest's, and the whole archive reads through.
+pub(in crate::drill) async fn precheck(
+    ctx: &mut Ctx,
+    tools: &PgTools,
+    set: &BackupSet,
+) -> Option<Precheck> {
+    let progress = ctx.rec.progress(PhaseId::Precheck);
+    ctx.rec
+        .step(PhaseId::Precheck, async {
+            let p = restore::precheck(&set.dump, set.manifest.as_ref(), tools, &progress).await?;
+            let detail = p.detail.clone();
+            Ok((p, detail))
+        })
+        .await
+}
+
+/// Phase `roles`: the globals replayed and the preflight of what the archive needs. Names
+/// the database the restore creates `db` (when empty: the name the archive records).
+pub(in crate::drill) async fn roles(
+    ctx: &mut Ctx,
+    server: &RestoreServer,
+    set: &BackupSet,
+    db: &str,
+) -> Option<Restored> {
+    let tools = &server.tools;
+    let dump = &set.dump;
+    let database = if db.is_empty() {
+        restore::archive_dbname(tools, dump)
+            .await
+            .unwrap_or_else(|| "restored".into())
+    } else {
+        db.to_string()
+    };
+    let admin = &server.admin;
+    let policy = ctx.plan.missing_roles;
+    let globals = ctx.plan.globals.clone().or_else(|| set.globals.clone());
+    let outcome = ctx
+        .rec
+        .step(PhaseId::Roles, async {
+            let replayed = match &globals {
+                Some(g) => restore::restore_roles(admin, tools, g).await?,
+                None => "no globals file (beside the backup or --globals)".to_string(),
+            };
+            let o = crate::preflight::run(admin, tools, dump, policy).await?;
+            let detail = format!("{replayed}; {}", o.detail);
+            Ok((o, detail))
+        })
+        .await?;
+    ctx.notes.extend(outcome.note.clone());
+    ctx.notes.extend(outcome.tablespace_note());
+    Some(Restored {
+        database,
+        no_tablespaces: outcome.no_tablespaces(),
+    })
+}
+
+/// Phase `createdb`: the database recreated with the manifest's settings.
+pub(in crate::drill) async fn createdb(
+    ctx: &mut Ctx,
+    server: &RestoreServer,
+    manifest: Option<&Manifest>,
+    database: &str,
+) -> Option<()> {
+    let spec = DatabaseSpec {
+        name: database.to_string(),
+        encoding: manifest.map(|m| m.encoding.clone()),
+        collate: manifest.map(|m| m.collate.clone()),
+        ctype: manifest.map(|m| m.ctype.clone()),
+        owner: manifest.map(|m| m.owner.clone()),
+    };
+    let admin = &server.admin;
+    ctx.rec
+        .step(PhaseId::Createdb, async {
+            Ok(((), restore::create_database(admin, &spec).await?))
+        })
+        .await
+}
+
+/// Phase `pg_restore`: the archive into the new database.
+pub(in crate::drill) async fn pg_restore(
+    ctx: &mut Ctx,
+    server: &RestoreServer,
+    set: &BackupSet,
+    restored: &Restored,
+) -> Option<()> {
+    let target = server.admin.with_db(&restored.database);
+    let tools = &server.tools;
+    let jobs = ctx.plan.jobs;
+    let progress = ctx.rec.progress(PhaseId::PgRestore);
+    let no_tablespaces = restored.no_tablespaces;
+    ctx.rec
+        .step(PhaseId::PgRestore, async {
+            Ok((
+                (),
+                restore::pg_restore(&target, tools, &set.dump, jobs, no_tablespaces, &progress)
+                    .await?,
+            ))
+        })
+        .await
+}
+
+/// Phase `analyze`: planner statistics for the restored database.
+pub(in crate::drill) async fn analyze(
+    ctx: &mut Ctx,
+    server: &RestoreServer,
+    restored: &Restored,
+) -> Option<()> {
+    let target = server.admin.with_db(&restored.database);
+    ctx.rec
+        .step(PhaseId::Analyze, async {
+            Ok(((), restore::analyze(&target).await?))
+        })
+        .await
+}

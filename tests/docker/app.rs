@@ -1,0 +1,246 @@
+//! The application as a container: the sample app's container stopped and started again
+//! around the restore, a user's own image, a restart with a fault, and the full drill's
+//! configuration and code restored into a new container.
+
+use super::{
+    app_image_or_skip, assert_no_docker_leftovers, container_exists, container_ids, docker,
+    docker_ok, docker_or_skip, drill_id, phase, Sweep, APP_IMAGE,
+};
+use crate::support::{Pgdrill, CADENCE};
+
+/// The default drill on the docker backend: the sample app is a container too, stopped with
+/// `docker stop` before the restore and brought back with `docker start` of the same
+/// container, which then finds the restored server under the lost one's name.
+#[test]
+fn server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app() {
+    if !docker_or_skip("server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app")
+        || !app_image_or_skip(
+            "server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app",
+        )
+    {
+        return;
+    }
+    let run = Pgdrill::drill(["--backend", "docker", "--keep"]).run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let sweep = Sweep(id.clone());
+    run.assert_pass();
+    let checklist = r["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 10);
+    assert!(
+        checklist.iter().all(|c| c["status"] == "pass"),
+        "{checklist:#?}"
+    );
+
+    // One app container all along: started against the source, stopped, started again.
+    let app_phase = |name: &str| phase(&r, name)["detail"].as_str().unwrap().to_string();
+    let started = app_phase("app_start");
+    let app = container_ids(&started);
+    assert_eq!(app.len(), 1, "{started}");
+    assert!(started.contains(APP_IMAGE), "{started}");
+    let stopped = app_phase("stop_app");
+    assert_eq!(container_ids(&stopped), app, "{stopped}");
+    assert!(stopped.contains("docker stop: exit code 0"), "{stopped}");
+    let restarted = app_phase("start_app");
+    assert_eq!(container_ids(&restarted), app, "{restarted}");
+    assert!(
+        restarted.contains("docker start of the container stopped before the restore"),
+        "{restarted}"
+    );
+    let budget = r["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "app_restart")
+        .unwrap();
+    assert_eq!(budget["verdict"], "pass", "{budget}");
+    // Its log after the restart is its own output since `docker start`, not the old run's.
+    let log = std::fs::read_to_string(run.out.path().join("app/app-after-restore.log")).unwrap();
+    assert_eq!(log.matches("listening on").count(), 1, "{log}");
+    // The dump was written on this machine, in --out, by pg_dump running in the container.
+    assert_eq!(
+        run.dump().parent(),
+        Some(run.out.path().join("backup").as_path())
+    );
+    let source = container_ids(phase(&r, "provision")["detail"].as_str().unwrap());
+    let target = container_ids(phase(&r, "disaster")["detail"].as_str().unwrap());
+    assert_eq!((source.len(), target.len()), (1, 2));
+    let (source, target) = (&source[0], &target[1]);
+    assert!(
+        !container_exists(source),
+        "the lost server's container {source} still exists"
+    );
+    assert!(
+        container_exists(target),
+        "--keep must leave the restore target {target} running"
+    );
+
+    // The restored database lives in the new container, and the printed way in works.
+    let out = docker(&[
+        "exec",
+        target,
+        "psql",
+        "-U",
+        "postgres",
+        "-d",
+        "pgdrill",
+        "-Atc",
+        "SELECT count(*) FROM users",
+    ])
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "300",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = run.text();
+    assert!(
+        text.contains("server kept running")
+            && text.contains("docker rm -fv pgdrill-")
+            && text.contains("docker network rm pgdrill-"),
+        "{text}"
+    );
+    let network = format!("pgdrill-{id}");
+    assert!(
+        docker_ok(&["network", "inspect", &network]),
+        "--keep must leave the network {network}"
+    );
+    // The app container is kept stopped, with the command that starts it again.
+    assert!(
+        text.contains(&format!("docker start pgdrill-{id}-app")),
+        "{text}"
+    );
+    let state = docker(&["inspect", "--format", "{{.State.Status}}", &app[0]]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "exited");
+
+    drop(sweep);
+    assert_no_docker_leftovers(&id);
+}
+
+/// The user's own application as an image (here the sample app's image, configured like any
+/// other image through environment variables): `--backend auto` chooses docker, its URLs are
+/// paths on whatever port Docker publishes after each start, and no value of its
+/// environment reaches the report.
+#[test]
+fn a_custom_app_image_runs_as_a_container_and_is_judged_by_its_paths() {
+    let test = "a_custom_app_image_runs_as_a_container_and_is_judged_by_its_paths";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let secret = "api-key-that-must-not-leak";
+    let run = Pgdrill::drill([
+        "--app-image",
+        APP_IMAGE,
+        "--app-port",
+        "8080",
+        "--app-health-url",
+        "/health",
+        "--app-metrics-url",
+        "/metrics",
+        "--app-env",
+        &format!("API_KEY={secret}"),
+        "--app-env",
+        "VPN_PEER=peer-1",
+    ])
+    .run();
+    let r = run.report().clone();
+    let _sweep = Sweep(drill_id(&r));
+    run.assert_pass();
+    assert_eq!(r["environment"]["backend"], "docker");
+    assert!(r["notes"]
+        .to_string()
+        .contains("--backend auto chose docker"));
+    let checklist = r["checklist"].as_array().unwrap();
+    assert!(
+        checklist.iter().all(|c| c["status"] == "pass"),
+        "{checklist:#?}"
+    );
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(
+        restarted.contains("docker start of the container stopped before the restore"),
+        "{restarted}"
+    );
+    for file in ["report.json", "report.md", "junit.xml"] {
+        let text = std::fs::read_to_string(run.out.path().join(file)).unwrap();
+        assert!(!text.contains(secret), "{file} shows an --app-env value");
+    }
+    assert!(!run.text().contains(secret));
+    assert_no_docker_leftovers(&drill_id(&r));
+}
+
+/// A configuration restored with a fault: the app container is created anew (docker start
+/// cannot change its environment), fails its health check within the budget, and the
+/// failed drill leaves no container behind.
+#[test]
+fn an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing() {
+    let test = "an_app_container_restarted_with_a_fault_fails_the_drill_and_leaves_nothing";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let run = Pgdrill::drill([
+        "--backend",
+        "docker",
+        "--disaster",
+        "drop-db",
+        "--app-restart-env",
+        "SAMPLE_APP_FAULT=degraded",
+        "--budget-app",
+        "3s",
+    ])
+    .run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let _sweep = Sweep(id.clone());
+    assert_eq!(run.code(), 1, "{}", run.text());
+    assert_eq!(r["failure"]["phase"], "app_healthy", "{}", r["failure"]);
+    assert_eq!(r["failure"]["class"], "checklist_failed");
+    assert!(
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DEGRADED"),
+        "{}",
+        r["failure"]
+    );
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(restarted.contains("a new container"), "{restarted}");
+    let first = container_ids(phase(&r, "app_start")["detail"].as_str().unwrap());
+    assert_ne!(container_ids(restarted), first, "{restarted}");
+    assert_no_docker_leftovers(&id);
+}
+
+#[test]
+fn a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container() {
+    let test = "a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    let full = ["--backend", "docker", "--scope", "full", "--observe", "1s"];
+    let run = Pgdrill::drill(full.iter().chain(CADENCE).copied()).run();
+    let r = run.report().clone();
+    let id = drill_id(&r);
+    let _sweep = Sweep(id.clone());
+    assert_eq!(run.code(), 0, "{}", run.text());
+    // The container read the restored .env (copied into its configuration file) and the
+    // rolled-back release (copied in): it reports v1.0.0, not the bad v1.1.0.
+    assert_eq!(r["rollback"]["from"]["tag"], "v1.1.0", "{}", r["rollback"]);
+    assert_eq!(r["rollback"]["reported"]["release"], "v1.0.0");
+    assert_eq!(
+        r["rollback"]["reported"]["commit"],
+        r["rollback"]["to"]["commit"]
+    );
+    assert_eq!(phase(&r, "app_version")["status"], "pass");
+    let restarted = phase(&r, "start_app")["detail"].as_str().unwrap();
+    assert!(restarted.contains("a new container"), "{restarted}");
+    assert_ne!(
+        container_ids(restarted),
+        container_ids(phase(&r, "app_start")["detail"].as_str().unwrap())
+    );
+    assert!(
+        r["rpo"]["lost_commits"].as_u64().unwrap() > 0,
+        "{}",
+        r["rpo"]
+    );
+    assert_no_docker_leftovers(&id);
+}
