@@ -201,9 +201,7 @@ pub(super) async fn start_on_source(ctx: &mut Ctx, db: &str) -> Option<()> {
         .step(PhaseId::AppStart, async move {
             let (spec, url, log) = launched?;
             let env_err = |e: AppError| {
-                StepFail::new(
-                    FailureClass::Environment,
-                    format!("the application did not start against the source: {e}"),
+                StepFail::environment(format!("the application did not start against the source: {e}"),
                 )
             };
             let app = start(container, &spec, &url, &log).await.map_err(env_err)?;
@@ -232,10 +230,7 @@ pub(super) async fn stop(ctx: &mut Ctx) -> Option<()> {
                 .rec
                 .step(PhaseId::StopApp, async move {
                     let r = app.stop(Duration::from_secs(30)).await.map_err(|e| {
-                        StepFail::new(
-                            FailureClass::RestoreFailed,
-                            format!("cannot stop the application: {e}"),
-                        )
+                        StepFail::restore_failed(format!("cannot stop the application: {e}"))
                     })?;
                     let detail = format!(
                         "application stopped before the database is touched ({}): {} after {} ms{}",
@@ -269,7 +264,7 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
     };
     let server = ctx.target().endpoint().clone();
     let launched = launch(ctx, ctx.target(), db, true).await;
-    let fail = |m: String| StepFail::new(FailureClass::ChecklistFailed, m);
+    let fail = |m: String| StepFail::checklist(m);
     let started = Instant::now();
     let stopped = ctx.owned.stopped_app.take();
     // A full drill restores the configuration and rolls the code back: `docker start` of the
@@ -366,7 +361,7 @@ pub(super) async fn restart(ctx: &mut Ctx, db: &str) -> AppOutcome {
     // Healthy for a moment after the budget ran out is still a failed restart.
     if healthy.is_none() {
         for i in items.iter_mut() {
-            if checklist::is(i, CheckItem::AppHealth) && i.status == Status::Pass {
+            if i.item == CheckItem::AppHealth && i.status == Status::Pass {
                 *i = checklist::item(
                     CheckItem::AppHealth,
                     Status::Fail,

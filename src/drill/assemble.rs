@@ -2,11 +2,11 @@
 //! skipped, budgets judged, the verdict, the closing events.
 
 use super::{phases, Ctx, Event, Evidence, SkipReason};
-use crate::checklist::{item, CheckItem};
+use crate::checklist;
 use crate::plan::{BudgetName, Plan, Source};
 use crate::report::{
-    BackupInfo, BudgetResult, DisasterInfo, Environment, Failure, FailureClass, Phase, Report,
-    SourceInfo, Status, Verdict, SCHEMA_VERSION,
+    BackupInfo, BudgetResult, DisasterInfo, DisasterKind, Environment, Failure, FailureClass,
+    Phase, PhaseId, Report, ScopeKind, SourceInfo, SourceKind, Status, Verdict, SCHEMA_VERSION,
 };
 
 /// The drill's report; tells the reporters the verdict and that the drill is over.
@@ -16,19 +16,19 @@ pub(super) fn report(
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Report {
     // Phases that never ran because an earlier one failed are listed as skipped.
-    let done: Vec<String> = ctx.rec.phases.iter().map(|p| p.name.clone()).collect();
+    let done: Vec<PhaseId> = ctx.rec.phases.iter().map(|p| p.name).collect();
     // `execute` must follow the scenario: what ran is a prefix of the planned order.
     debug_assert!(
         phases(&ctx.plan)
             .iter()
             .zip(&done)
-            .all(|(planned, ran)| planned.name() == ran),
+            .all(|(planned, ran)| planned == ran),
         "phases ran out of the scenario's order: {done:?}"
     );
     for id in phases(&ctx.plan) {
-        if !done.iter().any(|d| d == id.name()) {
+        if !done.contains(&id) {
             let why = match &ctx.rec.failure {
-                Some(f) => SkipReason::AfterFailure(f.phase.clone()),
+                Some(f) => SkipReason::AfterFailure(f.phase),
                 None => SkipReason::NotRun,
             };
             ctx.rec.skip(id, why);
@@ -44,7 +44,7 @@ pub(super) fn report(
     if ctx.rec.failure.is_none() {
         if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
             ctx.rec.failure = Some(Failure {
-                phase: b.name.as_str().to_string(),
+                phase: b.name.into(),
                 class: FailureClass::BudgetExceeded,
                 message: format!(
                     "{} took {} but the budget is {}",
@@ -61,16 +61,10 @@ pub(super) fn report(
         Some(_) => Verdict::Fail,
     };
     let checklist = if ev.checklist.is_empty() {
-        CheckItem::ALL
-            .iter()
-            .map(|i| {
-                item(
-                    *i,
-                    Status::Skipped,
-                    "not run: the drill stopped before verification",
-                )
-            })
-            .collect()
+        checklist::all(
+            Status::Skipped,
+            "not run: the drill stopped before verification",
+        )
     } else {
         ev.checklist
     };
@@ -120,7 +114,7 @@ pub(super) fn report(
         verdict,
         failure: ctx.rec.failure.clone(),
         environment: Environment {
-            backend: ev.backend_kind.unwrap_or(ctx.plan.backend).to_string(),
+            backend: ev.backend_kind.unwrap_or(ctx.plan.backend),
             server_version: ev.verified.server_version,
             tools,
             pgdrill_version: env!("CARGO_PKG_VERSION").into(),
@@ -128,7 +122,7 @@ pub(super) fn report(
             run_by: run_by(),
         },
         source: SourceInfo {
-            kind: ctx.plan.source.kind().into(),
+            kind: SourceKind::from(&ctx.plan.source),
             seed,
             rows,
             dsn: match &ctx.plan.source {
@@ -141,8 +135,8 @@ pub(super) fn report(
         backup,
         disaster: DisasterInfo {
             kind: match ctx.plan.source {
-                Source::BackupFile(_) => "none".into(),
-                _ => ctx.plan.disaster.to_string(),
+                Source::BackupFile(_) => DisasterKind::None,
+                _ => ctx.plan.disaster.into(),
             },
             detail: ev.disaster,
         },
@@ -152,7 +146,7 @@ pub(super) fn report(
         checklist,
         notes: ctx.notes,
         rpo: ev.rpo,
-        scope: ctx.plan.full().map(|_| "full".to_string()),
+        scope: ctx.plan.full().map(|_| ScopeKind::Full),
         config: ev.config,
         rollback: ev.rollback,
     }

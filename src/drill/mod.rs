@@ -21,6 +21,7 @@ mod app;
 mod assemble;
 mod backup;
 mod checklist;
+mod classify;
 mod code;
 mod config;
 mod disaster;

@@ -6,19 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::backup::Backups;
 use super::{Ctx, PhaseId, StepFail};
-use crate::report::FailureClass;
-use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
-
-impl From<RpoError> for StepFail {
-    fn from(e: RpoError) -> Self {
-        let class = match &e {
-            e if e.is_environment() => FailureClass::Environment,
-            RpoError::Integrity { .. } => FailureClass::IntegrityMismatch,
-            _ => FailureClass::RestoreFailed,
-        };
-        StepFail::new(class, e.to_string())
-    }
-}
+use crate::rpo::{Acknowledged, Inputs, RpoReport, WorstCase, Writer};
 
 /// What the disaster ended: the writer's record and the moment it struck.
 pub(super) struct Struck {
@@ -75,9 +63,7 @@ pub(super) async fn assess(
     ctx.rec
         .step(PhaseId::Rpo, async {
             let Some(snapshot) = snapshot else {
-                return Err(StepFail::new(
-                    FailureClass::BackupUnusable,
-                    "the restored backup's manifest does not say when its snapshot was taken (snapshot_taken), so the lost commits cannot be told exactly",
+                return Err(StepFail::backup_unusable("the restored backup's manifest does not say when its snapshot was taken (snapshot_taken), so the lost commits cannot be told exactly",
                 ));
             };
             let client = endpoint.connect().await?;

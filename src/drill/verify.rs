@@ -8,7 +8,7 @@ use super::restore::Restored;
 use super::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
-use crate::report::{FailureClass, Integrity};
+use crate::report::Integrity;
 use crate::snapshot::{self, Snapshot};
 
 /// What verification found; kept for the report and the checklist whatever failed.
@@ -69,10 +69,7 @@ async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) -> Option<()> {
         .step(PhaseId::TamperHook, async move {
             let c = db.connect().await?;
             c.batch_execute(&sql).await.map_err(|e| {
-                StepFail::new(
-                    FailureClass::Environment,
-                    format!("tamper SQL failed: {}", crate::pg::error_text(&e)),
-                )
+                StepFail::environment(format!("tamper SQL failed: {}", crate::pg::error_text(&e)))
             })?;
             Ok((
                 (),
@@ -96,7 +93,7 @@ async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
             let version: String = c
                 .query_one("SHOW server_version", &[])
                 .await
-                .map_err(|e| StepFail::new(FailureClass::RestoreFailed, crate::pg::error_text(&e)))?
+                .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?
                 .get(0);
             // Two sessions in one exported snapshot: the tables are read on one while
             // the checks run on the other.
@@ -104,13 +101,10 @@ async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
             // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
             // not a difference in the data.
             let unserved = |e: tokio_postgres::Error| {
-                StepFail::new(
-                    FailureClass::RestoreFailed,
-                    format!(
-                        "the restored server cannot open a snapshot: {}",
-                        crate::pg::error_text(&e)
-                    ),
-                )
+                StepFail::restore_failed(format!(
+                    "the restored server cannot open a snapshot: {}",
+                    crate::pg::error_text(&e)
+                ))
             };
             let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
             crate::pg::join_snapshot(&helper, &exported)
@@ -119,10 +113,9 @@ async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
             let s = snapshot::take_split(&c, &helper, &progress)
                 .await
                 .map_err(|e| {
-                    StepFail::new(
-                        FailureClass::IntegrityMismatch,
-                        format!("cannot take the snapshot of the restored database: {e}"),
-                    )
+                    StepFail::integrity(format!(
+                        "cannot take the snapshot of the restored database: {e}"
+                    ))
                 })?;
             let _ = helper.batch_execute("COMMIT").await;
             let _ = c.batch_execute("COMMIT").await;
@@ -184,9 +177,7 @@ async fn compare(
                     ),
                 ))
             } else {
-                Err(StepFail::new(
-                    FailureClass::IntegrityMismatch,
-                    format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
+                Err(StepFail::integrity(format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
                 ))
             }
         })
@@ -218,15 +209,12 @@ async fn amcheck(
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !stdout.trim().is_empty() {
-        return Err(StepFail::new(
-            FailureClass::IntegrityMismatch,
-            format!(
-                "pg_amcheck reports corruption ({}):\n{}{}",
-                out.status,
-                crate::backup::tail(&stdout),
-                crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
-            ),
-        ));
+        return Err(StepFail::integrity(format!(
+            "pg_amcheck reports corruption ({}):\n{}{}",
+            out.status,
+            crate::backup::tail(&stdout),
+            crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
+        )));
     }
     Ok(format!(
         "pg_amcheck --heapallindexed on {}: no corruption found",
