@@ -201,8 +201,9 @@ pub(super) async fn start_on_source(ctx: &mut Ctx, db: &str) -> Option<()> {
         .step(PhaseId::AppStart, async move {
             let (spec, url, log) = launched?;
             let env_err = |e: AppError| {
-                StepFail::environment(format!("the application did not start against the source: {e}"),
-                )
+                StepFail::environment(format!(
+                    "the application did not start against the source: {e}"
+                ))
             };
             let app = start(container, &spec, &url, &log).await.map_err(env_err)?;
             let h = app
