@@ -444,7 +444,7 @@ pub async fn file_digest(path: &Path) -> Result<FileDigest, EnvError> {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> EnvError {
-    let hint = if e.kind() == std::io::ErrorKind::StorageFull {
+    let hint = if crate::program::Fault::of_io(&e) == Some(crate::program::Fault::DiskFull) {
         " (the disk is full: free space, or choose another --out or --repo DIR)"
     } else {
         ""

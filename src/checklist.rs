@@ -1,84 +1,20 @@
-//! The strategy's 10-item verification checklist, each item decided from evidence gathered
-//! by the drill (never assumed).
+//! The strategy's 10-item verification checklist: every item decided here, from typed
+//! evidence the drill gathered (never assumed). Items 1–5 come from the restored database
+//! ([`database_items`]), 6–10 from watching the restarted application ([`observe`],
+//! [`app_items`]) or why it was not watched ([`not_observed`]). The drill's `checklist` phase
+//! (`drill/checklist.rs`) only hands this module its evidence and judges the result, so the
+//! rules can be read and tested without a drill, and this module never depends on the
+//! executor.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::app::{is_error_line, AppProcess, HealthReport};
 use crate::report::{ChecklistItem, Status};
+use crate::snapshot::{Comparison, Snapshot};
 
-/// One of the strategy's ten "Verification Checklist" items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CheckItem {
-    /// 1. Database connection successful.
-    DatabaseConnection,
-    /// 2. All critical tables have data.
-    CriticalTablesHaveData,
-    /// 3. User data integrity verified.
-    UserData,
-    /// 4. Subscription data integrity verified.
-    SubscriptionData,
-    /// 5. Payment data integrity verified.
-    PaymentData,
-    /// 6. Application health checks pass.
-    AppHealth,
-    /// 7. Background workers running.
-    WorkersRunning,
-    /// 8. No errors in logs.
-    NoLogErrors,
-    /// 9. System state is HEALTHY.
-    SystemHealthy,
-    /// 10. Monitoring shows normal metrics.
-    NormalMetrics,
-}
-
-impl CheckItem {
-    /// The ten items in the strategy's order.
-    pub const ALL: [CheckItem; 10] = [
-        CheckItem::DatabaseConnection,
-        CheckItem::CriticalTablesHaveData,
-        CheckItem::UserData,
-        CheckItem::SubscriptionData,
-        CheckItem::PaymentData,
-        CheckItem::AppHealth,
-        CheckItem::WorkersRunning,
-        CheckItem::NoLogErrors,
-        CheckItem::SystemHealthy,
-        CheckItem::NormalMetrics,
-    ];
-
-    /// The items judged from the running application (6–10).
-    pub const APP: [CheckItem; 5] = [
-        CheckItem::AppHealth,
-        CheckItem::WorkersRunning,
-        CheckItem::NoLogErrors,
-        CheckItem::SystemHealthy,
-        CheckItem::NormalMetrics,
-    ];
-
-    /// The item's title, worded as in the strategy (and in report.json).
-    pub fn title(self) -> &'static str {
-        use CheckItem::*;
-        match self {
-            DatabaseConnection => "Database connection successful",
-            CriticalTablesHaveData => "All critical tables have data",
-            UserData => "User data integrity verified",
-            SubscriptionData => "Subscription data integrity verified",
-            PaymentData => "Payment data integrity verified",
-            AppHealth => "Application health checks pass",
-            WorkersRunning => "Background workers running",
-            NoLogErrors => "No errors in logs",
-            SystemHealthy => "System state is HEALTHY",
-            NormalMetrics => "Monitoring shows normal metrics",
-        }
-    }
-}
-
-impl std::fmt::Display for CheckItem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.title())
-    }
-}
+/// The item names live in the report's vocabulary (report.json has their titles).
+pub use crate::report::vocab::CheckItem;
 
 /// The tables behind the three data-integrity items.
 pub const CRITICAL_TABLES: [(CheckItem, &str); 3] = [
@@ -90,20 +26,176 @@ pub const CRITICAL_TABLES: [(CheckItem, &str); 3] = [
 /// Builds a checklist item.
 pub fn item(which: CheckItem, status: Status, evidence: impl Into<String>) -> ChecklistItem {
     ChecklistItem {
-        item: which.title().to_string(),
+        item: which,
         status,
         evidence: evidence.into(),
     }
 }
 
-/// Whether `i` is the report's record of item `which`.
-pub fn is(i: &ChecklistItem, which: CheckItem) -> bool {
-    i.item == which.title()
+/// Every item with the same status and reason: what the report lists when the drill stopped
+/// before verification.
+pub fn all(status: Status, why: &str) -> Vec<ChecklistItem> {
+    CheckItem::ALL
+        .iter()
+        .map(|i| item(*i, status, why))
+        .collect()
+}
+
+/// Items 6–10 when the application was not watched: `status` is fail when the plan has an
+/// application (it should have run), skipped when it has none.
+pub fn not_observed(status: Status, why: &str) -> Vec<ChecklistItem> {
+    CheckItem::APP
+        .iter()
+        .map(|i| item(*i, status, why))
+        .collect()
+}
+
+/// The failing items, each `title: evidence`, for the `checklist` phase's message.
+pub fn failures(items: &[ChecklistItem]) -> Vec<String> {
+    items
+        .iter()
+        .filter(|i| i.status == Status::Fail)
+        .map(|i| format!("{}: {}", i.item, i.evidence))
+        .collect()
 }
 
 /// Whether the checklist as a whole passes: no item failed. Skipped items carry their reason.
 pub fn passes(items: &[ChecklistItem]) -> bool {
     items.iter().all(|i| i.status != Status::Fail)
+}
+
+/// Items 1–5 from the restored database: how the drill connected (`None`: it could not),
+/// snapshot S1, and S1 against S0 (`None`: no comparison was made).
+pub fn database_items(
+    connected: Option<&str>,
+    snapshot: Option<&Snapshot>,
+    integrity: Option<&Comparison>,
+) -> Vec<ChecklistItem> {
+    let mut out = Vec::new();
+    out.push(match connected {
+        Some(ev) => item(CheckItem::DatabaseConnection, Status::Pass, ev),
+        None => item(
+            CheckItem::DatabaseConnection,
+            Status::Fail,
+            "could not connect to the restored database",
+        ),
+    });
+    out.push(critical_tables_have_data(snapshot));
+    out.extend(data_integrity(integrity));
+    out
+}
+
+/// The tables whose rows the checklist counts: the strategy's three when present, else every
+/// table that had rows.
+fn critical(s: &Snapshot) -> Vec<String> {
+    if CRITICAL_TABLES
+        .iter()
+        .any(|(_, t)| s.tables.iter().any(|x| x.name == *t))
+    {
+        CRITICAL_TABLES.iter().map(|(_, t)| t.to_string()).collect()
+    } else {
+        s.tables
+            .iter()
+            .filter(|t| t.rows > 0)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}
+
+fn critical_tables_have_data(after: Option<&Snapshot>) -> ChecklistItem {
+    let which = CheckItem::CriticalTablesHaveData;
+    let Some(s) = after else {
+        return item(which, Status::Fail, "no snapshot of the restored database");
+    };
+    let counts: Vec<(String, u64)> = critical(s)
+        .into_iter()
+        .map(|n| {
+            let rows = s
+                .tables
+                .iter()
+                .find(|t| t.name == n)
+                .map(|t| t.rows)
+                .unwrap_or(0);
+            (n, rows)
+        })
+        .collect();
+    let ev = counts
+        .iter()
+        .map(|(n, c)| format!("SELECT count(*) FROM {n} = {c}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if counts.is_empty() {
+        item(
+            which,
+            Status::Fail,
+            "the restored database has no table with rows",
+        )
+    } else if counts.iter().all(|(_, c)| *c > 0) {
+        item(which, Status::Pass, ev)
+    } else {
+        item(which, Status::Fail, ev)
+    }
+}
+
+/// Items 3–5: each critical table's rows and fingerprint against S0, and its checks.
+fn data_integrity(integrity: Option<&Comparison>) -> Vec<ChecklistItem> {
+    let mut out = Vec::new();
+    for (which, table) in CRITICAL_TABLES {
+        let Some(c) = integrity else {
+            out.push(item(
+                which,
+                Status::Fail,
+                "no integrity comparison was made",
+            ));
+            continue;
+        };
+        let Some(t) = c.tables.iter().find(|t| t.name == table) else {
+            out.push(item(
+                which,
+                Status::Skipped,
+                format!("no table {table} in this database"),
+            ));
+            continue;
+        };
+        let short = table.trim_start_matches("public.");
+        let fk_bad: Vec<_> = c
+            .checks
+            .iter()
+            .filter(|k| k.name.contains(short) && !k.pass)
+            .map(|k| k.name.clone())
+            .collect();
+        let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let short_fp =
+            |f: Option<&str>| f.map(|f| &f[..f.len().min(12)]).unwrap_or("-").to_string();
+        let ev = format!(
+            "{table}: rows {} → {}, fingerprint {} → {}; {} related checks",
+            count(t.rows_before),
+            count(t.rows_after),
+            short_fp(t.fingerprint_before.as_deref()),
+            short_fp(t.fingerprint_after.as_deref()),
+            c.checks.iter().filter(|k| k.name.contains(short)).count()
+        );
+        if t.matches != Some(false) && fk_bad.is_empty() {
+            let ev = if t.matches.is_none() {
+                format!("{ev} (no S0 to compare with: consistency checks only)")
+            } else {
+                ev
+            };
+            out.push(item(which, Status::Pass, ev));
+        } else {
+            let failing = if fk_bad.is_empty() {
+                "content differs".to_string()
+            } else {
+                fk_bad.join(", ")
+            };
+            out.push(item(
+                which,
+                Status::Fail,
+                format!("{ev}; failing: {failing}"),
+            ));
+        }
+    }
+    out
 }
 
 /// What the checklist saw of the restarted application over its observation window.

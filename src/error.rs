@@ -1,4 +1,5 @@
-//! Typed errors of the library and the one place that maps them to stable exit codes.
+//! Typed errors of the library and the stable exit codes (mapped from errors in
+//! `drill::classify`).
 
 use std::process::ExitCode;
 
@@ -58,37 +59,8 @@ impl From<Exit> for ExitCode {
     }
 }
 
-impl Error {
-    /// The exit code the CLI returns for this error.
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::Usage(_) => Exit::Usage,
-            Error::Environment(_) | Error::Output { .. } | Error::Repo(_) | Error::Backup(_) => {
-                Exit::Environment
-            }
-            // A wrong identity is the operator's input, like a bad flag; a damaged backup or a
-            // missing key is a finding about the backup.
-            Error::Config(e) => {
-                use crate::config::ConfigError as C;
-                match e {
-                    C::NoRecipient
-                    | C::BadRecipient(_)
-                    | C::BadFile { .. }
-                    | C::BadIdentity { .. }
-                    | C::WrongIdentity { .. }
-                    | C::UnknownBackup { .. }
-                    | C::TargetNotEmpty(_) => Exit::Usage,
-                    C::Tampered { .. }
-                    | C::MissingKey { .. }
-                    | C::EmptyKey { .. }
-                    | C::WireGuard { .. }
-                    | C::NoBackup { .. } => Exit::Fail,
-                    C::Exists(_) | C::Io { .. } => Exit::Environment,
-                }
-            }
-        }
-    }
-}
+// `Error::exit`, the exit code of each error, is in `drill::classify`, beside the failure
+// classes: a configuration error counts by one table in both.
 
 /// Result with the library's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

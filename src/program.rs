@@ -69,6 +69,56 @@ pub fn spawn(
     }
 }
 
+/// What the machine did to a step, as opposed to what the step found: recognised once, from
+/// the OS error (an [`std::io::Error`]), the server's SQLSTATE (`pg::fault`) or, when only a
+/// child program's words are left, from its stderr ([`Fault::said_by`]), so no caller matches
+/// error text of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A disk filled up (ENOSPC, SQLSTATE 53100).
+    DiskFull,
+    /// The OS or the server refused access (EACCES/EPERM, SQLSTATE 42501).
+    PermissionDenied,
+    /// The server went away mid-conversation (SQLSTATE 57P01–57P03, class 08, a closed
+    /// connection).
+    ServerLost,
+    /// Something did not answer in time (ETIMEDOUT).
+    Timeout,
+}
+
+impl Fault {
+    /// The fault an OS error reports, if it is one of these.
+    pub fn of_io(e: &std::io::Error) -> Option<Fault> {
+        use nix::errno::Errno;
+        use std::io::ErrorKind as K;
+        let errno = e.raw_os_error().map(Errno::from_raw);
+        match (e.kind(), errno) {
+            (K::StorageFull, _) | (_, Some(Errno::ENOSPC)) => Some(Fault::DiskFull),
+            (K::PermissionDenied, _) | (_, Some(Errno::EACCES | Errno::EPERM)) => {
+                Some(Fault::PermissionDenied)
+            }
+            (K::TimedOut, _) | (_, Some(Errno::ETIMEDOUT)) => Some(Fault::Timeout),
+            (K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe, _) => {
+                Some(Fault::ServerLost)
+            }
+            _ => None,
+        }
+    }
+
+    /// The fault a failed program's stderr names: the C library's words for the errno
+    /// (`strerror`), which PostgreSQL's programs and servers print after the file they were
+    /// writing. Only for programs whose exit status is all the OS error there is.
+    pub fn said_by(stderr: &str) -> Option<Fault> {
+        if stderr.contains("No space left on device") {
+            Some(Fault::DiskFull)
+        } else if stderr.contains("Permission denied") {
+            Some(Fault::PermissionDenied)
+        } else {
+            None
+        }
+    }
+}
+
 fn clone_err(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
@@ -84,6 +134,35 @@ mod tests {
             .env("PGPASSWORD", "s3cret-value");
         assert_eq!(command_line(&cmd), "/usr/bin/pg_dump -Fc --no-password");
         assert_eq!(name(&cmd), "pg_dump");
+    }
+
+    #[test]
+    fn faults_are_recognised_from_the_os_error_and_a_program_s_words() {
+        use std::io::{Error, ErrorKind};
+        assert_eq!(
+            Fault::of_io(&Error::from_raw_os_error(28)),
+            Some(Fault::DiskFull)
+        );
+        assert_eq!(
+            Fault::of_io(&Error::from(ErrorKind::StorageFull)),
+            Some(Fault::DiskFull)
+        );
+        assert_eq!(
+            Fault::of_io(&Error::from_raw_os_error(13)),
+            Some(Fault::PermissionDenied)
+        );
+        assert_eq!(
+            Fault::of_io(&Error::from(ErrorKind::TimedOut)),
+            Some(Fault::Timeout)
+        );
+        assert_eq!(Fault::of_io(&Error::from(ErrorKind::NotFound)), None);
+        assert_eq!(
+            Fault::said_by(
+                "pg_restore: error: could not extend file \"base/1/2\": No space left on device"
+            ),
+            Some(Fault::DiskFull)
+        );
+        assert_eq!(Fault::said_by("pg_restore: error: syntax error"), None);
     }
 
     #[test]

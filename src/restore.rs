@@ -10,6 +10,7 @@ use crate::backup::{file_name, read_all, tail, Manifest};
 use crate::digest::Hasher;
 use crate::env::{Endpoint, PgTools};
 use crate::env_error::EnvError;
+use crate::program::Fault;
 use crate::progress::{Meter, Progress, Unit, BYTES_EVERY};
 
 /// Why a restore step failed.
@@ -21,6 +22,10 @@ pub enum RestoreError {
     /// A restore step ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// A restore step failed because the target's disk is full: the machine's problem, not
+    /// the backup's. The message is the server's or the program's.
+    #[error("{0}")]
+    DiskFull(String),
     /// The machine failed (spawn, connect).
     #[error(transparent)]
     Env(#[from] EnvError),
@@ -28,7 +33,11 @@ pub enum RestoreError {
 
 impl From<tokio_postgres::Error> for RestoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        RestoreError::Failed(crate::pg::error_text(&e))
+        let text = crate::pg::error_text(&e);
+        match crate::pg::fault(&e) {
+            Some(Fault::DiskFull) => RestoreError::DiskFull(text),
+            _ => RestoreError::Failed(text),
+        }
     }
 }
 
@@ -206,7 +215,12 @@ pub async fn restore_roles(
         .into_iter()
         .partition(|l| l.contains("already exists"));
     if !out.status.success() || !real.is_empty() {
-        return Err(RestoreError::Failed(format!(
+        // psql's ERROR lines are all that is left of the server's SQLSTATE.
+        let failed = match Fault::said_by(&stderr) {
+            Some(Fault::DiskFull) => RestoreError::DiskFull,
+            _ => RestoreError::Failed,
+        };
+        return Err(failed(format!(
             "replaying {} failed: {}",
             globals.display(),
             if real.is_empty() {
@@ -428,7 +442,7 @@ pub async fn pg_restore(
     let status = cmd.wait(&mut child).await?;
     if !status.success() {
         let said = tail(&lines.kept());
-        if said.contains("No space left on device") {
+        if Fault::said_by(&said) == Some(Fault::DiskFull) {
             return Err(disk_full(target, &said).await.into());
         }
         return Err(RestoreError::Failed(format!(

@@ -3,11 +3,11 @@
 
 use super::kernel::Recorder;
 use super::{phases, Event, Evidence, SkipReason};
-use crate::checklist::{item, CheckItem};
+use crate::checklist;
 use crate::plan::{BudgetName, Plan, Source};
 use crate::report::{
-    BackupInfo, BudgetResult, DisasterInfo, Environment, Failure, FailureClass, Phase, Report,
-    SourceInfo, Status, Verdict, SCHEMA_VERSION,
+    BackupInfo, BudgetResult, DisasterInfo, DisasterKind, Environment, Failure, FailureClass,
+    Phase, PhaseId, Report, ScopeKind, SourceInfo, SourceKind, Status, Verdict, SCHEMA_VERSION,
 };
 
 /// The drill's report; tells the reporters the verdict and that the drill is over.
@@ -19,11 +19,11 @@ pub(super) fn report(
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Report {
     // Phases that never ran because an earlier one failed are listed as skipped.
-    let done: Vec<String> = rec.phases.iter().map(|p| p.name.clone()).collect();
+    let done: Vec<PhaseId> = rec.phases.iter().map(|p| p.name).collect();
     for id in phases(plan) {
-        if !done.iter().any(|d| d == id.name()) {
+        if !done.contains(&id) {
             let why = match &rec.failure {
-                Some(f) => SkipReason::AfterFailure(f.phase.clone()),
+                Some(f) => SkipReason::AfterFailure(f.phase),
                 None => SkipReason::NotRun,
             };
             rec.skip(id, why);
@@ -36,7 +36,7 @@ pub(super) fn report(
     if rec.failure.is_none() {
         if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
             rec.failure = Some(Failure {
-                phase: b.name.as_str().to_string(),
+                phase: b.name.into(),
                 class: FailureClass::BudgetExceeded,
                 message: format!(
                     "{} took {} but the budget is {}",
@@ -53,16 +53,10 @@ pub(super) fn report(
         Some(_) => Verdict::Fail,
     };
     let checklist = if ev.checklist.is_empty() {
-        CheckItem::ALL
-            .iter()
-            .map(|i| {
-                item(
-                    *i,
-                    Status::Skipped,
-                    "not run: the drill stopped before verification",
-                )
-            })
-            .collect()
+        checklist::all(
+            Status::Skipped,
+            "not run: the drill stopped before verification",
+        )
     } else {
         ev.checklist
     };
@@ -112,7 +106,7 @@ pub(super) fn report(
         verdict,
         failure: rec.failure.clone(),
         environment: Environment {
-            backend: ev.backend_kind.unwrap_or(plan.backend).to_string(),
+            backend: ev.backend_kind.unwrap_or(plan.backend),
             server_version: ev.verified.server_version,
             tools,
             pgdrill_version: env!("CARGO_PKG_VERSION").into(),
@@ -120,7 +114,7 @@ pub(super) fn report(
             run_by: run_by(),
         },
         source: SourceInfo {
-            kind: plan.source.kind().into(),
+            kind: SourceKind::from(&plan.source),
             seed,
             rows,
             dsn: match &plan.source {
@@ -133,8 +127,8 @@ pub(super) fn report(
         backup,
         disaster: DisasterInfo {
             kind: match plan.source {
-                Source::BackupFile(_) => "none".into(),
-                _ => plan.disaster.to_string(),
+                Source::BackupFile(_) => DisasterKind::None,
+                _ => plan.disaster.into(),
             },
             detail: ev.disaster,
         },
@@ -144,7 +138,7 @@ pub(super) fn report(
         checklist,
         notes,
         rpo: ev.rpo,
-        scope: plan.full().map(|_| "full".to_string()),
+        scope: plan.full().map(|_| ScopeKind::Full),
         config: ev.config,
         rollback: ev.rollback,
     }

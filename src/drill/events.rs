@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::EnvError;
 use crate::progress::{Unit, Update};
-use crate::report::{FailureClass, Status, Verdict};
+use crate::report::{FailureClass, PhaseId, Status, Verdict};
 
 /// One thing that happened in a drill.
 #[derive(Debug, Clone, Serialize)]
@@ -24,12 +24,12 @@ pub enum Event {
     /// A phase began.
     PhaseStarted {
         /// Its name.
-        phase: &'static str,
+        phase: PhaseId,
     },
     /// A long phase reported how far it is.
     Progress {
         /// The phase reporting.
-        phase: &'static str,
+        phase: PhaseId,
         /// How far.
         #[serde(flatten)]
         update: Update,
@@ -37,7 +37,7 @@ pub enum Event {
     /// A phase ended.
     PhaseFinished {
         /// Its name.
-        phase: &'static str,
+        phase: PhaseId,
         /// Pass or fail.
         status: Status,
         /// How long it took.
@@ -48,7 +48,7 @@ pub enum Event {
     /// A phase did not run.
     PhaseSkipped {
         /// Its name.
-        phase: &'static str,
+        phase: PhaseId,
         /// Why.
         reason: String,
     },
@@ -92,14 +92,14 @@ type At = chrono::DateTime<chrono::Utc>;
 /// The running phase's progress: the latest update of each unit, with a rate and an ETA
 /// measured from the phase's start.
 struct Meters {
-    phase: &'static str,
+    phase: PhaseId,
     started: At,
     last_line: At,
     updates: Vec<Update>,
 }
 
 impl Meters {
-    fn new(phase: &'static str, at: At) -> Self {
+    fn new(phase: PhaseId, at: At) -> Self {
         Meters {
             phase,
             started: at,
@@ -197,7 +197,7 @@ impl Reporter for Console {
     fn event(&mut self, at: At, e: &Event) {
         match e {
             Event::PhaseStarted { phase } => {
-                self.meters = Some(Meters::new(phase, at));
+                self.meters = Some(Meters::new(*phase, at));
                 if let Some(p) = &self.bar {
                     p.set_message(format!("{phase}…"));
                 }
@@ -205,7 +205,7 @@ impl Reporter for Console {
             Event::Progress { phase, update } => {
                 let m = match &mut self.meters {
                     Some(m) if m.phase == *phase => m,
-                    other => other.insert(Meters::new(phase, at)),
+                    other => other.insert(Meters::new(*phase, at)),
                 };
                 m.update(*update);
                 let line = format!("{phase}… {}", m.render(at));
@@ -316,11 +316,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = NdjsonFile::create(dir.path()).unwrap();
         let at = chrono::Utc::now();
-        f.event(at, &Event::PhaseStarted { phase: "seed" });
+        f.event(
+            at,
+            &Event::PhaseStarted {
+                phase: PhaseId::Seed,
+            },
+        );
         f.event(
             at,
             &Event::Progress {
-                phase: "seed",
+                phase: PhaseId::Seed,
                 update: update(3, Some(10), crate::progress::Unit::Users),
             },
         );
@@ -359,7 +364,7 @@ mod tests {
 
     fn progress(done: u64, total: Option<u64>, unit: Unit) -> Event {
         Event::Progress {
-            phase: "pg_restore",
+            phase: PhaseId::PgRestore,
             update: update(done, total, unit),
         }
     }
@@ -368,7 +373,7 @@ mod tests {
     fn progress_shows_done_of_total_a_rate_and_an_eta() {
         let t0 = chrono::Utc::now();
         let s = |ms| t0 + chrono::Duration::milliseconds(ms);
-        let mut m = Meters::new("seed", t0);
+        let mut m = Meters::new(PhaseId::Seed, t0);
         m.update(update(500, Some(2000), Unit::Users));
         assert_eq!(
             m.render(s(500)),
@@ -384,7 +389,7 @@ mod tests {
             m.render(s(2000)),
             "500/2,000 users 25% · 250/s · eta 6 seconds, 4,000 rows · 2,000/s"
         );
-        let mut b = Meters::new("precheck", t0);
+        let mut b = Meters::new(PhaseId::Precheck, t0);
         b.update(update(64 << 20, Some(256 << 20), Unit::Bytes));
         assert_eq!(
             b.render(s(4000)),
@@ -407,7 +412,7 @@ mod tests {
         c.event(
             t0,
             &Event::PhaseStarted {
-                phase: "pg_restore",
+                phase: PhaseId::PgRestore,
             },
         );
         for i in 1..=12 {
@@ -416,7 +421,7 @@ mod tests {
         c.event(
             s(12),
             &Event::PhaseFinished {
-                phase: "pg_restore",
+                phase: PhaseId::PgRestore,
                 status: Status::Pass,
                 duration_ms: 12_000,
                 detail: String::new(),

@@ -1,5 +1,5 @@
-//! The step kernel: runs one phase timed, cancellable and recorded, tells the reporters, and
-//! is the one place a module's error becomes a failure class.
+//! The step kernel: runs one phase timed, cancellable and recorded, and tells the reporters.
+//! A module's error becomes a failure class in `classify`, not here.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,11 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, Reporter};
 use super::scenario::PhaseId;
-use crate::backup::BackupError;
 use crate::error::EnvError;
 use crate::progress::Progress;
-use crate::report::{Failure, FailureClass, Phase, Status};
-use crate::restore::RestoreError;
+use crate::report::{FailedAt, Failure, FailureClass, Phase, Status};
 
 /// Tells a running drill that it must stop, and why (the signal's name).
 #[derive(Clone, Default, Debug)]
@@ -49,7 +47,8 @@ impl Cancel {
     }
 }
 
-/// A step's failure: its class and a message for people.
+/// A step's failure: its class and a message for people. Made by the `From` impls and named
+/// constructors in `classify`, the one place a class is chosen.
 #[derive(Debug)]
 pub struct StepFail {
     /// The kind of failure.
@@ -64,35 +63,6 @@ impl StepFail {
         StepFail {
             class,
             message: message.into(),
-        }
-    }
-}
-
-impl From<EnvError> for StepFail {
-    fn from(e: EnvError) -> Self {
-        StepFail::new(FailureClass::Environment, e.to_string())
-    }
-}
-
-impl From<BackupError> for StepFail {
-    fn from(e: BackupError) -> Self {
-        match e {
-            BackupError::Env(e) => e.into(),
-            other => StepFail::new(FailureClass::BackupFailed, other.to_string()),
-        }
-    }
-}
-
-impl From<RestoreError> for StepFail {
-    fn from(e: RestoreError) -> Self {
-        match e {
-            RestoreError::Unusable(m) => StepFail::new(FailureClass::BackupUnusable, m),
-            // A full disk on the target is the drill machine's problem, not the backup's.
-            RestoreError::Failed(m) if m.contains("No space left on device") => {
-                StepFail::new(FailureClass::Environment, m)
-            }
-            RestoreError::Failed(m) => StepFail::new(FailureClass::RestoreFailed, m),
-            RestoreError::Env(e) => e.into(),
         }
     }
 }
@@ -112,7 +82,7 @@ pub enum SkipReason {
     /// The application did not start after the restore.
     AppDidNotStart,
     /// An earlier phase failed.
-    AfterFailure(String),
+    AfterFailure(FailedAt),
     /// The drill stopped before it.
     NotRun,
 }
@@ -193,15 +163,7 @@ impl Recorder {
     /// A progress handle whose reports become `Progress` events of phase `id`.
     pub fn progress(&self, id: PhaseId) -> Progress {
         let reporters = self.reporters.clone();
-        Progress::new(move |update| {
-            emit(
-                &reporters,
-                Event::Progress {
-                    phase: id.name(),
-                    update,
-                },
-            )
-        })
+        Progress::new(move |update| emit(&reporters, Event::Progress { phase: id, update }))
     }
 
     /// Runs one phase: timed, cancellable, recorded. `None` when it failed.
@@ -211,13 +173,13 @@ impl Recorder {
     {
         let name = id.name();
         tracing::info!(phase = name, "phase started");
-        self.emit(Event::PhaseStarted { phase: name });
+        self.emit(Event::PhaseStarted { phase: id });
         let started = self.t0.elapsed();
         let token = self.cancel.token().clone();
         let result = tokio::select! {
             r = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name)) => r,
             _ = token.cancelled() => {
-                Err(StepFail::new(FailureClass::Environment, EnvError::Interrupted(self.cancel.reason()).to_string()))
+                Err(EnvError::Interrupted(self.cancel.reason()).into())
             }
         };
         let duration = self.t0.elapsed() - started;
@@ -227,7 +189,7 @@ impl Recorder {
                 let detail = f.message.clone();
                 if self.failure.is_none() {
                     self.failure = Some(Failure {
-                        phase: name.to_string(),
+                        phase: id.into(),
                         class: f.class,
                         message: f.message,
                     });
@@ -238,13 +200,13 @@ impl Recorder {
         let duration_ms = duration.as_millis() as u64;
         tracing::info!(phase = name, ?status, duration_ms, "phase finished");
         self.emit(Event::PhaseFinished {
-            phase: name,
+            phase: id,
             status,
             duration_ms,
             detail: detail.clone(),
         });
         self.phases.push(Phase {
-            name: name.to_string(),
+            name: id,
             budget: id.budget(),
             status,
             started_ms: started.as_millis() as u64,
@@ -258,11 +220,11 @@ impl Recorder {
     pub fn skip(&mut self, id: PhaseId, why: SkipReason) {
         tracing::info!(phase = id.name(), reason = %why, "phase skipped");
         self.emit(Event::PhaseSkipped {
-            phase: id.name(),
+            phase: id,
             reason: why.to_string(),
         });
         self.phases.push(Phase {
-            name: id.name().to_string(),
+            name: id,
             budget: id.budget(),
             status: Status::Skipped,
             started_ms: self.t0.elapsed().as_millis() as u64,
@@ -286,7 +248,7 @@ impl Recorder {
     pub fn not_run(&self, p: &Phase) -> bool {
         self.skipped
             .iter()
-            .any(|(id, why)| id.name() == p.name && why.not_run())
+            .any(|(id, why)| *id == p.name && why.not_run())
     }
 
     /// Tells the reporters the drill is over.
@@ -295,19 +257,6 @@ impl Recorder {
             for r in rs.iter_mut() {
                 r.finish();
             }
-        }
-    }
-}
-
-impl From<crate::preflight::PreflightError> for StepFail {
-    fn from(e: crate::preflight::PreflightError) -> Self {
-        use crate::preflight::PreflightError as P;
-        match e {
-            P::BackupIncomplete { .. } => {
-                StepFail::new(FailureClass::BackupIncomplete, e.to_string())
-            }
-            P::Env(e) => e.into(),
-            other => StepFail::new(FailureClass::RestoreFailed, other.to_string()),
         }
     }
 }

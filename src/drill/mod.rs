@@ -18,6 +18,7 @@ mod kernel;
 mod scenario;
 
 mod assemble;
+mod classify;
 mod phases;
 
 use phases::{
@@ -437,17 +438,8 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
 /// Fails phase `id` because an input an earlier phase should have produced is missing: a
 /// fault in the scenario, reported with the drill's report rather than a panic.
 async fn missing(ctx: &mut Ctx, id: PhaseId, what: &str) -> Option<()> {
-    let message = format!(
-        "internal error: phase {id} has no {what} to work on; this is a bug in pgdrill, please report it with this report"
-    );
-    ctx.rec
-        .step::<(), _>(id, async move {
-            Err(StepFail::new(
-                crate::report::FailureClass::Environment,
-                message,
-            ))
-        })
-        .await
+    let fail = StepFail::internal(format!("phase {id} has no {what} to work on"));
+    ctx.rec.step::<(), _>(id, async move { Err(fail) }).await
 }
 
 /// What the phases after the disaster need of the server the restore goes into.

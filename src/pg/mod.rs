@@ -51,6 +51,34 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The fault a server error reports, if it is one the drill tells apart from a finding: by
+/// SQLSTATE (disk full 53100, insufficient privilege 42501, the server shutting down
+/// 57P01–57P03, a connection exception of class 08) or a connection that closed under it.
+pub fn fault(e: &tokio_postgres::Error) -> Option<crate::program::Fault> {
+    use crate::program::Fault;
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return Some(Fault::ServerLost);
+    }
+    let code = e.code()?;
+    if *code == SqlState::DISK_FULL {
+        Some(Fault::DiskFull)
+    } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        Some(Fault::PermissionDenied)
+    } else if [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+    ]
+    .contains(code)
+        || code.code().starts_with("08")
+    {
+        Some(Fault::ServerLost)
+    } else {
+        None
+    }
+}
+
 /// The transaction every exact snapshot is taken in.
 pub const SNAPSHOT_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{Report, Verdict};
+use super::{Failure, Report, ScopeKind, Verdict};
 use crate::error::{EnvError, Error};
 
 /// The history file when neither `--history` nor `PGDRILL_HISTORY` names one: beside the
@@ -29,7 +29,7 @@ pub struct Entry {
     /// When it finished, RFC 3339 UTC.
     pub time: String,
     /// What was restored: `database`, or `full` (database, configuration and code).
-    pub scope: String,
+    pub scope: ScopeKind,
     /// The dump restored, if there was one.
     pub backup_file: Option<String>,
     /// Its size.
@@ -38,7 +38,8 @@ pub struct Entry {
     pub backup_age_ms: Option<u64>,
     /// The outcome.
     pub verdict: Verdict,
-    /// What failed, when something did (`phase: class`).
+    /// What failed, when something did: `phase: class` (a [`Failure`]'s display). Kept as
+    /// text so lines written by any earlier pgdrill still read.
     pub failed: Option<String>,
     /// Each budget's use.
     pub budgets: Vec<BudgetUse>,
@@ -104,21 +105,12 @@ impl Entry {
         Entry {
             drill_id: r.drill_id.clone(),
             time: r.finished_at.clone(),
-            scope: r.scope.clone().unwrap_or_else(|| "database".into()),
+            scope: r.scope.unwrap_or(ScopeKind::Database),
             backup_file: r.backup.as_ref().map(|b| b.file.clone()),
             backup_size_bytes: r.backup.as_ref().map(|b| b.size_bytes),
             backup_age_ms,
             verdict: r.verdict,
-            failed: r.failure.as_ref().map(|f| {
-                format!(
-                    "{}: {}",
-                    f.phase,
-                    serde_json::to_value(f.class)
-                        .unwrap_or_default()
-                        .as_str()
-                        .unwrap_or("")
-                )
-            }),
+            failed: r.failure.as_ref().map(Failure::to_string),
             budgets: r
                 .budgets
                 .iter()
@@ -523,7 +515,7 @@ mod tests {
         Entry {
             drill_id: id.into(),
             time: time.into(),
-            scope: "database".into(),
+            scope: ScopeKind::Database,
             backup_file: Some("b.dump".into()),
             backup_size_bytes: Some(size),
             backup_age_ms: None,

@@ -39,7 +39,13 @@ pub fn render(r: &Report) -> String {
     let mut junit = JUnit::new("pgdrill");
     let mut phases = TestSuite::new(format!("{} phases", r.drill_id));
     for p in &r.phases {
-        phases.add_test_case(case(&p.name, p.status, &p.detail, p.duration_ms, fail));
+        phases.add_test_case(case(
+            p.name.name(),
+            p.status,
+            &p.detail,
+            p.duration_ms,
+            fail,
+        ));
     }
     for b in &r.budgets {
         let detail = format!("used {} ms of {} ms", b.used_ms, b.limit_ms);
@@ -61,7 +67,7 @@ pub fn render(r: &Report) -> String {
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {
-        checklist.add_test_case(case(&c.item, c.status, &c.evidence, 0, fail));
+        checklist.add_test_case(case(c.item.title(), c.status, &c.evidence, 0, fail));
     }
     junit.add_test_suite(phases);
     junit.add_test_suite(checklist);

@@ -50,7 +50,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(s, "| pgdrill | {} |", r.environment.pgdrill_version);
     let src = &r.source;
-    let mut src_line = src.kind.clone();
+    let mut src_line = src.kind.to_string();
     if let (Some(rows), Some(seed)) = (src.rows, src.seed) {
         let _ = write!(src_line, " ({rows} users, seed {seed})");
     }
@@ -67,12 +67,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "\n## Failure\n\nPhase `{}` failed ({}):\n\n```\n{}\n```",
-            f.phase,
-            serde_json::to_value(f.class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            f.message
+            f.phase, f.class, f.message
         );
     }
     if let Some(b) = &r.backup {

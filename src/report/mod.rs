@@ -10,14 +10,17 @@ pub mod junit;
 pub mod markdown;
 #[cfg(test)]
 mod render_tests;
+pub mod vocab;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::BackendKind;
 use crate::error::Error;
 use crate::plan::BudgetName;
+pub use vocab::{CheckItem, DisasterKind, FailedAt, PhaseId, ScopeKind, SourceKind};
 
 /// Version of the report.json layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,7 +59,7 @@ pub struct Report {
     pub rpo: Option<crate::rpo::RpoReport>,
     /// `full` for a full drill (database, configuration, code); absent for a database drill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<ScopeKind>,
     /// The configuration restored (`--scope full`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<full::ConfigRestored>,
@@ -83,13 +86,44 @@ pub enum Verdict {
 
 /// What failed first.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "FailureJson")]
 pub struct Failure {
-    /// The phase that failed.
-    pub phase: String,
+    /// The phase that failed, or the budget that was exceeded.
+    pub phase: FailedAt,
     /// The kind of failure.
     pub class: FailureClass,
     /// What went wrong, for people.
     pub message: String,
+}
+
+/// report.json's `failure` as read: a budget named like a phase is the budget when the class
+/// says so (see [`FailedAt::as_budget`]).
+#[derive(Deserialize)]
+struct FailureJson {
+    phase: FailedAt,
+    class: FailureClass,
+    message: String,
+}
+
+impl From<FailureJson> for Failure {
+    fn from(j: FailureJson) -> Self {
+        let phase = match j.class {
+            FailureClass::BudgetExceeded => j.phase.as_budget(),
+            _ => j.phase,
+        };
+        Failure {
+            phase,
+            class: j.class,
+            message: j.message,
+        }
+    }
+}
+
+/// `phase: class`, as history.ndjson's `failed` has it.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.phase, self.class)
+    }
 }
 
 /// The kinds of failure, stable for scripts.
@@ -116,11 +150,34 @@ pub enum FailureClass {
     Environment,
 }
 
+impl FailureClass {
+    /// The name in report.json (the serde rename gives the same string).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::BackupFailed => "backup_failed",
+            FailureClass::BackupUnusable => "backup_unusable",
+            FailureClass::BackupIncomplete => "backup_incomplete",
+            FailureClass::RestoreFailed => "restore_failed",
+            FailureClass::IntegrityMismatch => "integrity_mismatch",
+            FailureClass::ChecklistFailed => "checklist_failed",
+            FailureClass::BudgetExceeded => "budget_exceeded",
+            FailureClass::RpoExceeded => "rpo_exceeded",
+            FailureClass::Environment => "environment",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Where the drill ran.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Environment {
     /// `native` or `docker`.
-    pub backend: String,
+    pub backend: BackendKind,
     /// `SELECT version()` of the restore target.
     pub server_version: String,
     /// `--version` of each PostgreSQL program used.
@@ -137,7 +194,7 @@ pub struct Environment {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SourceInfo {
     /// `generated`, `dsn` or `backup_file`.
-    pub kind: String,
+    pub kind: SourceKind,
     /// Generator seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -176,8 +233,8 @@ pub struct BackupInfo {
 /// The simulated disaster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DisasterInfo {
-    /// `server-loss` or `drop-db`.
-    pub kind: String,
+    /// `server-loss` or `drop-db`, or `none` for `--backup-file`.
+    pub kind: DisasterKind,
     /// What was destroyed, what was created.
     pub detail: String,
 }
@@ -186,7 +243,7 @@ pub struct DisasterInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Phase {
     /// Step name, e.g. `pg_restore`.
-    pub name: String,
+    pub name: PhaseId,
     /// The budget it counts against, if any.
     pub budget: Option<BudgetName>,
     /// Outcome.
@@ -237,8 +294,8 @@ pub struct Integrity {
 /// One item of the strategy's verification checklist.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChecklistItem {
-    /// The item as the strategy words it.
-    pub item: String,
+    /// The item; report.json has its title, as the strategy words it.
+    pub item: CheckItem,
     /// Outcome.
     pub status: Status,
     /// What was looked at and what it showed.
@@ -279,7 +336,7 @@ impl Report {
 /// drill: see [`crate::rpo::RpoReport::worst_case_fits`].
 pub fn rpo_failure(rpo: &crate::rpo::RpoReport) -> Option<Failure> {
     (rpo.verdict == crate::rpo::RpoVerdict::Fail).then(|| Failure {
-        phase: "rpo".into(),
+        phase: PhaseId::Rpo.into(),
         class: FailureClass::RpoExceeded,
         message: format!(
             "the data-loss window was {} but the recovery point objective is {} ({} acknowledged commits lost)",

@@ -61,7 +61,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         verdict: Verdict::Pass,
         failure: None,
         environment: Environment {
-            backend: "native".into(),
+            backend: crate::env::BackendKind::Native,
             server_version: "PostgreSQL 15".into(),
             tools: BTreeMap::new(),
             pgdrill_version: "0.1.0".into(),
@@ -69,7 +69,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
             run_by: "tester".into(),
         },
         source: SourceInfo {
-            kind: "generated".into(),
+            kind: super::SourceKind::Generated,
             seed: Some(42),
             rows: Some(300),
             dsn: None,
@@ -78,11 +78,11 @@ fn report(rpo: Option<RpoReport>) -> Report {
         },
         backup: None,
         disaster: DisasterInfo {
-            kind: "server-loss".into(),
+            kind: super::DisasterKind::ServerLoss,
             detail: "source destroyed".into(),
         },
         phases: vec![Phase {
-            name: "pg_restore".into(),
+            name: super::PhaseId::PgRestore,
             budget: Some(BudgetName::DatabaseRestore),
             status: Status::Pass,
             started_ms: 0,

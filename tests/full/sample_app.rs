@@ -257,7 +257,7 @@ async fn the_library_builder_runs_a_full_drill() {
         .await
         .expect("the drill runs");
     assert!(report.passed(), "{}", report.summary());
-    assert_eq!(report.scope.as_deref(), Some("full"));
+    assert_eq!(report.scope.map(|s| s.as_str()), Some("full"));
     let rollback = report.rollback.as_ref().expect("the rollback section");
     assert_eq!(rollback.to.tag, "v1.0.0");
     let rpo = report.rpo.as_ref().expect("the rpo section");

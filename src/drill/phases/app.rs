@@ -263,10 +263,9 @@ pub(in crate::drill) async fn start_on_source(
         .step(PhaseId::AppStart, async move {
             let (spec, url, log) = launched?;
             let env_err = |e: AppError| {
-                StepFail::new(
-                    FailureClass::Environment,
-                    format!("the application did not start against the source: {e}"),
-                )
+                StepFail::environment(format!(
+                    "the application did not start against the source: {e}"
+                ))
             };
             let app = start(container, &spec, &url, &log).await.map_err(env_err)?;
             let h = app
@@ -294,10 +293,7 @@ pub(in crate::drill) async fn stop(ctx: &mut Ctx) -> Option<()> {
                 .rec
                 .step(PhaseId::StopApp, async move {
                     let r = app.stop(Duration::from_secs(30)).await.map_err(|e| {
-                        StepFail::new(
-                            FailureClass::RestoreFailed,
-                            format!("cannot stop the application: {e}"),
-                        )
+                        StepFail::restore_failed(format!("cannot stop the application: {e}"))
                     })?;
                     let detail = format!(
                         "application stopped before the database is touched ({}): {} after {} ms{}",
@@ -401,7 +397,7 @@ pub(in crate::drill) async fn restart(
 
 /// A checklist failure: the application's phases after the restore fail the checklist.
 fn fail(m: String) -> StepFail {
-    StepFail::new(FailureClass::ChecklistFailed, m)
+    StepFail::checklist(m)
 }
 
 /// Phase `app_healthy` (strategy step 6): its health endpoint answering within what is left
@@ -495,7 +491,7 @@ pub(in crate::drill) async fn observe(
     // Healthy for a moment after the budget ran out is still a failed restart.
     if !healthy {
         for i in items.iter_mut() {
-            if checklist::is(i, CheckItem::AppHealth) && i.status == Status::Pass {
+            if i.item == CheckItem::AppHealth && i.status == Status::Pass {
                 *i = checklist::item(
                     CheckItem::AppHealth,
                     Status::Fail,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::backup::{self, Manifest};
-use crate::drill::{Ctx, PhaseId};
+use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::rpo::Clock;
 
 /// The backup the restore uses: taken by the drill or found on disk.
@@ -66,12 +66,7 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
     let progress = ctx.rec.progress(PhaseId::Backup);
     ctx.rec
         .step(PhaseId::Backup, async move {
-            let source = source.ok_or_else(|| {
-                crate::drill::StepFail::new(
-                    crate::report::FailureClass::Environment,
-                    "internal error: no source to back up; this is a bug in pgdrill",
-                )
-            })?;
+            let source = source.ok_or_else(|| StepFail::internal("no source to back up"))?;
             let first_started = Instant::now();
             let mut sets = Vec::new();
             let mut lines = Vec::new();
@@ -98,8 +93,7 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
                 });
             }
             let Some(newest) = sets.pop() else {
-                return Err(crate::drill::StepFail::new(
-                    crate::report::FailureClass::BackupFailed,
+                return Err(StepFail::backup_failed(
                     "the schedule took no backup (--backups 0): there is nothing to restore",
                 ));
             };

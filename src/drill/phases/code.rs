@@ -8,31 +8,14 @@ use std::time::Duration;
 
 use crate::app::AppProcess;
 use crate::code::{
-    self, CodeError, DeploySpec, Release, ReleaseRepo, ReportedVersion, RollbackTo,
-    SAMPLE_DEPLOY_COMMAND,
+    self, DeploySpec, Release, ReleaseRepo, ReportedVersion, RollbackTo, SAMPLE_DEPLOY_COMMAND,
 };
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::report::full::{ReleaseRef, ReportedRelease, Rollback};
-use crate::report::FailureClass;
 use crate::scope::CodeSource;
 
 /// How long a deploy command may run before it is killed.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-impl From<CodeError> for StepFail {
-    fn from(e: CodeError) -> Self {
-        use CodeError as C;
-        let class = match &e {
-            // The release to roll back to is not in the code's "backup", the repository.
-            C::TagMissing { .. } | C::NoTags { .. } | C::NoPrevious { .. } => {
-                FailureClass::BackupIncomplete
-            }
-            C::GitMissing { .. } => FailureClass::Environment,
-            _ => FailureClass::RestoreFailed,
-        };
-        StepFail::new(class, e.to_string())
-    }
-}
 
 /// Where releases come from and go to in this drill.
 #[derive(Debug, Clone)]
@@ -186,10 +169,7 @@ pub(in crate::drill) async fn check_version(
         .rec
         .step(PhaseId::AppVersion, async {
             let reported = reported.map_err(|e| {
-                StepFail::new(
-                    FailureClass::RestoreFailed,
-                    format!("cannot read the application's version: {e}"),
-                )
+                StepFail::restore_failed(format!("cannot read the application's version: {e}"))
             })?;
             code::verify_version(&expected, &reported)?;
             let detail = format!(

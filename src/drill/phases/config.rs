@@ -7,28 +7,10 @@ use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
 
-use crate::config::{self, ConfigError};
+use crate::config;
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::error::EnvError;
-use crate::report::FailureClass;
 use crate::scope::{ConfigSource, Fault, FullPlan};
-
-impl From<ConfigError> for StepFail {
-    fn from(e: ConfigError) -> Self {
-        use ConfigError as C;
-        let class = match &e {
-            C::MissingKey { .. } | C::EmptyKey { .. } | C::NoBackup { .. } => {
-                FailureClass::BackupIncomplete
-            }
-            C::Tampered { .. } | C::WrongIdentity { .. } | C::WireGuard { .. } => {
-                FailureClass::BackupUnusable
-            }
-            C::Io { .. } => FailureClass::Environment,
-            _ => FailureClass::RestoreFailed,
-        };
-        StepFail::new(class, e.to_string())
-    }
-}
 
 /// The live configuration the application runs with, and its backup.
 pub(in crate::drill) struct ConfigSet {
@@ -97,7 +79,7 @@ pub(in crate::drill) async fn backup(
             };
             let b = tokio::task::spawn_blocking(move || config::backup(&req))
                 .await
-                .map_err(|e| StepFail::new(FailureClass::Environment, e.to_string()))??;
+                .map_err(|e| StepFail::environment(e.to_string()))??;
             let detail = format!(
                 "{} ({} bytes, sha256 {}): {} file(s) ({}) age-encrypted to a key made for this drill; key names only in its manifest",
                 b.archive.display(),
@@ -170,23 +152,20 @@ pub(in crate::drill) async fn restore(
             };
             let r = tokio::task::spawn_blocking(move || config::restore(&req))
                 .await
-                .map_err(|e| StepFail::new(FailureClass::Environment, e.to_string()))??;
+                .map_err(|e| StepFail::environment(e.to_string()))??;
             // The sample app's VPN config must be there and parse; a user's when it has one.
             if full.config == ConfigSource::Sample
                 && !r.checks.iter().any(|c| c.contains("WireGuard"))
             {
-                return Err(StepFail::new(
-                    FailureClass::BackupIncomplete,
-                    format!(
-                        "{}: no WireGuard config among the restored files ({})",
-                        r.backup,
-                        r.files
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+                return Err(StepFail::backup_incomplete(format!(
+                    "{}: no WireGuard config among the restored files ({})",
+                    r.backup,
+                    r.files
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
             }
             let detail = format!(
                 "{} (sha256 {}) restored into {}: {}",
@@ -241,9 +220,7 @@ fn copy_files(paths: &[PathBuf], dir: &Path) -> Result<Vec<String>, StepFail> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         if name.is_empty() || names.contains(&name) {
-            return Err(StepFail::new(
-                FailureClass::Environment,
-                format!(
+            return Err(StepFail::environment(format!(
                     "--config-file {}: two configuration files named {name:?}; the restore puts them in one directory by name",
                     p.display()
                 ),
@@ -271,7 +248,7 @@ fn tamper_archive(repo: &Path, name: &str) -> Result<(), StepFail> {
                 .unwrap_or_default();
             n.starts_with(name) && !n.ends_with(".manifest.json")
         })
-        .ok_or_else(|| StepFail::new(FailureClass::Environment, format!("no archive of {name}")))?;
+        .ok_or_else(|| StepFail::environment(format!("no archive of {name}")))?;
     let mut bytes = std::fs::read(&archive)
         .map_err(|e| EnvError::io(format!("cannot read {}", archive.display()), e))?;
     let i = bytes.len() / 2;

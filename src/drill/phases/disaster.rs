@@ -104,10 +104,7 @@ pub(in crate::drill) async fn run(
                 .step(PhaseId::Disaster, async move {
                     // The plan refuses drop-db for any source the drill does not own.
                     let endpoint = endpoint.ok_or_else(|| {
-                        StepFail::new(
-                            crate::report::FailureClass::Environment,
-                            "internal error: drop-db without a server of the drill's own; this is a bug in pgdrill",
-                        )
+                        StepFail::internal("drop-db without a server of the drill's own")
                     })?;
                     tokio::time::sleep(wait).await;
                     let at = chrono::Utc::now();

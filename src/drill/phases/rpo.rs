@@ -7,20 +7,8 @@ use chrono::{DateTime, Utc};
 use super::backup::Backups;
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
-use crate::report::FailureClass;
-use crate::rpo::{Acknowledged, Inputs, RpoError, RpoReport, WorstCase, Writer};
+use crate::rpo::{Acknowledged, Inputs, RpoReport, WorstCase, Writer};
 use crate::scope::RpoPlan;
-
-impl From<RpoError> for StepFail {
-    fn from(e: RpoError) -> Self {
-        let class = match &e {
-            e if e.is_environment() => FailureClass::Environment,
-            RpoError::Integrity { .. } => FailureClass::IntegrityMismatch,
-            _ => FailureClass::RestoreFailed,
-        };
-        StepFail::new(class, e.to_string())
-    }
-}
 
 /// What the disaster ended: the writer's record and the moment it struck.
 pub(in crate::drill) struct Struck {
@@ -39,12 +27,8 @@ pub(in crate::drill) async fn start(ctx: &mut Ctx, plan: RpoPlan, db: &str) -> O
     let writer = ctx
         .rec
         .step(PhaseId::WriterStart, async move {
-            let endpoint = endpoint.ok_or_else(|| {
-                StepFail::new(
-                    FailureClass::Environment,
-                    "internal error: no source to write the ledger into; this is a bug in pgdrill",
-                )
-            })?;
+            let endpoint =
+                endpoint.ok_or_else(|| StepFail::internal("no source to write the ledger into"))?;
             let w = Writer::start(&endpoint, plan.rate, &token).await?;
             let detail = format!(
                 "ledger {} on {}: {} commits per second, each acknowledgement recorded with its time",
@@ -81,9 +65,7 @@ pub(in crate::drill) async fn assess(
     ctx.rec
         .step(PhaseId::Rpo, async {
             let Some(snapshot) = snapshot else {
-                return Err(StepFail::new(
-                    FailureClass::BackupUnusable,
-                    "the restored backup's manifest does not say when its snapshot was taken (snapshot_taken), so the lost commits cannot be told exactly",
+                return Err(StepFail::backup_unusable("the restored backup's manifest does not say when its snapshot was taken (snapshot_taken), so the lost commits cannot be told exactly",
                 ));
             };
             let client = endpoint.connect().await?;

@@ -1,7 +1,6 @@
 //! Phase `seed`: the fixtures schema and its deterministic generated data on the source.
 
 use crate::drill::{Ctx, PhaseId, StepFail};
-use crate::report::FailureClass;
 use crate::seed::{self, SeedSpec};
 
 /// Creates database `db` on the drill's source and loads `rows` users generated from `seed`;
@@ -20,7 +19,7 @@ pub(in crate::drill) async fn run(
         .rec
         .step(PhaseId::Seed, async move {
             let admin = endpoint.connect().await?;
-            let fail = |e: String| StepFail::new(FailureClass::Environment, e);
+            let fail = |e: String| StepFail::environment(e);
             seed::create_roles(&admin).await.map_err(|e| fail(e.to_string()))?;
             admin
                 .batch_execute(&format!("CREATE DATABASE {}", crate::restore::ident(&db)))

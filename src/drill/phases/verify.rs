@@ -7,7 +7,7 @@ use super::backup::BackupSet;
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
-use crate::report::{FailureClass, Integrity};
+use crate::report::Integrity;
 use crate::snapshot::{self, Snapshot};
 
 /// What verification found; kept for the report and the checklist whatever failed.
@@ -43,10 +43,7 @@ pub(in crate::drill) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) 
         .step(PhaseId::TamperHook, async move {
             let c = db.connect().await?;
             c.batch_execute(&sql).await.map_err(|e| {
-                StepFail::new(
-                    FailureClass::Environment,
-                    format!("tamper SQL failed: {}", crate::pg::error_text(&e)),
-                )
+                StepFail::environment(format!("tamper SQL failed: {}", crate::pg::error_text(&e)))
             })?;
             Ok((
                 (),
@@ -70,7 +67,7 @@ pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(
             let version: String = c
                 .query_one("SHOW server_version", &[])
                 .await
-                .map_err(|e| StepFail::new(FailureClass::RestoreFailed, crate::pg::error_text(&e)))?
+                .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?
                 .get(0);
             // Two sessions in one exported snapshot: the tables are read on one while
             // the checks run on the other.
@@ -78,13 +75,10 @@ pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(
             // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
             // not a difference in the data.
             let unserved = |e: tokio_postgres::Error| {
-                StepFail::new(
-                    FailureClass::RestoreFailed,
-                    format!(
-                        "the restored server cannot open a snapshot: {}",
-                        crate::pg::error_text(&e)
-                    ),
-                )
+                StepFail::restore_failed(format!(
+                    "the restored server cannot open a snapshot: {}",
+                    crate::pg::error_text(&e)
+                ))
             };
             let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
             crate::pg::join_snapshot(&helper, &exported)
@@ -93,10 +87,9 @@ pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(
             let s = snapshot::take_split(&c, &helper, &progress)
                 .await
                 .map_err(|e| {
-                    StepFail::new(
-                        FailureClass::IntegrityMismatch,
-                        format!("cannot take the snapshot of the restored database: {e}"),
-                    )
+                    StepFail::integrity(format!(
+                        "cannot take the snapshot of the restored database: {e}"
+                    ))
                 })?;
             let _ = helper.batch_execute("COMMIT").await;
             let _ = c.batch_execute("COMMIT").await;
@@ -158,9 +151,7 @@ pub(in crate::drill) async fn compare(
                     ),
                 ))
             } else {
-                Err(StepFail::new(
-                    FailureClass::IntegrityMismatch,
-                    format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
+                Err(StepFail::integrity(format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
                 ))
             }
         })
@@ -192,15 +183,12 @@ async fn run_amcheck(
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !stdout.trim().is_empty() {
-        return Err(StepFail::new(
-            FailureClass::IntegrityMismatch,
-            format!(
-                "pg_amcheck reports corruption ({}):\n{}{}",
-                out.status,
-                crate::backup::tail(&stdout),
-                crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
-            ),
-        ));
+        return Err(StepFail::integrity(format!(
+            "pg_amcheck reports corruption ({}):\n{}{}",
+            out.status,
+            crate::backup::tail(&stdout),
+            crate::backup::tail(&String::from_utf8_lossy(&out.stderr))
+        )));
     }
     Ok(format!(
         "pg_amcheck --heapallindexed on {}: no corruption found",
