@@ -1,5 +1,5 @@
-//! The `pgdrill` command: everything lives in the library.
+//! The `pgdrill` command: everything lives in the library, the command line in `pgdrill::cmd`.
 
 fn main() -> std::process::ExitCode {
-    pgdrill::main_entry()
+    pgdrill::cmd::main()
 }

@@ -16,6 +16,9 @@ pub struct Plan {
     pub backend: BackendKind,
     /// Where the data comes from.
     pub source: Source,
+    /// `--repo`: the repository the backup is picked from, and how; the drill's result goes
+    /// into its audit log.
+    pub repo: Option<RepoPick>,
     /// What goes wrong before the restore.
     pub disaster: Disaster,
     /// Parallel jobs for pg_restore.
@@ -83,6 +86,8 @@ pub enum Source {
     /// A live database, read-only.
     Dsn(Endpoint),
     /// An existing `pg_dump -Fc` archive (with its manifest beside it, when there is one).
+    /// Until [`crate::options::resolve_inputs`] has run, the path as given: possibly a
+    /// directory of backups, or with [`Plan::repo`] the repository.
     BackupFile(PathBuf),
 }
 
@@ -95,6 +100,26 @@ impl Source {
             Source::BackupFile(_) => "backup_file",
         }
     }
+}
+
+/// How `drill --repo` chooses a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pick {
+    /// The newest backup.
+    Newest,
+    /// Uniformly at random within `--window`, so that over months every age gets drilled.
+    Random,
+}
+
+/// A backup to be picked from a repository (`--repo`, `--pick`, `--window`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPick {
+    /// The repository.
+    pub dir: PathBuf,
+    /// Which backup.
+    pub pick: Pick,
+    /// With [`Pick::Random`]: how far back to pick from.
+    pub window: Duration,
 }
 
 /// The simulated disaster.

@@ -5,9 +5,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-
-use crate::duration::parse_duration;
 use crate::error::Error;
 use crate::rpo::{Cadence, DisasterAt};
 
@@ -34,63 +31,62 @@ impl Scope {
 /// The sample application's required configuration keys.
 pub const SAMPLE_REQUIRED_KEYS: [&str; 3] = ["DATABASE_URL", "API_KEY", "VPN_PEER"];
 
-/// The flags of `pgdrill drill` for the full scope and the RPO (flattened into `DrillArgs`).
-#[derive(Debug, Args, Clone)]
-pub struct ScopeArgs {
-    /// What the drill restores: `database`, or `full` (database, configuration and code).
-    #[arg(long, value_enum, default_value_t = Scope::Database)]
+/// The full scope's and the RPO's options of a drill (the flags `pgdrill drill` takes for them,
+/// named alike); [`Default`] is those flags' defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeOptions {
+    /// `--scope`.
     pub scope: Scope,
-    /// --scope full: one of the application's configuration files (repeatable); they are
-    /// copied into the drill's own directory, backed up encrypted, lost and restored (the
-    /// originals are never touched). Default with the sample app: the drill writes its own.
-    #[arg(long, value_name = "PATH")]
+    /// `--config-file` (repeatable).
     pub config_file: Vec<PathBuf>,
-    /// --scope full: a key that must be present and non-empty in the restored configuration
-    /// (repeatable; default with the sample app: DATABASE_URL, API_KEY, VPN_PEER).
-    #[arg(long, value_name = "KEY")]
+    /// `--require` (repeatable).
     pub require: Vec<String>,
-    /// --scope full: the application's git repository with its release tags (default with
-    /// the sample app: a release repository the drill makes).
-    #[arg(long, value_name = "PATH")]
+    /// `--code-repo`.
     pub code_repo: Option<PathBuf>,
-    /// --scope full: how a checked-out release is deployed, run with `sh -c`; it gets
-    /// PGDRILL_RELEASE_WORKTREE, PGDRILL_RELEASE_TAG, PGDRILL_RELEASE_COMMIT, PGDRILL_DEPLOY_DIR.
-    #[arg(long, value_name = "CMD")]
+    /// `--deploy`.
     pub deploy: Option<String>,
-    /// --scope full: the release to roll back to: a tag, or `previous` (the tag before the
-    /// deployed one).
-    #[arg(long, value_name = "TAG", default_value = "previous")]
+    /// `--rollback-to`: a tag, or `previous`.
     pub rollback_to: String,
-    /// Budget for restoring the configuration (--scope full).
-    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    /// `--budget-config`.
     pub budget_config: Duration,
-    /// Budget for rolling the code back, its deploy and the version check (--scope full).
-    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    /// `--budget-code`.
     pub budget_code: Duration,
-    /// The recovery point objective the measured data-loss window is judged against.
-    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    /// `--rpo`.
     pub rpo: Duration,
-    /// Commits per second of the ledger writer that measures the RPO (default 50 with --scope
-    /// full and generated data, else off; 0 turns it off).
-    #[arg(long, value_name = "N")]
+    /// `--writer-rate` (default 50 with --scope full and generated data, else off).
     pub writer_rate: Option<u32>,
-    /// The interval between the drill's backups (the strategy's 15 minutes; compress it for a
-    /// drill, e.g. 20s).
-    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    /// `--backup-every`.
     pub backup_every: Duration,
-    /// How many backups the drill takes on that schedule before the disaster.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// `--backups`.
     pub backups: u32,
-    /// When the disaster strikes: right after the last backup, or at a random moment before the
-    /// next one was due.
-    #[arg(long, value_enum, default_value_t = DisasterAt::AfterLast)]
+    /// `--disaster-at`.
     pub disaster_at: DisasterAt,
-    /// Seed of the random disaster moment, to repeat a drill (default: drawn, and reported).
-    #[arg(long, value_name = "N")]
+    /// `--disaster-seed`.
     pub disaster_seed: Option<u64>,
-    /// Test hook: a fault injected into the full drill, to prove it is caught (repeatable).
-    #[arg(long, hide = true, value_enum, value_name = "FAULT")]
+    /// `--fault` (test hooks).
     pub fault: Vec<Fault>,
+}
+
+impl Default for ScopeOptions {
+    fn default() -> Self {
+        ScopeOptions {
+            scope: Scope::Database,
+            config_file: Vec::new(),
+            require: Vec::new(),
+            code_repo: None,
+            deploy: None,
+            rollback_to: "previous".into(),
+            budget_config: Duration::from_secs(2 * 60),
+            budget_code: Duration::from_secs(5 * 60),
+            rpo: Duration::from_secs(15 * 60),
+            writer_rate: None,
+            backup_every: Duration::from_secs(15 * 60),
+            backups: 1,
+            disaster_at: DisasterAt::AfterLast,
+            disaster_seed: None,
+            fault: Vec::new(),
+        }
+    }
 }
 
 /// Faults a test injects into a full drill, each of which the drill must catch.
@@ -166,8 +162,9 @@ pub struct ScopePlan {
     pub faults: Vec<Fault>,
 }
 
-impl ScopeArgs {
-    /// Validates the flags for a drill whose source is `generated` (or a live DSN when
+impl ScopeOptions {
+    /// Validates the options (pure: the `--config-file`s are checked by
+    /// [`crate::options::resolve_inputs`]) for a drill whose source is `generated` (or a live DSN when
     /// `live`), whose application is the sample app when `sample` (custom when `custom`).
     pub fn into_plan(
         self,
@@ -261,14 +258,6 @@ impl ScopeArgs {
             }
             ConfigSource::Sample
         } else {
-            for f in &self.config_file {
-                if !f.is_file() {
-                    return Err(Error::Usage(format!(
-                        "--config-file {}: no such file; name the application's configuration files (.env, API keys, VPN config)",
-                        f.display()
-                    )));
-                }
-            }
             ConfigSource::Files(self.config_file)
         };
         let code = match (self.code_repo, self.deploy) {
@@ -301,90 +290,5 @@ impl ScopeArgs {
             code,
             rollback_to: self.rollback_to,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::ffi::OsString;
-
-    use crate::cli::{parse, Command};
-
-    fn drill_args(args: &[&str]) -> crate::cli::DrillArgs {
-        let argv: Vec<OsString> = ["pgdrill", "drill"]
-            .iter()
-            .chain(args)
-            .map(OsString::from)
-            .collect();
-        match parse(argv).map_err(|_| "parse").unwrap().command {
-            Command::Drill(d) => d,
-            _ => unreachable!(),
-        }
-    }
-
-    /// The plans CI and people use parse: every key is a flag and every value of its kind.
-    #[test]
-    fn every_shipped_plan_parses_and_the_monthly_one_is_a_full_drill() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drills");
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "toml") {
-                drill_args(&["--plan", p.to_str().unwrap()]);
-            }
-        }
-        let monthly = drill_args(&["--plan", &format!("{dir}/monthly.toml")]);
-        assert_eq!(monthly.scope.scope, super::Scope::Full);
-        let plan = monthly
-            .scope
-            .into_plan(true, false, true, false)
-            .expect("the monthly plan validates");
-        let full = plan.full.expect("full");
-        assert_eq!(full.config, super::ConfigSource::Sample);
-        assert_eq!(full.code, super::CodeSource::Sample);
-        assert_eq!(full.require, super::SAMPLE_REQUIRED_KEYS);
-        assert_eq!(plan.rpo.map(|r| r.rate), Some(50));
-        assert_eq!(plan.cadence.disaster_at, crate::rpo::DisasterAt::Random);
-    }
-
-    #[test]
-    fn full_scope_flags_are_refused_where_they_do_not_apply() {
-        let err = |args: &[&str], generated, live, sample, custom| {
-            drill_args(args)
-                .scope
-                .into_plan(generated, live, sample, custom)
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(
-            err(&["--config-file", "/etc/hosts"], true, false, true, false)
-                .contains("--scope full")
-        );
-        assert!(err(&["--scope", "full"], false, false, false, true).contains("--backup-file"));
-        assert!(err(&["--scope", "full"], true, false, false, false).contains("sample app"));
-        assert!(err(&["--scope", "full"], true, false, false, true).contains("--config-file"));
-        assert!(err(
-            &[
-                "--scope",
-                "full",
-                "--config-file",
-                "/etc/hosts",
-                "--code-repo",
-                "/tmp"
-            ],
-            true,
-            false,
-            false,
-            true
-        )
-        .contains("--deploy"));
-        assert!(err(&["--writer-rate", "5"], false, false, false, false).contains("live source"));
-        assert!(err(
-            &["--backups", "2", "--backup-every", "500ms"],
-            true,
-            false,
-            true,
-            false
-        )
-        .contains("at least 1s"));
     }
 }

@@ -57,22 +57,7 @@ fn src_has_no_module_cycles() {
 /// Edges that close a cycle on this branch and are mended by another part of issue 18
 /// (parent, from, to, why): left out of the check by name, so that any other cycle fails. An
 /// entry whose edge no longer exists fails the test too, so the list only shrinks.
-const EXCUSED: &[(&str, &str, &str, &str)] = &[
-    (
-        "crate",
-        "config",
-        "error",
-        "src/config/command.rs, the `pgdrill config` command, returns the top `Error` \
-         (which wraps `ConfigError`); it moves to src/cmd/",
-    ),
-    (
-        "crate",
-        "scope",
-        "cli",
-        "src/scope.rs's test of the shipped plans parses a drill command line (cli → plan → \
-         scope); it moves with the options type that replaces `cli::DrillArgs`",
-    ),
-];
+const EXCUSED: &[(&str, &str, &str, &str)] = &[];
 
 #[test]
 fn checker_finds_a_synthetic_cycle() {

@@ -1,6 +1,6 @@
 //! The shipped schedule: systemd units pass `systemd-analyze verify`, the crontab lines have
 //! five time fields, the Kubernetes CronJob parses, and every pgdrill command line in them
-//! parses with `pgdrill::cli::parse`.
+//! parses with `pgdrill::cmd::parse`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,7 +34,7 @@ fn parse(args: &[String]) -> String {
     let args = &args[at..];
     let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     argv[0] = "pgdrill".into();
-    if let Err(e) = pgdrill::cli::parse(argv) {
+    if let Err(e) = pgdrill::cmd::parse(argv) {
         panic!("{args:?} does not parse: {e:?}");
     }
     args[1].clone()

@@ -2,7 +2,6 @@
 //! recipients, a plaintext manifest with key names only, and a restore that checks everything
 //! before anything appears in the target directory.
 
-pub mod command;
 pub mod keys;
 
 use std::io::{Read, Write};

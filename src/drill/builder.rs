@@ -1,14 +1,13 @@
 //! The library API for a user's own `cargo test`: [`Drill::builder`] gives a [`DrillBuilder`]
-//! whose setters are the flags of `pgdrill drill`, turned into a plan by the same code as the
-//! command line ([`DrillArgs::into_plan`]), so a test and the CLI cannot disagree.
+//! whose setters are the flags of `pgdrill drill`; they fill the [`DrillOptions`] the command
+//! line fills, turned into a plan by the same code ([`DrillOptions::prepare`]), so a test and
+//! the CLI cannot disagree.
 
 use std::path::PathBuf;
 
-use clap::Parser;
-
-use crate::cli::{AppChoice, Cli, Command, DrillArgs};
 use crate::env::BackendKind;
 use crate::error::Error;
+use crate::options::{AppChoice, DrillOptions};
 use crate::plan::Disaster;
 use crate::report::{Report, Verdict};
 
@@ -18,98 +17,95 @@ pub struct Drill;
 impl Drill {
     /// A drill with the command line's defaults (`pgdrill drill` without flags).
     pub fn builder() -> DrillBuilder {
-        // The defaults live in one place, the clap attributes: parse an empty command line.
-        let cli = Cli::try_parse_from(["pgdrill", "drill"]).expect("the defaults parse");
-        let Command::Drill(args) = cli.command else {
-            unreachable!("`pgdrill drill` parses as the drill command")
-        };
-        DrillBuilder { args }
+        DrillBuilder {
+            options: DrillOptions::default(),
+        }
     }
 }
 
 /// A drill being described; [`DrillBuilder::run`] runs it. Each setter is a `pgdrill drill` flag.
 #[derive(Debug)]
 pub struct DrillBuilder {
-    args: DrillArgs,
+    options: DrillOptions,
 }
 
 impl DrillBuilder {
     /// `--rows`: number of generated users.
     pub fn rows(mut self, rows: u64) -> Self {
-        self.args.rows = rows;
+        self.options.rows = rows;
         self
     }
 
     /// `--seed`: the data generator's seed.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.args.seed = seed;
+        self.options.seed = seed;
         self
     }
 
     /// `--backup-file`: restore this pg_dump -Fc archive (or a directory's newest backup).
     pub fn backup_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.args.backup_file = Some(path.into());
+        self.options.backup_file = Some(path.into());
         self
     }
 
     /// `--source-dsn`: back up this live database (read-only) instead of generated data.
     pub fn source_dsn(mut self, url: impl Into<String>) -> Self {
-        self.args.source_dsn = Some(url.into());
+        self.options.source_dsn = Some(url.into());
         self
     }
 
     /// `--app`: the application under drill.
     pub fn app(mut self, app: AppChoice) -> Self {
-        self.args.app = app;
+        self.options.app = app;
         self
     }
 
     /// `--backend`: where disposable servers come from.
     pub fn backend(mut self, backend: BackendKind) -> Self {
-        self.args.backend = backend;
+        self.options.backend = backend;
         self
     }
 
     /// `--disaster`: the simulated disaster.
     pub fn disaster(mut self, disaster: Disaster) -> Self {
-        self.args.disaster = disaster;
+        self.options.disaster = disaster;
         self
     }
 
     /// `--jobs`: parallel jobs for pg_restore.
     pub fn jobs(mut self, jobs: u32) -> Self {
-        self.args.jobs = Some(jobs);
+        self.options.jobs = Some(jobs);
         self
     }
 
     /// `--scope`: the database alone, or `Scope::Full` (database, configuration, code, and
     /// the RPO measured: the sample app's by default).
     pub fn scope(mut self, scope: crate::scope::Scope) -> Self {
-        self.args.scope.scope = scope;
+        self.options.scope.scope = scope;
         self
     }
 
     /// `--rpo`: the recovery point objective the measured data-loss window is judged against.
     pub fn rpo(mut self, objective: std::time::Duration) -> Self {
-        self.args.scope.rpo = objective;
+        self.options.scope.rpo = objective;
         self
     }
 
     /// The sample app's binary (instead of `PGDRILL_SAMPLE_APP` or the one beside pgdrill).
     pub fn sample_app(mut self, binary: impl Into<PathBuf>) -> Self {
-        self.args.sample_app = Some(binary.into());
+        self.options.sample_app = Some(binary.into());
         self
     }
 
     /// `--keep`: keep the servers running after the drill.
     pub fn keep(mut self, keep: bool) -> Self {
-        self.args.keep = keep;
+        self.options.keep = keep;
         self
     }
 
     /// `--out`: where report.json, report.md, junit.xml, events.ndjson and backup/ go.
     pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.args.out = Some(dir.into());
+        self.options.out = Some(dir.into());
         self
     }
 
@@ -117,7 +113,7 @@ impl DrillBuilder {
     /// into `out`, and returns the report. A drill that ran and failed is `Ok` with
     /// [`Report::passed`] false; `Err` means it could not be described or run at all.
     pub async fn run(self) -> Result<Report, Error> {
-        let plan = self.args.into_plan(chrono::Utc::now())?;
+        let plan = self.options.prepare(chrono::Utc::now())?;
         let out_dir = plan.out_dir.clone();
         let report = super::run(plan, super::Cancel::new()).await?;
         report.write_all(&out_dir)?;

@@ -204,8 +204,10 @@ pub fn artifacts_url() -> Option<String> {
     ))
 }
 
-/// History line, seal, step summary: see [`super::Report::publish`].
-pub fn publish(r: &super::Report, dir: &Path, opts: &Publish) -> Result<(), Error> {
+/// History line, seal, step summary: see [`super::Report::publish`]. Returns the warnings
+/// for the person running the drill (a step summary that could not be appended: the drill's
+/// verdict stands).
+pub fn publish(r: &super::Report, dir: &Path, opts: &Publish) -> Result<Vec<String>, Error> {
     let report = dir.join("report.json");
     let (_, sha) = crate::digest::sha256_file_blocking(&report)
         .map_err(|e| env_io(format!("hashing {}", report.display()), e))?;
@@ -216,6 +218,7 @@ pub fn publish(r: &super::Report, dir: &Path, opts: &Publish) -> Result<(), Erro
         opts.dump_in_bundle,
         std::slice::from_ref(&opts.history),
     )?;
+    let mut warnings = Vec::new();
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         let text = super::markdown::step_summary(r, artifacts_url().as_deref());
         let appended = std::fs::OpenOptions::new()
@@ -225,24 +228,13 @@ pub fn publish(r: &super::Report, dir: &Path, opts: &Publish) -> Result<(), Erro
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
         if let Err(e) = appended {
             // The drill's verdict stands; a CI page that cannot be written only loses a summary.
-            eprintln!(
-                "pgdrill: cannot append the step summary to {} ({e})",
+            warnings.push(format!(
+                "cannot append the step summary to {} ({e})",
                 PathBuf::from(path).display()
-            );
+            ));
         }
     }
-    Ok(())
-}
-
-/// `pgdrill evidence verify DIR`: prints the findings; 0 intact, 1 not.
-pub fn run_verify(dir: &Path) -> Result<crate::error::Exit, Error> {
-    let f = verify(dir)?;
-    print!("{}", render(dir, &f));
-    Ok(if f.is_intact() {
-        crate::error::Exit::Pass
-    } else {
-        crate::error::Exit::Fail
-    })
+    Ok(warnings)
 }
 
 #[cfg(test)]

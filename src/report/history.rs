@@ -507,51 +507,6 @@ pub fn render_html(s: &Summary) -> String {
         .unwrap_or_else(|e| panic!("history.html template: {e:#}"))
 }
 
-/// What `pgdrill history` was asked.
-#[derive(Debug, Clone)]
-pub struct Query {
-    /// The history file.
-    pub path: PathBuf,
-    /// The window's end (default now).
-    pub at: Option<DateTime<Utc>>,
-    /// The window's length.
-    pub since: std::time::Duration,
-    /// The staleness alarm's threshold.
-    pub max_age: Option<std::time::Duration>,
-    /// JSON instead of text.
-    pub json: bool,
-    /// Where to write the overview page.
-    pub html: Option<PathBuf>,
-}
-
-/// `pgdrill history`: prints the summary (text or JSON), writes the page when asked; exit 1
-/// when `--max-age` finds no recent passing drill.
-pub fn run(a: &Query) -> Result<crate::error::Exit, Error> {
-    let entries = read(&a.path)?;
-    let s = summarise(&entries, a.at.unwrap_or_else(Utc::now), a.since, a.max_age);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&s).expect("summary serialises")
-        );
-    } else {
-        print!("{}", render_text(&s));
-    }
-    if let Some(file) = &a.html {
-        crate::digest::write_atomic(file, render_html(&s).as_bytes()).map_err(|source| {
-            Error::Output {
-                path: file.clone(),
-                source,
-            }
-        })?;
-    }
-    Ok(if s.fresh == Some(false) {
-        crate::error::Exit::Fail
-    } else {
-        crate::error::Exit::Pass
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,8 +319,9 @@ impl Report {
     }
 
     /// After [`Report::write_all`]: appends the history line, seals `dir` with SHA256SUMS,
-    /// and appends the CI step summary when `$GITHUB_STEP_SUMMARY` names a file.
-    pub fn publish(&self, dir: &Path, opts: &evidence::Publish) -> Result<(), Error> {
+    /// and appends the CI step summary when `$GITHUB_STEP_SUMMARY` names a file; returns the
+    /// warnings to show (see [`evidence::publish`]).
+    pub fn publish(&self, dir: &Path, opts: &evidence::Publish) -> Result<Vec<String>, Error> {
         evidence::publish(self, dir, opts)
     }
 

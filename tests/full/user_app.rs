@@ -16,8 +16,8 @@ fn plan_of(extra: &[String]) -> pgdrill::plan::Plan {
         .into_iter()
         .map(String::from)
         .chain(extra.iter().cloned());
-    let cli = pgdrill::cli::Cli::try_parse_from(argv).expect("the flags parse");
-    let pgdrill::cli::Command::Drill(a) = cli.command else {
+    let cli = pgdrill::cmd::Cli::try_parse_from(argv).expect("the flags parse");
+    let pgdrill::cmd::Command::Drill(a) = cli.command else {
         unreachable!("a drill")
     };
     a.into_plan(Utc::now()).expect("a valid plan")

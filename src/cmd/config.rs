@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{BackupRequest, Kind, Pick, RestoreRequest};
+use crate::config::{self, BackupRequest, Kind, Pick, RestoreRequest};
+use crate::error::{Error, Exit};
+use crate::repo::audit::{self, Action};
 
 /// Flags of `pgdrill config`.
 #[derive(Debug, Args)]
@@ -87,8 +89,6 @@ pub struct RestoreArgs {
     pub require: Vec<String>,
 }
 
-use crate::repo::audit::{self, Action};
-
 /// What a config command did, for the audit log: action, object, result.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -104,7 +104,7 @@ pub struct Outcome {
 
 /// The one audit call site of the config commands: "document all restore operations" holds
 /// for configuration too, so a config command whose event cannot be written fails.
-fn record(repo: &std::path::Path, outcome: &Outcome) -> Result<(), crate::error::Error> {
+fn record(repo: &std::path::Path, outcome: &Outcome) -> Result<(), Error> {
     let object = audit::Object {
         file: outcome.file.clone(),
         sha256: outcome.sha256.clone(),
@@ -119,7 +119,7 @@ fn record(repo: &std::path::Path, outcome: &Outcome) -> Result<(), crate::error:
 }
 
 /// Runs `pgdrill config …` and prints its result.
-pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
+pub fn run(args: ConfigArgs) -> Result<Exit, Error> {
     match args.command {
         ConfigCommand::Backup(a) => {
             let req = BackupRequest {
@@ -131,7 +131,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
                 insecure_plaintext: a.insecure_plaintext,
                 now: a.now.unwrap_or_else(chrono::Utc::now),
             };
-            let res = super::backup(&req);
+            let res = config::backup(&req);
             let recorded = record(
                 &a.repo.dir,
                 &Outcome {
@@ -165,7 +165,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
                     f.keys.join(", ")
                 );
             }
-            Ok(())
+            Ok(Exit::Pass)
         }
         ConfigCommand::Restore(a) => {
             let req = RestoreRequest {
@@ -179,7 +179,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
                 to: a.to,
                 require: a.require,
             };
-            let res = super::restore(&req);
+            let res = config::restore(&req);
             let recorded = record(
                 &a.repo.dir,
                 &Outcome {
@@ -200,7 +200,7 @@ pub fn run(args: ConfigArgs) -> Result<(), crate::error::Error> {
             for c in &r.checks {
                 println!("  ok: {c}");
             }
-            Ok(())
+            Ok(Exit::Pass)
         }
     }
 }

@@ -1,0 +1,521 @@
+//! `pgdrill drill`: its flags (and the `--plan` file's keys, which are those flags) become a
+//! [`DrillOptions`]; the library validates it into a plan, resolves the inputs, runs the drill;
+//! this prints the summary and maps the verdict to the exit code.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::duration::parse_duration;
+use crate::env::BackendKind;
+use crate::error::{Error, Exit};
+use crate::options::{AppChoice, DrillOptions};
+use crate::plan::{Disaster, Pick};
+use crate::report::Verdict;
+use crate::rpo::DisasterAt;
+use crate::scope::{Fault, Scope, ScopeOptions};
+
+/// Flags of `pgdrill drill` (the CLI contract in the user guide: docs/src/drills.md#flags).
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct DrillArgs {
+    /// Take flags from a TOML drill plan (keys are these flags' long names, e.g.
+    /// `rows = 1000000`); flags given on the command line win over the file's.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// The report's record of the plan file, from [`expand_plan`], which read it.
+    #[arg(skip)]
+    pub plan_note: Option<String>,
+    /// Where disposable servers come from.
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+    /// Number of generated users (subscriptions and payments follow).
+    #[arg(long, default_value_t = 100_000, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
+    pub rows: u64,
+    /// Seed of the data generator; the same seed gives byte-identical data.
+    #[arg(long, default_value_t = 42, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
+    pub seed: u64,
+    /// Back up this live database (read-only) instead of generated data.
+    #[arg(long, value_name = "URL", conflicts_with = "backup_file")]
+    pub source_dsn: Option<String>,
+    /// Restore this existing pg_dump -Fc archive (its manifest is used when it sits beside it);
+    /// a directory means its newest backup_*.dump.
+    #[arg(long, value_name = "PATH")]
+    pub backup_file: Option<PathBuf>,
+    /// Restore a backup from this repo (`pgdrill backup`'s); the result goes into its audit log.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["source_dsn", "backup_file"])]
+    pub repo: Option<PathBuf>,
+    /// With --repo: which backup.
+    #[arg(long, value_enum, default_value_t = Pick::Newest, requires = "repo")]
+    pub pick: Pick,
+    /// With --repo --pick random: how far back to pick from.
+    #[arg(long, value_name = "DUR", default_value = "7d", value_parser = parse_duration, requires = "repo")]
+    pub window: std::time::Duration,
+    /// The simulated disaster.
+    #[arg(long, value_enum, default_value_t = Disaster::ServerLoss)]
+    pub disaster: Disaster,
+    /// Parallel jobs for pg_restore (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<u32>,
+    /// Budget for the database restore steps.
+    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    pub budget_restore: std::time::Duration,
+    /// Budget for restarting the application until healthy.
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub budget_app: std::time::Duration,
+    /// Budget for verification.
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
+    pub budget_verify: std::time::Duration,
+    /// Budget for the whole recovery (the RTO).
+    #[arg(long, value_name = "DUR", default_value = "30m", value_parser = parse_duration)]
+    pub budget_total: std::time::Duration,
+    /// Directory for report.json, report.md, junit.xml and backup/ (default reports/<drill-id>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Keep the servers running after the drill and print how to connect.
+    #[arg(long)]
+    pub keep: bool,
+    /// The application under drill: `auto` is the sample app for generated data, none otherwise.
+    #[arg(long, value_enum, default_value_t = AppChoice::Auto)]
+    pub app: AppChoice,
+    /// Custom app: shell command that starts it (DATABASE_URL is set for it).
+    #[arg(long, value_name = "CMD")]
+    pub app_start: Option<String>,
+    /// Custom app as a container on the docker backend: its image (instead of --app-start;
+    /// its URLs are then paths such as /health, and it gets DATABASE_URL and --app-env as
+    /// environment variables).
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["app_start", "app_stop", "app_log"])]
+    pub app_image: Option<String>,
+    /// Custom app image: the port it listens on inside its container.
+    #[arg(long, value_name = "PORT", default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1..))]
+    pub app_port: u16,
+    /// Custom app: shell command that stops it (its process group gets SIGTERM anyway).
+    #[arg(long, value_name = "CMD")]
+    pub app_stop: Option<String>,
+    /// Custom app: health URL (http://host:port/path).
+    #[arg(long, value_name = "URL")]
+    pub app_health_url: Option<String>,
+    /// Custom app: the JSON `status` that means healthy.
+    #[arg(long, value_name = "STATUS", default_value = "HEALTHY")]
+    pub app_healthy_status: String,
+    /// Custom app: its log file (default: its own output).
+    #[arg(long, value_name = "FILE")]
+    pub app_log: Option<PathBuf>,
+    /// Custom app: Prometheus metrics URL.
+    #[arg(long, value_name = "URL")]
+    pub app_metrics_url: Option<String>,
+    /// Custom app: JSON version URL.
+    #[arg(long, value_name = "URL")]
+    pub app_version_url: Option<String>,
+    /// Extra environment for the app, KEY=VALUE (repeatable; values are never printed).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub app_env: Vec<(String, String)>,
+    /// Extra environment for the app started after the restore only, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub app_restart_env: Vec<(String, String)>,
+    /// How long the checklist watches the restarted app (workers, logs, metrics).
+    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_duration)]
+    pub observe: std::time::Duration,
+    /// The oldest worker heartbeat that counts as normal.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub max_heartbeat_age: std::time::Duration,
+    /// The history file this drill appends its line to (default reports/history.ndjson).
+    #[arg(long, value_name = "FILE", env = "PGDRILL_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Leave the dump out of SHA256SUMS (it is listed in UNSEALED instead).
+    #[arg(long)]
+    pub no_dump_in_bundle: bool,
+    /// Test hook: SQL run on the restored database before verification (simulated corruption).
+    #[arg(long, hide = true, value_name = "SQL")]
+    pub tamper_sql: Option<String>,
+    /// Fail the drill on known pg_dump transformations of the schema too (column order of
+    /// inheritance children, partition constraint names), not only warn.
+    #[arg(long)]
+    pub strict_schema: bool,
+    /// The roles (a `pg_dumpall --globals-only` file) to replay before the restore, instead of
+    /// the `.globals.sql` beside the backup.
+    #[arg(long, value_name = "FILE")]
+    pub globals: Option<PathBuf>,
+    /// Roles the dump needs that no globals file provides: fail the drill (backup_incomplete)
+    /// or create them NOLOGIN on the disposable target.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub missing_roles: crate::preflight::MissingRoles,
+    /// `--scope`, the full drill's configuration and code, the backup schedule and the RPO.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+/// The flags of `pgdrill drill` for the full scope and the RPO (flattened into `DrillArgs`).
+#[derive(Debug, Args, Clone)]
+pub struct ScopeArgs {
+    /// What the drill restores: `database`, or `full` (database, configuration and code).
+    #[arg(long, value_enum, default_value_t = Scope::Database)]
+    pub scope: Scope,
+    /// --scope full: one of the application's configuration files (repeatable); they are
+    /// copied into the drill's own directory, backed up encrypted, lost and restored (the
+    /// originals are never touched). Default with the sample app: the drill writes its own.
+    #[arg(long, value_name = "PATH")]
+    pub config_file: Vec<PathBuf>,
+    /// --scope full: a key that must be present and non-empty in the restored configuration
+    /// (repeatable; default with the sample app: DATABASE_URL, API_KEY, VPN_PEER).
+    #[arg(long, value_name = "KEY")]
+    pub require: Vec<String>,
+    /// --scope full: the application's git repository with its release tags (default with
+    /// the sample app: a release repository the drill makes).
+    #[arg(long, value_name = "PATH")]
+    pub code_repo: Option<PathBuf>,
+    /// --scope full: how a checked-out release is deployed, run with `sh -c`; it gets
+    /// PGDRILL_RELEASE_WORKTREE, PGDRILL_RELEASE_TAG, PGDRILL_RELEASE_COMMIT, PGDRILL_DEPLOY_DIR.
+    #[arg(long, value_name = "CMD")]
+    pub deploy: Option<String>,
+    /// --scope full: the release to roll back to: a tag, or `previous` (the tag before the
+    /// deployed one).
+    #[arg(long, value_name = "TAG", default_value = "previous")]
+    pub rollback_to: String,
+    /// Budget for restoring the configuration (--scope full).
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub budget_config: Duration,
+    /// Budget for rolling the code back, its deploy and the version check (--scope full).
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub budget_code: Duration,
+    /// The recovery point objective the measured data-loss window is judged against.
+    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    pub rpo: Duration,
+    /// Commits per second of the ledger writer that measures the RPO (default 50 with --scope
+    /// full and generated data, else off; 0 turns it off).
+    #[arg(long, value_name = "N")]
+    pub writer_rate: Option<u32>,
+    /// The interval between the drill's backups (the strategy's 15 minutes; compress it for a
+    /// drill, e.g. 20s).
+    #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+    pub backup_every: Duration,
+    /// How many backups the drill takes on that schedule before the disaster.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub backups: u32,
+    /// When the disaster strikes: right after the last backup, or at a random moment before the
+    /// next one was due.
+    #[arg(long, value_enum, default_value_t = DisasterAt::AfterLast)]
+    pub disaster_at: DisasterAt,
+    /// Seed of the random disaster moment, to repeat a drill (default: drawn, and reported).
+    #[arg(long, value_name = "N")]
+    pub disaster_seed: Option<u64>,
+    /// Test hook: a fault injected into the full drill, to prove it is caught (repeatable).
+    #[arg(long, hide = true, value_enum, value_name = "FAULT")]
+    pub fault: Vec<Fault>,
+}
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+impl From<ScopeArgs> for ScopeOptions {
+    fn from(a: ScopeArgs) -> Self {
+        ScopeOptions {
+            scope: a.scope,
+            config_file: a.config_file,
+            require: a.require,
+            code_repo: a.code_repo,
+            deploy: a.deploy,
+            rollback_to: a.rollback_to,
+            budget_config: a.budget_config,
+            budget_code: a.budget_code,
+            rpo: a.rpo,
+            writer_rate: a.writer_rate,
+            backup_every: a.backup_every,
+            backups: a.backups,
+            disaster_at: a.disaster_at,
+            disaster_seed: a.disaster_seed,
+            fault: a.fault,
+        }
+    }
+}
+
+impl From<DrillArgs> for DrillOptions {
+    fn from(a: DrillArgs) -> Self {
+        DrillOptions {
+            plan_note: a.plan_note,
+            sample_app: None,
+            backend: a.backend,
+            rows: a.rows,
+            seed: a.seed,
+            source_dsn: a.source_dsn,
+            backup_file: a.backup_file,
+            repo: a.repo,
+            pick: a.pick,
+            window: a.window,
+            disaster: a.disaster,
+            jobs: a.jobs,
+            budget_restore: a.budget_restore,
+            budget_app: a.budget_app,
+            budget_verify: a.budget_verify,
+            budget_total: a.budget_total,
+            out: a.out,
+            keep: a.keep,
+            app: a.app,
+            app_start: a.app_start,
+            app_image: a.app_image,
+            app_port: a.app_port,
+            app_stop: a.app_stop,
+            app_health_url: a.app_health_url,
+            app_healthy_status: a.app_healthy_status,
+            app_log: a.app_log,
+            app_metrics_url: a.app_metrics_url,
+            app_version_url: a.app_version_url,
+            app_env: a.app_env,
+            app_restart_env: a.app_restart_env,
+            observe: a.observe,
+            max_heartbeat_age: a.max_heartbeat_age,
+            history: a.history,
+            no_dump_in_bundle: a.no_dump_in_bundle,
+            tamper_sql: a.tamper_sql,
+            strict_schema: a.strict_schema,
+            globals: a.globals,
+            missing_roles: a.missing_roles,
+            scope: a.scope.into(),
+        }
+    }
+}
+
+impl DrillArgs {
+    /// The plan of these flags: [`DrillOptions::prepare`] (validated, inputs resolved).
+    pub fn into_plan(self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::plan::Plan, Error> {
+        DrillOptions::from(self).prepare(now)
+    }
+}
+
+/// `pgdrill drill`: runs the drill (SIGINT and SIGTERM cancel it), writes and publishes the
+/// report, prints its summary; exit 0 pass, 1 fail, 3 when it could not run.
+pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
+    let options = DrillOptions::from(args);
+    let publish = options.publish();
+    let plan = options.prepare(chrono::Utc::now())?;
+    let repo = plan.repo.as_ref().map(|r| r.dir.clone());
+    let cancel = crate::drill::Cancel::new();
+    let signals = tokio::spawn(forward_signals(cancel.clone()));
+    let out_dir = plan.out_dir.clone();
+    let report = crate::drill::run(plan, cancel).await?;
+    signals.abort();
+    report.write_all(&out_dir)?;
+    if let Some(repo) = &repo {
+        crate::regime::record_drill(repo, &report, &out_dir)?;
+    }
+    for warning in report.publish(&out_dir, &publish)? {
+        eprintln!("pgdrill: {warning}");
+    }
+    print!("{}", report.summary());
+    println!("  report: {}", out_dir.join("report.md").display());
+    println!("  html: {}", out_dir.join("report.html").display());
+    Ok(match report.verdict {
+        Verdict::Pass => Exit::Pass,
+        Verdict::Fail => Exit::Fail,
+        Verdict::Error => {
+            if let Some(f) = &report.failure {
+                eprintln!("pgdrill: the drill could not run: {}", f.message);
+            }
+            Exit::Environment
+        }
+    })
+}
+
+/// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,
+/// so that it stops its servers and still writes a report.
+async fn forward_signals(cancel: crate::drill::Cancel) {
+    cancel.cancel(super::interrupted().await);
+}
+
+fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| {
+        Error::Usage(format!(
+            "--plan {}: cannot read it ({e}); give the path of a drill plan such as drills/weekly.toml",
+            path.display()
+        ))
+    })
+}
+
+/// The command line with the flags of `drill --plan FILE` inserted right after `drill`, so
+/// that the command line's own flags, which come later, win (`args_override_self`), and the
+/// report's note on the file: its path and the SHA-256 of the bytes read. A key that is not a
+/// flag of `pgdrill drill`, or a value of the wrong kind, is a usage error naming the file and
+/// the key.
+pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>), Error> {
+    let Some(drill_at) = args.iter().position(|a| a == "drill") else {
+        return Ok((args, None));
+    };
+    let mut path = None;
+    for (i, a) in args.iter().enumerate().skip(drill_at + 1) {
+        let Some(s) = a.to_str() else { continue };
+        if s == "--" {
+            break;
+        }
+        if s == "--plan" {
+            path = args.get(i + 1).map(PathBuf::from);
+        } else if let Some(p) = s.strip_prefix("--plan=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok((args, None));
+    };
+    let bytes = read_plan(&path)?;
+    let note = {
+        use sha2::Digest;
+        format!(
+            "plan file {} (sha256 {:x}); flags on the command line win over it",
+            path.display(),
+            sha2::Sha256::digest(&bytes)
+        )
+    };
+    let bad = |what: String| Error::Usage(format!("--plan {}: {what}", path.display()));
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(format!("not valid TOML: {}", e.message())))?;
+    let command = <super::Cli as clap::CommandFactory>::command();
+    let drill = command
+        .find_subcommand("drill")
+        .expect("the drill subcommand exists");
+    let known: Vec<&str> = drill
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "plan" && *l != "help")
+        .collect();
+    let mut flags: Vec<OsString> = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        if !known.contains(&flag.as_str()) {
+            return Err(bad(format!(
+                "unknown key `{key}`; the keys are the long flags of `pgdrill drill`: {}",
+                known.join(", ")
+            )));
+        }
+        let scalar = |v: &toml::Value| -> Option<String> {
+            match v {
+                toml::Value::String(s) => Some(s.clone()),
+                toml::Value::Integer(i) => Some(i.to_string()),
+                _ => None,
+            }
+        };
+        match value {
+            toml::Value::Boolean(true) => flags.push(format!("--{flag}").into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for item in items {
+                    let v = scalar(item).ok_or_else(|| {
+                        bad(format!("`{key}`: every item must be a string or a number"))
+                    })?;
+                    flags.push(format!("--{flag}={v}").into());
+                }
+            }
+            v => {
+                let v = scalar(v).ok_or_else(|| {
+                    bad(format!(
+                        "`{key}`: expected a string, a number, true/false or a list"
+                    ))
+                })?;
+                flags.push(format!("--{flag}={v}").into());
+            }
+        }
+    }
+    let mut out = args[..=drill_at].to_vec();
+    out.extend(flags);
+    out.extend_from_slice(&args[drill_at + 1..]);
+    Ok((out, Some(note)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::super::{parse, Command};
+    use super::DrillArgs;
+    use crate::options::DrillOptions;
+    use crate::scope::{CodeSource, ConfigSource, ScopeOptions, SAMPLE_REQUIRED_KEYS};
+
+    fn drill_args(args: &[&str]) -> DrillArgs {
+        let argv: Vec<OsString> = ["pgdrill", "drill"]
+            .iter()
+            .chain(args)
+            .map(OsString::from)
+            .collect();
+        match parse(argv).map_err(|_| "parse").unwrap().command {
+            Command::Drill(d) => d,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The library's defaults (`Drill::builder()`) are the command line's.
+    #[test]
+    fn drill_without_flags_is_the_default_options() {
+        assert_eq!(DrillOptions::from(drill_args(&[])), DrillOptions::default());
+    }
+
+    /// The plans CI and people use parse: every key is a flag and every value of its kind.
+    #[test]
+    fn every_shipped_plan_parses_and_the_monthly_one_is_a_full_drill() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drills");
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                drill_args(&["--plan", p.to_str().unwrap()]);
+            }
+        }
+        let monthly = drill_args(&["--plan", &format!("{dir}/monthly.toml")]);
+        assert_eq!(monthly.scope.scope, super::Scope::Full);
+        let plan = ScopeOptions::from(monthly.scope)
+            .into_plan(true, false, true, false)
+            .expect("the monthly plan validates");
+        let full = plan.full.expect("full");
+        assert_eq!(full.config, ConfigSource::Sample);
+        assert_eq!(full.code, CodeSource::Sample);
+        assert_eq!(full.require, SAMPLE_REQUIRED_KEYS);
+        assert_eq!(plan.rpo.map(|r| r.rate), Some(50));
+        assert_eq!(plan.cadence.disaster_at, crate::rpo::DisasterAt::Random);
+    }
+
+    #[test]
+    fn full_scope_flags_are_refused_where_they_do_not_apply() {
+        let err = |args: &[&str], generated, live, sample, custom| {
+            ScopeOptions::from(drill_args(args).scope)
+                .into_plan(generated, live, sample, custom)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(&["--config-file", "/etc/hosts"], true, false, true, false)
+                .contains("--scope full")
+        );
+        assert!(err(&["--scope", "full"], false, false, false, true).contains("--backup-file"));
+        assert!(err(&["--scope", "full"], true, false, false, false).contains("sample app"));
+        assert!(err(&["--scope", "full"], true, false, false, true).contains("--config-file"));
+        assert!(err(
+            &[
+                "--scope",
+                "full",
+                "--config-file",
+                "/etc/hosts",
+                "--code-repo",
+                "/tmp"
+            ],
+            true,
+            false,
+            false,
+            true
+        )
+        .contains("--deploy"));
+        assert!(err(&["--writer-rate", "5"], false, false, false, false).contains("live source"));
+        assert!(err(
+            &["--backups", "2", "--backup-every", "500ms"],
+            true,
+            false,
+            true,
+            false
+        )
+        .contains("at least 1s"));
+    }
+}

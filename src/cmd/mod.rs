@@ -1,0 +1,158 @@
+//! The `pgdrill` command line: one module per command, each with its clap flags, its `run`
+//! and its printing (the library never prints). This module holds the parser, the dispatch
+//! and [`main`]: logging, the async runtime, and the mapping of errors to exit codes.
+//!
+//! To add a command: a module here with its `Args` and `run`, and its variant in [`Command`].
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Exit};
+
+pub mod audit;
+pub mod backup;
+pub mod clean;
+pub mod config;
+pub mod drill;
+pub mod evidence;
+pub mod history;
+pub mod prune;
+pub mod verify;
+
+/// Disaster-recovery drills for PostgreSQL backups.
+#[derive(Debug, Parser)]
+#[command(name = "pgdrill", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+// Parsed once per process: the size of the drill's flags does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one drill end to end: provision, load, backup, disaster, restore, verify, report.
+    Drill(drill::DrillArgs),
+    /// Remove what killed drills left behind: their temp directories (and, when Docker is
+    /// there, their labelled containers and networks); a live drill's are never touched.
+    Clean(clean::CleanArgs),
+    /// Back up or restore configuration files (.env, API keys, VPN configs), age-encrypted.
+    Config(config::ConfigArgs),
+    /// Take one database backup into the repo (`database/backup_YYYYmmdd_HHMMSS.dump`).
+    Backup(backup::BackupArgs),
+    /// Check the repo: freshness against the RPO, gaps, sizes, checksums, the newest dump read through.
+    Verify(verify::VerifyArgs),
+    /// Retention: what goes (dry run) or delete it (--confirm), with floors.
+    Prune(prune::PruneArgs),
+    /// The repo's audit log: verify its hash chain or show it.
+    Audit(audit::AuditArgs),
+    /// Summarise past drills: pass rate, RTO used, restore time against backup size, staleness.
+    History(history::HistoryArgs),
+    /// Check a drill's sealed evidence bundle.
+    Evidence(evidence::EvidenceArgs),
+}
+
+/// Why a command line did not parse.
+#[derive(Debug)]
+pub enum ParseFailure {
+    /// clap's own answer, to print as clap does (help and version included).
+    Clap(clap::Error),
+    /// The plan file given with `--plan` is unusable.
+    Plan(Error),
+}
+
+/// Parses a command line, with `drill --plan FILE` expanded by [`drill::expand_plan`] and the
+/// plan file's record kept for the report.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseFailure> {
+    let (args, note) = drill::expand_plan(args).map_err(ParseFailure::Plan)?;
+    let mut cli = Cli::try_parse_from(args).map_err(ParseFailure::Clap)?;
+    if let Command::Drill(drill) = &mut cli.command {
+        drill.plan_note = note;
+    }
+    Ok(cli)
+}
+
+/// The `pgdrill` binary: parses the command line, runs the command, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(c) => c,
+        Err(ParseFailure::Clap(e)) => {
+            let code = if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+        Err(ParseFailure::Plan(e)) => {
+            eprintln!("pgdrill: {e}");
+            return e.exit().into();
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGDRILL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in CI logs and files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pgdrill: cannot start the async runtime: {e}");
+            return Exit::Environment.into();
+        }
+    };
+    let exit = runtime.block_on(run(cli));
+    exit.into()
+}
+
+/// Runs a parsed command line and returns the exit code; errors are printed here.
+pub async fn run(cli: Cli) -> Exit {
+    match execute(cli).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("pgdrill: {e}");
+            e.exit()
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Drill(args) => drill::run(args).await,
+        Command::Clean(args) => clean::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Backup(args) => backup::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Prune(args) => prune::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::History(args) => history::run(args),
+        Command::Evidence(args) => evidence::run(args),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name; never, when they cannot be watched.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

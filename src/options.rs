@@ -1,0 +1,449 @@
+//! What a drill is asked to do, before validation: [`DrillOptions`], the one options type that
+//! `pgdrill drill`'s flags (and a `--plan` file's keys, which are those flags) and
+//! [`crate::Drill::builder`] both fill. [`DrillOptions::into_plan`] validates it into a
+//! [`Plan`] without touching the file system; [`resolve_inputs`] is the one step that does:
+//! it picks a `--repo` backup, names a directory's newest dump, and checks that the files the
+//! drill reads are there. [`DrillOptions::prepare`] does both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::app::{AppSpec, CustomApp};
+use crate::env::{BackendKind, Endpoint};
+use crate::error::Error;
+use crate::plan::{self, AppPlan, Budgets, Disaster, Pick, Plan, RepoPick, Source};
+use crate::scope::{ConfigSource, ScopeOptions};
+
+/// Which application runs under the drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppChoice {
+    /// The sample app for generated data; none for other sources.
+    Auto,
+    /// This project's sample-app (needs the generated schema).
+    Sample,
+    /// The user's application (--app-start, --app-health-url, …).
+    Custom,
+    /// No application: its phases and checklist items are skipped with that reason.
+    None,
+}
+
+/// The options of one drill: each field is a flag of `pgdrill drill` (see its `--help`), and
+/// [`Default`] is that command without flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillOptions {
+    /// The report's record of the plan file the flags came from (`--plan`).
+    pub plan_note: Option<String>,
+    /// The sample app's binary, when a library user names it (else [`sample_app_binary`]).
+    pub sample_app: Option<PathBuf>,
+    /// `--backend`.
+    pub backend: BackendKind,
+    /// `--rows`.
+    pub rows: u64,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--source-dsn`.
+    pub source_dsn: Option<String>,
+    /// `--backup-file`: a dump, or a directory whose newest `backup_*.dump` is meant.
+    pub backup_file: Option<PathBuf>,
+    /// `--repo`: restore a backup from this repository (it wins over `backup_file`).
+    pub repo: Option<PathBuf>,
+    /// `--pick`.
+    pub pick: Pick,
+    /// `--window`.
+    pub window: Duration,
+    /// `--disaster`.
+    pub disaster: Disaster,
+    /// `--jobs` (default: the number of cores).
+    pub jobs: Option<u32>,
+    /// `--budget-restore`.
+    pub budget_restore: Duration,
+    /// `--budget-app`.
+    pub budget_app: Duration,
+    /// `--budget-verify`.
+    pub budget_verify: Duration,
+    /// `--budget-total`.
+    pub budget_total: Duration,
+    /// `--out` (default reports/<drill-id>/).
+    pub out: Option<PathBuf>,
+    /// `--keep`.
+    pub keep: bool,
+    /// `--app`.
+    pub app: AppChoice,
+    /// `--app-start`.
+    pub app_start: Option<String>,
+    /// `--app-image`.
+    pub app_image: Option<String>,
+    /// `--app-port`.
+    pub app_port: u16,
+    /// `--app-stop`.
+    pub app_stop: Option<String>,
+    /// `--app-health-url`.
+    pub app_health_url: Option<String>,
+    /// `--app-healthy-status`.
+    pub app_healthy_status: String,
+    /// `--app-log`.
+    pub app_log: Option<PathBuf>,
+    /// `--app-metrics-url`.
+    pub app_metrics_url: Option<String>,
+    /// `--app-version-url`.
+    pub app_version_url: Option<String>,
+    /// `--app-env`.
+    pub app_env: Vec<(String, String)>,
+    /// `--app-restart-env`.
+    pub app_restart_env: Vec<(String, String)>,
+    /// `--observe`.
+    pub observe: Duration,
+    /// `--max-heartbeat-age`.
+    pub max_heartbeat_age: Duration,
+    /// `--history` (default reports/history.ndjson, or the repo's).
+    pub history: Option<PathBuf>,
+    /// `--no-dump-in-bundle`.
+    pub no_dump_in_bundle: bool,
+    /// `--tamper-sql` (a test hook).
+    pub tamper_sql: Option<String>,
+    /// `--strict-schema`.
+    pub strict_schema: bool,
+    /// `--globals`.
+    pub globals: Option<PathBuf>,
+    /// `--missing-roles`.
+    pub missing_roles: crate::preflight::MissingRoles,
+    /// `--scope` and the full drill's options.
+    pub scope: ScopeOptions,
+}
+
+impl Default for DrillOptions {
+    fn default() -> Self {
+        let budgets = Budgets::default();
+        DrillOptions {
+            plan_note: None,
+            sample_app: None,
+            backend: BackendKind::Auto,
+            rows: 100_000,
+            seed: 42,
+            source_dsn: None,
+            backup_file: None,
+            repo: None,
+            pick: Pick::Newest,
+            window: Duration::from_secs(7 * 86_400),
+            disaster: Disaster::ServerLoss,
+            jobs: None,
+            budget_restore: budgets.database_restore,
+            budget_app: budgets.app_restart,
+            budget_verify: budgets.verification,
+            budget_total: budgets.total,
+            out: None,
+            keep: false,
+            app: AppChoice::Auto,
+            app_start: None,
+            app_image: None,
+            app_port: 8080,
+            app_stop: None,
+            app_health_url: None,
+            app_healthy_status: "HEALTHY".into(),
+            app_log: None,
+            app_metrics_url: None,
+            app_version_url: None,
+            app_env: Vec::new(),
+            app_restart_env: Vec::new(),
+            observe: Duration::from_secs(3),
+            max_heartbeat_age: Duration::from_secs(5),
+            history: None,
+            no_dump_in_bundle: false,
+            tamper_sql: None,
+            strict_schema: false,
+            globals: None,
+            missing_roles: crate::preflight::MissingRoles::Fail,
+            scope: ScopeOptions::default(),
+        }
+    }
+}
+
+/// The sample-app binary: `PGDRILL_SAMPLE_APP`, else beside the running pgdrill.
+pub fn sample_app_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PGDRILL_SAMPLE_APP") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("sample-app")))
+        .unwrap_or_else(|| PathBuf::from("sample-app"))
+}
+
+/// The note a plan carries when `--backend auto` chose docker; [`resolve_inputs`] puts the
+/// repo's note before it, where the flags' order puts it.
+const AUTO_DOCKER_NOTE: &str =
+    "--backend auto chose docker: --app-image runs the application as a container";
+
+impl DrillOptions {
+    /// How this drill publishes its evidence after the report is written.
+    pub fn publish(&self) -> crate::report::evidence::Publish {
+        crate::report::evidence::Publish {
+            history: self
+                .history
+                .clone()
+                .unwrap_or_else(|| crate::report::history::default_path(self.repo.as_deref())),
+            dump_in_bundle: !self.no_dump_in_bundle,
+        }
+    }
+
+    /// Validates, then resolves the inputs: the plan [`DrillOptions::into_plan`] makes, after
+    /// [`resolve_inputs`].
+    pub fn prepare(self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
+        let mut plan = self.into_plan(now)?;
+        resolve_inputs(&mut plan, now)?;
+        Ok(plan)
+    }
+
+    fn app_plan(&mut self, generated: bool) -> Result<Option<AppPlan>, Error> {
+        let custom_flags =
+            self.app_start.is_some() || self.app_health_url.is_some() || self.app_image.is_some();
+        let choice = match self.app {
+            AppChoice::Auto if custom_flags => AppChoice::Custom,
+            AppChoice::Auto if generated => AppChoice::Sample,
+            AppChoice::Auto => AppChoice::None,
+            c => c,
+        };
+        let spec = match choice {
+            AppChoice::None => return Ok(None),
+            // Whether the binary is there is for `resolve_inputs` to find out.
+            AppChoice::Sample => AppSpec::Sample {
+                binary: self.sample_app.take().unwrap_or_else(sample_app_binary),
+                env: std::mem::take(&mut self.app_env),
+            },
+            AppChoice::Custom => {
+                let image = self.app_image.take().map(|image| crate::app::AppImage {
+                    image,
+                    port: self.app_port,
+                });
+                let start = self.app_start.take();
+                let (true, Some(health_url)) = (
+                    start.is_some() || image.is_some(),
+                    self.app_health_url.take(),
+                ) else {
+                    return Err(Error::Usage(
+                        "--app custom needs --app-start CMD (or --app-image IMAGE) and --app-health-url URL (a path such as /health with --app-image)".into(),
+                    ));
+                };
+                AppSpec::Custom(CustomApp {
+                    image,
+                    start: start.unwrap_or_default(),
+                    stop: self.app_stop.take(),
+                    health_url,
+                    healthy_status: self.app_healthy_status.clone(),
+                    log_file: self.app_log.take(),
+                    metrics_url: self.app_metrics_url.take(),
+                    version_url: self.app_version_url.take(),
+                    env: std::mem::take(&mut self.app_env),
+                })
+            }
+            AppChoice::Auto => unreachable!("resolved above"),
+        };
+        let checked = match &spec {
+            AppSpec::Sample { .. } => spec.validate_env(),
+            AppSpec::Custom(_) => spec.validate(),
+        };
+        checked.map_err(|e| Error::Usage(format!("application: {e}")))?;
+        Ok(Some(AppPlan {
+            spec,
+            restart_env: std::mem::take(&mut self.app_restart_env),
+            observe: self.observe,
+            max_heartbeat_age: self.max_heartbeat_age,
+        }))
+    }
+
+    /// Validates the options into a plan. Pure: nothing is read from the file system here, so
+    /// a `--backup-file` directory, a `--repo` and the files named are still as given;
+    /// [`resolve_inputs`] resolves and checks them.
+    pub fn into_plan(mut self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
+        let drill_id = plan::new_drill_id(now);
+        let repo = self.repo.take().map(|dir| RepoPick {
+            dir,
+            pick: self.pick,
+            window: self.window,
+        });
+        let generated = self.source_dsn.is_none() && self.backup_file.is_none() && repo.is_none();
+        let app = self.app_plan(generated)?;
+        let source = match (self.source_dsn, &repo, self.backup_file) {
+            (Some(dsn), _, _) => Source::Dsn(
+                Endpoint::from_dsn(&dsn).map_err(|e| Error::Usage(format!("--source-dsn: {e}")))?,
+            ),
+            // Until `resolve_inputs` picks the dump, the repository itself.
+            (None, Some(r), _) => Source::BackupFile(r.dir.clone()),
+            (None, None, Some(path)) => Source::BackupFile(path),
+            (None, None, None) => {
+                if self.rows == 0 {
+                    return Err(Error::Usage("--rows must be at least 1".into()));
+                }
+                Source::Generated {
+                    rows: self.rows,
+                    seed: self.seed,
+                }
+            }
+        };
+        let jobs = match self.jobs {
+            Some(0) => return Err(Error::Usage("--jobs must be at least 1".into())),
+            Some(j) => j,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(2),
+        };
+        let budgets = Budgets {
+            database_restore: self.budget_restore,
+            app_restart: self.budget_app,
+            verification: self.budget_verify,
+            config_restore: self.scope.budget_config,
+            code_rollback: self.scope.budget_code,
+            total: self.budget_total,
+        };
+        let scope = self.scope.clone().into_plan(
+            matches!(source, Source::Generated { .. }),
+            matches!(source, Source::Dsn(_)),
+            app.as_ref().is_some_and(|a| a.is_sample()),
+            app.as_ref().is_some_and(|a| !a.is_sample()),
+        )?;
+        let out_dir = self
+            .out
+            .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
+        let mut notes: Vec<String> = self.plan_note.take().into_iter().collect();
+        // An app image runs only as a container: auto means docker then.
+        let backend = match (app.as_ref().and_then(|a| a.spec.image()), self.backend) {
+            (Some(_), BackendKind::Auto) => {
+                notes.push(AUTO_DOCKER_NOTE.into());
+                BackendKind::Docker
+            }
+            (Some(_), BackendKind::Native) => {
+                return Err(Error::Usage(
+                    "--app-image runs the application as a container: use --backend docker (or auto), or describe it with --app-start for the native backend".into(),
+                ))
+            }
+            (_, b) => b,
+        };
+        if matches!(source, Source::Dsn(_)) && self.disaster == Disaster::DropDb {
+            return Err(Error::Usage(
+                "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
+            ));
+        }
+        Ok(Plan {
+            notes,
+            drill_id,
+            backend,
+            source,
+            repo,
+            disaster: self.disaster,
+            jobs,
+            budgets,
+            out_dir,
+            keep: self.keep,
+            app,
+            tamper_sql: self.tamper_sql,
+            strict_schema: self.strict_schema,
+            globals: self.globals,
+            missing_roles: self.missing_roles,
+            scope,
+        })
+    }
+}
+
+/// The one step between a validated plan and a drill that reads the file system: picks the
+/// `--repo` backup (with its note for the report), checks that `--globals` is a file, that the
+/// sample app's binary is there, names a `--backup-file` directory's newest dump, and checks
+/// the full drill's `--config-file`s.
+pub fn resolve_inputs(plan: &mut Plan, now: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
+    if let Some(r) = &plan.repo {
+        let (dump, note) = crate::regime::pick_backup(&r.dir, r.pick, r.window, now)?;
+        plan.source = Source::BackupFile(dump);
+        let at = plan
+            .notes
+            .iter()
+            .position(|n| n == AUTO_DOCKER_NOTE)
+            .unwrap_or(plan.notes.len());
+        plan.notes.insert(at, note);
+    }
+    if let Some(g) = plan.globals.as_ref().filter(|g| !g.is_file()) {
+        return Err(Error::Usage(format!(
+            "--globals {}: no such file; pass the output of `pg_dumpall --globals-only`",
+            g.display()
+        )));
+    }
+    if let Some(AppSpec::Sample { binary, .. }) = plan.app.as_ref().map(|a| &a.spec) {
+        if !binary.is_file() {
+            return Err(Error::Environment(crate::error::EnvError::MissingBinary {
+                program: format!(
+                    "sample-app (looked for {}; build it with `cargo build --release --bins`, set PGDRILL_SAMPLE_APP, or pass --app none)",
+                    binary.display()
+                ),
+            }));
+        }
+    }
+    if let Source::BackupFile(path) = &plan.source {
+        if plan.repo.is_none() && path.is_dir() {
+            plan.source = Source::BackupFile(newest_backup(path)?);
+        }
+    }
+    if let Some(ConfigSource::Files(files)) = plan.full().map(|f| &f.config) {
+        for f in files {
+            if !f.is_file() {
+                return Err(Error::Usage(format!(
+                    "--config-file {}: no such file; name the application's configuration files (.env, API keys, VPN config)",
+                    f.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest `backup_YYYYmmdd_HHMMSS.dump` in a directory: the names sort by time.
+pub fn newest_backup(dir: &Path) -> Result<PathBuf, Error> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::Usage(format!("--backup-file {}: {e}", dir.display())))?;
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("backup_") && n.ends_with(".dump"))
+        })
+        .max()
+        .ok_or_else(|| {
+            // pg_dump -Fd writes a directory with toc.dat: a backup, but not of the strategy's
+            // format, and not a directory of them.
+            let why = if dir.join("toc.dat").is_file() {
+                "it is a directory-format dump (pg_dump -Fd), not a directory of backups; pgdrill restores custom-format archives: take the backup with pg_dump -Fc (the strategy's format), or convert this one with pg_restore -f - DIR | psql into a scratch database and pg_dump -Fc it"
+            } else {
+                "the directory holds no backup_*.dump file; name the dump itself, or the directory the strategy's backups are written to (backup_YYYYmmdd_HHMMSS.dump)"
+            };
+            Error::Usage(format!("--backup-file {}: {why}", dir.display()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validation reads nothing: files that are not there are found by `resolve_inputs`.
+    #[test]
+    fn into_plan_reads_nothing_and_resolve_inputs_checks_the_files() {
+        let options = DrillOptions {
+            app: AppChoice::Sample,
+            sample_app: Some("/nonexistent/sample-app".into()),
+            backup_file: Some("/nonexistent/dir".into()),
+            globals: Some("/nonexistent/globals.sql".into()),
+            ..DrillOptions::default()
+        };
+        let now = chrono::Utc::now();
+        let plan = options
+            .clone()
+            .into_plan(now)
+            .expect("validation reads no file");
+        assert!(
+            matches!(&plan.source, Source::BackupFile(p) if p == Path::new("/nonexistent/dir"))
+        );
+        let err = options.prepare(now).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--globals /nonexistent/globals.sql: no such file"),
+            "{err}"
+        );
+    }
+}
