@@ -77,7 +77,7 @@ impl Drop for Reaper {
                 remove_sync(&name);
             }
             (Some(name), true) => {
-                docker_sync(&["network", "rm", &name]);
+                remove_network_sync(&name);
             }
             (None, _) => {}
         }
@@ -213,7 +213,7 @@ pub fn remove_labelled(drill_id: &str) -> Vec<String> {
         }
     }
     for id in ids(&["network", "ls", "-q", "--filter", &filter]) {
-        if docker_sync(&["network", "rm", &id]).is_some_and(|o| o.status.success()) {
+        if remove_network_sync(&id) {
             removed.push(format!("network {id} (drill {drill_id})"));
         }
     }
@@ -229,6 +229,27 @@ pub(crate) fn remove_sync(id_or_name: &str) -> bool {
                 || String::from_utf8_lossy(&out.stderr).contains("No such container")
         }
         None => false,
+    }
+}
+
+/// `docker network rm`: true when the network is gone (or never existed). A container removed
+/// a moment ago can still hold its endpoint on the network (the daemon detaches it
+/// asynchronously, and slowly under load, as when a signal cut a container's start short), so
+/// "active endpoints" is retried for a few seconds rather than leaving the network behind.
+pub(crate) fn remove_network_sync(name: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let Some(out) = docker_sync(&["network", "rm", name]) else {
+            return false;
+        };
+        let said = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || said.contains("not found") {
+            return true;
+        }
+        if !said.contains("active endpoints") || std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 

@@ -370,7 +370,7 @@ impl Drop for DockerBackend {
                 docker_sync(&args);
             }
         }
-        docker_sync(&["network", "rm", &self.network]);
+        crate::engine::remove_network_sync(&self.network);
     }
 }
 
