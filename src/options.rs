@@ -1,9 +1,10 @@
 //! What a drill is asked to do, before validation: [`DrillOptions`], the one options type that
 //! `pgdrill drill`'s flags (and a `--plan` file's keys, which are those flags) and
 //! [`crate::Drill::builder`] both fill. [`DrillOptions::into_plan`] validates it into a
-//! [`Plan`] without touching the file system; [`resolve_inputs`] is the one step that does:
-//! it picks a `--repo` backup, names a directory's newest dump, and checks that the files the
-//! drill reads are there. [`DrillOptions::prepare`] does both.
+//! [`Plan`] without touching the file system; [`resolve_inputs`] is the one step before a
+//! drill that does: it names a directory's newest dump and checks that the files the drill
+//! reads are there. [`DrillOptions::prepare`] does both. Picking a `--repo` backup is a phase
+//! of the drill itself (`pick_backup`): timed, and reported.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -169,8 +170,7 @@ pub fn sample_app_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("sample-app"))
 }
 
-/// The note a plan carries when `--backend auto` chose docker; [`resolve_inputs`] puts the
-/// repo's note before it, where the flags' order puts it.
+/// The note a plan carries when `--backend auto` chose docker.
 const AUTO_DOCKER_NOTE: &str =
     "--backend auto chose docker: --app-image runs the application as a container";
 
@@ -190,7 +190,7 @@ impl DrillOptions {
     /// [`resolve_inputs`].
     pub fn prepare(self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
         let mut plan = self.into_plan(now)?;
-        resolve_inputs(&mut plan, now)?;
+        resolve_inputs(&mut plan)?;
         Ok(plan)
     }
 
@@ -267,7 +267,7 @@ impl DrillOptions {
             (Some(dsn), _, _) => Source::Dsn(
                 Endpoint::from_dsn(&dsn).map_err(|e| Error::Usage(format!("--source-dsn: {e}")))?,
             ),
-            // Until `resolve_inputs` picks the dump, the repository itself.
+            // Until the drill's `pick_backup` phase picks the dump, the repository itself.
             (None, Some(r), _) => Source::BackupFile(r.dir.clone()),
             (None, None, Some(path)) => Source::BackupFile(path),
             (None, None, None) => {
@@ -344,21 +344,11 @@ impl DrillOptions {
     }
 }
 
-/// The one step between a validated plan and a drill that reads the file system: picks the
-/// `--repo` backup (with its note for the report), checks that `--globals` is a file, that the
+/// The one step between a validated plan and a drill that reads the file system: checks that
+/// `--globals` is a file, that the
 /// sample app's binary is there, names a `--backup-file` directory's newest dump, and checks
 /// the full drill's `--config-file`s.
-pub fn resolve_inputs(plan: &mut Plan, now: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
-    if let Some(r) = &plan.repo {
-        let (dump, note) = crate::regime::pick_backup(&r.dir, r.pick, r.window, now)?;
-        plan.source = Source::BackupFile(dump);
-        let at = plan
-            .notes
-            .iter()
-            .position(|n| n == AUTO_DOCKER_NOTE)
-            .unwrap_or(plan.notes.len());
-        plan.notes.insert(at, note);
-    }
+pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
     if let Some(g) = plan.globals.as_ref().filter(|g| !g.is_file()) {
         return Err(Error::Usage(format!(
             "--globals {}: no such file; pass the output of `pg_dumpall --globals-only`",

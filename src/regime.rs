@@ -19,13 +19,24 @@ fn rel(repo: &Repo, p: &Path) -> String {
         .to_string()
 }
 
+/// Why `drill --repo` has no backup to restore.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    /// The repository cannot be read.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// It holds no backup that can be drilled.
+    #[error("{0}")]
+    NoBackup(String),
+}
+
 /// The dump `drill --repo` restores, and the report's note on how it was chosen.
 pub fn pick_backup(
     repo: &Path,
     pick: Pick,
     window: Duration,
     now: DateTime<Utc>,
-) -> Result<(PathBuf, String), Error> {
+) -> Result<(PathBuf, String), PickError> {
     let repo = Repo::new(repo);
     let listing = repo.list()?;
     let usable: Vec<_> = listing
@@ -58,7 +69,7 @@ pub fn pick_backup(
         }
     };
     let (b, why) = chosen.ok_or_else(|| {
-        Error::Usage(format!(
+        PickError::NoBackup(format!(
             "--repo {}: no backup with a manifest to drill (in the window for --pick random); run `pgdrill backup` first",
             repo.root().display()
         ))

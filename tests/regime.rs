@@ -8,7 +8,7 @@ use std::process::Command;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::support::{runtime, Pgdrill, TestServer, Tmpfs};
+use crate::support::{read_report, runtime, Pgdrill, TestServer, Tmpfs};
 
 /// A server with a small database; returns it and a key=value DSN to that database.
 fn source(rt: &tokio::runtime::Runtime, tag: &str, sql: &str) -> (TestServer, String) {
@@ -234,6 +234,25 @@ fn backup_verify_drill_and_audit_on_one_repo() {
     let report = d.assert_pass();
     let notes = report["notes"].to_string();
     assert!(notes.contains("--pick random"), "{notes}");
+    // Picking is a timed phase of the restore, before the application stops.
+    let pick = d.phase("pick_backup");
+    assert_eq!(pick["status"], "pass", "{pick}");
+    assert_eq!(pick["budget"], "database_restore", "{pick}");
+    assert!(
+        pick["detail"].as_str().unwrap().contains("--pick random"),
+        "{pick}"
+    );
+    let names: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &names[..3],
+        ["provision", "pick_backup", "stop_app"],
+        "{names:?}"
+    );
     let events = audit_events(repo.path());
     let last = events.last().unwrap();
     assert_eq!(
@@ -549,15 +568,33 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
 }
 
 #[test]
-fn drill_repo_and_regime_usage_errors_exit_2() {
+fn a_repo_without_backups_fails_the_drill_and_regime_usage_errors_exit_2() {
     let empty = tempfile::tempdir().unwrap();
     let e = empty.path().display().to_string();
-    let no_backup = run(&["drill", "--backend", "native", "--repo", &e]);
-    assert_eq!(no_backup.code(), 2, "{}", no_backup.text());
+    // A repository with nothing to restore is the drill's finding, not a usage error: the
+    // pick_backup phase fails, the report says so, and the repo's audit log records it.
+    let (out, bare) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (o, b) = (out.path().display(), bare.path().display());
+    let (o, b) = (o.to_string(), b.to_string());
+    let no_backup = run(&["drill", "--backend", "native", "--repo", &b, "--out", &o]);
+    assert_eq!(no_backup.code(), 1, "{}", no_backup.text());
+    let r = read_report(out.path()).expect("a report");
+    assert_eq!(r["failure"]["phase"], "pick_backup", "{}", r["failure"]);
+    assert_eq!(r["failure"]["class"], "backup_unusable", "{}", r["failure"]);
     assert!(
-        no_backup.text().contains("run `pgdrill backup` first"),
+        r["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("run `pgdrill backup` first"),
         "{}",
-        no_backup.text()
+        r["failure"]
+    );
+    let last = audit_events(bare.path())
+        .pop()
+        .expect("the drill is in the audit log");
+    assert_eq!(
+        (last["action"].as_str(), last["result"].as_str()),
+        (Some("drill"), Some("fail"))
     );
     for args in [
         vec!["drill", "--pick", "random"],

@@ -20,6 +20,17 @@ use crate::report::FailureClass;
 use crate::restore::RestoreError;
 use crate::rpo::RpoError;
 
+impl From<crate::regime::PickError> for StepFail {
+    fn from(e: crate::regime::PickError) -> Self {
+        use crate::regime::PickError as P;
+        match e {
+            // An empty repository is the finding a restore would make: nothing to restore.
+            P::NoBackup(m) => StepFail::backup_unusable(m),
+            P::Repo(e) => StepFail::environment(e.to_string()),
+        }
+    }
+}
+
 impl StepFail {
     /// A step without an input the scenario guarantees: a fault in pgdrill itself, said as
     /// one (class `environment`: no verdict on the backup) rather than a panic.

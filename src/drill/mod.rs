@@ -254,19 +254,25 @@ async fn execute(
     flow: &mut Flow,
     ev: &mut Evidence,
 ) -> Option<()> {
-    if let Source::BackupFile(path) = ctx.plan.source.clone() {
+    if let (Source::BackupFile(path), None) = (ctx.plan.source.clone(), &ctx.plan.repo) {
         // The user's backup file is the backup: adopted as it is, with no phase of its own.
-        let set = backup::adopt(ctx, path);
-        if let Some(m) = &set.manifest {
-            ev.database = m.database.clone();
-        }
-        ev.disaster = "restoring an existing backup file into a new empty server".into();
-        ev.backup = Some(set);
+        adopt(ctx, ev, path);
     }
     for step in steps {
         run_step(ctx, step, flow, ev).await?;
     }
     Some(())
+}
+
+/// An existing backup file (`--backup-file`, or the one `--repo` picked) becomes the backup
+/// the drill restores.
+fn adopt(ctx: &mut Ctx, ev: &mut Evidence, path: std::path::PathBuf) {
+    let set = backup::adopt(ctx, path);
+    if let Some(m) = &set.manifest {
+        ev.database = m.database.clone();
+    }
+    ev.disaster = "restoring an existing backup file into a new empty server".into();
+    ev.backup = Some(set);
 }
 
 /// One step: its typed inputs taken from what earlier steps produced, its outputs kept for
@@ -277,6 +283,10 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::Provision => {
             missing(ctx, id, "second run (provision runs once, first)").await;
             return None;
+        }
+        Step::PickBackup(repo) => {
+            let dump = backup::pick(ctx, &repo).await?;
+            adopt(ctx, ev, dump);
         }
         Step::Seed { rows, seed } => {
             let source = ctx.owned.source.as_ref().map(|t| t.endpoint().clone());

@@ -1,7 +1,7 @@
 //! The scenario: the steps a plan goes through, in order, each carrying its inputs from the
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
-use crate::plan::{AppPlan, Plan, Source};
+use crate::plan::{AppPlan, Plan, RepoPick, Source};
 use crate::scope::{FullPlan, RpoPlan};
 
 /// The phase names live in the report's vocabulary, which knows nothing of the drill.
@@ -13,6 +13,8 @@ pub use crate::report::vocab::PhaseId;
 pub(super) enum Step {
     /// See [`PhaseId::Provision`].
     Provision,
+    /// See [`PhaseId::PickBackup`].
+    PickBackup(RepoPick),
     /// See [`PhaseId::Seed`].
     Seed {
         /// Number of users.
@@ -74,6 +76,7 @@ impl Step {
         use PhaseId as P;
         match self {
             Step::Provision => P::Provision,
+            Step::PickBackup(_) => P::PickBackup,
             Step::Seed { .. } => P::Seed,
             Step::ConfigBackup(_) => P::ConfigBackup,
             Step::AppStart(_) => P::AppStart,
@@ -133,6 +136,9 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
             before_backup(&mut v);
         }
         Source::BackupFile(_) => {}
+    }
+    if let Some(repo) = &plan.repo {
+        v.push(Step::PickBackup(repo.clone()));
     }
     v.extend([
         Step::StopApp,

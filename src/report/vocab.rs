@@ -19,6 +19,8 @@ fn pad(f: &mut std::fmt::Formatter<'_>, s: &str) -> std::fmt::Result {
 pub enum PhaseId {
     /// A disposable server for the source (or the restore when there is no source).
     Provision,
+    /// `--repo`: the backup to restore chosen from the repository (`--pick`).
+    PickBackup,
     /// The generated data set.
     Seed,
     /// The application against the source, writing during the backup.
@@ -75,6 +77,7 @@ impl PhaseId {
         use PhaseId::*;
         match self {
             Provision => "provision",
+            PickBackup => "pick_backup",
             Seed => "seed",
             AppStart => "app_start",
             ConfigBackup => "config_backup",
@@ -108,7 +111,8 @@ impl PhaseId {
         match self {
             Provision | Seed | AppStart | ConfigBackup | WriterStart | Backup | Disaster
             | TamperHook => None,
-            StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
+            // Finding the file to restore is part of a real restore's time.
+            PickBackup | StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
                 Some(BudgetName::DatabaseRestore)
             }
             ConfigRestore => Some(BudgetName::ConfigRestore),
@@ -387,6 +391,7 @@ mod tests {
         use PhaseId::*;
         for p in [
             Provision,
+            PickBackup,
             Seed,
             AppStart,
             ConfigBackup,

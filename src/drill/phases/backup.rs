@@ -157,3 +157,19 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     }
     set
 }
+
+/// Phase `pick_backup` (`--repo`): the backup the repository's `--pick` rule chooses, with
+/// the reason in the report's notes; a repository without a backup to drill fails the drill
+/// (`backup_unusable`), which is what a restore tonight would find.
+pub(in crate::drill) async fn pick(ctx: &mut Ctx, repo: &crate::plan::RepoPick) -> Option<PathBuf> {
+    let (dump, note) = ctx
+        .rec
+        .step(PhaseId::PickBackup, async {
+            let (dump, note) =
+                crate::regime::pick_backup(&repo.dir, repo.pick, repo.window, chrono::Utc::now())?;
+            Ok(((dump, note.clone()), note))
+        })
+        .await?;
+    ctx.notes.push(note);
+    Some(dump)
+}
