@@ -19,8 +19,8 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{Endpoint, PgTools};
 use crate::engine::{
-    docker, docker_sync, error_chain, hand_over, have_image, image_present, remove_sync,
-    split_image, Reaper, CLI_TIMEOUT, START_TIMEOUT,
+    docker_sync, error_chain, hand_over, have_image, image_present, remove_sync, split_image,
+    Reaper, START_TIMEOUT,
 };
 pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
 use crate::env_error::EnvError;
@@ -135,19 +135,23 @@ impl DockerBackend {
         // Removed again if anything below fails or the drill is cancelled meanwhile; from
         // then on the backend's Drop removes it.
         let mut reaper = Reaper::network(&network);
-        let out = docker(
-            &[
-                "network",
-                "create",
-                "--label",
-                &format!("{LABEL_DRILL}={drill_id}"),
-                "--label",
-                &format!("{LABEL_ROLE}=network"),
-                &network,
-            ],
-            CLI_TIMEOUT,
-        )
-        .await?;
+        // Created without an await point between the guard and the network: a cancellation
+        // (SIGTERM) can only drop this future before the request or after it, never while the
+        // daemon is creating a network no guard would remove (seen under load in the suite).
+        let created = docker_sync(&[
+            "network",
+            "create",
+            "--label",
+            &format!("{LABEL_DRILL}={drill_id}"),
+            "--label",
+            &format!("{LABEL_ROLE}=network"),
+            &network,
+        ]);
+        let Some(out) = created else {
+            return Err(EnvError::Docker(format!(
+                "cannot run `docker network create {network}`"
+            )));
+        };
         if !out.status.success() {
             return Err(EnvError::Docker(format!(
                 "cannot create the drill's network {network}: {}",
