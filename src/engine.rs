@@ -232,24 +232,14 @@ pub(crate) fn remove_sync(id_or_name: &str) -> bool {
     }
 }
 
-/// `docker network rm`: true when the network is gone (or never existed). A container removed
-/// a moment ago can still hold its endpoint on the network (the daemon detaches it
-/// asynchronously, and slowly under load, as when a signal cut a container's start short), so
-/// "active endpoints" is retried for a few seconds rather than leaving the network behind.
+/// `docker network rm`: true when the network is gone (or never existed), as
+/// [`remove_sync`] is for a container.
 pub(crate) fn remove_network_sync(name: &str) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let Some(out) = docker_sync(&["network", "rm", name]) else {
-            return false;
-        };
-        let said = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() || said.contains("not found") {
-            return true;
+    match docker_sync(&["network", "rm", name]) {
+        Some(out) => {
+            out.status.success() || String::from_utf8_lossy(&out.stderr).contains("not found")
         }
-        if !said.contains("active endpoints") || std::time::Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        None => false,
     }
 }
 
