@@ -87,19 +87,9 @@ pub enum Source {
     Dsn(Endpoint),
     /// An existing `pg_dump -Fc` archive (with its manifest beside it, when there is one).
     /// Until [`crate::options::resolve_inputs`] has run, the path as given: possibly a
-    /// directory of backups, or with [`Plan::repo`] the repository.
+    /// directory of backups; with [`Plan::repo`], the repository until the drill's
+    /// `pick_backup` phase has picked the dump.
     BackupFile(PathBuf),
-}
-
-impl Source {
-    /// The report's name for this kind of source.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Source::Generated { .. } => "generated",
-            Source::Dsn(_) => "dsn",
-            Source::BackupFile(_) => "backup_file",
-        }
-    }
 }
 
 /// How `drill --repo` chooses a backup.

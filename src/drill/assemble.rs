@@ -2,7 +2,7 @@
 //! skipped, budgets judged, the verdict, the closing events.
 
 use super::kernel::Recorder;
-use super::{phases, Event, Evidence, SkipReason};
+use super::{Event, Evidence, SkipReason};
 use crate::checklist;
 use crate::plan::{BudgetName, Plan, Source};
 use crate::report::{
@@ -13,6 +13,7 @@ use crate::report::{
 /// The drill's report; tells the reporters the verdict and that the drill is over.
 pub(super) fn report(
     plan: &Plan,
+    planned: &[PhaseId],
     mut rec: Recorder,
     notes: Vec<String>,
     ev: Evidence,
@@ -20,7 +21,7 @@ pub(super) fn report(
 ) -> Report {
     // Phases that never ran because an earlier one failed are listed as skipped.
     let done: Vec<PhaseId> = rec.phases.iter().map(|p| p.name).collect();
-    for id in phases(plan) {
+    for &id in planned {
         if !done.contains(&id) {
             let why = match &rec.failure {
                 Some(f) => SkipReason::AfterFailure(f.phase),

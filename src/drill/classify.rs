@@ -4,7 +4,7 @@
 //! ([`Error::exit`]), because a configuration error counts differently in a drill and on the
 //! command line and both columns belong in one table.
 //!
-//! Faults of the machine ([`Fault`]: a full disk, refused access, a lost server, a timeout)
+//! Faults of the machine (`program::Fault`: a full disk, refused access, a lost server, a timeout)
 //! are recognised where they are observed (`program::Fault::of_io` from the OS error,
 //! `pg::fault` from the SQLSTATE, `program::Fault::said_by` from a program's stderr) and
 //! arrive here typed, never as text to match.
@@ -15,7 +15,6 @@ use crate::code::CodeError;
 use crate::config::ConfigError;
 use crate::error::{EnvError, Error, Exit};
 use crate::preflight::PreflightError;
-use crate::program::Fault;
 use crate::report::FailureClass;
 use crate::restore::RestoreError;
 use crate::rpo::RpoError;
@@ -75,17 +74,6 @@ impl StepFail {
     pub fn checklist(message: impl Into<String>) -> Self {
         StepFail::new(FailureClass::ChecklistFailed, message)
     }
-
-    /// A step failed by a fault of the machine: a full disk is the drill machine's problem,
-    /// not the backup's; the others keep the class the step would give any failure
-    /// (`otherwise`), as they always have.
-    pub fn fault(fault: Fault, otherwise: FailureClass, message: impl Into<String>) -> Self {
-        let class = match fault {
-            Fault::DiskFull => FailureClass::Environment,
-            Fault::PermissionDenied | Fault::ServerLost | Fault::Timeout => otherwise,
-        };
-        StepFail::new(class, message)
-    }
 }
 
 impl From<EnvError> for StepFail {
@@ -107,9 +95,8 @@ impl From<RestoreError> for StepFail {
     fn from(e: RestoreError) -> Self {
         match e {
             RestoreError::Unusable(m) => StepFail::backup_unusable(m),
-            RestoreError::DiskFull(m) => {
-                StepFail::fault(Fault::DiskFull, FailureClass::RestoreFailed, m)
-            }
+            // A full disk on the target is the drill machine's problem, not the backup's.
+            RestoreError::DiskFull(m) => StepFail::environment(m),
             RestoreError::Failed(m) => StepFail::restore_failed(m),
             RestoreError::Env(e) => e.into(),
         }

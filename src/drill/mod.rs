@@ -197,14 +197,17 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         ..Evidence::default()
     };
     let mut notes = plan.notes.clone();
-    let mut steps = scenario(&plan).into_iter();
+    let steps = scenario(&plan);
+    // The report lists the phases of the scenario that runs, from the same list.
+    let planned: Vec<PhaseId> = steps.iter().map(Step::id).collect();
+    let mut steps = steps.into_iter();
     // The first step opens what every other runs on, so it runs before the context exists.
     let provisioned = match steps.next() {
         Some(Step::Provision) => provision::run(&plan, &mut rec, &mut notes).await,
         _ => None,
     };
     let Some(p) = provisioned else {
-        return assemble::report(&plan, rec, notes, ev, started_at);
+        return assemble::report(&plan, &planned, rec, notes, ev, started_at);
     };
     ev.backend_kind = Some(p.backend.kind());
     // Generated data starts on the drill's own source; any other source restores into the
@@ -241,7 +244,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     };
     let _ = execute(&mut ctx, steps, &mut flow, &mut ev).await;
     let (plan, rec, notes) = cleanup(ctx).await;
-    assemble::report(&plan, rec, notes, ev, started_at)
+    assemble::report(&plan, &planned, rec, notes, ev, started_at)
 }
 
 /// Runs the scenario's steps after `provision`, in its order. A step the rest cannot go on
