@@ -176,11 +176,18 @@ impl Recorder {
         self.emit(Event::PhaseStarted { phase: id });
         let started = self.t0.elapsed();
         let token = self.cancel.token().clone();
+        let interrupted = || Err(EnvError::Interrupted(self.cancel.reason()).into());
         let result = tokio::select! {
+            biased;
+            _ = token.cancelled() => interrupted(),
             r = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name)) => r,
-            _ = token.cancelled() => {
-                Err(EnvError::Interrupted(self.cancel.reason()).into())
-            }
+        };
+        // A phase that never awaits (the checklist) finishes before select! can see a signal
+        // that arrived while it ran; the signal still stops the drill in that phase, so a
+        // SIGTERM is never answered with a pass.
+        let result = match result {
+            Ok(_) if token.is_cancelled() => interrupted(),
+            r => r,
         };
         let duration = self.t0.elapsed() - started;
         let (status, detail, value) = match result {
