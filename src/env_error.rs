@@ -97,6 +97,40 @@ pub enum EnvError {
         /// The failing program's own words.
         said: String,
     },
+    /// A server the drill owns stopped while a step ran: whatever the step then said, the
+    /// backup is not to blame.
+    #[error("{server} exited during {phase}: {how}. A lost server is a fault of the drill's machine, not of the backup: find what stopped it ({hint}; its log: {log}) and run the drill again. What {phase} said:\n{said}")]
+    ServerLost {
+        /// The server, e.g. `the target server, pid 123`.
+        server: String,
+        /// The phase that was running.
+        phase: String,
+        /// How it ended (exit code, signal, OOM).
+        how: String,
+        /// Where to look for the cause.
+        hint: String,
+        /// Where its log is.
+        log: String,
+        /// The step's own error.
+        said: String,
+    },
+    /// A server the drill owns crashed and restarted (a PANIC in its log) while a step ran,
+    /// closing the step's connections.
+    #[error(
+        "{server} crashed during {phase} (its log: {log}):\n{lines}\nWhat {phase} said:\n{said}"
+    )]
+    ServerCrashed {
+        /// The server, e.g. `the source server, pid 123`.
+        server: String,
+        /// The phase that was running.
+        phase: String,
+        /// The log's PANIC and FATAL lines.
+        lines: String,
+        /// Where its log is.
+        log: String,
+        /// The step's own error.
+        said: String,
+    },
     /// The drill was interrupted by a signal before it could finish.
     #[error("interrupted by {0}; every server the drill started has been stopped")]
     Interrupted(&'static str),
