@@ -99,7 +99,7 @@ pub enum EnvError {
     },
     /// A server the drill owns stopped while a step ran: whatever the step then said, the
     /// backup is not to blame.
-    #[error("{server} exited during {phase}: {how}. A lost server is a fault of the drill's machine, not of the backup: find what stopped it ({hint}; its log: {log}) and run the drill again. What {phase} said:\n{said}")]
+    #[error("{server}, exited during {phase}: {how}. A lost server is a fault of the drill's machine, not of the backup: find what stopped it ({hint}; its log: {log}) and run the drill again. What {phase} said:\n{said}")]
     ServerLost {
         /// The server, e.g. `the target server, pid 123`.
         server: String,
