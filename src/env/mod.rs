@@ -323,7 +323,14 @@ impl Watch {
     /// is the phase's own error, kept in the message.
     pub async fn lost(&self, phase: &str, mark: &LogMark, said: &str) -> Option<EnvError> {
         let log = self.log_place();
-        let end = match self.liveness().await {
+        let mut liveness = self.liveness().await;
+        if liveness == Liveness::Alive {
+            // A postmaster killed as the step failed closes its sockets a moment before it
+            // is a zombie: ask once more after that moment.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            liveness = self.liveness().await;
+        }
+        let end = match liveness {
             Liveness::Alive => None,
             Liveness::Exited(end) => Some(Some(end)),
             Liveness::Gone => Some(None),

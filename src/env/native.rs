@@ -408,8 +408,15 @@ pub(super) fn liveness(pid: u32, data: &Path) -> super::Liveness {
             let recorded = std::fs::read_to_string(data.join("postmaster.pid"))
                 .ok()
                 .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+            // A zombie still answers kill(0): its state in /proc says it is dead.
+            let running = |p: i32| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().to_string()))
+                    .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+            };
             match recorded {
-                Some(p) if kill(Pid::from_raw(p), None).is_ok() => Liveness::Alive,
+                Some(p) if kill(Pid::from_raw(p), None).is_ok() && running(p) => Liveness::Alive,
                 _ => Liveness::Gone,
             }
         }
