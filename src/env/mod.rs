@@ -351,14 +351,16 @@ impl Watch {
             } else {
                 "an operator, a resource limit, or the server's log"
             };
-            return Some(EnvError::ServerLost {
-                server: self.describe(),
-                phase: phase.to_string(),
-                how: end.map_or_else(|| "its process is gone".into(), |e| e.to_string()),
-                hint: hint.into(),
-                log,
-                said: said.to_string(),
-            });
+            return Some(EnvError::ServerLost(Box::new(
+                crate::env_error::ServerLost {
+                    server: self.describe(),
+                    phase: phase.to_string(),
+                    how: end.map_or_else(|| "its process is gone".into(), |e| e.to_string()),
+                    hint: hint.into(),
+                    log,
+                    said: said.to_string(),
+                },
+            )));
         }
         let text = self.log_since(mark).await;
         let lines = crash_lines(&text);
@@ -409,13 +411,15 @@ impl Watch {
                 said: format!("{joined}\n{said}"),
             });
         }
-        Some(EnvError::ServerCrashed {
-            server: self.describe(),
-            phase: phase.to_string(),
-            lines: joined,
-            log,
-            said: said.to_string(),
-        })
+        Some(EnvError::ServerCrashed(Box::new(
+            crate::env_error::ServerCrashed {
+                server: self.describe(),
+                phase: phase.to_string(),
+                lines: joined,
+                log,
+                said: said.to_string(),
+            },
+        )))
     }
 }
 
