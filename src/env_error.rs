@@ -97,6 +97,14 @@ pub enum EnvError {
         /// The failing program's own words.
         said: String,
     },
+    /// A server the drill owns stopped while a step ran: whatever the step then said, the
+    /// backup is not to blame.
+    #[error(transparent)]
+    ServerLost(Box<ServerLost>),
+    /// A server the drill owns crashed and restarted (a PANIC in its log) while a step ran,
+    /// closing the step's connections.
+    #[error(transparent)]
+    ServerCrashed(Box<ServerCrashed>),
     /// The drill was interrupted by a signal before it could finish.
     #[error("interrupted by {0}; every server the drill started has been stopped")]
     Interrupted(&'static str),
@@ -110,4 +118,38 @@ impl EnvError {
             source,
         }
     }
+}
+
+/// A server the drill owns that stopped while a step ran.
+#[derive(Debug, thiserror::Error)]
+#[error("{server}, exited during {phase}: {how}. A lost server is a fault of the drill's machine, not of the backup: find what stopped it ({hint}; its log: {log}) and run the drill again. What {phase} said:\n{said}")]
+pub struct ServerLost {
+    /// The server, e.g. `the target server, pid 123`.
+    pub server: String,
+    /// The phase that was running.
+    pub phase: String,
+    /// How it ended (exit code, signal, OOM).
+    pub how: String,
+    /// Where to look for the cause.
+    pub hint: String,
+    /// Where its log is.
+    pub log: String,
+    /// The step's own error.
+    pub said: String,
+}
+
+/// A server the drill owns that crashed and restarted while a step ran.
+#[derive(Debug, thiserror::Error)]
+#[error("{server} crashed during {phase} (its log: {log}):\n{lines}\nWhat {phase} said:\n{said}")]
+pub struct ServerCrashed {
+    /// The server, e.g. `the source server, pid 123`.
+    pub server: String,
+    /// The phase that was running.
+    pub phase: String,
+    /// The log's PANIC and FATAL lines.
+    pub lines: String,
+    /// Where its log is.
+    pub log: String,
+    /// The step's own error.
+    pub said: String,
 }

@@ -315,7 +315,17 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
         Verdict::Fail => Exit::Fail,
         Verdict::Error => {
             if let Some(f) = &report.failure {
-                eprintln!("pgdrill: the drill could not run: {}", f.message);
+                // The summary above cut the message; so does this last line (report.md
+                // keeps all of it).
+                let full = out_dir.join("report.md");
+                eprint!(
+                    "pgdrill: the drill could not run: {}",
+                    crate::report::markdown::cut_message(
+                        &f.message,
+                        "  ",
+                        &full.display().to_string()
+                    )
+                );
             }
             Exit::Environment
         }

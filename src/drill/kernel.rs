@@ -131,6 +131,8 @@ pub struct Recorder {
     pub(super) failure: Option<Failure>,
     pub(super) cancel: Cancel,
     pub(super) reporters: Reporters,
+    /// The servers the drill owns during the current step, asked about when it fails.
+    watched: Vec<crate::env::Watch>,
 }
 
 impl Recorder {
@@ -143,7 +145,30 @@ impl Recorder {
             failure: None,
             cancel,
             reporters: Arc::new(Mutex::new(reporters)),
+            watched: Vec::new(),
         }
+    }
+
+    /// The servers the drill owns while the next steps run: when a step fails, a server of
+    /// them that stopped or crashed is the failure, whatever the step said.
+    pub fn watch(&mut self, servers: Vec<crate::env::Watch>) {
+        self.watched = servers;
+    }
+
+    /// `f`, or the loss of a watched server when one stopped or crashed since `marks`.
+    async fn blame_lost_server(
+        &self,
+        id: PhaseId,
+        f: StepFail,
+        marks: &[crate::env::LogMark],
+    ) -> StepFail {
+        for (w, mark) in self.watched.iter().zip(marks) {
+            if let Some(e) = w.lost(id.name(), mark, &f.message).await {
+                tracing::info!(phase = id.name(), server = %w.describe(), "a server the drill owns was lost");
+                return e.into();
+            }
+        }
+        f
     }
 
     /// Sends an event to the reporters.
@@ -175,6 +200,7 @@ impl Recorder {
         tracing::info!(phase = name, "phase started");
         self.emit(Event::PhaseStarted { phase: id });
         let started = self.t0.elapsed();
+        let marks: Vec<_> = self.watched.iter().map(|w| w.log_mark()).collect();
         let token = self.cancel.token().clone();
         let interrupted = || Err(EnvError::Interrupted(self.cancel.reason()).into());
         let result = tokio::select! {
@@ -187,6 +213,14 @@ impl Recorder {
         // SIGTERM is never answered with a pass.
         let result = match result {
             Ok(_) if token.is_cancelled() => interrupted(),
+            r => r,
+        };
+        // A step's error is asked about only when no signal stopped the drill: a lost server
+        // then speaks for it, in every phase alike.
+        let result = match result {
+            Err(f) if !self.cancel.is_cancelled() => {
+                Err(self.blame_lost_server(id, f, &marks).await)
+            }
             r => r,
         };
         let duration = self.t0.elapsed() - started;

@@ -112,6 +112,13 @@ impl Owned {
     fn restore_target(&self) -> Option<&Target> {
         self.target.as_ref().or(self.source.as_ref())
     }
+
+    /// The servers the drill owns, to ask about when a step fails.
+    fn watches(&self) -> Vec<crate::env::Watch> {
+        let source = self.source.as_ref().and_then(|t| t.watch("source server"));
+        let target = self.target.as_ref().and_then(|t| t.watch("target server"));
+        target.into_iter().chain(source).collect()
+    }
 }
 
 /// What the phases hand one another: each slot is filled by the phase that produces it and
@@ -262,6 +269,12 @@ async fn execute(
         adopt(ctx, ev, path);
     }
     for step in steps {
+        // Asked when the step fails; the disaster stops the source on purpose.
+        let watched = match step {
+            Step::Disaster => Vec::new(),
+            _ => ctx.owned.watches(),
+        };
+        ctx.rec.watch(watched);
         run_step(ctx, step, flow, ev).await?;
     }
     Some(())

@@ -616,3 +616,52 @@ async fn resolve_image() -> Result<(String, Option<String>), EnvError> {
         reason,
     })
 }
+
+/// The data directory inside the official image (`PGDATA`), which the server's messages
+/// are relative to.
+pub const DATA_DIR: &str = "/var/lib/postgresql/data";
+
+/// Whether container `id` still runs, from `docker inspect`: its exit code and the OOM flag
+/// when it stopped, `Gone` when the engine no longer knows it.
+pub(super) async fn liveness(id: &str) -> super::Liveness {
+    use super::{Liveness, ServerEnd};
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args([
+        "inspect",
+        "--format",
+        "{{.State.Running}} {{.State.ExitCode}} {{.State.OOMKilled}}",
+        id,
+    ])
+    .stdin(std::process::Stdio::null());
+    let Ok(out) = crate::program::output(&mut cmd).await else {
+        // No answer from the engine is no evidence of a loss.
+        return Liveness::Alive;
+    };
+    if !out.status.success() {
+        return Liveness::Gone;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("false"), Some(code), oom) => Liveness::Exited(ServerEnd::Container {
+            code: code.parse().unwrap_or(-1),
+            oom_killed: oom == Some("true"),
+        }),
+        _ => Liveness::Alive,
+    }
+}
+
+/// Container `id`'s log (stdout and stderr) since `at`, empty when it cannot be read.
+pub(super) async fn log_since(id: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let mut cmd = tokio::process::Command::new("docker");
+    cmd.args(["logs", "--since", &at.to_rfc3339(), id])
+        .stdin(std::process::Stdio::null());
+    match crate::program::output(&mut cmd).await {
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => String::new(),
+    }
+}

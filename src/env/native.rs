@@ -391,3 +391,90 @@ fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Whether the postmaster `pid`, our child, still runs: `waitid` with `WNOWAIT` reads a dead
+/// child's status and leaves it to be reaped by its owner (the target's `Child`). When the
+/// process is not our child (already reaped), the data directory's `postmaster.pid` decides.
+pub(super) fn liveness(pid: u32, data: &Path) -> super::Liveness {
+    use super::{Liveness, ServerEnd};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {
+        Ok(WaitStatus::StillAlive) => Liveness::Alive,
+        Ok(WaitStatus::Exited(_, code)) => Liveness::Exited(ServerEnd::Code(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Liveness::Exited(ServerEnd::Signal(sig)),
+        Ok(_) => Liveness::Alive,
+        Err(_) => {
+            let recorded = std::fs::read_to_string(data.join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+            // A zombie still answers kill(0): its state in /proc says it is dead.
+            let running = |p: i32| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().to_string()))
+                    .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+            };
+            match recorded {
+                Some(p) if kill(Pid::from_raw(p), None).is_ok() && running(p) => Liveness::Alive,
+                _ => Liveness::Gone,
+            }
+        }
+    }
+}
+
+/// The server log `log` from byte `at` on (lossy), empty when it cannot be read.
+pub(super) fn log_from(log: &Path, at: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        if f.seek(SeekFrom::Start(at)).is_ok() {
+            // A server that logs in a loop must not fill pgdrill's memory: the last MB is enough.
+            let _ = f.take(1 << 20).read_to_end(&mut text);
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Below this many free bytes a server's disk counts as full: PostgreSQL cannot extend a
+/// relation or write a WAL page there.
+pub(super) const FULL_BELOW: u64 = 1 << 20;
+
+/// The bytes an unprivileged writer may still use on the file system holding `path`.
+pub(super) fn free_bytes(path: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_reads_a_dead_child_s_signal_and_leaves_it_to_its_owner() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            liveness(child.id(), dir.path()),
+            super::super::Liveness::Alive
+        );
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = liveness(child.id(), dir.path());
+        while seen == super::super::Liveness::Alive && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            seen = liveness(child.id(), dir.path());
+        }
+        assert_eq!(
+            seen,
+            super::super::Liveness::Exited(super::super::ServerEnd::Signal(Signal::SIGKILL))
+        );
+        // Asked twice, the same answer: the status was read, not reaped.
+        assert_eq!(liveness(child.id(), dir.path()), seen);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+    }
+}

@@ -232,23 +232,48 @@ pub fn render(r: &Report) -> String {
     s
 }
 
+/// Lines of a failure message the console shows after its headline.
+const SHOWN: usize = 4;
+/// Characters of one line the console shows: a program may write its whole error on one.
+const LINE_CHARS: usize = 400;
+
+/// A failure message as the console shows it, ending in a newline: its headline, then up to
+/// [`SHOWN`] lines of what followed (each after `indent`), then how many more lines there
+/// are in `full_text_in`. A program's failure is a headline and then what the program said:
+/// the headline alone ("pg_restore failed (exit status: 1).") would leave out the reason,
+/// and all of a program's 600 lines would bury it.
+pub fn cut_message(message: &str, indent: &str, full_text_in: &str) -> String {
+    let line = |l: &str| match l.char_indices().nth(LINE_CHARS) {
+        Some((cut, _)) => format!("{}…", &l[..cut]),
+        None => l.to_string(),
+    };
+    let mut lines = message.lines().filter(|l| !l.trim().is_empty());
+    let mut s = format!("{}\n", line(lines.next().unwrap_or("")));
+    let rest: Vec<&str> = lines.collect();
+    for l in rest.iter().take(SHOWN) {
+        let _ = writeln!(s, "{indent}{}", line(l));
+    }
+    if rest.len() > SHOWN {
+        let _ = writeln!(
+            s,
+            "{indent}… {} more line(s) in {full_text_in}",
+            rest.len() - SHOWN
+        );
+    }
+    s
+}
+
 /// A few lines for stdout.
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pgdrill {}: {}", r.drill_id, verdict(r.verdict));
     if let Some(f) = &r.failure {
-        // A program's failure is a headline and then what the program said: the headline
-        // alone ("pg_restore failed (exit status: 1).") would leave out the reason.
-        const SHOWN: usize = 4;
-        let mut lines = f.message.lines().filter(|l| !l.trim().is_empty());
-        let _ = writeln!(s, "  failed at {}: {}", f.phase, lines.next().unwrap_or(""));
-        let rest: Vec<&str> = lines.collect();
-        for l in rest.iter().take(SHOWN) {
-            let _ = writeln!(s, "    {l}");
-        }
-        if rest.len() > SHOWN {
-            let _ = writeln!(s, "    … {} more line(s) in report.md", rest.len() - SHOWN);
-        }
+        let _ = write!(
+            s,
+            "  failed at {}: {}",
+            f.phase,
+            cut_message(&f.message, "    ", "report.md")
+        );
     }
     for b in &r.budgets {
         let _ = writeln!(

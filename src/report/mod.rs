@@ -348,5 +348,6 @@ pub fn rpo_failure(rpo: &crate::rpo::RpoReport) -> Option<Failure> {
 }
 
 fn write(path: std::path::PathBuf, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(&path, bytes).map_err(|source| Error::Output { path, source })
+    // A full --out must not leave half a report under its final name.
+    crate::digest::write_atomic(&path, bytes).map_err(|source| Error::Output { path, source })
 }

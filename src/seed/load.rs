@@ -110,10 +110,19 @@ async fn copy_all(
     let mut bytes_sent = 0u64;
     let mut rows_before = 0u64;
     for (i, table) in Table::LOAD_ORDER.into_iter().enumerate() {
-        let copy_error = |source: tokio_postgres::Error| SeedError::Copy {
-            table: table.name(),
-            detail: detail(&source),
-            source,
+        let copy_error = |source: tokio_postgres::Error| match crate::pg::fault(&source) {
+            // The server failed, not the data: the hint about empty tables would mislead.
+            Some(fault) => SeedError::CopyFault {
+                table: table.name(),
+                fault,
+                detail: detail(&source),
+                source,
+            },
+            None => SeedError::Copy {
+                table: table.name(),
+                detail: detail(&source),
+                source,
+            },
         };
         let statement = table
             .copy_statement()

@@ -87,6 +87,20 @@ pub enum SeedError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A COPY into one table failed because of the machine (a full disk, a lost server), not
+    /// the data.
+    #[error("COPY into {table} failed: {detail}")]
+    CopyFault {
+        /// The table being loaded.
+        table: &'static str,
+        /// What the machine did.
+        fault: crate::program::Fault,
+        /// The server's message.
+        detail: String,
+        /// The driver error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The tables already hold rows.
     #[error("table {table} is not empty; seed loads only the empty tables of a freshly loaded fixtures/schema.sql (use a new database)")]
     NotEmpty {
