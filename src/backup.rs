@@ -180,10 +180,10 @@ pub enum BackupError {
     Snapshot(#[from] snapshot::SnapshotError),
     /// The source stopped answering for the whole stall timeout: a dead network path (a
     /// stalled proxy, a dropped NAT entry, a paused VM), never a finding about the data.
-    #[error("the source {source} stopped answering: {point} for {}s (--stall-timeout); the backup was abandoned and pgdrill's sessions on the source ended. Check the network path to the source (a proxy, NAT or firewall that silently drops connections, a paused VM), or raise --stall-timeout if the source is only slow", after.as_secs_f64())]
+    #[error("the source {server} stopped answering: {point} for {}s (--stall-timeout); the backup was abandoned and pgdrill's sessions on the source ended. Check the network path to the source (a proxy, NAT or firewall that silently drops connections, a paused VM), or raise --stall-timeout if the source is only slow", after.as_secs_f64())]
     Stalled {
         /// The source, password redacted.
-        source: String,
+        server: String,
         /// What stopped moving.
         point: StallPoint,
         /// The stall timeout that ran out.
@@ -221,7 +221,7 @@ struct Bound<'a> {
 impl Bound<'_> {
     fn stalled(&self, point: StallPoint) -> BackupError {
         BackupError::Stalled {
-            source: self.source.display(),
+            server: self.source.display(),
             point,
             after: self.stall,
         }
@@ -469,13 +469,13 @@ pub async fn take_labelled(
     let t_glob = Instant::now();
     let globals = globals_path(&dump);
     // To stdout, not -f: the program may run where our file system is not (a container).
-    let globals_run = tools
-        .command("pg_dumpall", source)
+    let mut globals_cmd = tools.command("pg_dumpall", source);
+    globals_cmd
         .args(["--globals-only", "--no-role-passwords", "--no-password"])
         .env("PGOPTIONS", server_options(source, version_num))
         .arg("-d")
-        .arg(source.dbname_arg())
-        .run();
+        .arg(source.dbname_arg());
+    let globals_run = globals_cmd.run();
     // A few kilobytes of roles: not done within the stall timeout means a dead path.
     let out = tokio::time::timeout(stall, globals_run)
         .await
