@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,6 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::env::{Endpoint, PgTools};
 use crate::env_error::EnvError;
 use crate::snapshot::{self, Snapshot};
+
+/// `--stall-timeout`'s default: pg_dump streams rows steadily, and waits in silence only
+/// for a table lock; five minutes of nothing is a third of the strategy's 15-minute backup
+/// interval, already late for the next scheduled backup, and far above any healthy pause.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -173,6 +178,106 @@ pub enum BackupError {
     /// The integrity snapshot failed.
     #[error("integrity snapshot failed: {0}")]
     Snapshot(#[from] snapshot::SnapshotError),
+    /// The source stopped answering for the whole stall timeout: a dead network path (a
+    /// stalled proxy, a dropped NAT entry, a paused VM), never a finding about the data.
+    #[error("the source {server} stopped answering: {point} for {}s (--stall-timeout); the backup was abandoned and pgdrill's sessions on the source ended. Check the network path to the source (a proxy, NAT or firewall that silently drops connections, a paused VM), or raise --stall-timeout if the source is only slow", after.as_secs_f64())]
+    Stalled {
+        /// The source, password redacted.
+        server: String,
+        /// What stopped moving.
+        point: StallPoint,
+        /// The stall timeout that ran out.
+        after: Duration,
+    },
+}
+
+/// What stopped moving when a backup stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallPoint {
+    /// A query of pgdrill's own session on the source got no answer.
+    Query(&'static str),
+    /// pg_dump wrote no byte.
+    Dump,
+    /// `pg_dumpall --globals-only` did not finish.
+    Globals,
+}
+
+impl std::fmt::Display for StallPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StallPoint::Query(q) => write!(f, "no answer to {q}"),
+            StallPoint::Dump => f.write_str("pg_dump wrote no byte"),
+            StallPoint::Globals => f.write_str("pg_dumpall --globals-only did not finish"),
+        }
+    }
+}
+
+/// Every wait on the source bounded by the stall timeout.
+struct Bound<'a> {
+    source: &'a Endpoint,
+    stall: Duration,
+}
+
+impl Bound<'_> {
+    fn stalled(&self, point: StallPoint) -> BackupError {
+        BackupError::Stalled {
+            server: self.source.display(),
+            point,
+            after: self.stall,
+        }
+    }
+
+    /// `query`, failing as a stall at `point` when the source does not answer in time.
+    async fn query<T>(
+        &self,
+        point: StallPoint,
+        query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, BackupError> {
+        match tokio::time::timeout(self.stall, query).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(self.stalled(point)),
+        }
+    }
+}
+
+/// Keeps the exported-snapshot transaction from idling while pg_dump runs (the server ends
+/// it after [`crate::pg::SNAPSHOT_IDLE_LIMIT`] of silence); never returns.
+async fn heartbeat(client: &tokio_postgres::Client) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(crate::pg::HEARTBEAT_EVERY).await;
+        // An unanswered beat is the stall watchdog's business; the next one is sent anyway.
+        let _ =
+            tokio::time::timeout(crate::pg::HEARTBEAT_EVERY, client.simple_query("SELECT 1")).await;
+    }
+}
+
+/// Ends pgdrill's sessions of a stalled backup on the source over a fresh connection: its
+/// snapshot session and pg_dump's. A path that is dead for new connections too fails
+/// within the connect timeout; the server's own limits end them then.
+async fn reap(source: &Endpoint, session_pid: i32, dump_app: &str) {
+    let attempt = async {
+        let c = source.connect().await.ok()?;
+        c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid <> pg_backend_pid() AND (pid = $1 OR application_name = $2)",
+            &[&session_pid, &dump_app],
+        )
+        .await
+        .ok()
+    };
+    let _ =
+        tokio::time::timeout(crate::pg::CONNECT_TIMEOUT + Duration::from_secs(5), attempt).await;
+}
+
+/// PGOPTIONS for a program pgdrill runs against the source: the user's options and the
+/// server-side TCP limits, so that the server drops the program's session when its network
+/// path dies.
+fn server_options(source: &Endpoint, version_num: i32) -> String {
+    let mut opts: Vec<String> = source.options.iter().cloned().collect();
+    for (k, v) in crate::pg::server_tcp_settings(version_num) {
+        opts.push(format!("-c {k}={v}"));
+    }
+    opts.join(" ")
 }
 
 /// The strategy's file name: `backup_YYYYmmdd_HHMMSS.dump`, UTC.
@@ -198,15 +303,17 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
         .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
 }
 
-/// Takes a backup of `source` (its `dbname`) into `dir`.
+/// Takes a backup of `source` (its `dbname`) into `dir`; `stall` bounds every wait on the
+/// source (`--stall-timeout`: no byte from pg_dump, no answer to a query).
 pub async fn take(
     source: &Endpoint,
     tools: &PgTools,
     dir: &Path,
     now: chrono::DateTime<chrono::Utc>,
+    stall: Duration,
     progress: &Progress,
 ) -> Result<BackupSet, BackupError> {
-    take_labelled(source, tools, dir, now, &Labels::default(), progress).await
+    take_labelled(source, tools, dir, now, &Labels::default(), stall, progress).await
 }
 
 /// [`take`], with the kind and reason recorded in the manifest. Every file is written under
@@ -219,13 +326,25 @@ pub async fn take_labelled(
     dir: &Path,
     now: chrono::DateTime<chrono::Utc>,
     labels: &Labels,
+    stall: Duration,
     progress: &Progress,
 ) -> Result<BackupSet, BackupError> {
     let t0 = Instant::now();
     std::fs::create_dir_all(dir)
         .map_err(|e| EnvError::io(format!("cannot create {}", dir.display()), e))?;
     let client = source.connect().await?;
-    let server_version: String = client.query_one("SHOW server_version", &[]).await?.get(0);
+    let bound = Bound { source, stall };
+    let row = bound
+        .query(
+            StallPoint::Query("SHOW server_version"),
+            client.query_one(
+                "SELECT current_setting('server_version'), current_setting('server_version_num')::int4, pg_backend_pid()",
+                &[],
+            ),
+        )
+        .await?;
+    let (server_version, version_num, session_pid): (String, i32, i32) =
+        (row.get(0), row.get(1), row.get(2));
     let mut tool_versions = BTreeMap::new();
     for t in ["pg_dump", "pg_dumpall"] {
         tool_versions.insert(
@@ -233,17 +352,31 @@ pub async fn take_labelled(
             tools.check_not_older(t, &server_version).await?,
         );
     }
-    let db = client
-        .query_one(
-            "SELECT pg_encoding_to_char(encoding), datcollate, datctype, pg_get_userbyid(datdba)
+    let db = bound
+        .query(
+            StallPoint::Query("the database's encoding and owner"),
+            client.query_one(
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype, pg_get_userbyid(datdba)
              FROM pg_database WHERE datname = current_database()",
-            &[],
+                &[],
+            ),
+        )
+        .await?;
+    bound
+        .query(
+            StallPoint::Query("the snapshot session's limits"),
+            crate::pg::bound_snapshot_session(&client, version_num),
         )
         .await?;
     // One MVCC snapshot for both the integrity snapshot and pg_dump: S0 describes exactly
     // the rows in the dump, even while the source keeps taking writes.
     let sent_at = chrono::Utc::now();
-    let snap_id = crate::pg::export_snapshot(&client).await?;
+    let snap_id = bound
+        .query(
+            StallPoint::Query("pg_export_snapshot()"),
+            crate::pg::export_snapshot(&client),
+        )
+        .await?;
     let snapshot_taken = SnapshotWindow {
         sent_at,
         returned_at: chrono::Utc::now(),
@@ -251,12 +384,19 @@ pub async fn take_labelled(
 
     let dump = dir.join(dump_file_name(now));
     let dump_tmp = temp_beside(&dump)?;
+    // pg_dump's own session is named apart, so that a stalled one can be found and ended.
+    let dump_app = format!("pgdrill pg_dump {}", std::process::id());
     let mut cmd = tools.command("pg_dump", source);
     cmd.args(["-Fc", "--no-password"])
         .arg(format!("--snapshot={snap_id}"))
+        .env("PGAPPNAME", dump_app.clone())
+        .env("PGOPTIONS", server_options(source, version_num))
+        .arg("-d")
+        .arg(source.dbname_arg())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.start()?;
+    let pid = child.id();
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let dump_path = dump.clone();
@@ -264,29 +404,54 @@ pub async fn take_labelled(
         .as_file()
         .try_clone()
         .map_err(|e| io_err(&dump, e))?;
+    let stalled = tokio::sync::Notify::new();
     let t_dump = Instant::now();
-    let writer = async move {
+    let writer = async {
         let r = copy_hashing(
             stdout,
             tokio::fs::File::from_std(tmp_file),
             &dump_path,
+            stall,
             progress,
         )
         .await;
+        if let Ok(None) = r {
+            // No byte for the whole stall timeout: pg_dump waits on a dead path and would
+            // wait forever; ending it also ends its stderr, which is read below.
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            stalled.notify_one();
+        }
         (r, t_dump.elapsed())
     };
     let t_snap = Instant::now();
     let snap = async {
-        let s = snapshot::take(&client).await;
-        (s, t_snap.elapsed())
+        tokio::select! {
+            s = snapshot::take(&client) => Some((s, t_snap.elapsed())),
+            // Its queries would wait on the same dead path.
+            _ = stalled.notified() => None,
+        }
     };
-    let ((written, dump_elapsed), (s0, snap_elapsed), err_text) =
-        tokio::join!(writer, snap, read_all(stderr));
+    let work = async { tokio::join!(writer, snap, read_all(stderr)) };
+    let ((written, dump_elapsed), s0, err_text) = tokio::select! {
+        r = work => r,
+        never = heartbeat(&client) => match never {},
+    };
     let status = cmd.wait(&mut child).await?;
-    let _ = client.batch_execute("COMMIT").await;
     // Our side failing to write (a full disk) kills pg_dump with SIGPIPE: the write error,
     // naming the path, is the cause to report, not pg_dump's signal.
-    let written = written?;
+    let Some(written) = written? else {
+        drop(client);
+        reap(source, session_pid, &dump_app).await;
+        return Err(bound.stalled(StallPoint::Dump));
+    };
+    let _ = tokio::time::timeout(stall, client.batch_execute("COMMIT")).await;
+    // The snapshot is no longer needed: the session ends now, not with this function.
+    drop(client);
     if !status.success() {
         return Err(BackupError::Tool {
             program: "pg_dump".into(),
@@ -295,16 +460,26 @@ pub async fn take_labelled(
         });
     }
     let (size_bytes, sha256) = written;
+    // Only a stall ends the snapshot early, and a stall returned above.
+    let Some((s0, snap_elapsed)) = s0 else {
+        return Err(bound.stalled(StallPoint::Dump));
+    };
     let s0 = s0?;
 
     let t_glob = Instant::now();
     let globals = globals_path(&dump);
     // To stdout, not -f: the program may run where our file system is not (a container).
-    let out = tools
-        .command("pg_dumpall", source)
+    let mut globals_cmd = tools.command("pg_dumpall", source);
+    globals_cmd
         .args(["--globals-only", "--no-role-passwords", "--no-password"])
-        .run()
-        .await?;
+        .env("PGOPTIONS", server_options(source, version_num))
+        .arg("-d")
+        .arg(source.dbname_arg());
+    let globals_run = globals_cmd.run();
+    // A few kilobytes of roles: not done within the stall timeout means a dead path.
+    let out = tokio::time::timeout(stall, globals_run)
+        .await
+        .map_err(|_| bound.stalled(StallPoint::Globals))??;
     if !out.status.success() {
         return Err(BackupError::Tool {
             program: "pg_dumpall --globals-only".into(),
@@ -391,18 +566,23 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, EnvE
 }
 
 /// Streams `from` into `file` (destined for `to`), hashing on the way: one pass, no re-read.
+/// `None` when `from` sent nothing for `stall`.
 async fn copy_hashing(
     mut from: impl tokio::io::AsyncRead + Unpin,
     file: tokio::fs::File,
     to: &Path,
+    stall: Duration,
     progress: &Progress,
-) -> Result<(u64, String), EnvError> {
+) -> Result<Option<(u64, String)>, EnvError> {
     let mut meter = Meter::new(progress, Unit::Bytes, None, crate::progress::BYTES_EVERY);
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
     loop {
-        let n = from.read(&mut buf).await.map_err(|e| io_err(to, e))?;
+        let Ok(n) = tokio::time::timeout(stall, from.read(&mut buf)).await else {
+            return Ok(None);
+        };
+        let n = n.map_err(|e| io_err(to, e))?;
         if n == 0 {
             break;
         }
@@ -417,7 +597,7 @@ async fn copy_hashing(
         .sync_all()
         .await
         .map_err(|e| io_err(to, e))?;
-    Ok((size, hex::encode(hasher.finalize())))
+    Ok(Some((size, hex::encode(hasher.finalize()))))
 }
 
 /// Size and SHA-256 of a file.

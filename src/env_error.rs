@@ -108,6 +108,36 @@ pub enum EnvError {
     /// The drill was interrupted by a signal before it could finish.
     #[error("interrupted by {0}; every server the drill started has been stopped")]
     Interrupted(&'static str),
+    /// `pgdrill backup` was interrupted by a signal (it starts no server of its own).
+    #[error("pgdrill backup interrupted by {signal} {stage}")]
+    BackupInterrupted {
+        /// The signal's name.
+        signal: &'static str,
+        /// Where the backup was.
+        stage: BackupStage,
+    },
+}
+
+/// Where `pgdrill backup` was when it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupStage {
+    /// Waiting for another backup to release the repo lock.
+    WaitingForLock,
+    /// Taking the backup, under the lock.
+    Dumping,
+}
+
+impl std::fmt::Display for BackupStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupStage::WaitingForLock => {
+                "while waiting for the repo lock; no backup was started and the repo is unchanged"
+            }
+            BackupStage::Dumping => {
+                "during the backup; no file was left under a final name and the repo lock is released"
+            }
+        })
+    }
 }
 
 impl EnvError {

@@ -56,6 +56,8 @@ pub struct DrillOptions {
     pub disaster: Disaster,
     /// `--jobs` (default: the number of cores).
     pub jobs: Option<u32>,
+    /// `--stall-timeout`.
+    pub stall_timeout: Duration,
     /// `--budget-restore`.
     pub budget_restore: Duration,
     /// `--budget-app`.
@@ -128,6 +130,7 @@ impl Default for DrillOptions {
             window: Duration::from_secs(7 * 86_400),
             disaster: Disaster::ServerLoss,
             jobs: None,
+            stall_timeout: crate::backup::DEFAULT_STALL_TIMEOUT,
             budget_restore: budgets.database_restore,
             budget_app: budgets.app_restart,
             budget_verify: budgets.verification,
@@ -287,6 +290,11 @@ impl DrillOptions {
                 .map(|n| n.get() as u32)
                 .unwrap_or(2),
         };
+        if self.stall_timeout < std::time::Duration::from_secs(1) {
+            return Err(Error::Usage(
+                "--stall-timeout must be at least 1s (e.g. 5m): a shorter one abandons healthy backups".into(),
+            ));
+        }
         let budgets = Budgets {
             database_restore: self.budget_restore,
             app_restart: self.budget_app,
@@ -331,6 +339,7 @@ impl DrillOptions {
             repo,
             disaster: self.disaster,
             jobs,
+            stall_timeout: self.stall_timeout,
             budgets,
             out_dir,
             keep: self.keep,

@@ -23,6 +23,8 @@ pub struct Plan {
     pub disaster: Disaster,
     /// Parallel jobs for pg_restore.
     pub jobs: u32,
+    /// `--stall-timeout`: the longest wait on the source (no byte from pg_dump, no answer).
+    pub stall_timeout: Duration,
     /// The RTO allowances.
     pub budgets: Budgets,
     /// Where report.json, report.md and backup/ go.

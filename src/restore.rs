@@ -202,8 +202,11 @@ pub async fn restore_roles(
     };
     let replayed = filtered.as_ref().map_or(globals, |f| f.path());
     let staged = tools.stage(replayed).await?;
+    let admin = target.with_db("postgres");
     let out = tools
-        .command("psql", &target.with_db("postgres"))
+        .command("psql", &admin)
+        .arg("-d")
+        .arg(admin.dbname_arg())
         .args(["-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=0", "-f"])
         .arg(&staged)
         .stdout(Stdio::null())

@@ -42,9 +42,16 @@ async fn lost_commits_are_exactly_those_acknowledged_after_the_snapshot() {
 
     let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
-    let set = pgdrill::backup::take(&ep, &tools, dir.path(), Utc::now(), &Progress::none())
-        .await
-        .unwrap_or_else(|e| panic!("backup: {e}"));
+    let set = pgdrill::backup::take(
+        &ep,
+        &tools,
+        dir.path(),
+        Utc::now(),
+        pgdrill::backup::DEFAULT_STALL_TIMEOUT,
+        &Progress::none(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("backup: {e}"));
     let backup_took = t0.elapsed();
     let after_backup = writer.acknowledged_so_far();
     wait_for("25 commits after the backup", || {

@@ -59,6 +59,10 @@ pub struct DrillArgs {
     /// Parallel jobs for pg_restore (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<u32>,
+    /// Abandon the backup when pg_dump writes no byte (or the source answers no query) for
+    /// this long: a dead network path, not a slow source.
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub stall_timeout: std::time::Duration,
     /// Budget for the database restore steps.
     #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
     pub budget_restore: std::time::Duration,
@@ -250,6 +254,7 @@ impl From<DrillArgs> for DrillOptions {
             window: a.window,
             disaster: a.disaster,
             jobs: a.jobs,
+            stall_timeout: a.stall_timeout,
             budget_restore: a.budget_restore,
             budget_app: a.budget_app,
             budget_verify: a.budget_verify,

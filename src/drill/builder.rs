@@ -78,6 +78,12 @@ impl DrillBuilder {
         self
     }
 
+    /// `--stall-timeout`: how long the backup waits on a source that sends nothing.
+    pub fn stall_timeout(mut self, stall: std::time::Duration) -> Self {
+        self.options.stall_timeout = stall;
+        self
+    }
+
     /// `--scope`: the database alone, or `Scope::Full` (database, configuration, code, and
     /// the RPO measured: the sample app's by default).
     pub fn scope(mut self, scope: crate::scope::Scope) -> Self {

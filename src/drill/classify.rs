@@ -86,6 +86,8 @@ impl From<BackupError> for StepFail {
     fn from(e: BackupError) -> Self {
         match e {
             BackupError::Env(e) => e.into(),
+            // A source that went silent is the network's fault, not the backup's.
+            e @ BackupError::Stalled { .. } => StepFail::environment(e.to_string()),
             other => StepFail::new(FailureClass::BackupFailed, other.to_string()),
         }
     }

@@ -62,15 +62,23 @@ impl Endpoint {
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name("pgdrill")
-            .connect_timeout(Duration::from_secs(10));
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A peer that vanishes without a RST (a dead NAT entry, a frozen VM) is noticed in
+            // about idle + count × interval instead of the kernel's two hours.
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVES_IDLE)
+            .keepalives_interval(KEEPALIVES_INTERVAL)
+            .keepalives_retries(KEEPALIVES_COUNT)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
         if let Some(p) = &self.password {
             c.password(p.expose_secret());
         }
         // A production database often limits its sessions (ALTER DATABASE or ROLE … SET
         // statement_timeout, idle_in_transaction_session_timeout). Those limits would cut the
-        // snapshot's long reads and the exported-snapshot transaction that idles while pg_dump
+        // snapshot's long reads and the exported-snapshot transaction that waits while pg_dump
         // runs, so, as pg_dump does for itself, pgdrill's own sessions lift them; sent at
-        // connect time, after the user's options, they win over every ALTER … SET.
+        // connect time, after the user's options, they win over every ALTER … SET. The
+        // snapshot session then bounds its own idling (`pg::bound_snapshot_session`).
         let lifted = NO_SESSION_LIMITS;
         match &self.options {
             Some(o) => c.options(format!("{o} {lifted}")),
@@ -88,7 +96,7 @@ impl Endpoint {
             ("PGUSER", self.user.clone()),
             ("PGDATABASE", self.dbname.clone()),
             ("PGAPPNAME", "pgdrill".to_string()),
-            ("PGCONNECT_TIMEOUT", "10".to_string()),
+            ("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT.as_secs().to_string()),
         ];
         if let Some(p) = &self.password {
             env.push(("PGPASSWORD", p.expose_secret().to_string()));
@@ -115,11 +123,20 @@ impl Endpoint {
         s
     }
 
-    /// `dbname='…'` for a program's `-d` or database argument. The host, port and user come
-    /// from [`Endpoint::libpq_env`]; a bare name holding `=` (or starting like a URI) would be
-    /// read by libpq as a whole connection string.
+    /// `dbname='…'` plus the TCP keepalives and timeouts, for a program's `-d` or database
+    /// argument. The host, port and user come from [`Endpoint::libpq_env`]; a bare name
+    /// holding `=` (or starting like a URI) would be read by libpq as a whole connection
+    /// string, and libpq reads keepalives from a conninfo only, never from the environment.
     pub fn dbname_arg(&self) -> String {
-        format!("dbname={}", conninfo_value(&self.dbname))
+        format!(
+            "dbname={} connect_timeout={} keepalives=1 keepalives_idle={} keepalives_interval={} keepalives_count={} tcp_user_timeout={}",
+            conninfo_value(&self.dbname),
+            CONNECT_TIMEOUT.as_secs(),
+            KEEPALIVES_IDLE.as_secs(),
+            KEEPALIVES_INTERVAL.as_secs(),
+            KEEPALIVES_COUNT,
+            TCP_USER_TIMEOUT.as_millis()
+        )
     }
 
     /// The password, for a client or a child process: never for output.
@@ -180,6 +197,18 @@ impl Endpoint {
     }
 }
 
+/// How long a connection attempt may take before it fails (libpq's `connect_timeout`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence on a connection before the first TCP keepalive probe.
+pub const KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
+/// Between unanswered keepalive probes.
+pub const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered keepalive probes before the connection is dropped.
+pub const KEEPALIVES_COUNT: u32 = 6;
+/// How long sent data may stay unacknowledged before the connection is dropped: above the
+/// keepalives' 90 s, so it never cuts a connection they still consider alive.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The startup options that lift a server's session limits for pgdrill's own sessions.
 const NO_SESSION_LIMITS: &str =
     "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
@@ -239,6 +268,22 @@ pub fn conninfo_value(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_connection_carries_keepalives_and_timeouts() {
+        let ep = Endpoint::loopback_superuser("pw").with_db("it's");
+        let c = ep.config();
+        assert!(c.get_keepalives());
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVES_IDLE);
+        assert_eq!(c.get_keepalives_interval(), Some(KEEPALIVES_INTERVAL));
+        assert_eq!(c.get_keepalives_retries(), Some(KEEPALIVES_COUNT));
+        assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(
+            ep.dbname_arg(),
+            r"dbname='it\'s' connect_timeout=10 keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=6 tcp_user_timeout=120000"
+        );
+    }
 
     #[test]
     fn conninfo_values_survive_spaces_quotes_and_backslashes() {

@@ -5,7 +5,10 @@
 mod endpoint;
 pub mod tools;
 
-pub use endpoint::{connect_config, Endpoint};
+pub use endpoint::{
+    connect_config, Endpoint, CONNECT_TIMEOUT, KEEPALIVES_COUNT, KEEPALIVES_IDLE,
+    KEEPALIVES_INTERVAL, TCP_USER_TIMEOUT,
+};
 pub use tools::{short_id, PgTools, ToolCommand};
 
 use tokio_postgres::Client;
@@ -91,6 +94,55 @@ pub async fn export_snapshot(client: &Client) -> Result<String, tokio_postgres::
         .query_one("SELECT pg_export_snapshot()", &[])
         .await?
         .get(0))
+}
+
+/// How often pgdrill's exported-snapshot session speaks (a `SELECT 1`) while pg_dump runs,
+/// so that it is never idle for long inside its transaction.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the server lets pgdrill's exported-snapshot session sit idle in its transaction
+/// before ending it: six heartbeats, so a live pgdrill is never cut, while a pgdrill that
+/// went silent (killed, or cut off behind a frozen network path) leaves no open
+/// transaction holding back vacuum on the source for longer than this.
+pub const SNAPSHOT_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The server-side TCP settings (`tcp_keepalives_*`, and `tcp_user_timeout` from PostgreSQL
+/// 12) that make the server drop a session of pgdrill's whose network path died, for a
+/// server of `version_num` (`server_version_num`); each is settable by any role, per session.
+pub fn server_tcp_settings(version_num: i32) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("tcp_keepalives_idle", KEEPALIVES_IDLE.as_secs().to_string()),
+        (
+            "tcp_keepalives_interval",
+            KEEPALIVES_INTERVAL.as_secs().to_string(),
+        ),
+        ("tcp_keepalives_count", KEEPALIVES_COUNT.to_string()),
+    ];
+    if version_num >= 120_000 {
+        v.push(("tcp_user_timeout", TCP_USER_TIMEOUT.as_millis().to_string()));
+    }
+    v
+}
+
+/// Bounds pgdrill's exported-snapshot session on the server: it ends when idle in its
+/// transaction for [`SNAPSHOT_IDLE_LIMIT`] (pgdrill speaks every [`HEARTBEAT_EVERY`]) or
+/// when its TCP peer stops answering. The server's own limits are what end it when pgdrill
+/// cannot (its process killed, its packets lost).
+pub async fn bound_snapshot_session(
+    client: &Client,
+    version_num: i32,
+) -> Result<(), tokio_postgres::Error> {
+    let mut sql = String::new();
+    if version_num >= 90_600 {
+        sql.push_str(&format!(
+            "SET idle_in_transaction_session_timeout = {};",
+            SNAPSHOT_IDLE_LIMIT.as_millis()
+        ));
+    }
+    for (k, v) in server_tcp_settings(version_num) {
+        sql.push_str(&format!("SET {k} = {v};"));
+    }
+    client.batch_execute(&sql).await
 }
 
 /// Opens a transaction on `client` that sees exactly the snapshot `id` exported elsewhere.

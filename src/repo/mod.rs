@@ -4,6 +4,7 @@
 //! `audit.ndjson`. Listing never follows a symlink and names every file it does not know.
 
 pub mod audit;
+pub mod lock;
 pub mod prune;
 pub mod verify;
 
@@ -44,6 +45,16 @@ pub enum RepoError {
     /// The repo's content is not what pgdrill wrote (a directory that is a symlink, say).
     #[error("{0}")]
     Layout(String),
+    /// Another backup held the repo lock for all of `--lock-timeout`.
+    #[error("gave up waiting for the repo lock {path} after {}s (--lock-timeout): it is held by {holder}. That backup is still running or hung; check that process, or raise --lock-timeout", waited.as_secs_f64())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as it recorded itself.
+        holder: String,
+        /// How long this backup waited.
+        waited: std::time::Duration,
+    },
 }
 
 impl RepoError {

@@ -63,6 +63,7 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
     let dir = ctx.plan.out_dir.join("backup");
     let count = ctx.plan.scope.cadence.backups;
     let every = ctx.plan.scope.cadence.every;
+    let stall = ctx.plan.stall_timeout;
     let progress = ctx.rec.progress(PhaseId::Backup);
     ctx.rec
         .step(PhaseId::Backup, async move {
@@ -74,7 +75,8 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
                 // Backups start on the schedule, as a timer would start them.
                 tokio::time::sleep(clock.until_backup(n, first_started.elapsed())).await;
                 let t = Instant::now();
-                let set = backup::take(&source, &tools, &dir, chrono::Utc::now(), &progress).await?;
+                let set = backup::take(&source, &tools, &dir, chrono::Utc::now(), stall, &progress)
+                    .await?;
                 let m = &set.manifest;
                 lines.push(format!(
                     "{} ({} bytes, sha256 {}), roles in {}, snapshot S0 of {} tables in the dump's MVCC snapshot",
