@@ -295,12 +295,56 @@ pub fn globals_path(dump: &Path) -> PathBuf {
     dump.with_extension("globals.sql")
 }
 
-/// Reads a manifest.
-pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
+/// Why the manifest of a dump cannot be used. The drill's precheck and `pgdrill verify` both
+/// read manifests through [`read_manifest`], so they name the same file with the same words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// No file at the manifest's path.
+    #[error("manifest {} is missing", .0.display())]
+    Missing(PathBuf),
+    /// A file is there but cannot be read (permissions, a directory, an I/O error).
+    #[error("manifest {} cannot be read: {reason}; make it readable, or remove it to drill the dump without a checksum", path.display())]
+    Unreadable {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// A file is there but is not a manifest pgdrill wrote: not JSON, half-written, wrong
+    /// fields. Nothing can be compared with it, so it must never count as "no manifest".
+    #[error("{} is not a valid pgdrill manifest: {reason}; remove it to drill the dump without a checksum, or restore it from the repo", path.display())]
+    Invalid {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The parser's error, with its line and column.
+        reason: String,
+    },
+}
+
+/// Reads a manifest: [`ManifestError::Missing`] when there is no file, otherwise it must
+/// parse.
+pub fn read_manifest(path: &Path) -> Result<Manifest, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ManifestError::Missing(path.to_path_buf()),
+        _ => ManifestError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// [`read_manifest`], with a missing manifest as `None` (a dump may be drilled without one;
+/// one that is present must be readable).
+pub fn read_manifest_if_present(path: &Path) -> Result<Option<Manifest>, ManifestError> {
+    match read_manifest(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(ManifestError::Missing(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Takes a backup of `source` (its `dbname`) into `dir`; `stall` bounds every wait on the
@@ -650,4 +694,30 @@ pub(crate) async fn read_all(mut r: impl tokio::io::AsyncRead + Unpin) -> String
 pub(crate) fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_is_missing_or_must_parse_and_the_error_says_where_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup_x.manifest.json");
+        assert_eq!(read_manifest_if_present(&path), Ok(None));
+        assert_eq!(read_manifest(&path), Err(ManifestError::Missing(path.clone())));
+        std::fs::write(&path, "{\n  \"manifest_version\": 1,\n  \"fi").unwrap();
+        let e = read_manifest_if_present(&path).unwrap_err();
+        assert!(matches!(e, ManifestError::Invalid { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is not a valid pgdrill manifest: EOF while parsing a string at line 3 column 5; remove it to drill the dump without a checksum, or restore it from the repo",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "{\"manifest_version\": 1}").unwrap();
+        let e = read_manifest(&path).unwrap_err().to_string();
+        assert!(e.contains("missing field `file` at line 1 column 23"), "{e}");
+    }
 }

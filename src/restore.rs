@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::backup::{file_name, read_all, tail, Manifest};
+use crate::backup::{file_name, read_all, tail, Manifest, ManifestError};
 use crate::digest::Hasher;
 use crate::env::{Endpoint, PgTools};
 use crate::env_error::EnvError;
@@ -26,6 +26,10 @@ pub enum RestoreError {
     /// the backup's. The message is the server's or the program's.
     #[error("{0}")]
     DiskFull(String),
+    /// The manifest beside the backup is present but unreadable: nothing can be checked
+    /// against it, so the backup is unusable as it stands.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     /// The machine failed (spawn, connect).
     #[error(transparent)]
     Env(#[from] EnvError),
@@ -169,6 +173,19 @@ pub async fn precheck(
         sha256,
         detail,
     })
+}
+
+/// [`precheck`] of `dump` against the manifest at `manifest` as it is on disk, for any pair
+/// of paths: no file there is a precheck without a checksum; a file that is not a readable
+/// manifest makes the backup unusable ([`RestoreError::Manifest`]).
+pub async fn precheck_files(
+    dump: &Path,
+    manifest: &Path,
+    tools: &PgTools,
+    progress: &Progress,
+) -> Result<Precheck, RestoreError> {
+    let m = crate::backup::read_manifest_if_present(manifest)?;
+    precheck(dump, m.as_ref(), tools, progress).await
 }
 
 /// Replays the globals file (roles). After a server loss the roles exist nowhere else; a

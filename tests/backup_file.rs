@@ -254,3 +254,62 @@ fn other_dump_formats_are_named_and_a_dump_of_postgres_restores_into_it() {
         .expect("the table restored into postgres is compared");
     assert_eq!(t["rows_after"], 20, "{t}");
 }
+
+/// A manifest that is there but unreadable (half-written, or JSON with the wrong fields)
+/// makes the backup unusable: the drill fails at precheck naming the file and the parse
+/// error, never "no manifest … identical", and `pgdrill verify` flags the same file with the
+/// same words.
+#[rstest]
+fn an_unreadable_manifest_is_backup_unusable_and_verify_says_the_same(
+    #[values("half-written", "wrong fields")] damage: &str,
+) {
+    let repo = tempfile::tempdir().unwrap();
+    let db = repo.path().join("database");
+    std::fs::create_dir_all(&db).unwrap();
+    let dump = copy_backup(&good_backup().dump(), &db, true);
+    let manifest = dump.with_extension("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let garbage = match damage {
+        "half-written" => text[..text.len() / 2].to_string(),
+        _ => r#"{"manifest_version": 1, "file": "backup.dump"}"#.to_string(),
+    };
+    std::fs::write(&manifest, garbage).unwrap();
+
+    let run = restore(dump.to_str().unwrap());
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let r = run.report();
+    assert_eq!(r["failure"]["phase"], "precheck", "{}", r["failure"]);
+    assert_eq!(r["failure"]["class"], "backup_unusable");
+    for later in ["roles", "pg_restore", "snapshot", "compare"] {
+        assert_eq!(run.phase(later)["status"], "skipped", "{later}");
+    }
+    let msg = r["failure"]["message"].as_str().unwrap();
+    assert_mentions(
+        msg,
+        &[
+            &format!("{} is not a valid pgdrill manifest:", manifest.display()),
+            "at line ",
+            " column ",
+            "remove it to drill the dump without a checksum, or restore it from the repo",
+        ],
+    );
+    assert!(!msg.contains("no manifest"), "{msg}");
+
+    let v = Pgdrill::new(["verify", "--repo", repo.path().to_str().unwrap(), "--no-config", "--json"])
+        .run();
+    assert_eq!(v.code(), 1, "{}", v.text());
+    let out: serde_json::Value = serde_json::from_slice(&v.output.stdout).unwrap();
+    let findings: Vec<_> = out["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "manifest")
+        .collect();
+    assert_eq!(findings.len(), 1, "{out:#}");
+    let subject = format!(
+        "database/{}",
+        manifest.file_name().unwrap().to_string_lossy()
+    );
+    assert_eq!(findings[0]["subject"], subject.as_str());
+    assert_eq!(findings[0]["message"], msg, "the drill and verify must agree");
+}

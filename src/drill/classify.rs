@@ -97,6 +97,7 @@ impl From<RestoreError> for StepFail {
     fn from(e: RestoreError) -> Self {
         match e {
             RestoreError::Unusable(m) => StepFail::backup_unusable(m),
+            RestoreError::Manifest(e) => StepFail::backup_unusable(e.to_string()),
             // A full disk on the target is the drill machine's problem, not the backup's.
             RestoreError::DiskFull(m) => StepFail::environment(m),
             RestoreError::Failed(m) => StepFail::restore_failed(m),

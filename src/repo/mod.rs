@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{self, Manifest};
+use crate::backup::{self, Manifest, ManifestError};
 
 /// The database backups' directory under a repo.
 pub const DATABASE_DIR: &str = "database";
@@ -104,7 +104,7 @@ pub struct DatabaseBackup {
     /// The globals file, if present.
     pub globals: Option<PathBuf>,
     /// The manifest, or why it cannot be read.
-    pub manifest: Result<Manifest, String>,
+    pub manifest: Result<Manifest, ManifestError>,
 }
 
 impl DatabaseBackup {
@@ -123,7 +123,7 @@ impl DatabaseBackup {
 }
 
 /// A manifest's `created_at` when it reads as a time, else the time in the backup's name.
-fn taken_at(created_at: Result<&str, &String>, named_at: DateTime<Utc>) -> DateTime<Utc> {
+fn taken_at<E>(created_at: Result<&str, &E>, named_at: DateTime<Utc>) -> DateTime<Utc> {
     created_at
         .ok()
         .and_then(|t| crate::duration::parse_time(t).ok())
@@ -299,7 +299,9 @@ impl Repo {
                         dump: None,
                         manifest_path: ddir.join(format!("{stem}.manifest.json")),
                         globals: None,
-                        manifest: Err("missing".into()),
+                        manifest: Err(ManifestError::Missing(
+                            ddir.join(format!("{stem}.manifest.json")),
+                        )),
                     });
                 match part {
                     "dump" => e.dump = Some(path),
@@ -309,11 +311,7 @@ impl Repo {
             }
         }
         for b in db.values_mut() {
-            b.manifest = if b.manifest_path.is_file() {
-                backup::read_manifest(&b.manifest_path)
-            } else {
-                Err(format!("manifest {} is missing", b.manifest_path.display()))
-            };
+            b.manifest = backup::read_manifest(&b.manifest_path);
         }
         let cdir = self.config_dir();
         if cdir.exists() {
@@ -431,7 +429,10 @@ mod tests {
         assert_eq!(l.database.len(), 1);
         let b = &l.database[0];
         assert_eq!(b.named_at.to_rfc3339(), "2026-12-01T03:15:00+00:00");
-        assert!(b.manifest.as_ref().unwrap_err().contains("not valid"));
+        assert!(matches!(
+            b.manifest.as_ref().unwrap_err(),
+            ManifestError::Invalid { .. }
+        ));
         let unknown: Vec<String> = l
             .unknown
             .iter()

@@ -277,10 +277,16 @@ pub async fn run(
         let m = match &b.manifest {
             Ok(m) => m,
             Err(why) => {
+                // An unreadable manifest in the drill's own words (the same error the drill's
+                // precheck fails with).
+                let message = match why {
+                    crate::backup::ManifestError::Missing(_) => format!("{why}: the backup cannot be checked; take a new backup and remove this one"),
+                    _ => why.to_string(),
+                };
                 findings.push(Finding {
                     kind: Kind::Manifest,
                     subject: rel(repo, &b.manifest_path),
-                    message: format!("{why}: the backup cannot be checked; take a new backup and remove this one"),
+                    message,
                     start: None,
                     seconds: None,
                 });

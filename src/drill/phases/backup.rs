@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::backup::{self, Manifest};
+use crate::backup::{self, Manifest, ManifestError};
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::rpo::Clock;
 
@@ -19,6 +19,8 @@ pub(in crate::drill) struct BackupSet {
     pub manifest: Option<Manifest>,
     /// Where the manifest is.
     pub manifest_path: Option<PathBuf>,
+    /// Why the manifest that is there cannot be read: the precheck fails on it.
+    pub manifest_error: Option<ManifestError>,
     /// How long taking it took (0 for a file that already existed).
     pub duration_ms: u64,
 }
@@ -91,6 +93,7 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
                     globals: set.globals,
                     manifest: Some(set.manifest),
                     manifest_path: Some(set.manifest_path),
+                    manifest_error: None,
                     duration_ms: t.elapsed().as_millis() as u64,
                 });
             }
@@ -124,9 +127,9 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
         .await
 }
 
-/// An existing backup file with whatever sits beside it (manifest, globals); what is missing
-/// or unreadable goes into the notes, and verification falls back to the restored data's
-/// own consistency checks.
+/// An existing backup file with whatever sits beside it (manifest, globals). A missing
+/// manifest goes into the notes, and verification falls back to the restored data's own
+/// consistency checks; one that is there but unreadable is kept for the precheck to fail on.
 pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     let mpath = backup::manifest_path(&path);
     let mut set = BackupSet {
@@ -134,24 +137,23 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
         globals: None,
         manifest: None,
         manifest_path: None,
+        manifest_error: None,
         duration_ms: 0,
     };
-    if mpath.exists() {
-        match backup::read_manifest(&mpath) {
-            Ok(m) => {
-                set.manifest = Some(m);
-                set.manifest_path = Some(mpath);
-            }
-            Err(e) => ctx.notes.push(format!(
-                "{e}; verifying against the restored data's own consistency checks instead"
-            )),
+    match backup::read_manifest_if_present(&mpath) {
+        Ok(Some(m)) => {
+            set.manifest = Some(m);
+            set.manifest_path = Some(mpath);
         }
-    } else {
-        ctx.notes.push(format!(
+        Ok(None) => ctx.notes.push(format!(
             "no manifest beside {} (expected {}): the checksum cannot be compared and the restored data is verified by its own consistency checks only",
             path.display(),
             mpath.display()
-        ));
+        )),
+        Err(e) => {
+            set.manifest_path = Some(mpath);
+            set.manifest_error = Some(e);
+        }
     }
     let g = backup::globals_path(&path);
     if g.exists() {

@@ -27,6 +27,9 @@ pub(in crate::drill) async fn precheck(
     let progress = ctx.rec.progress(PhaseId::Precheck);
     ctx.rec
         .step(PhaseId::Precheck, async {
+            if let Some(e) = &set.manifest_error {
+                return Err(restore::RestoreError::Manifest(e.clone()).into());
+            }
             let p = restore::precheck(&set.dump, set.manifest.as_ref(), tools, &progress).await?;
             let detail = p.detail.clone();
             Ok((p, detail))
