@@ -61,9 +61,17 @@ pub fn run(args: PruneArgs) -> Result<Exit, Error> {
     let plan = prune::plan(&listing, &history, &opts);
     print!("{}", plan.table(args.confirm));
     if !args.confirm {
+        for t in &repo.stale_temps()?.files {
+            println!("would remove {}", super::clean::describe(&t.path, t));
+        }
         return Ok(Exit::Pass);
     }
     let deleted = prune::apply(&repo, &plan)?;
+    let temps = repo.remove_stale_temps()?;
+    for t in &temps.files {
+        println!("removed {}", super::clean::describe(&t.path, t));
+    }
+    super::clean::running(Some(&repo), &temps);
     let sha_of = |name: &str| {
         listing
             .database
@@ -79,7 +87,7 @@ pub fn run(args: PruneArgs) -> Result<Exit, Error> {
             })
             .unwrap_or_default()
     };
-    let files = plan
+    let mut files: Vec<FileRef> = plan
         .decisions
         .iter()
         .filter(|d| d.keep.is_none())
@@ -88,6 +96,12 @@ pub fn run(args: PruneArgs) -> Result<Exit, Error> {
             sha256: sha_of(&d.name),
         })
         .collect();
+    let (temp_refs, temp_note) = super::clean::removed_refs(&repo, &temps);
+    files.extend(temp_refs);
+    let mut detail = format!("{} files deleted", deleted.len());
+    if !temp_note.is_empty() {
+        detail = format!("{detail}; {temp_note}");
+    }
     audit::append(
         repo.root(),
         Action::Prune,
@@ -96,7 +110,7 @@ pub fn run(args: PruneArgs) -> Result<Exit, Error> {
             ..Object::default()
         },
         Outcome::Ok,
-        Some(format!("{} files deleted", deleted.len())),
+        Some(detail),
     )?;
     Ok(Exit::Pass)
 }

@@ -33,6 +33,8 @@ pub enum Action {
     Verify,
     /// `pgdrill prune --confirm` (a dry run is not recorded: it changes nothing).
     Prune,
+    /// `pgdrill clean --repo`: temp files of dead backups removed.
+    Clean,
     /// `pgdrill drill --repo`.
     Drill,
     /// `pgdrill config backup`.

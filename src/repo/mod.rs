@@ -180,6 +180,27 @@ pub struct Listing {
     pub unknown: Vec<PathBuf>,
 }
 
+/// A temporary file of a backup in `database/` (`.backup_….dump.tmp-XXXXXX`, and those of
+/// its manifest and globals), written under the backup lock and renamed once complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size.
+    pub size_bytes: u64,
+    /// When it was last written.
+    pub modified: DateTime<Utc>,
+}
+
+/// The temp files of backups whose writer is gone, as [`Repo::stale_temps`] found them.
+#[derive(Debug, Clone, Default)]
+pub struct StaleTemps {
+    /// The stale temp files, oldest first.
+    pub files: Vec<TempFile>,
+    /// A backup held the lock: the temp files were left alone, stale or not.
+    pub backup_running: bool,
+}
+
 /// A backup repository on disk.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -257,6 +278,112 @@ impl Repo {
             )
         })?;
         Ok(dir)
+    }
+
+    /// The temp files in `database/` whose writer is gone. A backup writes them only while
+    /// it holds `database/.backup.lock`, so when that lock can be taken without waiting, no
+    /// backup runs and every temp file there is a dead backup's; while a backup holds it,
+    /// none is reported (its own temp files cannot be told from older ones). Writes nothing.
+    pub fn stale_temps(&self) -> Result<StaleTemps, RepoError> {
+        self.temps_while_idle(false)
+    }
+
+    /// Removes the temp files of [`Repo::stale_temps`], holding the backup lock so that no
+    /// backup starts meanwhile; returns those removed (another cleaner's are left out).
+    pub fn remove_stale_temps(&self) -> Result<StaleTemps, RepoError> {
+        self.temps_while_idle(true)
+    }
+
+    fn temps_while_idle(&self, remove: bool) -> Result<StaleTemps, RepoError> {
+        let running = StaleTemps {
+            files: Vec::new(),
+            backup_running: true,
+        };
+        let dir = self.database_dir();
+        if !dir.is_dir() {
+            return Ok(StaleTemps::default());
+        }
+        refuse_symlink(&dir)?;
+        let lock_path = dir.join(BACKUP_LOCK);
+        // Removing needs the lock held, so the file is created as a backup would create it;
+        // a mere look writes nothing and checks afterwards that no backup began meanwhile.
+        let file = if remove {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        } else {
+            std::fs::File::open(&lock_path)
+        };
+        let lock = match file {
+            // Shared: cleaners and verifiers do not exclude each other, only backups.
+            Ok(f) => match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock) {
+                Ok(l) => Some(l),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(running),
+                Err((_, errno)) => {
+                    return Err(RepoError::io(
+                        format!("cannot lock {}", lock_path.display()),
+                        errno.into(),
+                    ))
+                }
+            },
+            Err(e) if !remove && e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(RepoError::io(
+                    format!("cannot open {}", lock_path.display()),
+                    e,
+                ))
+            }
+        };
+        let rd = std::fs::read_dir(&dir)
+            .map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+        let mut files = Vec::new();
+        for e in rd {
+            let e = e.map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = e.metadata() else { continue };
+            if !is_backup_temp(&name) || !meta.file_type().is_file() {
+                continue;
+            }
+            let path = e.path();
+            if remove {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    // Another cleaner got there first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(RepoError::io(
+                            format!("cannot remove {}", path.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+            files.push(TempFile {
+                path,
+                size_bytes: meta.len(),
+                modified: meta
+                    .modified()
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now()),
+            });
+        }
+        // No lock file when the listing began: a backup that created it since may own some
+        // of what was listed.
+        if lock.is_none() && lock_path.exists() {
+            return Ok(running);
+        }
+        if remove && !files.is_empty() {
+            crate::digest::sync_dir(&dir)
+                .map_err(|e| RepoError::io(format!("cannot sync {}", dir.display()), e))?;
+        }
+        drop(lock);
+        files.sort_by(|a, b| (a.modified, &a.path).cmp(&(b.modified, &b.path)));
+        Ok(StaleTemps {
+            files,
+            backup_running: false,
+        })
     }
 
     /// Lists the repo. A missing repo or subdirectory is an empty listing; a subdirectory
@@ -392,6 +519,11 @@ fn refuse_symlink(dir: &Path) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// A temporary file a backup writes beside its final name (see `backup::temp_beside`).
+fn is_backup_temp(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
 /// (name, path, is a regular file, not a link) of a directory's entries.
 fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, RepoError> {
     let rd = std::fs::read_dir(dir)
@@ -401,8 +533,9 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, RepoError> {
         let e = e.map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
         let is_file = e.file_type().is_ok_and(|t| t.is_file());
         let name = e.file_name().to_string_lossy().into_owned();
-        // Temporary files of a backup in progress are its own business, not unknown files.
-        if name.starts_with('.') && name.contains(".tmp-") || name.starts_with(".pgdrill-probe-") {
+        // Temporary files are no backup sets nor unknown files: those of a backup in
+        // progress are its own business, those of a dead one are `stale_temps`.
+        if is_backup_temp(&name) || name.starts_with(".pgdrill-probe-") {
             continue;
         }
         v.push((name, e.path(), is_file));

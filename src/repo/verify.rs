@@ -64,6 +64,8 @@ pub enum Kind {
     Unreadable,
     /// A file pgdrill did not write.
     UnknownFile,
+    /// A temp file of a backup whose writer is gone (killed, or its machine lost).
+    TempFile,
     /// The audit log's hash chain is broken.
     AuditLog,
 }
@@ -482,6 +484,7 @@ pub async fn run(
             seconds: None,
         });
     }
+    findings.extend(stale_temps(repo)?);
     Ok(Outcome {
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         database_backups: db.len(),
@@ -497,6 +500,32 @@ pub async fn run(
         ok: findings.is_empty(),
         findings,
     })
+}
+
+/// One finding per temp file a dead backup left in `database/`, with its size, its age and
+/// the commands that remove it. Nothing while a backup runs: its temp files are its own.
+fn stale_temps(repo: &Repo) -> Result<Vec<Finding>, RepoError> {
+    let now = Utc::now();
+    Ok(repo
+        .stale_temps()?
+        .files
+        .into_iter()
+        .map(|t| {
+            let age = secs(now - t.modified);
+            Finding {
+                kind: Kind::TempFile,
+                subject: rel(repo, &t.path),
+                message: format!(
+                    "a temp file of a backup that never completed ({} bytes, last written {} ago, no backup running): its writer is gone; remove it with `pgdrill clean --repo {}` or `pgdrill prune --confirm`",
+                    t.size_bytes,
+                    humantime::format_duration(Duration::from_secs(age)),
+                    repo.root().display()
+                ),
+                start: None,
+                seconds: Some(age),
+            }
+        })
+        .collect())
 }
 
 impl Outcome {
