@@ -126,7 +126,16 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
 /// or unreadable goes into the notes, and verification falls back to the restored data's
 /// own consistency checks.
 pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
+    let (set, notes) = adopt_file(path);
+    ctx.notes.extend(notes);
+    set
+}
+
+/// [`adopt`] without a drill: the set, and the notes on what is missing or unreadable. The
+/// `manifest_unreadable` negative control adopts its damaged copy with this same code.
+pub(in crate::drill) fn adopt_file(path: PathBuf) -> (BackupSet, Vec<String>) {
     let mpath = backup::manifest_path(&path);
+    let mut notes = Vec::new();
     let mut set = BackupSet {
         dump: path.clone(),
         globals: None,
@@ -140,12 +149,12 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
                 set.manifest = Some(m);
                 set.manifest_path = Some(mpath);
             }
-            Err(e) => ctx.notes.push(format!(
+            Err(e) => notes.push(format!(
                 "{e}; verifying against the restored data's own consistency checks instead"
             )),
         }
     } else {
-        ctx.notes.push(format!(
+        notes.push(format!(
             "no manifest beside {} (expected {}): the checksum cannot be compared and the restored data is verified by its own consistency checks only",
             path.display(),
             mpath.display()
@@ -155,7 +164,7 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     if g.exists() {
         set.globals = Some(g);
     }
-    set
+    (set, notes)
 }
 
 /// Phase `pick_backup` (`--repo`): the backup the repository's `--pick` rule chooses, with
