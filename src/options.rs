@@ -110,6 +110,8 @@ pub struct DrillOptions {
     pub globals: Option<PathBuf>,
     /// `--missing-roles`.
     pub missing_roles: crate::preflight::MissingRoles,
+    /// `--negative-controls`.
+    pub negative_controls: crate::plan::NegativeControls,
     /// `--scope` and the full drill's options.
     pub scope: ScopeOptions,
 }
@@ -157,6 +159,7 @@ impl Default for DrillOptions {
             strict_schema: false,
             globals: None,
             missing_roles: crate::preflight::MissingRoles::Fail,
+            negative_controls: crate::plan::NegativeControls::Auto,
             scope: ScopeOptions::default(),
         }
     }
@@ -348,6 +351,7 @@ impl DrillOptions {
             strict_schema: self.strict_schema,
             globals: self.globals,
             missing_roles: self.missing_roles,
+            negative_controls: self.negative_controls,
             scope,
         })
     }

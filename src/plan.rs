@@ -44,6 +44,8 @@ pub struct Plan {
     pub globals: Option<PathBuf>,
     /// `--missing-roles`: what to do about roles the dump needs that the target lacks.
     pub missing_roles: crate::preflight::MissingRoles,
+    /// `--negative-controls`.
+    pub negative_controls: NegativeControls,
     /// What is restored (`--scope`), the backup schedule and the RPO measurement.
     pub scope: crate::scope::ScopePlan,
 }
@@ -92,6 +94,31 @@ pub enum Source {
     /// directory of backups; with [`Plan::repo`], the repository until the drill's
     /// `pick_backup` phase has picked the dump.
     BackupFile(PathBuf),
+}
+
+/// Which negative controls a drill runs (`--negative-controls`): deliberately damaged copies
+/// that the drill's own checks must fail, so a pass is known to be able to fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NegativeControls {
+    /// The cheap controls, fit for every drill at real size.
+    #[default]
+    Auto,
+    /// Every control, including those that copy the restored database or read the dump again.
+    All,
+    /// No control: the report says that the checks were not shown able to fail.
+    None,
+}
+
+impl NegativeControls {
+    /// Its name, as the flag and report.json spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NegativeControls::Auto => "auto",
+            NegativeControls::All => "all",
+            NegativeControls::None => "none",
+        }
+    }
 }
 
 /// How `drill --repo` chooses a backup.

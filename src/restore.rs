@@ -78,28 +78,41 @@ pub async fn precheck(
             dump.display()
         )));
     }
-    if meta.len() == 0 {
+    let file = tokio::fs::File::open(dump).await.map_err(|e| {
+        RestoreError::Unusable(format!(
+            "backup file {} cannot be opened: {e}",
+            dump.display()
+        ))
+    })?;
+    precheck_stream(dump, meta.len(), file, manifest, tools, progress).await
+}
+
+/// [`precheck`] of `len` bytes read from `file`, reported as `dump`: the negative controls
+/// run the same check over a truncated or altered view of the dump without writing a copy.
+pub async fn precheck_stream(
+    dump: &Path,
+    len: u64,
+    mut file: impl tokio::io::AsyncRead + Unpin,
+    manifest: Option<&Manifest>,
+    tools: &PgTools,
+    progress: &Progress,
+) -> Result<Precheck, RestoreError> {
+    if len == 0 {
         return Err(RestoreError::Unusable(format!(
             "backup file {} is empty (0 bytes): the backup job wrote nothing",
             dump.display()
         )));
     }
     if let Some(m) = manifest {
-        if m.size_bytes != meta.len() {
+        if m.size_bytes != len {
             return Err(RestoreError::Unusable(format!(
                 "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
                 dump.display(),
-                meta.len(),
+                len,
                 m.size_bytes
             )));
         }
     }
-    let mut file = tokio::fs::File::open(dump).await.map_err(|e| {
-        RestoreError::Unusable(format!(
-            "backup file {} cannot be opened: {e}",
-            dump.display()
-        ))
-    })?;
     let mut cmd = tools.plain("pg_restore");
     cmd.args(["-f", "/dev/null"])
         .stdin(Stdio::piped())
@@ -110,7 +123,7 @@ pub async fn precheck(
     let mut stdin = child.stdin.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let feed = async {
-        let mut meter = Meter::new(progress, Unit::Bytes, Some(meta.len()), BYTES_EVERY);
+        let mut meter = Meter::new(progress, Unit::Bytes, Some(len), BYTES_EVERY);
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; crate::digest::CHUNK];
         let mut fed = true;
@@ -160,7 +173,7 @@ pub async fn precheck(
     }
     let detail = format!(
         "{} bytes, sha256 {}{}; whole archive read through pg_restore",
-        meta.len(),
+        len,
         &sha256[..16],
         if manifest.is_some() {
             " = manifest"
@@ -169,7 +182,7 @@ pub async fn precheck(
         }
     );
     Ok(Precheck {
-        size_bytes: meta.len(),
+        size_bytes: len,
         sha256,
         detail,
     })

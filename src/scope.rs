@@ -89,13 +89,17 @@ impl Default for ScopeOptions {
     }
 }
 
-/// Faults a test injects into a full drill, each of which the drill must catch.
+/// Faults a test injects into a drill: the config faults (full scope) the drill must catch,
+/// and a blinded check, which the negative controls must catch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
     /// One byte of the configuration archive changed after the backup.
     ConfigTamper,
     /// The configuration restored with an age identity it was not encrypted to.
     ConfigWrongIdentity,
+    /// The comparison compares the restored data with itself (as a check wired to the wrong
+    /// snapshot would), so it cannot fail; the negative controls must notice.
+    BlindCompare,
 }
 
 /// Where the application's configuration comes from in a full drill.
@@ -208,8 +212,10 @@ impl ScopeOptions {
         });
         let (scope, objective, disaster_seed) = (self.scope, self.rpo, self.disaster_seed);
         let faults = self.fault.clone();
-        if !faults.is_empty() && scope != Scope::Full {
-            return Err(usage("--fault applies to --scope full".into()));
+        if faults.iter().any(|f| *f != Fault::BlindCompare) && scope != Scope::Full {
+            return Err(usage(
+                "--fault config-tamper and config-wrong-identity apply to --scope full".into(),
+            ));
         }
         let full = match self.scope {
             Scope::Database => {

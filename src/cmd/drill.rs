@@ -146,6 +146,11 @@ pub struct DrillArgs {
     /// or create them NOLOGIN on the disposable target.
     #[arg(long, value_enum, default_value = "fail")]
     pub missing_roles: crate::preflight::MissingRoles,
+    /// Negative controls: damaged copies (of the restored database, the dump, its manifest)
+    /// the drill's own checks must fail, or the drill fails with detection_failed. `auto`: the
+    /// cheap ones; `all`: every one; `none`: off.
+    #[arg(long, value_enum, default_value_t = crate::plan::NegativeControls::Auto)]
+    pub negative_controls: crate::plan::NegativeControls,
     /// `--scope`, the full drill's configuration and code, the backup schedule and the RPO.
     #[command(flatten)]
     pub scope: ScopeArgs,
@@ -281,6 +286,7 @@ impl From<DrillArgs> for DrillOptions {
             strict_schema: a.strict_schema,
             globals: a.globals,
             missing_roles: a.missing_roles,
+            negative_controls: a.negative_controls,
             scope: a.scope.into(),
         }
     }

@@ -4,10 +4,11 @@
 use super::kernel::Recorder;
 use super::{Event, Evidence, SkipReason};
 use crate::checklist;
-use crate::plan::{BudgetName, Plan, Source};
+use crate::plan::{BudgetName, NegativeControls, Plan, Source};
 use crate::report::{
-    BackupInfo, BudgetResult, DisasterInfo, DisasterKind, Environment, Failure, FailureClass,
-    Phase, PhaseId, Report, ScopeKind, SourceInfo, SourceKind, Status, Verdict, SCHEMA_VERSION,
+    BackupInfo, BudgetResult, Detection, DisasterInfo, DisasterKind, Environment, Failure,
+    FailureClass, Phase, PhaseId, Report, ScopeKind, SourceInfo, SourceKind, Status, Verdict,
+    SCHEMA_VERSION,
 };
 
 /// The drill's report; tells the reporters the verdict and that the drill is over.
@@ -136,6 +137,13 @@ pub(super) fn report(
         phases: rec.phases.clone(),
         budgets,
         integrity: ev.verified.integrity,
+        detection: Some(ev.detection.unwrap_or_else(|| {
+            let why = match plan.negative_controls {
+                NegativeControls::None => "negative controls off (--negative-controls none): nothing in this drill shows that its checks can fail",
+                _ => "not run: the drill stopped before the negative controls",
+            };
+            Detection::of(plan.negative_controls, Vec::new(), Some(why.into()))
+        })),
         checklist,
         notes,
         rpo: ev.rpo,

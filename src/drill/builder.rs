@@ -54,6 +54,12 @@ impl DrillBuilder {
         self
     }
 
+    /// `--negative-controls`: which damaged copies the drill's checks must fail.
+    pub fn negative_controls(mut self, mode: crate::plan::NegativeControls) -> Self {
+        self.options.negative_controls = mode;
+        self
+    }
+
     /// `--app`: the application under drill.
     pub fn app(mut self, app: AppChoice) -> Self {
         self.options.app = app;

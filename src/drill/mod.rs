@@ -22,7 +22,7 @@ mod classify;
 mod phases;
 
 use phases::{
-    app, backup, checklist, code, config, disaster, provision, restore, rpo, seed, verify,
+    app, backup, checklist, code, config, controls, disaster, provision, restore, rpo, seed, verify,
 };
 
 pub use assemble::evaluate_budgets;
@@ -160,6 +160,8 @@ struct Evidence {
     /// `git --version`, when the code was rolled back with it.
     git: Option<String>,
     checklist: Vec<ChecklistItem>,
+    /// The negative controls, when they ran.
+    detection: Option<crate::report::Detection>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -431,6 +433,25 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             };
             let db = server.admin.with_db(&ev.database);
             ev.rpo = rpo::assess(ctx, rpo, &db, backups, struck).await;
+        }
+        Step::NegativeControls(mode) => {
+            let server = restore_server(ctx, id).await?;
+            let (Some(set), Some(restored)) = (ev.backup.as_ref(), flow.restored.as_ref()) else {
+                return missing(ctx, id, "backup or restored database").await;
+            };
+            let inputs = controls::Inputs {
+                set,
+                server: server.admin,
+                database: restored.database.clone(),
+                tools: server.tools,
+                s1: ev.verified.snapshot.as_ref(),
+                options: crate::snapshot::CompareOptions {
+                    no_tablespaces: restored.no_tablespaces,
+                },
+                rollback: ev.rollback.as_ref(),
+            };
+            let detection = controls::run(ctx, mode, inputs).await;
+            ev.detection = Some(detection);
         }
         Step::StartApp => {
             let server = restore_server(ctx, id).await?;

@@ -1,7 +1,7 @@
 //! The scenario: the steps a plan goes through, in order, each carrying its inputs from the
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
-use crate::plan::{AppPlan, Plan, RepoPick, Source};
+use crate::plan::{AppPlan, NegativeControls, Plan, RepoPick, Source};
 use crate::scope::{FullPlan, RpoPlan};
 
 /// The phase names live in the report's vocabulary, which knows nothing of the drill.
@@ -58,6 +58,8 @@ pub(super) enum Step {
     Amcheck,
     /// See [`PhaseId::Rpo`].
     Rpo(RpoPlan),
+    /// See [`PhaseId::NegativeControls`].
+    NegativeControls(NegativeControls),
     /// See [`PhaseId::StartApp`].
     StartApp,
     /// See [`PhaseId::AppHealthy`].
@@ -96,6 +98,7 @@ impl Step {
             Step::Compare => P::Compare,
             Step::Amcheck => P::Amcheck,
             Step::Rpo(_) => P::Rpo,
+            Step::NegativeControls(_) => P::NegativeControls,
             Step::StartApp => P::StartApp,
             Step::AppHealthy => P::AppHealthy,
             Step::ObserveApp(_) => P::ObserveApp,
@@ -162,6 +165,11 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     v.extend([Step::Snapshot, Step::Compare, Step::Amcheck]);
     if let Some(rpo) = writer {
         v.push(Step::Rpo(rpo));
+    }
+    // After the real verification, whose verdict comes first, and before the application
+    // restarts: its sessions would keep the restored database from being cloned.
+    if plan.negative_controls != NegativeControls::None {
+        v.push(Step::NegativeControls(plan.negative_controls));
     }
     v.extend([Step::StartApp, Step::AppHealthy]);
     if let Some(app) = &plan.app {

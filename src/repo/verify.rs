@@ -165,6 +165,29 @@ fn stale(
     }
 }
 
+/// The freshness finding of a database backup (`subject`) taken at `created`: older at `at`
+/// than the RPO `rpo`, or `None`. `pgdrill verify` and the drill's `stale_backup` negative
+/// control judge with this one function.
+pub fn stale_database(
+    subject: String,
+    created: DateTime<Utc>,
+    at: DateTime<Utc>,
+    rpo: Duration,
+) -> Option<Finding> {
+    let age = at - created;
+    let limit = chrono::Duration::from_std(rpo).unwrap_or(chrono::Duration::MAX);
+    (age > limit).then(|| {
+        stale(
+            subject,
+            "database",
+            age,
+            "RPO",
+            rpo,
+            "check the backup timer (`systemctl status pgdrill-backup.timer`) and its log",
+        )
+    })
+}
+
 fn median(v: &mut [u64]) -> Option<u64> {
     if v.is_empty() {
         return None;
@@ -203,17 +226,14 @@ pub async fn run(
         .collect();
     let newest = db.last();
     let newest_age = newest.map(|b| at - b.created_at());
-    match (newest, newest_age) {
-        (Some(b), Some(age)) if age > rpo => findings.push(stale(
+    match newest {
+        Some(b) => findings.extend(stale_database(
             format!("{}/{}", super::DATABASE_DIR, b.name),
-            "database",
-            age,
-            "RPO",
+            b.created_at(),
+            at,
             opts.rpo,
-            "check the backup timer (`systemctl status pgdrill-backup.timer`) and its log",
         )),
-        (None, _) => findings.push(no_backup("database/", "database", "pgdrill backup")),
-        _ => {}
+        None => findings.push(no_backup("database/", "database", "pgdrill backup")),
     }
     let mut gaps = 0;
     for pair in db.windows(2) {

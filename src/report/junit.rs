@@ -1,5 +1,5 @@
-//! junit.xml: one test case per phase, per budget, for the recovery point and per checklist
-//! item, so CI shows what failed.
+//! junit.xml: one test case per phase, per budget, for the recovery point, per negative
+//! control and per checklist item, so CI shows what failed.
 
 use std::time::Duration;
 
@@ -64,6 +64,26 @@ pub fn render(r: &Report) -> String {
         };
         let detail = format!("{}\n{}", super::markdown::rpo_line(p), p.note);
         phases.add_test_case(case("rpo:objective", status, &detail, 0, fail));
+    }
+    if let Some(d) = &r.detection {
+        for c in &d.controls {
+            use super::vocab::ControlOutcome as O;
+            let status = match c.outcome {
+                O::Detected => Status::Pass,
+                O::Missed => Status::Fail,
+                O::NotApplicable => Status::Skipped,
+            };
+            let detail = format!(
+                "injected: {}\nexpected {}, produced {}\n{}",
+                c.injected,
+                c.expected,
+                c.produced
+                    .map_or("nothing (the check passed)".to_string(), |p| p.to_string()),
+                c.detail
+            );
+            let name = format!("control:{}", c.control.name());
+            phases.add_test_case(case(&name, status, &detail, c.duration_ms, fail));
+        }
     }
     let mut checklist = TestSuite::new(format!("{} checklist", r.drill_id));
     for c in &r.checklist {

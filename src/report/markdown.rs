@@ -210,6 +210,9 @@ pub fn render(r: &Report) -> String {
     if let Some(rpo) = &r.rpo {
         rpo_section(&mut s, rpo);
     }
+    if let Some(d) = &r.detection {
+        detection_section(&mut s, d);
+    }
     let _ = writeln!(
         s,
         "\n## Verification checklist\n\n| Item | Status | Evidence |\n|---|---|---|"
@@ -328,7 +331,86 @@ pub fn summary(r: &Report) -> String {
     if let Some(p) = &r.rpo {
         let _ = writeln!(s, "  {}", rpo_line(p));
     }
+    if let Some(d) = &r.detection {
+        let _ = writeln!(s, "  {}", detection_line(d));
+    }
     s
+}
+
+/// The negative controls: each damage, the class its check had to give and gave, the time
+/// (apart from the budgets), and the coverage.
+fn detection_section(s: &mut String, d: &super::Detection) {
+    let _ = writeln!(
+        s,
+        "\n## Detection: {}\n\nNegative controls (`--negative-controls {}`): damaged copies the drill's own checks must fail. Coverage {}; {} spent on them, not counted in any RTO budget.\n",
+        detection_verdict(d),
+        d.mode.as_str(),
+        d.coverage_text(),
+        secs(d.duration_ms)
+    );
+    if let Some(n) = &d.note {
+        let _ = writeln!(s, "{}\n", cell(n));
+    }
+    if d.controls.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "| Control | Injected | Expected | Produced | Outcome | Time | Detail |\n|---|---|---|---|---|---:|---|"
+    );
+    for c in &d.controls {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c.control,
+            cell(&c.injected),
+            c.expected,
+            opt(&c.produced),
+            control_outcome(c.outcome),
+            secs(c.duration_ms),
+            cell(&c.detail)
+        );
+    }
+}
+
+fn control_outcome(o: super::vocab::ControlOutcome) -> &'static str {
+    use super::vocab::ControlOutcome as O;
+    match o {
+        O::Detected => "detected",
+        O::Missed => "**MISSED**",
+        O::NotApplicable => "not applicable",
+    }
+}
+
+/// `pass`, `**FAIL**` (a control missed) or `not run`.
+fn detection_verdict(d: &super::Detection) -> &'static str {
+    match d.coverage {
+        Some(_) if d.detected == d.run => "pass",
+        Some(_) => "**FAIL**",
+        None => "not run",
+    }
+}
+
+/// The summary's line on the negative controls.
+pub fn detection_line(d: &super::Detection) -> String {
+    let missed: Vec<&str> = d
+        .controls
+        .iter()
+        .filter(|c| c.outcome == super::vocab::ControlOutcome::Missed)
+        .map(|c| c.control.name())
+        .collect();
+    format!(
+        "detection: {} (negative controls {}: {} detected{}, {} apart from the budgets)",
+        detection_verdict(d).trim_matches('*').to_lowercase(),
+        d.mode.as_str(),
+        d.coverage_text(),
+        if missed.is_empty() {
+            String::new()
+        } else {
+            format!(", missed {}", missed.join(", "))
+        },
+        secs(d.duration_ms)
+    )
 }
 
 /// The recovery point: the measured data-loss window against the objective, the lost commits,
@@ -466,6 +548,9 @@ pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
     }
     if let Some(p) = &r.rpo {
         let _ = writeln!(s, "\n{}", rpo_line(p));
+    }
+    if let Some(d) = &r.detection {
+        let _ = writeln!(s, "\n{}", detection_line(d));
     }
     if let Some(url) = artifacts {
         let _ = writeln!(

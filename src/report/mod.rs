@@ -66,6 +66,10 @@ pub struct Report {
     /// The code rolled back (`--scope full`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<full::Rollback>,
+    /// The negative controls: damaged copies the drill's checks had to fail, and how many did.
+    /// Absent only in reports of pgdrill versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
     /// The strategy's verification checklist.
     pub checklist: Vec<ChecklistItem>,
     /// Anything an auditor should know that has no field of its own.
@@ -146,6 +150,8 @@ pub enum FailureClass {
     BudgetExceeded,
     /// The measured data-loss window was longer than the recovery point objective.
     RpoExceeded,
+    /// A negative control was not detected: a check the drill relies on cannot fail.
+    DetectionFailed,
     /// The machine could not run the drill.
     Environment,
 }
@@ -162,6 +168,7 @@ impl FailureClass {
             FailureClass::ChecklistFailed => "checklist_failed",
             FailureClass::BudgetExceeded => "budget_exceeded",
             FailureClass::RpoExceeded => "rpo_exceeded",
+            FailureClass::DetectionFailed => "detection_failed",
             FailureClass::Environment => "environment",
         }
     }
@@ -289,6 +296,78 @@ pub struct Integrity {
     /// The comparison.
     #[serde(flatten)]
     pub comparison: crate::snapshot::Comparison,
+}
+
+/// The negative controls of a drill (`--negative-controls`) and the coverage they give.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Detection {
+    /// `auto`, `all` or `none`.
+    pub mode: crate::plan::NegativeControls,
+    /// Each control, in the order run.
+    pub controls: Vec<ControlResult>,
+    /// Controls that ran (not those not applicable).
+    pub run: usize,
+    /// Of those, the ones that failed as they should.
+    pub detected: usize,
+    /// `detected / run`, absent when none ran.
+    pub coverage: Option<f64>,
+    /// Time spent on the controls, apart from (never in) the RTO budgets.
+    pub duration_ms: u64,
+    /// Why no control ran, when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One negative control: what was damaged, what the drill's check had to say, what it said.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControlResult {
+    /// Which control.
+    pub control: vocab::Control,
+    /// What was injected, and into which copy.
+    pub injected: String,
+    /// The failure class the check must produce.
+    pub expected: FailureClass,
+    /// The class it produced, when it failed.
+    pub produced: Option<FailureClass>,
+    /// `detected`, `missed` or `not_applicable`.
+    pub outcome: vocab::ControlOutcome,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The check's own words, or why the control did not apply.
+    pub detail: String,
+}
+
+impl Detection {
+    /// The section of a drill with `mode` and these controls, coverage counted.
+    pub fn of(
+        mode: crate::plan::NegativeControls,
+        controls: Vec<ControlResult>,
+        note: Option<String>,
+    ) -> Detection {
+        use vocab::ControlOutcome as O;
+        let run = controls
+            .iter()
+            .filter(|c| c.outcome != O::NotApplicable)
+            .count();
+        let detected = controls.iter().filter(|c| c.outcome == O::Detected).count();
+        Detection {
+            mode,
+            duration_ms: controls.iter().map(|c| c.duration_ms).sum(),
+            controls,
+            run,
+            detected,
+            coverage: (run > 0).then(|| detected as f64 / run as f64),
+            note,
+        }
+    }
+
+    /// `4/4 (100%)`, or `none run`.
+    pub fn coverage_text(&self) -> String {
+        match self.coverage {
+            Some(c) => format!("{}/{} ({:.0}%)", self.detected, self.run, c * 100.0),
+            None => "none run".into(),
+        }
+    }
 }
 
 /// One item of the strategy's verification checklist.

@@ -1,5 +1,5 @@
-//! The `rpo` section in every rendering: report.json (absent when there is none), report.md,
-//! the summary, junit.xml and report.html.
+//! The `rpo` and `detection` sections in every rendering: report.json (absent when there is
+//! none), report.md, the summary, junit.xml and report.html.
 
 use std::collections::BTreeMap;
 
@@ -95,6 +95,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         scope: None,
         config: None,
         rollback: None,
+        detection: None,
         checklist: vec![],
         notes: vec![],
     }
@@ -102,8 +103,13 @@ fn report(rpo: Option<RpoReport>) -> Report {
 
 /// The `## Recovery point` section of report.md, up to the next section.
 fn md_section(r: &Report) -> String {
+    md_named(r, "## Recovery point")
+}
+
+/// The section of report.md starting with `heading`, up to the next section.
+fn md_named(r: &Report, heading: &str) -> String {
     let md = markdown::render(r);
-    let start = md.find("## Recovery point").expect("the section");
+    let start = md.find(heading).expect("the section");
     let end = md[start + 2..]
         .find("\n## ")
         .map_or(md.len(), |e| start + 2 + e);
@@ -163,4 +169,115 @@ fn report_html_has_an_rpo_section() {
     );
     let none = html::render(&serde_json::to_value(report(None)).unwrap());
     assert!(!none.contains("h-rpo"));
+}
+
+/// Negative controls: three detected, one missed (`missed`), one not applicable.
+fn detection(missed: bool) -> Detection {
+    use vocab::{Control, ControlOutcome as O};
+    let c = |control: Control,
+             expected: FailureClass,
+             produced: Option<FailureClass>,
+             outcome: O,
+             ms: u64,
+             detail: &str| ControlResult {
+        control,
+        injected: format!("{control} injected"),
+        expected,
+        produced,
+        outcome,
+        duration_ms: ms,
+        detail: detail.into(),
+    };
+    let (row, row_detail) = if missed {
+        (
+            None,
+            "the check passed the damaged copy: 3 tables identical",
+        )
+    } else {
+        (
+            Some(FailureClass::IntegrityMismatch),
+            "1 difference(s):\npublic.users: rows 300 → 299",
+        )
+    };
+    let row_outcome = if missed { O::Missed } else { O::Detected };
+    Detection::of(
+        crate::plan::NegativeControls::All,
+        vec![
+            c(
+                Control::RowLost,
+                FailureClass::IntegrityMismatch,
+                row,
+                row_outcome,
+                900,
+                row_detail,
+            ),
+            c(
+                Control::Truncated,
+                FailureClass::BackupUnusable,
+                Some(FailureClass::BackupUnusable),
+                O::Detected,
+                3,
+                "backup file x.dump is 50 bytes but its manifest says 100",
+            ),
+            c(
+                Control::ByteFlipped,
+                FailureClass::BackupUnusable,
+                None,
+                O::NotApplicable,
+                0,
+                "no manifest",
+            ),
+            c(
+                Control::StaleBackup,
+                FailureClass::RpoExceeded,
+                Some(FailureClass::RpoExceeded),
+                O::Detected,
+                0,
+                "the newest database backup is 16m old",
+            ),
+        ],
+        None,
+    )
+}
+
+#[test]
+fn coverage_counts_the_controls_run_and_none_run_is_no_coverage() {
+    let d = detection(true);
+    assert_eq!((d.run, d.detected, d.duration_ms), (3, 2, 903));
+    assert_eq!(d.coverage_text(), "2/3 (67%)");
+    let none = Detection::of(
+        crate::plan::NegativeControls::None,
+        vec![],
+        Some("off".into()),
+    );
+    assert_eq!((none.run, none.coverage), (0, None));
+    assert_eq!(none.coverage_text(), "none run");
+}
+
+#[test]
+fn the_detection_section_in_markdown_summary_junit_and_html() {
+    let mut r = report(None);
+    r.detection = Some(detection(false));
+    insta::assert_snapshot!("detection_markdown_pass", md_named(&r, "## Detection"));
+    assert!(
+        r.summary()
+            .contains("detection: pass (negative controls all: 2/2"),
+        "{}",
+        r.summary()
+    );
+    assert!(markdown::step_summary(&r, None).contains("detection: pass"));
+    r.detection = Some(detection(true));
+    r.verdict = Verdict::Fail;
+    insta::assert_snapshot!("detection_markdown_missed", md_named(&r, "## Detection"));
+    assert!(r.summary().contains("missed row_lost"), "{}", r.summary());
+    insta::assert_snapshot!("detection_junit_missed", junit::render(&r));
+    let html = html::render(&serde_json::to_value(&r).unwrap());
+    let start = html
+        .find("<section aria-labelledby=\"h-detection\">")
+        .expect("the section");
+    let end = start + html[start..].find("</section>").unwrap();
+    insta::assert_snapshot!("detection_html_missed", &html[start..end]);
+    let json = serde_json::to_string(&r).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r, "report.json reads back");
 }

@@ -69,6 +69,8 @@ pub enum PhaseId {
     ObserveApp,
     /// The strategy's ten-item checklist.
     Checklist,
+    /// Damaged copies the drill's own checks must fail (`--negative-controls`).
+    NegativeControls,
 }
 
 impl PhaseId {
@@ -102,6 +104,7 @@ impl PhaseId {
             AppVersion => "app_version",
             ObserveApp => "observe_app",
             Checklist => "checklist",
+            NegativeControls => "negative_controls",
         }
     }
 
@@ -111,6 +114,8 @@ impl PhaseId {
         match self {
             Provision | Seed | AppStart | ConfigBackup | WriterStart | Backup | Disaster
             | TamperHook => None,
+            // A control's time is the drill proving itself, not recovering: never in the RTO.
+            NegativeControls => None,
             // Finding the file to restore is part of a real restore's time.
             PickBackup | StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
                 Some(BudgetName::DatabaseRestore)
@@ -128,6 +133,71 @@ impl PhaseId {
 impl std::fmt::Display for PhaseId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         pad(f, self.name())
+    }
+}
+
+/// A negative control: a deliberate damage, on a copy, that one of the drill's checks must
+/// catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// A row deleted in a clone of the restored database: the comparison must name the table.
+    RowLost,
+    /// One column of one row changed in a clone: a fingerprint mismatch naming the table.
+    ValueChanged,
+    /// One byte in the middle of the dump flipped, in a streamed view: precheck must refuse it.
+    ByteFlipped,
+    /// The dump cut to half its length, in a streamed view: precheck must refuse it.
+    Truncated,
+    /// A half-written copy of the manifest: the backup must be refused as unusable.
+    ManifestUnreadable,
+    /// The backup dated older than the RPO: the freshness check must flag it.
+    StaleBackup,
+    /// The wrong release deployed in the rollback (full scope): the version check must fail.
+    WrongAppVersion,
+}
+
+impl Control {
+    /// Its name in report.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::RowLost => "row_lost",
+            Control::ValueChanged => "value_changed",
+            Control::ByteFlipped => "byte_flipped",
+            Control::Truncated => "truncated",
+            Control::ManifestUnreadable => "manifest_unreadable",
+            Control::StaleBackup => "stale_backup",
+            Control::WrongAppVersion => "wrong_app_version",
+        }
+    }
+}
+
+impl std::fmt::Display for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        pad(f, self.name())
+    }
+}
+
+/// What a negative control showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlOutcome {
+    /// The check failed with the expected class (and, for data, named the table).
+    Detected,
+    /// The check passed the damaged copy, or failed with another class: it cannot be trusted.
+    Missed,
+    /// The control cannot apply to this drill (no manifest, no rows, not a full drill).
+    NotApplicable,
+}
+
+impl ControlOutcome {
+    /// Its name in report.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlOutcome::Detected => "detected",
+            ControlOutcome::Missed => "missed",
+            ControlOutcome::NotApplicable => "not_applicable",
+        }
     }
 }
 
@@ -416,6 +486,7 @@ mod tests {
             AppVersion,
             ObserveApp,
             Checklist,
+            NegativeControls,
         ] {
             same(p);
             same(FailedAt::Phase(p));
@@ -437,6 +508,24 @@ mod tests {
         ] {
             same(d);
         }
+        for c in [
+            Control::RowLost,
+            Control::ValueChanged,
+            Control::ByteFlipped,
+            Control::Truncated,
+            Control::ManifestUnreadable,
+            Control::StaleBackup,
+            Control::WrongAppVersion,
+        ] {
+            same(c);
+        }
+        for o in [
+            ControlOutcome::Detected,
+            ControlOutcome::Missed,
+            ControlOutcome::NotApplicable,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
         same(ScopeKind::Database);
         same(ScopeKind::Full);
         same(FailedAt::Budget(BudgetName::DatabaseRestore));
@@ -450,6 +539,7 @@ mod tests {
             C::ChecklistFailed,
             C::BudgetExceeded,
             C::RpoExceeded,
+            C::DetectionFailed,
             C::Environment,
         ] {
             same(c);

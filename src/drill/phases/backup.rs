@@ -131,7 +131,16 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
 /// manifest goes into the notes, and verification falls back to the restored data's own
 /// consistency checks; one that is there but unreadable is kept for the precheck to fail on.
 pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
+    let (set, notes) = adopt_file(path);
+    ctx.notes.extend(notes);
+    set
+}
+
+/// [`adopt`] without a drill: the set, and the notes on what is missing or unreadable. The
+/// `manifest_unreadable` negative control adopts its damaged copy with this same code.
+pub(in crate::drill) fn adopt_file(path: PathBuf) -> (BackupSet, Vec<String>) {
     let mpath = backup::manifest_path(&path);
+    let mut notes = Vec::new();
     let mut set = BackupSet {
         dump: path.clone(),
         globals: None,
@@ -145,7 +154,7 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
             set.manifest = Some(m);
             set.manifest_path = Some(mpath);
         }
-        Ok(None) => ctx.notes.push(format!(
+        Ok(None) => notes.push(format!(
             "no manifest beside {} (expected {}): the checksum cannot be compared and the restored data is verified by its own consistency checks only",
             path.display(),
             mpath.display()
@@ -159,7 +168,7 @@ pub(in crate::drill) fn adopt(ctx: &mut Ctx, path: PathBuf) -> BackupSet {
     if g.exists() {
         set.globals = Some(g);
     }
-    set
+    (set, notes)
 }
 
 /// Phase `pick_backup` (`--repo`): the backup the repository's `--pick` rule chooses, with

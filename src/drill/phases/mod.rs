@@ -7,6 +7,7 @@ pub(super) mod backup;
 pub(super) mod checklist;
 pub(super) mod code;
 pub(super) mod config;
+pub(super) mod controls;
 pub(super) mod disaster;
 pub(super) mod provision;
 pub(super) mod restore;

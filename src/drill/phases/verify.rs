@@ -8,6 +8,7 @@ use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::Endpoint;
 use crate::error::EnvError;
 use crate::report::Integrity;
+use crate::scope::Fault;
 use crate::snapshot::{self, Snapshot};
 
 /// What verification found; kept for the report and the checklist whatever failed.
@@ -63,36 +64,7 @@ pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(
     let progress = ctx.rec.progress(PhaseId::Snapshot);
     ctx.rec
         .step(PhaseId::Snapshot, async move {
-            let c = sdb.connect().await?;
-            let version: String = c
-                .query_one("SHOW server_version", &[])
-                .await
-                .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?
-                .get(0);
-            // Two sessions in one exported snapshot: the tables are read on one while
-            // the checks run on the other.
-            let helper = sdb.connect().await?;
-            // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
-            // not a difference in the data.
-            let unserved = |e: tokio_postgres::Error| {
-                StepFail::restore_failed(format!(
-                    "the restored server cannot open a snapshot: {}",
-                    crate::pg::error_text(&e)
-                ))
-            };
-            let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
-            crate::pg::join_snapshot(&helper, &exported)
-                .await
-                .map_err(unserved)?;
-            let s = snapshot::take_split(&c, &helper, &progress)
-                .await
-                .map_err(|e| {
-                    StepFail::integrity(format!(
-                        "cannot take the snapshot of the restored database: {e}"
-                    ))
-                })?;
-            let _ = helper.batch_execute("COMMIT").await;
-            let _ = c.batch_execute("COMMIT").await;
+            let (s, version) = take_snapshot(&sdb, &progress).await?;
             let detail = format!(
                 "snapshot S1 of {} tables, {} sequences",
                 s.tables.len(),
@@ -103,6 +75,45 @@ pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(
         .await
 }
 
+/// A snapshot of database `db` and its server's version: the `snapshot` phase's S1, and the
+/// negative controls' snapshot of a damaged clone, taken by the same code.
+pub(in crate::drill) async fn take_snapshot(
+    db: &Endpoint,
+    progress: &crate::progress::Progress,
+) -> Result<(Snapshot, String), StepFail> {
+    let c = db.connect().await?;
+    let version: String = c
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?
+        .get(0);
+    // Two sessions in one exported snapshot: the tables are read on one while
+    // the checks run on the other.
+    let helper = db.connect().await?;
+    // A failed BEGIN or pg_export_snapshot() is the restored server failing a read,
+    // not a difference in the data.
+    let unserved = |e: tokio_postgres::Error| {
+        StepFail::restore_failed(format!(
+            "the restored server cannot open a snapshot: {}",
+            crate::pg::error_text(&e)
+        ))
+    };
+    let exported = crate::pg::export_snapshot(&c).await.map_err(unserved)?;
+    crate::pg::join_snapshot(&helper, &exported)
+        .await
+        .map_err(unserved)?;
+    let s = snapshot::take_split(&c, &helper, progress)
+        .await
+        .map_err(|e| {
+            StepFail::integrity(format!(
+                "cannot take the snapshot of the restored database: {e}"
+            ))
+        })?;
+    let _ = helper.batch_execute("COMMIT").await;
+    let _ = c.batch_execute("COMMIT").await;
+    Ok((s, version))
+}
+
 /// S1 against the manifest's S0; the comparison is returned whether or not it passes.
 pub(in crate::drill) async fn compare(
     ctx: &mut Ctx,
@@ -111,52 +122,78 @@ pub(in crate::drill) async fn compare(
     options: snapshot::CompareOptions,
 ) -> Option<Integrity> {
     let strict_schema = ctx.plan.strict_schema;
+    let blind = ctx.plan.scope.faults.contains(&Fault::BlindCompare);
     let mut slot: Option<Integrity> = None;
     ctx.rec
         .step(PhaseId::Compare, async {
-            let mut integrity = match &set.manifest {
-                Some(m) if m.snapshot.format != s1.format => Integrity {
-                    basis: format!(
-                        "snapshot S0 from the manifest is of format {} (an earlier pgdrill), this pgdrill takes format {}: row counts compared with S0, fingerprints and schema recorded, not compared; the restored data's own consistency checks apply",
-                        m.snapshot.format, s1.format
-                    ),
-                    comparison: snapshot::compare_across_formats(&m.snapshot, s1),
-                },
-                Some(m) => Integrity {
-                    basis: format!(
-                        "snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})",
-                        m.mvcc_snapshot
-                    ),
-                    comparison: snapshot::compare_with(&m.snapshot, s1, options),
-                },
-                None => Integrity {
-                    basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),
-                    comparison: snapshot::self_consistency(s1),
-                },
-            };
-            if strict_schema {
-                integrity.comparison.enforce_strict_schema();
-            }
-            let diffs = integrity.comparison.differences();
-            let warned = integrity.comparison.warnings.len();
-            let n = integrity.comparison.tables.len();
+            let integrity = integrity_of(set, s1, options, strict_schema, blind);
+            let verdict = judge(&integrity);
             // Kept for the report whether or not the step passes.
             slot = Some(integrity);
-            if diffs.is_empty() {
-                Ok((
-                    (),
-                    format!(
-                        "{n} tables, sequences, schema and checks identical{}",
-                        warned_suffix(warned)
-                    ),
-                ))
-            } else {
-                Err(StepFail::integrity(format!("{} difference(s):\n{}", diffs.len(), diffs.join("\n")),
-                ))
-            }
+            verdict.map(|detail| ((), detail))
         })
         .await;
     slot
+}
+
+/// S1 against the manifest's S0 (or S1's own consistency checks without one): the comparison
+/// the `compare` phase and the data controls share. `blind` is the `--fault blind-compare`
+/// test hook: S1 compared with itself.
+pub(in crate::drill) fn integrity_of(
+    set: &BackupSet,
+    s1: &Snapshot,
+    options: snapshot::CompareOptions,
+    strict_schema: bool,
+    blind: bool,
+) -> Integrity {
+    let mut integrity = match &set.manifest {
+        _ if blind => Integrity {
+            basis: "test hook --fault blind-compare: the restored data compared with itself".into(),
+            comparison: snapshot::compare_with(s1, s1, options),
+        },
+        Some(m) if m.snapshot.format != s1.format => Integrity {
+            basis: format!(
+                "snapshot S0 from the manifest is of format {} (an earlier pgdrill), this pgdrill takes format {}: row counts compared with S0, fingerprints and schema recorded, not compared; the restored data's own consistency checks apply",
+                m.snapshot.format, s1.format
+            ),
+            comparison: snapshot::compare_across_formats(&m.snapshot, s1),
+        },
+        Some(m) => Integrity {
+            basis: format!(
+                "snapshot S0 from the manifest, taken in the dump's own MVCC snapshot ({})",
+                m.mvcc_snapshot
+            ),
+            comparison: snapshot::compare_with(&m.snapshot, s1, options),
+        },
+        None => Integrity {
+            basis: "no manifest: the restored data's own consistency checks only (row counts and fingerprints recorded, not compared)".into(),
+            comparison: snapshot::self_consistency(s1),
+        },
+    };
+    if strict_schema {
+        integrity.comparison.enforce_strict_schema();
+    }
+    integrity
+}
+
+/// The comparison's verdict: its detail line, or the `integrity_mismatch` listing every
+/// difference.
+pub(in crate::drill) fn judge(integrity: &Integrity) -> Result<String, StepFail> {
+    let diffs = integrity.comparison.differences();
+    let warned = integrity.comparison.warnings.len();
+    let n = integrity.comparison.tables.len();
+    if diffs.is_empty() {
+        Ok(format!(
+            "{n} tables, sequences, schema and checks identical{}",
+            warned_suffix(warned)
+        ))
+    } else {
+        Err(StepFail::integrity(format!(
+            "{} difference(s):\n{}",
+            diffs.len(),
+            diffs.join("\n")
+        )))
+    }
 }
 
 /// `pg_amcheck --heapallindexed` on the restored database.
