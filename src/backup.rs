@@ -705,7 +705,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("backup_x.manifest.json");
         assert_eq!(read_manifest_if_present(&path), Ok(None));
-        assert_eq!(read_manifest(&path), Err(ManifestError::Missing(path.clone())));
+        assert_eq!(
+            read_manifest(&path),
+            Err(ManifestError::Missing(path.clone()))
+        );
         std::fs::write(&path, "{\n  \"manifest_version\": 1,\n  \"fi").unwrap();
         let e = read_manifest_if_present(&path).unwrap_err();
         assert!(matches!(e, ManifestError::Invalid { .. }), "{e:?}");
@@ -718,6 +721,9 @@ mod tests {
         );
         std::fs::write(&path, "{\"manifest_version\": 1}").unwrap();
         let e = read_manifest(&path).unwrap_err().to_string();
-        assert!(e.contains("missing field `file` at line 1 column 23"), "{e}");
+        assert!(
+            e.contains("missing field `file` at line 1 column 23"),
+            "{e}"
+        );
     }
 }

@@ -127,6 +127,7 @@ pub async fn precheck_stream(
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; crate::digest::CHUNK];
         let mut fed = true;
+        let mut ends = Ends::default();
         loop {
             let n = file.read(&mut buf).await.map_err(|e| {
                 RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
@@ -135,6 +136,7 @@ pub async fn precheck_stream(
                 break;
             }
             hasher.update(&buf[..n]);
+            ends.add(&buf[..n]);
             // pg_restore may stop reading early on a corrupt archive; keep hashing anyway.
             if fed && stdin.write_all(&buf[..n]).await.is_err() {
                 fed = false;
@@ -143,10 +145,10 @@ pub async fn precheck_stream(
         }
         drop(stdin);
         meter.finish();
-        Ok::<_, RestoreError>(hasher.finish().1)
+        Ok::<_, RestoreError>((hasher.finish().1, ends))
     };
     let (sha, err_text) = tokio::join!(feed, read_all(stderr));
-    let sha256 = sha?;
+    let (sha256, ends) = sha?;
     let status = cmd.wait(&mut child).await?;
     if let Some(m) = manifest {
         if m.sha256 != sha256 {
@@ -156,6 +158,15 @@ pub async fn precheck_stream(
                 m.sha256
             )));
         }
+    }
+    if status.success() && ends.tar_without_end() {
+        // pg_restore needs neither a tar archive's last members (restore.sql) nor its
+        // end-of-archive blocks, so a tar dump cut short of them reads through; pg_dump
+        // always writes them, and their absence is the truncation.
+        return Err(RestoreError::Unusable(format!(
+            "the tar archive {} ends without the two zero blocks pg_dump writes at its end: it is truncated",
+            dump.display()
+        )));
     }
     if !status.success() {
         if err_text.contains("appears to be a text format dump") {
@@ -186,6 +197,36 @@ pub async fn precheck_stream(
         sha256,
         detail,
     })
+}
+
+/// The first block and the last two blocks of an archive as it streams past: enough to tell a
+/// tar archive (`ustar` at offset 257) and whether it ends with its end-of-archive blocks.
+#[derive(Default)]
+struct Ends {
+    head: Vec<u8>,
+    last: Vec<u8>,
+}
+
+/// A tar block.
+const TAR_BLOCK: usize = 512;
+
+impl Ends {
+    fn add(&mut self, chunk: &[u8]) {
+        if self.head.len() < TAR_BLOCK {
+            let take = (TAR_BLOCK - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.last.extend_from_slice(chunk);
+        let keep = 2 * TAR_BLOCK;
+        if self.last.len() > keep {
+            self.last.drain(..self.last.len() - keep);
+        }
+    }
+
+    fn tar_without_end(&self) -> bool {
+        let is_tar = self.head.get(257..262) == Some(b"ustar".as_slice());
+        is_tar && (self.last.len() < 2 * TAR_BLOCK || self.last.iter().any(|b| *b != 0))
+    }
 }
 
 /// [`precheck`] of `dump` against the manifest at `manifest` as it is on disk, for any pair

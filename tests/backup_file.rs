@@ -295,8 +295,14 @@ fn an_unreadable_manifest_is_backup_unusable_and_verify_says_the_same(
     );
     assert!(!msg.contains("no manifest"), "{msg}");
 
-    let v = Pgdrill::new(["verify", "--repo", repo.path().to_str().unwrap(), "--no-config", "--json"])
-        .run();
+    let v = Pgdrill::new([
+        "verify",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--no-config",
+        "--json",
+    ])
+    .run();
     assert_eq!(v.code(), 1, "{}", v.text());
     let out: serde_json::Value = serde_json::from_slice(&v.output.stdout).unwrap();
     let findings: Vec<_> = out["findings"]
@@ -311,5 +317,8 @@ fn an_unreadable_manifest_is_backup_unusable_and_verify_says_the_same(
         manifest.file_name().unwrap().to_string_lossy()
     );
     assert_eq!(findings[0]["subject"], subject.as_str());
-    assert_eq!(findings[0]["message"], msg, "the drill and verify must agree");
+    assert_eq!(
+        findings[0]["message"], msg,
+        "the drill and verify must agree"
+    );
 }

@@ -23,7 +23,13 @@ const TINY: &str = "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);
 INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 50) g;";
 
 fn backup(dsn: &str, repo: &Path) -> Run {
-    pgdrill(&["backup", "--source-dsn", dsn, "--repo", repo.to_str().unwrap()])
+    pgdrill(&[
+        "backup",
+        "--source-dsn",
+        dsn,
+        "--repo",
+        repo.to_str().unwrap(),
+    ])
 }
 
 fn spawn_backup(dsn: &str, repo: &Path) -> Child {
@@ -65,7 +71,9 @@ fn sets(dir: &Path) -> BTreeMap<String, String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .map(|n| {
-            let sha = pgdrill::digest::sha256_file_blocking(&dir.join(&n)).unwrap().1;
+            let sha = pgdrill::digest::sha256_file_blocking(&dir.join(&n))
+                .unwrap()
+                .1;
             (n, sha)
         })
         .collect()
@@ -130,12 +138,21 @@ fn kill_9_of_a_backup_leaves_a_temp_file_that_verify_names_and_clean_repo_remove
         }
     }
     let killed = killed.expect("no backup was caught writing its dump: seed more rows");
-    assert_eq!(temps(&dir), [killed.clone()], "one temp file, the killed dump's");
+    assert_eq!(
+        temps(&dir),
+        [killed.clone()],
+        "one temp file, the killed dump's"
+    );
     let size = std::fs::metadata(&killed).unwrap().len();
     assert_eq!(sets(&dir), before, "the complete backups are untouched");
 
     let v = pgdrill(&["verify", "--repo", repo_s, "--no-config", "--json"]);
-    assert_eq!(v.code(), 1, "verify must report the temp file:\n{}", v.text());
+    assert_eq!(
+        v.code(),
+        1,
+        "verify must report the temp file:\n{}",
+        v.text()
+    );
     let out = json(&v);
     let findings = out["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{out:#}");
@@ -160,12 +177,22 @@ fn kill_9_of_a_backup_leaves_a_temp_file_that_verify_names_and_clean_repo_remove
 
     let c = pgdrill(&["clean", "--repo", repo_s]);
     assert_eq!(c.code(), 0, "{}", c.text());
-    assert!(c.text().contains(&format!("removed {}", killed.display())), "{}", c.text());
+    assert!(
+        c.text().contains(&format!("removed {}", killed.display())),
+        "{}",
+        c.text()
+    );
     assert!(temps(&dir).is_empty(), "{:?}", temps(&dir));
     assert_eq!(sets(&dir), before, "clean touches nothing else");
     let events = audit_events(repo.path());
-    let clean = events.iter().find(|e| e["action"] == "clean").expect("a clean event");
-    assert_eq!(clean["object"]["files"][0]["file"], format!("database/{name}").as_str());
+    let clean = events
+        .iter()
+        .find(|e| e["action"] == "clean")
+        .expect("a clean event");
+    assert_eq!(
+        clean["object"]["files"][0]["file"],
+        format!("database/{name}").as_str()
+    );
 
     let again = pgdrill(&["verify", "--repo", repo_s, "--no-config", "--json"]);
     assert_eq!(again.code(), 0, "{}", again.text());
@@ -218,7 +245,11 @@ fn a_running_backups_temp_file_is_never_flagged_nor_removed() {
     let v = pgdrill(&["verify", "--repo", repo_s, "--no-config", "--json"]);
     let out = json(&v);
     assert!(
-        out["findings"].as_array().unwrap().iter().all(|f| f["kind"] != "temp_file"),
+        out["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "temp_file"),
         "a running backup's temp file is no finding: {out:#}"
     );
     let c = pgdrill(&["clean", "--repo", repo_s]);
@@ -226,7 +257,11 @@ fn a_running_backups_temp_file_is_never_flagged_nor_removed() {
     assert!(c.text().contains("a backup is running"), "{}", c.text());
     let p = pgdrill(&["prune", "--repo", repo_s, "--confirm"]);
     assert_eq!(p.code(), 0, "{}", p.text());
-    assert_eq!(temps(&dir), live, "the running backup's temp file is untouched");
+    assert_eq!(
+        temps(&dir),
+        live,
+        "the running backup's temp file is untouched"
+    );
 
     drop(blocker);
     let out = child.wait_with_output().unwrap();
@@ -256,8 +291,16 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
         let at = (chrono::Utc::now() + chrono::Duration::days(3))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         pgdrill(&[
-            "prune", "--repo", repo_s, "--confirm", "--keep-days", "1", "--min-keep", "2",
-            "--at", &at,
+            "prune",
+            "--repo",
+            repo_s,
+            "--confirm",
+            "--keep-days",
+            "1",
+            "--min-keep",
+            "2",
+            "--at",
+            &at,
         ])
     };
     let mut killed = 0;
@@ -326,7 +369,9 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
         .filter(|e| e["action"] == "backup" && e["result"] == "ok")
         .map(|e| {
             let f = e["object"]["file"].as_str().unwrap();
-            f.trim_start_matches("database/").trim_end_matches(".dump").to_string()
+            f.trim_start_matches("database/")
+                .trim_end_matches(".dump")
+                .to_string()
         })
         .collect();
     let pruned: BTreeSet<String> = events
@@ -334,12 +379,22 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
         .filter(|e| e["action"] == "prune")
         .flat_map(|e| e["object"]["files"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f["file"].as_str().map(str::to_string))
-        .filter_map(|f| f.strip_prefix("database/backup_").map(|s| format!("backup_{s}")))
+        .filter_map(|f| {
+            f.strip_prefix("database/backup_")
+                .map(|s| format!("backup_{s}"))
+        })
         .collect();
-    assert!(taken.len() >= 4, "too few backups to mean anything: {taken:?}");
+    assert!(
+        taken.len() >= 4,
+        "too few backups to mean anything: {taken:?}"
+    );
     assert!(!pruned.is_empty(), "prune never deleted a set");
     assert!(killed > 0, "no backup was killed");
-    assert!(temps(&dir).is_empty(), "stray temp files: {:?}", temps(&dir));
+    assert!(
+        temps(&dir).is_empty(),
+        "stray temp files: {:?}",
+        temps(&dir)
+    );
 
     let files = sets(&dir);
     let present: BTreeSet<String> = files
@@ -355,9 +410,17 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
     for name in &present {
         let manifest = pgdrill::backup::read_manifest(&dir.join(format!("{name}.manifest.json")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(files[&format!("{name}.dump")], manifest.sha256, "{name}.dump");
+        assert_eq!(
+            files[&format!("{name}.dump")],
+            manifest.sha256,
+            "{name}.dump"
+        );
         let g = manifest.globals.expect("globals in the manifest");
-        assert_eq!(files[&format!("{name}.globals.sql")], g.sha256, "{name}.globals.sql");
+        assert_eq!(
+            files[&format!("{name}.globals.sql")],
+            g.sha256,
+            "{name}.globals.sql"
+        );
     }
     for n in files.keys() {
         let stem = n.split('.').next().unwrap();

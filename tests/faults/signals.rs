@@ -61,15 +61,18 @@ fn sigterm_in(args: &[&str], phases: &[String], phase: &str) -> String {
     };
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
-    let r = read_report(out_dir.path())
-        .unwrap_or_else(|| panic!("SIGTERM in {phase}: no report.json"));
+    let r =
+        read_report(out_dir.path()).unwrap_or_else(|| panic!("SIGTERM in {phase}: no report.json"));
     let ev = events(out_dir.path());
     let failure = &r["failure"];
     let id = r["drill_id"].as_str().unwrap();
     if at + 1 == phases.len() && status.code() == Some(0) {
         // The last phase takes no time: the signal may land once every phase is over, while
         // the report is written. The verdict stands then, and still nothing is left.
-        assert_eq!(r["verdict"], "pass", "SIGTERM after the last phase: {failure}");
+        assert_eq!(
+            r["verdict"], "pass",
+            "SIGTERM after the last phase: {failure}"
+        );
         assert_clean(id, out_dir.path(), phase);
         return reached;
     }

@@ -525,11 +525,9 @@ async fn manifest_unreadable(
         std::fs::write(crate::backup::manifest_path(&link), &text[..text.len() / 2])
             .map_err(|e| io("cannot write the damaged copy", e))?;
         let (set, notes) = backup::adopt_file(link);
-        let checked =
-            crate::restore::precheck(&set.dump, set.manifest.as_ref(), &inputs.tools, progress)
-                .await
-                .map_err(StepFail::from)
-                .map(|p| format!("{}; {}", p.detail, notes.join("; ")));
+        let checked = super::restore::check_set(&set, &inputs.tools, progress)
+            .await
+            .map(|p| format!("{}; {}", p.detail, notes.join("; ")));
         Ok::<_, StepFail>(checked)
     }
     .await;

@@ -4,7 +4,7 @@
 
 use super::backup::BackupSet;
 use crate::backup::Manifest;
-use crate::drill::{Ctx, PhaseId, RestoreServer};
+use crate::drill::{Ctx, PhaseId, RestoreServer, StepFail};
 use crate::env::PgTools;
 use crate::restore::{self, DatabaseSpec, Precheck};
 
@@ -27,14 +27,24 @@ pub(in crate::drill) async fn precheck(
     let progress = ctx.rec.progress(PhaseId::Precheck);
     ctx.rec
         .step(PhaseId::Precheck, async {
-            if let Some(e) = &set.manifest_error {
-                return Err(restore::RestoreError::Manifest(e.clone()).into());
-            }
-            let p = restore::precheck(&set.dump, set.manifest.as_ref(), tools, &progress).await?;
+            let p = check_set(set, tools, &progress).await?;
             let detail = p.detail.clone();
             Ok((p, detail))
         })
         .await
+}
+
+/// The precheck of a backup set, without a drill: what phase `precheck` runs, and what the
+/// negative controls run on their damaged copies, so a control proves this code can fail.
+pub(in crate::drill) async fn check_set(
+    set: &BackupSet,
+    tools: &PgTools,
+    progress: &crate::progress::Progress,
+) -> Result<Precheck, StepFail> {
+    if let Some(e) = &set.manifest_error {
+        return Err(restore::RestoreError::Manifest(e.clone()).into());
+    }
+    Ok(restore::precheck(&set.dump, set.manifest.as_ref(), tools, progress).await?)
 }
 
 /// Phase `roles`: the globals replayed and the preflight of what the archive needs. Names
