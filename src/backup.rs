@@ -194,7 +194,7 @@ pub fn globals_path(dump: &Path) -> PathBuf {
 pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
+    crate::json::from_str(&text)
         .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
 }
 
