@@ -331,9 +331,10 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ManifestError> {
             reason: e.to_string(),
         },
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ManifestError::Invalid {
+    let text = String::from_utf8_lossy(&bytes);
+    crate::json::from_str(&text).map_err(|reason| ManifestError::Invalid {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     })
 }
 

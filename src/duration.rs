@@ -13,6 +13,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The moment `d` before `at`, or the earliest moment there is when `d` reaches further back
+/// (`--since 1000000y`, `--keep-days 4294967295`): chrono's own subtraction panics there.
+pub fn before(at: chrono::DateTime<chrono::Utc>, d: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 /// Parses an RFC 3339 moment such as `2026-12-01T03:00:00Z` into UTC.
 pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
@@ -42,6 +51,18 @@ mod tests {
     #[case("")]
     fn bad_durations(#[case] s: &str) {
         assert!(parse_duration(s).is_err());
+    }
+
+    #[test]
+    fn a_moment_too_far_back_is_the_earliest_not_a_panic() {
+        let now = chrono::Utc::now();
+        let earliest = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        assert_eq!(before(now, Duration::from_secs(u64::MAX)), earliest);
+        assert_eq!(before(now, parse_duration("1000000y").unwrap()), earliest);
+        assert_eq!(
+            before(now, Duration::from_secs(60)),
+            now - chrono::TimeDelta::seconds(60)
+        );
     }
 
     #[test]

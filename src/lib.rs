@@ -44,6 +44,9 @@ pub mod engine;
 pub mod env;
 pub mod env_error;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod json;
 pub mod options;
 pub mod pg;
 pub mod plan;

@@ -44,7 +44,7 @@ pub fn pick_backup(
         .iter()
         .filter(|b| b.dump.is_some() && b.manifest.is_ok() && b.created_at() <= now)
         .collect();
-    let from = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    let from = crate::duration::before(now, window);
     let chosen = match pick {
         Pick::Newest => usable.last().map(|b| {
             (

@@ -647,7 +647,7 @@ pub async fn archive_contents(
 }
 
 /// A field of the list's header (`;     Format: CUSTOM`, `;     dbname: shop`).
-fn header_field(list: &str, field: &str) -> Option<String> {
+pub(crate) fn header_field(list: &str, field: &str) -> Option<String> {
     list.lines().filter(|l| l.starts_with(';')).find_map(|l| {
         l.trim_start_matches(';')
             .trim()
@@ -657,7 +657,7 @@ fn header_field(list: &str, field: &str) -> Option<String> {
 }
 
 /// TABLE DATA lines of a `pg_restore --list` (`3373; 0 16404 TABLE DATA public users owner`).
-fn count_table_data(list: &str) -> u64 {
+pub(crate) fn count_table_data(list: &str) -> u64 {
     list.lines()
         .filter(|l| !l.starts_with(';'))
         .filter_map(|l| l.split_once("; "))

@@ -1,1 +1,612 @@
 //! Property tests over every reader of outside input: no panic, no hang, an error naming the field.
+//!
+//! Each reader gets arbitrary input (bounded, so no case can hang) and near-valid input (a
+//! valid document with one field, line or character changed), so the cases reach past the
+//! first byte. Case counts are set per test to keep the whole module within seconds; the
+//! cargo-fuzz targets in `fuzz/` drive the same readers for longer (scripts/fuzz.sh).
+
+use std::path::Path;
+use std::time::Duration;
+
+use pgdrill::duration::{parse_duration, parse_time};
+use pgdrill::env::Endpoint;
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::support::{Pgdrill, TestServer};
+
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: n,
+        max_shrink_iters: 512,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Text to throw at a reader: mostly printable, sometimes any char, bounded.
+fn text(max: usize) -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::string::string_regex(&format!("\\PC{{0,{max}}}")).unwrap(),
+        proptest::collection::vec(any::<char>(), 0..max).prop_map(|v| v.into_iter().collect()),
+    ]
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..max)
+}
+
+/// `s` with the char at `at` (modulo its length) replaced by `by`, or `by` appended.
+fn mutate_char(s: &str, at: usize, by: char) -> String {
+    let n = s.chars().count();
+    if n == 0 {
+        return by.to_string();
+    }
+    let at = at % n;
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| if i == at { by } else { c })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations and times (`--rpo`, `--budget-*`, `--since`, `--window`, `--at`).
+
+proptest! {
+    #![proptest_config(cases(400))]
+
+    #[test]
+    fn durations_and_times_parse_or_name_the_input_and_the_form(
+        s in prop_oneof![text(40), "[0-9]{0,6}[hmsdwy ]{0,3}[0-9]{0,4}[a-z]{0,3}"]
+    ) {
+        match parse_duration(&s) {
+            Ok(d) => prop_assert!(!d.is_zero()),
+            Err(e) => {
+                prop_assert!(e.contains(&format!("`{s}`")), "{}", e);
+                prop_assert!(e.contains("15m") || e.contains("greater than zero"), "{}", e);
+            }
+        }
+        if let Err(e) = parse_time(&s) {
+            prop_assert!(e.contains(&format!("`{s}`")) && e.contains("RFC 3339"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn durations_add_up(h in 0u64..100_000, m in 0u64..60, sec in 0u64..60) {
+        prop_assume!(h + m + sec > 0);
+        prop_assert_eq!(
+            parse_duration(&format!("{h}h{m}m{sec}s")).unwrap(),
+            Duration::from_secs(h * 3600 + m * 60 + sec)
+        );
+    }
+
+    #[test]
+    fn times_read_back_in_utc(secs in -62_135_596_800i64..253_402_300_799, offset_min in -1439i32..=1439) {
+        let at = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        let offset = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+        let written = at.with_timezone(&offset).to_rfc3339();
+        prop_assert_eq!(parse_time(&written).unwrap(), at, "{}", written);
+    }
+}
+
+/// The largest durations and day counts the flags accept must not crash the command that
+/// subtracts them from now: each is a usage error or an answer, never a panic (exit 101).
+#[test]
+fn huge_durations_and_day_counts_are_answered_not_a_crash() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().display().to_string();
+    for args in [
+        vec!["history", "--since", "1000000y"],
+        vec!["history", "--max-age", "1000000y"],
+        vec!["audit", "show", "--repo", &r, "--since", "1000000y"],
+        vec!["verify", "--repo", &r, "--window", "1000000y"],
+        vec!["prune", "--repo", &r, "--keep-days", "4294967295"],
+    ] {
+        let run = Pgdrill::new(args.iter().copied()).run();
+        let text = run.text();
+        assert!(
+            !text.contains("panicked") && run.code() != 101,
+            "pgdrill {} crashed (exit {}):\n{text}",
+            args.join(" "),
+            run.code()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DSNs (`--source-dsn`).
+
+fn conninfo_text() -> impl Strategy<Value = String> {
+    // Any text but NUL, which no C string (libpq's) can hold.
+    text(24).prop_map(|s| s.replace('\0', ""))
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    #[test]
+    fn dsns_parse_or_say_the_forms(s in prop_oneof![
+        text(80),
+        "(postgres(ql)?://)?[a-z:@/?=&%. ]{0,40}",
+        "(host|port|user|dbname|password|options)=[a-z0-9' \\\\]{0,12}( (host|port|user|dbname)=[a-z0-9']{0,8}){0,3}",
+    ]) {
+        match Endpoint::from_dsn(&s) {
+            Ok(ep) => {
+                let shown = ep.display();
+                if let Some(p) = ep.password().filter(|p| p.len() >= 6) {
+                    prop_assert!(!shown.contains(p), "password shown: {}", shown);
+                }
+            }
+            Err(e) => prop_assert!(e.contains("postgresql://user@host:port/db"), "{}", e),
+        }
+    }
+
+    /// What pgdrill hands an application (`Endpoint::url`, a conninfo string) reads back as
+    /// the same server, role, database and password, whatever characters they hold.
+    #[test]
+    fn an_endpoints_conninfo_reads_back_the_same(
+        host in "[a-z][a-z0-9.-]{0,20}",
+        port in 1u16..,
+        user in conninfo_text(),
+        dbname in conninfo_text(),
+        password in proptest::option::of(conninfo_text()),
+    ) {
+        let ep = Endpoint {
+            host: host.clone(),
+            port,
+            user: user.clone(),
+            password: password.clone().map(Into::into),
+            dbname: dbname.clone(),
+            options: None,
+        };
+        let back = Endpoint::from_dsn(&ep.url()).unwrap();
+        prop_assert_eq!(&back.host, &host);
+        prop_assert_eq!(back.port, port);
+        prop_assert_eq!(&back.user, &user);
+        prop_assert_eq!(&back.dbname, &dbname);
+        if password.is_some() {
+            prop_assert_eq!(back.password(), password.as_deref());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app's answers: /metrics (Prometheus), /health, /version, its URLs and log lines.
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    #[test]
+    fn prometheus_text_never_panics(s in prop_oneof![
+        text(300),
+        "([a-z_]{1,8}(\\{[a-z]{1,4}=\"[^\"\\n]{0,6}\"\\})? [-+0-9.eInfNa]{0,8}( [0-9]{0,4})?\\n?){0,6}",
+    ]) {
+        let _ = pgdrill::app::parse_prometheus(&s);
+    }
+
+    /// Every sample written is read back under its name and labels, whatever else is around it.
+    #[test]
+    fn prometheus_samples_read_back(
+        samples in proptest::collection::btree_map(
+            "[a-z_][a-z0-9_]{0,10}",
+            (proptest::option::of("[a-z]{1,5}"), "[^\"\\\\\\n]{0,8}", -1e12f64..1e12),
+            1..8,
+        ),
+        noise in proptest::collection::vec("# [^\\n]{0,20}", 0..4),
+    ) {
+        let mut body = noise.join("\n");
+        body.push('\n');
+        let mut expected = Vec::new();
+        for (name, (label, value_text, v)) in &samples {
+            let key = match label {
+                Some(l) => format!("{name}{{{l}=\"{value_text}\"}}"),
+                None => name.clone(),
+            };
+            body.push_str(&format!("{key} {v} 1700000000000\n"));
+            expected.push((key, *v));
+        }
+        let read = pgdrill::app::parse_prometheus(&body);
+        for (key, v) in expected {
+            prop_assert_eq!(read.get(&key).copied(), Some(v), "{} in {:?}", key, read);
+        }
+    }
+
+    #[test]
+    fn health_and_version_bodies_are_read_without_panic(
+        status in any::<u16>(),
+        body in prop_oneof![
+            text(200),
+            "\\{\"status\": ?(\"[A-Z]{0,8}\"|[0-9]|null|\\[\\]),? ?(\"checks\": ?\\[(\\{\"name\": ?\"[a-z]{0,4}\", ?\"status\": ?\"(fail|ok)\"(, ?\"detail\": ?(\"[^\"]{0,10}\"|1))?\\},?){0,3}\\])?\\}",
+        ],
+        healthy in "[A-Z]{0,8}",
+    ) {
+        let (report, summary) = pgdrill::fuzzing::health(status, &body, &healthy);
+        prop_assert!(summary.starts_with(&format!("HTTP {status}")), "{}", summary);
+        if report.json.is_none() {
+            prop_assert_eq!(report.healthy, status == 200);
+        }
+        let version = pgdrill::fuzzing::version(status, &body);
+        prop_assert!(version.body_excerpt.chars().count() <= 501);
+        let _ = pgdrill::app::is_error_line(&body);
+    }
+
+    #[test]
+    fn app_urls_parse_or_say_why(url in prop_oneof![
+        text(60),
+        "(http|https)://(\\[[0-9a-f:]{0,8}\\]|[a-z0-9.@]{0,10})(:[0-9a-z]{0,6})?(/[a-z/]{0,10})?",
+    ]) {
+        if let Err(e) = pgdrill::fuzzing::http_url(&url) {
+            prop_assert!(e.contains(&url) || e.contains(&format!("{url:?}")), "the error names the URL: {}", e);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What pg_restore says about an archive: `--list` (header and contents), `--schema-only`.
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    #[test]
+    fn archive_lists_and_scripts_never_panic(s in prop_oneof![
+        text(400),
+        "(;( {0,5}(Format|dbname|TOC Entries): ?[A-Za-z0-9]{0,8})?\\n|[0-9]{1,5}; [0-9]{1,4} [0-9]{1,5} (TABLE DATA|TABLE|SEQUENCE SET) [a-z\" ]{0,16}\\n){0,8}",
+        "((ALTER [A-Z]{1,6} [a-z.]{1,8} OWNER TO |GRANT [A-Z]{1,6} ON [a-z]{1,5} TO |REVOKE ALL ON [a-z]{1,4} FROM |SET default_tablespace = |CREATE EXTENSION IF NOT EXISTS )(\"[^\"]{0,6}\"?|[a-z_]{0,6})(, ?[a-z\"]{0,5}){0,2};?\\n){0,6}",
+    ]) {
+        let (tables, format, _dbname) = pgdrill::fuzzing::archive_list(&s);
+        prop_assert!(tables as usize <= s.lines().count());
+        prop_assert!(format.is_none_or(|f| !f.contains('\n')));
+        let _ = pgdrill::preflight::parse_script(&s);
+        let (kept, _) = pgdrill::restore::without_tablespaces(&s);
+        prop_assert!(kept.len() <= s.len());
+    }
+
+    #[test]
+    fn table_data_entries_are_counted(
+        entries in proptest::collection::vec((1u32..99_999, "(TABLE DATA|TABLE|INDEX|SEQUENCE SET)", "[a-z]{1,8}"), 0..20),
+    ) {
+        let mut list = String::from(";\n; Archive created at 2026-12-01 03:00:00 UTC\n;     dbname: shop\n;     Format: CUSTOM\n;\n");
+        for (id, kind, name) in &entries {
+            list.push_str(&format!("{id}; 0 {id} {kind} public {name} postgres\n"));
+        }
+        let (tables, format, dbname) = pgdrill::fuzzing::archive_list(&list);
+        prop_assert_eq!(tables as usize, entries.iter().filter(|e| e.1 == "TABLE DATA").count());
+        prop_assert_eq!(format.as_deref(), Some("CUSTOM"));
+        prop_assert_eq!(dbname.as_deref(), Some("shop"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan file (`drill --plan FILE`).
+
+fn plan_argv(plan: &Path) -> Vec<std::ffi::OsString> {
+    ["pgdrill", "drill", "--plan"]
+        .map(Into::into)
+        .into_iter()
+        .chain([plan.as_os_str().to_owned()])
+        .collect()
+}
+
+fn parse_plan_bytes(bytes: &[u8]) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, bytes).unwrap();
+    match pgdrill::cmd::parse(plan_argv(&plan)) {
+        Ok(_) => Ok(()),
+        Err(pgdrill::cmd::ParseFailure::Plan(e)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&plan.display().to_string()),
+                "a plan error names the file: {text}"
+            );
+            Err(text)
+        }
+        Err(pgdrill::cmd::ParseFailure::Clap(e)) => Err(e.to_string()),
+    }
+}
+
+const MONTHLY: &str = include_str!("../drills/monthly.toml");
+
+proptest! {
+    #![proptest_config(cases(150))]
+
+    #[test]
+    fn plan_files_of_any_bytes_are_read_or_refused_naming_the_file(b in prop_oneof![
+        bytes(300),
+        text(300).prop_map(String::into_bytes),
+    ]) {
+        let _ = parse_plan_bytes(&b);
+    }
+
+    /// The shipped monthly plan with one line replaced: the error names the key or the line.
+    #[test]
+    fn a_plan_with_one_line_changed_names_it(
+        line in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            Just("rows = \"many\"".to_string()),
+            Just("rows = 1.5".to_string()),
+            Just("keep = \"yes\"".to_string()),
+            Just("budget_total = [1, {a = 1}]".to_string()),
+            Just("no_such_key = 1".to_string()),
+            Just("budget_restore = \"soon\"".to_string()),
+            "[a-z_]{1,12} = (\"[^\"\\n]{0,8}\"|[0-9]{1,4}|true|false|\\[\\])",
+            text(20),
+        ],
+    ) {
+        let lines: Vec<&str> = MONTHLY.lines().collect();
+        let at = line.index(lines.len());
+        let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        changed[at] = replacement.clone();
+        let text = changed.join("\n");
+        if let Err(e) = parse_plan_bytes(text.as_bytes()) {
+            let key = replacement.split(['=', ' ']).next().unwrap_or("").trim().to_string();
+            let flag = key.replace('_', "-");
+            // A TOML error names its line (a duplicate key may be found on the other line,
+            // an unclosed string further down); any other error names the key or its flag.
+            let names_a_line = e.contains("not valid TOML") && e.contains(": line ");
+            prop_assert!(
+                names_a_line || (!key.is_empty() && (e.contains(&key) || e.contains(&flag))),
+                "the error names the key `{}` or a line: {}", key, e
+            );
+        }
+    }
+}
+
+/// A TOML syntax error names the line, so a user can find it in a long plan.
+#[test]
+fn a_plan_with_a_syntax_error_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("weekly.toml");
+    std::fs::write(
+        &plan,
+        "backend = \"native\"\nrows = 300\nbudget_total = \"30m\n",
+    )
+    .unwrap();
+    let run = Pgdrill::new(["drill", "--plan", plan.to_str().unwrap()]).run();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    crate::support::assert_mentions(&run.text(), &["weekly.toml", "line 3", "not valid TOML"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backup repository's files: manifests, the audit log, the drill history.
+
+/// Each top-level field of `valid` in turn removed, or given a value of the wrong kind,
+/// written to `path` and read with `read`: the error must name the file and the field.
+fn every_field_broken(valid: &Value, path: &Path, read: impl Fn(&Path) -> Result<(), String>) {
+    let obj = valid.as_object().expect("a JSON object");
+    let mut unnamed = Vec::new();
+    for key in obj.keys() {
+        for wrong in [
+            Value::Null,
+            Value::from("x"),
+            Value::from(-1),
+            serde_json::json!([{}]),
+        ] {
+            let mut m = valid.clone();
+            if m[key] == wrong || (wrong.is_null() && obj[key].is_null()) {
+                continue;
+            }
+            m[key] = wrong.clone();
+            std::fs::write(path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+            if let Err(e) = read(path) {
+                if !(e.contains(key.as_str()) && e.contains(&path.display().to_string())) {
+                    unnamed.push(format!("{key} = {wrong}: {e}"));
+                }
+            }
+        }
+        let mut m = valid.clone();
+        m.as_object_mut().unwrap().remove(key);
+        std::fs::write(path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        if let Err(e) = read(path) {
+            if !e.contains(key.as_str()) {
+                unnamed.push(format!("{key} removed: {e}"));
+            }
+        }
+    }
+    assert!(
+        unnamed.is_empty(),
+        "errors that do not name the field and the file:\n{}",
+        unnamed.join("\n")
+    );
+}
+
+/// A real backup's manifest, cut or with one character changed anywhere, reads or fails with
+/// an error naming the file and, for a wrong field, the field; never a panic.
+#[test]
+fn backup_manifests_name_the_file_and_the_field() {
+    let rt = crate::support::runtime();
+    let (server, db) = rt.block_on(TestServer::with_db(
+        "parsers",
+        "manifest",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 50) g;",
+    ));
+    let repo = tempfile::tempdir().unwrap();
+    let run = Pgdrill::new([
+        "backup",
+        "--source-dsn",
+        &format!("{} dbname={db}", server.dsn()),
+        "--repo",
+        repo.path().to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(run.code(), 0, "{}", run.text());
+    drop(server);
+    let manifest = std::fs::read_dir(repo.path().join("database"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .expect("a manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let valid: Value = serde_json::from_str(&text).unwrap();
+    pgdrill::backup::read_manifest(&manifest).expect("the real manifest reads");
+
+    let scratch = repo.path().join("scratch.manifest.json");
+    let read = |p: &Path| {
+        pgdrill::backup::read_manifest(p)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    every_field_broken(&valid, &scratch, read);
+
+    let config = cases(200);
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let len = text.len();
+    runner
+        .run(&(0..len, any::<char>(), any::<bool>()), |(at, by, cut)| {
+            let broken = if cut {
+                text.as_bytes()[..at].to_vec()
+            } else {
+                mutate_char(&text, at, by).into_bytes()
+            };
+            std::fs::write(&scratch, &broken).unwrap();
+            if let Err(e) = pgdrill::backup::read_manifest(&scratch).map_err(|e| e.to_string()) {
+                prop_assert!(e.contains(&scratch.display().to_string()), "{}", e);
+                prop_assert!(e.contains("line ") || e.contains('`'), "{}", e);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A config backup's manifest, with a field broken: `Repo::list` says which file and field.
+#[test]
+fn config_manifests_name_the_file_and_the_field() {
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let valid = serde_json::json!({
+        "manifest_version": 1,
+        "file": "config_20261201_030000.tar.age",
+        "size_bytes": 10,
+        "sha256": "00",
+        "created_at": "2026-12-01T03:00:00Z",
+        "kind": "scheduled",
+        "reason": null,
+        "encrypted": true,
+        "recipients": ["age1xyz"],
+        "files": [{"path": "/etc/app/.env", "name": ".env", "size_bytes": 3, "mode": "0600",
+                   "sha256": "00", "format": "dotenv", "keys": ["A"]}],
+    });
+    std::fs::write(dir.join("config_20261201_030000.tar.age"), b"0123456789").unwrap();
+    let manifest = dir.join("config_20261201_030000.manifest.json");
+    let list = pgdrill::repo::Repo::new(repo.path());
+    let read = |_: &Path| -> Result<(), String> {
+        let listing = list.list().map_err(|e| e.to_string())?;
+        listing.config[0]
+            .manifest
+            .as_ref()
+            .map(|_| ())
+            .map_err(Clone::clone)
+    };
+    std::fs::write(&manifest, valid.to_string()).unwrap();
+    read(&manifest).expect("the valid config manifest reads");
+    every_field_broken(&valid, &manifest, read);
+}
+
+fn audit_lines(n: usize) -> (tempfile::TempDir, String) {
+    use pgdrill::repo::audit::{append, Action, Object, Outcome};
+    let repo = tempfile::tempdir().unwrap();
+    for i in 0..n {
+        append(
+            repo.path(),
+            Action::Backup,
+            Object::file(format!("backup_{i}.dump"), "00"),
+            Outcome::Ok,
+            Some(format!("event {i}")),
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(repo.path().join("audit.ndjson")).unwrap();
+    (repo, text)
+}
+
+proptest! {
+    #![proptest_config(cases(150))]
+
+    /// An audit log with one line damaged (any bytes, a character changed, cut): `verify_chain`
+    /// answers with the line, and `audit::events` names the line; neither fails the whole file.
+    #[test]
+    fn an_audit_log_with_one_damaged_line_names_it(
+        at in any::<prop::sample::Index>(),
+        how in 0u8..3,
+        junk in bytes(60),
+        pos in any::<usize>(),
+        by in any::<char>(),
+    ) {
+        let (repo, text) = audit_lines(3);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = at.index(lines.len());
+        let mut out: Vec<Vec<u8>> = lines.iter().map(|l| l.as_bytes().to_vec()).collect();
+        out[at] = match how {
+            0 => junk.into_iter().filter(|c| *c != b'\n').collect(),
+            1 => mutate_char(lines[at], pos, by).replace('\n', " ").into_bytes(),
+            _ => lines[at].as_bytes()[..pos % lines[at].len()].to_vec(),
+        };
+        let path = repo.path().join("audit.ndjson");
+        std::fs::write(&path, out.join(&b'\n')).unwrap();
+        let chain = pgdrill::repo::audit::verify_chain(&path);
+        prop_assert!(chain.is_ok(), "the file reads: {:?}", chain.err().map(|e| e.to_string()));
+        if let Err(e) = pgdrill::repo::audit::events(repo.path()) {
+            let e = e.to_string();
+            prop_assert!(e.contains(&format!("line {}", at + 1)), "{}", e);
+        }
+    }
+}
+
+fn history_entry(i: u64) -> pgdrill::report::history::Entry {
+    serde_json::from_value(serde_json::json!({
+        "drill_id": format!("drill-{i}"),
+        "time": "2026-12-01T03:00:00Z",
+        "scope": "database",
+        "backup_file": "backup_20261201_020000.dump",
+        "backup_size_bytes": 1000,
+        "backup_age_ms": 3_600_000,
+        "verdict": "pass",
+        "failed": null,
+        "budgets": [{"name": "total", "used_ms": 1000, "limit_ms": 1_800_000}],
+        "integrity": {"tables": 4, "tables_mismatched": 0, "checks": 5, "checks_failed": 0},
+        "report": "reports/x/report.json",
+        "report_sha256": "00",
+    }))
+    .expect("a history entry of today's shape")
+}
+
+proptest! {
+    #![proptest_config(cases(150))]
+
+    /// A history file with one damaged line: the error names the file and the line.
+    #[test]
+    fn a_history_with_one_damaged_line_names_it(
+        at in 0usize..3,
+        damage in prop_oneof![bytes(60), text(60).prop_map(String::into_bytes)],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.ndjson");
+        for i in 0..3 {
+            pgdrill::report::history::append(&path, &history_entry(i)).unwrap();
+        }
+        let text = std::fs::read(&path).unwrap();
+        let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        lines[at] = damage.into_iter().filter(|b| *b != b'\n' && *b != b'\r').collect();
+        std::fs::write(&path, lines.join(&b'\n')).unwrap();
+        if let Err(e) = pgdrill::report::history::read(&path) {
+            let e = e.to_string();
+            prop_assert!(e.contains(&format!("line {}", at + 1)) && e.contains("history.ndjson"), "{}", e);
+        }
+    }
+}
+
+/// Each field of a history line broken in turn: the error names the line and the field.
+#[test]
+fn history_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.ndjson");
+    let valid = serde_json::to_value(history_entry(1)).unwrap();
+    every_field_broken(&valid, &path, |p| {
+        let line = std::fs::read_to_string(p).unwrap().replace('\n', "");
+        std::fs::write(p, line + "\n").unwrap();
+        pgdrill::report::history::read(p)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+}

@@ -16,7 +16,7 @@ mod probe;
 mod process;
 mod secrets;
 mod spec;
-mod url;
+pub(crate) mod url;
 
 use std::path::PathBuf;
 use std::time::Duration;

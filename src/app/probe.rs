@@ -43,6 +43,30 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
+    /// Reads one answer of the health endpoint: a JSON body's `status` decides against
+    /// `healthy_status`; any other body, HTTP 200 alone. Unredacted: the caller redacts.
+    pub(crate) fn read(url: String, http_status: u16, body: &str, healthy_status: &str) -> Self {
+        let json = serde_json::from_str::<serde_json::Value>(body).ok();
+        let status = json
+            .as_ref()
+            .and_then(|j| j.get("status"))
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        let healthy = match &status {
+            Some(s) => s == healthy_status,
+            None => http_status == 200,
+        };
+        HealthReport {
+            url,
+            http_status,
+            status,
+            healthy,
+            json,
+            body_excerpt: excerpt(body, BODY_EXCERPT),
+            elapsed_ms: 0,
+        }
+    }
+
     /// The entry of `checks` with this `name`, if the body has one.
     pub fn check(&self, name: &str) -> Option<&serde_json::Value> {
         self.json
@@ -106,6 +130,29 @@ pub struct VersionInfo {
     pub body_excerpt: String,
 }
 
+impl VersionInfo {
+    /// Reads the version endpoint's answer: the string fields of a JSON body, none of any
+    /// other body. Unredacted: the caller redacts.
+    pub(crate) fn read(http_status: u16, body: &str) -> Self {
+        let json = serde_json::from_str::<serde_json::Value>(body).ok();
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        VersionInfo {
+            http_status,
+            version: field("version"),
+            release: field("release"),
+            build: field("build"),
+            commit: field("commit"),
+            deployed_at: field("deployed_at"),
+            body_excerpt: excerpt(body, BODY_EXCERPT),
+        }
+    }
+}
+
 impl AppProcess {
     /// One health probe.
     pub async fn health(&self) -> Result<HealthReport, AppError> {
@@ -120,27 +167,12 @@ impl AppProcess {
         let started = Instant::now();
         let response = http_get(&url, timeout).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let json = serde_json::from_str::<serde_json::Value>(&response.body)
-            .ok()
-            .map(|j| self.redactor.apply_json(j));
-        let status = json
-            .as_ref()
-            .and_then(|j| j.get("status"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
-        let healthy = match &status {
-            Some(s) => s == healthy_status,
-            None => response.status == 200,
-        };
-        Ok(HealthReport {
-            url,
-            http_status: response.status,
-            status,
-            healthy,
-            json,
-            body_excerpt: excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT),
-            elapsed_ms,
-        })
+        let mut report = HealthReport::read(url, response.status, &response.body, healthy_status);
+        report.json = report.json.map(|j| self.redactor.apply_json(j));
+        report.status = report.status.map(|s| self.redactor.apply(&s));
+        report.body_excerpt = excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT);
+        report.elapsed_ms = elapsed_ms;
+        Ok(report)
     }
 
     /// Polls health every 100 ms until healthy. Fails at once when the process exits, and
@@ -215,21 +247,16 @@ impl AppProcess {
             )?,
         };
         let response = http_get(&url, FETCH_TIMEOUT).await?;
-        let json = serde_json::from_str::<serde_json::Value>(&response.body).ok();
-        let field = |name: &str| {
-            json.as_ref()
-                .and_then(|j| j.get(name))
-                .and_then(|v| v.as_str())
-                .map(|v| self.redactor.apply(v))
-        };
+        let redact = |v: Option<String>| v.map(|v| self.redactor.apply(&v));
+        let read = VersionInfo::read(response.status, &response.body);
         Ok(VersionInfo {
-            http_status: response.status,
-            version: field("version"),
-            release: field("release"),
-            build: field("build"),
-            commit: field("commit"),
-            deployed_at: field("deployed_at"),
+            version: redact(read.version),
+            release: redact(read.release),
+            build: redact(read.build),
+            commit: redact(read.commit),
+            deployed_at: redact(read.deployed_at),
             body_excerpt: excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT),
+            ..read
         })
     }
 

@@ -69,9 +69,7 @@ pub fn run(args: AuditArgs) -> Result<Exit, Error> {
         }
         AuditCommand::Show { repo, since } => {
             let repo = Repo::resolve(repo);
-            let from = since.map(|d| {
-                Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-            });
+            let from = since.map(|d| crate::duration::before(Utc::now(), d));
             for e in audit::events(repo.root())? {
                 if from.is_some_and(|f| e.at().is_some_and(|t| t < f)) {
                     continue;

@@ -391,11 +391,25 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>
             sha2::Sha256::digest(&bytes)
         )
     };
+    let flags = plan_flags(&path, bytes)?;
+    let mut out = args[..=drill_at].to_vec();
+    out.extend(flags);
+    out.extend_from_slice(&args[drill_at + 1..]);
+    Ok((out, Some(note)))
+}
+
+/// The flags a plan file's bytes stand for (`key = value` → `--key=value`), or a usage error
+/// naming `path` and the key.
+pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
     let bad = |what: String| Error::Usage(format!("--plan {}: {what}", path.display()));
     let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad(format!("not valid TOML: {}", e.message())))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1))
+            .unwrap_or_default();
+        bad(format!("{line}not valid TOML: {}", e.message()))
+    })?;
     let command = <super::Cli as clap::CommandFactory>::command();
     let drill = command
         .find_subcommand("drill")
@@ -443,10 +457,7 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>
             }
         }
     }
-    let mut out = args[..=drill_at].to_vec();
-    out.extend(flags);
-    out.extend_from_slice(&args[drill_at + 1..]);
-    Ok((out, Some(note)))
+    Ok(flags)
 }
 
 #[cfg(test)]

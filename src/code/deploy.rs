@@ -59,7 +59,7 @@ impl DeploymentMarker {
                 })
             }
         };
-        serde_json::from_str(&text)
+        crate::json::from_str(&text)
             .map(Some)
             .map_err(|e| CodeError::Marker {
                 path,

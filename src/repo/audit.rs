@@ -258,12 +258,17 @@ pub fn read_events(path: &Path) -> Result<Vec<Result<Event, String>>, RepoError>
         Err(e) => return Err(RepoError::io(format!("cannot read {}", path.display()), e)),
     };
     let mut v = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
+    // Bytes, not lines of text: a line that is not UTF-8 is that line's error, not the file's.
+    for line in std::io::BufReader::new(f).split(b'\n') {
         let line = line.map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        v.push(serde_json::from_str::<Event>(&line).map_err(|e| e.to_string()));
+        v.push(
+            std::str::from_utf8(&line)
+                .map_err(|e| e.to_string())
+                .and_then(crate::json::from_str::<Event>),
+        );
     }
     Ok(v)
 }

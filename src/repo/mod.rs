@@ -486,7 +486,7 @@ fn read_config_manifest(path: &Path) -> Result<ConfigManifest, String> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
+    crate::json::from_str(&text)
         .map_err(|e| format!("manifest {} is not valid: {e}", path.display()))
 }
 

@@ -87,10 +87,8 @@ fn last_drilled(history: &[Event]) -> Option<String> {
 
 /// Decides what goes.
 pub fn plan(listing: &Listing, history: &[Event], opts: &Options) -> Plan {
-    let cutoff =
-        opts.at - chrono::Duration::from_std(opts.keep_days).unwrap_or(chrono::Duration::MAX);
-    let ccutoff = opts.at
-        - chrono::Duration::from_std(opts.config_keep_days).unwrap_or(chrono::Duration::MAX);
+    let cutoff = crate::duration::before(opts.at, opts.keep_days);
+    let ccutoff = crate::duration::before(opts.at, opts.config_keep_days);
     let drilled = last_drilled(history);
     let newest_drilled = listing
         .database

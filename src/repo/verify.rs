@@ -208,8 +208,7 @@ pub async fn run(
     let at = opts.at;
     let rpo = chrono::Duration::from_std(opts.rpo).unwrap_or(chrono::Duration::MAX);
     let crpo = chrono::Duration::from_std(opts.config_rpo).unwrap_or(chrono::Duration::MAX);
-    let window_start =
-        at - chrono::Duration::from_std(opts.window).unwrap_or(chrono::Duration::MAX);
+    let window_start = crate::duration::before(at, opts.window);
     let mut findings = Vec::new();
     // As of `at`: a verification recorded later had not happened yet.
     let verified_before: BTreeSet<(String, String)> = history

@@ -186,22 +186,27 @@ pub fn append(path: &Path, entry: &Entry) -> Result<(), Error> {
 /// Every entry of the file; a missing file is an empty history, a bad line a usage error
 /// naming its number.
 pub fn read(path: &Path) -> Result<Vec<Entry>, Error> {
-    let text = match std::fs::read_to_string(path) {
+    let bytes = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(path, "reading", e)),
     };
-    text.lines()
+    // Line by line, so that one damaged line (even one that is not UTF-8) is named by its number.
+    bytes
+        .split(|b| *b == b'\n')
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
+        .filter(|(_, l)| !l.trim_ascii().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::Usage(format!(
-                    "{} line {}: not a pgdrill history entry ({e}); fix or remove that line",
-                    path.display(),
-                    i + 1
-                ))
-            })
+            std::str::from_utf8(l)
+                .map_err(|e| e.to_string())
+                .and_then(crate::json::from_str)
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "{} line {}: not a pgdrill history entry ({e}); fix or remove that line",
+                        path.display(),
+                        i + 1
+                    ))
+                })
         })
         .collect()
 }
@@ -291,7 +296,7 @@ pub fn summarise(
     since: std::time::Duration,
     max_age: Option<std::time::Duration>,
 ) -> Summary {
-    let from = at - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
+    let from = crate::duration::before(at, since);
     let mut window: Vec<Entry> = entries
         .iter()
         .filter(|e| e.at().is_some_and(|t| t > from && t <= at))
@@ -342,7 +347,7 @@ pub fn summarise(
         .find(|e| e.verdict == Verdict::Pass)
         .cloned();
     let fresh = max_age.map(|m| {
-        let oldest = at - chrono::Duration::from_std(m).unwrap_or(chrono::Duration::MAX);
+        let oldest = crate::duration::before(at, m);
         last_pass
             .as_ref()
             .and_then(Entry::at)
