@@ -450,6 +450,7 @@ pub async fn take_labelled(
         .try_clone()
         .map_err(|e| io_err(&dump, e))?;
     let stalled = tokio::sync::Notify::new();
+    let dumped = tokio::sync::Notify::new();
     let t_dump = Instant::now();
     let writer = async {
         let r = copy_hashing(
@@ -471,6 +472,7 @@ pub async fn take_labelled(
             }
             stalled.notify_one();
         }
+        dumped.notify_one();
         (r, t_dump.elapsed())
     };
     let t_snap = Instant::now();
@@ -479,6 +481,14 @@ pub async fn take_labelled(
             s = snapshot::take(&client) => Some((s, t_snap.elapsed())),
             // Its queries would wait on the same dead path.
             _ = stalled.notified() => None,
+            // Once pg_dump is done its bytes no longer prove the path alive: a beat queued
+            // behind the snapshot's query must come back within the stall timeout.
+            _ = async {
+                dumped.notified().await;
+                while tokio::time::timeout(stall, client.simple_query("SELECT 1")).await.is_ok() {
+                    tokio::time::sleep(crate::pg::HEARTBEAT_EVERY).await;
+                }
+            } => None,
         }
     };
     let work = async { tokio::join!(writer, snap, read_all(stderr)) };
@@ -505,9 +515,11 @@ pub async fn take_labelled(
         });
     }
     let (size_bytes, sha256) = written;
-    // Only a stall ends the snapshot early, and a stall returned above.
+    // Only a stall ends the snapshot early: pg_dump's (returned above) or the snapshot's own
+    // after the dump.
     let Some((s0, snap_elapsed)) = s0 else {
-        return Err(bound.stalled(StallPoint::Dump));
+        reap(source, session_pid, &dump_app).await;
+        return Err(bound.stalled(StallPoint::Query("the integrity snapshot's queries")));
     };
     let s0 = s0?;
 

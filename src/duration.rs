@@ -5,12 +5,17 @@ use std::time::Duration;
 
 /// Parses a positive duration such as `15m`, `90s`, `1h30m` or `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` ({e}); use forms like 15m, 90s, 1h30m"))?;
+    let d = parse_wait(s)?;
     if d.is_zero() {
         return Err(format!("duration `{s}` must be greater than zero"));
     }
     Ok(d)
+}
+
+/// Parses a duration that may be zero (a wait: `0s` means do not wait), such as `15m`.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` ({e}); use forms like 15m, 90s, 1h30m"))
 }
 
 /// The moment `d` before `at`, or the earliest moment there is when `d` reaches further back

@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        // A document cut inside a key leaves an unknown last segment, shown as `?`.
+        let full = e.path().to_string();
+        let path = full.trim_end_matches('?').trim_end_matches('.');
         let inner = e.into_inner();
         if path == "." || path.is_empty() {
             inner.to_string()

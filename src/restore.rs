@@ -635,6 +635,13 @@ pub async fn archive_contents(
     dump: &Path,
 ) -> Result<(u64, Option<String>), RestoreError> {
     let out = tools.read_archive(dump, &["--list"]).await?;
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&out.status) {
+        // Killed from outside (an operator, the OOM killer): nothing is known of the archive.
+        return Err(RestoreError::Failed(format!(
+            "pg_restore --list of {} was killed by signal {sig}: the restore did not run; run the drill again (check the kernel log for the OOM killer)",
+            dump.display()
+        )));
+    }
     if !out.status.success() {
         return Err(RestoreError::Unusable(format!(
             "pg_restore --list cannot read {}: {}",

@@ -19,6 +19,7 @@ const PHASES: &[&str] = &[
     "snapshot",
     "compare",
     "amcheck",
+    "negative_controls",
     "start_app",
     "app_healthy",
     "observe_app",

@@ -36,7 +36,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
     pub stall_timeout: Duration,
     /// Give up when another backup holds the repo lock for this long (0: do not wait).
-    #[arg(long, value_name = "DUR", default_value = DEFAULT_LOCK_TIMEOUT, value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = DEFAULT_LOCK_TIMEOUT, value_parser = crate::duration::parse_wait)]
     pub lock_timeout: Duration,
 }
 

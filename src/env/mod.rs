@@ -335,6 +335,13 @@ impl Watch {
             Liveness::Exited(end) => Some(Some(end)),
             Liveness::Gone => Some(None),
         };
+        // A server that died of a full disk (a PANIC on its WAL write) is named by its
+        // disk, the cause, before its death, the consequence.
+        let text = self.log_since(mark).await;
+        let lines = crash_lines(&text);
+        if let Some(full) = self.disk_full(&lines, said) {
+            return Some(full);
+        }
         if let Some(end) = end {
             use nix::sys::signal::Signal;
             let killed = matches!(
@@ -362,8 +369,25 @@ impl Watch {
                 },
             )));
         }
-        let text = self.log_since(mark).await;
-        let lines = crash_lines(&text);
+        if lines.is_empty() {
+            return None;
+        }
+        let joined = lines.join("\n");
+        Some(EnvError::ServerCrashed(Box::new(
+            crate::env_error::ServerCrashed {
+                server: self.describe(),
+                phase: phase.to_string(),
+                lines: joined,
+                log,
+                said: said.to_string(),
+            },
+        )))
+    }
+
+    /// A full disk under this server, from its log's lines (`lines`, the crash lines since
+    /// the step began) or, when the log (on the same disk) lost them, from the disk's free
+    /// space (native backend).
+    fn disk_full(&self, lines: &[&str], said: &str) -> Option<EnvError> {
         let fix = match self.probe {
             Probe::Native { .. } => "free space there, or point TMPDIR at a bigger disk (the native backend makes its servers under TMPDIR)",
             Probe::Docker { .. } => "free space on the Docker engine's disk (`docker system df`)",
@@ -411,15 +435,7 @@ impl Watch {
                 said: format!("{joined}\n{said}"),
             });
         }
-        Some(EnvError::ServerCrashed(Box::new(
-            crate::env_error::ServerCrashed {
-                server: self.describe(),
-                phase: phase.to_string(),
-                lines: joined,
-                log,
-                said: said.to_string(),
-            },
-        )))
+        None
     }
 }
 

@@ -73,14 +73,17 @@ pub fn render(r: &Report) -> String {
                 O::Missed => Status::Fail,
                 O::NotApplicable => Status::Skipped,
             };
-            let detail = format!(
-                "injected: {}\nexpected {}, produced {}\n{}",
-                c.injected,
-                c.expected,
-                c.produced
-                    .map_or("nothing (the check passed)".to_string(), |p| p.to_string()),
-                c.detail
-            );
+            let detail = match c.outcome {
+                O::NotApplicable => format!("not applicable: {}", c.detail),
+                _ => format!(
+                    "injected: {}\nexpected {}, produced {}\n{}",
+                    c.injected,
+                    c.expected,
+                    c.produced
+                        .map_or("nothing (the check passed)".to_string(), |p| p.to_string()),
+                    c.detail
+                ),
+            };
             let name = format!("control:{}", c.control.name());
             phases.add_test_case(case(&name, status, &detail, c.duration_ms, fail));
         }

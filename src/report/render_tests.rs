@@ -261,7 +261,7 @@ fn the_detection_section_in_markdown_summary_junit_and_html() {
     insta::assert_snapshot!("detection_markdown_pass", md_named(&r, "## Detection"));
     assert!(
         r.summary()
-            .contains("detection: pass (negative controls all: 2/2"),
+            .contains("detection: pass (negative controls all: 3/3"),
         "{}",
         r.summary()
     );

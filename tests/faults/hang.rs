@@ -290,13 +290,15 @@ fn backup_from_a_source_frozen_mid_dump_stops_at_the_stall_timeout_and_releases_
     let said = text(&out);
     assert!(relay.frozen(), "the relay never froze: {said}");
     assert_eq!(out.status.code(), Some(3), "{said}");
-    for needle in [
-        "stopped answering",
-        "pg_dump wrote no byte",
-        "--stall-timeout",
-    ] {
+    for needle in ["stopped answering", "--stall-timeout"] {
         assert!(said.contains(needle), "no `{needle}` in: {said}");
     }
+    // The freeze lands in pg_dump's stream, or (a loaded machine runs pg_dump behind the
+    // snapshot) in the snapshot's queries once pg_dump is done.
+    assert!(
+        said.contains("pg_dump wrote no byte") || said.contains("integrity snapshot"),
+        "no stall point in: {said}"
+    );
     assert!(
         !said.contains(server.endpoint.password().unwrap()),
         "{said}"
@@ -346,13 +348,13 @@ fn drill_from_a_source_frozen_mid_dump_is_an_environment_failure_within_the_stal
     assert_eq!(report["failure"]["phase"], "backup", "{report}");
     assert_eq!(report["failure"]["class"], "environment", "{report}");
     let message = report["failure"]["message"].as_str().unwrap();
-    for needle in [
-        "stopped answering",
-        "pg_dump wrote no byte",
-        "--stall-timeout",
-    ] {
+    for needle in ["stopped answering", "--stall-timeout"] {
         assert!(message.contains(needle), "no `{needle}` in: {message}");
     }
+    assert!(
+        message.contains("pg_dump wrote no byte") || message.contains("integrity snapshot"),
+        "no stall point in: {message}"
+    );
     assert_no_session_left(&server);
     drop(relay);
 }

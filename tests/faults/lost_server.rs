@@ -239,3 +239,76 @@ fn a_source_killed_mid_dump_fails_the_backup_and_leaves_no_partial_file() {
     assert_eq!(last["result"], "failed", "{last}");
     drop(server);
 }
+
+/// Whether `pid` descends from `ancestor`.
+fn descends_from(pid: u32, ancestor: u32, all: &[(u32, u32, String)]) -> bool {
+    let mut cur = pid;
+    for _ in 0..16 {
+        match all.iter().find(|(p, ..)| *p == cur) {
+            Some((_, ppid, _)) if *ppid == ancestor => return true,
+            Some((_, ppid, _)) if *ppid > 1 => cur = *ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// pg_restore itself killed with SIGKILL mid-restore: the restore failed (exit 1,
+/// `restore_failed` at pg_restore), the signal named, the target server still alive so not
+/// blamed on the machine, and nothing left.
+#[test]
+fn kill_9_of_pg_restore_is_a_failed_restore_naming_the_signal() {
+    let repo = tempfile::tempdir().unwrap();
+    let dump = bulk_dump("lost-pg-restore-prog", repo.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let drill = Pgdrill::native(["--backup-file", dump.to_str().unwrap()])
+        .env("TMPDIR", tmp.path().to_str().unwrap());
+    let (mut child, out) = drill.spawn();
+    wait_for_start(&mut child, out.path(), "pg_restore");
+    // pg_restore runs briefly before the restore proper (listing the archive): kill the
+    // restore's own pg_restore, found again when an earlier one is already gone.
+    let started = Instant::now();
+    loop {
+        let all = processes();
+        // The leader: a pg_restore under the drill whose parent is not a pg_restore (-j forks
+        // its workers under itself).
+        let leader = all.iter().find(|(p, ppid, comm)| {
+            comm == "pg_restore"
+                && descends_from(*p, child.id(), &all)
+                && !all.iter().any(|(q, _, c)| q == ppid && c == "pg_restore")
+        });
+        if let Some((p, ..)) = leader {
+            let killed = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if killed.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no pg_restore under the drill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = child.wait_with_output().unwrap();
+    let report: Value = read_report(out.path()).unwrap_or_else(|| panic!("{}", text(&output)));
+    let f = &report["failure"];
+    assert_eq!(
+        (
+            output.status.code(),
+            f["phase"].as_str(),
+            f["class"].as_str()
+        ),
+        (Some(1), Some("pg_restore"), Some("restore_failed")),
+        "{f}\n{}",
+        text(&output)
+    );
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains("SIGKILL") || msg.contains("signal: 9") || msg.contains("signal 9"),
+        "the failure must name the signal: {msg}"
+    );
+    assert_nothing_left(tmp.path());
+}

@@ -45,6 +45,7 @@ const FULL_PHASES: &[&str] = &[
     "compare",
     "amcheck",
     "rpo",
+    "negative_controls",
     "start_app",
     "app_healthy",
     "observe_app",
