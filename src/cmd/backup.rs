@@ -64,7 +64,8 @@ pub async fn run(args: BackupArgs) -> Result<Exit, Error> {
     let dir = repo.ensure_writable()?;
     let tools = PgTools::discover(&["pg_dump", "pg_dumpall"])?;
     // One watcher from here to the end: a signal between the wait and the backup is not lost.
-    let mut signal = std::pin::pin!(super::interrupted());
+    let mut signals = super::Interrupts::watch();
+    let mut signal = std::pin::pin!(signals.next());
     let lock = match wait_for_lock(&dir, args.lock_timeout, signal.as_mut()).await {
         Ok(lock) => lock,
         Err(e) => {

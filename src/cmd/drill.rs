@@ -307,7 +307,7 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     let plan = options.prepare(chrono::Utc::now())?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
     let cancel = crate::drill::Cancel::new();
-    let signals = tokio::spawn(forward_signals(cancel.clone()));
+    let signals = tokio::spawn(forward_signals(super::Interrupts::watch(), cancel.clone()));
     let out_dir = plan.out_dir.clone();
     let report = crate::drill::run(plan, cancel).await?;
     signals.abort();
@@ -345,8 +345,8 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
 
 /// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,
 /// so that it stops its servers and still writes a report.
-async fn forward_signals(cancel: crate::drill::Cancel) {
-    cancel.cancel(super::interrupted().await);
+async fn forward_signals(mut signals: super::Interrupts, cancel: crate::drill::Cancel) {
+    cancel.cancel(signals.next().await);
 }
 
 fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {

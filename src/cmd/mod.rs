@@ -142,17 +142,31 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name; never, when they cannot be watched.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+/// SIGINT and SIGTERM, caught from the moment [`Interrupts::watch`] returns: registered
+/// before a command starts its work, so that a signal in its first moments is not fatal.
+struct Interrupts(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Interrupts {
+    /// Starts catching both signals now.
+    fn watch() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Interrupts(Some((int, term))),
+            _ => Interrupts(None),
+        }
+    }
+
+    /// The next signal's name; never, when they cannot be watched.
+    async fn next(&mut self) -> &'static str {
+        let Some((int, term)) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
     }
 }
