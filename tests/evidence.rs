@@ -43,7 +43,7 @@ fn html_for_snapshot(run: &Run) -> String {
 fn temp_suffixes(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
-    while let Some(i) = ["-source-", "-target-", "-work-"]
+    while let Some(i) = ["-source-", "-target-", "-controls-"]
         .iter()
         .filter_map(|m| rest.find(m).map(|i| i + m.len()))
         .min()

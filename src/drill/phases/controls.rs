@@ -87,7 +87,9 @@ pub(in crate::drill) async fn run(
         .faults
         .contains(&crate::scope::Fault::BlindCompare);
     let rpo = ctx.plan.scope.objective;
-    let work = ctx.work_dir();
+    // The controls' copies get a directory of their own, gone when the phase ends: the
+    // drill's private directory would be made for them alone and kept by `--keep`.
+    let work = scratch(&ctx.plan.drill_id);
     let progress = ctx.rec.progress(PhaseId::NegativeControls);
     let mut results: Vec<ControlResult> = Vec::new();
     let list = selected(mode, ctx.plan.full().is_some());
@@ -110,7 +112,7 @@ pub(in crate::drill) async fn run(
                     Control::ByteFlipped => byte_flipped(&inputs, &progress).await?,
                     Control::Truncated => truncated(&inputs, &progress).await?,
                     Control::ManifestUnreadable => {
-                        manifest_unreadable(&inputs, &work, &progress).await?
+                        manifest_unreadable(&inputs, work.path(), &progress).await?
                     }
                     Control::StaleBackup => stale_backup(inputs.set, rpo),
                     Control::WrongAppVersion => wrong_app_version(inputs.rollback),
@@ -125,6 +127,17 @@ pub(in crate::drill) async fn run(
         .is_none()
         .then(|| "the negative controls stopped early: see phase negative_controls".to_string());
     Detection::of(mode, results, note)
+}
+
+/// A directory for the controls' copies, marked as drill `id`'s so that `pgdrill clean`
+/// finds it after a `kill -9`.
+fn scratch(id: &str) -> Result<tempfile::TempDir, StepFail> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("pgdrill-{id}-controls-"))
+        .tempdir()
+        .map_err(|e| EnvError::io("cannot create the negative controls' directory", e))?;
+    crate::env::leftovers::mark(dir.path(), id)?;
+    Ok(dir)
 }
 
 /// The phase's detail when every control that ran was detected, or `detection_failed`.
