@@ -27,6 +27,36 @@ pub fn before(at: chrono::DateTime<chrono::Utc>, d: Duration) -> chrono::DateTim
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
+/// Milliseconds as a person says them, one style everywhere: `350 ms`, `4.5 s`, `1m 12s`,
+/// `15m`, `2h 5m`, `8 days`, `1 day 3h`. Tenths are cut, never rounded up, so a time just
+/// under a limit never prints as the limit.
+pub fn human_ms(ms: u64) -> String {
+    const S: u64 = 1_000;
+    const M: u64 = 60 * S;
+    const H: u64 = 60 * M;
+    const D: u64 = 24 * H;
+    let pair = |big: u64, big_unit: &str, small: u64, small_unit: &str| match small {
+        0 => format!("{big}{big_unit}"),
+        _ => format!("{big}{big_unit} {small}{small_unit}"),
+    };
+    match ms {
+        0..S => format!("{ms} ms"),
+        S..M => format!("{}.{} s", ms / S, (ms % S) / 100),
+        M..H => pair(ms / M, "m", (ms % M) / S, "s"),
+        H..D => pair(ms / H, "h", (ms % H) / M, "m"),
+        _ => {
+            let days = ms / D;
+            let unit = if days == 1 { " day" } else { " days" };
+            pair(days, unit, (ms % D) / H, "h")
+        }
+    }
+}
+
+/// A duration as a person says it ([`human_ms`]).
+pub fn human(d: Duration) -> String {
+    human_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Parses an RFC 3339 moment such as `2026-12-01T03:00:00Z` into UTC.
 pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
@@ -48,6 +78,21 @@ mod tests {
     #[case("7d", 604800)]
     fn durations(#[case] s: &str, #[case] secs: u64) {
         assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs));
+    }
+
+    #[rstest]
+    #[case(0, "0 ms")]
+    #[case(350, "350 ms")]
+    #[case(4_567, "4.5 s")]
+    #[case(59_999, "59.9 s")]
+    #[case(72_000, "1m 12s")]
+    #[case(900_000, "15m")]
+    #[case(7_500_000, "2h 5m")]
+    #[case(86_400_000, "1 day")]
+    #[case(8 * 86_400_000, "8 days")]
+    #[case(97_200_000, "1 day 3h")]
+    fn human(#[case] ms: u64, #[case] text: &str) {
+        assert_eq!(human_ms(ms), text);
     }
 
     #[rstest]

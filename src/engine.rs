@@ -176,7 +176,7 @@ pub(crate) async fn docker(
             reason: format!(
                 "`docker {}` did not finish within {}",
                 args.join(" "),
-                humantime::format_duration(timeout)
+                crate::duration::human(timeout)
             ),
         }),
     }

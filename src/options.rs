@@ -114,6 +114,9 @@ pub struct DrillOptions {
     pub negative_controls: crate::plan::NegativeControls,
     /// `--scope` and the full drill's options.
     pub scope: ScopeOptions,
+    /// `--operator`, `--approver`, `--ticket`, `--purpose`, `--environment`, `--next-test`,
+    /// `--issue`.
+    pub record: crate::plan::RecordPlan,
 }
 
 impl Default for DrillOptions {
@@ -161,6 +164,7 @@ impl Default for DrillOptions {
             missing_roles: crate::preflight::MissingRoles::Fail,
             negative_controls: crate::plan::NegativeControls::Auto,
             scope: ScopeOptions::default(),
+            record: crate::plan::RecordPlan::default(),
         }
     }
 }
@@ -353,6 +357,7 @@ impl DrillOptions {
             missing_roles: self.missing_roles,
             negative_controls: self.negative_controls,
             scope,
+            record: self.record,
         })
     }
 }

@@ -48,6 +48,29 @@ pub struct Plan {
     pub negative_controls: NegativeControls,
     /// What is restored (`--scope`), the backup schedule and the RPO measurement.
     pub scope: crate::scope::ScopePlan,
+    /// The exercise's record: operator, approver, ticket, purpose, environment, next test,
+    /// issues found.
+    pub record: RecordPlan,
+}
+
+/// The record fields of a drill (`--operator`, `--approver`, `--ticket`, `--purpose`,
+/// `--environment`, `--next-test`, `--issue`), as given; the report adds what the drill knows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordPlan {
+    /// Who runs the drill; `None` means `$USER@host`.
+    pub operator: Option<String>,
+    /// Who approved it.
+    pub approver: Option<String>,
+    /// The change or incident ticket.
+    pub ticket: Option<String>,
+    /// Why it runs.
+    pub purpose: Option<String>,
+    /// The environment drilled (staging, production…).
+    pub environment: Option<String>,
+    /// When the next test is scheduled.
+    pub next_test: Option<chrono::DateTime<chrono::Utc>>,
+    /// Issues the operator found and documents with the drill.
+    pub issues: Vec<String>,
 }
 
 impl Plan {

@@ -21,6 +21,7 @@ mod full;
 mod integrity;
 mod leftovers;
 mod library;
+mod objectives;
 mod parsers;
 mod real_db;
 mod regime;

@@ -81,7 +81,7 @@ pub enum AppError {
         log: PathBuf,
     },
     /// sample-app did not say where it listens.
-    #[error("sample-app printed no `listening on` line within {}; see its log {log}", humantime::format_duration(*.waited))]
+    #[error("sample-app printed no `listening on` line within {}; see its log {log}", crate::duration::human(*.waited))]
     NoAddress {
         /// How long `start` waited.
         waited: Duration,
@@ -89,7 +89,7 @@ pub enum AppError {
         log: PathBuf,
     },
     /// Healthy was not reached in time.
-    #[error("the application did not become healthy within {}; last seen: {last_seen}; see its log {log}", humantime::format_duration(*.waited))]
+    #[error("the application did not become healthy within {}; last seen: {last_seen}; see its log {log}", crate::duration::human(*.waited))]
     NotHealthy {
         /// The allowed time.
         waited: Duration,

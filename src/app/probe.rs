@@ -382,7 +382,7 @@ pub(crate) async fn http_get(url: &str, timeout: Duration) -> Result<HttpRespons
     tokio::time::timeout(timeout, exchange).await.map_err(|_| {
         fail(format!(
             "no complete answer within {}",
-            humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
+            crate::duration::human_ms(timeout.as_millis() as u64)
         ))
     })?
 }
@@ -460,7 +460,7 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("no complete answer within 200ms"), "{err}");
+        assert!(err.contains("no complete answer within 200 ms"), "{err}");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = format!("http://{}/probe", listener.local_addr().unwrap());
         drop(listener);

@@ -490,7 +490,7 @@ impl AppProcess {
                 }
                 format!(
                     "killed after {}",
-                    humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
+                    crate::duration::human_ms(timeout.as_millis() as u64)
                 )
             }
         }

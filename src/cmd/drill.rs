@@ -154,6 +154,59 @@ pub struct DrillArgs {
     /// `--scope`, the full drill's configuration and code, the backup schedule and the RPO.
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// The record of the exercise for the auditor.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// The flags of `pgdrill drill` that go into the report's record (flattened into `DrillArgs`).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Record of the exercise")]
+pub struct RecordArgs {
+    /// Who runs the drill (default: $USER@host).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Who approved the drill; the HTML report has a signature line for them.
+    #[arg(long, value_name = "NAME")]
+    pub approver: Option<String>,
+    /// The change or incident ticket the drill belongs to.
+    #[arg(long, value_name = "ID")]
+    pub ticket: Option<String>,
+    /// Why the drill runs, e.g. "monthly full restore test".
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// The environment drilled: staging, production…
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// When the next test is scheduled (RFC 3339, or a duration from now such as 7d).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub next_test: Option<chrono::DateTime<chrono::Utc>>,
+    /// An issue found during the exercise, documented with it (repeatable).
+    #[arg(long = "issue", value_name = "TEXT")]
+    pub issues: Vec<String>,
+}
+
+impl From<RecordArgs> for crate::plan::RecordPlan {
+    fn from(a: RecordArgs) -> Self {
+        crate::plan::RecordPlan {
+            operator: a.operator.filter(|o| !o.trim().is_empty()),
+            approver: a.approver,
+            ticket: a.ticket,
+            purpose: a.purpose,
+            environment: a.environment,
+            next_test: a.next_test,
+            issues: a.issues,
+        }
+    }
+}
+
+/// `--next-test`: an RFC 3339 moment, or a duration from now (`7d`, `1month`).
+fn parse_when(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::duration::parse_time(s).or_else(|time_err| {
+        crate::duration::parse_duration(s)
+            .map(|d| chrono::Utc::now() + chrono::TimeDelta::from_std(d).unwrap_or_default())
+            .map_err(|_| format!("{time_err}, or a duration from now such as 7d"))
+    })
 }
 
 /// The flags of `pgdrill drill` for the full scope and the RPO (flattened into `DrillArgs`).
@@ -288,6 +341,7 @@ impl From<DrillArgs> for DrillOptions {
             missing_roles: a.missing_roles,
             negative_controls: a.negative_controls,
             scope: a.scope.into(),
+            record: a.record.into(),
         }
     }
 }

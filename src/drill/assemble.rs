@@ -5,10 +5,12 @@ use super::kernel::Recorder;
 use super::{Event, Evidence, SkipReason};
 use crate::checklist;
 use crate::plan::{BudgetName, NegativeControls, Plan, Source};
+use std::path::{Path, PathBuf};
+
 use crate::report::{
-    BackupInfo, BudgetResult, Detection, DisasterInfo, DisasterKind, Environment, Failure,
-    FailureClass, Phase, PhaseId, Report, ScopeKind, SourceInfo, SourceKind, Status, Verdict,
-    SCHEMA_VERSION,
+    BackupInfo, BudgetResult, BudgetVerdict, Detection, DisasterInfo, DisasterKind, Environment,
+    Failure, FailureClass, Neighbour, Phase, PhaseId, Record, Report, ScopeKind, SourceInfo,
+    SourceKind, Status, Verdict, SCHEMA_VERSION,
 };
 
 /// The drill's report; tells the reporters the verdict and that the drill is over.
@@ -33,10 +35,10 @@ pub(super) fn report(
     }
     let budgets = {
         let rec = &rec;
-        evaluate_budgets(plan, &rec.phases, |p| rec.not_run(p), rec.failure.is_some())
+        evaluate_budgets(plan, &rec.phases, |p| rec.not_run(p))
     };
     if rec.failure.is_none() {
-        if let Some(b) = budgets.iter().find(|b| b.verdict == Status::Fail) {
+        if let Some(b) = budgets.iter().find(|b| b.verdict == BudgetVerdict::Fail) {
             rec.failure = Some(Failure {
                 phase: b.name.into(),
                 class: FailureClass::BudgetExceeded,
@@ -85,6 +87,12 @@ pub(super) fn report(
         created_at: b.manifest.as_ref().map(|m| m.created_at.clone()),
         manifest: b.manifest_path.as_ref().map(|p| p.display().to_string()),
         globals: b.globals.as_ref().map(|p| p.display().to_string()),
+        manifest_sha256: None,
+        database_size_bytes: None,
+        previous: None,
+        next: None,
+        retention: None,
+        repo_last_verify: None,
     });
     for text in &notes {
         rec.emit(Event::Note { text: text.clone() });
@@ -100,7 +108,9 @@ pub(super) fn report(
     }
     let millis =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    Report {
+    let backup =
+        backup.map(|b| with_context(plan, b, &ev.earlier_backups, ev.verified.database_size));
+    let mut report = Report {
         schema_version: SCHEMA_VERSION,
         drill_id: plan.drill_id.clone(),
         started_at: millis(started_at),
@@ -150,15 +160,180 @@ pub(super) fn report(
         scope: plan.full().map(|_| ScopeKind::Full),
         config: ev.config,
         rollback: ev.rollback,
+        objectives: None,
+        record: None,
+    };
+    // Beside the restart, in words: the app was put back on data that failed the compare.
+    if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {
+        if let Some(p) = report
+            .phases
+            .iter_mut()
+            .find(|p| p.name == PhaseId::StartApp)
+        {
+            p.detail = format!("WARNING: {warning}. {}", p.detail);
+        }
+    }
+    let objective = plan.scope.objective.as_millis() as u64;
+    report.objectives = Some(crate::report::objectives::of(
+        &report,
+        objective,
+        ev.disaster_at,
+    ));
+    report.record = Some(record(plan, &report));
+    report
+}
+
+/// The record of the exercise: the operator's fields, the CI run, the build, the issues.
+fn record(plan: &Plan, report: &Report) -> Record {
+    let r = &plan.record;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let ci_run_url = match (
+        env("GITHUB_SERVER_URL"),
+        env("GITHUB_REPOSITORY"),
+        env("GITHUB_RUN_ID"),
+    ) {
+        (Some(server), Some(repo), Some(run)) => {
+            Some(format!("{server}/{repo}/actions/runs/{run}"))
+        }
+        _ => None,
+    };
+    Record {
+        operator: r
+            .operator
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", user(), hostname())),
+        approver: r.approver.clone(),
+        ticket: r.ticket.clone(),
+        purpose: r.purpose.clone(),
+        environment: r.environment.clone(),
+        next_scheduled_test: r
+            .next_test
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ci_run_url,
+        pgdrill_commit: option_env!("PGDRILL_COMMIT").map(str::to_string),
+        issues_found: crate::report::objectives::issues_found(report, &r.issues),
     }
 }
 
-/// Sums phase durations per budget and judges them.
+/// The strategy's retention of database backups ("kept 7 days").
+const RETENTION_DAYS: i64 = 7;
+
+/// The backup with its context, as pgBackRest's `info` and Barman's `show-backup` give it:
+/// absolute paths, the manifest's own hash, the restored database's size, the backups before
+/// and after it, its place in the retention, and the repository's last verify.
+fn with_context(
+    plan: &Plan,
+    mut b: BackupInfo,
+    earlier: &[(PathBuf, Option<String>)],
+    database_size: Option<u64>,
+) -> BackupInfo {
+    let abs = |p: &str| {
+        std::path::absolute(p)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| p.to_string())
+    };
+    b.file = abs(&b.file);
+    b.manifest = b.manifest.as_deref().map(abs);
+    b.globals = b.globals.as_deref().map(abs);
+    b.manifest_sha256 = b
+        .manifest
+        .as_deref()
+        .and_then(|m| crate::digest::sha256_file_blocking(Path::new(m)).ok())
+        .map(|(_, hex)| hex);
+    b.database_size_bytes = database_size;
+    let dump = PathBuf::from(&b.file);
+    // A repository's backups sit in <repo>/database/; its listing knows their times.
+    let in_repo = dump
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "database"))
+        .and_then(Path::parent)
+        .and_then(|root| crate::repo::Repo::new(root).list().ok());
+    match in_repo {
+        Some(listing) => {
+            let at = |i: usize| {
+                listing.database.get(i).and_then(|d| {
+                    d.dump.as_ref().map(|f| Neighbour {
+                        file: f.display().to_string(),
+                        taken_at: Some(
+                            d.created_at()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ),
+                    })
+                })
+            };
+            if let Some(i) = listing.database.iter().position(|d| {
+                d.dump
+                    .as_deref()
+                    .and_then(|f| std::path::absolute(f).ok())
+                    .as_deref()
+                    == Some(dump.as_path())
+            }) {
+                b.previous = i.checked_sub(1).and_then(at);
+                b.next = at(i + 1);
+            }
+        }
+        None => {
+            b.previous = earlier.last().map(|(f, t)| Neighbour {
+                file: abs(&f.display().to_string()),
+                taken_at: t.clone(),
+            });
+        }
+    }
+    b.retention = b
+        .created_at
+        .as_deref()
+        .and_then(|t| crate::duration::parse_time(t).ok())
+        .map(|taken| {
+            let until = taken + chrono::TimeDelta::days(RETENTION_DAYS);
+            let now = chrono::Utc::now();
+            if until > now {
+                format!(
+                    "kept until {} under the strategy's {RETENTION_DAYS}-day retention ({} left)",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    crate::duration::human_ms(u64::try_from((until - now).num_milliseconds()).unwrap_or(0))
+                )
+            } else {
+                format!("older than the strategy's {RETENTION_DAYS}-day retention: `pgdrill prune` would remove it")
+            }
+        });
+    b.repo_last_verify = plan.repo.as_ref().map(|repo| {
+        let last = crate::repo::audit::events(&repo.dir)
+            .ok()
+            .and_then(|events| {
+                events
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.action == crate::repo::audit::Action::Verify)
+            });
+        match last {
+            Some(e) => format!(
+                "{} at {}{}",
+                e.result.as_str(),
+                e.time,
+                e.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            None => "never: no `pgdrill verify` in the repository's audit log".into(),
+        }
+    });
+    b
+}
+
+fn user() -> String {
+    let uid = nix::unistd::Uid::effective();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// Sums phase durations per budget and judges them: a budget is judged on the time its phases
+/// that ran used; `incomplete` when some of them did not run (the drill stopped), `skipped`
+/// only when none did. `not_run` says whether a skipped phase was meant to run.
 pub fn evaluate_budgets(
     plan: &Plan,
     phases: &[Phase],
     not_run: impl Fn(&Phase) -> bool,
-    failed: bool,
 ) -> Vec<BudgetResult> {
     let mut groups = vec![
         BudgetName::DatabaseRestore,
@@ -171,34 +346,89 @@ pub fn evaluate_budgets(
     }
     let mut out = Vec::new();
     let mut total = 0;
-    let mut all_ran = true;
+    // Phases meant to run that did not, over all groups: the total is incomplete with them.
+    let mut missed_all: Vec<&Phase> = Vec::new();
     for g in groups {
         let ps: Vec<&Phase> = phases.iter().filter(|p| p.budget == Some(g)).collect();
-        let used: u64 = ps.iter().map(|p| p.duration_ms).sum();
+        let ran: Vec<&Phase> = ps
+            .iter()
+            .copied()
+            .filter(|p| p.status != Status::Skipped)
+            .collect();
+        let missed: Vec<&Phase> = ps
+            .iter()
+            .copied()
+            .filter(|p| p.status == Status::Skipped && not_run(p))
+            .collect();
+        let used: u64 = ran.iter().map(|p| p.duration_ms).sum();
         total += used;
-        let ran = !ps.iter().any(|p| p.status == Status::Fail || not_run(p));
-        all_ran &= ran;
-        out.push(judge(plan, g, used, ran, failed));
+        let limit = limit(plan, g);
+        let (verdict, reason) = if used > limit {
+            (
+                BudgetVerdict::Fail,
+                (!missed.is_empty()).then(|| did_not_run(&missed)),
+            )
+        } else if ran.is_empty() {
+            let why = match (missed.first(), ps.first()) {
+                (Some(_), _) => format!("none of its phases ran: {}", did_not_run(&missed)),
+                // Skipped by design (no application, say): the phase says why.
+                (None, Some(p)) => p.detail.clone(),
+                (None, None) => "no phase of this drill counts against it".to_string(),
+            };
+            (BudgetVerdict::Skipped, Some(why))
+        } else if !missed.is_empty() {
+            (
+                BudgetVerdict::Incomplete,
+                Some(format!(
+                    "measured until the drill stopped; {}",
+                    did_not_run(&missed)
+                )),
+            )
+        } else {
+            (BudgetVerdict::Pass, None)
+        };
+        missed_all.extend(missed);
+        out.push(BudgetResult {
+            name: g,
+            limit_ms: limit,
+            used_ms: used,
+            verdict,
+            reason,
+        });
     }
-    out.push(judge(plan, BudgetName::Total, total, all_ran, failed));
+    let limit = limit(plan, BudgetName::Total);
+    let (verdict, reason) = if total > limit {
+        (BudgetVerdict::Fail, None)
+    } else if !missed_all.is_empty() {
+        (
+            BudgetVerdict::Incomplete,
+            Some(format!(
+                "the recovery did not finish; {}",
+                did_not_run(&missed_all)
+            )),
+        )
+    } else {
+        (BudgetVerdict::Pass, None)
+    };
+    out.push(BudgetResult {
+        name: BudgetName::Total,
+        limit_ms: limit,
+        used_ms: total,
+        verdict,
+        reason,
+    });
     out
 }
 
-fn judge(plan: &Plan, name: BudgetName, used: u64, ran: bool, failed: bool) -> BudgetResult {
-    let limit = name.limit(&plan.budgets).as_millis() as u64;
-    let verdict = if used > limit {
-        Status::Fail
-    } else if ran || !failed {
-        Status::Pass
-    } else {
-        Status::Skipped
-    };
-    BudgetResult {
-        name,
-        limit_ms: limit,
-        used_ms: used,
-        verdict,
-    }
+fn limit(plan: &Plan, name: BudgetName) -> u64 {
+    name.limit(&plan.budgets).as_millis() as u64
+}
+
+/// `not run: pg_restore, analyze (not run: phase precheck failed)`.
+fn did_not_run(missed: &[&Phase]) -> String {
+    let names: Vec<&str> = missed.iter().map(|p| p.name.name()).collect();
+    let why = missed.first().map(|p| p.detail.as_str()).unwrap_or("");
+    format!("{} did not run ({why})", names.join(", "))
 }
 
 fn hostname() -> String {
@@ -209,12 +439,7 @@ fn hostname() -> String {
 }
 
 fn run_by() -> String {
-    let uid = nix::unistd::Uid::effective();
-    let user = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid {uid}"));
+    let user = user();
     match (
         std::env::var("GITHUB_ACTIONS").ok(),
         std::env::var("GITHUB_RUN_ID").ok(),

@@ -90,12 +90,13 @@ pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
 type At = chrono::DateTime<chrono::Utc>;
 
 /// The running phase's progress: the latest update of each unit, with a rate and an ETA
-/// measured from the phase's start.
+/// measured from the start of its run: the phase's start, or the moment a unit's count went
+/// back (the next of several scheduled backups), so the waits between runs never lower it.
 struct Meters {
     phase: PhaseId,
     started: At,
     last_line: At,
-    updates: Vec<Update>,
+    updates: Vec<(Update, At)>,
 }
 
 impl Meters {
@@ -108,19 +109,24 @@ impl Meters {
         }
     }
 
-    fn update(&mut self, u: Update) {
-        match self.updates.iter_mut().find(|o| o.unit == u.unit) {
-            Some(o) => *o = u,
-            None => self.updates.push(u),
+    fn update(&mut self, u: Update, at: At) {
+        let started = self.started;
+        match self.updates.iter_mut().find(|(o, _)| o.unit == u.unit) {
+            // The count went back: a new run (the next scheduled backup) starts now.
+            Some((o, since)) if u.done < o.done => {
+                *o = u;
+                *since = at;
+            }
+            Some((o, _)) => *o = u,
+            None => self.updates.push((u, started)),
         }
     }
 
     /// `users 1,200/2,000 60% · 400/s · eta 2s, rows 5,010 · 1,670/s` at `at`.
     fn render(&self, at: At) -> String {
-        let secs = (at - self.started).num_milliseconds() as f64 / 1000.0;
         self.updates
             .iter()
-            .map(|u| render_update(u, secs))
+            .map(|(u, since)| render_update(u, (at - *since).num_milliseconds() as f64 / 1000.0))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -207,7 +213,7 @@ impl Reporter for Console {
                     Some(m) if m.phase == *phase => m,
                     other => other.insert(Meters::new(*phase, at)),
                 };
-                m.update(*update);
+                m.update(*update, at);
                 let line = format!("{phase}… {}", m.render(at));
                 if let Some(p) = &self.bar {
                     p.set_message(line);
@@ -374,7 +380,7 @@ mod tests {
         let t0 = chrono::Utc::now();
         let s = |ms| t0 + chrono::Duration::milliseconds(ms);
         let mut m = Meters::new(PhaseId::Seed, t0);
-        m.update(update(500, Some(2000), Unit::Users));
+        m.update(update(500, Some(2000), Unit::Users), s(500));
         assert_eq!(
             m.render(s(500)),
             "500/2,000 users 25%",
@@ -384,22 +390,39 @@ mod tests {
             m.render(s(2000)),
             "500/2,000 users 25% · 250/s · eta 6 seconds"
         );
-        m.update(update(4000, None, Unit::Rows));
+        m.update(update(4000, None, Unit::Rows), s(2000));
         assert_eq!(
             m.render(s(2000)),
             "500/2,000 users 25% · 250/s · eta 6 seconds, 4,000 rows · 2,000/s"
         );
         let mut b = Meters::new(PhaseId::Precheck, t0);
-        b.update(update(64 << 20, Some(256 << 20), Unit::Bytes));
+        b.update(update(64 << 20, Some(256 << 20), Unit::Bytes), s(4000));
         assert_eq!(
             b.render(s(4000)),
             "64.00 MiB/256.00 MiB 25% · 16.00 MiB/s · eta 12 seconds"
         );
         // Done: no ETA any more.
-        b.update(update(256 << 20, Some(256 << 20), Unit::Bytes));
+        b.update(update(256 << 20, Some(256 << 20), Unit::Bytes), s(8000));
         assert_eq!(
             b.render(s(8000)),
             "256.00 MiB/256.00 MiB 100% · 32.00 MiB/s"
+        );
+    }
+
+    #[test]
+    fn the_rate_of_a_scheduled_backup_leaves_out_the_wait_before_it() {
+        let t0 = chrono::Utc::now();
+        let s = |ms| t0 + chrono::Duration::milliseconds(ms);
+        let mut m = Meters::new(PhaseId::Backup, t0);
+        m.update(update(8 << 20, None, Unit::Bytes), s(1000));
+        assert_eq!(m.render(s(1000)), "8.00 MiB · 8.00 MiB/s");
+        // The next backup starts after a 60 s wait: its count starts again from 0.
+        m.update(update(0, None, Unit::Bytes), s(61_000));
+        m.update(update(16 << 20, None, Unit::Bytes), s(63_000));
+        assert_eq!(
+            m.render(s(63_000)),
+            "16.00 MiB · 8.00 MiB/s",
+            "measured from the second backup's start, not the phase's"
         );
     }
 
@@ -434,7 +457,7 @@ mod tests {
             [
                 "  pg_restore… 5/12 tables 41% · 1/s · eta 7 seconds",
                 "  pg_restore… 10/12 tables 83% · 1/s · eta 2 seconds",
-                "  pg_restore      12.000 s  ok",
+                "  pg_restore        12.0 s  ok",
             ],
             "{text}"
         );

@@ -162,6 +162,10 @@ struct Evidence {
     checklist: Vec<ChecklistItem>,
     /// The negative controls, when they ran.
     detection: Option<crate::report::Detection>,
+    /// The moment the disaster struck, when one did.
+    disaster_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The drill's own backups before the restored one (`--backups N`), oldest first.
+    earlier_backups: Vec<(std::path::PathBuf, Option<String>)>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -222,8 +226,8 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     // Generated data starts on the drill's own source; any other source restores into the
     // server provisioned first.
     let (source, target) = match plan.source {
-        Source::Generated { .. } => (Some(p.server), None),
-        _ => (None, Some(p.server)),
+        Source::Generated { .. } => (p.server, None),
+        _ => (None, p.server),
     };
     let mut flow = Flow {
         clock: plan.scope.cadence.clock(plan.scope.disaster_seed),
@@ -327,6 +331,16 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::Backup => {
             let backups = backup::run(ctx, &ev.database, &flow.clock).await?;
             ev.backup = Some(backups.newest.clone());
+            ev.earlier_backups = backups
+                .earlier
+                .iter()
+                .map(|b| {
+                    (
+                        b.dump.clone(),
+                        b.manifest.as_ref().map(|m| m.created_at.clone()),
+                    )
+                })
+                .collect();
             flow.backups = Some(backups);
         }
         Step::Disaster => {
@@ -335,9 +349,11 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let happened =
                 disaster::run(ctx, &ev.database, &mut flow.clock, first_backup, also).await?;
             ev.disaster = happened.detail.clone();
+            ev.disaster_at = Some(happened.at);
             flow.happened = Some(happened);
         }
         Step::StopApp => app::stop(ctx).await?,
+        Step::ReplaceServer => disaster::replace_server(ctx).await?,
         Step::Precheck => {
             let server = restore_server(ctx, id).await?;
             let Some(set) = ev.backup.as_ref() else {
@@ -402,7 +418,8 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
         Step::Snapshot => {
             let db = restored_db(ctx, id, flow).await?;
-            let (s1, version) = verify::snapshot(ctx, &db.admin).await?;
+            let (s1, version, size) = verify::snapshot(ctx, &db.admin).await?;
+            ev.verified.database_size = Some(size);
             ev.verified.connected = Some(format!(
                 "connected to {} as {}; SHOW server_version = {version}",
                 db.admin.dbname, db.admin.user

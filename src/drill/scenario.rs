@@ -34,6 +34,8 @@ pub(super) enum Step {
     Disaster,
     /// See [`PhaseId::StopApp`].
     StopApp,
+    /// See [`PhaseId::ReplaceServer`].
+    ReplaceServer,
     /// See [`PhaseId::Precheck`].
     Precheck,
     /// See [`PhaseId::Roles`].
@@ -86,6 +88,7 @@ impl Step {
             Step::Backup => P::Backup,
             Step::Disaster => P::Disaster,
             Step::StopApp => P::StopApp,
+            Step::ReplaceServer => P::ReplaceServer,
             Step::Precheck => P::Precheck,
             Step::Roles => P::Roles,
             Step::Createdb => P::Createdb,
@@ -143,8 +146,14 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     if let Some(repo) = &plan.repo {
         v.push(Step::PickBackup(repo.clone()));
     }
+    v.push(Step::StopApp);
+    // A lost server is replaced inside the RTO clock: a real outage waits for it too.
+    if plan.disaster == crate::plan::Disaster::ServerLoss
+        && !matches!(plan.source, Source::BackupFile(_))
+    {
+        v.push(Step::ReplaceServer);
+    }
     v.extend([
-        Step::StopApp,
         Step::Precheck,
         Step::Roles,
         Step::Createdb,

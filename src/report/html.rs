@@ -160,11 +160,7 @@ fn timeline(report: &Value) -> Timeline {
 
 /// Milliseconds for people: `850 ms`, `12.3 s`, `4 min 05 s`.
 fn human_ms(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ => format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60),
-    }
+    crate::duration::human_ms(ms)
 }
 
 /// Bytes for people, binary units.
@@ -194,6 +190,11 @@ pub fn environment() -> Environment<'static> {
         .expect("history.html template parses");
     env.add_template("style.css", include_str!("templates/style.css"))
         .expect("style.css template parses");
+    env.add_template(
+        "objective_row.html",
+        include_str!("templates/objective_row.html"),
+    )
+    .expect("objective_row.html template parses");
     env
 }
 
@@ -201,8 +202,13 @@ pub fn environment() -> Environment<'static> {
 pub fn render(report: &Value) -> String {
     let env = environment();
     let tmpl = env.get_template("report.html").expect("template exists");
-    tmpl.render(context! { r => report, timeline => timeline(report) })
-        .unwrap_or_else(|e| panic!("report.html template: {e:#}"))
+    tmpl.render(context! {
+        r => report,
+        timeline => timeline(report),
+        sequence_column => super::markdown::SEQUENCE_COLUMN,
+        sequence_rule => super::markdown::SEQUENCE_RULE,
+    })
+    .unwrap_or_else(|e| panic!("report.html template: {e:#}"))
 }
 
 #[cfg(test)]
@@ -232,7 +238,7 @@ mod tests {
     fn human_units() {
         assert_eq!(human_ms(850), "850 ms");
         assert_eq!(human_ms(12_345), "12.3 s");
-        assert_eq!(human_ms(245_000), "4 min 05 s");
+        assert_eq!(human_ms(245_000), "4m 5s");
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
     }

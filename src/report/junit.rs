@@ -48,10 +48,26 @@ pub fn render(r: &Report) -> String {
         ));
     }
     for b in &r.budgets {
-        let detail = format!("used {} ms of {} ms", b.used_ms, b.limit_ms);
+        use super::BudgetVerdict as B;
+        let detail = format!(
+            "{}: used {} ms of {} ms{}",
+            b.verdict.as_str(),
+            b.used_ms,
+            b.limit_ms,
+            b.reason
+                .as_deref()
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default()
+        );
+        // An unfinished budget is no failure of its own: the phase that stopped it is.
+        let status = match b.verdict {
+            B::Pass => Status::Pass,
+            B::Fail => Status::Fail,
+            B::Incomplete | B::Skipped => Status::Skipped,
+        };
         phases.add_test_case(case(
             &format!("budget:{}", b.name.as_str()),
-            b.verdict,
+            status,
             &detail,
             0,
             fail,

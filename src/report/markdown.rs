@@ -2,12 +2,13 @@
 
 use std::fmt::Write;
 
-use super::{Report, Status, Verdict};
+use super::{BudgetVerdict, ObjectiveVerdict, Report, Status, Verdict};
 use crate::rpo::{RpoReport, RpoVerdict};
 
-/// Milliseconds as seconds with three decimals, e.g. `12.345 s`.
+/// Milliseconds as a person says them (`350 ms`, `4.5 s`, `1m 12s`): the one duration style
+/// of every rendering ([`crate::duration::human_ms`]); report.json keeps integer ms.
 pub fn secs(ms: u64) -> String {
-    format!("{}.{:03} s", ms / 1000, ms % 1000)
+    crate::duration::human_ms(ms)
 }
 
 fn status(s: Status) -> &'static str {
@@ -16,6 +17,122 @@ fn status(s: Status) -> &'static str {
         Status::Fail => "**FAIL**",
         Status::Skipped => "skipped",
     }
+}
+
+fn budget_verdict(v: BudgetVerdict) -> &'static str {
+    match v {
+        BudgetVerdict::Pass => "pass",
+        BudgetVerdict::Fail => "**FAIL**",
+        BudgetVerdict::Incomplete => "**incomplete**",
+        BudgetVerdict::Skipped => "skipped",
+    }
+}
+
+fn objective_verdict(v: ObjectiveVerdict) -> &'static str {
+    match v {
+        ObjectiveVerdict::Pass => "pass",
+        ObjectiveVerdict::Fail => "**FAIL**",
+        ObjectiveVerdict::NotMeasured => "not measured",
+    }
+}
+
+/// The column header and the rule of the sequences' comparison, in the same words in every
+/// rendering.
+pub const SEQUENCE_COLUMN: &str = "Safe to use";
+/// See [`SEQUENCE_COLUMN`].
+pub const SEQUENCE_RULE: &str = "A sequence is safe to use when its next value cannot collide with the data: an owned sequence's next value must be past the highest value of its column, any other must not be behind the source's. Sequences are not transactional, so pg_dump can read a value other than the snapshot's: a restored value lower than the source's is safe while it is still past the data.";
+
+/// The objectives against the achievements: one table, the RTO rows then the RPO, the top
+/// of the report.
+fn objectives_section(s: &mut String, r: &Report) {
+    let _ = writeln!(
+        s,
+        "## Objectives\n\n| Objective | Target | Achieved | Verdict |\n|---|---:|---:|---|"
+    );
+    let total = r
+        .budgets
+        .iter()
+        .filter(|b| b.name == crate::plan::BudgetName::Total);
+    let groups = r
+        .budgets
+        .iter()
+        .filter(|b| b.name != crate::plan::BudgetName::Total);
+    for b in total.chain(groups) {
+        let label = match b.name {
+            crate::plan::BudgetName::Total => "RTO total".to_string(),
+            n => format!("RTO: {}", n.as_str().replace('_', " ")),
+        };
+        let achieved = match b.verdict {
+            BudgetVerdict::Skipped => "-".to_string(),
+            BudgetVerdict::Incomplete => format!("{} (unfinished)", secs(b.used_ms)),
+            _ => secs(b.used_ms),
+        };
+        let verdict = match &b.reason {
+            Some(why) => format!("{}: {}", budget_verdict(b.verdict), cell(why)),
+            None => budget_verdict(b.verdict).to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {achieved} | {verdict} |",
+            secs(b.limit_ms)
+        );
+    }
+    let Some(o) = &r.objectives else {
+        return;
+    };
+    let p = &o.rpo;
+    let _ = writeln!(
+        s,
+        "| RPO (data lost) | {} | {} | {} |",
+        secs(p.objective_ms),
+        p.achieved_ms
+            .map(secs)
+            .unwrap_or_else(|| "not measured in this drill".into()),
+        objective_verdict(p.verdict)
+    );
+    let _ = writeln!(
+        s,
+        "| Backup age at the disaster | {} | {} | {} |",
+        secs(p.objective_ms),
+        p.backup_age_ms
+            .map(secs)
+            .unwrap_or_else(|| "unknown".into()),
+        objective_verdict(p.backup_age_verdict)
+    );
+    let _ = writeln!(s, "\n{}\n\n{}\n", o.rto_clock, p.note);
+}
+
+/// The record of the exercise: who, why, under which ticket, what was found.
+fn record_section(s: &mut String, r: &Report) {
+    let Some(rec) = &r.record else {
+        return;
+    };
+    let _ = writeln!(s, "## Record\n\n| | |\n|---|---|");
+    let _ = writeln!(s, "| Operator | {} |", cell(&rec.operator));
+    let rows = [
+        ("Approver", &rec.approver),
+        ("Ticket", &rec.ticket),
+        ("Purpose", &rec.purpose),
+        ("Environment", &rec.environment),
+        ("Next scheduled test", &rec.next_scheduled_test),
+        ("CI run", &rec.ci_run_url),
+        ("pgdrill commit", &rec.pgdrill_commit),
+    ];
+    for (name, v) in rows {
+        let _ = writeln!(
+            s,
+            "| {name} | {} |",
+            v.as_deref().map(cell).unwrap_or_else(|| "not given".into())
+        );
+    }
+    let _ = writeln!(s, "\n### Issues found\n");
+    if rec.issues_found.is_empty() {
+        let _ = writeln!(s, "None.");
+    }
+    for i in &rec.issues_found {
+        let _ = writeln!(s, "- {}", cell(i));
+    }
+    s.push('\n');
 }
 
 fn verdict(v: Verdict) -> &'static str {
@@ -35,7 +152,9 @@ pub fn render(r: &Report) -> String {
         r.drill_id,
         verdict(r.verdict)
     );
-    let _ = writeln!(s, "| | |\n|---|---|");
+    objectives_section(&mut s, r);
+    record_section(&mut s, r);
+    let _ = writeln!(s, "## Drill\n\n| | |\n|---|---|");
     let _ = writeln!(s, "| Started | {} |", r.started_at);
     let _ = writeln!(s, "| Finished | {} |", r.finished_at);
     let _ = writeln!(
@@ -85,6 +204,31 @@ pub fn render(r: &Report) -> String {
         if let Some(g) = &b.globals {
             let _ = writeln!(s, "| Roles (globals) | `{g}` |");
         }
+        if let Some(h) = &b.manifest_sha256 {
+            let _ = writeln!(s, "| Manifest SHA-256 | `{h}` |");
+        }
+        if let Some(n) = b.database_size_bytes {
+            let _ = writeln!(s, "| Database size (restored) | {n} bytes |");
+        }
+        for (name, n) in [("Previous backup", &b.previous), ("Next backup", &b.next)] {
+            if let Some(n) = n {
+                let _ = writeln!(
+                    s,
+                    "| {name} | `{}`{} |",
+                    n.file,
+                    n.taken_at
+                        .as_deref()
+                        .map(|t| format!(", taken {t}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        if let Some(t) = &b.retention {
+            let _ = writeln!(s, "| Retention | {} |", cell(t));
+        }
+        if let Some(v) = &b.repo_last_verify {
+            let _ = writeln!(s, "| Repository's last verify | {} |", cell(v));
+        }
     }
     let _ = writeln!(
         s,
@@ -103,16 +247,17 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n## Recovery time budgets\n\n| Budget | Limit | Used | Verdict |\n|---|---:|---:|---|"
+        "\n## Recovery time budgets\n\n| Budget | Limit | Used | Verdict | Why |\n|---|---:|---:|---|---|"
     );
     for b in &r.budgets {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             b.name.as_str(),
             secs(b.limit_ms),
             secs(b.used_ms),
-            status(b.verdict)
+            budget_verdict(b.verdict),
+            b.reason.as_deref().map(cell).unwrap_or_default()
         );
     }
     if let Some(i) = &r.integrity {
@@ -143,7 +288,7 @@ pub fn render(r: &Report) -> String {
         if !c.sequences.is_empty() {
             let _ = writeln!(
                 s,
-                "\n| Sequence | Before | After | Match |\n|---|---:|---:|---|"
+                "\n{SEQUENCE_RULE}\n\n| Sequence | Before | After | {SEQUENCE_COLUMN} |\n|---|---:|---:|---|"
             );
             for q in &c.sequences {
                 let _ = writeln!(
@@ -285,7 +430,7 @@ pub fn summary(r: &Report) -> String {
             b.name.as_str(),
             secs(b.used_ms),
             secs(b.limit_ms),
-            status(b.verdict).trim_matches('*')
+            b.verdict.as_str()
         );
     }
     if let Some(i) = &r.integrity {
@@ -528,24 +673,15 @@ pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### pgdrill {}: {}\n", r.drill_id, verdict(r.verdict));
     if let Some(f) = &r.failure {
+        // The whole message, never cut: a CI page is where the on-call reads it first. A
+        // tilde fence, as a program's message may hold backticks.
         let _ = writeln!(
             s,
-            "**Failed at `{}`:** {}\n",
-            f.phase,
-            cell(f.message.lines().next().unwrap_or(""))
+            "**Failed at `{}` ({}):**\n\n~~~~\n{}\n~~~~\n",
+            f.phase, f.class, f.message
         );
     }
-    let _ = writeln!(s, "| budget | used | limit | |\n|---|---:|---:|---|");
-    for b in &r.budgets {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            b.name.as_str(),
-            secs(b.used_ms),
-            secs(b.limit_ms),
-            status(b.verdict)
-        );
-    }
+    objectives_section(&mut s, r);
     if let Some(p) = &r.rpo {
         let _ = writeln!(s, "\n{}", rpo_line(p));
     }

@@ -8,6 +8,7 @@ pub mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod objectives;
 #[cfg(test)]
 mod render_tests;
 pub mod vocab;
@@ -23,7 +24,7 @@ use crate::plan::BudgetName;
 pub use vocab::{CheckItem, DisasterKind, FailedAt, PhaseId, ScopeKind, SourceKind};
 
 /// Version of the report.json layout; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One drill's report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,6 +41,14 @@ pub struct Report {
     pub verdict: Verdict,
     /// Why it did not pass, when it did not.
     pub failure: Option<Failure>,
+    /// The recovery objectives against what this drill achieved: the top of every rendering.
+    /// Absent only in reports of pgdrill versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<Objectives>,
+    /// The record of the exercise: who ran it, who approved it, why, what was found.
+    /// Absent only in reports of pgdrill versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Record>,
     /// Where and with what it ran, and who ran it.
     pub environment: Environment,
     /// Where the data came from.
@@ -235,6 +244,33 @@ pub struct BackupInfo {
     pub manifest: Option<String>,
     /// The globals (roles) file, if any.
     pub globals: Option<String>,
+    /// The manifest's own SHA-256, hex, when there is a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    /// The restored database's size on the target (`pg_database_size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_size_bytes: Option<u64>,
+    /// The backup before this one in its directory, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Neighbour>,
+    /// The backup after this one in its directory, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Neighbour>,
+    /// Where this backup stands in the strategy's retention (kept 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// The repository's last `pgdrill verify`, from its audit log (`--repo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_last_verify: Option<String>,
+}
+
+/// Another backup in the same directory: its file and when it was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Neighbour {
+    /// Its absolute path.
+    pub file: String,
+    /// When it was taken (its manifest's time, else the file's modification time).
+    pub taken_at: Option<String>,
 }
 
 /// The simulated disaster.
@@ -282,10 +318,129 @@ pub struct BudgetResult {
     pub name: BudgetName,
     /// Allowance.
     pub limit_ms: u64,
-    /// Time used by its phases.
+    /// Time used by its phases (those that ran).
     pub used_ms: u64,
-    /// Pass when used ≤ limit and all its phases ran.
-    pub verdict: Status,
+    /// What the measured time says against the allowance.
+    pub verdict: BudgetVerdict,
+    /// Why the verdict is `incomplete` or `skipped`: which phases did not run, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A budget's verdict. A budget whose phases ran (all or some) is always judged on the time
+/// they used; `skipped` is only for one none of whose phases ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetVerdict {
+    /// Every phase of it ran, in less than the allowance.
+    Pass,
+    /// Its phases used more than the allowance (whether or not all of them ran).
+    Fail,
+    /// Some of its phases ran, within the allowance so far, and the rest did not (the drill
+    /// stopped): the recovery did not finish, so the budget is not shown to hold.
+    Incomplete,
+    /// None of its phases ran; `reason` says why.
+    Skipped,
+}
+
+impl BudgetVerdict {
+    /// Its name in report.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetVerdict::Pass => "pass",
+            BudgetVerdict::Fail => "fail",
+            BudgetVerdict::Incomplete => "incomplete",
+            BudgetVerdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// The recovery objectives against the drill's achievements: the RTO rows are `budgets`;
+/// this adds what the RTO clock covered and the recovery point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Objectives {
+    /// What the RTO clock (the total budget) measured, in words: from which phase to which,
+    /// and what it leaves out.
+    pub rto_clock: String,
+    /// The phase the clock starts at (the first one counted in a budget).
+    pub clock_starts: Option<PhaseId>,
+    /// The last phase counted.
+    pub clock_ends: Option<PhaseId>,
+    /// The recovery point objective against this drill.
+    pub rpo: RpoObjective,
+}
+
+/// The recovery point objective against what a drill shows of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RpoObjective {
+    /// The objective (`--rpo`, the strategy's 15 minutes).
+    pub objective_ms: u64,
+    /// The data-loss window measured by the ledger writer (`--scope full`), when it was.
+    pub achieved_ms: Option<u64>,
+    /// `pass`, `fail` or `not_measured` (a database-scope drill has no writer).
+    pub verdict: ObjectiveVerdict,
+    /// How old the restored backup was at the moment of the disaster (or, restoring an
+    /// existing file, when the drill started): the most a restore of it can have lost.
+    pub backup_age_ms: Option<u64>,
+    /// The backup's age against the objective.
+    pub backup_age_verdict: ObjectiveVerdict,
+    /// What was and was not measured, in words.
+    pub note: String,
+}
+
+/// An objective's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveVerdict {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// This drill did not measure it; the note says why.
+    NotMeasured,
+}
+
+impl ObjectiveVerdict {
+    /// Its name in report.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectiveVerdict::Pass => "pass",
+            ObjectiveVerdict::Fail => "fail",
+            ObjectiveVerdict::NotMeasured => "not_measured",
+        }
+    }
+
+    /// Met when `achieved` ≤ `objective`.
+    pub fn of(achieved: u64, objective: u64) -> Self {
+        if achieved <= objective {
+            ObjectiveVerdict::Pass
+        } else {
+            ObjectiveVerdict::Fail
+        }
+    }
+}
+
+/// The record of the exercise an auditor files: who, why, under which ticket, what was found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// Who ran the drill (`--operator`, default `$USER@host`).
+    pub operator: String,
+    /// Who approved it (`--approver`).
+    pub approver: Option<String>,
+    /// The change or incident ticket (`--ticket`).
+    pub ticket: Option<String>,
+    /// Why it ran (`--purpose`), e.g. "monthly full restore test".
+    pub purpose: Option<String>,
+    /// The environment drilled (`--environment`): staging, production…
+    pub environment: Option<String>,
+    /// When the next test is scheduled (`--next-test`), RFC 3339.
+    pub next_scheduled_test: Option<String>,
+    /// The CI run that ran it (`$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`).
+    pub ci_run_url: Option<String>,
+    /// The git commit pgdrill was built from.
+    pub pgdrill_commit: Option<String>,
+    /// The issues found: the operator's (`--issue`) and those the drill found itself.
+    pub issues_found: Vec<String>,
 }
 
 /// The integrity section: the comparison plus what it was compared against.

@@ -60,6 +60,8 @@ fn report(rpo: Option<RpoReport>) -> Report {
         finished_at: "2026-12-01T03:01:00.000Z".into(),
         verdict: Verdict::Pass,
         failure: None,
+        objectives: None,
+        record: None,
         environment: Environment {
             backend: crate::env::BackendKind::Native,
             server_version: "PostgreSQL 15".into(),
@@ -280,4 +282,90 @@ fn the_detection_section_in_markdown_summary_junit_and_html() {
     let json = serde_json::to_string(&r).unwrap();
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r, "report.json reads back");
+}
+
+/// A report whose integrity section has one sequence restored lower than the source's (safe:
+/// still past its column), as pg_dump reading a sequence after the snapshot gives.
+fn with_sequence() -> Report {
+    let mut r = report(None);
+    r.integrity = Some(
+        serde_json::from_value(serde_json::json!({
+            "basis": "S0",
+            "verdict": "pass",
+            "tables": [],
+            "sequences": [{"name": "public.payments_id_seq", "before": "652972 (called)", "after": "652822 (called)", "match": true}],
+            "schema": {"before": null, "after": null, "match": null, "differences": []},
+            "checks": []
+        }))
+        .unwrap(),
+    );
+    r
+}
+
+#[test]
+fn a_sequence_is_judged_in_the_same_words_in_markdown_and_html() {
+    let r = with_sequence();
+    let md = markdown::render(&r);
+    let html = html::render(&serde_json::to_value(&r).unwrap());
+    for text in [markdown::SEQUENCE_COLUMN, markdown::SEQUENCE_RULE] {
+        assert!(md.contains(text), "{text} in report.md");
+        // minijinja escapes the apostrophes of the rule.
+        assert!(
+            html.contains(&text.replace('\'', "&#x27;")),
+            "{text} in report.html"
+        );
+    }
+    assert!(!html.contains("Not behind"));
+    assert!(md.contains("| public.payments_id_seq | 652972 (called) | 652822 (called) | yes |"));
+}
+
+#[test]
+fn objectives_of_a_database_drill_without_a_manifest_say_what_is_unknown() {
+    let mut r = report(None);
+    r.objectives = Some(super::objectives::of(&r, 900_000, None));
+    let o = r.objectives.as_ref().unwrap();
+    assert_eq!(o.rpo.verdict, super::ObjectiveVerdict::NotMeasured);
+    assert_eq!(
+        o.rpo.backup_age_verdict,
+        super::ObjectiveVerdict::NotMeasured
+    );
+    assert!(o
+        .rpo
+        .note
+        .contains("RPO: not measured in this drill (database scope)"));
+    assert!(o.rpo.note.contains("age is unknown"), "{}", o.rpo.note);
+    assert_eq!(o.clock_starts, Some(super::PhaseId::PgRestore));
+    insta::assert_snapshot!(
+        "objectives_markdown_no_backup",
+        md_named(&r, "## Objectives")
+    );
+}
+
+#[test]
+fn objectives_measure_the_backup_age_at_the_disaster() {
+    let mut r = report(Some(rpo(RpoVerdict::Fail)));
+    r.backup = Some(BackupInfo {
+        file: "/backups/database/backup_20261201_024000.dump".into(),
+        size_bytes: 1,
+        sha256: "ab".into(),
+        duration_ms: 0,
+        created_at: Some("2026-12-01T02:40:00Z".into()),
+        manifest: None,
+        globals: None,
+        manifest_sha256: None,
+        database_size_bytes: None,
+        previous: None,
+        next: None,
+        retention: None,
+        repo_last_verify: None,
+    });
+    let at = crate::duration::parse_time("2026-12-01T03:00:00Z").unwrap();
+    r.objectives = Some(super::objectives::of(&r, 900_000, Some(at)));
+    let p = &r.objectives.as_ref().unwrap().rpo;
+    assert_eq!(p.backup_age_ms, Some(20 * 60_000));
+    assert_eq!(p.backup_age_verdict, super::ObjectiveVerdict::Fail);
+    assert_eq!(p.verdict, super::ObjectiveVerdict::Fail);
+    let issues = super::objectives::issues_found(&r, &["given".into()]);
+    assert_eq!(issues[0], "given");
+    assert!(issues.iter().any(|i| i.contains("20m old")), "{issues:?}");
 }

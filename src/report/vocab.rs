@@ -35,6 +35,8 @@ pub enum PhaseId {
     Disaster,
     /// The application stopped before the database is touched.
     StopApp,
+    /// A new empty server provisioned for the lost one (server-loss): part of the recovery.
+    ReplaceServer,
     /// The backup file checked against its manifest and its TOC.
     Precheck,
     /// Roles from the globals file.
@@ -87,6 +89,7 @@ impl PhaseId {
             Backup => "backup",
             Disaster => "disaster",
             StopApp => "stop_app",
+            ReplaceServer => "replace_server",
             Precheck => "precheck",
             Roles => "roles",
             Createdb => "createdb",
@@ -117,9 +120,9 @@ impl PhaseId {
             // A control's time is the drill proving itself, not recovering: never in the RTO.
             NegativeControls => None,
             // Finding the file to restore is part of a real restore's time.
-            PickBackup | StopApp | Precheck | Roles | Createdb | PgRestore | Analyze => {
-                Some(BudgetName::DatabaseRestore)
-            }
+            // Provisioning the server that replaces a lost one is recovery time too.
+            PickBackup | StopApp | ReplaceServer | Precheck | Roles | Createdb | PgRestore
+            | Analyze => Some(BudgetName::DatabaseRestore),
             ConfigRestore => Some(BudgetName::ConfigRestore),
             CodeRollback | AppVersion => Some(BudgetName::CodeRollback),
             StartApp | AppHealthy => Some(BudgetName::AppRestart),

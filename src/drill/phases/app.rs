@@ -478,7 +478,7 @@ pub(in crate::drill) async fn observe(
             let bad = items.iter().filter(|i| i.status == Status::Fail).count();
             let detail = format!(
                 "watched the application for {}: {bad} of {} app checklist items failing",
-                humantime::format_duration(window),
+                crate::duration::human(window),
                 items.len()
             );
             Ok((items, detail))

@@ -107,7 +107,7 @@ pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Opt
                 many => format!(
                     "{} backups every {}: {}",
                     many.len(),
-                    humantime::format_duration(every),
+                    crate::duration::human(every),
                     many.iter()
                         .enumerate()
                         .map(|(i, l)| format!("{}. {l}", i + 1))

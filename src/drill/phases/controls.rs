@@ -372,7 +372,7 @@ async fn damage_and_check(
     };
     c.batch_execute("COMMIT").await.map_err(env)?;
     drop(c);
-    let (snap, _) = verify::take_snapshot(&db, progress).await?;
+    let (snap, _, _) = verify::take_snapshot(&db, progress).await?;
     let integrity = verify::integrity_of(
         compare.set,
         &snap,
@@ -573,8 +573,8 @@ fn stale_backup(set: &BackupSet, rpo: std::time::Duration) -> ControlResult {
         Control::StaleBackup,
         format!(
             "the backup's creation time set to {} ago, one minute past the RPO of {}",
-            humantime::format_duration(past.to_std().unwrap_or_default()),
-            humantime::format_duration(rpo)
+            crate::duration::human(past.to_std().unwrap_or_default()),
+            crate::duration::human(rpo)
         ),
         FailureClass::RpoExceeded,
         got,

@@ -45,7 +45,7 @@ pub(in crate::drill) async fn run(
     let waited = (!wait.is_zero()).then(|| {
         format!(
             "struck {} after the last backup finished (--disaster-at random, --disaster-seed {}); ",
-            humantime::format_duration(std::time::Duration::from_millis(wait.as_millis() as u64)),
+            crate::duration::human_ms(wait.as_millis() as u64),
             clock.seed()
         )
     });
@@ -53,49 +53,25 @@ pub(in crate::drill) async fn run(
     let happened = match ctx.plan.disaster {
         Disaster::ServerLoss => {
             let old = ctx.owned.source.take();
-            let provisioned = ctx.owned.target.take();
-            let backend = &ctx.owned.backend;
-            let (target, happened) = ctx
-                .rec
+            ctx.rec
                 .step(PhaseId::Disaster, async move {
                     tokio::time::sleep(wait).await;
                     let at = chrono::Utc::now();
-                    let (target, detail) = match (old, provisioned) {
-                        (Some(t), _) => {
+                    let detail = match old {
+                        Some(t) => {
                             let what = t.describe();
                             t.destroy().await?;
-                            let target = backend.provision("target").await?;
-                            let detail = format!(
-                                "destroyed {what}; provisioned a new empty server: {}",
-                                target.describe()
-                            );
-                            (target, detail)
+                            format!("destroyed {what}; its replacement is provisioned by replace_server, inside the RTO clock")
                         }
                         // A source the drill does not own is never touched: the loss is
-                        // played by restoring into the empty server made for the restore.
-                        (None, Some(target)) => {
-                            let detail = format!(
-                                "the source is never touched; the restore goes into the empty server provisioned for it: {}",
-                                target.describe()
-                            );
-                            (target, detail)
-                        }
-                        (None, None) => {
-                            let target = backend.provision("target").await?;
-                            let detail = format!(
-                                "the source is never touched; provisioned a new empty server: {}",
-                                target.describe()
-                            );
-                            (target, detail)
-                        }
+                        // played by restoring into a new empty server.
+                        None => "the source is never touched; the restore goes into a new empty server provisioned by replace_server, inside the RTO clock".to_string(),
                     };
                     let happened = cut_off(writer, at, detail, also).await?;
                     let detail = happened.detail.clone();
-                    Ok(((target, happened), detail))
+                    Ok((happened, detail))
                 })
-                .await?;
-            ctx.owned.target = Some(target);
-            happened
+                .await?
         }
         Disaster::DropDb => {
             let endpoint = ctx.owned.source.as_ref().map(|t| t.endpoint().clone());
@@ -156,4 +132,23 @@ async fn cut_off(
         struck,
         releases,
     })
+}
+
+/// Phase `replace_server` (server-loss): a new empty server for the lost one, which the
+/// restore goes into; timed in the database_restore budget, as an outage waits for it.
+pub(in crate::drill) async fn replace_server(ctx: &mut Ctx) -> Option<()> {
+    let backend = &ctx.owned.backend;
+    let target = ctx
+        .rec
+        .step(PhaseId::ReplaceServer, async move {
+            let target = backend.provision("target").await?;
+            let detail = format!(
+                "provisioned a new empty server for the lost one: {}",
+                target.describe()
+            );
+            Ok((target, detail))
+        })
+        .await?;
+    ctx.owned.target = Some(target);
+    Some(())
 }

@@ -10,8 +10,10 @@ use crate::plan::{Plan, Source};
 pub(in crate::drill) struct Provisioned {
     /// Where servers come from.
     pub backend: Backend,
-    /// The first server: the source of generated data, or the restore's target.
-    pub server: Target,
+    /// The first server: the source of generated data, or the restore's target when there is
+    /// no disaster (an existing backup file); none for a live source, whose restore target
+    /// replaces the "lost" server inside the RTO clock (`replace_server`).
+    pub server: Option<Target>,
     /// The application's image, when it runs as a container.
     pub app_image: Option<String>,
 }
@@ -27,6 +29,7 @@ pub(in crate::drill) async fn run(
     let drill_id = plan.drill_id.clone();
     let keep = plan.keep;
     let wants_source = matches!(plan.source, Source::Generated { .. });
+    let wants_server = !matches!(plan.source, Source::Dsn(_));
     let sample_binary = match plan.app.as_ref().map(|a| &a.spec) {
         Some(crate::app::AppSpec::Sample { binary, .. }) => Some(binary.clone()),
         _ => None,
@@ -48,7 +51,10 @@ pub(in crate::drill) async fn run(
                 _ => None,
             };
             let role = if wants_source { "source" } else { "target" };
-            let target = backend.provision(role).await?;
+            let target = match wants_server {
+                true => Some(backend.provision(role).await?),
+                false => None,
+            };
             let mut detail = format!(
                 "{} backend ({}): {}",
                 backend.kind(),
@@ -57,7 +63,11 @@ pub(in crate::drill) async fn run(
                 } else {
                     "requested"
                 },
-                target.describe()
+                target.as_ref().map_or_else(
+                    || "the restore's server is provisioned after the disaster (replace_server)"
+                        .to_string(),
+                    |t| t.describe()
+                )
             );
             if let Some((image, _)) = &app_image {
                 detail.push_str(&format!("; the application runs as a container of {image}"));

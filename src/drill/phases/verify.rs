@@ -18,6 +18,8 @@ pub(in crate::drill) struct Verified {
     pub connected: Option<String>,
     /// `SHOW server_version` of the restored server.
     pub server_version: String,
+    /// `pg_database_size` of the restored database.
+    pub database_size: Option<u64>,
     /// Snapshot S1 of the restored database.
     pub snapshot: Option<Snapshot>,
     /// S1 against S0 (or S1's own consistency checks).
@@ -59,34 +61,42 @@ pub(in crate::drill) async fn tamper(ctx: &mut Ctx, db: &Endpoint, sql: String) 
 }
 
 /// Snapshot S1 and the server's version; `None` when the restored server cannot be read.
-pub(in crate::drill) async fn snapshot(ctx: &mut Ctx, db: &Endpoint) -> Option<(Snapshot, String)> {
+pub(in crate::drill) async fn snapshot(
+    ctx: &mut Ctx,
+    db: &Endpoint,
+) -> Option<(Snapshot, String, u64)> {
     let sdb = db.clone();
     let progress = ctx.rec.progress(PhaseId::Snapshot);
     ctx.rec
         .step(PhaseId::Snapshot, async move {
-            let (s, version) = take_snapshot(&sdb, &progress).await?;
+            let (s, version, size) = take_snapshot(&sdb, &progress).await?;
             let detail = format!(
                 "snapshot S1 of {} tables, {} sequences",
                 s.tables.len(),
                 s.sequences.len()
             );
-            Ok(((s, version), detail))
+            Ok(((s, version, size), detail))
         })
         .await
 }
 
-/// A snapshot of database `db` and its server's version: the `snapshot` phase's S1, and the
-/// negative controls' snapshot of a damaged clone, taken by the same code.
+/// A snapshot of database `db`, its server's version and the database's size: the
+/// `snapshot` phase's S1, and the negative controls' snapshot of a damaged clone, taken by
+/// the same code.
 pub(in crate::drill) async fn take_snapshot(
     db: &Endpoint,
     progress: &crate::progress::Progress,
-) -> Result<(Snapshot, String), StepFail> {
+) -> Result<(Snapshot, String, u64), StepFail> {
     let c = db.connect().await?;
-    let version: String = c
-        .query_one("SHOW server_version", &[])
+    let row = c
+        .query_one(
+            "SELECT current_setting('server_version'), pg_database_size(current_database())",
+            &[],
+        )
         .await
-        .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?
-        .get(0);
+        .map_err(|e| StepFail::restore_failed(crate::pg::error_text(&e)))?;
+    let version: String = row.get(0);
+    let size = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
     // Two sessions in one exported snapshot: the tables are read on one while
     // the checks run on the other.
     let helper = db.connect().await?;
@@ -111,7 +121,7 @@ pub(in crate::drill) async fn take_snapshot(
         })?;
     let _ = helper.batch_execute("COMMIT").await;
     let _ = c.batch_execute("COMMIT").await;
-    Ok((s, version))
+    Ok((s, version, size))
 }
 
 /// S1 against the manifest's S0; the comparison is returned whether or not it passes.
