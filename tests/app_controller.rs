@@ -480,7 +480,7 @@ async fn never_healthy_fault_times_out_naming_the_last_status() {
     assert!(waited >= Duration::from_millis(1500), "{waited:?}");
     let msg = err.to_string();
     assert!(
-        msg.contains("within 1s 500ms") && msg.contains("status UNHEALTHY"),
+        msg.contains("within 1.5 s") && msg.contains("status UNHEALTHY"),
         "{msg}"
     );
     let report = app.stop(Duration::from_secs(5)).await.unwrap();

@@ -158,7 +158,7 @@ fn timeline(report: &Value) -> Timeline {
     }
 }
 
-/// Milliseconds for people: `850 ms`, `12.3 s`, `4 min 05 s`.
+/// Milliseconds for people: `850 ms`, `12.3 s`, `4m 5s` ([`crate::duration::human_ms`]).
 fn human_ms(ms: u64) -> String {
     crate::duration::human_ms(ms)
 }

@@ -328,9 +328,9 @@ fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
 }
 
-/// A duration to the millisecond, as people write it (`15m 1s 200ms`).
+/// A duration as people say it (`15m 1s`), the one style of every rendering.
 fn human(d: Duration) -> String {
-    crate::duration::human(Duration::from_millis(millis(d))).to_string()
+    crate::duration::human(Duration::from_millis(millis(d)))
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ fn environment_fault(extra: &[&str], env: &[(&str, &str)], needles: &[&str]) -> 
 )]
 #[case::container_not_ready_in_time(
     ("PGDRILL_DOCKER_READY_TIMEOUT", "300ms"),
-    &["did not answer a query on 127.0.0.1:", "within 300ms", "PGDRILL_DOCKER_READY_TIMEOUT"]
+    &["did not answer a query on 127.0.0.1:", "within 300 ms", "PGDRILL_DOCKER_READY_TIMEOUT"]
 )]
 fn a_fault_at_provision_is_an_environment_error(
     #[case] env: (&str, &str),
