@@ -34,6 +34,7 @@ const FULL_PHASES: &[&str] = &[
     "backup",
     "disaster",
     "stop_app",
+    "replace_server",
     "precheck",
     "roles",
     "createdb",
