@@ -281,3 +281,86 @@ fn the_detection_section_in_markdown_summary_junit_and_html() {
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r, "report.json reads back");
 }
+
+/// A drill whose compare failed: the data items and the checklist phase that fail only
+/// because of it are skipped naming it, a budget not judged after it says why, and a budget
+/// whose time ran out is a failure of its own: two faults, two `<failure>`s.
+#[test]
+fn junit_counts_one_fault_once() {
+    let mut r = report(None);
+    let phase = |name, budget, status, detail: &str| Phase {
+        name,
+        budget,
+        status,
+        started_ms: 0,
+        duration_ms: 10,
+        detail: detail.into(),
+    };
+    let diffs = "2 difference(s):\npublic.users: fingerprint differs\npublic.payments: rows 10 → 9";
+    r.verdict = Verdict::Fail;
+    r.phases = vec![
+        phase(PhaseId::Provision, None, Status::Pass, "native server"),
+        phase(
+            PhaseId::PgRestore,
+            Some(BudgetName::DatabaseRestore),
+            Status::Pass,
+            "restored",
+        ),
+        phase(
+            PhaseId::Compare,
+            Some(BudgetName::Verification),
+            Status::Fail,
+            diffs,
+        ),
+        phase(
+            PhaseId::Checklist,
+            Some(BudgetName::Verification),
+            Status::Fail,
+            "User data integrity verified: public.users: rows 10 → 10; failing: content differs",
+        ),
+    ];
+    r.failure = Some(Failure {
+        phase: PhaseId::Compare.into(),
+        class: FailureClass::IntegrityMismatch,
+        message: diffs.into(),
+    });
+    let budget = |name, limit_ms, used_ms, verdict| BudgetResult {
+        name,
+        limit_ms,
+        used_ms,
+        verdict,
+    };
+    r.budgets = vec![
+        budget(BudgetName::DatabaseRestore, 5, 10, Status::Fail),
+        budget(BudgetName::Verification, 1000, 20, Status::Skipped),
+        budget(BudgetName::Total, 1000, 30, Status::Skipped),
+    ];
+    let item = |item, status, evidence: &str| ChecklistItem {
+        item,
+        status,
+        evidence: evidence.into(),
+    };
+    r.checklist = vec![
+        item(CheckItem::DatabaseConnection, Status::Pass, "connected"),
+        item(
+            CheckItem::UserData,
+            Status::Fail,
+            "public.users: failing: content differs",
+        ),
+        item(
+            CheckItem::AppHealth,
+            Status::Skipped,
+            "no application under drill",
+        ),
+    ];
+    let xml = junit::render(&r);
+    assert_eq!(xml.matches("<failure").count(), 2, "{xml}");
+    assert!(xml.contains(
+        "<failure message=\"2 difference(s): public.users: fingerprint differs\" type=\"integrity_mismatch\">2 difference(s):\npublic.users: fingerprint differs\npublic.payments: rows 10 → 9</failure>"
+    ), "{xml}");
+    assert!(
+        !xml.contains("d-1 "),
+        "no drill id in a suite's name: {xml}"
+    );
+    insta::assert_snapshot!("junit_one_fault_once", xml);
+}
