@@ -60,11 +60,12 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>
   fi
 fi
 
-# Config backups are tested against the real age/age-keygen programs, and the systemd units
-# in deploy/systemd/ with systemd-analyze verify.
+# Config backups are tested against the real age/age-keygen programs, the systemd units
+# in deploy/systemd/ with systemd-analyze verify, and junit.xml with xmllint --schema.
 missing=()
 command -v age-keygen >/dev/null 2>&1 || missing+=(age)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   if [ "$(id -u)" -ne 0 ]; then
@@ -74,6 +75,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# junit.xml is validated against Jenkins' JUnit schema, junit-10.xsd (MIT, Gregory Boissinot;
+# see tests/schemas/README.md). It is not kept in this repository: pytest's source
+# distribution ships a copy (testing/example_scripts/junit-10.xsd), which pip fetches by
+# package name; the file is checked against its known SHA-256.
+JUNIT_XSD=tests/schemas/junit-10.xsd
+JUNIT_XSD_SHA256=a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6
+JUNIT_XSD_FROM=pytest==8.3.5
+if ! echo "$JUNIT_XSD_SHA256  $JUNIT_XSD" | sha256sum --check --status 2>/dev/null; then
+  echo "setup: fetching junit-10.xsd (the junit.xml schema test) from the $JUNIT_XSD_FROM source distribution"
+  xsd_tmp=$(mktemp -d)
+  if python3 -m pip download --quiet --no-deps --no-binary :all: "$JUNIT_XSD_FROM" -d "$xsd_tmp" >/dev/null 2>&1 \
+    && tar -xzf "$xsd_tmp"/pytest-*.tar.gz -C "$xsd_tmp" --wildcards '*/testing/example_scripts/junit-10.xsd' \
+    && echo "$JUNIT_XSD_SHA256  $(ls "$xsd_tmp"/pytest-*/testing/example_scripts/junit-10.xsd)" | sha256sum --check --status; then
+    cp "$xsd_tmp"/pytest-*/testing/example_scripts/junit-10.xsd "$JUNIT_XSD"
+  else
+    echo "setup: could not fetch junit-10.xsd (no pip, or no package index here); the junit.xml schema test will fail and say so" >&2
+  fi
+  rm -rf "$xsd_tmp"
 fi
 
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then

@@ -3,8 +3,10 @@
 //! [`crate::Drill::builder`] both fill. [`DrillOptions::into_plan`] validates it into a
 //! [`Plan`] without touching the file system; [`resolve_inputs`] is the one step before a
 //! drill that does: it names a directory's newest dump and checks that the files the drill
-//! reads are there. [`DrillOptions::prepare`] does both. Picking a `--repo` backup is a phase
-//! of the drill itself (`pick_backup`): timed, and reported.
+//! reads are there and a `--repo` is a repository. [`DrillOptions::prepare`] does both;
+//! [`check_source`] then connects to a `--source-dsn`. All of it before anything is
+//! provisioned, so a bad input is exit 2 with nothing started. Picking a `--repo` backup is a
+//! phase of the drill itself (`pick_backup`): timed, and reported.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -282,7 +284,9 @@ impl DrillOptions {
             (None, None, Some(path)) => Source::BackupFile(path),
             (None, None, None) => {
                 if self.rows == 0 {
-                    return Err(Error::Usage("--rows must be at least 1".into()));
+                    return Err(Error::Usage(
+                        "--rows must be a whole number ≥ 1 (the generated users), got 0".into(),
+                    ));
                 }
                 Source::Generated {
                     rows: self.rows,
@@ -383,9 +387,19 @@ pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
             }));
         }
     }
+    if let Some(r) = &plan.repo {
+        crate::repo::Repo::open(Some(r.dir.clone()))?;
+    }
     if let Source::BackupFile(path) = &plan.source {
-        if plan.repo.is_none() && path.is_dir() {
-            plan.source = Source::BackupFile(newest_backup(path)?);
+        if plan.repo.is_none() {
+            if path.is_dir() {
+                plan.source = Source::BackupFile(newest_backup(path)?);
+            } else if let Err(e) = std::fs::File::open(path) {
+                return Err(Error::Usage(format!(
+                    "--backup-file {}: cannot read it ({e}); name a pg_dump -Fc archive, or the directory the strategy's backups are written to (backup_YYYYmmdd_HHMMSS.dump)",
+                    path.display()
+                )));
+            }
         }
     }
     if let Some(ConfigSource::Files(files)) = plan.full().map(|f| &f.config) {
@@ -399,6 +413,25 @@ pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Before anything is provisioned: a `--source-dsn` must accept a connection (nothing is run
+/// on it). A source refused, unresolvable, or that rejects the user or password is an input
+/// to fix, told at once (exit 2), not an hour of provisioning later; one that fails later in
+/// the drill is the environment's (exit 3).
+pub async fn check_source(plan: &Plan) -> Result<(), Error> {
+    let Source::Dsn(source) = &plan.source else {
+        return Ok(());
+    };
+    match source.connect().await {
+        Ok(_client) => Ok(()),
+        Err(crate::error::EnvError::Connect { reason, .. }) => Err(Error::Usage(format!(
+            "--source-dsn {}: cannot connect: {}. Nothing was started; fix the DSN (host, port, database, user, password or PGPASSWORD) or start the source server, and run the drill again",
+            source.display(),
+            reason.trim_end_matches('.')
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The newest `backup_YYYYmmdd_HHMMSS.dump` in a directory: the names sort by time.

@@ -104,16 +104,19 @@ fn a_damaged_dump_fails_at_precheck(
     assert!(leftovers(r["drill_id"].as_str().unwrap()).is_empty());
 }
 
+/// A file that is not there is a usage error before anything is provisioned (the other bad
+/// inputs are in tests/cli.rs).
 #[test]
-fn a_missing_backup_file_fails_at_precheck_with_the_path() {
+fn a_missing_backup_file_is_refused_with_the_path_before_provisioning() {
     let run = restore("/nonexistent/backup_x.dump");
-    assert_eq!(run.code(), 1, "{}", run.text());
-    let r = run.report();
-    assert_eq!(r["failure"]["class"], "backup_unusable");
-    assert!(r["failure"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("/nonexistent/backup_x.dump"));
+    assert_eq!(run.code(), 2, "{}", run.text());
+    assert!(run.report.is_none(), "{}", run.text());
+    assert!(
+        run.text()
+            .contains("--backup-file /nonexistent/backup_x.dump: cannot read it"),
+        "{}",
+        run.text()
+    );
 }
 
 /// `pgdrill drill --backend native --backup-file PATH --out <tmp>`, run to completion.

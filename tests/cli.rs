@@ -7,7 +7,7 @@ use crate::support::Pgdrill;
 #[rstest]
 #[case::unknown_flag(&["drill", "--no-such-flag"], "--no-such-flag")]
 #[case::bad_duration(&["drill", "--budget-restore", "soon"], "15m")]
-#[case::zero_rows(&["drill", "--rows", "0"], "--rows must be at least 1")]
+#[case::zero_rows(&["drill", "--rows", "0"], "--rows must be a whole number ≥ 1")]
 #[case::zero_jobs(&["drill", "--jobs", "0"], "--jobs must be at least 1")]
 #[case::bad_backend(&["drill", "--backend", "cloud"], "native")]
 #[case::two_sources(&["drill", "--source-dsn", "host=x", "--backup-file", "/x.dump"], "cannot be used with")]
@@ -140,4 +140,99 @@ fn a_bad_plan_file_is_a_usage_error_naming_the_key(#[case] text: &str, #[case] s
         Pgdrill::new(["drill", "--plan", plan.to_str().unwrap()]).run(),
         says,
     );
+}
+
+/// What a source on this port answers: nothing listens there.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every input that can be checked before a server is provisioned is: the message names the
+/// input and the fix, the exit code is 2, and nothing was started (the drill's private TMPDIR
+/// stays empty, no process runs from it, no event was written).
+#[rstest]
+#[case::missing_backup_file(&["--backup-file", "/nonexistent/backup_20260101_000000.dump"], &["--backup-file /nonexistent/backup_20260101_000000.dump: cannot read it", "pg_dump -Fc"])]
+#[case::negative_rows(&["--rows", "-5"], &["--rows must be a whole number ≥ 1", "got -5"])]
+#[case::words_for_rows(&["--rows", "many"], &["--rows must be a whole number ≥ 1", "got many"])]
+#[case::missing_repo(&["--repo", "/nonexistent/repo"], &["--repo /nonexistent/repo: no such directory", "pgdrill backup"])]
+#[case::unreachable_source(&["--source-dsn", "postgresql://postgres:secret-pw@127.0.0.1:PORT/shop"], &["--source-dsn postgresql://postgres:***@127.0.0.1:", "cannot connect", "Nothing was started", "start the source server"])]
+fn bad_input_is_refused_before_anything_is_provisioned(
+    #[case] args: &[&str],
+    #[case] says: &[&str],
+) {
+    let port = closed_port().to_string();
+    let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &port)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        "--backend".to_string(),
+        "native".into(),
+        "--app".into(),
+        "none".into(),
+    ];
+    all.extend(args);
+    let run = Pgdrill::drill(all)
+        .env("TMPDIR", tmp.path().to_str().unwrap())
+        .run();
+    assert_nothing_started(&run, tmp.path());
+    for s in says {
+        assert!(run.text().contains(s), "expected {s:?} in:\n{}", run.text());
+    }
+    assert!(!run.text().contains("secret-pw"), "{}", run.text());
+}
+
+/// An empty directory is no repository: `drill --repo` says so before provisioning.
+#[test]
+fn a_directory_that_is_no_repo_is_refused_before_anything_is_provisioned() {
+    let (tmp, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = Pgdrill::drill([
+        "--backend",
+        "native",
+        "--repo",
+        empty.path().to_str().unwrap(),
+    ])
+    .env("TMPDIR", tmp.path().to_str().unwrap())
+    .run();
+    assert_nothing_started(&run, tmp.path());
+    assert!(
+        run.text().contains("not a backup repository"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "nothing is written into it"
+    );
+}
+
+/// Exit 2, no report, no event, and no trace of a server: nothing in `tmp` (the run's TMPDIR,
+/// where servers would live) and no process naming it.
+fn assert_nothing_started(run: &crate::support::Run, tmp: &std::path::Path) {
+    assert_eq!(run.code(), 2, "{}", run.text());
+    assert!(run.report.is_none(), "no report: {}", run.text());
+    let events = crate::support::events(run.out.path());
+    assert!(
+        !events.iter().any(|e| e["phase"] == "provision"),
+        "{events:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pgdrill-"))
+        .collect();
+    assert!(left.is_empty(), "provisioned before refusing: {left:?}");
+    let tmp = tmp.display().to_string();
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&tmp))
+        .collect();
+    assert!(procs.is_empty(), "{procs:?}");
 }

@@ -92,7 +92,10 @@ fn a_default_drill_detects_every_auto_control_apart_from_the_budgets() {
     let md = std::fs::read_to_string(run.out.path().join("report.md")).unwrap();
     assert!(md.contains("## Detection: pass"), "{md}");
     let junit = std::fs::read_to_string(run.out.path().join("junit.xml")).unwrap();
-    assert!(junit.contains("control:manifest_unreadable"), "{junit}");
+    assert!(
+        junit.contains(r#"<testcase name="manifest_unreadable" classname="controls""#),
+        "{junit}"
+    );
     let html = std::fs::read_to_string(run.out.path().join("report.html")).unwrap();
     assert!(html.contains("id=\"h-detection\""));
     assert!(run.text().contains("detection: pass"), "{}", run.text());
@@ -195,7 +198,10 @@ fn a_check_that_cannot_fail_fails_the_drill_with_detection_failed() {
     assert_eq!(control(r, "truncated")["outcome"], "detected");
     assert!(r["detection"]["coverage"].as_f64().unwrap() < 1.0);
     let junit = std::fs::read_to_string(run.out.path().join("junit.xml")).unwrap();
-    assert!(junit.contains("control:row_lost"), "{junit}");
+    assert!(
+        junit.contains(r#"<testcase name="row_lost" classname="controls""#),
+        "{junit}"
+    );
     assert_eq!(
         leftovers(r["drill_id"].as_str().unwrap()),
         Vec::<String>::new()

@@ -571,9 +571,11 @@ fn backup_faults_are_environment_errors_with_clear_messages() {
 fn a_repo_without_backups_fails_the_drill_and_regime_usage_errors_exit_2() {
     let empty = tempfile::tempdir().unwrap();
     let e = empty.path().display().to_string();
-    // A repository with nothing to restore is the drill's finding, not a usage error: the
-    // pick_backup phase fails, the report says so, and the repo's audit log records it.
+    // A repository with nothing to restore (its backups pruned or never taken) is the drill's
+    // finding, not a usage error: the pick_backup phase fails, the report says so, and the
+    // repo's audit log records it. An empty directory is no repository (below: exit 2).
     let (out, bare) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(bare.path().join("database")).unwrap();
     let (o, b) = (out.path().display(), bare.path().display());
     let (o, b) = (o.to_string(), b.to_string());
     let no_backup = run(&["drill", "--backend", "native", "--repo", &b, "--out", &o]);
@@ -599,6 +601,9 @@ fn a_repo_without_backups_fails_the_drill_and_regime_usage_errors_exit_2() {
     for args in [
         vec!["drill", "--pick", "random"],
         vec!["drill", "--repo", &e, "--rows", "10"],
+        vec!["drill", "--backend", "native", "--repo", &e],
+        vec!["verify", "--repo", &e],
+        vec!["prune", "--repo", &e],
         vec!["backup", "--repo", &e],
         vec![
             "backup",
@@ -770,4 +775,74 @@ fn ctrl_c_during_a_backup_leaves_no_partial_file_and_exits_3() {
         (Some("backup"), Some("failed")),
         "{last}"
     );
+}
+
+/// `verify` and `prune` on a directory that is no repository say so, exit 2, and write
+/// nothing there (no audit log, no lock file).
+#[test]
+fn verify_and_prune_refuse_a_directory_that_is_no_repo_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a backup").unwrap();
+    let d = dir.path().display().to_string();
+    for args in [
+        vec!["verify", "--repo", &d],
+        vec!["verify", "--repo", &d, "--json"],
+        vec!["prune", "--repo", &d, "--confirm"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code(), 2, "{args:?}: {}", r.text());
+        let text = r.text();
+        let named = format!("--repo {d}: not a backup repository");
+        for says in [
+            named.as_str(),
+            "database/, config/, audit.ndjson",
+            "nothing was written",
+            "pgdrill backup --repo",
+        ] {
+            assert!(text.contains(says), "{args:?}: expected {says:?} in {text}");
+        }
+        assert_eq!(files(dir.path()), ["notes.txt"], "{args:?} wrote into it");
+    }
+    // From $PGDRILL_REPO, the message names the variable.
+    let r = Pgdrill::new(["verify"]).env("PGDRILL_REPO", &d).run();
+    assert_eq!(r.code(), 2, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(&format!("PGDRILL_REPO={d}: not a backup repository")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(files(dir.path()), ["notes.txt"]);
+    // A directory `pgdrill backup` started is one, even before its first backup.
+    std::fs::create_dir(dir.path().join("database")).unwrap();
+    let r = run(&["prune", "--repo", &d]);
+    assert_eq!(r.code(), 0, "{}", r.text());
+}
+
+/// `prune` (and `verify`) without --repo and PGDRILL_REPO fall back to the strategy's
+/// /backups, and when that is no repository the message names all three ways to fix it.
+#[test]
+fn prune_without_a_repo_names_pgdrill_repo_and_the_default() {
+    for cmd in ["prune", "verify"] {
+        let r = Pgdrill::new([cmd]).env("PGDRILL_REPO", "").run();
+        let default = Path::new("/backups");
+        if default.join("database").is_dir() || default.join("audit.ndjson").is_file() {
+            // This machine keeps a real repository there: the command uses it.
+            assert_ne!(r.code(), 2, "{}", r.text());
+            continue;
+        }
+        assert_eq!(r.code(), 2, "{cmd}: {}", r.text());
+        for says in [
+            "/backups",
+            "the strategy's default repository",
+            "--repo DIR",
+            "PGDRILL_REPO",
+        ] {
+            assert!(
+                r.text().contains(says),
+                "{cmd}: expected {says:?} in {}",
+                r.text()
+            );
+        }
+    }
 }

@@ -74,29 +74,7 @@ fn source_dsn_is_backed_up_read_only_and_left_unchanged() {
 }
 
 #[test]
-fn unreachable_source_is_an_environment_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dsn = format!("postgresql://postgres:secret-pw@127.0.0.1:{port}/shop");
-    let run = Pgdrill::drill(["--backend", "native", "--source-dsn", &dsn]).run();
-    assert_eq!(run.code(), 3, "{}", run.text());
-    let r = run.report();
-    assert_eq!(r["failure"]["phase"], "backup");
-    assert!(r["failure"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("reachable"));
-    assert!(!run.text().contains("secret-pw"));
-    assert!(!std::fs::read_to_string(run.out.path().join("report.json"))
-        .unwrap()
-        .contains("secret-pw"));
-}
-
-#[test]
-fn wrong_password_is_named_without_showing_it() {
+fn wrong_password_is_refused_before_provisioning_without_showing_it() {
     let rt = runtime();
     let backend = NativeBackend::discover("test-wrong-pw").unwrap();
     let server = rt.block_on(backend.provision("external")).unwrap();
@@ -104,13 +82,16 @@ fn wrong_password_is_named_without_showing_it() {
         "postgresql://postgres:not-the-password@127.0.0.1:{}/postgres",
         server.endpoint.port
     );
+    // Checked before anything is provisioned: a usage error naming the DSN, no report.
     let run = Pgdrill::drill(["--backend", "native", "--source-dsn", &dsn]).run();
-    assert_eq!(run.code(), 3, "{}", run.text());
-    let msg = run.report()["failure"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    assert!(run.report.is_none(), "{}", run.text());
+    let msg = run.text();
     assert!(msg.contains("password authentication failed"), "{msg}");
-    assert!(!msg.contains("not-the-password") && !run.text().contains("not-the-password"));
+    assert!(
+        msg.contains("--source-dsn postgresql://postgres:***@127.0.0.1:"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-password"));
     rt.block_on(server.destroy()).unwrap();
 }

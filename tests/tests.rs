@@ -19,6 +19,7 @@ mod evidence;
 mod faults;
 mod full;
 mod integrity;
+mod junit;
 mod leftovers;
 mod library;
 mod objectives;

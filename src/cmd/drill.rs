@@ -32,7 +32,9 @@ pub struct DrillArgs {
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Number of generated users (subscriptions and payments follow).
-    #[arg(long, default_value_t = 100_000, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
+    // Negative numbers are taken as the value, so `--rows -5` is told what --rows needs
+    // rather than that `-5` is an unknown flag.
+    #[arg(long, default_value_t = 100_000, allow_negative_numbers = true, value_parser = parse_rows, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
     pub rows: u64,
     /// Seed of the data generator; the same seed gives byte-identical data.
     #[arg(long, default_value_t = 42, conflicts_with_all = ["source_dsn", "backup_file", "repo"])]
@@ -268,6 +270,16 @@ pub struct ScopeArgs {
     pub fault: Vec<Fault>,
 }
 
+/// `--rows`: a whole number of generated users, at least 1.
+fn parse_rows(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "--rows must be a whole number ≥ 1 (the generated users), got {s}; e.g. --rows 100000"
+        )),
+    }
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -359,6 +371,7 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     let options = DrillOptions::from(args);
     let publish = options.publish();
     let plan = options.prepare(chrono::Utc::now())?;
+    crate::options::check_source(&plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
     let cancel = crate::drill::Cancel::new();
     let signals = tokio::spawn(forward_signals(super::Interrupts::watch(), cancel.clone()));

@@ -37,13 +37,7 @@ pub struct PruneArgs {
 
 /// `pgdrill prune`.
 pub fn run(args: PruneArgs) -> Result<Exit, Error> {
-    let repo = Repo::resolve(args.repo);
-    if !repo.root().is_dir() {
-        return Err(Error::Usage(format!(
-            "--repo {}: no such directory",
-            repo.root().display()
-        )));
-    }
+    let repo = Repo::open(args.repo)?;
     if args.keep_days == 0 || args.config_keep_days == 0 {
         return Err(Error::Usage(
             "--keep-days and --config-keep-days must be at least 1".into(),

@@ -48,13 +48,8 @@ pub struct VerifyArgs {
 
 /// `pgdrill verify`.
 pub async fn run(args: VerifyArgs) -> Result<Exit, Error> {
-    let repo = Repo::resolve(args.repo);
-    if !repo.root().is_dir() {
-        return Err(Error::Usage(format!(
-            "--repo {}: no such directory; give the repository that `pgdrill backup` writes to",
-            repo.root().display()
-        )));
-    }
+    // Before anything is written: verify records itself in the audit log of a real repo only.
+    let repo = Repo::open(args.repo)?;
     let listing = repo.list()?;
     let history: Vec<_> = audit::read_events(&repo.audit_path())?
         .into_iter()

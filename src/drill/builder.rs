@@ -126,6 +126,7 @@ impl DrillBuilder {
     /// [`Report::passed`] false; `Err` means it could not be described or run at all.
     pub async fn run(self) -> Result<Report, Error> {
         let plan = self.options.prepare(chrono::Utc::now())?;
+        crate::options::check_source(&plan).await?;
         let out_dir = plan.out_dir.clone();
         let report = super::run(plan, super::Cancel::new()).await?;
         report.write_all(&out_dir)?;

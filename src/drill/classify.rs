@@ -177,7 +177,8 @@ impl Error {
     /// The exit code the CLI returns for this error.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Usage(_) => Exit::Usage,
+            // A directory that is no repository is a wrong argument, refused before any work.
+            Error::Usage(_) | Error::Repo(crate::repo::RepoError::NotARepo { .. }) => Exit::Usage,
             Error::Environment(_) | Error::Output { .. } | Error::Repo(_) | Error::Backup(_) => {
                 Exit::Environment
             }

@@ -45,6 +45,17 @@ pub enum RepoError {
     /// The repo's content is not what pgdrill wrote (a directory that is a symlink, say).
     #[error("{0}")]
     Layout(String),
+    /// The directory a reading command was given is no repository (see [`Repo::open`]);
+    /// nothing was written to it.
+    #[error("{}", not_a_repo(path, *origin, *missing))]
+    NotARepo {
+        /// The directory.
+        path: PathBuf,
+        /// Where its path came from.
+        origin: Origin,
+        /// It does not exist at all.
+        missing: bool,
+    },
     /// Another backup held the repo lock for all of `--lock-timeout`.
     #[error("gave up waiting for the repo lock {path} after {}s (--lock-timeout): it is held by {holder}. That backup is still running or hung; check that process, or raise --lock-timeout", waited.as_secs_f64())]
     LockTimeout {
@@ -55,6 +66,43 @@ pub enum RepoError {
         /// How long this backup waited.
         waited: std::time::Duration,
     },
+}
+
+/// Where a repository's path came from, so that a refusal names the fix that applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `--repo DIR`.
+    Flag,
+    /// `$PGDRILL_REPO`.
+    Env,
+    /// Neither was given: the strategy's [`DEFAULT_REPO`].
+    Default,
+}
+
+/// The message of [`RepoError::NotARepo`]: what was given, what is wrong, the fix.
+fn not_a_repo(path: &Path, origin: Origin, missing: bool) -> String {
+    let p = path.display();
+    let (given, fix) = match origin {
+        Origin::Flag => (
+            format!("--repo {p}"),
+            "give the repository that `pgdrill backup --repo DIR` writes to",
+        ),
+        Origin::Env => (
+            format!("PGDRILL_REPO={p}"),
+            "set PGDRILL_REPO to the repository that `pgdrill backup` writes to, or pass --repo DIR",
+        ),
+        Origin::Default => (
+            format!("{p} (the strategy's default repository: no --repo DIR was given and PGDRILL_REPO is not set)"),
+            "pass --repo DIR or set PGDRILL_REPO to the repository that `pgdrill backup` writes to",
+        ),
+    };
+    if missing {
+        format!("{given}: no such directory; {fix}")
+    } else {
+        format!(
+            "{given}: not a backup repository: it holds none of {DATABASE_DIR}/, {CONFIG_DIR}/, {AUDIT_FILE}, and nothing was written to it; {fix}, or start one there with `pgdrill backup --repo {p}`"
+        )
+    }
 }
 
 impl RepoError {
@@ -226,10 +274,42 @@ impl Repo {
 
     /// `--repo`, else `$PGDRILL_REPO`, else `/backups`.
     pub fn resolve(flag: Option<PathBuf>) -> Repo {
-        let root = flag
-            .or_else(|| std::env::var_os("PGDRILL_REPO").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_REPO));
-        Repo::new(root)
+        Repo::resolve_with_origin(flag).0
+    }
+
+    /// [`Repo::resolve`], and where the path came from.
+    pub fn resolve_with_origin(flag: Option<PathBuf>) -> (Repo, Origin) {
+        match (flag, std::env::var_os("PGDRILL_REPO")) {
+            (Some(dir), _) => (Repo::new(dir), Origin::Flag),
+            (None, Some(env)) if !env.is_empty() => (Repo::new(env), Origin::Env),
+            (None, _) => (Repo::new(DEFAULT_REPO), Origin::Default),
+        }
+    }
+
+    /// The repository a reading command (`verify`, `prune`, `drill --repo`) works on:
+    /// resolved as [`Repo::resolve`], and refused unless it is a directory that
+    /// [`Repo::is_repo`]; checked before anything is written there.
+    pub fn open(flag: Option<PathBuf>) -> Result<Repo, RepoError> {
+        let (repo, origin) = Repo::resolve_with_origin(flag);
+        let refuse = |missing| RepoError::NotARepo {
+            path: repo.root.clone(),
+            origin,
+            missing,
+        };
+        if !repo.root.is_dir() {
+            return Err(refuse(true));
+        }
+        if !repo.is_repo() {
+            return Err(refuse(false));
+        }
+        Ok(repo)
+    }
+
+    /// Whether the directory is a backup repository: it holds what `pgdrill backup` (or the
+    /// strategy's own scripts) write there, a `database/` or `config/` directory or the audit
+    /// log. An empty directory is not one yet.
+    pub fn is_repo(&self) -> bool {
+        self.database_dir().is_dir() || self.config_dir().is_dir() || self.audit_path().is_file()
     }
 
     /// The repo's directory.

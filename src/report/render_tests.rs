@@ -369,3 +369,87 @@ fn objectives_measure_the_backup_age_at_the_disaster() {
     assert_eq!(issues[0], "given");
     assert!(issues.iter().any(|i| i.contains("20m old")), "{issues:?}");
 }
+
+/// A drill whose compare failed: the data items and the checklist phase that fail only
+/// because of it are skipped naming it, a budget not judged after it says why, and a budget
+/// whose time ran out is a failure of its own: two faults, two `<failure>`s.
+#[test]
+fn junit_counts_one_fault_once() {
+    let mut r = report(None);
+    let phase = |name, budget, status, detail: &str| Phase {
+        name,
+        budget,
+        status,
+        started_ms: 0,
+        duration_ms: 10,
+        detail: detail.into(),
+    };
+    let diffs = "2 difference(s):\npublic.users: fingerprint differs\npublic.payments: rows 10 → 9";
+    r.verdict = Verdict::Fail;
+    r.phases = vec![
+        phase(PhaseId::Provision, None, Status::Pass, "native server"),
+        phase(
+            PhaseId::PgRestore,
+            Some(BudgetName::DatabaseRestore),
+            Status::Pass,
+            "restored",
+        ),
+        phase(
+            PhaseId::Compare,
+            Some(BudgetName::Verification),
+            Status::Fail,
+            diffs,
+        ),
+        phase(
+            PhaseId::Checklist,
+            Some(BudgetName::Verification),
+            Status::Fail,
+            "User data integrity verified: public.users: rows 10 → 10; failing: content differs",
+        ),
+    ];
+    r.failure = Some(Failure {
+        phase: PhaseId::Compare.into(),
+        class: FailureClass::IntegrityMismatch,
+        message: diffs.into(),
+    });
+    let budget = |name, limit_ms, used_ms, verdict| BudgetResult {
+        name,
+        limit_ms,
+        used_ms,
+        verdict,
+        reason: None,
+    };
+    r.budgets = vec![
+        budget(BudgetName::DatabaseRestore, 5, 10, BudgetVerdict::Fail),
+        budget(BudgetName::Verification, 1000, 20, BudgetVerdict::Incomplete),
+        budget(BudgetName::Total, 1000, 30, BudgetVerdict::Incomplete),
+    ];
+    let item = |item, status, evidence: &str| ChecklistItem {
+        item,
+        status,
+        evidence: evidence.into(),
+    };
+    r.checklist = vec![
+        item(CheckItem::DatabaseConnection, Status::Pass, "connected"),
+        item(
+            CheckItem::UserData,
+            Status::Fail,
+            "public.users: failing: content differs",
+        ),
+        item(
+            CheckItem::AppHealth,
+            Status::Skipped,
+            "no application under drill",
+        ),
+    ];
+    let xml = junit::render(&r);
+    assert_eq!(xml.matches("<failure").count(), 2, "{xml}");
+    assert!(xml.contains(
+        "<failure message=\"2 difference(s): public.users: fingerprint differs\" type=\"integrity_mismatch\">2 difference(s):\npublic.users: fingerprint differs\npublic.payments: rows 10 → 9</failure>"
+    ), "{xml}");
+    assert!(
+        !xml.contains("d-1 "),
+        "no drill id in a suite's name: {xml}"
+    );
+    insta::assert_snapshot!("junit_one_fault_once", xml);
+}

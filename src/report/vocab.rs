@@ -313,6 +313,19 @@ impl CheckItem {
         CheckItem::NormalMetrics,
     ];
 
+    /// The phases whose evidence decides the item: when one of them failed, the item's
+    /// failure is that phase's fault, not another (junit.xml counts it once).
+    pub fn decided_by(self) -> &'static [PhaseId] {
+        use CheckItem::*;
+        match self {
+            DatabaseConnection | CriticalTablesHaveData => &[PhaseId::Snapshot],
+            UserData | SubscriptionData | PaymentData => &[PhaseId::Snapshot, PhaseId::Compare],
+            AppHealth | WorkersRunning | NoLogErrors | SystemHealthy | NormalMetrics => {
+                &[PhaseId::StartApp, PhaseId::AppHealthy, PhaseId::ObserveApp]
+            }
+        }
+    }
+
     /// The item's title, worded as in the strategy (and in report.json).
     pub fn title(self) -> &'static str {
         use CheckItem::*;

@@ -225,8 +225,14 @@ fn full_drill_with_the_sample_app_restores_config_and_code_and_measures_the_rpo(
     assert!(md.contains("data-loss window"), "{md}");
     assert!(md.contains("## Configuration restored") && md.contains("## Code rolled back"));
     let junit = std::fs::read_to_string(run.out.path().join("junit.xml")).unwrap();
-    assert!(junit.contains(r#"name="rpo""#), "{junit}");
-    assert!(junit.contains(r#"name="rpo:objective""#), "{junit}");
+    assert!(
+        junit.contains(r#"name="rpo" classname="verification""#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(r#"name="objective" classname="rpo""#),
+        "{junit}"
+    );
     let html = std::fs::read_to_string(run.out.path().join("report.html")).unwrap();
     for section in [
         "Configuration restored",
