@@ -882,7 +882,7 @@ fn a_drill_with_a_key_that_cannot_sign_starts_nothing() {
     let (encrypted, _) = new_key(tmp.path(), "encrypted", &["-t", "ed25519", "-N", "secret"]);
     for (key, says) in [
         (tmp.path().join("nonexistent"), "cannot read it"),
-        (encrypted, "encrypted with a passphrase"),
+        (encrypted, "the key is encrypted with a passphrase"),
     ] {
         let run = Pgdrill::native(["--sign-key", key.to_str().unwrap()]).run();
         assert_eq!(run.code(), 2, "{}", run.text());
