@@ -61,11 +61,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>
 fi
 
 # Config backups are tested against the real age/age-keygen programs, the systemd units
-# in deploy/systemd/ with systemd-analyze verify, and junit.xml with xmllint --schema.
+# in deploy/systemd/ with systemd-analyze verify, junit.xml with xmllint --schema, and the
+# evidence bundle's signature with OpenSSH's ssh-keygen -Y sign/verify (openssh-client).
 missing=()
 command -v age-keygen >/dev/null 2>&1 || missing+=(age)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   if [ "$(id -u)" -ne 0 ]; then

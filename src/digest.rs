@@ -75,14 +75,35 @@ pub async fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
 
 /// Writes `bytes` to `path` so that a reader sees either the old file or the whole new one:
 /// a temporary file in the same directory, fsynced, renamed over `path`, the directory fsynced.
+/// The file is readable only by its owner (0600, the temporary file's mode).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, bytes, None)
+}
+
+/// [`write_atomic`] for a file meant to be handed on (the reports and the seal of an evidence
+/// bundle): it gets the mode any new file gets, 0666 less the umask (0644 under the usual
+/// 022), as `std::fs::write` gives, instead of the temporary file's 0600.
+pub fn write_atomic_readable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // open(2) applies the umask to the mode asked for.
+    write_atomic_mode(path, bytes, Some(std::fs::Permissions::from_mode(0o666)))
+}
+
+fn write_atomic_mode(
+    path: &Path,
+    bytes: &[u8],
+    mode: Option<std::fs::Permissions>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pgdrill-tmp-")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".pgdrill-tmp-");
+    if let Some(mode) = mode {
+        builder.permissions(mode);
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -112,5 +133,24 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"bye");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    /// A file to hand on gets the mode `std::fs::write` gives; a private one stays 0600.
+    #[test]
+    fn readable_files_get_the_mode_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        std::fs::write(dir.path().join("plain"), b"x").unwrap();
+        write_atomic_readable(&dir.path().join("handed-on"), b"x").unwrap();
+        write_atomic(&dir.path().join("private"), b"x").unwrap();
+        assert_eq!(mode("handed-on"), mode("plain"));
+        assert_eq!(mode("private"), 0o600);
     }
 }

@@ -104,6 +104,8 @@ pub struct DrillOptions {
     pub history: Option<PathBuf>,
     /// `--no-dump-in-bundle`.
     pub no_dump_in_bundle: bool,
+    /// `--sign-key`: the OpenSSH Ed25519 private key that signs the sealed bundle.
+    pub sign_key: Option<PathBuf>,
     /// `--tamper-sql` (a test hook).
     pub tamper_sql: Option<String>,
     /// `--strict-schema`.
@@ -160,6 +162,7 @@ impl Default for DrillOptions {
             max_heartbeat_age: Duration::from_secs(5),
             history: None,
             no_dump_in_bundle: false,
+            sign_key: None,
             tamper_sql: None,
             strict_schema: false,
             globals: None,
@@ -187,15 +190,25 @@ const AUTO_DOCKER_NOTE: &str =
     "--backend auto chose docker: --app-image runs the application as a container";
 
 impl DrillOptions {
-    /// How this drill publishes its evidence after the report is written.
-    pub fn publish(&self) -> crate::report::evidence::Publish {
-        crate::report::evidence::Publish {
+    /// How this drill publishes its evidence after the report is written. It reads the
+    /// `--sign-key`, so that a key that cannot sign is a usage error before the drill starts.
+    pub fn publish(&self) -> Result<crate::report::evidence::Publish, Error> {
+        use crate::report::evidence::signature::SigningKey;
+        let sign_key = match &self.sign_key {
+            Some(path) => Some(
+                SigningKey::read(path)
+                    .map_err(|e| Error::Usage(format!("--sign-key {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        Ok(crate::report::evidence::Publish {
             history: self
                 .history
                 .clone()
                 .unwrap_or_else(|| crate::report::history::default_path(self.repo.as_deref())),
             dump_in_bundle: !self.no_dump_in_bundle,
-        }
+            sign_key,
+        })
     }
 
     /// Validates, then resolves the inputs: the plan [`DrillOptions::into_plan`] makes, after

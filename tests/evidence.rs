@@ -372,3 +372,530 @@ fn evidence_verify_without_a_seal_is_a_usage_error() {
     assert_eq!(v.code(), 2, "{}", v.text());
     assert!(v.text().contains("SHA256SUMS"), "{}", v.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The signed seal: SHA256SUMS.sig in OpenSSH's SSHSIG format, checked both ways with the real
+// ssh-keygen, and report.json against its history line.
+
+const PRINCIPAL: &str = "drills@example.com";
+
+/// Runs the real `ssh-keygen` (openssh-client; scripts/setup.sh installs it) in `dir`, with
+/// `stdin` as its input.
+fn ssh_keygen(dir: &Path, args: &[&str], stdin: Option<&Path>) -> std::process::Output {
+    let mut c = Command::new("ssh-keygen");
+    c.args(args).current_dir(dir);
+    if let Some(f) = stdin {
+        c.stdin(std::fs::File::open(f).unwrap());
+    }
+    c.output()
+        .expect("ssh-keygen (openssh-client, installed by scripts/setup.sh)")
+}
+
+fn out_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A new key pair made by ssh-keygen in `dir` (`args` picks type and passphrase); returns the
+/// private key's path and the public key's line.
+fn new_key(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let mut all = vec!["-q", "-C", name, "-f", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = ssh_keygen(dir, &all, None);
+    assert!(o.status.success(), "ssh-keygen: {}", out_text(&o));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (path, public.trim().to_string())
+}
+
+/// The key's fingerprint as `ssh-keygen -l` prints it (`SHA256:…`).
+fn fingerprint(public_file: &Path) -> String {
+    let o = ssh_keygen(
+        Path::new("/"),
+        &["-l", "-f", public_file.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", out_text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// `ssh-keygen -Y verify` of `dir`'s SHA256SUMS.sig as an auditor with OpenSSH alone runs it.
+fn openssh_verifies(dir: &Path, allowed: &Path, principal: &str) -> (bool, String) {
+    let o = ssh_keygen(
+        dir,
+        &[
+            "-Y",
+            "verify",
+            "-f",
+            allowed.to_str().unwrap(),
+            "-I",
+            principal,
+            "-n",
+            "pgdrill-evidence",
+            "-s",
+            "SHA256SUMS.sig",
+        ],
+        Some(&dir.join("SHA256SUMS")),
+    );
+    (o.status.success(), out_text(&o))
+}
+
+/// `pgdrill evidence verify DIR` plus `extra` flags.
+fn verify_with(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["evidence", "verify", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pgdrill(&args)
+}
+
+/// What an attacker does: SHA256SUMS recomputed, with sha256sum, over the files it lists.
+fn reseal_with_sha256sum(dir: &Path) {
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let names: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect();
+    let o = Command::new("sha256sum")
+        .args(&names)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out_text(&o));
+    std::fs::write(dir.join("SHA256SUMS"), &o.stdout).unwrap();
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A real drill signs its bundle with --sign-key; OpenSSH and pgdrill both accept it; the
+/// issue's attack (report.json edited, SHA256SUMS regenerated) passes the plain seal but not
+/// the signature nor the history line.
+#[test]
+fn a_signed_drill_is_verified_by_openssh_and_pgdrill_and_the_rewrite_attack_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = new_key(tmp.path(), "drills", &["-t", "ed25519", "-N", ""]);
+    let allowed = tmp.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("{PRINCIPAL} {public}\n")).unwrap();
+    let history = tmp.path().join("history.ndjson");
+    let run = Pgdrill::native(["--sign-key", key.to_str().unwrap()])
+        .env("PGDRILL_HISTORY", history.to_str().unwrap())
+        .run();
+    run.assert_pass();
+    let dir = run.out.path();
+    let fp = fingerprint(&key.with_extension("pub"));
+    assert!(
+        run.text()
+            .contains(&format!("signed: {}", dir.join("SHA256SUMS.sig").display()))
+            && run.text().contains(&fp),
+        "{}",
+        run.text()
+    );
+
+    // The seal's files have the mode of the files they seal, which is any new file's.
+    let plain = tmp.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    for f in [
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "report.json",
+        "junit.xml",
+        "events.ndjson",
+    ] {
+        assert_eq!(
+            mode(&dir.join(f)),
+            mode(&plain),
+            "{f} has mode {:o}",
+            mode(&dir.join(f))
+        );
+    }
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    assert!(
+        !sums.contains("SHA256SUMS.sig"),
+        "the signature is not in what it signs:\n{sums}"
+    );
+
+    // (a) OpenSSH alone accepts pgdrill's signature; so does pgdrill, naming the signer.
+    let (ok, said) = openssh_verifies(dir, &allowed, PRINCIPAL);
+    assert!(ok, "ssh-keygen -Y verify: {said}");
+    let v = verify_with(
+        dir,
+        &[
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v.code(), 0, "{}", v.text());
+    assert!(
+        v.text()
+            .contains(&format!("signed by {PRINCIPAL} (ED25519 key {fp}")),
+        "{}",
+        v.text()
+    );
+    assert!(
+        v.text().contains("history: report.json sha256"),
+        "{}",
+        v.text()
+    );
+    assert!(!v.text().contains("added:"), "{}", v.text());
+
+    // (c) The attack: report.json edited, SHA256SUMS regenerated.
+    let report = dir.join("report.json");
+    let before = pgdrill::digest::sha256_file_blocking(&report).unwrap().1;
+    let edited = std::fs::read_to_string(&report).unwrap().replacen(
+        "\"verdict\": \"pass\"",
+        "\"verdict\": \"pass\" ",
+        1,
+    );
+    std::fs::write(&report, edited).unwrap();
+    let after = pgdrill::digest::sha256_file_blocking(&report).unwrap().1;
+    assert_ne!(before, after);
+    reseal_with_sha256sum(dir);
+    let plain_seal = verify(dir);
+    assert_eq!(
+        plain_seal.code(),
+        0,
+        "the plain seal alone cannot see it (why the signature exists): {}",
+        plain_seal.text()
+    );
+    assert!(
+        plain_seal.text().contains("SHA256SUMS.sig not checked"),
+        "{}",
+        plain_seal.text()
+    );
+    let v = verify_with(dir, &["--allowed-signers", allowed.to_str().unwrap()]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text().contains("signature: BAD: SHA256SUMS.sig")
+            && v.text()
+                .contains("SHA256SUMS was changed after it was signed")
+            && v.text().contains("NOT INTACT"),
+        "{}",
+        v.text()
+    );
+    let (ok, said) = openssh_verifies(dir, &allowed, PRINCIPAL);
+    assert!(!ok, "ssh-keygen must refuse it too: {said}");
+    let v = verify_with(dir, &["--history", history.to_str().unwrap()]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text()
+            .contains(&format!("report.json has sha256 {after}"))
+            && v.text().contains(&format!("recorded {before}")),
+        "both hashes named: {}",
+        v.text()
+    );
+}
+
+/// A bundle made by hand (report.json, report.md, SHA256SUMS by sha256sum): signatures made by
+/// ssh-keygen are read by pgdrill, pgdrill's by ssh-keygen, and the wrong ones are refused.
+#[test]
+fn openssh_and_pgdrill_signatures_interoperate_and_wrong_ones_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let dir = t.join("bundle");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("report.json"), "{\"drill_id\": \"d-1\"}\n").unwrap();
+    std::fs::write(dir.join("report.md"), "# drill d-1\n").unwrap();
+    let o = Command::new("sha256sum")
+        .args(["report.json", "report.md"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("SHA256SUMS"), &o.stdout).unwrap();
+    let (key, public) = new_key(t, "drills", &["-t", "ed25519", "-N", ""]);
+    let (other, other_public) = new_key(t, "other", &["-t", "ed25519", "-N", ""]);
+    let allowed = t.join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!("# who signs drills\n{PRINCIPAL},ops@example.com {public} the drill runner\n"),
+    )
+    .unwrap();
+    let a = allowed.to_str().unwrap();
+    let fp = fingerprint(&key.with_extension("pub"));
+
+    // Unsigned: with --allowed-signers that is not intact, and says so.
+    let v = verify_with(&dir, &["--allowed-signers", a]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text().contains("signature: MISSING: no SHA256SUMS.sig"),
+        "{}",
+        v.text()
+    );
+
+    // (b) Signed by ssh-keygen, read by pgdrill.
+    let sign_with_openssh = |key: &Path, namespace: &str| {
+        let _ = std::fs::remove_file(dir.join("SHA256SUMS.sig"));
+        let o = ssh_keygen(
+            &dir,
+            &[
+                "-Y",
+                "sign",
+                "-n",
+                namespace,
+                "-f",
+                key.to_str().unwrap(),
+                "SHA256SUMS",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "ssh-keygen -Y sign: {}", out_text(&o));
+    };
+    sign_with_openssh(&key, "pgdrill-evidence");
+    let v = verify_with(&dir, &["--allowed-signers", a]);
+    assert_eq!(v.code(), 0, "{}", v.text());
+    assert!(
+        v.text().contains(&format!(
+            "signed by {PRINCIPAL},ops@example.com (ED25519 key {fp}, allowed signers line 2)"
+        )),
+        "{}",
+        v.text()
+    );
+
+    // (d) The wrong signer, the wrong namespace, a line that forbids the namespace.
+    sign_with_openssh(&other, "pgdrill-evidence");
+    let v = verify_with(&dir, &["--allowed-signers", a]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    let other_fp = fingerprint(&other.with_extension("pub"));
+    assert!(
+        v.text().contains(&format!(
+            "signed by key {other_fp}, which the allowed signers file does not list"
+        )),
+        "{}",
+        v.text()
+    );
+    assert!(
+        !openssh_verifies(&dir, &allowed, PRINCIPAL).0,
+        "ssh-keygen agrees"
+    );
+    sign_with_openssh(&key, "git");
+    let v = verify_with(&dir, &["--allowed-signers", a]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text().contains("namespace `git`, not pgdrill-evidence"),
+        "{}",
+        v.text()
+    );
+    assert!(
+        !openssh_verifies(&dir, &allowed, PRINCIPAL).0,
+        "ssh-keygen agrees"
+    );
+    let narrow = t.join("narrow_signers");
+    std::fs::write(
+        &narrow,
+        format!("{PRINCIPAL} namespaces=\"git\" {public}\n"),
+    )
+    .unwrap();
+    sign_with_openssh(&key, "pgdrill-evidence");
+    let v = verify_with(&dir, &["--allowed-signers", narrow.to_str().unwrap()]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text()
+            .contains("allows the key only for namespaces \"git\""),
+        "{}",
+        v.text()
+    );
+    assert!(
+        !openssh_verifies(&dir, &narrow, PRINCIPAL).0,
+        "ssh-keygen agrees"
+    );
+
+    // (a) Signed by pgdrill afterwards, read by ssh-keygen; the other key's line now works too.
+    let s = pgdrill(&[
+        "evidence",
+        "sign",
+        "--key",
+        other.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(s.code(), 0, "{}", s.text());
+    assert!(
+        s.text().contains("replaces the earlier signature"),
+        "{}",
+        s.text()
+    );
+    let both = t.join("both_signers");
+    std::fs::write(
+        &both,
+        format!("{PRINCIPAL} {public}\nauditor@example.com {other_public}\n"),
+    )
+    .unwrap();
+    let (ok, said) = openssh_verifies(&dir, &both, "auditor@example.com");
+    assert!(ok, "ssh-keygen -Y verify of pgdrill's signature: {said}");
+    let pem = std::fs::read_to_string(dir.join("SHA256SUMS.sig")).unwrap();
+    assert!(
+        pem.starts_with("-----BEGIN SSH SIGNATURE-----\n")
+            && pem.ends_with("-----END SSH SIGNATURE-----\n"),
+        "{pem}"
+    );
+    let v = verify_with(&dir, &["--allowed-signers", both.to_str().unwrap()]);
+    assert_eq!(v.code(), 0, "{}", v.text());
+    assert!(
+        v.text().contains("signed by auditor@example.com"),
+        "{}",
+        v.text()
+    );
+
+    // A tampered bundle is not signed.
+    std::fs::write(dir.join("report.md"), "# drill d-1, edited\n").unwrap();
+    let before = std::fs::read(dir.join("SHA256SUMS.sig")).unwrap();
+    let s = pgdrill(&[
+        "evidence",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(s.code(), 1, "{}", s.text());
+    assert!(
+        s.text().contains("changed: report.md") && s.text().contains("refusing to sign"),
+        "{}",
+        s.text()
+    );
+    assert_eq!(
+        std::fs::read(dir.join("SHA256SUMS.sig")).unwrap(),
+        before,
+        "the signature is untouched"
+    );
+    std::fs::write(dir.join("report.md"), "# drill d-1\n").unwrap();
+
+    // Keys that cannot sign: exit 2, each naming the problem and the fix.
+    let (encrypted, _) = new_key(t, "encrypted", &["-t", "ed25519", "-N", "secret"]);
+    let (rsa, _) = new_key(t, "rsa", &["-t", "rsa", "-b", "2048", "-N", ""]);
+    let (ecdsa, _) = new_key(t, "ecdsa", &["-t", "ecdsa", "-N", ""]);
+    for (k, says) in [
+        (encrypted.clone(), "encrypted with a passphrase"),
+        (rsa, "a ssh-rsa key; pgdrill signs with Ed25519 keys only"),
+        (ecdsa, "pgdrill signs with Ed25519 keys only"),
+        (key.with_extension("pub"), "this is a public key"),
+        (t.join("nonexistent"), "cannot read it"),
+    ] {
+        let s = pgdrill(&[
+            "evidence",
+            "sign",
+            "--key",
+            k.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(s.code(), 2, "{}: {}", k.display(), s.text());
+        assert!(
+            s.text().contains(&format!("--key {}: ", k.display())) && s.text().contains(says),
+            "{}",
+            s.text()
+        );
+    }
+    assert!(pgdrill(&[
+        "evidence",
+        "sign",
+        "--key",
+        encrypted.to_str().unwrap(),
+        dir.to_str().unwrap()
+    ])
+    .text()
+    .contains("ssh-agent"));
+
+    // The allowed signers file is outside input: a bad line is a usage error naming it.
+    let bad = t.join("bad_signers");
+    std::fs::write(
+        &bad,
+        format!("{PRINCIPAL} {public}\nops ssh-ed25519 AAAAnotakey\n"),
+    )
+    .unwrap();
+    let v = verify_with(&dir, &["--allowed-signers", bad.to_str().unwrap()]);
+    assert_eq!(v.code(), 2, "{}", v.text());
+    assert!(
+        v.text().contains(&format!(
+            "--allowed-signers {}: line 2: the ssh-ed25519 key does not read",
+            bad.display()
+        )),
+        "{}",
+        v.text()
+    );
+
+    // --history: the line of the drill must carry report.json's hash.
+    let sha = pgdrill::digest::sha256_file_blocking(&dir.join("report.json"))
+        .unwrap()
+        .1;
+    let history = t.join("history.ndjson");
+    let line = |id: &str, sha: &str| {
+        let e = serde_json::json!({
+            "drill_id": id, "time": "2026-12-06T08:00:00Z", "scope": "database",
+            "backup_file": null, "backup_size_bytes": null, "backup_age_ms": null,
+            "verdict": "pass", "failed": null, "budgets": [], "integrity": null,
+            "report": "bundle/report.json", "report_sha256": sha
+        });
+        format!("{e}\n")
+    };
+    let h = history.to_str().unwrap();
+    std::fs::write(&history, line("d-0", &"0".repeat(64))).unwrap();
+    let v = verify_with(&dir, &["--history", h]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text().contains(&format!(
+            "has no line for drill d-1 (report.json sha256 {sha}"
+        )),
+        "{}",
+        v.text()
+    );
+    std::fs::write(&history, line("d-1", &"f".repeat(64))).unwrap();
+    let v = verify_with(&dir, &["--history", h]);
+    assert_eq!(v.code(), 1, "{}", v.text());
+    assert!(
+        v.text().contains(&format!(
+            "report.json has sha256 {sha}, but the line of drill d-1 in {h} recorded {}",
+            "f".repeat(64)
+        )),
+        "{}",
+        v.text()
+    );
+    std::fs::write(&history, line("d-0", "0") + &line("d-1", &sha)).unwrap();
+    let v = verify_with(
+        &dir,
+        &["--history", h, "--allowed-signers", both.to_str().unwrap()],
+    );
+    assert_eq!(v.code(), 0, "{}", v.text());
+    let v = verify_with(
+        &dir,
+        &["--history", t.join("nonexistent").to_str().unwrap()],
+    );
+    assert_eq!(v.code(), 2, "{}", v.text());
+    assert!(
+        v.text().contains("nonexistent: no such file"),
+        "{}",
+        v.text()
+    );
+}
+
+/// A key that cannot sign stops `pgdrill drill` before anything starts: exit 2, nothing in
+/// --out, no server.
+#[test]
+fn a_drill_with_a_key_that_cannot_sign_starts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (encrypted, _) = new_key(tmp.path(), "encrypted", &["-t", "ed25519", "-N", "secret"]);
+    for (key, says) in [
+        (tmp.path().join("nonexistent"), "cannot read it"),
+        (encrypted, "the key is encrypted with a passphrase"),
+    ] {
+        let run = Pgdrill::native(["--sign-key", key.to_str().unwrap()]).run();
+        assert_eq!(run.code(), 2, "{}", run.text());
+        assert!(
+            run.text()
+                .contains(&format!("--sign-key {}: {says}", key.display())),
+            "{}",
+            run.text()
+        );
+        let written: Vec<_> = std::fs::read_dir(run.out.path()).unwrap().collect();
+        assert!(
+            written.is_empty(),
+            "nothing written, no drill started: {written:?}"
+        );
+    }
+}

@@ -610,3 +610,134 @@ fn history_errors_name_the_field() {
             .map_err(|e| e.to_string())
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// `evidence verify --allowed-signers FILE` (OpenSSH's allowed signers format) and the bundle's
+// SHA256SUMS.sig (an SSHSIG armored signature).
+
+use pgdrill::report::evidence::allowed_signers::{AllowedSigners, ParseError};
+use pgdrill::report::evidence::signature::{self, SignatureCheck};
+
+/// Two ssh-keygen Ed25519 public keys (no private half is needed to read a file).
+const SIGNER_KEYS: [&str; 2] = [
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIArHTf/0WZG+CyoVFEqHOvtQ8MpxMpTQwkza+534Ibys",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICvyf6f8VOJuWwoM0cHK8njBe+LLdlJ2zm9gtjR339PI",
+];
+
+/// A valid allowed signers file using every form: comments, quotes, each option, a comment.
+fn valid_signers() -> String {
+    format!(
+        "# drill signers\n\
+         drills@example.com,ops@example.com {0} runner\n\
+         \"audit team\" namespaces=\"pgdrill-evidence,!git\",valid-after=\"20260101Z\",valid-before=\"203001011200\" {1}\n\
+         \n\
+         ca@example.com cert-authority {0}\n",
+        SIGNER_KEYS[0], SIGNER_KEYS[1]
+    )
+}
+
+fn check_signers_result(
+    text: &str,
+    r: &Result<AllowedSigners, ParseError>,
+) -> Result<(), TestCaseError> {
+    match r {
+        Ok(a) => {
+            prop_assert!(!a.signers.is_empty());
+            for s in &a.signers {
+                prop_assert!(s.line >= 1 && s.line <= text.lines().count(), "{}", s.line);
+                prop_assert!(!s.principals.is_empty());
+            }
+        }
+        Err(ParseError::Line { line, reason }) => {
+            prop_assert!(
+                *line >= 1 && *line <= text.lines().count(),
+                "line {} of {:?}",
+                line,
+                text
+            );
+            prop_assert!(!reason.is_empty());
+        }
+        Err(ParseError::Empty) => {
+            prop_assert!(text.lines().all(|l| l.trim_matches([' ', '\t']).is_empty()
+                || l.trim_start_matches([' ', '\t']).starts_with('#')))
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    #[test]
+    fn allowed_signers_files_read_or_name_the_line(s in prop_oneof![
+        text(300),
+        "(#[^\\n]{0,10}\\n|[a-z@.,*\"]{0,12}( (cert-authority|namespaces=\"[a-z*,!-]{0,12}\"|valid-(after|before)=\"[0-9]{6,14}Z?\"|[a-z=\"]{0,8})(,(cert-authority|namespaces=\"[a-z]{0,4}\"))?)? (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|x) [A-Za-z0-9+/=]{0,80}( [a-z ]{0,8})?\\n){0,4}",
+    ]) {
+        let r = AllowedSigners::parse(&s);
+        check_signers_result(&s, &r)?;
+    }
+
+    /// A valid file with one character changed reads, or names the line it broke.
+    #[test]
+    fn an_allowed_signers_file_with_one_char_changed_names_its_line(at in 0usize..400, by in any::<char>()) {
+        let text = mutate_char(&valid_signers(), at, by);
+        let r = AllowedSigners::parse(&text);
+        check_signers_result(&text, &r)?;
+    }
+
+    /// Any bytes as SHA256SUMS.sig, and a real signature with one byte changed: judged without
+    /// a panic, and a refusal names the file.
+    #[test]
+    fn signatures_of_any_bytes_are_judged(
+        junk in bytes(700),
+        at in 0usize..2000,
+        by in any::<u8>(),
+        pick in 0u8..2,
+    ) {
+        let signers = AllowedSigners::parse(&format!("a {}\n", SIGNER_KEYS[0])).unwrap();
+        let pem = if pick == 0 { junk } else {
+            let mut p = SIGNED_SUMS.as_bytes().to_vec();
+            let i = at % p.len();
+            p[i] = by;
+            p
+        };
+        match signature::judge(&pem, b"0000  report.json\n", &signers, chrono::Utc::now()) {
+            Ok(SignatureCheck::Good { fingerprint, .. }) => prop_assert!(fingerprint.starts_with("SHA256:")),
+            Ok(other) => prop_assert!(false, "judge gives Good or a rejection, not {:?}", other),
+            Err(why) => prop_assert!(why.to_string().contains("SHA256SUMS.sig"), "{}", why),
+        }
+    }
+}
+
+/// `ssh-keygen -Y sign -n pgdrill-evidence` of the text `0000  report.json\n` by
+/// [`SIGNER_KEYS`]`[0]`'s private half (made once; kept so the test needs no key).
+const SIGNED_SUMS: &str = "-----BEGIN SSH SIGNATURE-----
+U1NIU0lHAAAAAQAAADMAAAALc3NoLWVkMjU1MTkAAAAgCsdN//RZkb4LKhUUSoc6+1Dwyn
+EylNDCTNr7nfghvKwAAAAQcGdkcmlsbC1ldmlkZW5jZQAAAAAAAAAGc2hhNTEyAAAAUwAA
+AAtzc2gtZWQyNTUxOQAAAEDtrXvGlqCxBzzRXXqwWF7tK+I85reeuikc8f2eX7/h/chjLB
+hmvGohtMxtM2uRzKAI42Wivsu9UVp1HhyShPAL
+-----END SSH SIGNATURE-----
+";
+
+/// The unchanged signature is good: the mutation test above starts from a signature that reads.
+#[test]
+fn the_kept_openssh_signature_is_good() {
+    let signers = AllowedSigners::parse(&format!("a {}\n", SIGNER_KEYS[0])).unwrap();
+    let r = signature::judge(
+        SIGNED_SUMS.as_bytes(),
+        b"0000  report.json\n",
+        &signers,
+        chrono::Utc::now(),
+    );
+    assert!(
+        matches!(r, Ok(SignatureCheck::Good { line: 1, .. })),
+        "{r:?}"
+    );
+    let r = signature::judge(
+        SIGNED_SUMS.as_bytes(),
+        b"0001  report.json\n",
+        &signers,
+        chrono::Utc::now(),
+    );
+    assert!(r.is_err(), "{r:?}");
+}

@@ -133,6 +133,10 @@ pub struct DrillArgs {
     /// Leave the dump out of SHA256SUMS (it is listed in UNSEALED instead).
     #[arg(long)]
     pub no_dump_in_bundle: bool,
+    /// Sign the sealed bundle with this unencrypted OpenSSH Ed25519 private key: SHA256SUMS.sig,
+    /// what `ssh-keygen -Y sign -n pgdrill-evidence` writes (checked before the drill starts).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// Test hook: SQL run on the restored database before verification (simulated corruption).
     #[arg(long, hide = true, value_name = "SQL")]
     pub tamper_sql: Option<String>,
@@ -347,6 +351,7 @@ impl From<DrillArgs> for DrillOptions {
             max_heartbeat_age: a.max_heartbeat_age,
             history: a.history,
             no_dump_in_bundle: a.no_dump_in_bundle,
+            sign_key: a.sign_key,
             tamper_sql: a.tamper_sql,
             strict_schema: a.strict_schema,
             globals: a.globals,
@@ -369,7 +374,8 @@ impl DrillArgs {
 /// report, prints its summary; exit 0 pass, 1 fail, 3 when it could not run.
 pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     let options = DrillOptions::from(args);
-    let publish = options.publish();
+    // Before anything starts: a key that cannot sign is a usage error, not a lost drill.
+    let publish = options.publish()?;
     let plan = options.prepare(chrono::Utc::now())?;
     crate::options::check_source(&plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
@@ -388,6 +394,15 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     print!("{}", report.summary());
     println!("  report: {}", out_dir.join("report.md").display());
     println!("  html: {}", out_dir.join("report.html").display());
+    if let Some(key) = &publish.sign_key {
+        println!(
+            "  signed: {} (ED25519 key {})",
+            out_dir
+                .join(crate::report::evidence::signature::SIG)
+                .display(),
+            key.fingerprint()
+        );
+    }
     Ok(match report.verdict {
         Verdict::Pass => Exit::Pass,
         Verdict::Fail => Exit::Fail,
@@ -575,6 +590,28 @@ mod tests {
         assert_eq!(full.require, SAMPLE_REQUIRED_KEYS);
         assert_eq!(plan.rpo.map(|r| r.rate), Some(50));
         assert_eq!(plan.cadence.disaster_at, crate::rpo::DisasterAt::Random);
+    }
+
+    /// `--sign-key` is a plan key like every flag; the key itself is read by `publish`.
+    #[test]
+    fn a_plan_file_names_the_signing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("signed.toml");
+        std::fs::write(
+            &plan,
+            "rows = 500\nsign_key = \"/nonexistent/evidence_key\"\n",
+        )
+        .unwrap();
+        let options = DrillOptions::from(drill_args(&["--plan", plan.to_str().unwrap()]));
+        assert_eq!(
+            options.sign_key.as_deref(),
+            Some(std::path::Path::new("/nonexistent/evidence_key"))
+        );
+        let err = options.publish().unwrap_err().to_string();
+        assert!(
+            err.starts_with("--sign-key /nonexistent/evidence_key: cannot read it"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -552,8 +552,8 @@ impl Report {
         Ok(())
     }
 
-    /// After [`Report::write_all`]: appends the history line, seals `dir` with SHA256SUMS,
-    /// and appends the CI step summary when `$GITHUB_STEP_SUMMARY` names a file; returns the
+    /// After [`Report::write_all`]: appends the history line, seals `dir` with SHA256SUMS
+    /// (signed into SHA256SUMS.sig when the options carry a key), and appends the CI step summary when `$GITHUB_STEP_SUMMARY` names a file; returns the
     /// warnings to show (see [`evidence::publish`]).
     pub fn publish(&self, dir: &Path, opts: &evidence::Publish) -> Result<Vec<String>, Error> {
         evidence::publish(self, dir, opts)
@@ -582,6 +582,8 @@ pub fn rpo_failure(rpo: &crate::rpo::RpoReport) -> Option<Failure> {
 }
 
 fn write(path: std::path::PathBuf, bytes: &[u8]) -> Result<(), Error> {
-    // A full --out must not leave half a report under its final name.
-    crate::digest::write_atomic(&path, bytes).map_err(|source| Error::Output { path, source })
+    // A full --out must not leave half a report under its final name; the bundle is handed
+    // on, so its files get the mode any new file gets.
+    crate::digest::write_atomic_readable(&path, bytes)
+        .map_err(|source| Error::Output { path, source })
 }
