@@ -168,7 +168,7 @@ fn human_ms(ms: u64) -> String {
 }
 
 /// Bytes for people, binary units.
-fn human_bytes(b: u64) -> String {
+pub(super) fn human_bytes(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;

@@ -4,6 +4,7 @@
 
 pub mod evidence;
 pub mod full;
+pub mod chart;
 pub mod history;
 pub mod html;
 pub mod junit;
