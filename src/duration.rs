@@ -128,7 +128,11 @@ mod tests {
 
     #[test]
     fn the_longest_duration_is_said_in_days_not_a_panic() {
-        assert!(human(Duration::MAX).contains(" days"), "{}", human(Duration::MAX));
+        assert!(
+            human(Duration::MAX).contains(" days"),
+            "{}",
+            human(Duration::MAX)
+        );
         assert_eq!(human(parse_duration("8d").unwrap()), "8 days");
     }
 

@@ -238,7 +238,11 @@ fn evidence_of_a_passing_and_a_failing_drill() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
         .collect();
-    assert_eq!(kinds, ["\"drill\"", "\"tamper\""], "the tamper drill is marked");
+    assert_eq!(
+        kinds,
+        ["\"drill\"", "\"tamper\""],
+        "the tamper drill is marked"
+    );
     let finished =
         pgdrill::duration::parse_time(fail.report()["finished_at"].as_str().unwrap()).unwrap();
     let at = |d: chrono::Duration| (finished + d).to_rfc3339();
@@ -313,10 +317,16 @@ fn evidence_of_a_passing_and_a_failing_drill() {
         "{}",
         run.text()
     );
-    assert!(run.text().contains("1 test drill (1 tamper)"), "{}", run.text());
+    assert!(
+        run.text().contains("1 test drill (1 tamper)"),
+        "{}",
+        run.text()
+    );
     let overview = std::fs::read_to_string(&page).unwrap();
     assert!(overview.contains("pass rate 100%"), "{overview}");
-    let start = overview.find("<svg id=\"size-chart\"").expect("the size chart");
+    let start = overview
+        .find("<svg id=\"size-chart\"")
+        .expect("the size chart");
     let end = start + overview[start..].find("</svg>").unwrap() + "</svg>".len();
     let chart = roxmltree::Document::parse(&overview[start..end]).unwrap();
     assert_eq!(

@@ -217,7 +217,12 @@ pub struct ScopeArgs {
     /// `config-wrong-identity` (--scope full) must fail the drill; `blind-compare` blinds the
     /// comparison, which the negative controls must notice. Its history line is marked
     /// `kind: fault`, never counted in the pass rate.
-    #[arg(long, value_enum, value_name = "FAULT", help_heading = "Testing the tester")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FAULT",
+        help_heading = "Testing the tester"
+    )]
     pub fault: Vec<Fault>,
 }
 

@@ -157,7 +157,13 @@ impl Entry {
         // Absolute, so that `pgdrill history --html` links the report from wherever it runs.
         let out_dir = report_path
             .parent()
-            .map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d })
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
             .and_then(|d| std::path::absolute(d).ok())
             .map(|d| d.display().to_string());
         Entry {
@@ -413,10 +419,7 @@ impl Fit {
                 sizes: k,
             };
         }
-        let xs: Vec<f64> = points
-            .iter()
-            .map(|p| p.size_bytes as f64 / MIB)
-            .collect();
+        let xs: Vec<f64> = points.iter().map(|p| p.size_bytes as f64 / MIB).collect();
         let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
         let mx = xs.iter().sum::<f64>() / n as f64;
         let my = ys.iter().sum::<f64>() / n as f64;
@@ -1024,7 +1027,13 @@ fn outcome_chart(s: &Summary, at: Option<DateTime<Utc>>) -> Option<OutcomeChart>
                         .map(|r| format!("; pass rate {r}"))
                         .unwrap_or_default()
                 ),
-                rate: rate.unwrap_or_else(|| if n[2] > 0 { "–".into() } else { String::new() }),
+                rate: rate.unwrap_or_else(|| {
+                    if n[2] > 0 {
+                        "–".into()
+                    } else {
+                        String::new()
+                    }
+                }),
                 rate_y: r1(top - 5.0),
                 segments,
             }
@@ -1088,7 +1097,10 @@ fn rto_chart(s: &Summary) -> Option<RtoChart> {
     let used = drills.iter().map(|(_, b)| b.used_ms).max()? as f64;
     let limit = drills.iter().map(|(_, b)| b.limit_ms).max().unwrap_or(0) as f64;
     let on_scale = used == 0.0 || limit <= OBJECTIVE_ON_SCALE * used;
-    let y = Axis::new(Quantity::Millis, if on_scale { used.max(limit) } else { used });
+    let y = Axis::new(
+        Quantity::Millis,
+        if on_scale { used.max(limit) } else { used },
+    );
     let (slot, w) = slots(drills.len());
     let bars = drills
         .iter()
@@ -1128,7 +1140,11 @@ fn rto_chart(s: &Summary) -> Option<RtoChart> {
     }
     let labels = drills
         .iter()
-        .map(|(e, _)| e.at().map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default())
+        .map(|(e, _)| {
+            e.at()
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        })
         .collect();
     Some(RtoChart {
         frame: Frame::new(&y, "RTO used", "drill, by date", slot_marks(labels)),

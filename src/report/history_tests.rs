@@ -46,8 +46,20 @@ fn at(t: &str) -> DateTime<Utc> {
 fn window_median_and_staleness() {
     let es = vec![
         entry("a", "2026-11-01T00:00:00Z", Verdict::Pass, 1000, MIB as u64),
-        entry("b", "2026-11-08T00:00:00Z", Verdict::Fail, 3000, 2 * MIB as u64),
-        entry("c", "2026-11-15T00:00:00Z", Verdict::Pass, 5000, 3 * MIB as u64),
+        entry(
+            "b",
+            "2026-11-08T00:00:00Z",
+            Verdict::Fail,
+            3000,
+            2 * MIB as u64,
+        ),
+        entry(
+            "c",
+            "2026-11-15T00:00:00Z",
+            Verdict::Pass,
+            5000,
+            3 * MIB as u64,
+        ),
     ];
     let now = at("2026-11-20T00:00:00Z");
     let s = summarise(&es, now, 90 * DAY, Some(8 * DAY));
@@ -61,10 +73,19 @@ fn window_median_and_staleness() {
     let stale = summarise(&es, later, 90 * DAY, Some(8 * DAY));
     assert_eq!(stale.fresh, Some(false));
     let text = render_text(&stale);
-    assert!(text.contains("STALE: no drill passed within 8 days of"), "{text}");
+    assert!(
+        text.contains("STALE: no drill passed within 8 days of"),
+        "{text}"
+    );
     let text = render_text(&s);
-    assert!(text.contains("fresh: a drill passed within 8 days"), "{text}");
-    assert!(text.contains("min 1.0 s / median 3.0 s / max 5.0 s of 15m"), "{text}");
+    assert!(
+        text.contains("fresh: a drill passed within 8 days"),
+        "{text}"
+    );
+    assert!(
+        text.contains("min 1.0 s / median 3.0 s / max 5.0 s of 15m"),
+        "{text}"
+    );
     let s = summarise(&es, now, 13 * DAY, None);
     assert_eq!(s.drills, 2);
     assert_eq!(s.rpo, None, "no full drill, no RPO line");
@@ -90,16 +111,29 @@ fn an_error_is_not_a_fail_and_test_drills_are_never_counted() {
     );
     assert_eq!(s.pass_rate, Some(0.5), "the error is not in the pass rate");
     assert_eq!(s.fresh, Some(false), "a fault drill's pass is not fresh");
-    assert_eq!(s.last_pass.as_ref().map(|e| e.drill_id.as_str()), Some("pass"));
-    let restore = s.budgets.iter().find(|b| b.name == "database_restore").unwrap();
+    assert_eq!(
+        s.last_pass.as_ref().map(|e| e.drill_id.as_str()),
+        Some("pass")
+    );
+    let restore = s
+        .budgets
+        .iter()
+        .find(|b| b.name == "database_restore")
+        .unwrap();
     assert_eq!(
         (restore.min_ms, restore.max_ms),
         (1000, 2000),
         "neither the error's 5 ms nor the test drills' 9 s count"
     );
     let text = render_text(&s);
-    assert!(text.contains("pass rate 50% (1 of 2 drills that reached a verdict passed, 1 failed)"), "{text}");
-    assert!(text.contains("1 could not run (environment error, exit 3)"), "{text}");
+    assert!(
+        text.contains("pass rate 50% (1 of 2 drills that reached a verdict passed, 1 failed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 could not run (environment error, exit 3)"),
+        "{text}"
+    );
     assert!(text.contains("2 test drills (1 tamper, 1 fault)"), "{text}");
     // Only errors: no rate at all, rather than 0%.
     let s = summarise(&es[2..3], at("2026-11-06T00:00:00Z"), 90 * DAY, None);
@@ -122,12 +156,22 @@ fn drills_that_never_ran_or_never_restored_add_nothing_to_the_trend() {
         .collect();
     let mut error = entry("error", "2026-11-06T00:00:00Z", Verdict::Error, 1, 0);
     error.backup_size_bytes = Some(0);
-    let mut broken = entry("broken", "2026-11-07T00:00:00Z", Verdict::Fail, 1500, 9 * MIB as u64);
+    let mut broken = entry(
+        "broken",
+        "2026-11-07T00:00:00Z",
+        Verdict::Fail,
+        1500,
+        9 * MIB as u64,
+    );
     broken.failed = Some("pg_restore: restore_failed".into());
     es.extend([error, broken]);
     let s = summarise(&es, at("2026-11-08T00:00:00Z"), 90 * DAY, None);
     assert_eq!(s.trend.len(), 5, "{:?}", s.trend);
-    let restore = s.budgets.iter().find(|b| b.name == "database_restore").unwrap();
+    let restore = s
+        .budgets
+        .iter()
+        .find(|b| b.name == "database_restore")
+        .unwrap();
     assert_eq!(restore.min_ms, 1000, "the error's 1 ms is not a minimum");
     match s.fit {
         Fit::Fitted {
@@ -145,7 +189,9 @@ fn drills_that_never_ran_or_never_restored_add_nothing_to_the_trend() {
         ref f => panic!("{f:?}"),
     }
     assert!(
-        render_text(&s).contains("size trend: 1000 ms per MiB (R² 1.00, a good fit over 5 drills of 5 backup sizes)"),
+        render_text(&s).contains(
+            "size trend: 1000 ms per MiB (R² 1.00, a good fit over 5 drills of 5 backup sizes)"
+        ),
         "{}",
         render_text(&s)
     );
@@ -159,9 +205,21 @@ fn the_size_trend_needs_five_drills_of_two_sizes() {
         restore_ms: ms,
     };
     let four: Vec<Point> = (1..=4).map(|i| p(i, i * 1000, i * 10)).collect();
-    assert_eq!(Fit::of(&four), Fit::NotEnough { points: 4, sizes: 4 });
+    assert_eq!(
+        Fit::of(&four),
+        Fit::NotEnough {
+            points: 4,
+            sizes: 4
+        }
+    );
     let one_size: Vec<Point> = (1..=6).map(|i| p(i, 1000, i * 10)).collect();
-    assert_eq!(Fit::of(&one_size), Fit::NotEnough { points: 6, sizes: 1 });
+    assert_eq!(
+        Fit::of(&one_size),
+        Fit::NotEnough {
+            points: 6,
+            sizes: 1
+        }
+    );
     assert_eq!(
         Fit::of(&one_size).describe(),
         "not enough drills to fit (6 that restored, of 1 backup size; 5 of at least 2 sizes needed)"
@@ -266,10 +324,22 @@ fn periods_start_on_their_first_day_and_stay_few() {
     assert_eq!(Period::Week.start(d("2026-11-05")), d("2026-11-02"));
     assert_eq!(Period::Month.start(d("2026-11-05")), d("2026-11-01"));
     assert_eq!(Period::Month.next(d("2026-12-01")), Some(d("2027-01-01")));
-    assert_eq!(Period::for_span(d("2026-11-01"), d("2026-11-20")), Period::Day);
-    assert_eq!(Period::for_span(d("2026-09-01"), d("2026-11-30")), Period::Week);
-    assert_eq!(Period::for_span(d("2024-01-01"), d("2026-11-30")), Period::Month);
-    assert_eq!(Period::for_span(d("1900-01-01"), d("2026-11-30")), Period::Year);
+    assert_eq!(
+        Period::for_span(d("2026-11-01"), d("2026-11-20")),
+        Period::Day
+    );
+    assert_eq!(
+        Period::for_span(d("2026-09-01"), d("2026-11-30")),
+        Period::Week
+    );
+    assert_eq!(
+        Period::for_span(d("2024-01-01"), d("2026-11-30")),
+        Period::Month
+    );
+    assert_eq!(
+        Period::for_span(d("1900-01-01"), d("2026-11-30")),
+        Period::Year
+    );
 }
 
 // ---- The page's charts, read back as SVG -----------------------------------------------
@@ -320,7 +390,11 @@ impl ReadAxis {
                     .unwrap()
                     .to_string();
                 let (n, unit) = label.split_once(' ').unwrap_or((&label, ""));
-                (num(line, coord), n.parse::<f64>().unwrap(), unit.to_string())
+                (
+                    num(line, coord),
+                    n.parse::<f64>().unwrap(),
+                    unit.to_string(),
+                )
             })
             .collect();
         assert!(ticks.len() >= 2, "{ticks:?}");
@@ -332,13 +406,18 @@ impl ReadAxis {
         let step = ticks[1].1;
         let mag = 10f64.powf(step.log10().floor());
         assert!(
-            [1.0, 2.0, 5.0].iter().any(|m| (step / mag - m).abs() < 1e-9),
+            [1.0, 2.0, 5.0]
+                .iter()
+                .any(|m| (step / mag - m).abs() < 1e-9),
             "a round step: {ticks:?}"
         );
         let gap = ticks[1].0 - ticks[0].0;
         for (i, t) in ticks.iter().enumerate() {
             assert!((t.1 - i as f64 * step).abs() < 1e-9, "{ticks:?}");
-            assert!((t.0 - ticks[0].0 - i as f64 * gap).abs() < 0.15, "{ticks:?}");
+            assert!(
+                (t.0 - ticks[0].0 - i as f64 * gap).abs() < 0.15,
+                "{ticks:?}"
+            );
         }
         let last = ticks.last().unwrap();
         ReadAxis {
@@ -400,7 +479,13 @@ fn six_weeks() -> Vec<Entry> {
     // In the week of a pass: the week's rate stays 100%.
     let mut error = entry("err", "2026-10-13T03:00:00Z", Verdict::Error, 2, 0);
     error.backup_size_bytes = None;
-    let mut tamper = entry("tamper", "2026-10-21T03:00:00Z", Verdict::Fail, 10_000, MIB as u64);
+    let mut tamper = entry(
+        "tamper",
+        "2026-10-21T03:00:00Z",
+        Verdict::Fail,
+        10_000,
+        MIB as u64,
+    );
     tamper.kind = DrillKind::Tamper;
     es.extend([error, tamper]);
     es
@@ -436,7 +521,9 @@ fn the_pass_rate_chart_stacks_passed_failed_and_could_not_run_apart() {
         .collect();
     assert_eq!(rates, ["100%", "100%", "0%", "100%", "100%"], "{html}");
     assert_eq!(
-        outcome_chart(&s, Some(at("2026-11-10T00:00:00Z"))).unwrap().period,
+        outcome_chart(&s, Some(at("2026-11-10T00:00:00Z")))
+            .unwrap()
+            .period,
         "week"
     );
 }
@@ -452,11 +539,18 @@ fn the_rto_chart_draws_each_drill_that_ran_to_scale_against_the_objective() {
         .iter()
         .map(|e| e.budgets[1].used_ms as f64)
         .collect();
-    assert_eq!(bars.len(), used.len(), "the error and the tamper test are not drawn");
+    assert_eq!(
+        bars.len(),
+        used.len(),
+        "the error and the tamper test are not drawn"
+    );
     let bottom = y.ends.0 .0;
     for (b, ms) in bars.iter().zip(&used) {
         let h = num(*b, "height");
-        assert!((num(*b, "y") + h - bottom).abs() < 0.15, "bars stand on the axis");
+        assert!(
+            (num(*b, "y") + h - bottom).abs() < 0.15,
+            "bars stand on the axis"
+        );
         let shown = y.length(h) * y.unit_size();
         assert!((shown - ms).abs() < ms * 0.01, "{shown} for {ms}");
         assert!(num(*b, "width") >= 20.0);
@@ -482,7 +576,10 @@ fn a_far_objective_is_stated_and_small_values_stay_visible() {
     let html = render_html(&s, Path::new("/tmp/history.html"));
     let doc = svg(&html, "rto-chart");
     let y = ReadAxis::of(&doc, "y-tick");
-    assert_eq!(y.unit, "s", "the axis fits the drills, not the far objective");
+    assert_eq!(
+        y.unit, "s",
+        "the axis fits the drills, not the far objective"
+    );
     let bars = bars(&doc);
     assert_eq!(num(bars[0], "height"), MIN_BAR, "1 ms is still seen");
     assert!((y.length(num(bars[1], "height")) - 4.0).abs() < 0.05);
@@ -519,7 +616,12 @@ fn the_size_chart_places_each_drill_and_the_fitted_line() {
     assert!(html.contains("10000 ms per MiB (R² 1.00"), "{html}");
 
     // Three drills: no line, and the page says why.
-    let s = summarise(&six_weeks()[..3], at("2026-11-10T00:00:00Z"), 90 * DAY, None);
+    let s = summarise(
+        &six_weeks()[..3],
+        at("2026-11-10T00:00:00Z"),
+        90 * DAY,
+        None,
+    );
     let html = render_html(&s, Path::new("/tmp/history.html"));
     assert!(svg(&html, "size-chart")
         .descendants()
@@ -540,7 +642,11 @@ fn the_table_links_each_report_relative_to_the_page() {
     let cwd = std::env::current_dir().unwrap();
     let expected = href(&cwd.join("reports/d1/report.html"), page.parent().unwrap());
     assert_eq!(rows[1].href, expected);
-    assert!(rows[1].href.ends_with("reports/d1/report.html"), "{}", rows[1].href);
+    assert!(
+        rows[1].href.ends_with("reports/d1/report.html"),
+        "{}",
+        rows[1].href
+    );
     assert_eq!(rows[0].sha_short.len(), 12);
     assert_eq!(rows[0].rpo, "not measured");
     assert_eq!(rows[0].rto, "20 s of 2m");

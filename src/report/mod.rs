@@ -2,9 +2,9 @@
 //! for people (report.md, report.html), CI (junit.xml, the step summary), and the evidence
 //! around it (history, the sealed bundle).
 
+pub mod chart;
 pub mod evidence;
 pub mod full;
-pub mod chart;
 pub mod history;
 pub mod html;
 pub mod junit;
