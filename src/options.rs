@@ -208,6 +208,10 @@ impl DrillOptions {
                 .unwrap_or_else(|| crate::report::history::default_path(self.repo.as_deref())),
             dump_in_bundle: !self.no_dump_in_bundle,
             sign_key,
+            kind: crate::report::history::DrillKind::of(
+                self.tamper_sql.is_some(),
+                !self.scope.fault.is_empty(),
+            ),
         })
     }
 

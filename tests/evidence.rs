@@ -234,6 +234,15 @@ fn evidence_of_a_passing_and_a_failing_drill() {
     // History: one line per drill, evaluated at different moments.
     let lines = std::fs::read_to_string(&history).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["\"drill\"", "\"tamper\""],
+        "the tamper drill is marked"
+    );
     let finished =
         pgdrill::duration::parse_time(fail.report()["finished_at"].as_str().unwrap()).unwrap();
     let at = |d: chrono::Duration| (finished + d).to_rfc3339();
@@ -252,8 +261,13 @@ fn evidence_of_a_passing_and_a_failing_drill() {
         (0, &2.into(), &1.into(), &true.into()),
         "{s:#}"
     );
+    assert_eq!(
+        (&s["failed"], &s["test_drills"], &s["pass_rate"]),
+        (&0.into(), &1.into(), &1.0.into()),
+        "the tamper drill is not in the pass rate: {s:#}"
+    );
     assert_eq!(s["last_pass"]["drill_id"], pass.report()["drill_id"]);
-    assert_eq!(s["trend"].as_array().unwrap().len(), 2);
+    assert_eq!(s["trend"].as_array().unwrap().len(), 1, "real drills only");
     let restore = &s["budgets"]
         .as_array()
         .unwrap()
@@ -297,13 +311,31 @@ fn evidence_of_a_passing_and_a_failing_drill() {
         page.to_str().unwrap(),
     ]);
     assert_eq!(run.code(), 0, "{}", run.text());
-    assert!(run.text().contains("1 passed (50%)"), "{}", run.text());
+    assert!(
+        run.text()
+            .contains("pass rate 100% (1 of 1 drills that reached a verdict passed, 0 failed)"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.text().contains("1 test drill (1 tamper)"),
+        "{}",
+        run.text()
+    );
     let overview = std::fs::read_to_string(&page).unwrap();
-    assert!(overview.contains("1 of 2 drills passed"), "{overview}");
+    assert!(overview.contains("pass rate 100%"), "{overview}");
+    let start = overview
+        .find("<svg id=\"size-chart\"")
+        .expect("the size chart");
+    let end = start + overview[start..].find("</svg>").unwrap() + "</svg>".len();
+    let chart = roxmltree::Document::parse(&overview[start..end]).unwrap();
     assert_eq!(
-        overview.matches("class=\"point\"").count(),
-        2,
-        "one point per drill"
+        chart
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count(),
+        1,
+        "one point per real drill"
     );
 
     // The sealed bundle: intact, for sha256sum too, then one change, one extra, one removal.

@@ -18,6 +18,7 @@ mod events;
 mod evidence;
 mod faults;
 mod full;
+mod history;
 mod integrity;
 mod junit;
 mod leftovers;

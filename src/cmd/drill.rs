@@ -137,8 +137,11 @@ pub struct DrillArgs {
     /// what `ssh-keygen -Y sign -n pgdrill-evidence` writes (checked before the drill starts).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
-    /// Test hook: SQL run on the restored database before verification (simulated corruption).
-    #[arg(long, hide = true, value_name = "SQL")]
+    /// Run this SQL on the restored database just before verification, as silent corruption
+    /// would change it: the drill must then fail (integrity_mismatch), which proves the
+    /// comparison can fail. Its history line is marked `kind: tamper`, never counted in the
+    /// pass rate.
+    #[arg(long, value_name = "SQL", help_heading = "Testing the tester")]
     pub tamper_sql: Option<String>,
     /// Fail the drill on known pg_dump transformations of the schema too (column order of
     /// inheritance children, partition constraint names), not only warn.
@@ -269,8 +272,16 @@ pub struct ScopeArgs {
     /// Seed of the random disaster moment, to repeat a drill (default: drawn, and reported).
     #[arg(long, value_name = "N")]
     pub disaster_seed: Option<u64>,
-    /// Test hook: a fault injected into the full drill, to prove it is caught (repeatable).
-    #[arg(long, hide = true, value_enum, value_name = "FAULT")]
+    /// Inject a fault the drill must catch (repeatable): `config-tamper` and
+    /// `config-wrong-identity` (--scope full) must fail the drill; `blind-compare` blinds the
+    /// comparison, which the negative controls must notice. Its history line is marked
+    /// `kind: fault`, never counted in the pass rate.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FAULT",
+        help_heading = "Testing the tester"
+    )]
     pub fault: Vec<Fault>,
 }
 

@@ -457,7 +457,7 @@ mod tests {
             [
                 "  pg_restore… 5/12 tables 41% · 1/s · eta 7 seconds",
                 "  pg_restore… 10/12 tables 83% · 1/s · eta 2 seconds",
-                "  pg_restore        12.0 s  ok",
+                "  pg_restore          12 s  ok",
             ],
             "{text}"
         );

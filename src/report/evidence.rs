@@ -356,6 +356,8 @@ pub struct Publish {
     pub dump_in_bundle: bool,
     /// The key that signs the seal (`--sign-key`), read before the drill started.
     pub sign_key: Option<signature::SigningKey>,
+    /// A real drill, or a test drill (`--tamper-sql`, `--fault`) its history line marks.
+    pub kind: super::history::DrillKind,
 }
 
 /// The CI run's page, where its artifacts are, from GitHub Actions' variables.
@@ -376,7 +378,7 @@ pub fn publish(r: &super::Report, dir: &Path, opts: &Publish) -> Result<Vec<Stri
     let report = dir.join("report.json");
     let (_, sha) = crate::digest::sha256_file_blocking(&report)
         .map_err(|e| env_io(format!("hashing {}", report.display()), e))?;
-    let entry = super::history::Entry::of(r, &report, sha);
+    let entry = super::history::Entry::of(r, &report, sha, opts.kind);
     super::history::append(&opts.history, &entry)?;
     seal(
         dir,

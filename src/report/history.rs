@@ -1,15 +1,21 @@
 //! Drill history: one NDJSON line per drill, appended under a lock, and the questions asked
 //! of it ("have we proven we can restore, every week?"): pass rate, RTO used per budget,
 //! restore time against backup size, the last passing drill, and the staleness alarm.
+//!
+//! Only real drills (`kind: drill`) that ran count: a drill that could not run (verdict
+//! `error`) is counted apart from one that failed, and a test drill (`--tamper-sql`,
+//! `--fault`), which exists to fail, is listed but never counted.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use super::{Failure, Report, ScopeKind, Verdict};
+use super::chart::{r1, Axis, Quantity};
+use super::{Failure, FailureClass, Report, ScopeKind, Verdict};
+use crate::duration::human_ms;
 use crate::error::{EnvError, Error};
 
 /// The history file when neither `--history` nor `PGDRILL_HISTORY` names one: beside the
@@ -21,6 +27,40 @@ pub fn default_path(repo: Option<&Path>) -> PathBuf {
     }
 }
 
+/// Why a drill was run: to prove the backups restore, or to prove pgdrill catches a fault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillKind {
+    /// A real drill: it counts in the pass rate, the RTO and the trends.
+    #[default]
+    Drill,
+    /// A drill with `--tamper-sql`: the restored data was changed on purpose, so it must fail.
+    Tamper,
+    /// A drill with `--fault`: a fault injected (a config tampered with, the comparison
+    /// blinded) that the drill's checks or its negative controls must catch.
+    Fault,
+}
+
+impl DrillKind {
+    /// The kind of a drill run with `--tamper-sql` (`tamper`) and `--fault` (`fault`).
+    pub fn of(tamper_sql: bool, faults: bool) -> DrillKind {
+        match (tamper_sql, faults) {
+            (true, _) => DrillKind::Tamper,
+            (false, true) => DrillKind::Fault,
+            (false, false) => DrillKind::Drill,
+        }
+    }
+
+    /// Its name in history.ndjson.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillKind::Drill => "drill",
+            DrillKind::Tamper => "tamper",
+            DrillKind::Fault => "fault",
+        }
+    }
+}
+
 /// One drill in the history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -28,12 +68,19 @@ pub struct Entry {
     pub drill_id: String,
     /// When it finished, RFC 3339 UTC.
     pub time: String,
+    /// `drill`, or a test drill (`tamper`, `fault`) that is never counted; lines written
+    /// before the field are `drill`.
+    #[serde(default)]
+    pub kind: DrillKind,
     /// What was restored: `database`, or `full` (database, configuration and code).
     pub scope: ScopeKind,
     /// The dump restored, if there was one.
     pub backup_file: Option<String>,
     /// Its size.
     pub backup_size_bytes: Option<u64>,
+    /// Its SHA-256, hex; absent in lines written before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_sha256: Option<String>,
     /// Its age when the drill finished, when its creation time is known.
     pub backup_age_ms: Option<u64>,
     /// The outcome.
@@ -52,6 +99,10 @@ pub struct Entry {
     pub report: String,
     /// SHA-256 of that report.json.
     pub report_sha256: String,
+    /// The drill's `--out` directory, absolute (report.html is in it); absent in lines
+    /// written before the field, whose `report` names the directory instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_dir: Option<String>,
 }
 
 /// One budget's use in one drill.
@@ -94,20 +145,35 @@ pub struct RpoUse {
 }
 
 impl Entry {
-    /// The history line of a report whose report.json is at `report_path` with `report_sha256`.
-    pub fn of(r: &Report, report_path: &Path, report_sha256: String) -> Entry {
+    /// The history line of a `kind` drill whose report.json is at `report_path` with
+    /// `report_sha256`.
+    pub fn of(r: &Report, report_path: &Path, report_sha256: String, kind: DrillKind) -> Entry {
         let finished = crate::duration::parse_time(&r.finished_at).ok();
         let backup_age_ms = r.backup.as_ref().and_then(|b| {
             let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
             let age = finished? - created;
             u64::try_from(age.num_milliseconds()).ok()
         });
+        // Absolute, so that `pgdrill history --html` links the report from wherever it runs.
+        let out_dir = report_path
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|d| std::path::absolute(d).ok())
+            .map(|d| d.display().to_string());
         Entry {
             drill_id: r.drill_id.clone(),
             time: r.finished_at.clone(),
+            kind,
             scope: r.scope.unwrap_or(ScopeKind::Database),
             backup_file: r.backup.as_ref().map(|b| b.file.clone()),
             backup_size_bytes: r.backup.as_ref().map(|b| b.size_bytes),
+            backup_sha256: r.backup.as_ref().map(|b| b.sha256.clone()),
             backup_age_ms,
             verdict: r.verdict,
             failed: r.failure.as_ref().map(Failure::to_string),
@@ -140,6 +206,7 @@ impl Entry {
             }),
             report: report_path.display().to_string(),
             report_sha256,
+            out_dir,
         }
     }
 
@@ -147,11 +214,53 @@ impl Entry {
         crate::duration::parse_time(&self.time).ok()
     }
 
-    fn used(&self, budget: &str) -> Option<u64> {
-        self.budgets
-            .iter()
-            .find(|b| b.name == budget)
-            .map(|b| b.used_ms)
+    fn used(&self, budget: &str) -> Option<&BudgetUse> {
+        self.budgets.iter().find(|b| b.name == budget)
+    }
+
+    /// Whether it counts: a real drill, not a test drill.
+    pub fn counts(&self) -> bool {
+        self.kind == DrillKind::Drill
+    }
+
+    /// Whether it ran: not an environment error, and a backup of some bytes was there to
+    /// restore. A drill that never ran adds nothing to minimums, medians or fits.
+    pub fn ran(&self) -> bool {
+        self.verdict != Verdict::Error && self.backup_size_bytes.is_some_and(|b| b > 0)
+    }
+
+    /// The class of its failure, read back from `failed` (`phase: class`).
+    fn failure_class(&self) -> Option<FailureClass> {
+        let (_, class) = self.failed.as_deref()?.rsplit_once(": ")?;
+        serde_json::from_value(serde_json::Value::from(class)).ok()
+    }
+
+    /// Whether its restore time is a whole restore's: it ran, and it did not fail in taking
+    /// or restoring the backup (a failed pg_restore's time says nothing of the size's).
+    fn restored(&self) -> bool {
+        self.ran()
+            && !matches!(
+                self.failure_class(),
+                Some(
+                    FailureClass::BackupFailed
+                        | FailureClass::BackupUnusable
+                        | FailureClass::BackupIncomplete
+                        | FailureClass::RestoreFailed
+                )
+            )
+    }
+
+    /// The directory its report.html is in: `out_dir`, else `report`'s directory (relative
+    /// to the directory pgdrill runs in, as the drill wrote it).
+    fn report_dir(&self) -> PathBuf {
+        match &self.out_dir {
+            Some(d) => PathBuf::from(d),
+            None => Path::new(&self.report)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+        }
     }
 }
 
@@ -183,12 +292,19 @@ pub fn append(path: &Path, entry: &Entry) -> Result<(), Error> {
         .map_err(|e| io(path, "appending to", e))
 }
 
-/// Every entry of the file; a missing file is an empty history, a bad line a usage error
-/// naming its number.
+/// Every entry of the file. A missing file is a usage error naming the path and the fix (a
+/// mistyped path must not read as "no drill ever ran"); a bad line one naming its number.
 pub fn read(path: &Path) -> Result<Vec<Entry>, Error> {
     let bytes = match std::fs::read(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "no history file at {}: name the history.ndjson your drills append to with \
+                 --history FILE (or PGDRILL_HISTORY), or a repository's with --repo DIR; a \
+                 drill creates the file with its first line (pgdrill drill --history FILE)",
+                path.display()
+            )))
+        }
         Err(e) => return Err(io(path, "reading", e)),
     };
     // Line by line, so that one damaged line (even one that is not UTF-8) is named by its number.
@@ -258,6 +374,113 @@ pub struct Point {
     pub restore_ms: u64,
 }
 
+/// Drills that ran needed before the size trend is fitted.
+pub const FIT_MIN_DRILLS: usize = 5;
+/// Distinct backup sizes needed among them: one size has no slope.
+pub const FIT_MIN_SIZES: usize = 2;
+
+/// The size trend: restore time as a straight line of backup size, when there are enough
+/// drills for one to mean anything.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Fit {
+    /// The least-squares line of restore time on backup size.
+    Fitted {
+        /// Drills fitted.
+        points: usize,
+        /// Distinct backup sizes among them.
+        sizes: usize,
+        /// The slope: restore time per MiB of backup.
+        ms_per_mib: f64,
+        /// The line's restore time at size zero.
+        intercept_ms: f64,
+        /// The share of the restore time's variance the size explains (0 to 1).
+        r_squared: f64,
+    },
+    /// Too few drills, or too few sizes, for a line ("not enough drills to fit").
+    NotEnough {
+        /// Drills that ran and restored.
+        points: usize,
+        /// Distinct backup sizes among them.
+        sizes: usize,
+    },
+}
+
+impl Fit {
+    /// The size trend of these points.
+    pub fn of(points: &[Point]) -> Fit {
+        let mut sizes: Vec<u64> = points.iter().map(|p| p.size_bytes).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let (n, k) = (points.len(), sizes.len());
+        if n < FIT_MIN_DRILLS || k < FIT_MIN_SIZES {
+            return Fit::NotEnough {
+                points: n,
+                sizes: k,
+            };
+        }
+        let xs: Vec<f64> = points.iter().map(|p| p.size_bytes as f64 / MIB).collect();
+        let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
+        let mx = xs.iter().sum::<f64>() / n as f64;
+        let my = ys.iter().sum::<f64>() / n as f64;
+        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+        let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+        let slope = sxy / sxx;
+        let intercept = my - slope * mx;
+        let ss_res: f64 = xs
+            .iter()
+            .zip(&ys)
+            .map(|(x, y)| (y - (intercept + slope * x)).powi(2))
+            .sum();
+        Fit::Fitted {
+            points: n,
+            sizes: k,
+            ms_per_mib: slope,
+            intercept_ms: intercept,
+            // Every drill took the same time: the flat line explains all there is.
+            r_squared: if syy > 0.0 {
+                (1.0 - ss_res / syy).clamp(0.0, 1.0)
+            } else {
+                1.0
+            },
+        }
+    }
+
+    /// For people: `-1586 ms per MiB (R² 0.12, a poor fit over …)`, or `not enough drills to
+    /// fit (…)`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Fit::Fitted {
+                points,
+                sizes,
+                ms_per_mib,
+                r_squared,
+                ..
+            } => format!(
+                "{ms_per_mib:.0} ms per MiB (R² {r_squared:.2}, a {} fit over {points} drills of {sizes} backup sizes{})",
+                match r_squared {
+                    r if r >= 0.8 => "good",
+                    r if r >= 0.5 => "fair",
+                    _ => "poor",
+                },
+                if r_squared < 0.5 {
+                    "; the size explains little of the restore time"
+                } else {
+                    ""
+                }
+            ),
+            Fit::NotEnough { points, sizes } => format!(
+                "not enough drills to fit ({points} that restored, of {sizes} backup size{}; \
+                 {FIT_MIN_DRILLS} of at least {FIT_MIN_SIZES} sizes needed)",
+                if sizes == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+const MIB: f64 = 1_048_576.0;
+
 /// What `pgdrill history` reports over a window.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -265,26 +488,35 @@ pub struct Summary {
     pub at: String,
     /// The window's start.
     pub since: String,
-    /// Drills in the window.
+    /// Drills in the window, of every kind.
     pub drills: usize,
-    /// Of which passed.
+    /// Real drills that passed.
     pub passed: usize,
-    /// passed / drills, 0 when there were none.
-    pub pass_rate: f64,
-    /// RTO used per budget.
+    /// Real drills that ran and failed: a verdict on the backup or the recovery.
+    pub failed: usize,
+    /// Real drills that could not run (verdict `error`, exit 3): no verdict on the backup,
+    /// so neither a pass nor a fail.
+    pub errors: usize,
+    /// Test drills (`tamper`, `fault`): made to fail, listed, never counted.
+    pub test_drills: usize,
+    /// passed / (passed + failed); absent when no real drill reached a verdict.
+    pub pass_rate: Option<f64>,
+    /// RTO used per budget, by the real drills that ran.
     pub budgets: Vec<Spread>,
-    /// Restore time against backup size, oldest first.
+    /// Restore time against backup size, oldest first: the real drills that restored.
     pub trend: Vec<Point>,
+    /// The size trend over `trend`.
+    pub fit: Fit,
     /// The recovery point measured by the full drills in the window, when there were any.
     pub rpo: Option<RpoSpread>,
-    /// Least-squares slope of restore time per MiB of backup, when two sizes differ.
-    pub restore_ms_per_mib: Option<f64>,
-    /// The newest passing drill in the window.
+    /// The newest passing real drill in the window.
     pub last_pass: Option<Entry>,
-    /// Whether a passing drill is within `--max-age` of `at`, when it was asked.
+    /// Whether a real drill passed within `--max-age` of `at`, when it was asked.
     pub fresh: Option<bool>,
-    /// The asked `--max-age`.
+    /// The asked `--max-age`, as a person says it (`8 days`).
     pub max_age: Option<String>,
+    /// The asked `--max-age`, in ms.
+    pub max_age_ms: Option<u64>,
     /// The drills in the window, oldest first.
     pub entries: Vec<Entry>,
 }
@@ -303,9 +535,16 @@ pub fn summarise(
         .cloned()
         .collect();
     window.sort_by_key(|e| e.at());
-    let passed = window.iter().filter(|e| e.verdict == Verdict::Pass).count();
+    let real: Vec<&Entry> = window.iter().filter(|e| e.counts()).collect();
+    let with = |v: Verdict| real.iter().filter(|e| e.verdict == v).count();
+    let (passed, failed, errors) = (
+        with(Verdict::Pass),
+        with(Verdict::Fail),
+        with(Verdict::Error),
+    );
+    let ran: Vec<&Entry> = real.iter().copied().filter(|e| e.ran()).collect();
     let mut names: Vec<String> = Vec::new();
-    for e in &window {
+    for e in &ran {
         for b in &e.budgets {
             if !names.contains(&b.name) {
                 names.push(b.name.clone());
@@ -315,12 +554,16 @@ pub fn summarise(
     let budgets = names
         .into_iter()
         .map(|name| {
-            let mut used: Vec<u64> = window.iter().filter_map(|e| e.used(&name)).collect();
+            let mut used: Vec<u64> = ran
+                .iter()
+                .filter_map(|e| e.used(&name))
+                .map(|b| b.used_ms)
+                .collect();
             used.sort_unstable();
-            let limit_ms = window
+            let limit_ms = ran
                 .iter()
                 .rev()
-                .find_map(|e| e.budgets.iter().find(|b| b.name == name))
+                .find_map(|e| e.used(&name))
                 .map_or(0, |b| b.limit_ms);
             Spread {
                 limit_ms,
@@ -331,21 +574,22 @@ pub fn summarise(
             }
         })
         .collect();
-    let trend: Vec<Point> = window
+    let trend: Vec<Point> = ran
         .iter()
+        .filter(|e| e.restored())
         .filter_map(|e| {
             Some(Point {
                 drill_id: e.drill_id.clone(),
                 size_bytes: e.backup_size_bytes?,
-                restore_ms: e.used("database_restore")?,
+                restore_ms: e.used("database_restore")?.used_ms,
             })
         })
         .collect();
-    let last_pass = window
+    let last_pass = real
         .iter()
         .rev()
         .find(|e| e.verdict == Verdict::Pass)
-        .cloned();
+        .map(|e| (*e).clone());
     let fresh = max_age.map(|m| {
         let oldest = crate::duration::before(at, m);
         last_pass
@@ -353,30 +597,29 @@ pub fn summarise(
             .and_then(Entry::at)
             .is_some_and(|t| t >= oldest)
     });
-    let rpo = rpo_spread(&window);
     Summary {
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         since: from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         drills: window.len(),
         passed,
-        pass_rate: if window.is_empty() {
-            0.0
-        } else {
-            passed as f64 / window.len() as f64
-        },
+        failed,
+        errors,
+        test_drills: window.len() - real.len(),
+        pass_rate: (passed + failed > 0).then(|| passed as f64 / (passed + failed) as f64),
         budgets,
-        restore_ms_per_mib: slope(&trend),
+        fit: Fit::of(&trend),
         trend,
-        rpo,
+        rpo: rpo_spread(&ran),
         last_pass,
         fresh,
-        max_age: max_age.map(|m| humantime::format_duration(m).to_string()),
+        max_age: max_age.map(crate::duration::human),
+        max_age_ms: max_age.map(|m| u64::try_from(m.as_millis()).unwrap_or(u64::MAX)),
         entries: window,
     }
 }
 
-fn rpo_spread(window: &[Entry]) -> Option<RpoSpread> {
-    let measured: Vec<&RpoUse> = window.iter().filter_map(|e| e.rpo.as_ref()).collect();
+fn rpo_spread(ran: &[&Entry]) -> Option<RpoSpread> {
+    let measured: Vec<&RpoUse> = ran.iter().filter_map(|e| e.rpo.as_ref()).collect();
     let newest = measured.last()?;
     let mut achieved: Vec<u64> = measured.iter().map(|r| r.achieved_ms).collect();
     achieved.sort_unstable();
@@ -395,18 +638,46 @@ fn rpo_spread(window: &[Entry]) -> Option<RpoSpread> {
     })
 }
 
-fn slope(points: &[Point]) -> Option<f64> {
-    let n = points.len() as f64;
-    let xs: Vec<f64> = points
-        .iter()
-        .map(|p| p.size_bytes as f64 / 1_048_576.0)
-        .collect();
-    let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
-    let mx = xs.iter().sum::<f64>() / n;
-    let my = ys.iter().sum::<f64>() / n;
-    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    (points.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
+/// `67% (2 of 3 drills that reached a verdict)`, or that none did.
+fn pass_rate_text(s: &Summary) -> String {
+    match s.pass_rate {
+        Some(r) => format!(
+            "pass rate {:.0}% ({} of {} drills that reached a verdict passed, {} failed)",
+            r * 100.0,
+            s.passed,
+            s.passed + s.failed,
+            s.failed
+        ),
+        None => "pass rate: no drill reached a verdict".into(),
+    }
+}
+
+/// `1 could not run (…)`, when any could not.
+fn errors_text(s: &Summary) -> Option<String> {
+    (s.errors > 0).then(|| {
+        format!(
+            "{} could not run (environment error, exit 3): no verdict on the backup, not in the pass rate",
+            s.errors
+        )
+    })
+}
+
+/// `2 test drills (1 tamper, 1 fault): …`, when there were any.
+fn tests_text(s: &Summary) -> Option<String> {
+    (s.test_drills > 0).then(|| {
+        let of = |k: DrillKind| s.entries.iter().filter(|e| e.kind == k).count();
+        let kinds: Vec<String> = [DrillKind::Tamper, DrillKind::Fault]
+            .into_iter()
+            .filter(|k| of(*k) > 0)
+            .map(|k| format!("{} {}", of(k), k.as_str()))
+            .collect();
+        format!(
+            "{} test drill{} ({}): made to fail, to test the tester; not counted",
+            s.test_drills,
+            if s.test_drills == 1 { "" } else { "s" },
+            kinds.join(", ")
+        )
+    })
 }
 
 /// The summary for a terminal.
@@ -415,47 +686,48 @@ pub fn render_text(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "drills {} … {}: {} run, {} passed ({:.0}%)",
-        s.since,
-        s.at,
-        s.drills,
-        s.passed,
-        s.pass_rate * 100.0
+        "drills {} … {}: {} in the window",
+        s.since, s.at, s.drills
     );
+    let _ = writeln!(o, "  {}", pass_rate_text(s));
+    for line in [errors_text(s), tests_text(s)].into_iter().flatten() {
+        let _ = writeln!(o, "  {line}");
+    }
+    if !s.budgets.is_empty() {
+        let _ = writeln!(o, "  RTO used by the drills that ran:");
+    }
     for b in &s.budgets {
         let _ = writeln!(
             o,
-            "  {:<17} used min {} / median {} / max {} of {}",
+            "    {:<17} min {} / median {} / max {} of {}",
             b.name,
-            super::markdown::secs(b.min_ms),
-            super::markdown::secs(b.median_ms),
-            super::markdown::secs(b.max_ms),
-            super::markdown::secs(b.limit_ms)
+            human_ms(b.min_ms),
+            human_ms(b.median_ms),
+            human_ms(b.max_ms),
+            human_ms(b.limit_ms)
         );
     }
     for p in &s.trend {
         let _ = writeln!(
             o,
-            "  restore {} for {} bytes ({})",
-            super::markdown::secs(p.restore_ms),
-            p.size_bytes,
+            "  restore {} for {} ({})",
+            human_ms(p.restore_ms),
+            super::html::human_bytes(p.size_bytes),
             p.drill_id
         );
     }
-    if let Some(k) = s.restore_ms_per_mib {
-        let _ = writeln!(o, "  trend: {k:.0} ms of restore per MiB of backup");
-    }
+    let _ = writeln!(o, "  size trend: {}", s.fit.describe());
     if let Some(r) = &s.rpo {
         let _ = writeln!(
             o,
             "  rpo: {} of {} full drills within {}; data lost min {} / median {} / max {}, worst case on the schedule {}, {} acknowledged commits lost",
             r.within,
             r.drills,
-            super::markdown::secs(r.objective_ms),
-            super::markdown::secs(r.min_ms),
-            super::markdown::secs(r.median_ms),
-            super::markdown::secs(r.max_ms),
-            super::markdown::secs(r.worst_case_ms),
+            human_ms(r.objective_ms),
+            human_ms(r.min_ms),
+            human_ms(r.median_ms),
+            human_ms(r.max_ms),
+            human_ms(r.worst_case_ms),
             r.lost_commits
         );
     }
@@ -483,141 +755,631 @@ pub fn render_text(s: &Summary) -> String {
     o
 }
 
-/// The overview page with the same charts, as SVG.
-pub fn render_html(s: &Summary) -> String {
-    let env = super::html::environment();
-    let tmpl = env.get_template("history.html").expect("template exists");
-    let max_size = s
-        .trend
-        .iter()
-        .map(|p| p.size_bytes)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let max_restore = s
-        .trend
-        .iter()
-        .map(|p| p.restore_ms)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let max_budget = s
-        .budgets
-        .iter()
-        .map(|b| b.max_ms.max(b.limit_ms))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    tmpl.render(context! { s => s, max_size, max_restore, max_budget })
-        .unwrap_or_else(|e| panic!("history.html template: {e:#}"))
+// ---- The overview page's charts -------------------------------------------------------
+
+/// Width of every chart, SVG user units.
+const WIDTH: f64 = 900.0;
+/// Height of every chart.
+const HEIGHT: f64 = 290.0;
+/// Where the plot starts (the y axis' labels are left of it).
+const LEFT: f64 = 80.0;
+/// Where the plot ends.
+const RIGHT: f64 = 880.0;
+/// The plot's top.
+const TOP: f64 = 24.0;
+/// The x axis.
+const BOTTOM: f64 = 236.0;
+/// The least a bar of a non-zero value is drawn, wide or high, so that it is seen.
+const MIN_BAR: f64 = 3.0;
+/// The least room between two labels of the x axis.
+const LABEL_ROOM: f64 = 76.0;
+
+/// One tick mark of a chart: where, and its label.
+#[derive(Debug, Serialize)]
+struct Mark {
+    at: f64,
+    label: String,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A chart's frame: the plot area, the axes' ticks and titles.
+#[derive(Debug, Serialize)]
+struct Frame {
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    y_title: String,
+    x_title: String,
+    y_ticks: Vec<Mark>,
+    x_ticks: Vec<Mark>,
+}
 
-    fn entry(id: &str, time: &str, verdict: Verdict, restore: u64, size: u64) -> Entry {
-        Entry {
-            drill_id: id.into(),
-            time: time.into(),
-            scope: ScopeKind::Database,
-            backup_file: Some("b.dump".into()),
-            backup_size_bytes: Some(size),
-            backup_age_ms: None,
-            verdict,
-            failed: None,
-            budgets: vec![BudgetUse {
-                name: "database_restore".into(),
-                used_ms: restore,
-                limit_ms: 900_000,
-            }],
-            integrity: None,
-            rpo: None,
-            report: "r.json".into(),
-            report_sha256: "0".into(),
+impl Frame {
+    fn new(y: &Axis, y_title: &str, x_title: &str, x_ticks: Vec<Mark>) -> Frame {
+        Frame {
+            width: WIDTH,
+            height: HEIGHT,
+            left: LEFT,
+            right: RIGHT,
+            top: TOP,
+            bottom: BOTTOM,
+            y_title: y_title.into(),
+            x_title: x_title.into(),
+            y_ticks: y
+                .ticks
+                .iter()
+                .map(|t| Mark {
+                    at: y_at(y, t.value),
+                    label: t.label.clone(),
+                })
+                .collect(),
+            x_ticks,
+        }
+    }
+}
+
+/// The y coordinate of `v` on axis `a`.
+fn y_at(a: &Axis, v: f64) -> f64 {
+    r1(BOTTOM - (BOTTOM - TOP) * a.frac(v))
+}
+
+/// The height of a bar of `v` on axis `a`: to scale, and never less than [`MIN_BAR`].
+fn bar_height(a: &Axis, v: f64) -> f64 {
+    if v <= 0.0 {
+        0.0
+    } else {
+        r1((BOTTOM - TOP) * a.frac(v)).max(MIN_BAR)
+    }
+}
+
+/// `n` slots across the plot: a slot's width, and the width of the bar centred in it.
+fn slots(n: usize) -> (f64, f64) {
+    let slot = (RIGHT - LEFT) / n.max(1) as f64;
+    (slot, r1(slot * 0.7).max(MIN_BAR))
+}
+
+/// The x labels of `n` slots: every one that has room, the first and the last.
+fn slot_marks(labels: Vec<String>) -> Vec<Mark> {
+    let n = labels.len();
+    let (slot, _) = slots(n);
+    let every = ((LABEL_ROOM / slot).ceil() as usize).max(1);
+    labels
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, label)| Mark {
+            at: r1(LEFT + slot * (i as f64 + 0.5)),
+            label,
+        })
+        .collect()
+}
+
+/// The calendar period the pass-rate chart counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// The most columns the pass-rate chart draws before it counts by a longer period.
+const MAX_COLUMNS: i64 = 60;
+
+impl Period {
+    /// The shortest period that spans `first..=last` in at most [`MAX_COLUMNS`] columns.
+    fn for_span(first: NaiveDate, last: NaiveDate) -> Period {
+        let days = (last - first).num_days();
+        let months = i64::from(last.year() - first.year()) * 12 + i64::from(last.month())
+            - i64::from(first.month());
+        if days < 31 {
+            Period::Day
+        } else if days / 7 + 1 < MAX_COLUMNS {
+            Period::Week
+        } else if months < MAX_COLUMNS {
+            Period::Month
+        } else {
+            Period::Year
         }
     }
 
-    #[test]
-    fn window_median_slope_and_staleness() {
-        let es = vec![
-            entry("a", "2026-11-01T00:00:00Z", Verdict::Pass, 1000, 1_048_576),
-            entry(
-                "b",
-                "2026-11-08T00:00:00Z",
-                Verdict::Fail,
-                3000,
-                2 * 1_048_576,
-            ),
-            entry(
-                "c",
-                "2026-11-15T00:00:00Z",
-                Verdict::Pass,
-                5000,
-                3 * 1_048_576,
-            ),
-        ];
-        let at = crate::duration::parse_time("2026-11-20T00:00:00Z").unwrap();
-        let day = std::time::Duration::from_secs(86_400);
-        let s = summarise(&es, at, 90 * day, Some(8 * day));
-        assert_eq!((s.drills, s.passed), (3, 2));
-        assert_eq!(s.budgets[0].median_ms, 3000);
-        assert_eq!(s.restore_ms_per_mib, Some(2000.0));
-        assert_eq!(s.fresh, Some(true));
-        let later = crate::duration::parse_time("2026-11-24T00:00:00Z").unwrap();
-        assert_eq!(
-            summarise(&es, later, 90 * day, Some(8 * day)).fresh,
-            Some(false)
-        );
-        let s = summarise(&es, at, 13 * day, None);
-        assert_eq!(s.drills, 2);
-        assert_eq!(s.rpo, None, "no full drill, no RPO line");
+    /// The first day of the period `d` is in (weeks start on Monday).
+    fn start(self, d: NaiveDate) -> NaiveDate {
+        let first = match self {
+            Period::Day => Some(d),
+            Period::Week => d.checked_sub_days(chrono::Days::new(u64::from(
+                d.weekday().num_days_from_monday(),
+            ))),
+            Period::Month => d.with_day(1),
+            Period::Year => NaiveDate::from_ymd_opt(d.year(), 1, 1),
+        };
+        first.unwrap_or(d)
     }
 
-    #[test]
-    fn the_rpo_of_full_drills_is_summarised_and_older_lines_still_read() {
-        let rpo = |achieved_ms, lost_commits, verdict| RpoUse {
-            objective_ms: 900_000,
-            achieved_ms,
-            lost_commits,
-            worst_case_ms: 2 * achieved_ms,
-            verdict,
-        };
-        use crate::rpo::RpoVerdict::{Fail, Pass};
-        let mut es = vec![
-            entry("a", "2026-11-01T00:00:00Z", Verdict::Pass, 1000, 1),
-            entry("b", "2026-11-02T00:00:00Z", Verdict::Pass, 1000, 1),
-            entry("c", "2026-11-03T00:00:00Z", Verdict::Fail, 1000, 1),
-            entry("d", "2026-11-04T00:00:00Z", Verdict::Pass, 1000, 1),
-        ];
-        es[1].rpo = Some(rpo(300_000, 12, Pass));
-        es[2].rpo = Some(rpo(1_200_000, 40, Fail));
-        es[3].rpo = Some(rpo(60_000, 3, Pass));
-        let at = crate::duration::parse_time("2026-11-05T00:00:00Z").unwrap();
-        let s = summarise(&es, at, std::time::Duration::from_secs(30 * 86_400), None);
-        assert_eq!(
-            s.rpo,
-            Some(RpoSpread {
-                drills: 3,
-                within: 2,
-                objective_ms: 900_000,
-                min_ms: 60_000,
-                median_ms: 300_000,
-                max_ms: 1_200_000,
-                worst_case_ms: 2_400_000,
-                lost_commits: 55,
-            })
-        );
-        assert!(
-            render_text(&s).contains("rpo: 2 of 3 full drills within"),
-            "{}",
-            render_text(&s)
-        );
-        // A line written before the rpo field existed still reads.
-        let mut old = serde_json::to_value(&es[0]).unwrap();
-        old.as_object_mut().unwrap().remove("rpo");
-        let back: Entry = serde_json::from_value(old).unwrap();
-        assert_eq!(back.rpo, None);
-        assert!(!serde_json::to_string(&es[0]).unwrap().contains("\"rpo\""));
+    /// The first day of the next period, when the calendar has one.
+    fn next(self, d: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Period::Day => d.checked_add_days(chrono::Days::new(1)),
+            Period::Week => d.checked_add_days(chrono::Days::new(7)),
+            Period::Month => d.checked_add_months(chrono::Months::new(1)),
+            Period::Year => d.checked_add_months(chrono::Months::new(12)),
+        }
+    }
+
+    /// The period's name in the chart's words.
+    fn name(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::Year => "year",
+        }
+    }
+
+    /// The label of the period starting on `d`.
+    fn label(self, d: NaiveDate) -> String {
+        match self {
+            Period::Day | Period::Week => d.format("%Y-%m-%d").to_string(),
+            Period::Month => d.format("%Y-%m").to_string(),
+            Period::Year => d.format("%Y").to_string(),
+        }
     }
 }
+
+/// A part of an outcome column: the drills of one outcome.
+#[derive(Debug, Serialize)]
+struct Segment {
+    /// `pass`, `fail` or `error`.
+    outcome: &'static str,
+    y: f64,
+    h: f64,
+    count: usize,
+}
+
+/// One period's drills, stacked by outcome.
+#[derive(Debug, Serialize)]
+struct Column {
+    x: f64,
+    w: f64,
+    label: String,
+    /// The period's pass rate over its drills that reached a verdict, or `–`.
+    rate: String,
+    rate_y: f64,
+    title: String,
+    segments: Vec<Segment>,
+}
+
+/// The pass rate over time: real drills per period, passed, failed and could-not-run
+/// stacked apart.
+#[derive(Debug, Serialize)]
+struct OutcomeChart {
+    frame: Frame,
+    period: &'static str,
+    columns: Vec<Column>,
+}
+
+fn outcome_chart(s: &Summary, at: Option<DateTime<Utc>>) -> Option<OutcomeChart> {
+    let real: Vec<(NaiveDate, Verdict)> = s
+        .entries
+        .iter()
+        .filter(|e| e.counts())
+        .filter_map(|e| Some((e.at()?.date_naive(), e.verdict)))
+        .collect();
+    let first = real.first()?.0;
+    let last = at.map_or(real.last()?.0, |t| t.date_naive()).max(first);
+    let period = Period::for_span(first, last);
+    let mut buckets: Vec<(NaiveDate, [usize; 3])> = Vec::new();
+    let mut day = Some(period.start(first));
+    while let Some(d) = day.filter(|d| *d <= last) {
+        let end = period.next(d);
+        let mut n = [0usize; 3];
+        for (_, v) in real
+            .iter()
+            .filter(|(t, _)| *t >= d && end.is_none_or(|e| *t < e))
+        {
+            n[match v {
+                Verdict::Pass => 0,
+                Verdict::Fail => 1,
+                Verdict::Error => 2,
+            }] += 1;
+        }
+        buckets.push((d, n));
+        day = end;
+    }
+    let most = buckets.iter().map(|(_, n)| n.iter().sum::<usize>()).max()?;
+    let y = Axis::new(Quantity::Count, most as f64);
+    let (slot, w) = slots(buckets.len());
+    let columns = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (d, n))| {
+            let mut top = BOTTOM;
+            let segments: Vec<Segment> = [("pass", n[0]), ("fail", n[1]), ("error", n[2])]
+                .into_iter()
+                .filter(|(_, c)| *c > 0)
+                .map(|(outcome, count)| {
+                    let h = bar_height(&y, count as f64);
+                    top = r1(top - h);
+                    Segment {
+                        outcome,
+                        y: top,
+                        h,
+                        count,
+                    }
+                })
+                .collect();
+            let rate = (n[0] + n[1] > 0)
+                .then(|| format!("{:.0}%", 100.0 * n[0] as f64 / (n[0] + n[1]) as f64));
+            Column {
+                x: r1(LEFT + slot * i as f64 + (slot - w) / 2.0),
+                w,
+                label: period.label(*d),
+                title: format!(
+                    "{} of {}: {} passed, {} failed, {} could not run{}",
+                    period.name(),
+                    period.label(*d),
+                    n[0],
+                    n[1],
+                    n[2],
+                    rate.as_deref()
+                        .map(|r| format!("; pass rate {r}"))
+                        .unwrap_or_default()
+                ),
+                rate: rate.unwrap_or_else(|| {
+                    if n[2] > 0 {
+                        "–".into()
+                    } else {
+                        String::new()
+                    }
+                }),
+                rate_y: r1(top - 5.0),
+                segments,
+            }
+        })
+        .collect();
+    let labels = buckets.iter().map(|(d, _)| period.label(*d)).collect();
+    Some(OutcomeChart {
+        frame: Frame::new(
+            &y,
+            "drills",
+            &format!("{} starting", period.name()),
+            slot_marks(labels),
+        ),
+        period: period.name(),
+        columns,
+    })
+}
+
+/// One drill's RTO used.
+#[derive(Debug, Serialize)]
+struct RtoBar {
+    x: f64,
+    w: f64,
+    y: f64,
+    h: f64,
+    verdict: Verdict,
+    title: String,
+}
+
+/// A stretch of the objective line: drills in a row with the same objective.
+#[derive(Debug, Serialize)]
+struct Objective {
+    x1: f64,
+    x2: f64,
+    y: f64,
+    label: String,
+}
+
+/// The RTO used over time, one bar per drill that ran, against the objective.
+#[derive(Debug, Serialize)]
+struct RtoChart {
+    frame: Frame,
+    bars: Vec<RtoBar>,
+    /// The objective's line, when it is on the scale.
+    objective: Vec<Objective>,
+    /// What the chart says of an objective too far above the bars to share their scale.
+    above: Option<String>,
+}
+
+/// How far above the longest drill an objective may be and still share its scale: beyond,
+/// the bars would shrink to slivers, and the objective is stated instead of drawn.
+const OBJECTIVE_ON_SCALE: f64 = 4.0;
+
+fn rto_chart(s: &Summary) -> Option<RtoChart> {
+    let drills: Vec<(&Entry, &BudgetUse)> = s
+        .entries
+        .iter()
+        .filter(|e| e.counts() && e.ran())
+        .filter_map(|e| Some((e, e.used("total")?)))
+        .collect();
+    let used = drills.iter().map(|(_, b)| b.used_ms).max()? as f64;
+    let limit = drills.iter().map(|(_, b)| b.limit_ms).max().unwrap_or(0) as f64;
+    let on_scale = used == 0.0 || limit <= OBJECTIVE_ON_SCALE * used;
+    let y = Axis::new(
+        Quantity::Millis,
+        if on_scale { used.max(limit) } else { used },
+    );
+    let (slot, w) = slots(drills.len());
+    let bars = drills
+        .iter()
+        .enumerate()
+        .map(|(i, (e, b))| {
+            let h = bar_height(&y, b.used_ms as f64);
+            RtoBar {
+                x: r1(LEFT + slot * i as f64 + (slot - w) / 2.0),
+                w,
+                y: r1(BOTTOM - h),
+                h,
+                verdict: e.verdict,
+                title: format!(
+                    "{} ({}): RTO used {} of {}",
+                    e.drill_id,
+                    e.time,
+                    human_ms(b.used_ms),
+                    human_ms(b.limit_ms)
+                ),
+            }
+        })
+        .collect();
+    let mut objective: Vec<Objective> = Vec::new();
+    if on_scale {
+        for (i, (_, b)) in drills.iter().enumerate() {
+            let x2 = r1(LEFT + slot * (i + 1) as f64);
+            match objective.last_mut() {
+                Some(o) if o.y == y_at(&y, b.limit_ms as f64) => o.x2 = x2,
+                _ => objective.push(Objective {
+                    x1: r1(LEFT + slot * i as f64),
+                    x2,
+                    y: y_at(&y, b.limit_ms as f64),
+                    label: format!("RTO objective {}", human_ms(b.limit_ms)),
+                }),
+            }
+        }
+    }
+    let labels = drills
+        .iter()
+        .map(|(e, _)| {
+            e.at()
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    Some(RtoChart {
+        frame: Frame::new(&y, "RTO used", "drill, by date", slot_marks(labels)),
+        bars,
+        objective,
+        above: (!on_scale).then(|| {
+            format!(
+                "RTO objective {}: above this scale ({:.0}× the longest drill)",
+                human_ms(limit as u64),
+                limit / used
+            )
+        }),
+    })
+}
+
+/// One drill on the size chart.
+#[derive(Debug, Serialize)]
+struct Dot {
+    cx: f64,
+    cy: f64,
+    title: String,
+}
+
+/// A straight line on a chart.
+#[derive(Debug, Serialize)]
+struct Line {
+    x1: f64,
+    y1: f64,
+    x2: f64,
+    y2: f64,
+}
+
+/// Restore time against backup size, with the fitted line when there is one.
+#[derive(Debug, Serialize)]
+struct SizeChart {
+    frame: Frame,
+    dots: Vec<Dot>,
+    line: Option<Line>,
+    caption: String,
+}
+
+fn size_chart(s: &Summary) -> Option<SizeChart> {
+    let biggest = s.trend.iter().map(|p| p.size_bytes).max()? as f64;
+    let line_at = |bytes: f64| match s.fit {
+        Fit::Fitted {
+            ms_per_mib,
+            intercept_ms,
+            ..
+        } => Some(intercept_ms + ms_per_mib * bytes / MIB),
+        Fit::NotEnough { .. } => None,
+    };
+    let smallest = s.trend.iter().map(|p| p.size_bytes).min()? as f64;
+    let slowest = s.trend.iter().map(|p| p.restore_ms).max()? as f64;
+    let line_top = [line_at(smallest), line_at(biggest)]
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+    let x = Axis::new(Quantity::Bytes, biggest);
+    let y = Axis::new(Quantity::Millis, slowest.max(line_top));
+    let x_at = |b: f64| r1(LEFT + (RIGHT - LEFT) * x.frac(b));
+    let dots = s
+        .trend
+        .iter()
+        .map(|p| Dot {
+            cx: x_at(p.size_bytes as f64),
+            cy: y_at(&y, p.restore_ms as f64),
+            title: format!(
+                "{}: restore {} for {}",
+                p.drill_id,
+                human_ms(p.restore_ms),
+                super::html::human_bytes(p.size_bytes)
+            ),
+        })
+        .collect();
+    // The fitted line over the sizes drilled, cut where it would go below zero.
+    let line = match (line_at(smallest), line_at(biggest)) {
+        (Some(a), Some(b)) if a >= 0.0 || b >= 0.0 => {
+            let (mut x1, mut y1, mut x2, mut y2) = (smallest, a, biggest, b);
+            if y1 < 0.0 {
+                x1 += (x2 - x1) * (-y1) / (y2 - y1);
+                y1 = 0.0;
+            }
+            if y2 < 0.0 {
+                x2 -= (x2 - x1) * (-y2) / (y1 - y2);
+                y2 = 0.0;
+            }
+            Some(Line {
+                x1: x_at(x1),
+                y1: y_at(&y, y1),
+                x2: x_at(x2),
+                y2: y_at(&y, y2),
+            })
+        }
+        _ => None,
+    };
+    let x_ticks = x
+        .ticks
+        .iter()
+        .map(|t| Mark {
+            at: x_at(t.value),
+            label: t.label.clone(),
+        })
+        .collect();
+    Some(SizeChart {
+        frame: Frame::new(&y, "database restore time", "backup size", x_ticks),
+        dots,
+        line,
+        caption: format!("Size trend: {}.", s.fit.describe()),
+    })
+}
+
+/// One drill in the page's table.
+#[derive(Debug, Serialize)]
+struct Row {
+    date: String,
+    time: String,
+    drill_id: String,
+    /// `tamper` or `fault` for a test drill; empty for a real one.
+    test: &'static str,
+    verdict: Verdict,
+    failed: Option<String>,
+    rto: String,
+    rto_over: bool,
+    rpo: String,
+    sha_short: String,
+    sha: String,
+    href: String,
+    report_html: String,
+}
+
+/// Characters a path segment of an `href` must not carry as they are.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The link from a page in `page_dir` to `target`: relative, so that the page and the
+/// drills' directories can move together (a CI artifact, a copy to an audit share).
+fn href(target: &Path, page_dir: &Path) -> String {
+    let rel = pathdiff::diff_paths(target, page_dir).unwrap_or_else(|| target.to_path_buf());
+    let segments: Vec<String> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::RootDir => String::new(),
+            c => percent_encoding::utf8_percent_encode(&c.as_os_str().to_string_lossy(), SEGMENT)
+                .to_string(),
+        })
+        .collect();
+    let joined = segments.join("/");
+    if rel.is_absolute() {
+        format!("file://{joined}")
+    } else {
+        joined
+    }
+}
+
+fn rows(s: &Summary, page_dir: &Path) -> Vec<Row> {
+    s.entries
+        .iter()
+        .map(|e| {
+            let at = e.at();
+            let total = e.used("total").filter(|_| e.ran());
+            let target = std::path::absolute(e.report_dir())
+                .unwrap_or_else(|_| e.report_dir())
+                .join("report.html");
+            let sha = e.backup_sha256.clone().unwrap_or_default();
+            Row {
+                date: at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_else(|| e.time.clone()),
+                time: e.time.clone(),
+                drill_id: e.drill_id.clone(),
+                test: if e.counts() { "" } else { e.kind.as_str() },
+                verdict: e.verdict,
+                failed: e.failed.clone(),
+                rto: match total {
+                    Some(b) => format!("{} of {}", human_ms(b.used_ms), human_ms(b.limit_ms)),
+                    None => "did not run".into(),
+                },
+                rto_over: total.is_some_and(|b| b.used_ms > b.limit_ms),
+                rpo: match &e.rpo {
+                    Some(r) => format!(
+                        "{} lost of {}{}",
+                        human_ms(r.achieved_ms),
+                        human_ms(r.objective_ms),
+                        if r.verdict == crate::rpo::RpoVerdict::Pass {
+                            ""
+                        } else {
+                            " (exceeded)"
+                        }
+                    ),
+                    None => "not measured".into(),
+                },
+                sha_short: sha.chars().take(12).collect(),
+                sha,
+                href: href(&target, page_dir),
+                report_html: target.display().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The overview page, to be written at `page`: the pass rate over time, the RTO used over
+/// time against its objective, restore time against backup size (inline SVG), the budgets
+/// and the RPO, and every drill with a link to its report.html (relative to `page`).
+pub fn render_html(s: &Summary, page: &Path) -> String {
+    let mut env = super::html::environment();
+    env.add_filter("dur", human_ms);
+    let tmpl = env.get_template("history.html").expect("template exists");
+    let page_dir = page
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let page_dir = std::path::absolute(page_dir).unwrap_or_else(|_| page_dir.to_path_buf());
+    let at = crate::duration::parse_time(&s.at).ok();
+    tmpl.render(context! {
+        s => s,
+        pass_rate => pass_rate_text(s),
+        errors => errors_text(s),
+        tests => tests_text(s),
+        outcomes => outcome_chart(s, at),
+        rto => rto_chart(s),
+        sizes => size_chart(s),
+        rows => rows(s, &page_dir),
+    })
+    .unwrap_or_else(|e| panic!("history.html template: {e:#}"))
+}
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod tests;

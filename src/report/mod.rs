@@ -2,6 +2,7 @@
 //! for people (report.md, report.html), CI (junit.xml, the step summary), and the evidence
 //! around it (history, the sealed bundle).
 
+pub mod chart;
 pub mod evidence;
 pub mod full;
 pub mod history;

@@ -191,8 +191,8 @@ fn full_drill_with_the_sample_app_restores_config_and_code_and_measures_the_rpo(
     assert_eq!(shown.code(), 0, "{}", shown.text());
     assert!(
         shown.text().contains(&format!(
-            "rpo: 1 of 1 full drills within 900.000 s; data lost min {}",
-            pgdrill::report::markdown::secs(n("achieved_ms"))
+            "rpo: 1 of 1 full drills within 15m; data lost min {}",
+            pgdrill::duration::human_ms(n("achieved_ms"))
         )),
         "{}",
         shown.text()
