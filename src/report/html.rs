@@ -316,6 +316,21 @@ fn human_ms(ms: u64) -> String {
     }
 }
 
+/// An identifier (`invariant:payments.sum_amount_cents[status=succeeded]`) escaped for HTML,
+/// with a line-break opportunity after each separator: a long one wraps in its table cell
+/// rather than widening the table past the printed page (which Chromium then shrinks to fit).
+fn breakable(s: &str) -> minijinja::Value {
+    let mut out = String::with_capacity(s.len() * 2);
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        out.push_str(&minijinja::HtmlEscape(c.encode_utf8(&mut buf)).to_string());
+        if matches!(c, '.' | ':' | '_' | '/' | '[' | '=' | ',' | '-') {
+            out.push_str("<wbr>");
+        }
+    }
+    minijinja::Value::from_safe_string(out)
+}
+
 /// Bytes for people, binary units.
 fn human_bytes(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -337,6 +352,7 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.add_filter("ms", human_ms);
     env.add_filter("bytes", human_bytes);
+    env.add_filter("breakable", breakable);
     env.add_template("report.html", include_str!("templates/report.html"))
         .expect("report.html template parses");
     env.add_template("history.html", include_str!("templates/history.html"))
