@@ -24,6 +24,17 @@ fn html_for_snapshot(run: &Run) -> String {
         .replace(r["environment"]["run_by"].as_str().unwrap(), "<run-by>")
         .replace(r["environment"]["host"].as_str().unwrap(), "<host>");
     let html = temp_suffixes(&html);
+    // How many round ticks the axis gets depends on the drill's length; they are checked as
+    // SVG by the render tests.
+    let start = html
+        .find("<g class=\"ticks\">")
+        .expect("report.html has the timeline's ticks");
+    let end = start + html[start..].find("</g>").unwrap();
+    let html = format!(
+        "{}<g class=\"ticks\"><ticks>{}",
+        &html[..start],
+        &html[end..]
+    );
     // Durations and sizes change unit with their size (850 ms, 1.2 s; 900 B, 1.5 KiB).
     let mut html = redact(&html);
     for (unit, with) in [
@@ -148,20 +159,178 @@ fn look_in_browser(run: &Run, name: &str, tmp: &Path) {
         std::fs::metadata(&png).unwrap().len() > 1000,
         "a real screenshot"
     );
-    let text = Command::new("pdftotext")
-        .arg(&pdf)
+    check_print(&pdf, run.report(), calibrate(&chrome, tmp));
+    if let Some(keep) = std::env::var_os("PGDRILL_SCREENSHOTS_DIR") {
+        std::fs::copy(&png, Path::new(&keep).join(format!("{name}.png"))).unwrap();
+    }
+}
+
+/// One word of a printed page, as `pdftotext -bbox` places it (PDF points, y downwards).
+#[derive(Debug)]
+struct Word {
+    page: usize,
+    text: String,
+    x_min: f64,
+    y_min: f64,
+    x_max: f64,
+    y_max: f64,
+}
+
+/// The page sizes and the words of `pdf`.
+fn pdf_words(pdf: &Path) -> (Vec<(f64, f64)>, Vec<Word>) {
+    let out = Command::new("pdftotext")
+        .arg("-bbox")
+        .arg(pdf)
         .arg("-")
         .output()
         .expect("pdftotext (poppler-utils)");
-    let text = String::from_utf8_lossy(&text.stdout);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let verdict = run.report()["verdict"].as_str().unwrap().to_uppercase();
-    assert!(
-        text.contains(&format!("Verdict: {verdict}")),
-        "the PDF shows the verdict {verdict}:\n{text}"
+    assert!(out.status.success(), "pdftotext -bbox {}", pdf.display());
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&xml, opts)
+        .unwrap_or_else(|e| panic!("pdftotext -bbox output: {e}"));
+    let num = |n: roxmltree::Node, a: &str| -> f64 { n.attribute(a).unwrap().parse().unwrap() };
+    let mut pages = Vec::new();
+    let mut words = Vec::new();
+    for (i, page) in doc
+        .descendants()
+        .filter(|n| n.has_tag_name("page"))
+        .enumerate()
+    {
+        pages.push((num(page, "width"), num(page, "height")));
+        words.extend(
+            page.descendants()
+                .filter(|n| n.has_tag_name("word"))
+                .map(|w| Word {
+                    page: i,
+                    text: w.text().unwrap_or_default().to_string(),
+                    x_min: num(w, "xMin"),
+                    y_min: num(w, "yMin"),
+                    x_max: num(w, "xMax"),
+                    y_max: num(w, "yMax"),
+                }),
+        );
+    }
+    (pages, words)
+}
+
+/// A word's box height per point of font size in this Chromium's PDFs, measured on a page of
+/// 10 pt text in report.html's font: printed sizes are then read off the boxes' heights.
+fn calibrate(chrome: &Path, tmp: &Path) -> f64 {
+    let page = tmp.join("calibrate.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><title>c</title><p style=\"font: 10pt system-ui, sans-serif\">Calibration</p>",
+    )
+    .unwrap();
+    let pdf = tmp.join("calibrate.pdf");
+    let profile = tempfile::tempdir().unwrap();
+    browse(
+        chrome,
+        profile.path(),
+        &page,
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
     );
-    if let Some(keep) = std::env::var_os("PGDRILL_SCREENSHOTS_DIR") {
-        std::fs::copy(&png, Path::new(&keep).join(format!("{name}.png"))).unwrap();
+    let (_, words) = pdf_words(&pdf);
+    let w = words
+        .iter()
+        .find(|w| w.text == "Calibration")
+        .expect("the calibration word");
+    (w.y_max - w.y_min) / 10.0
+}
+
+/// report.html printed to A4 (`pdf`): the layout fits the page, so Chromium did not shrink it
+/// (body text at its 10 pt) and nothing lies in the 15 mm margins; every word is readable
+/// (≥ 8 pt, the timeline's too); every column of the phases table is there with its values;
+/// every phase is named in the timeline and in the table; the failure message keeps its
+/// lines; the sign-off names the operator. `per_pt` is [`calibrate`]'s.
+fn check_print(pdf: &Path, report: &serde_json::Value, per_pt: f64) {
+    let (pages, words) = pdf_words(pdf);
+    let pt = |w: &Word| (w.y_max - w.y_min) / per_pt;
+    let verdict = words
+        .iter()
+        .find(|w| w.text == "Verdict:")
+        .expect("the verdict on the page");
+    assert!(
+        (pt(verdict) - 10.0).abs() < 0.3,
+        "body text prints at {:.1} pt, not its 10 pt: the page was shrunk to fit something too wide",
+        pt(verdict)
+    );
+    let margin = 15.0 / 25.4 * 72.0;
+    for w in &words {
+        let (width, _) = pages[w.page];
+        assert!(
+            w.x_min >= margin - 1.0 && w.x_max <= width - margin + 1.0,
+            "{w:?} lies in the page's margin (page width {width:.0} pt): the layout is wider than A4"
+        );
+        // Symbols (✗, →) come from a fallback font whose boxes are sized otherwise.
+        if w.text.chars().any(|c| c.is_ascii_alphanumeric()) {
+            assert!(pt(w) >= 7.9, "{w:?} prints at {:.1} pt, under 8 pt", pt(w));
+        }
+    }
+
+    let out = Command::new("pdftotext")
+        .arg("-layout")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let layout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = layout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let flat = layout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let verdict = report["verdict"].as_str().unwrap().to_uppercase();
+    assert!(
+        flat.contains(&format!("Verdict: {verdict}")),
+        "the PDF shows the verdict {verdict}:\n{layout}"
+    );
+    let header = ["Phase", "Budget", "Status", "Start", "Duration", "Detail"];
+    assert!(
+        lines.iter().any(|l| l == &header),
+        "every column header of the phases table on one line:\n{layout}"
+    );
+    for p in report["phases"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let rows: Vec<&Vec<&str>> = lines.iter().filter(|l| l.first() == Some(&name)).collect();
+        assert!(
+            rows.len() >= 2,
+            "{name} named in the timeline and in the phases table:\n{layout}"
+        );
+        // The first line of its Detail, the rightmost column, beside it in the table.
+        let detail = p["detail"].as_str().unwrap();
+        if let Some(first) = detail.split_whitespace().next() {
+            let first: String = first.chars().take(8).collect();
+            assert!(
+                rows.iter()
+                    .any(|l| l.iter().skip(1).any(|w| w.contains(&first))),
+                "{name}'s detail ({first}…) on its row of the phases table:\n{layout}"
+            );
+        }
+    }
+    if let Some(message) = report["failure"]["message"].as_str() {
+        let message: Vec<&str> = message.lines().collect();
+        for line in &message[..message.len() - 1] {
+            let line = line.trim();
+            assert!(
+                layout.lines().any(|l| l.trim_end().ends_with(line)),
+                "the failure message's line {line:?} ends a printed line:\n{layout}"
+            );
+        }
+    }
+    let operator = report["record"]["operator"]
+        .as_str()
+        .or(report["environment"]["run_by"].as_str())
+        .unwrap();
+    for w in ["Operator", "Approver", "Signature", "Date", operator] {
+        assert!(flat.contains(w), "the sign-off shows {w:?}:\n{layout}");
     }
 }
 

@@ -6,12 +6,22 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Width of the timeline's drawing area in SVG user units.
-const WIDTH: f64 = 900.0;
-/// Left margin of the timeline, where the phase names go.
-const LABEL: f64 = 150.0;
-/// Right margin, where the budgets' use and the failure mark go.
-const RIGHT: f64 = 200.0;
+/// Width of the timeline in SVG user units: the A4 page's printable width in CSS pixels
+/// (210 mm less the print stylesheet's 15 mm margins, at 96 px per inch), so the drawing
+/// prints at its own size and its 12 px text prints at 9 pt, not shrunk to fit.
+const WIDTH: f64 = 680.0;
+/// Left margin of the timeline, where the phase and budget names go.
+const LABEL: f64 = 140.0;
+/// Right margin, where the budgets' use against their limits and the failure mark go.
+const RIGHT: f64 = 150.0;
+/// Height of one row (a phase or a budget).
+const ROW: f64 = 22.0;
+/// Where the first row starts, below the axis labels.
+const TOP: f64 = 24.0;
+/// About this many steps along the axis; the round step chosen gives between 2 and 5.
+const STEPS: f64 = 5.0;
+/// The budget that is the sum of the others: drawn below them, exempt from their order.
+const TOTAL: &str = "total";
 
 /// The timeline's geometry, computed from report.json's phases and budgets.
 #[derive(Debug, Serialize)]
@@ -21,12 +31,16 @@ struct Timeline {
     label: f64,
     /// Where the drawing ends and the right margin begins.
     plot_end: f64,
-    span_ms: u64,
+    /// Where the budget bands begin (their heading goes just above).
+    bands_top: f64,
+    /// The time the axis covers, from 0 to its last tick.
+    axis_ms: u64,
     phases: Vec<Bar>,
     bands: Vec<Band>,
     ticks: Vec<Tick>,
 }
 
+/// One phase, drawn from its start for its duration.
 #[derive(Debug, Serialize)]
 struct Bar {
     name: String,
@@ -40,12 +54,15 @@ struct Bar {
     duration_ms: u64,
 }
 
+/// One RTO budget, drawn as long as the time it used.
 #[derive(Debug, Serialize)]
 struct Band {
     name: String,
     x: f64,
     y: f64,
     w: f64,
+    /// Where on the drill's clock the band is drawn from.
+    from_ms: u64,
     used_ms: u64,
     limit_ms: u64,
     verdict: String,
@@ -53,10 +70,105 @@ struct Band {
     limit_x: Option<f64>,
 }
 
+/// One labelled line of the time axis.
 #[derive(Debug, Serialize)]
 struct Tick {
     x: f64,
     ms: u64,
+    label: String,
+}
+
+/// The one unit of a timeline's axis labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AxisUnit {
+    Ms,
+    S,
+    Min,
+}
+
+impl AxisUnit {
+    /// The unit people read a span of `span_ms` in: at least two of it, so that the ticks
+    /// are whole or halves, not 0.05 of it.
+    fn for_span(span_ms: u64) -> Self {
+        match span_ms {
+            0..2_000 => AxisUnit::Ms,
+            2_000..120_000 => AxisUnit::S,
+            _ => AxisUnit::Min,
+        }
+    }
+
+    fn ms(self) -> u64 {
+        match self {
+            AxisUnit::Ms => 1,
+            AxisUnit::S => 1_000,
+            AxisUnit::Min => 60_000,
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            AxisUnit::Ms => "ms",
+            AxisUnit::S => "s",
+            AxisUnit::Min => "min",
+        }
+    }
+}
+
+/// The time axis: a round step (1, 2 or 5 × 10ⁿ of one unit) and as many steps as cover the
+/// span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Axis {
+    unit: AxisUnit,
+    /// The step is `mantissa` × 10^`exp` units; `mantissa` is 1, 2 or 5.
+    mantissa: u64,
+    exp: i32,
+    steps: u64,
+}
+
+impl Axis {
+    /// The axis for a drawing of `span_ms` (at least 1): between 2 and 5 round steps, the last
+    /// tick at or past the span's end.
+    fn for_span(span_ms: u64) -> Self {
+        let span_ms = span_ms.max(1);
+        let unit = AxisUnit::for_span(span_ms);
+        let span = span_ms as f64 / unit.ms() as f64;
+        let raw = span / STEPS;
+        let mut exp = raw.log10().floor() as i32;
+        // Durations are whole milliseconds: no tick between two of them.
+        if unit == AxisUnit::Ms {
+            exp = exp.max(0);
+        }
+        let (mantissa, exp) = [1, 2, 5]
+            .into_iter()
+            .map(|m| (m, exp))
+            .chain([(1, exp + 1)])
+            .find(|&(m, e)| m as f64 * 10f64.powi(e) >= raw * (1.0 - 1e-9))
+            .unwrap_or((1, exp + 1));
+        let step = mantissa as f64 * 10f64.powi(exp);
+        let steps = ((span / step) * (1.0 - 1e-9)).ceil().max(1.0) as u64;
+        Axis {
+            unit,
+            mantissa,
+            exp,
+            steps,
+        }
+    }
+
+    /// Tick `k`'s value in the axis unit.
+    fn value(&self, k: u64) -> f64 {
+        (k * self.mantissa) as f64 * 10f64.powi(self.exp)
+    }
+
+    /// Tick `k`'s place on the drill's clock.
+    fn ms(&self, k: u64) -> u64 {
+        (self.value(k) * self.unit.ms() as f64).round() as u64
+    }
+
+    /// Tick `k`'s label: every tick with the same decimals and the same unit.
+    fn label(&self, k: u64) -> String {
+        let decimals = (-self.exp).max(0) as usize;
+        format!("{:.*} {}", decimals, self.value(k), self.unit.symbol())
+    }
 }
 
 /// SVG coordinates to a tenth of a unit: finer is invisible and only makes the page noisy.
@@ -72,20 +184,68 @@ fn s(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
+/// Where each budget's band starts on the drill's clock, in the order of `budgets`.
+///
+/// A band is as long as the time its budget used, which is less than the stretch from its
+/// first phase to its last when other phases run in between (verification's last phases come
+/// after the application's restart). Each band starts at its group's first phase, or where
+/// the band before it ends if that is later, so no two bands claim the same moment; the
+/// total, the sum of the others, starts at the first budgeted phase.
+fn band_starts(phases: &[Value], budgets: &[Value]) -> Vec<u64> {
+    let first = |name: &str| {
+        phases
+            .iter()
+            .filter(|p| match p["budget"].as_str() {
+                Some(pb) => name == TOTAL || pb == name,
+                None => false,
+            })
+            .map(|p| u(p, "started_ms"))
+            .min()
+    };
+    let mut order: Vec<(usize, Option<u64>)> = budgets
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b["name"] != TOTAL)
+        .map(|(i, b)| (i, first(&s(b, "name"))))
+        .collect();
+    // A budget none of whose phases is listed goes last, after those that ran.
+    order.sort_by_key(|&(i, f)| (f.is_none(), f, i));
+    let mut starts = vec![0; budgets.len()];
+    let mut free_from = 0;
+    for (i, f) in order {
+        let at = f.unwrap_or(free_from).max(free_from);
+        starts[i] = at;
+        free_from = at + u(&budgets[i], "used_ms");
+    }
+    for (i, b) in budgets.iter().enumerate() {
+        if b["name"] == TOTAL {
+            starts[i] = first(TOTAL).unwrap_or(0);
+        }
+    }
+    starts
+}
+
 fn timeline(report: &Value) -> Timeline {
     let empty = Vec::new();
     let phases = report["phases"].as_array().unwrap_or(&empty);
     let budgets = report["budgets"].as_array().unwrap_or(&empty);
+    let starts = band_starts(phases, budgets);
     let span_ms = phases
         .iter()
         .map(|p| u(p, "started_ms") + u(p, "duration_ms"))
+        .chain(
+            budgets
+                .iter()
+                .zip(&starts)
+                .map(|(b, at)| at + u(b, "used_ms")),
+        )
         .max()
         .unwrap_or(0)
         .max(1);
-    let scale = (WIDTH - LABEL - RIGHT) / span_ms as f64;
+    let axis = Axis::for_span(span_ms);
+    let axis_ms = axis.ms(axis.steps);
+    let scale = (WIDTH - LABEL - RIGHT) / axis_ms as f64;
     let x = |ms: u64| r1(LABEL + ms as f64 * scale);
-    let row = 22.0;
-    let top = 24.0;
     let bars: Vec<Bar> = phases
         .iter()
         .enumerate()
@@ -95,63 +255,52 @@ fn timeline(report: &Value) -> Timeline {
             budget: s(p, "budget"),
             detail: s(p, "detail"),
             x: x(u(p, "started_ms")),
-            y: top + i as f64 * row,
-            // A phase of 0 ms still gets a visible sliver.
+            y: TOP + i as f64 * ROW,
+            // A phase of 0 ms still gets a visible sliver; the table has its number.
             w: r1(u(p, "duration_ms") as f64 * scale).max(1.5),
             started_ms: u(p, "started_ms"),
             duration_ms: u(p, "duration_ms"),
         })
         .collect();
-    let bands_top = top + bars.len() as f64 * row + 12.0;
+    // Room for the bands' heading between the phases and the bands.
+    let bands_top = TOP + bars.len() as f64 * ROW + 20.0;
     let bands: Vec<Band> = budgets
         .iter()
+        .zip(&starts)
         .enumerate()
-        .map(|(i, b)| {
-            let name = s(b, "name");
-            // `total` covers every budgeted phase; the others their own phases.
-            let members: Vec<&Value> = phases
-                .iter()
-                .filter(|p| match p["budget"].as_str() {
-                    Some(pb) => name == "total" || pb == name,
-                    None => false,
-                })
-                .collect();
-            let start = members
-                .iter()
-                .map(|p| u(p, "started_ms"))
-                .min()
-                .unwrap_or(0);
-            let end = members
-                .iter()
-                .map(|p| u(p, "started_ms") + u(p, "duration_ms"))
-                .max()
-                .unwrap_or(start);
+        .map(|(i, (b, &from_ms))| {
+            let used_ms = u(b, "used_ms");
             let limit_ms = u(b, "limit_ms");
-            let limit_at = start.saturating_add(limit_ms);
+            let limit_at = from_ms.saturating_add(limit_ms);
             Band {
-                name,
-                x: x(start),
-                y: bands_top + i as f64 * row,
-                w: r1((end - start) as f64 * scale).max(1.5),
-                used_ms: u(b, "used_ms"),
+                name: s(b, "name"),
+                x: x(from_ms),
+                y: bands_top + i as f64 * ROW,
+                // Exactly the time used, on the phases' scale: no sliver for 0 ms here, the
+                // text beside it says "0 ms".
+                w: r1(used_ms as f64 * scale),
+                from_ms,
+                used_ms,
                 limit_ms,
                 verdict: s(b, "verdict"),
-                limit_x: (limit_at <= span_ms).then(|| x(limit_at)),
+                limit_x: (limit_at <= axis_ms).then(|| x(limit_at)),
             }
         })
         .collect();
-    let ticks = (0..=4)
-        .map(|i| {
-            let ms = span_ms * i / 4;
-            Tick { x: x(ms), ms }
+    let ticks = (0..=axis.steps)
+        .map(|k| Tick {
+            x: x(axis.ms(k)),
+            ms: axis.ms(k),
+            label: axis.label(k),
         })
         .collect();
     Timeline {
         width: WIDTH,
-        height: bands_top + bands.len() as f64 * row + 24.0,
+        height: bands_top + bands.len() as f64 * ROW + 12.0,
         label: LABEL,
         plot_end: WIDTH - RIGHT,
-        span_ms,
+        bands_top,
+        axis_ms,
         phases: bars,
         bands,
         ticks,
@@ -161,6 +310,21 @@ fn timeline(report: &Value) -> Timeline {
 /// Milliseconds for people: `850 ms`, `12.3 s`, `4m 5s` ([`crate::duration::human_ms`]).
 fn human_ms(ms: u64) -> String {
     crate::duration::human_ms(ms)
+}
+
+/// An identifier (`invariant:payments.sum_amount_cents[status=succeeded]`) escaped for HTML,
+/// with a line-break opportunity after each separator: a long one wraps in its table cell
+/// rather than widening the table past the printed page (which Chromium then shrinks to fit).
+fn breakable(s: &str) -> minijinja::Value {
+    let mut out = String::with_capacity(s.len() * 2);
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        out.push_str(&minijinja::HtmlEscape(c.encode_utf8(&mut buf)).to_string());
+        if matches!(c, '.' | ':' | '_' | '/' | '[' | '=' | ',' | '-') {
+            out.push_str("<wbr>");
+        }
+    }
+    minijinja::Value::from_safe_string(out)
 }
 
 /// Bytes for people, binary units.
@@ -184,6 +348,7 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.add_filter("ms", human_ms);
     env.add_filter("bytes", human_bytes);
+    env.add_filter("breakable", breakable);
     env.add_template("report.html", include_str!("templates/report.html"))
         .expect("report.html template parses");
     env.add_template("history.html", include_str!("templates/history.html"))
@@ -226,12 +391,60 @@ mod tests {
         });
         let t = timeline(&r);
         assert_eq!(t.phases.len(), 2);
-        assert_eq!(t.span_ms, 400);
+        assert_eq!(t.axis_ms, 400, "4 steps of 100 ms");
         assert!((t.phases[1].w - 3.0 * t.phases[0].w).abs() < 1e-9);
+        assert_eq!(t.bands[0].w, t.phases[1].w);
         assert_eq!(
             t.bands[0].limit_x,
             Some(LABEL + 300.0 * (WIDTH - LABEL - RIGHT) / 400.0)
         );
+    }
+
+    #[test]
+    fn the_axis_steps_are_round_in_one_unit() {
+        let labels = |span_ms| {
+            let a = Axis::for_span(span_ms);
+            (0..=a.steps).map(|k| a.label(k)).collect::<Vec<_>>()
+        };
+        assert_eq!(labels(1), ["0 ms", "1 ms"]);
+        assert_eq!(labels(1_500), ["0 ms", "500 ms", "1000 ms", "1500 ms"]);
+        assert_eq!(labels(2_000), ["0.0 s", "0.5 s", "1.0 s", "1.5 s", "2.0 s"]);
+        assert_eq!(labels(4_600), ["0 s", "1 s", "2 s", "3 s", "4 s", "5 s"]);
+        assert_eq!(
+            labels(24_193),
+            ["0 s", "5 s", "10 s", "15 s", "20 s", "25 s"]
+        );
+        assert_eq!(
+            labels(600_000),
+            ["0 min", "2 min", "4 min", "6 min", "8 min", "10 min"]
+        );
+        assert_eq!(
+            labels(150_000),
+            ["0.0 min", "0.5 min", "1.0 min", "1.5 min", "2.0 min", "2.5 min"]
+        );
+        let a = Axis::for_span(24_193);
+        assert_eq!((a.ms(1), a.ms(a.steps)), (5_000, 25_000));
+    }
+
+    #[test]
+    fn bands_start_at_their_first_phase_unless_the_band_before_still_runs() {
+        let p = |budget: Option<&str>, start: u64, ms: u64| serde_json::json!({"budget": budget, "started_ms": start, "duration_ms": ms});
+        let b = |name: &str, used: u64| serde_json::json!({"name": name, "used_ms": used});
+        // Verification runs before and after the app's restart: 400 ms used over 1000 ms.
+        let phases = [
+            p(None, 0, 100),
+            p(Some("database_restore"), 100, 200),
+            p(Some("verification"), 300, 300),
+            p(Some("app_restart"), 600, 300),
+            p(Some("verification"), 900, 100),
+        ];
+        let budgets = [
+            b("database_restore", 200),
+            b("app_restart", 300),
+            b("verification", 400),
+            b("total", 900),
+        ];
+        assert_eq!(band_starts(&phases, &budgets), [100, 700, 300, 100]);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The `rpo` and `detection` sections in every rendering: report.json (absent when there is
-//! none), report.md, the summary, junit.xml and report.html.
+//! none), report.md, the summary, junit.xml and report.html; and report.html as a page: its
+//! timeline read back as SVG, the failure box, the sign-off.
 
 use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use super::*;
 use crate::rpo::{IdRange, RpoReport, RpoVerdict};
@@ -452,4 +455,374 @@ fn junit_counts_one_fault_once() {
         "no drill id in a suite's name: {xml}"
     );
     insta::assert_snapshot!("junit_one_fault_once", xml);
+}
+
+// report.html as a page: the timeline's geometry (read back from the SVG as XML), the failure
+// box and the sign-off block.
+
+/// One phase of report.json.
+fn phase_json(name: &str, budget: Option<&str>, status: &str, start: u64, ms: u64) -> Value {
+    serde_json::json!({
+        "name": name, "budget": budget, "status": status,
+        "started_ms": start, "duration_ms": ms, "detail": format!("{name} detail"),
+    })
+}
+
+/// A failed drill with an application, as report.json has it, with `record` added by hand:
+/// verification's phases come before and after the application's restart (4.567 s used over
+/// 6.77 s), the failure message has two lines.
+fn page_fixture() -> Value {
+    let mut v = serde_json::to_value(report(None)).unwrap();
+    let (db, app, verify) = (
+        Some("database_restore"),
+        Some("app_restart"),
+        Some("verification"),
+    );
+    let mut at = 0;
+    let phases: Vec<Value> = [
+        ("provision", None, "pass", 6_600),
+        ("seed", None, "pass", 1_400),
+        ("app_start", None, "pass", 1_200),
+        ("backup", None, "pass", 230),
+        ("disaster", None, "pass", 5_570),
+        ("stop_app", db, "pass", 120),
+        ("precheck", db, "pass", 28),
+        ("roles", db, "pass", 140),
+        ("createdb", db, "pass", 1_000),
+        ("pg_restore", db, "pass", 693),
+        ("analyze", db, "pass", 442),
+        ("snapshot", verify, "pass", 2_000),
+        ("compare", verify, "fail", 300),
+        ("amcheck", verify, "pass", 1_000),
+        ("negative_controls", None, "pass", 1_100),
+        ("start_app", app, "pass", 1_000),
+        ("app_healthy", app, "pass", 103),
+        ("observe_app", verify, "pass", 1_067),
+        ("checklist", verify, "fail", 200),
+    ]
+    .into_iter()
+    .map(|(name, budget, status, ms)| {
+        let p = phase_json(name, budget, status, at, ms);
+        at += ms;
+        p
+    })
+    .collect();
+    v["phases"] = phases.into();
+    v["budgets"] = serde_json::json!([
+        {"name": "database_restore", "limit_ms": 900_000, "used_ms": 2_423, "verdict": "pass"},
+        {"name": "app_restart", "limit_ms": 300_000, "used_ms": 1_103, "verdict": "pass"},
+        {"name": "verification", "limit_ms": 5_000, "used_ms": 4_567, "verdict": "pass"},
+        {"name": "total", "limit_ms": 1_800_000, "used_ms": 8_093, "verdict": "pass"},
+    ]);
+    v["verdict"] = "fail".into();
+    v["failure"] = serde_json::json!({
+        "phase": "compare",
+        "class": "integrity_mismatch",
+        "message": "1 difference(s):\npublic.users: fingerprint 8840a1a5134d… → 7790bda7d488… (same row count, different content)",
+    });
+    v["record"] = serde_json::json!({
+        "operator": "alice@db-host",
+        "approver": "Bob Auditor",
+        "ticket": "CHG-1234",
+        "purpose": "quarterly restore test",
+        "environment": "staging",
+        "next_scheduled_test": "2027-03-01",
+        "ci_run_url": "https://ci.example/runs/77",
+        "pgdrill_commit": "303a5d7",
+        "issues_found": ["the app took 1 s to answer its first health check"],
+    });
+    v
+}
+
+/// `report` with every phase's and budget's times multiplied by `k`.
+fn scaled(report: &Value, k: f64) -> Value {
+    let mut v = report.clone();
+    let times = |o: &mut Value, keys: &[&str]| {
+        for key in keys {
+            o[*key] = ((o[*key].as_u64().unwrap() as f64 * k).round() as u64).into();
+        }
+    };
+    for p in v["phases"].as_array_mut().unwrap() {
+        times(p, &["started_ms", "duration_ms"]);
+    }
+    for b in v["budgets"].as_array_mut().unwrap() {
+        times(b, &["used_ms"]);
+    }
+    v
+}
+
+/// The `<svg id="timeline">` element of report.html.
+fn timeline_svg(html: &str) -> &str {
+    let start = html.find("<svg id=\"timeline\"").expect("the timeline");
+    let end = start + html[start..].find("</svg>").expect("its end") + "</svg>".len();
+    &html[start..end]
+}
+
+/// What a reader sees in the timeline, read back from its SVG.
+#[derive(Debug)]
+struct Drawn {
+    /// The axis's tick labels: value and unit.
+    ticks: Vec<(f64, f64, String)>,
+    /// Phase and budget rectangles by name: `(x, width)`.
+    phases: BTreeMap<String, (f64, f64)>,
+    bands: BTreeMap<String, (f64, f64)>,
+}
+
+fn read_timeline(svg: &str) -> Drawn {
+    let doc = roxmltree::Document::parse(svg)
+        .unwrap_or_else(|e| panic!("the timeline is well-formed SVG: {e}\n{svg}"));
+    let num = |n: roxmltree::Node, a: &str| -> f64 {
+        n.attribute(a)
+            .unwrap_or_else(|| panic!("{a} on {n:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{a} of {n:?}: {e}"))
+    };
+    let class = |n: &roxmltree::Node, c: &str| {
+        n.attribute("class")
+            .is_some_and(|v| v.split_whitespace().any(|x| x == c))
+    };
+    let ticks = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text") && class(n, "tick"))
+        .map(|n| {
+            let label = n.text().unwrap_or_default();
+            let (value, unit) = label
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("a tick is a number and a unit: {label:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|e| panic!("tick {label:?}: {e}"));
+            (num(n, "x"), value, unit.to_string())
+        })
+        .collect();
+    let rects = |attr: &str| {
+        doc.descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .filter_map(|n| {
+                let name = n.attribute(attr)?.to_string();
+                Some((name, (num(n, "x"), num(n, "width"))))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    Drawn {
+        ticks,
+        phases: rects("data-phase"),
+        bands: rects("data-budget"),
+    }
+}
+
+/// Coordinates are rounded to a tenth of a unit; a start plus a width to two of them.
+const PX: f64 = 0.1 + 1e-9;
+
+/// Checks report.html's timeline for `report`: round ticks in one unit; every phase and every
+/// budget band drawn to the scale the ticks set, a band exactly as long as the time it used;
+/// no two budget bands (the total apart) over the same moment, none before its first phase.
+/// Returns the axis unit.
+fn check_timeline(report: &Value) -> String {
+    let html = html::render(report);
+    let d = read_timeline(timeline_svg(&html));
+    let ctx = || format!("{d:#?}");
+    assert!(d.ticks.len() >= 3, "at least 3 ticks: {}", ctx());
+    let unit = d.ticks[0].2.clone();
+    assert!(
+        d.ticks.iter().all(|t| t.2 == unit),
+        "one unit on the axis: {}",
+        ctx()
+    );
+    let unit_ms = match unit.as_str() {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        other => panic!("unit {other:?} is not ms, s or min"),
+    };
+    assert_eq!(d.ticks[0].1, 0.0, "the axis starts at 0: {}", ctx());
+    let step = d.ticks[1].1;
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!(
+        [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .any(|m: &f64| (mantissa - m).abs() < 1e-6),
+        "a round step (1, 2 or 5 × 10ⁿ), not {step}: {}",
+        ctx()
+    );
+    for (k, t) in d.ticks.iter().enumerate() {
+        assert!(
+            (t.1 - k as f64 * step).abs() < step * 1e-6,
+            "tick {k} is {k} steps of {step}: {}",
+            ctx()
+        );
+    }
+    let origin = d.ticks[0].0;
+    let last = d.ticks.last().unwrap();
+    // Pixels per millisecond, as the axis sets it.
+    let scale = (last.0 - origin) / (last.1 * unit_ms);
+    for t in &d.ticks {
+        assert!(
+            (t.0 - (origin + t.1 * unit_ms * scale)).abs() <= 2.0 * PX,
+            "ticks evenly spaced: {}",
+            ctx()
+        );
+    }
+    let mut end = 0.0f64;
+    for p in report["phases"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let (x, w) = d.phases[name];
+        let (start, ms) = (
+            p["started_ms"].as_u64().unwrap() as f64,
+            p["duration_ms"].as_u64().unwrap() as f64,
+        );
+        assert!(
+            (x - (origin + start * scale)).abs() <= PX,
+            "{name} drawn from its start"
+        );
+        // A phase too short to see is drawn as a sliver of 1.5.
+        let want = (ms * scale).max(1.5);
+        assert!(
+            (w - want).abs() <= PX,
+            "{name}: {ms} ms drawn {w} wide, want {want}"
+        );
+        end = end.max(x + w);
+    }
+    let mut groups = Vec::new();
+    for b in report["budgets"].as_array().unwrap() {
+        let name = b["name"].as_str().unwrap();
+        let (x, w) = d.bands[name];
+        let used = b["used_ms"].as_u64().unwrap() as f64;
+        assert!(
+            (w - used * scale).abs() <= PX,
+            "band {name}: {used} ms used, drawn {w} wide, want {}",
+            used * scale
+        );
+        let first = report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p["budget"]
+                    .as_str()
+                    .is_some_and(|pb| name == "total" || pb == name)
+            })
+            .map(|p| d.phases[p["name"].as_str().unwrap()].0)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            x >= first - PX,
+            "band {name} starts at its first phase or later"
+        );
+        end = end.max(x + w);
+        if name != "total" {
+            groups.push((x, x + w, name));
+        }
+    }
+    groups.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in groups.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0 + 2.0 * PX,
+            "band {} ends at {} after band {} starts at {}: they overlap",
+            pair[0].2,
+            pair[0].1,
+            pair[1].2,
+            pair[1].0
+        );
+    }
+    assert!(
+        last.0 >= end - 2.0 * PX,
+        "the last tick covers every phase and band"
+    );
+    unit
+}
+
+#[test]
+fn the_timeline_draws_used_time_to_scale_on_round_ticks_in_one_unit() {
+    let page = page_fixture();
+    // Verification used 4.567 s between 17.4 s and 24.2 s: drawn 4.567 s long, not 6.77 s.
+    assert_eq!(check_timeline(&page), "s");
+    // The same drill shorter and longer: each unit of the axis, and its boundaries.
+    let mut units = Vec::new();
+    for k in [0.01, 0.05, 0.0826, 0.1, 0.5, 2.0, 4.9, 5.0, 40.0, 500.0] {
+        units.push(check_timeline(&scaled(&page, k)));
+    }
+    for unit in ["ms", "s", "min"] {
+        assert!(units.iter().any(|u| u == unit), "{unit} tested: {units:?}");
+    }
+    // The smallest report: one phase, no budget.
+    check_timeline(&serde_json::to_value(report(None)).unwrap());
+    let html = html::render(&page);
+    insta::assert_snapshot!("timeline_svg", timeline_svg(&html));
+}
+
+#[test]
+fn the_failure_box_keeps_the_message_lines() {
+    let html = html::render(&page_fixture());
+    let start = html
+        .find("<div class=\"failure\"")
+        .expect("the failure box");
+    let end = start + html[start..].find("</header>").unwrap();
+    insta::assert_snapshot!("failure_box", &html[start..end]);
+    let css = html::environment()
+        .get_template("style.css")
+        .unwrap()
+        .render(())
+        .unwrap();
+    assert!(
+        css.contains(".failure .message { white-space: pre-wrap;"),
+        "the message's newlines are shown: {css}"
+    );
+}
+
+/// The sign-off section of report.html.
+fn signoff(report: &Value) -> String {
+    let html = html::render(report);
+    let start = html
+        .find("<section aria-labelledby=\"h-signoff\"")
+        .expect("the sign-off section");
+    let end = start + html[start..].find("</section>").unwrap();
+    assert!(
+        html[end..].find("<section").is_none(),
+        "the sign-off is the page's last section"
+    );
+    html[start..end].to_string()
+}
+
+#[test]
+fn the_sign_off_names_the_operator_and_approver_with_empty_lines() {
+    let page = page_fixture();
+    let with = signoff(&page);
+    insta::assert_snapshot!("signoff_record", &with);
+    assert!(
+        with.contains("<div class=\"value\">alice@db-host</div>"),
+        "{with}"
+    );
+    assert!(
+        with.contains("<div class=\"value\">Bob Auditor</div>"),
+        "{with}"
+    );
+    assert_eq!(
+        with.matches("<div class=\"value\"></div>").count(),
+        4,
+        "{with}"
+    );
+    let html = html::render(&page);
+    assert!(
+        !html.contains("<section class=\"extra\">"),
+        "record is not also shown as raw JSON"
+    );
+    // No approver yet: a blank line to write one on.
+    let mut page = page_fixture();
+    page["record"]["approver"] = Value::Null;
+    let blank = signoff(&page);
+    assert_eq!(
+        blank.matches("<div class=\"value\"></div>").count(),
+        5,
+        "{blank}"
+    );
+    // A report.json from before `record`: who ran it is the operator.
+    let mut old = serde_json::to_value(report(None)).unwrap();
+    old.as_object_mut().unwrap().remove("record");
+    let fallback = signoff(&old);
+    insta::assert_snapshot!("signoff_without_record", &fallback);
+    assert!(
+        fallback.contains("<div class=\"value\">tester</div>"),
+        "{fallback}"
+    );
+    assert_eq!(fallback.matches("<div class=\"value\"></div>").count(), 5);
 }
