@@ -389,7 +389,7 @@ fn evidence_of_a_passing_and_a_failing_drill() {
     // The step summary: written when the variable is set, and only then.
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains(": PASS"), "{md}");
-    assert!(md.contains("| database_restore |"), "{md}");
+    assert!(md.contains("| RTO: database restore |"), "{md}");
     assert!(
         md.contains("(https://github.example/team/db/actions/runs/77)"),
         "{md}"

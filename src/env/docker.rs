@@ -468,7 +468,7 @@ impl DockerTarget {
                         self.short(),
                         self.image,
                         self.endpoint.port,
-                        humantime::format_duration(timeout),
+                        crate::duration::human(timeout),
                         self.log_tail().await
                     ),
                 });

@@ -193,6 +193,21 @@ fn budget_outcome(r: &Report, b: &super::BudgetResult) -> Outcome {
             ),
         },
         // Unfinished or not run: no failure of its own; the phase that stopped it is one.
+        // Skipped by design (no application): its reason, not a failure elsewhere.
+        BudgetVerdict::Skipped
+            if !b
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("none of its phases ran")) =>
+        {
+            Outcome::Skip {
+                why: format!(
+                    "skipped: {}",
+                    b.reason.as_deref().unwrap_or("none of its phases ran")
+                ),
+                detail: Some(used),
+            }
+        }
         BudgetVerdict::Incomplete | BudgetVerdict::Skipped => Outcome::Skip {
             why: match origin {
                 Some(p) => format!("{}: {}", b.verdict.as_str(), follows_from(p)),

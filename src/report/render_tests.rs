@@ -424,7 +424,12 @@ fn junit_counts_one_fault_once() {
     };
     r.budgets = vec![
         budget(BudgetName::DatabaseRestore, 5, 10, BudgetVerdict::Fail),
-        budget(BudgetName::Verification, 1000, 20, BudgetVerdict::Incomplete),
+        budget(
+            BudgetName::Verification,
+            1000,
+            20,
+            BudgetVerdict::Incomplete,
+        ),
         budget(BudgetName::Total, 1000, 30, BudgetVerdict::Incomplete),
     ];
     let item = |item, status, evidence: &str| ChecklistItem {

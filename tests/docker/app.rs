@@ -62,10 +62,14 @@ fn server_loss_with_the_app_container_passes_and_keep_leaves_server_and_app() {
         run.dump().parent(),
         Some(run.out.path().join("backup").as_path())
     );
+    // The disaster destroys the source; replace_server (inside the RTO clock) provisions the
+    // server the restore goes into.
     let source = container_ids(phase(&r, "provision")["detail"].as_str().unwrap());
-    let target = container_ids(phase(&r, "disaster")["detail"].as_str().unwrap());
-    assert_eq!((source.len(), target.len()), (1, 2));
-    let (source, target) = (&source[0], &target[1]);
+    let destroyed = container_ids(phase(&r, "disaster")["detail"].as_str().unwrap());
+    let target = container_ids(phase(&r, "replace_server")["detail"].as_str().unwrap());
+    assert_eq!((source.len(), destroyed.len(), target.len()), (1, 1, 1));
+    assert_eq!(destroyed[0], source[0]);
+    let (source, target) = (&source[0], &target[0]);
     assert!(
         !container_exists(source),
         "the lost server's container {source} still exists"
