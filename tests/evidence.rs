@@ -20,6 +20,8 @@ fn html_for_snapshot(run: &Run) -> String {
         .replace("&#x2f;", "/")
         .replace(&run.out.path().display().to_string(), "<out>")
         .replace(r["drill_id"].as_str().unwrap(), "<drill-id>")
+        // The operator is `$USER@host` by default, whatever CI adds to run_by.
+        .replace(r["record"]["operator"].as_str().unwrap(), "<operator>")
         // `root`, or `root (CI)` when CI is set: who ran it varies with where the suite runs.
         .replace(r["environment"]["run_by"].as_str().unwrap(), "<run-by>")
         .replace(r["environment"]["host"].as_str().unwrap(), "<host>");
