@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::support::{sample_app, Pgdrill};
+use crate::support::{sample_app, synth, Pgdrill};
 
 fn budget<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["budgets"]
@@ -349,31 +349,15 @@ fn the_backup_s_context_names_its_neighbours_retention_and_the_repo_s_last_verif
     // In a repository: neighbours from its listing, its last verify from the audit log.
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    let db = repo.join("database");
-    std::fs::create_dir_all(&db).unwrap();
-    let dump = std::path::PathBuf::from(file);
     let now = chrono::Utc::now();
-    let mut copies = Vec::new();
-    for mins in [40i64, 20] {
-        let t = now - chrono::TimeDelta::minutes(mins);
-        let new = db.join(pgdrill::backup::dump_file_name(t));
-        std::fs::copy(&dump, &new).unwrap();
-        std::fs::copy(
-            dump.with_extension("globals.sql"),
-            new.with_extension("globals.sql"),
-        )
-        .unwrap();
-        let mut m: Value = serde_json::from_slice(&bytes).unwrap();
-        m["file"] = new
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-            .into();
-        m["created_at"] = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
-        std::fs::write(new.with_extension("manifest.json"), m.to_string()).unwrap();
-        copies.push(new);
-    }
+    let copies = synth(
+        std::path::Path::new(file),
+        &repo,
+        &[
+            now - chrono::TimeDelta::minutes(40),
+            now - chrono::TimeDelta::minutes(20),
+        ],
+    );
     let verify = Pgdrill::new(["verify", "--repo", repo.to_str().unwrap()]).run();
     assert!(
         verify.code() == 0 || verify.code() == 1,

@@ -8,7 +8,7 @@ use std::process::Command;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
-use crate::support::{read_report, runtime, Pgdrill, TestServer, Tmpfs};
+use crate::support::{read_report, runtime, synth, Pgdrill, TestServer, Tmpfs};
 
 /// A server with a small database; returns it and a key=value DSN to that database.
 fn source(rt: &tokio::runtime::Runtime, tag: &str, sql: &str) -> (TestServer, String) {
@@ -72,38 +72,6 @@ fn backup(dsn: &str, repo: &Path, extra: &[&str]) -> crate::support::Run {
 
 fn run(args: &[&str]) -> crate::support::Run {
     Pgdrill::new(args.iter().map(|s| s.to_string())).run()
-}
-
-/// Copies the real backup `dump` into `repo` once per time, with manifests saying so.
-fn synth(dump: &Path, repo: &Path, times: &[DateTime<Utc>]) -> Vec<PathBuf> {
-    let db = repo.join("database");
-    std::fs::create_dir_all(&db).unwrap();
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(dump.with_extension("manifest.json")).unwrap(),
-    )
-    .unwrap();
-    times
-        .iter()
-        .map(|t| {
-            let new = db.join(pgdrill::backup::dump_file_name(*t));
-            std::fs::copy(dump, &new).unwrap();
-            std::fs::copy(
-                dump.with_extension("globals.sql"),
-                new.with_extension("globals.sql"),
-            )
-            .unwrap();
-            let mut m = manifest.clone();
-            m["file"] = new
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-                .into();
-            m["created_at"] = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
-            std::fs::write(new.with_extension("manifest.json"), m.to_string()).unwrap();
-            new
-        })
-        .collect()
 }
 
 fn edit_manifest(dump: &Path, f: impl FnOnce(&mut Value)) {

@@ -7,6 +7,8 @@ use crate::checklist;
 use crate::plan::{BudgetName, NegativeControls, Plan, Source};
 use std::path::{Path, PathBuf};
 
+use crate::repo::audit::Who;
+
 use crate::report::{
     BackupInfo, BudgetResult, BudgetVerdict, Detection, DisasterInfo, DisasterKind, Environment,
     Failure, FailureClass, Neighbour, Phase, PhaseId, Record, Report, ScopeKind, SourceInfo,
@@ -122,7 +124,7 @@ pub(super) fn report(
             server_version: ev.verified.server_version,
             tools,
             pgdrill_version: env!("CARGO_PKG_VERSION").into(),
-            host: hostname(),
+            host: Who::current().host,
             run_by: run_by(),
         },
         source: SourceInfo {
@@ -198,10 +200,10 @@ fn record(plan: &Plan, report: &Report) -> Record {
         _ => None,
     };
     Record {
-        operator: r
-            .operator
-            .clone()
-            .unwrap_or_else(|| format!("{}@{}", user(), hostname())),
+        operator: r.operator.clone().unwrap_or_else(|| {
+            let who = Who::current();
+            format!("{}@{}", who.user, who.host)
+        }),
         approver: r.approver.clone(),
         ticket: r.ticket.clone(),
         purpose: r.purpose.clone(),
@@ -318,15 +320,6 @@ fn with_context(
     b
 }
 
-fn user() -> String {
-    let uid = nix::unistd::Uid::effective();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid {uid}"))
-}
-
 /// Sums phase durations per budget and judges them: a budget is judged on the time its phases
 /// that ran used; `incomplete` when some of them did not run (the drill stopped), `skipped`
 /// only when none did. `not_run` says whether a skipped phase was meant to run.
@@ -370,7 +363,7 @@ pub fn evaluate_budgets(
             )
         } else if ran.is_empty() {
             let why = match (missed.first(), ps.first()) {
-                (Some(_), _) => format!("none of its phases ran: {}", did_not_run(&missed)),
+                (Some(_), _) => format!("{}: {}", BudgetResult::NONE_RAN, did_not_run(&missed)),
                 // Skipped by design (no application, say): the phase says why.
                 (None, Some(p)) => p.detail.clone(),
                 (None, None) => "no phase of this drill counts against it".to_string(),
@@ -431,15 +424,8 @@ fn did_not_run(missed: &[&Phase]) -> String {
     format!("{} did not run ({why})", names.join(", "))
 }
 
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn run_by() -> String {
-    let user = user();
+    let user = Who::current().user;
     match (
         std::env::var("GITHUB_ACTIONS").ok(),
         std::env::var("GITHUB_RUN_ID").ok(),

@@ -6,6 +6,8 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::chart::r1;
+
 /// Width of the timeline in SVG user units: the A4 page's printable width in CSS pixels
 /// (210 mm less the print stylesheet's 15 mm margins, at 96 px per inch), so the drawing
 /// prints at its own size and its 12 px text prints at 9 pt, not shrunk to fit.
@@ -171,11 +173,6 @@ impl Axis {
     }
 }
 
-/// SVG coordinates to a tenth of a unit: finer is invisible and only makes the page noisy.
-fn r1(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
 fn u(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -307,11 +304,6 @@ fn timeline(report: &Value) -> Timeline {
     }
 }
 
-/// Milliseconds for people: `850 ms`, `12.3 s`, `4m 5s` ([`crate::duration::human_ms`]).
-fn human_ms(ms: u64) -> String {
-    crate::duration::human_ms(ms)
-}
-
 /// An identifier (`invariant:payments.sum_amount_cents[status=succeeded]`) escaped for HTML,
 /// with a line-break opportunity after each separator: a long one wraps in its table cell
 /// rather than widening the table past the printed page (which Chromium then shrinks to fit).
@@ -346,7 +338,8 @@ pub(super) fn human_bytes(b: u64) -> String {
 /// The template environment shared by report.html and the history overview.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.add_filter("ms", human_ms);
+    // The one duration style of every rendering.
+    env.add_filter("ms", crate::duration::human_ms);
     env.add_filter("bytes", human_bytes);
     env.add_filter("breakable", breakable);
     env.add_template("report.html", include_str!("templates/report.html"))
@@ -449,6 +442,7 @@ mod tests {
 
     #[test]
     fn human_units() {
+        use crate::duration::human_ms;
         assert_eq!(human_ms(850), "850 ms");
         assert_eq!(human_ms(12_345), "12 s");
         assert_eq!(human_ms(245_000), "4m 05s");

@@ -198,12 +198,12 @@ fn budget_outcome(r: &Report, b: &super::BudgetResult) -> Outcome {
             if !b
                 .reason
                 .as_deref()
-                .is_some_and(|r| r.starts_with("none of its phases ran")) =>
+                .is_some_and(|r| r.starts_with(super::BudgetResult::NONE_RAN)) =>
         {
             Outcome::Skip {
                 why: format!(
                     "skipped: {}",
-                    b.reason.as_deref().unwrap_or("none of its phases ran")
+                    b.reason.as_deref().unwrap_or(super::BudgetResult::NONE_RAN)
                 ),
                 detail: Some(used),
             }

@@ -328,6 +328,12 @@ pub struct BudgetResult {
     pub reason: Option<String>,
 }
 
+impl BudgetResult {
+    /// How the `reason` of a budget none of whose phases ran (the drill stopped first) begins;
+    /// any other `skipped` budget was skipped by design (no application), and its reason says so.
+    pub const NONE_RAN: &'static str = "none of its phases ran";
+}
+
 /// A budget's verdict. A budget whose phases ran (all or some) is always judged on the time
 /// they used; `skipped` is only for one none of whose phases ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -618,3 +618,35 @@ pub fn assert_mentions(text: &str, needles: &[&str]) {
         assert!(text.contains(needle), "{needle} not in {text}");
     }
 }
+
+/// Copies the real backup `dump` into `repo` once per time, with manifests saying so.
+pub fn synth(dump: &Path, repo: &Path, times: &[chrono::DateTime<chrono::Utc>]) -> Vec<PathBuf> {
+    let db = repo.join("database");
+    std::fs::create_dir_all(&db).unwrap();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dump.with_extension("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    times
+        .iter()
+        .map(|t| {
+            let new = db.join(pgdrill::backup::dump_file_name(*t));
+            std::fs::copy(dump, &new).unwrap();
+            std::fs::copy(
+                dump.with_extension("globals.sql"),
+                new.with_extension("globals.sql"),
+            )
+            .unwrap();
+            let mut m = manifest.clone();
+            m["file"] = new
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+                .into();
+            m["created_at"] = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+            std::fs::write(new.with_extension("manifest.json"), m.to_string()).unwrap();
+            new
+        })
+        .collect()
+}
