@@ -47,6 +47,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;
+pub mod live;
 pub mod options;
 pub mod pg;
 pub mod plan;

@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::app::{AppSpec, CustomApp};
 use crate::env::{BackendKind, Endpoint};
 use crate::error::Error;
-use crate::plan::{self, AppPlan, Budgets, Disaster, Pick, Plan, RepoPick, Source};
+use crate::plan::{
+    self, AppPlan, Budgets, Disaster, NegativeControls, Pick, Plan, RepoPick, Source,
+};
 use crate::scope::{ConfigSource, ScopeOptions};
 
 /// Which application runs under the drill.
@@ -289,6 +291,7 @@ impl DrillOptions {
             dir,
             pick: self.pick,
             window: self.window,
+            at: None,
         });
         let generated = self.source_dsn.is_none() && self.backup_file.is_none() && repo.is_none();
         let app = self.app_plan(generated)?;
@@ -379,6 +382,7 @@ impl DrillOptions {
             negative_controls: self.negative_controls,
             scope,
             record: self.record,
+            restore: None,
         })
     }
 }
@@ -503,5 +507,193 @@ mod tests {
             err.starts_with("--globals /nonexistent/globals.sql: no such file"),
             "{err}"
         );
+    }
+}
+
+/// The options of `pgdrill restore` (flags, or the library): the named server, the backup,
+/// the application around it and how the live database is replaced.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// `--target-dsn`: the server and the live database it names.
+    pub target_dsn: String,
+    /// `--backup-file`.
+    pub backup_file: Option<PathBuf>,
+    /// `--repo`.
+    pub repo: Option<PathBuf>,
+    /// `--at`: the newest backup of the repository taken at or before this moment.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--app-stop` and `--app-start`.
+    pub app_stop: Option<String>,
+    /// See `app_stop`.
+    pub app_start: Option<String>,
+    /// `--app-container`.
+    pub app_container: Option<String>,
+    /// `--app-unit`.
+    pub app_unit: Option<String>,
+    /// `--app-health-url`, each one.
+    pub app_health_url: Vec<String>,
+    /// `--app-healthy-status`.
+    pub app_healthy_status: Option<String>,
+    /// `--app-log`.
+    pub app_log: Option<PathBuf>,
+    /// `--app-metrics-url`.
+    pub app_metrics_url: Option<String>,
+    /// `--observe`.
+    pub observe: Option<Duration>,
+    /// `--in-place`.
+    pub in_place: bool,
+    /// `--drop-previous`.
+    pub drop_previous: bool,
+    /// `--safety-dump PATH`.
+    pub safety_dump: Option<PathBuf>,
+    /// `--no-safety-dump`.
+    pub no_safety_dump: bool,
+    /// `--jobs`.
+    pub jobs: Option<u32>,
+    /// `--budget-restore`, `--budget-app`, `--budget-verify`, `--budget-total`.
+    pub budgets: Option<Budgets>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--globals`.
+    pub globals: Option<PathBuf>,
+    /// `--operator`, `--ticket`.
+    pub record: crate::plan::RecordPlan,
+    /// `--reason`.
+    pub reason: Option<String>,
+    /// `--tamper-sql` (testing the tester).
+    pub tamper_sql: Option<String>,
+}
+
+impl RestoreOptions {
+    /// The plan of a real restore: validated and its files resolved, the repository's
+    /// backup still to be picked by the restore's `pick_backup` phase.
+    pub fn prepare(self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
+        let target = Endpoint::from_dsn(&self.target_dsn)
+            .map_err(|e| Error::Usage(format!("--target-dsn: {e}")))?;
+        if target.dbname.is_empty() {
+            return Err(Error::Usage(
+                "--target-dsn names no database: add it (postgresql://user@host:5432/DBNAME), since the restore replaces that database".into(),
+            ));
+        }
+        if self.backup_file.is_none() && self.repo.is_none() {
+            return Err(Error::Usage(
+                "give the backup to restore: --backup-file PATH, or --repo DIR (its newest backup, or the newest at or before --at TIME)".into(),
+            ));
+        }
+        let control = match (
+            self.app_stop,
+            self.app_start,
+            self.app_container,
+            self.app_unit,
+        ) {
+            (None, None, None, None) => None,
+            (Some(stop), Some(start), None, None) => {
+                Some(crate::app::AppControl::Commands { stop, start })
+            }
+            (None, None, Some(c), None) => Some(crate::app::AppControl::Container(c)),
+            (None, None, None, Some(u)) => Some(crate::app::AppControl::Unit(u)),
+            (Some(_), None, None, None) | (None, Some(_), None, None) => {
+                return Err(Error::Usage(
+                    "--app-stop and --app-start go together: the restore stops the application before it touches the database and starts it after".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "name the application one way: --app-stop/--app-start, --app-container NAME, or --app-unit NAME".into(),
+                ))
+            }
+        };
+        let app_flags = !self.app_health_url.is_empty()
+            || self.app_log.is_some()
+            || self.app_metrics_url.is_some();
+        if control.is_none() && app_flags {
+            return Err(Error::Usage(
+                "--app-health-url, --app-log and --app-metrics-url describe an application the restore stops and starts: name it with --app-stop/--app-start, --app-container or --app-unit".into(),
+            ));
+        }
+        for url in self.app_health_url.iter().chain(&self.app_metrics_url) {
+            crate::app::url::HttpUrl::parse(url)
+                .map_err(|e| Error::Usage(format!("application URL: {e}")))?;
+        }
+        if self.drop_previous && self.in_place {
+            return Err(Error::Usage(
+                "--drop-previous is for the side restore: --in-place replaces the database itself, with the safety dump as its copy".into(),
+            ));
+        }
+        if !self.in_place && (self.safety_dump.is_some() || self.no_safety_dump) {
+            return Err(Error::Usage(
+                "--safety-dump and --no-safety-dump are for --in-place: the side restore never touches the live database before its swap".into(),
+            ));
+        }
+        let mode = if self.in_place {
+            let safety_dump = match (self.no_safety_dump, self.safety_dump, &self.repo) {
+                (true, Some(_), _) => {
+                    return Err(Error::Usage(
+                        "--safety-dump and --no-safety-dump contradict each other: choose one"
+                            .into(),
+                    ))
+                }
+                (true, None, _) => None,
+                (false, Some(p), _) => Some(p),
+                (false, None, Some(repo)) => Some(repo.join("safety").join(format!(
+                    "safety_{}_{}.dump",
+                    target.dbname,
+                    now.format("%Y%m%d_%H%M%S")
+                ))),
+                (false, None, None) => {
+                    return Err(Error::Usage(
+                        "--in-place drops the live database: give --safety-dump PATH for the dump taken first (or --repo, where it goes to safety/), or --no-safety-dump to go without one".into(),
+                    ))
+                }
+            };
+            crate::plan::RestoreMode::InPlace { safety_dump }
+        } else {
+            crate::plan::RestoreMode::Side
+        };
+        let budgets = self.budgets.unwrap_or_default();
+        let drill = DrillOptions {
+            backend: BackendKind::Native,
+            backup_file: self.backup_file,
+            repo: self.repo,
+            app: AppChoice::None,
+            jobs: self.jobs,
+            budget_restore: budgets.database_restore,
+            budget_app: budgets.app_restart,
+            budget_verify: budgets.verification,
+            budget_total: budgets.total,
+            out: self.out,
+            globals: self.globals,
+            missing_roles: crate::preflight::MissingRoles::Create,
+            negative_controls: NegativeControls::None,
+            tamper_sql: self.tamper_sql,
+            record: self.record,
+            ..DrillOptions::default()
+        };
+        let mut plan = drill.prepare(now)?;
+        if let Some(r) = plan.repo.as_mut() {
+            r.at = self.at;
+        }
+        let app = control.map(|control| crate::app::ExternalApp {
+            control,
+            health_urls: self.app_health_url,
+            healthy_status: self
+                .app_healthy_status
+                .unwrap_or_else(|| "HEALTHY".to_string()),
+            log_file: self.app_log,
+            metrics_url: self.app_metrics_url,
+        });
+        plan.restore = Some(crate::plan::RestorePlan {
+            target,
+            mode,
+            previous: if self.drop_previous {
+                crate::plan::Previous::Drop
+            } else {
+                crate::plan::Previous::Keep
+            },
+            app,
+            reason: self.reason,
+            observe: self.observe.unwrap_or(Duration::from_secs(3)),
+        });
+        Ok(plan)
     }
 }

@@ -51,6 +51,50 @@ pub struct Plan {
     /// The exercise's record: operator, approver, ticket, purpose, environment, next test,
     /// issues found.
     pub record: RecordPlan,
+    /// `pgdrill restore`: the real restore onto a server the user names, confirmed; `None`
+    /// for a drill.
+    pub restore: Option<RestorePlan>,
+}
+
+/// A real restore (`pgdrill restore --confirm DBNAME`): the server and database it replaces,
+/// how, and the application around it.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// `--target-dsn`: the server, and the live database it names.
+    pub target: Endpoint,
+    /// Side restore and swap, or the strategy's literal in-place steps.
+    pub mode: RestoreMode,
+    /// What becomes of the replaced database after a side restore.
+    pub previous: Previous,
+    /// The team's running application, when one is named.
+    pub app: Option<crate::app::ExternalApp>,
+    /// `--reason`.
+    pub reason: Option<String>,
+    /// How long the checklist watches the restarted application.
+    pub observe: Duration,
+}
+
+/// How a real restore replaces the live database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreMode {
+    /// Restored into `<db>__pgdrill_restoring`, verified there, then swapped in by two renames.
+    Side,
+    /// `--in-place`: `dropdb`, `createdb`, `pg_restore`, after a safety dump (unless refused).
+    InPlace {
+        /// Where the safety dump of the live database goes; `None` with `--no-safety-dump`.
+        safety_dump: Option<PathBuf>,
+    },
+}
+
+/// What becomes of the database a side restore replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Previous {
+    /// Kept as `<db>__pgdrill_before_<time>` (the default).
+    #[default]
+    Keep,
+    /// Dropped once the application is healthy (`--drop-previous`).
+    Drop,
 }
 
 /// The record fields of a drill (`--operator`, `--approver`, `--ticket`, `--purpose`,
@@ -162,6 +206,8 @@ pub struct RepoPick {
     pub pick: Pick,
     /// With [`Pick::Random`]: how far back to pick from.
     pub window: Duration,
+    /// `restore --at TIME`: the newest backup taken at or before this moment.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The simulated disaster.

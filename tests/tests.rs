@@ -27,6 +27,7 @@ mod objectives;
 mod parsers;
 mod real_db;
 mod regime;
+mod restore;
 mod rpo;
 mod schedule;
 mod seed;

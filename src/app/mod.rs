@@ -11,6 +11,7 @@
 //! the same, and `stop` / [`AppProcess::restart_container`] are `docker stop` / `docker start`.
 
 pub(crate) mod container;
+pub mod external;
 mod log;
 mod probe;
 mod process;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use container::{AppContainer, AppPlacement};
+pub use external::{AppControl, ExternalApp};
 pub use log::is_error_line;
 pub use probe::{parse_prometheus, HealthReport, VersionInfo};
 pub use process::{AppProcess, StopReport};

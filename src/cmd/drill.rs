@@ -166,6 +166,51 @@ pub struct DrillArgs {
     /// The record of the exercise for the auditor.
     #[command(flatten)]
     pub record: RecordArgs,
+    /// Drill into a server you name (the team's staging server) instead of a disposable one:
+    /// the backup of --repo or --backup-file is restored beside its database, verified and
+    /// swapped in, exactly as `pgdrill restore` does; needs --confirm.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "confirm",
+        conflicts_with = "source_dsn"
+    )]
+    pub target_dsn: Option<String>,
+    /// With --target-dsn: the name of the database the drill replaces, typed.
+    #[arg(long, value_name = "DBNAME", requires = "target_dsn")]
+    pub confirm: Option<String>,
+}
+
+impl DrillArgs {
+    /// `drill --target-dsn`: the restore options these flags give.
+    fn onto_named_server(&self, target_dsn: String) -> crate::options::RestoreOptions {
+        crate::options::RestoreOptions {
+            target_dsn,
+            backup_file: self.backup_file.clone(),
+            repo: self.repo.clone(),
+            app_stop: self.app_stop.clone(),
+            app_start: self.app_start.clone(),
+            app_health_url: self.app_health_url.iter().cloned().collect(),
+            app_healthy_status: Some(self.app_healthy_status.clone()),
+            app_log: self.app_log.clone(),
+            app_metrics_url: self.app_metrics_url.clone(),
+            observe: Some(self.observe),
+            jobs: self.jobs,
+            budgets: Some(crate::plan::Budgets {
+                database_restore: self.budget_restore,
+                app_restart: self.budget_app,
+                verification: self.budget_verify,
+                total: self.budget_total,
+                ..crate::plan::Budgets::default()
+            }),
+            out: self.out.clone(),
+            globals: self.globals.clone(),
+            record: self.record.clone().into(),
+            reason: self.record.purpose.clone(),
+            tamper_sql: self.tamper_sql.clone(),
+            ..crate::options::RestoreOptions::default()
+        }
+    }
 }
 
 /// The flags of `pgdrill drill` that go into the report's record (flattened into `DrillArgs`).
@@ -384,6 +429,11 @@ impl DrillArgs {
 /// `pgdrill drill`: runs the drill (SIGINT and SIGTERM cancel it), writes and publishes the
 /// report, prints its summary; exit 0 pass, 1 fail, 3 when it could not run.
 pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
+    if let (Some(dsn), Some(confirm)) = (args.target_dsn.clone(), args.confirm.clone()) {
+        let plan = args.onto_named_server(dsn).prepare(chrono::Utc::now())?;
+        return super::restore::confirmed(plan, &confirm, None, args.record.purpose.as_deref())
+            .await;
+    }
     let options = DrillOptions::from(args);
     // Before anything starts: a key that cannot sign is a usage error, not a lost drill.
     let publish = options.publish()?;
@@ -391,7 +441,10 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     crate::options::check_source(&plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
     let cancel = crate::drill::Cancel::new();
-    let signals = tokio::spawn(forward_signals(super::Interrupts::watch(), cancel.clone()));
+    let signals = tokio::spawn(super::forward_signals(
+        super::Interrupts::watch(),
+        cancel.clone(),
+    ));
     let out_dir = plan.out_dir.clone();
     let report = crate::drill::run(plan, cancel).await?;
     signals.abort();
@@ -434,12 +487,6 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
             Exit::Environment
         }
     })
-}
-
-/// Turns SIGINT and SIGTERM into a cancellation the drill notices between and during steps,
-/// so that it stops its servers and still writes a report.
-async fn forward_signals(mut signals: super::Interrupts, cancel: crate::drill::Cancel) {
-    cancel.cancel(signals.next().await);
 }
 
 fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {

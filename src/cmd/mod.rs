@@ -19,6 +19,7 @@ pub mod drill;
 pub mod evidence;
 pub mod history;
 pub mod prune;
+pub mod restore;
 pub mod verify;
 
 /// Disaster-recovery drills for PostgreSQL backups.
@@ -54,6 +55,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Check a drill's sealed evidence bundle.
     Evidence(evidence::EvidenceArgs),
+    /// The real restore onto a server you name: a dry run without --confirm, the strategy's
+    /// steps timed and verified with --confirm DBNAME.
+    Restore(restore::RestoreArgs),
 }
 
 /// Why a command line did not parse.
@@ -139,7 +143,14 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Audit(args) => audit::run(args),
         Command::History(args) => history::run(args),
         Command::Evidence(args) => evidence::run(args),
+        Command::Restore(args) => restore::run(args).await,
     }
+}
+
+/// Turns SIGINT and SIGTERM into a cancellation the drill (or restore) notices between and
+/// during steps, so that it settles what it started and still writes a report.
+async fn forward_signals(mut signals: Interrupts, cancel: crate::drill::Cancel) {
+    cancel.cancel(signals.next().await);
 }
 
 /// SIGINT and SIGTERM, caught from the moment [`Interrupts::watch`] returns: registered

@@ -115,6 +115,11 @@ pub(super) fn report(
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         drill_id: plan.drill_id.clone(),
+        kind: if plan.restore.is_some() {
+            crate::report::ReportKind::Restore
+        } else {
+            crate::report::ReportKind::Drill
+        },
         started_at: millis(started_at),
         finished_at: millis(chrono::Utc::now()),
         verdict,
@@ -141,6 +146,7 @@ pub(super) fn report(
         backup,
         disaster: DisasterInfo {
             kind: match plan.source {
+                _ if plan.restore.is_some() => DisasterKind::None,
                 Source::BackupFile(_) => DisasterKind::None,
                 _ => plan.disaster.into(),
             },
@@ -164,6 +170,7 @@ pub(super) fn report(
         rollback: ev.rollback,
         objectives: None,
         record: None,
+        restore: ev.restore,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {

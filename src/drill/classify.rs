@@ -76,6 +76,24 @@ impl StepFail {
     }
 }
 
+impl From<crate::live::LiveError> for StepFail {
+    fn from(e: crate::live::LiveError) -> Self {
+        match e {
+            crate::live::LiveError::Env(e) => e.into(),
+            crate::live::LiveError::Standby { .. }
+            | crate::live::LiveError::NoCreatedb { .. }
+            | crate::live::LiveError::NotOwner { .. }
+            | crate::live::LiveError::SideExists { .. }
+            | crate::live::LiveError::Busy { .. } => {
+                StepFail::new(FailureClass::Environment, e.to_string())
+            }
+            crate::live::LiveError::Sql { .. } => {
+                StepFail::new(FailureClass::RestoreFailed, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<EnvError> for StepFail {
     fn from(e: EnvError) -> Self {
         StepFail::environment(e.to_string())

@@ -85,6 +85,8 @@ pub enum SkipReason {
     AfterFailure(FailedAt),
     /// The drill stopped before it.
     NotRun,
+    /// A real restore replaced no database, so there is none to drop.
+    NothingToDrop,
 }
 
 impl SkipReason {
@@ -106,6 +108,9 @@ impl std::fmt::Display for SkipReason {
             SkipReason::AppDidNotStart => f.write_str("not run: the application did not start"),
             SkipReason::AfterFailure(p) => write!(f, "not run: phase {p} failed"),
             SkipReason::NotRun => f.write_str("not run"),
+            SkipReason::NothingToDrop => {
+                f.write_str("there was no live database before the restore: nothing to drop")
+            }
         }
     }
 }

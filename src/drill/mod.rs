@@ -15,6 +15,7 @@ use crate::report::{ChecklistItem, Report};
 pub mod builder;
 mod events;
 mod kernel;
+pub mod preview;
 mod scenario;
 
 mod assemble;
@@ -22,7 +23,8 @@ mod classify;
 mod phases;
 
 use phases::{
-    app, backup, checklist, code, config, controls, disaster, provision, restore, rpo, seed, verify,
+    app, backup, checklist, code, config, controls, disaster, live, provision, restore, rpo, seed,
+    verify,
 };
 
 pub use assemble::evaluate_budgets;
@@ -91,8 +93,8 @@ impl Ctx {
 /// What the drill started and must stop or destroy on every path (pass, fail, signal): the
 /// only state that outlives a phase, because cleanup owns it.
 struct Owned {
-    /// Where servers come from; opened by `provision`.
-    backend: Backend,
+    /// Where servers come from; opened by `provision` (a real restore has none).
+    backend: Option<Backend>,
     /// The drill's own source server (generated data).
     source: Option<Target>,
     /// The server the restore goes into.
@@ -105,6 +107,8 @@ struct Owned {
     writer: Option<crate::rpo::Writer>,
     /// The drill's private directory (configuration files, keys, releases, the deploy dir).
     work: Option<tempfile::TempDir>,
+    /// A real restore: what it made and stopped on the named server, settled by `cleanup`.
+    live: Option<live::Live>,
 }
 
 impl Owned {
@@ -166,6 +170,8 @@ struct Evidence {
     disaster_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The drill's own backups before the restored one (`--backups N`), oldest first.
     earlier_backups: Vec<(std::path::PathBuf, Option<String>)>,
+    /// A real restore's facts.
+    restore: Option<crate::report::RestoreInfo>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -215,14 +221,22 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let planned: Vec<PhaseId> = steps.iter().map(Step::id).collect();
     let mut steps = steps.into_iter();
     // The first step opens what every other runs on, so it runs before the context exists.
-    let provisioned = match steps.next() {
-        Some(Step::Provision) => provision::run(&plan, &mut rec, &mut notes).await,
+    let mut live = None;
+    let provisioned = match (steps.next(), &plan.restore) {
+        (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
+        (Some(Step::ConnectTarget), Some(r)) => {
+            live::connect(r, &mut rec).await.map(|(p, facts)| {
+                live = Some(live::Live::new(r, facts));
+                p
+            })
+        }
         _ => None,
     };
     let Some(p) = provisioned else {
+        ev.restore = plan.restore.as_ref().map(|r| live::info_of(r, None));
         return assemble::report(&plan, &planned, rec, notes, ev, started_at);
     };
-    ev.backend_kind = Some(p.backend.kind());
+    ev.backend_kind = p.backend.as_ref().map(Backend::kind);
     // Generated data starts on the drill's own source; any other source restores into the
     // server provisioned first.
     let (source, target) = match plan.source {
@@ -249,6 +263,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
             stopped_app: None,
             writer: None,
             work: None,
+            live,
         },
         plan,
         rec,
@@ -256,7 +271,8 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         secrets: crate::app::AppSecrets::generate(),
     };
     let _ = execute(&mut ctx, steps, &mut flow, &mut ev).await;
-    let (plan, rec, notes) = cleanup(ctx).await;
+    let (plan, rec, notes, restore) = cleanup(ctx).await;
+    ev.restore = restore;
     assemble::report(&plan, &planned, rec, notes, ev, started_at)
 }
 
@@ -352,6 +368,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             ev.disaster_at = Some(happened.at);
             flow.happened = Some(happened);
         }
+        Step::StopApp if ctx.plan.restore.is_some() => live::stop_app(ctx).await?,
         Step::StopApp => app::stop(ctx).await?,
         Step::ReplaceServer => disaster::replace_server(ctx).await?,
         Step::Precheck => {
@@ -366,7 +383,15 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let Some(set) = ev.backup.as_ref() else {
                 return missing(ctx, id, "backup").await;
             };
-            flow.restored = Some(restore::roles(ctx, &server, set, &ev.database).await?);
+            // A real restore fills a side database, or the live one once it was dropped.
+            let db = match &ctx.plan.restore {
+                Some(r) if r.mode == crate::plan::RestoreMode::Side => {
+                    crate::live::side_name(&r.target.dbname)
+                }
+                Some(r) => r.target.dbname.clone(),
+                None => ev.database.clone(),
+            };
+            flow.restored = Some(restore::roles(ctx, &server, set, &db).await?);
         }
         Step::Createdb => {
             let server = restore_server(ctx, id).await?;
@@ -374,7 +399,9 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 return missing(ctx, id, "database").await;
             };
             let manifest = ev.backup.as_ref().and_then(|b| b.manifest.as_ref());
-            restore::createdb(ctx, &server, manifest, &restored.database).await?;
+            let database = restored.database.clone();
+            live::side_created(ctx, &database);
+            restore::createdb(ctx, &server, manifest, &database).await?;
         }
         Step::PgRestore => {
             let server = restore_server(ctx, id).await?;
@@ -470,6 +497,8 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let detection = controls::run(ctx, mode, inputs).await;
             ev.detection = Some(detection);
         }
+        Step::StartApp if ctx.plan.restore.is_some() => live::start_app(ctx, flow).await,
+        Step::AppHealthy if ctx.plan.restore.is_some() => live::healthy(ctx, flow).await,
         Step::StartApp => {
             let server = restore_server(ctx, id).await?;
             app::restart(ctx, flow, &server, &ev.database).await;
@@ -491,6 +520,20 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 ctx.rec.skip(id, SkipReason::AppDidNotStart);
             }
         }
+        Step::ConnectTarget => {
+            missing(ctx, id, "second run (connect_target runs once, first)").await;
+            return None;
+        }
+        Step::SafetyDump(path) => live::safety_dump(ctx, path).await?,
+        Step::DropLive => live::drop_live(ctx).await?,
+        Step::Swap => {
+            live::swap(ctx, flow).await?;
+            if let Some(r) = &flow.restored {
+                ev.database = r.database.clone();
+            }
+        }
+        Step::DropPrevious => live::drop_previous(ctx).await?,
+        Step::ObserveLive(window) => live::observe(ctx, flow, window).await,
         Step::Checklist => {
             ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());
             checklist::run(ctx, &ev.checklist).await?;
@@ -564,7 +607,14 @@ fn full_disaster(ctx: &mut Ctx, config_set: Option<&config::ConfigSet>) -> Optio
 
 /// Stops the application and destroys the servers (or keeps them with `--keep`); gives back
 /// what the report is assembled from.
-async fn cleanup(ctx: Ctx) -> (Plan, Recorder, Vec<String>) {
+async fn cleanup(
+    ctx: Ctx,
+) -> (
+    Plan,
+    Recorder,
+    Vec<String>,
+    Option<crate::report::RestoreInfo>,
+) {
     let Ctx {
         plan,
         rec,
@@ -580,7 +630,16 @@ async fn cleanup(ctx: Ctx) -> (Plan, Recorder, Vec<String>) {
         stopped_app,
         writer,
         work,
+        live,
     } = owned;
+    // A real restore's side database and stopped application first: the rest is pgdrill's own.
+    let restore = match live {
+        Some(mut l) => {
+            live::settle(&mut l, &mut notes).await;
+            Some(l.into_info())
+        }
+        None => None,
+    };
     // A writer the disaster never cut off stops with the drill.
     drop(writer);
     let keep = plan.keep && !rec.interrupted();
@@ -620,5 +679,5 @@ async fn cleanup(ctx: Ctx) -> (Plan, Recorder, Vec<String>) {
             ));
         }
     }
-    (plan, rec, notes)
+    (plan, rec, notes, restore)
 }

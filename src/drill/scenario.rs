@@ -1,7 +1,9 @@
 //! The scenario: the steps a plan goes through, in order, each carrying its inputs from the
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
-use crate::plan::{AppPlan, NegativeControls, Plan, RepoPick, Source};
+use crate::plan::{
+    AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, Source,
+};
 use crate::scope::{FullPlan, RpoPlan};
 
 /// The phase names live in the report's vocabulary, which knows nothing of the drill.
@@ -72,6 +74,19 @@ pub(super) enum Step {
     AppVersion,
     /// See [`PhaseId::Checklist`].
     Checklist,
+    /// See [`PhaseId::ConnectTarget`].
+    ConnectTarget,
+    /// See [`PhaseId::SafetyDump`]: the file it writes.
+    SafetyDump(std::path::PathBuf),
+    /// See [`PhaseId::DropLive`].
+    DropLive,
+    /// See [`PhaseId::Swap`].
+    Swap,
+    /// See [`PhaseId::DropPrevious`].
+    DropPrevious,
+    /// [`PhaseId::ObserveApp`] of the team's own application after a real restore: the
+    /// window.
+    ObserveLive(std::time::Duration),
 }
 
 impl Step {
@@ -107,6 +122,12 @@ impl Step {
             Step::ObserveApp(_) => P::ObserveApp,
             Step::AppVersion => P::AppVersion,
             Step::Checklist => P::Checklist,
+            Step::ConnectTarget => P::ConnectTarget,
+            Step::SafetyDump(_) => P::SafetyDump,
+            Step::DropLive => P::DropLive,
+            Step::Swap => P::Swap,
+            Step::DropPrevious => P::DropPrevious,
+            Step::ObserveLive(_) => P::ObserveApp,
         }
     }
 }
@@ -115,6 +136,9 @@ impl Step {
 /// conditions are written: the drill executes this list, and the report's phases, the
 /// timeline and the budgets are read from it.
 pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
+    if let Some(r) = &plan.restore {
+        return restore_scenario(plan, r);
+    }
     let full = plan.full().cloned();
     let writer = plan.scope.rpo;
     let mut v = vec![Step::Provision];
@@ -186,6 +210,41 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     }
     if full.is_some() {
         v.push(Step::AppVersion);
+    }
+    v.push(Step::Checklist);
+    v
+}
+
+/// The strategy's restore on a server the user named (`pgdrill restore`): nothing is
+/// changed before the backup passed its precheck, and the live database is replaced only by
+/// a verified one (side restore), or after a safety dump (in place).
+fn restore_scenario(plan: &Plan, r: &RestorePlan) -> Vec<Step> {
+    let mut v = vec![Step::ConnectTarget];
+    if let Some(repo) = &plan.repo {
+        v.push(Step::PickBackup(repo.clone()));
+    }
+    v.extend([Step::Precheck, Step::StopApp]);
+    if let RestoreMode::InPlace { safety_dump } = &r.mode {
+        if let Some(path) = safety_dump {
+            v.push(Step::SafetyDump(path.clone()));
+        }
+        v.push(Step::DropLive);
+    }
+    v.extend([Step::Roles, Step::Createdb, Step::PgRestore, Step::Analyze]);
+    if let Some(sql) = &plan.tamper_sql {
+        v.push(Step::TamperHook(sql.clone()));
+    }
+    v.extend([Step::Snapshot, Step::Compare, Step::Amcheck]);
+    if r.mode == RestoreMode::Side {
+        v.push(Step::Swap);
+    }
+    v.extend([
+        Step::StartApp,
+        Step::AppHealthy,
+        Step::ObserveLive(r.observe),
+    ]);
+    if r.mode == RestoreMode::Side && r.previous == Previous::Drop {
+        v.push(Step::DropPrevious);
     }
     v.push(Step::Checklist);
     v

@@ -2,6 +2,7 @@
 //! PostgreSQL client programs used against them.
 
 pub mod docker;
+pub mod external;
 pub mod leftovers;
 pub mod native;
 
@@ -111,6 +112,8 @@ pub enum Target {
     Native(native::NativeTarget),
     /// A container.
     Docker(docker::DockerTarget),
+    /// A server the user named (`pgdrill restore`): never destroyed.
+    External(external::ExternalTarget),
 }
 
 impl Target {
@@ -119,6 +122,7 @@ impl Target {
         match self {
             Target::Native(t) => &t.endpoint,
             Target::Docker(t) => &t.endpoint,
+            Target::External(t) => &t.endpoint,
         }
     }
 
@@ -137,6 +141,7 @@ impl Target {
         match self {
             Target::Native(t) => t.tools.clone(),
             Target::Docker(t) => t.tools.clone(),
+            Target::External(t) => t.tools.clone(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Target {
         match self {
             Target::Native(t) => t.describe(),
             Target::Docker(t) => t.describe(),
+            Target::External(t) => t.describe(),
         }
     }
 
@@ -153,6 +159,9 @@ impl Target {
         match self {
             Target::Native(t) => t.destroy().await,
             Target::Docker(t) => t.destroy().await,
+            // Not pgdrill's to destroy: the restore's own side database is dropped by the
+            // restore's cleanup.
+            Target::External(_) => Ok(()),
         }
     }
 
@@ -161,6 +170,7 @@ impl Target {
         match self {
             Target::Native(t) => t.keep(),
             Target::Docker(t) => t.keep(),
+            Target::External(t) => format!("{} stays as it is", t.describe()),
         }
     }
 }
@@ -310,6 +320,8 @@ impl Target {
                 id: t.container_id().to_string(),
                 name: t.name().to_string(),
             },
+            // Its life is not pgdrill's to watch: a failure is told by the step's own error.
+            Target::External(_) => return None,
         };
         Some(Watch { role, probe })
     }

@@ -41,6 +41,10 @@ pub enum Action {
     ConfigBackup,
     /// `pgdrill config restore`.
     ConfigRestore,
+    /// `pgdrill restore --confirm`: about to change the named server.
+    RestoreStarted,
+    /// `pgdrill restore --confirm`: done, with its verdict.
+    RestoreFinished,
 }
 
 /// How it ended.
@@ -203,18 +207,61 @@ pub fn append_at(
     detail: Option<String>,
     at: DateTime<Utc>,
 ) -> Result<Event, RepoError> {
-    let path = repo.join(AUDIT_FILE);
+    append_to(
+        &repo.join(AUDIT_FILE),
+        &repo.join(AUDIT_LOCK),
+        action,
+        object,
+        result,
+        detail,
+        at,
+    )
+}
+
+/// [`append`] to an audit log outside a repository (`pgdrill restore --audit-log FILE`),
+/// locked by `FILE.lock` beside it.
+pub fn append_to_file(
+    path: &Path,
+    action: Action,
+    object: Object,
+    result: Outcome,
+    detail: Option<String>,
+) -> Result<Event, RepoError> {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    append_to(
+        path,
+        Path::new(&lock),
+        action,
+        object,
+        result,
+        detail,
+        Utc::now(),
+    )
+}
+
+fn append_to(
+    path: &Path,
+    lock: &Path,
+    action: Action,
+    object: Object,
+    result: Outcome,
+    detail: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<Event, RepoError> {
     let ctx = |what: &str| format!("audit log {}: cannot {what}", path.display());
-    std::fs::create_dir_all(repo).map_err(|e| RepoError::io(ctx("create its directory"), e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| RepoError::io(ctx("create its directory"), e))?;
+    }
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(repo.join(AUDIT_LOCK))
+        .open(lock)
         .map_err(|e| RepoError::io(ctx("open its lock"), e))?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| RepoError::io(ctx("lock it"), errno.into()))?;
-    let last = read_events(&path)?.into_iter().last();
+    let last = read_events(path)?.into_iter().last();
     let (seq, prev) = match last {
         Some(Ok(e)) => (e.seq + 1, e.sha256),
         Some(Err(bad)) => {
@@ -242,7 +289,7 @@ pub fn append_at(
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .map_err(|e| RepoError::io(ctx("open it"), e))?;
     f.write_all(line.as_bytes())
         .and_then(|_| f.sync_all())

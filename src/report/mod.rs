@@ -34,6 +34,9 @@ pub struct Report {
     pub schema_version: u32,
     /// The drill's id.
     pub drill_id: String,
+    /// A drill, or a real restore onto a server the user named.
+    #[serde(default)]
+    pub kind: ReportKind,
     /// RFC 3339, UTC.
     pub started_at: String,
     /// RFC 3339, UTC.
@@ -84,6 +87,90 @@ pub struct Report {
     pub checklist: Vec<ChecklistItem>,
     /// Anything an auditor should know that has no field of its own.
     pub notes: Vec<String>,
+    /// A real restore (`kind: restore`): the server, what was replaced and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreInfo>,
+}
+
+/// What a report is of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// A drill into servers pgdrill made and destroyed.
+    #[default]
+    Drill,
+    /// `pgdrill restore`: the real restore onto a server the user named.
+    Restore,
+}
+
+/// How a real restore replaced the live database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreModeKind {
+    /// Into `<db>__pgdrill_restoring`, verified, then swapped in.
+    #[default]
+    Side,
+    /// `dropdb`, `createdb`, `pg_restore` (`--in-place`).
+    InPlace,
+}
+
+/// A real restore's facts, for the auditor and for the on-call engineer after it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RestoreInfo {
+    /// The named server, the password as `***`.
+    pub target: String,
+    /// The live database.
+    pub database: String,
+    /// The server's `server_version`.
+    pub server_version: String,
+    /// Side restore and swap, or in place.
+    pub mode: RestoreModeKind,
+    /// The confirmation given (`--confirm`).
+    pub confirmed: String,
+    /// `--reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The side database the restore filled (side mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<String>,
+    /// The side database was swapped in as the live one.
+    pub swapped: bool,
+    /// The side database was dropped by the cleanup (not swapped in).
+    pub side_dropped: bool,
+    /// The name the replaced database is kept under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// `--drop-previous` dropped it.
+    pub previous_dropped: bool,
+    /// The SQL that swaps the previous database back, while it is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_back: Option<String>,
+    /// The sessions connected to the live database before the restore started.
+    pub sessions_before: Vec<crate::live::Session>,
+    /// The sessions pgdrill terminated (after the application was stopped).
+    pub sessions_terminated: Vec<crate::live::Session>,
+    /// The in-place restore's safety dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_dump: Option<SafetyDump>,
+    /// The command that stopped the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_stop: Option<String>,
+    /// The command that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_start: Option<String>,
+    /// The cleanup started the application again (the restore ended before `start_app`).
+    pub app_restarted_by_cleanup: bool,
+}
+
+/// The dump of the live database an in-place restore takes before dropping it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SafetyDump {
+    /// Where it is.
+    pub file: String,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Its SHA-256.
+    pub sha256: String,
 }
 
 /// The outcome of a drill.

@@ -59,6 +59,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
     Report {
         schema_version: SCHEMA_VERSION,
         drill_id: "d-1".into(),
+        kind: crate::report::ReportKind::Drill,
         started_at: "2026-12-01T03:00:00.000Z".into(),
         finished_at: "2026-12-01T03:01:00.000Z".into(),
         verdict: Verdict::Pass,
@@ -103,6 +104,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         detection: None,
         checklist: vec![],
         notes: vec![],
+        restore: None,
     }
 }
 

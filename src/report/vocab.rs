@@ -73,6 +73,17 @@ pub enum PhaseId {
     Checklist,
     /// Damaged copies the drill's own checks must fail (`--negative-controls`).
     NegativeControls,
+    /// A real restore: the named server inspected (reachable, primary, rights, sessions).
+    ConnectTarget,
+    /// An in-place restore: the live database dumped first, so nothing is lost.
+    SafetyDump,
+    /// An in-place restore: the live database dropped (the strategy's `dropdb`).
+    DropLive,
+    /// A side restore: the verified database renamed into the live one's place.
+    Swap,
+    /// A side restore with `--drop-previous`: the replaced database dropped once the
+    /// application is healthy.
+    DropPrevious,
 }
 
 impl PhaseId {
@@ -108,6 +119,11 @@ impl PhaseId {
             ObserveApp => "observe_app",
             Checklist => "checklist",
             NegativeControls => "negative_controls",
+            ConnectTarget => "connect_target",
+            SafetyDump => "safety_dump",
+            DropLive => "drop_live",
+            Swap => "swap",
+            DropPrevious => "drop_previous",
         }
     }
 
@@ -119,10 +135,14 @@ impl PhaseId {
             | TamperHook => None,
             // A control's time is the drill proving itself, not recovering: never in the RTO.
             NegativeControls => None,
+            // Housekeeping after the recovery is complete.
+            DropPrevious => None,
             // Finding the file to restore is part of a real restore's time.
             // Provisioning the server that replaces a lost one is recovery time too.
             PickBackup | StopApp | ReplaceServer | Precheck | Roles | Createdb | PgRestore
-            | Analyze => Some(BudgetName::DatabaseRestore),
+            | Analyze | ConnectTarget | SafetyDump | DropLive | Swap => {
+                Some(BudgetName::DatabaseRestore)
+            }
             ConfigRestore => Some(BudgetName::ConfigRestore),
             CodeRollback | AppVersion => Some(BudgetName::CodeRollback),
             StartApp | AppHealthy => Some(BudgetName::AppRestart),

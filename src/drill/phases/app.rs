@@ -41,10 +41,10 @@ pub(in crate::drill) enum AppOutcome {
 
 /// The docker backend and the app's image, when the app runs as a container.
 fn container<'a>(
-    backend: &'a crate::env::Backend,
+    backend: &'a Option<crate::env::Backend>,
     image: Option<&'a str>,
 ) -> Option<(&'a DockerBackend, &'a str)> {
-    Some((backend.docker()?, image?))
+    Some((backend.as_ref()?.docker()?, image?))
 }
 
 /// The application's restart after the restore, as far as it got: what `start_app`,
@@ -475,20 +475,33 @@ pub(in crate::drill) async fn observe(
                 checklist::observe(app, client.as_ref().filter(|_| sample), window, log_offset)
                     .await;
             let items = checklist::app_items(&obs, max_age);
-            let bad = items.iter().filter(|i| i.status == Status::Fail).count();
-            let detail = format!(
-                "watched the application for {}: {bad} of {} app checklist items failing",
-                crate::duration::human(window),
-                items.len()
-            );
-            Ok((items, detail))
+            Ok(observed(items, window))
         })
         .await;
+    flow.restart = judged(items, healthy);
+}
+
+/// `observe_app`'s value and detail line: the items and how many fail.
+pub(in crate::drill) fn observed(
+    items: Vec<ChecklistItem>,
+    window: Duration,
+) -> (Vec<ChecklistItem>, String) {
+    let bad = items.iter().filter(|i| i.status == Status::Fail).count();
+    let detail = format!(
+        "watched the application for {}: {bad} of {} app checklist items failing",
+        crate::duration::human(window),
+        items.len()
+    );
+    (items, detail)
+}
+
+/// What `observe_app` leaves for the checklist: its items, with "health checks pass" failed
+/// when the app was not healthy within the app_restart budget (healthy for a moment after
+/// the budget ran out is still a failed restart).
+pub(in crate::drill) fn judged(items: Option<Vec<ChecklistItem>>, healthy: bool) -> Restart {
     let Some(mut items) = items else {
-        flow.restart = Restart::NotObserved;
-        return;
+        return Restart::NotObserved;
     };
-    // Healthy for a moment after the budget ran out is still a failed restart.
     if !healthy {
         for i in items.iter_mut() {
             if i.item == CheckItem::AppHealth && i.status == Status::Pass {
@@ -500,5 +513,5 @@ pub(in crate::drill) async fn observe(
             }
         }
     }
-    flow.restart = Restart::Observed(items);
+    Restart::Observed(items)
 }

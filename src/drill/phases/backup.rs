@@ -58,9 +58,13 @@ impl Backups {
 pub(in crate::drill) async fn run(ctx: &mut Ctx, db: &str, clock: &Clock) -> Option<Backups> {
     let source = ctx.source_endpoint(db);
     // A live source is dumped with this machine's programs; a drill's own server with its own.
-    let tools = match &ctx.owned.source {
-        Some(t) => t.tools(),
-        None => ctx.owned.backend.tools().clone(),
+    let tools = match (&ctx.owned.source, &ctx.owned.backend) {
+        (Some(t), _) => t.tools(),
+        (None, Some(b)) => b.tools().clone(),
+        (None, None) => {
+            crate::drill::missing(ctx, PhaseId::Backup, "backend").await;
+            return None;
+        }
     };
     let dir = ctx.plan.out_dir.join("backup");
     let count = ctx.plan.scope.cadence.backups;
@@ -178,8 +182,12 @@ pub(in crate::drill) async fn pick(ctx: &mut Ctx, repo: &crate::plan::RepoPick) 
     let (dump, note) = ctx
         .rec
         .step(PhaseId::PickBackup, async {
-            let (dump, note) =
-                crate::regime::pick_backup(&repo.dir, repo.pick, repo.window, chrono::Utc::now())?;
+            let (dump, note) = crate::regime::pick_backup(
+                &repo.dir,
+                repo.pick,
+                repo.window,
+                repo.at.unwrap_or_else(chrono::Utc::now),
+            )?;
             Ok(((dump, note.clone()), note))
         })
         .await?;

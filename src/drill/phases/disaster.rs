@@ -137,7 +137,9 @@ async fn cut_off(
 /// Phase `replace_server` (server-loss): a new empty server for the lost one, which the
 /// restore goes into; timed in the database_restore budget, as an outage waits for it.
 pub(in crate::drill) async fn replace_server(ctx: &mut Ctx) -> Option<()> {
-    let backend = &ctx.owned.backend;
+    let Some(backend) = ctx.owned.backend.as_ref() else {
+        return crate::drill::missing(ctx, PhaseId::ReplaceServer, "backend").await;
+    };
     let target = ctx
         .rec
         .step(PhaseId::ReplaceServer, async move {

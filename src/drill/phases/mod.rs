@@ -9,6 +9,7 @@ pub(super) mod code;
 pub(super) mod config;
 pub(super) mod controls;
 pub(super) mod disaster;
+pub(super) mod live;
 pub(super) mod provision;
 pub(super) mod restore;
 pub(super) mod rpo;

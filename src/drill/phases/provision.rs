@@ -8,8 +8,8 @@ use crate::plan::{Plan, Source};
 
 /// What `provision` opened: everything after it runs on these.
 pub(in crate::drill) struct Provisioned {
-    /// Where servers come from.
-    pub backend: Backend,
+    /// Where servers come from (a real restore has none).
+    pub backend: Option<Backend>,
     /// The first server: the source of generated data, or the restore's target when there is
     /// no disaster (an existing backup file); none for a live source, whose restore target
     /// replaces the "lost" server inside the RTO clock (`replace_server`).
@@ -80,7 +80,7 @@ pub(in crate::drill) async fn run(
         image
     });
     Some(Provisioned {
-        backend,
+        backend: Some(backend),
         server,
         app_image,
     })

@@ -67,12 +67,42 @@ pub(in crate::drill) async fn roles(
     let admin = &server.admin;
     let policy = ctx.plan.missing_roles;
     let globals = ctx.plan.globals.clone().or_else(|| set.globals.clone());
+    // On a server the user named, only the roles it lacks are created: an existing role's
+    // attributes and memberships are the team's, never the backup's.
+    let only_missing = match (ctx.plan.restore.is_some(), &globals) {
+        (true, Some(_)) => Some(ctx.work_dir()),
+        _ => None,
+    };
     let outcome = ctx
         .rec
         .step(PhaseId::Roles, async {
-            let replayed = match &globals {
-                Some(g) => restore::restore_roles(admin, tools, g).await?,
-                None => "no globals file (beside the backup or --globals)".to_string(),
+            let replayed = match (&globals, only_missing) {
+                (Some(g), Some(work)) => {
+                    let text = std::fs::read_to_string(g).map_err(|e| {
+                        restore::RestoreError::Failed(format!("cannot read {}: {e}", g.display()))
+                    })?;
+                    let existing = crate::live::roles(admin).await?;
+                    let sql = crate::live::missing_roles_sql(&text, &existing);
+                    if sql.is_empty() {
+                        format!(
+                            "every role of {} exists on the server: none created, none altered",
+                            g.display()
+                        )
+                    } else {
+                        let filtered = work?.join("missing-roles.sql");
+                        std::fs::write(&filtered, &sql).map_err(|e| {
+                            crate::error::EnvError::io("cannot write the missing roles' SQL", e)
+                        })?;
+                        let created = sql.lines().filter(|l| l.starts_with("CREATE ROLE")).count();
+                        format!(
+                            "{created} missing role(s) created from {} (existing roles left as they are): {}",
+                            g.display(),
+                            restore::restore_roles(admin, tools, &filtered).await?
+                        )
+                    }
+                }
+                (Some(g), None) => restore::restore_roles(admin, tools, g).await?,
+                (None, _) => "no globals file (beside the backup or --globals)".to_string(),
             };
             let o = crate::preflight::run(admin, tools, dump, policy).await?;
             let detail = format!("{replayed}; {}", o.detail);

@@ -212,6 +212,30 @@ async fn run_amcheck(
     tools: &crate::env::PgTools,
     jobs: u32,
 ) -> Result<String, StepFail> {
+    // pg_amcheck --install-missing creates the amcheck extension; a database that had none
+    // is left without it, so a real restore's database is the backup's and nothing more.
+    let had_amcheck = match db.connect().await {
+        Ok(c) => c
+            .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'", &[])
+            .await
+            .ok()
+            .map(|r| r.is_some()),
+        Err(_) => None,
+    };
+    let result = amcheck_run(db, tools, jobs).await;
+    if had_amcheck == Some(false) {
+        if let Ok(c) = db.connect().await {
+            let _ = c.batch_execute("DROP EXTENSION IF EXISTS amcheck").await;
+        }
+    }
+    result
+}
+
+async fn amcheck_run(
+    db: &Endpoint,
+    tools: &crate::env::PgTools,
+    jobs: u32,
+) -> Result<String, StepFail> {
     let out = tools
         .command("pg_amcheck", db)
         .args([

@@ -1,0 +1,242 @@
+//! The dry run of a real restore (`pgdrill restore` without `--confirm`): the server and the
+//! database it would replace, the backup and its precheck, every step with what it would
+//! run, and the confirmation to type. It reads the server and the backup and writes nothing
+//! anywhere.
+
+use serde::Serialize;
+
+use crate::live::Facts;
+use crate::plan::{Plan, RestoreMode};
+
+/// What `pgdrill restore` would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// Always true: nothing was changed.
+    pub dry_run: bool,
+    /// Every check passed: the restore can run as planned.
+    pub can_run: bool,
+    /// Why it cannot, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// The named server and the live database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Facts>,
+    /// The backup it would restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPreview>,
+    /// The backup's precheck, run now (the whole archive read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precheck: Option<PrecheckPreview>,
+    /// Every step, in order.
+    pub steps: Vec<StepPreview>,
+    /// `side` or `in_place`.
+    pub mode: crate::report::RestoreModeKind,
+    /// The confirmation that runs it: `--confirm DBNAME`.
+    pub confirm: String,
+}
+
+/// The backup a restore would use.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupPreview {
+    /// The dump.
+    pub file: String,
+    /// How it was chosen (`--repo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<String>,
+    /// Its size on disk.
+    pub size_bytes: u64,
+    /// The manifest beside it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// When it was taken (the manifest's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Its age now, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<String>,
+    /// The manifest's SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The pg_dump version that wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_dump_version: Option<String>,
+    /// The database it was taken of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// The precheck's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrecheckPreview {
+    /// It passed.
+    pub passed: bool,
+    /// What it found.
+    pub detail: String,
+}
+
+/// One step of the restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPreview {
+    /// The phase.
+    pub phase: crate::report::PhaseId,
+    /// Its RTO budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<&'static str>,
+    /// What it does, with the exact commands.
+    pub does: String,
+}
+
+/// The dry run of `plan` (a restore plan): inspects the server, picks and prechecks the
+/// backup; changes nothing.
+pub async fn preview(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Preview {
+    let r = plan.restore.as_ref().expect("a restore plan");
+    let db = r.target.dbname.clone();
+    let mut refused = Vec::new();
+    let target = match crate::live::inspect(&r.target).await {
+        Ok(f) => {
+            if let Some(e) = f.refuse(r.mode != RestoreMode::Side) {
+                refused.push(e.to_string());
+            }
+            Some(f)
+        }
+        Err(e) => {
+            refused.push(e.to_string());
+            None
+        }
+    };
+    let (dump, chosen) = match (&plan.repo, &plan.source) {
+        (Some(repo), _) => match crate::regime::pick_backup(
+            &repo.dir,
+            crate::plan::Pick::Newest,
+            repo.window,
+            repo.at.unwrap_or(now),
+        ) {
+            Ok((d, note)) => (Some(d), Some(note)),
+            Err(e) => {
+                refused.push(e.to_string());
+                (None, None)
+            }
+        },
+        (None, crate::plan::Source::BackupFile(p)) => (Some(p.clone()), None),
+        _ => (None, None),
+    };
+    let mut backup = None;
+    let mut precheck = None;
+    if let Some(dump) = dump {
+        let (set, _) = super::phases::backup::adopt_file(dump.clone());
+        let m = set.manifest.as_ref();
+        let created = m.and_then(|m| crate::duration::parse_time(&m.created_at).ok());
+        backup = Some(BackupPreview {
+            file: dump.display().to_string(),
+            chosen,
+            size_bytes: std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0),
+            manifest: set.manifest_path.as_ref().map(|p| p.display().to_string()),
+            created_at: m.map(|m| m.created_at.clone()),
+            age: created
+                .map(|c| crate::duration::human_ms((now - c).num_milliseconds().max(0) as u64)),
+            sha256: m.map(|m| m.sha256.clone()),
+            pg_dump_version: m.and_then(|m| m.tools.get("pg_dump").cloned()),
+            database: m.map(|m| m.database.clone()),
+        });
+        let checked = match crate::pg::PgTools::discover(crate::pg::tools::CLIENT_PROGRAMS) {
+            Ok(tools) => {
+                super::phases::restore::check_set(&set, &tools, &crate::progress::Progress::none())
+                    .await
+                    .map(|p| p.detail)
+                    .map_err(|f| f.message)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        precheck = Some(match checked {
+            Ok(detail) => PrecheckPreview {
+                passed: true,
+                detail,
+            },
+            Err(message) => {
+                refused.push(format!("the backup fails its precheck: {message}"));
+                PrecheckPreview {
+                    passed: false,
+                    detail: message,
+                }
+            }
+        });
+    }
+    let steps = super::phases(plan)
+        .into_iter()
+        .map(|phase| StepPreview {
+            phase,
+            budget: phase.budget().map(|b| b.as_str()),
+            does: does(plan, phase),
+        })
+        .collect();
+    Preview {
+        dry_run: true,
+        can_run: refused.is_empty(),
+        refused: (!refused.is_empty()).then(|| refused.join("; ")),
+        target,
+        backup,
+        precheck,
+        steps,
+        mode: if r.mode == RestoreMode::Side {
+            crate::report::RestoreModeKind::Side
+        } else {
+            crate::report::RestoreModeKind::InPlace
+        },
+        confirm: format!("--confirm {db}"),
+    }
+}
+
+/// What `phase` does in this restore, with its exact commands.
+fn does(plan: &Plan, phase: crate::report::PhaseId) -> String {
+    use crate::report::PhaseId as P;
+    let r = plan.restore.as_ref().expect("a restore plan");
+    let db = &r.target.dbname;
+    let side = crate::live::side_name(db);
+    let app = r.app.as_ref();
+    let into = match r.mode {
+        RestoreMode::Side => side.clone(),
+        RestoreMode::InPlace { .. } => db.clone(),
+    };
+    match phase {
+        P::ConnectTarget => "connect; refuse a standby, a role that cannot create or replace the database, a leftover side database".into(),
+        P::PickBackup => "the newest backup of the repository (at or before --at)".into(),
+        P::Precheck => "the whole archive read; its SHA-256 against the manifest".into(),
+        P::StopApp => match app {
+            Some(a) => format!("run `{}`", a.control.stop_command()),
+            None => "skipped: no application named".into(),
+        },
+        P::SafetyDump => match &r.mode {
+            RestoreMode::InPlace {
+                safety_dump: Some(p),
+            } => format!("pg_dump -Fc {db} -f {}", p.display()),
+            _ => String::new(),
+        },
+        P::DropLive => format!("terminate the sessions of {db}, then DROP DATABASE {db} (the strategy's dropdb)"),
+        P::Roles => "create the roles the archive needs that the server lacks (existing roles are never altered)".into(),
+        P::Createdb => format!("CREATE DATABASE {into} (encoding, collation and owner from the manifest)"),
+        P::PgRestore => format!("pg_restore --exit-on-error -j {} -d {into}", plan.jobs),
+        P::Analyze => format!("ANALYZE {into}"),
+        P::TamperHook => "testing the tester: run --tamper-sql on the restored database".into(),
+        P::Snapshot => format!("integrity snapshot S1 of {into}"),
+        P::Compare => "S1 against the manifest's snapshot S0 (row counts, fingerprints, schema, sequences)".into(),
+        P::Amcheck => format!("pg_amcheck --heapallindexed on {into}"),
+        P::Swap => format!(
+            "only if every step before passed: terminate the sessions of {db}, ALTER DATABASE {db} RENAME TO {}, then ALTER DATABASE {side} RENAME TO {db}",
+            crate::live::suffixed(db, &format!("{}<time>", crate::live::BEFORE_SUFFIX))
+        ),
+        P::StartApp => match app {
+            Some(a) => format!("run `{}`", a.control.start_command()),
+            None => "skipped: no application named".into(),
+        },
+        P::AppHealthy => match app {
+            Some(a) if !a.health_urls.is_empty() => {
+                format!("GET {} until healthy, within the app_restart budget", a.health_urls.join(", "))
+            }
+            _ => "skipped: no --app-health-url".into(),
+        },
+        P::ObserveApp => "watch the application: health, log errors, metrics".into(),
+        P::DropPrevious => "DROP DATABASE of the replaced database, once the application is healthy".into(),
+        P::Checklist => "the strategy's 10-item checklist, with evidence".into(),
+        other => other.name().to_string(),
+    }
+}

@@ -1,0 +1,675 @@
+//! `pgdrill restore`: the real restore onto a server the test names, as production. A native
+//! server plays the team's server with a database of odd names and real constraints; its
+//! backup is taken with `pgdrill backup`, a "disaster" changes the live data, and the restore
+//! must bring the backup's data back under the live name, leave the replaced database beside
+//! it, and change nothing at all whenever it refuses or fails before its swap.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{events, runtime, Pgdrill, Run, TestServer};
+
+/// A database the restore tests did not generate: quoted names, a view, a sequence, a
+/// check constraint, a foreign key.
+const SHOP: &str = r#"
+CREATE SCHEMA "Sales Dept";
+CREATE TABLE "Sales Dept"."Order Items" (id serial PRIMARY KEY, sku text NOT NULL CHECK (sku <> ''), qty int NOT NULL);
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY, customer int NOT NULL REFERENCES customers, total numeric(10,2));
+INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 200) g;
+INSERT INTO orders SELECT g, 1 + g % 200, g * 1.5 FROM generate_series(1, 2000) g;
+INSERT INTO "Sales Dept"."Order Items" (sku, qty) SELECT 'sku-' || g, g % 7 FROM generate_series(1, 500) g;
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 1000;
+"#;
+
+/// What a test needs: the "production" server, its live database, a repository holding one
+/// backup of it, and the DSN that names it.
+struct Prod {
+    server: TestServer,
+    db: String,
+    repo: tempfile::TempDir,
+    dsn: String,
+}
+
+impl Prod {
+    async fn new(tag: &str, sql: &str) -> Prod {
+        let (server, db) = TestServer::with_db(tag, "shop", sql).await;
+        let dsn = format!("{} dbname={db}", server.dsn());
+        let repo = tempfile::tempdir().unwrap();
+        let r = Pgdrill::new([
+            "backup",
+            "--source-dsn",
+            &dsn,
+            "--repo",
+            repo.path().to_str().unwrap(),
+        ])
+        .run();
+        assert_eq!(r.code(), 0, "backup: {}", r.text());
+        Prod {
+            server,
+            db,
+            repo,
+            dsn,
+        }
+    }
+
+    /// The disaster: rows lost and a table dropped on the live database.
+    async fn disaster(&self) {
+        self.server
+            .connect(&self.db)
+            .await
+            .batch_execute("DELETE FROM orders WHERE id > 100; DROP VIEW big_orders; DROP TABLE \"Sales Dept\".\"Order Items\"")
+            .await
+            .unwrap();
+    }
+
+    /// Every database of the server and a fingerprint of the live one's data: equal before
+    /// and after means nothing was changed.
+    async fn fingerprint(&self) -> String {
+        let admin = self.server.connect("postgres").await;
+        let dbs: Vec<String> = admin
+            .query(
+                "SELECT datname || ':' || datallowconn FROM pg_database ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let live = self.server.connect(&self.db).await;
+        let data: String = live
+            .query_one(
+                "SELECT (SELECT count(*) FROM orders)::text || '/' || \
+                 (SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM orders t) || '/' || \
+                 (SELECT count(*) FROM pg_class WHERE relnamespace NOT IN \
+                   (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog', 'information_schema', 'pg_toast')))::text",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        format!("{} | {data}", dbs.join(","))
+    }
+
+    async fn orders(&self, db: &str) -> i64 {
+        self.server
+            .connect(db)
+            .await
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn databases(&self) -> Vec<String> {
+        self.server
+            .connect("postgres")
+            .await
+            .query("SELECT datname FROM pg_database ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    /// `pgdrill restore --target-dsn … --repo …` plus `extra`, its report into a temp dir.
+    fn restore(&self, extra: &[&str]) -> Pgdrill {
+        let mut p = Pgdrill::new([
+            "restore",
+            "--target-dsn",
+            &self.dsn,
+            "--repo",
+            self.repo.path().to_str().unwrap(),
+        ]);
+        if !extra.contains(&"--jobs") {
+            p = p.push_arg("--jobs").push_arg("2");
+        }
+        for a in extra {
+            p = p.push_arg(*a);
+        }
+        let out = p.out_dir().display().to_string();
+        p.push_arg("--out").push_arg(out)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.repo.path().join("audit.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn phases(r: &Run) -> Vec<(String, String)> {
+    r.report()["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status<'a>(phases: &'a [(String, String)], name: &str) -> &'a str {
+    phases
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("absent", |(_, s)| s.as_str())
+}
+
+/// An application of the team's own, played by shell commands that leave a trace of each
+/// stop and start in `dir`.
+fn app_flags(dir: &Path) -> Vec<String> {
+    let log = dir.join("app.trace");
+    vec![
+        "--app-stop".into(),
+        format!("echo stop >> '{}'", log.display()),
+        "--app-start".into(),
+        format!("echo start >> '{}'", log.display()),
+    ]
+}
+
+fn trace(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("app.trace")).unwrap_or_default()
+}
+
+#[test]
+fn the_dry_run_prints_the_plan_and_changes_nothing() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-dry", SHOP));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let r = prod.restore(&flags).run();
+    assert_eq!(r.code(), 0, "{}", r.text());
+    let text = r.text();
+    for needle in [
+        "DRY RUN",
+        &prod.db,
+        "precheck  pass",
+        "swap",
+        &format!("--confirm {}", prod.db),
+        "echo stop",
+        "primary",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    let json = prod.restore(&[&flags[..], &["--json"]].concat()).run();
+    assert_eq!(json.code(), 0, "{}", json.text());
+    let plan: Value = serde_json::from_slice(&json.output.stdout).unwrap();
+    assert_eq!(plan["can_run"], true);
+    assert_eq!(plan["target"]["database"], prod.db.as_str());
+    assert_eq!(plan["precheck"]["passed"], true);
+    assert_eq!(plan["backup"]["sha256"].as_str().unwrap().len(), 64);
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "connect_target",
+            "pick_backup",
+            "precheck",
+            "stop_app",
+            "roles",
+            "createdb",
+            "pg_restore",
+            "analyze",
+            "snapshot",
+            "compare",
+            "amcheck",
+            "swap",
+            "start_app",
+            "app_healthy",
+            "observe_app",
+            "checklist"
+        ]
+    );
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+    assert_eq!(
+        trace(app.path()),
+        "",
+        "a dry run never runs the app's commands"
+    );
+    assert!(
+        !prod.repo.path().join("audit.ndjson").exists()
+            || prod.audit().iter().all(|e| e["action"] == "backup"),
+        "a dry run records nothing"
+    );
+}
+
+#[test]
+fn a_wrong_confirmation_is_a_usage_error_and_changes_nothing() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-confirm", SHOP));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let r = prod.restore(&["--confirm", "postgres"]).run();
+    assert_eq!(r.code(), 2, "{}", r.text());
+    assert!(
+        r.text().contains(&format!("--confirm {}", prod.db)),
+        "{}",
+        r.text()
+    );
+    assert!(r.report.is_none());
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+}
+
+#[test]
+fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-side", SHOP));
+    rt.block_on(prod.disaster());
+    assert_eq!(rt.block_on(prod.orders(&prod.db)), 100);
+    // A session of the application that was not stopped: terminated before the swap.
+    let lingering = rt.block_on(prod.server.connect(&prod.db));
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend([
+        "--confirm",
+        &prod.db,
+        "--ticket",
+        "INC-42",
+        "--reason",
+        "orders lost",
+    ]);
+    let r = prod.restore(&args).run();
+    let report = r.assert_pass();
+    assert_eq!(report["kind"], "restore");
+    assert_eq!(
+        rt.block_on(prod.orders(&prod.db)),
+        2000,
+        "the backup's data is live"
+    );
+    let previous = report["restore"]["previous"].as_str().unwrap().to_string();
+    assert!(previous.starts_with(&format!("{}__pgdrill_before_", prod.db)));
+    assert_eq!(
+        rt.block_on(prod.orders(&previous)),
+        100,
+        "the replaced data is kept"
+    );
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.ends_with("__pgdrill_restoring")));
+    assert_eq!(report["restore"]["swapped"], true);
+    assert!(
+        !report["restore"]["sessions_terminated"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        report["restore"]
+    );
+    assert!(report["restore"]["swap_back"]
+        .as_str()
+        .unwrap()
+        .contains(&previous));
+    assert!(lingering.is_closed() || rt.block_on(lingering.simple_query("SELECT 1")).is_err());
+    assert_eq!(trace(app.path()), "stop\nstart\n");
+    let ph = phases(&r);
+    for p in [
+        "connect_target",
+        "precheck",
+        "stop_app",
+        "pg_restore",
+        "compare",
+        "swap",
+        "start_app",
+    ] {
+        assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
+    }
+    let budgets: Vec<&str> = report["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        budgets.contains(&"database_restore") && budgets.contains(&"total"),
+        "{budgets:?}"
+    );
+    assert_eq!(report["record"]["ticket"], "INC-42");
+    let actions: Vec<String> = prod
+        .audit()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        actions.ends_with(&[
+            "restore_started:ok".to_string(),
+            "restore_finished:pass".to_string()
+        ]),
+        "{actions:?}"
+    );
+    assert!(r.out.path().join("SHA256SUMS").is_file());
+    let audit = Pgdrill::new([
+        "audit",
+        "verify",
+        "--repo",
+        prod.repo.path().to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(audit.code(), 0, "{}", audit.text());
+}
+
+#[test]
+fn a_role_that_cannot_create_databases_is_refused_before_anything_changes() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-weak", SHOP));
+    rt.block_on(
+        prod.server
+            .connect("postgres")
+            .await_batch("CREATE ROLE weak LOGIN PASSWORD 'weak-pw'"),
+    );
+    let before = rt.block_on(prod.fingerprint());
+    let e = &prod.server.endpoint;
+    let dsn = format!(
+        "host={} port={} user=weak password=weak-pw dbname={}",
+        e.host, e.port, prod.db
+    );
+    let repo = prod.repo.path().to_str().unwrap();
+    let dry = Pgdrill::new(["restore", "--target-dsn", &dsn, "--repo", repo]).run();
+    assert_eq!(dry.code(), 3, "{}", dry.text());
+    assert!(dry.text().contains("CREATEDB"), "{}", dry.text());
+    let r = Pgdrill::new([
+        "restore",
+        "--target-dsn",
+        &dsn,
+        "--repo",
+        repo,
+        "--confirm",
+        &prod.db,
+    ]);
+    let out = r.out_dir().display().to_string();
+    let r = r.push_arg("--out").push_arg(out).run();
+    assert_eq!(r.code(), 3, "{}", r.text());
+    assert!(r.text().contains("CREATEDB"), "{}", r.text());
+    assert_eq!(status(&phases(&r), "connect_target"), "fail");
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+}
+
+#[test]
+fn an_unreachable_target_is_exit_3_naming_it_without_its_password() {
+    let r = Pgdrill::new([
+        "restore",
+        "--target-dsn",
+        "host=127.0.0.1 port=1 user=postgres password=canary-secret-91 dbname=shop",
+        "--backup-file",
+        "/nonexistent/backup.dump",
+    ])
+    .run();
+    // The missing file is the first thing wrong: a usage error.
+    assert_eq!(r.code(), 2, "{}", r.text());
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-unreachable", SHOP));
+    let r = Pgdrill::new([
+        "restore",
+        "--target-dsn",
+        "host=127.0.0.1 port=1 user=postgres password=canary-secret-91 dbname=shop",
+        "--repo",
+        prod.repo.path().to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(r.code(), 3, "{}", r.text());
+    assert!(r.text().contains("127.0.0.1:1"), "{}", r.text());
+    assert!(!r.text().contains("canary-secret-91"), "{}", r.text());
+}
+
+#[test]
+fn a_truncated_backup_stops_the_restore_before_anything_changes() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-truncated", SHOP));
+    let dump = std::fs::read_dir(prod.repo.path().join("database"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "dump"))
+        .unwrap();
+    let len = std::fs::metadata(&dump).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&dump)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--confirm", &prod.db]);
+    let r = prod.restore(&args).run();
+    assert_eq!(r.code(), 3, "{}", r.text());
+    assert_eq!(status(&phases(&r), "precheck"), "fail");
+    assert_eq!(status(&phases(&r), "stop_app"), "skipped");
+    assert_eq!(trace(app.path()), "", "the application was never stopped");
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+}
+
+/// A database pg_dump writes but pg_restore cannot load: a check constraint calls a function
+/// that reads another table, whose rows are loaded after the checked table's.
+const UNRESTORABLE: &str = r#"
+CREATE TABLE z_allowed (sku text PRIMARY KEY);
+CREATE FUNCTION sku_allowed(s text) RETURNS boolean LANGUAGE sql STABLE
+  AS 'SELECT EXISTS (SELECT 1 FROM public.z_allowed WHERE sku = s)';
+CREATE TABLE a_items (id int PRIMARY KEY, sku text CHECK (sku_allowed(sku)));
+INSERT INTO z_allowed VALUES ('x'), ('y');
+INSERT INTO a_items VALUES (1, 'x'), (2, 'y');
+CREATE TABLE orders (id int PRIMARY KEY);
+INSERT INTO orders SELECT generate_series(1, 10);
+"#;
+
+#[test]
+fn a_pg_restore_that_fails_half_way_leaves_the_original_and_no_side_database() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-halfway", UNRESTORABLE));
+    let before = rt.block_on(prod.fingerprint());
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--confirm", &prod.db, "--jobs", "1"]);
+    let r = prod.restore(&args).run();
+    assert_eq!(r.code(), 1, "{}", r.text());
+    assert_eq!(status(&phases(&r), "pg_restore"), "fail", "{}", r.text());
+    assert_eq!(status(&phases(&r), "swap"), "skipped");
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.contains("__pgdrill_")));
+    assert_eq!(
+        trace(app.path()),
+        "stop\nstart\n",
+        "started again on the original"
+    );
+    assert_eq!(r.report()["restore"]["side_dropped"], true);
+    assert_eq!(r.report()["restore"]["app_restarted_by_cleanup"], true);
+}
+
+#[test]
+fn a_verification_mismatch_keeps_the_original_and_names_the_table() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-mismatch", SHOP));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let r = prod
+        .restore(&[
+            "--confirm",
+            &prod.db,
+            "--tamper-sql",
+            "DELETE FROM orders WHERE customer > 190; DELETE FROM customers WHERE id > 190",
+        ])
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.text());
+    assert_eq!(status(&phases(&r), "compare"), "fail");
+    assert_eq!(status(&phases(&r), "swap"), "skipped");
+    assert!(r.report()["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("customers"));
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+}
+
+#[test]
+fn an_app_that_does_not_start_after_the_swap_names_the_kept_database_and_the_way_back() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-appfail", SHOP));
+    rt.block_on(prod.disaster());
+    let r = prod
+        .restore(&[
+            "--app-stop",
+            "true",
+            "--app-start",
+            "echo 'unit failed' >&2; exit 1",
+            "--confirm",
+            &prod.db,
+        ])
+        .run();
+    assert_eq!(r.code(), 1, "{}", r.text());
+    let msg = r.report()["failure"]["message"].as_str().unwrap();
+    let previous = r.report()["restore"]["previous"].as_str().unwrap();
+    assert!(
+        msg.contains("WAS restored") && msg.contains(previous) && msg.contains("RENAME"),
+        "{msg}"
+    );
+    assert_eq!(rt.block_on(prod.orders(&prod.db)), 2000);
+    assert_eq!(rt.block_on(prod.orders(previous)), 100);
+}
+
+#[test]
+fn sigint_during_pg_restore_leaves_the_original_named_as_it_was() {
+    let rt = runtime();
+    let big = format!(
+        "{SHOP}\nCREATE TABLE bulk (id int PRIMARY KEY, v text);\n\
+         INSERT INTO bulk SELECT g, md5(g::text) || md5((g*3)::text) FROM generate_series(1, 400000) g;"
+    );
+    let prod = rt.block_on(Prod::new("restore-sigint", &big));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--confirm", &prod.db, "--jobs", "1"]);
+    let (mut child, out) = prod.restore(&args).spawn();
+    // Into pg_restore's work: the side database exists and is being filled.
+    let started = std::time::Instant::now();
+    while !events(out.path())
+        .iter()
+        .any(|e| e["event"] == "phase_started" && e["phase"] == "pg_restore")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no pg_restore yet: {:?}",
+            events(out.path())
+        );
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "the restore ended ({st}) before pg_restore: {:?}",
+                events(out.path())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(3), "{:?}", events(out.path()));
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.contains("__pgdrill_")));
+    assert_eq!(trace(app.path()), "stop\nstart\n");
+}
+
+#[test]
+fn in_place_restores_after_a_safety_dump_of_the_live_database() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-inplace", SHOP));
+    rt.block_on(prod.disaster());
+    let r = prod.restore(&["--in-place", "--confirm", &prod.db]).run();
+    let report = r.assert_pass();
+    assert_eq!(report["restore"]["mode"], "in_place");
+    assert_eq!(rt.block_on(prod.orders(&prod.db)), 2000);
+    let safety = report["restore"]["safety_dump"]["file"].as_str().unwrap();
+    assert!(safety.starts_with(prod.repo.path().join("safety").to_str().unwrap()));
+    // The safety dump holds the state before: 100 orders.
+    let list = std::process::Command::new(prod.server.program("pg_restore"))
+        .args(["--list", safety])
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("TABLE DATA public orders"));
+    let ph = phases(&r);
+    for p in [
+        "safety_dump",
+        "drop_live",
+        "createdb",
+        "pg_restore",
+        "compare",
+    ] {
+        assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
+    }
+    assert_eq!(status(&ph, "swap"), "absent");
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.contains("__pgdrill_")));
+}
+
+#[test]
+fn the_target_password_appears_in_no_output() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-canary", SHOP));
+    let password = prod.server.endpoint.password().unwrap().to_string();
+    let r = prod.restore(&["--confirm", &prod.db]).run();
+    r.assert_pass();
+    assert!(!r.text().contains(&password));
+    for f in std::fs::read_dir(r.out.path()).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains(&password),
+                "{} holds the password",
+                f.display()
+            );
+        }
+    }
+    let audit = std::fs::read_to_string(prod.repo.path().join("audit.ndjson")).unwrap();
+    assert!(!audit.contains(&password));
+}
+
+/// `batch_execute` for a client made inside `block_on`.
+trait AwaitBatch {
+    async fn await_batch(self, sql: &str);
+}
+
+impl<F: std::future::Future<Output = tokio_postgres::Client>> AwaitBatch for F {
+    async fn await_batch(self, sql: &str) {
+        self.await.batch_execute(sql).await.unwrap();
+    }
+}
