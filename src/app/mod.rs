@@ -11,6 +11,7 @@
 //! the same, and `stop` / [`AppProcess::restart_container`] are `docker stop` / `docker start`.
 
 pub(crate) mod container;
+mod health;
 mod log;
 mod probe;
 mod process;
@@ -22,6 +23,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use container::{AppContainer, AppPlacement};
+pub use health::{
+    detect as detect_health_format, BodyFormat, Check, CheckStatus, Health, HealthFormat,
+    HealthFormatError, JsonPath,
+};
 pub use log::is_error_line;
 pub use probe::{parse_prometheus, HealthReport, VersionInfo};
 pub use process::{AppProcess, StopReport};

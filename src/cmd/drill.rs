@@ -103,9 +103,15 @@ pub struct DrillArgs {
     /// Custom app: health URL (http://host:port/path).
     #[arg(long, value_name = "URL")]
     pub app_health_url: Option<String>,
-    /// Custom app: the JSON `status` that means healthy.
+    /// Custom app: one more overall status word that means healthy, besides the known
+    /// formats' own (pass, UP, Healthy, ok …).
     #[arg(long, value_name = "STATUS", default_value = "HEALTHY")]
     pub app_healthy_status: String,
+    /// How the app's health body is read: `auto` recognises IETF health+json, Spring Boot
+    /// actuator, ASP.NET Core, plain text (Kubernetes `ok`), ad-hoc JSON and the sample app's;
+    /// `ietf`, `spring`, `aspnet`, `plain` force one; `json-path=$.a.b` takes the status there.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_health_format)]
+    pub app_health_format: crate::app::HealthFormat,
     /// Custom app: its log file (default: its own output).
     #[arg(long, value_name = "FILE")]
     pub app_log: Option<PathBuf>,
@@ -295,6 +301,12 @@ fn parse_rows(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--app-health-format`: the message names what is accepted.
+fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
+    s.parse()
+        .map_err(|e: crate::app::HealthFormatError| e.to_string())
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -353,6 +365,7 @@ impl From<DrillArgs> for DrillOptions {
             app_stop: a.app_stop,
             app_health_url: a.app_health_url,
             app_healthy_status: a.app_healthy_status,
+            app_health_format: a.app_health_format,
             app_log: a.app_log,
             app_metrics_url: a.app_metrics_url,
             app_version_url: a.app_version_url,
