@@ -285,7 +285,7 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
             CheckItem::AppHealth,
             Pass,
             format!(
-                "{}GET {} → {} after {w} (healthy at the start: HTTP {}{})",
+                "{}GET {} after {w} → {} (healthy at the start too: HTTP {}{})",
                 if warned(b) { "with warnings: " } else { "" },
                 b.url,
                 b.summary(),
