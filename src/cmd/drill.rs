@@ -638,6 +638,32 @@ mod tests {
         );
     }
 
+    /// `--app-health-format` is a flag and a plan key; it reaches the app spec.
+    #[test]
+    fn the_health_format_is_a_flag_and_a_plan_key() {
+        use crate::app::HealthFormat;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("spring.toml");
+        std::fs::write(&plan, "rows = 500\napp_health_format = \"spring\"\n").unwrap();
+        let options = DrillOptions::from(drill_args(&["--plan", plan.to_str().unwrap()]));
+        assert_eq!(options.app_health_format, HealthFormat::Spring);
+        let path = DrillOptions::from(drill_args(&["--app-health-format", "json-path=$.a[0]"]));
+        let plan = path.into_plan(chrono::Utc::now()).unwrap();
+        assert_eq!(
+            plan.app.unwrap().spec.health_format().to_string(),
+            "json-path=$.a[0]"
+        );
+        let argv: Vec<OsString> = ["pgdrill", "drill", "--app-health-format", "json-path=a.b"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let Err(super::super::ParseFailure::Clap(err)) = parse(argv) else {
+            panic!("a path without $ is refused by clap");
+        };
+        let text = err.to_string();
+        assert!(text.contains("must start with $"), "{text}");
+    }
+
     #[test]
     fn full_scope_flags_are_refused_where_they_do_not_apply() {
         let err = |args: &[&str], generated, live, sample, custom| {
