@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::app::{is_error_line, AppProcess, HealthReport};
+use crate::app::{is_error_line, AppProcess, CheckStatus as HealthStatus, HealthReport};
 use crate::report::{ChecklistItem, Status};
 use crate::snapshot::{Comparison, Snapshot};
 
@@ -272,28 +272,58 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
     let mut out = Vec::new();
     let w = humantime::format_duration(o.window);
 
-    // 6. Application health checks pass: every check in the health answer, at both ends.
+    // 6. Application health checks pass: healthy at both ends, and no check failed at the
+    // end. A warning (IETF warn, ASP.NET Degraded) passes and is shown; an unknown check
+    // status is shown and fails nothing by itself.
     out.push(match (&o.health_before, &o.health_after) {
-        (Ok(a), Ok(b)) if a.healthy && b.healthy && failing_checks(b).is_empty() => item(
-            CheckItem::AppHealth,
-            Pass,
-            format!(
-                "GET {} → {} at the start and {} after {w}",
-                b.url,
-                a.summary(),
-                b.summary()
-            ),
-        ),
-        (_, Ok(b)) => item(
-            CheckItem::AppHealth,
-            Fail,
-            format!("GET {} → {}; body: {}", b.url, b.summary(), b.body_excerpt),
-        ),
         (_, Err(e)) => item(
             CheckItem::AppHealth,
             Fail,
             format!("health endpoint unreachable after {w}: {e}"),
         ),
+        (Ok(a), Ok(b)) if a.healthy && b.healthy && failing_checks(b).is_empty() => item(
+            CheckItem::AppHealth,
+            Pass,
+            format!(
+                "{}GET {} after {w} → {} (healthy at the start too: HTTP {}{})",
+                if warned(b) { "with warnings: " } else { "" },
+                b.url,
+                b.summary(),
+                a.http_status,
+                a.status
+                    .as_deref()
+                    .map(|s| format!(", status {s}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        (before, Ok(b)) => {
+            let mut why = Vec::new();
+            if !b.healthy {
+                why.push(format!("not healthy after {w}"));
+            }
+            let failing = failing_checks(b);
+            if !failing.is_empty() {
+                why.push(format!("failed checks: {}", failing.join(", ")));
+            }
+            match before {
+                Ok(a) if !a.healthy => {
+                    why.push(format!("not healthy at the start: {}", a.summary()))
+                }
+                Err(e) => why.push(format!("unreachable at the start: {e}")),
+                Ok(_) => {}
+            }
+            item(
+                CheckItem::AppHealth,
+                Fail,
+                format!(
+                    "GET {} → {}; {}; body: {}",
+                    b.url,
+                    b.summary(),
+                    why.join("; "),
+                    b.body_excerpt
+                ),
+            )
+        }
     });
 
     // 7. Background workers running: heartbeats advance during the window, and the app's
@@ -395,24 +425,35 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
         ),
     });
 
-    // 9. System state is HEALTHY, at the end of the window.
+    // 9. System state is HEALTHY, at the end of the window: the body's overall status in
+    // its own words (a warning passes, shown); without a readable one, HTTP and the checks.
     out.push(match &o.health_after {
-        Ok(h) if h.status.as_deref() == Some("HEALTHY") => item(
-            CheckItem::SystemHealthy,
-            Pass,
-            format!("status HEALTHY after {w}"),
-        ),
-        Ok(h) if h.status.is_none() && h.healthy => item(
-            CheckItem::SystemHealthy,
-            Pass,
-            format!("HTTP {} (no JSON status field)", h.http_status),
-        ),
+        Ok(h) if h.healthy => {
+            let format = &h.health.format;
+            let ev = match (&h.health.overall, &h.status) {
+                (Some(HealthStatus::Pass), Some(s)) => format!("status {s} ({format}) after {w}"),
+                (Some(HealthStatus::Warn), Some(s)) => {
+                    format!("with a warning: status {s} ({format}) after {w}")
+                }
+                (_, Some(s)) => format!(
+                    "HTTP {} after {w}; the status {s:?} is unknown ({format}), no check failed",
+                    h.http_status
+                ),
+                (_, None) => format!(
+                    "HTTP {} after {w} ({format}, no overall status), no check failed",
+                    h.http_status
+                ),
+            };
+            item(CheckItem::SystemHealthy, Pass, ev)
+        }
         Ok(h) => item(
             CheckItem::SystemHealthy,
             Fail,
             format!(
-                "status {} after {w}",
-                h.status.as_deref().unwrap_or("absent")
+                "status {} (HTTP {}, {}) after {w}",
+                h.status.as_deref().unwrap_or("absent"),
+                h.http_status,
+                h.health.format
             ),
         ),
         Err(e) => item(
@@ -477,51 +518,37 @@ pub fn app_items(o: &AppObservation, max_heartbeat_age: Duration) -> Vec<Checkli
 }
 
 fn worker_checks(h: &HealthReport) -> Vec<String> {
-    checks(h)
-        .into_iter()
-        .filter(|(n, _)| n.starts_with("worker"))
-        .map(|(n, _)| n)
+    h.health
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("worker"))
+        .map(|c| c.name.clone())
         .collect()
 }
 
+/// Worker checks that failed; a warned or unknown one is not a failure (its evidence is in
+/// item 6).
 fn worker_failures(h: &HealthReport) -> Vec<String> {
-    checks(h)
-        .into_iter()
-        .filter(|(n, s)| n.starts_with("worker") && s != "pass")
-        .map(|(n, _)| n)
+    h.health
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("worker") && c.status == HealthStatus::Fail)
+        .map(|c| c.name.clone())
         .collect()
 }
 
 fn failing_checks(h: &HealthReport) -> Vec<String> {
-    checks(h)
+    h.health
+        .with_status(&HealthStatus::Fail)
         .into_iter()
-        .filter(|(_, s)| s != "pass")
-        .map(|(n, _)| n)
+        .map(|c| c.name.clone())
         .collect()
 }
 
-fn checks(h: &HealthReport) -> Vec<(String, String)> {
-    h.json
-        .as_ref()
-        .and_then(|j| j.get("checks"))
-        .and_then(|c| c.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c.get("name")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("?")
-                            .to_string(),
-                        c.get("status")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("?")
-                            .to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Whether the answer carries a warning: its overall status or a check.
+fn warned(h: &HealthReport) -> bool {
+    h.health.overall == Some(HealthStatus::Warn)
+        || !h.health.with_status(&HealthStatus::Warn).is_empty()
 }
 
 fn list(v: &[String]) -> String {

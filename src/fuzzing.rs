@@ -2,7 +2,7 @@
 //! targets in `fuzz/` and the property tests in `tests/parsers.rs`. Not part of pgdrill's API:
 //! each function only forwards to the reader a command uses.
 
-use crate::app::{HealthReport, VersionInfo};
+use crate::app::{HealthFormat, HealthReport, VersionInfo};
 
 /// `pg_restore --list` output read as the restore reads it: the TABLE DATA entries, and the
 /// header's `Format:` and `dbname:` fields.
@@ -14,12 +14,24 @@ pub fn archive_list(list: &str) -> (u64, Option<String>, Option<String>) {
     )
 }
 
-/// One answer of the health endpoint, read as the probe reads it, and its one-line summary.
+/// One answer of the health endpoint, read as the probe reads it (format recognised), and
+/// its one-line summary.
 pub fn health(http_status: u16, body: &str, healthy_status: &str) -> (HealthReport, String) {
+    health_as(&HealthFormat::Auto, http_status, body, healthy_status)
+}
+
+/// One answer of the health endpoint read in `format`, and its one-line summary.
+pub fn health_as(
+    format: &HealthFormat,
+    http_status: u16,
+    body: &str,
+    healthy_status: &str,
+) -> (HealthReport, String) {
     let report = HealthReport::read(
         "http://app/health".into(),
         http_status,
         body,
+        format,
         healthy_status,
     );
     let summary = report.summary();

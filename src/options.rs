@@ -88,6 +88,8 @@ pub struct DrillOptions {
     pub app_health_url: Option<String>,
     /// `--app-healthy-status`.
     pub app_healthy_status: String,
+    /// `--app-health-format`.
+    pub app_health_format: crate::app::HealthFormat,
     /// `--app-log`.
     pub app_log: Option<PathBuf>,
     /// `--app-metrics-url`.
@@ -155,6 +157,7 @@ impl Default for DrillOptions {
             app_stop: None,
             app_health_url: None,
             app_healthy_status: "HEALTHY".into(),
+            app_health_format: crate::app::HealthFormat::Auto,
             app_log: None,
             app_metrics_url: None,
             app_version_url: None,
@@ -240,6 +243,7 @@ impl DrillOptions {
             AppChoice::Sample => AppSpec::Sample {
                 binary: self.sample_app.take().unwrap_or_else(sample_app_binary),
                 env: std::mem::take(&mut self.app_env),
+                health_format: self.app_health_format.clone(),
             },
             AppChoice::Custom => {
                 let image = self.app_image.take().map(|image| crate::app::AppImage {
@@ -261,6 +265,7 @@ impl DrillOptions {
                     stop: self.app_stop.take(),
                     health_url,
                     healthy_status: self.app_healthy_status.clone(),
+                    health_format: self.app_health_format.clone(),
                     log_file: self.app_log.take(),
                     metrics_url: self.app_metrics_url.take(),
                     version_url: self.app_version_url.take(),
@@ -534,6 +539,8 @@ pub struct RestoreOptions {
     pub app_health_url: Vec<String>,
     /// `--app-healthy-status`.
     pub app_healthy_status: Option<String>,
+    /// `--app-health-format`.
+    pub app_health_format: crate::app::HealthFormat,
     /// `--app-log`.
     pub app_log: Option<PathBuf>,
     /// `--app-metrics-url`.
@@ -679,6 +686,7 @@ impl RestoreOptions {
             healthy_status: self
                 .app_healthy_status
                 .unwrap_or_else(|| "HEALTHY".to_string()),
+            health_format: self.app_health_format,
             log_file: self.app_log,
             metrics_url: self.app_metrics_url,
         });

@@ -97,6 +97,7 @@ fn sample(extra: &[(&str, &str)], without: &[&str]) -> AppSpec {
     AppSpec::Sample {
         binary: crate::support::sample_app().to_path_buf(),
         env,
+        health_format: Default::default(),
     }
 }
 
@@ -356,6 +357,7 @@ async fn env_file_supplies_keys_and_environment_wins() {
             ("SAMPLE_APP_ENV_FILE".into(), env_file.display().to_string()),
             ("RELEASE".into(), "from-env".into()),
         ],
+        health_format: Default::default(),
     };
     let mut app = AppProcess::start(&spec, "host=127.0.0.1 port=1", &dir.path().join("app.log"))
         .await
@@ -503,6 +505,7 @@ async fn custom_app_behind_a_shell_is_probed_by_url_and_stopped_as_a_group() {
         stop: None,
         health_url: format!("http://127.0.0.1:{port}/health"),
         healthy_status: "HEALTHY".into(),
+        health_format: Default::default(),
         log_file: None,
         metrics_url: Some(format!("http://localhost:{port}/metrics")),
         version_url: None,
@@ -555,4 +558,66 @@ async fn dropping_the_handle_kills_the_app() {
         process_not_running(pid).then_some(())
     })
     .await;
+}
+
+/// The sample app's /health in every format it serves, read back by the probe: with no
+/// database each says so in its own words, and the reader finds the format and the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_health_format_is_read_from_the_real_server() {
+    use pgdrill::app::{BodyFormat, CheckStatus, HealthFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("own", BodyFormat::Sample, "database", "UNHEALTHY"),
+        ("ietf", BodyFormat::Ietf, "database", "fail"),
+        ("spring", BodyFormat::Spring, "db", "DOWN"),
+        ("aspnet", BodyFormat::AspNet, "database", "Unhealthy"),
+        (
+            "plain",
+            BodyFormat::Plain,
+            "database",
+            "healthz check failed",
+        ),
+        ("adhoc", BodyFormat::AdHoc, "database", "false"),
+    ];
+    for (served, format, db_check, status) in cases {
+        let mut spec = sample(&[("SAMPLE_APP_HEALTH_FORMAT", served)], &[]);
+        let log = dir.path().join(format!("{served}.log"));
+        let mut app = AppProcess::start(&spec, "host=127.0.0.1 port=1", &log)
+            .await
+            .unwrap();
+        let h = app.health().await.unwrap();
+        assert_eq!(h.http_status, 503, "{served}: {}", h.summary());
+        assert!(!h.healthy, "{served}: {}", h.summary());
+        assert_eq!(h.health.format, format, "{served}");
+        assert_eq!(h.status.as_deref(), Some(status), "{served}");
+        let check = h
+            .health
+            .check(db_check)
+            .unwrap_or_else(|| panic!("{served}: {h:?}"));
+        assert_eq!(check.status, CheckStatus::Fail, "{served}");
+        assert!(check.detail.is_some(), "{served}: {check:?}");
+        let summary = h.summary();
+        assert!(
+            summary.contains(&format!("failed: {db_check} (")),
+            "{summary}"
+        );
+        // Secrets in the environment never reach the evidence.
+        assert!(!format!("{h:?}").contains(API_KEY), "{served}");
+        app.stop(Duration::from_secs(5)).await.unwrap();
+
+        // Forcing the format the app serves reads the same; forcing another says why not.
+        if let AppSpec::Sample { health_format, .. } = &mut spec {
+            *health_format = HealthFormat::Ietf;
+        }
+        let mut app = AppProcess::start(&spec, "host=127.0.0.1 port=1", &log)
+            .await
+            .unwrap();
+        let forced = app.health().await.unwrap();
+        assert_eq!(forced.health.format, BodyFormat::Ietf);
+        assert!(!forced.healthy, "{served}: {}", forced.summary());
+        if served == "plain" {
+            assert_eq!(forced.health.note.as_deref(), Some("the body is not JSON"));
+        }
+        app.stop(Duration::from_secs(5)).await.unwrap();
+    }
 }

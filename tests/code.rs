@@ -251,6 +251,7 @@ fn sample_app_on(release_dir: &Path) -> AppSpec {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
+        health_format: Default::default(),
     }
 }
 

@@ -220,13 +220,126 @@ proptest! {
         healthy in "[A-Z]{0,8}",
     ) {
         let (report, summary) = pgdrill::fuzzing::health(status, &body, &healthy);
-        prop_assert!(summary.starts_with(&format!("HTTP {status}")), "{}", summary);
-        if report.json.is_none() {
-            prop_assert_eq!(report.healthy, status == 200);
+        prop_assert!(summary.starts_with(&format!("HTTP {status}, ")), "{}", summary);
+        // Outside 2xx nothing the body says makes it healthy.
+        if !(200..300).contains(&status) {
+            prop_assert!(!report.healthy, "{}", summary);
         }
         let version = pgdrill::fuzzing::version(status, &body);
         prop_assert!(version.body_excerpt.chars().count() <= 501);
         let _ = pgdrill::app::is_error_line(&body);
+    }
+
+    /// Every format, forced or recognised, reads any text without panic; a health format
+    /// that does not parse says what was given.
+    #[test]
+    fn health_formats_read_any_body(
+        format in prop_oneof![
+            Just("auto".to_string()),
+            Just("ietf".to_string()),
+            Just("spring".to_string()),
+            Just("aspnet".to_string()),
+            Just("plain".to_string()),
+            "json-path=\\$([.][a-z.]{0,6}|\\[[0-9'\"a-z]{0,4}\\]?){0,4}",
+            text(30),
+        ],
+        status in any::<u16>(),
+        body in prop_oneof![
+            text(300),
+            "\\{\"(status|checks|components|entries|details|ok|healthy)\": ?(\"[A-Za-z_]{0,8}\"|true|false|1|null|\\[\\]|\\{\\}|\\{\"[a-z]{1,3}\": ?(\\[\\{\"status\": ?\"[a-z]{0,4}\"\\}\\]|\\{\"status\": ?\"[A-Z]{0,4}\"\\}|true))\\}",
+            "(\\[[+-]\\][a-z/]{0,8}( (ok|failed: [a-z ]{0,10}))?\\n){0,4}([a-z]{0,7} check (passed|failed))?",
+        ],
+    ) {
+        match format.parse::<pgdrill::app::HealthFormat>() {
+            Ok(f) => {
+                let (report, summary) = pgdrill::fuzzing::health_as(&f, status, &body, "HEALTHY");
+                prop_assert!(summary.starts_with(&format!("HTTP {status}, ")), "{}", summary);
+                if !(200..300).contains(&status) {
+                    prop_assert!(!report.healthy);
+                }
+                // Each check is listed once in the evidence, under its status.
+                prop_assert!(report.health.checks.len() <= body.len());
+            }
+            Err(e) => {
+                let given = format.strip_prefix("json-path=").unwrap_or(&format);
+                let e = e.to_string();
+                prop_assert!(e.contains(given) || e.contains(&format!("{given:?}")), "{}", e);
+            }
+        }
+    }
+
+    /// Checks written in each format are read back under their names with their statuses,
+    /// and the format is recognised.
+    #[test]
+    fn health_checks_read_back_in_every_format(
+        // `x…`: never one of the ad-hoc body's own status keys (status, ok, healthy …).
+        checks in proptest::collection::btree_map("x[a-z0-9_]{0,6}", 0..3u8, 1..6),
+        which in 0..5u8,
+    ) {
+        use pgdrill::app::{BodyFormat, CheckStatus, Health, HealthFormat};
+        let words = |l: u8, w: [&str; 3]| w[l as usize].to_string();
+        let worst = checks.values().copied().max().unwrap_or(0);
+        let (body, format, vocab): (String, BodyFormat, [&str; 3]) = match which {
+            0 => {
+                let c: serde_json::Map<String, Value> = checks.iter().map(|(n, l)| {
+                    (n.clone(), serde_json::json!([{"status": words(*l, ["pass", "warn", "fail"]), "output": "why"}]))
+                }).collect();
+                (serde_json::json!({"status": words(worst, ["pass", "warn", "fail"]), "checks": c}).to_string(), BodyFormat::Ietf, ["pass", "warn", "fail"])
+            }
+            1 => {
+                let c: serde_json::Map<String, Value> = checks.iter().map(|(n, l)| {
+                    (n.clone(), serde_json::json!({"status": words(*l, ["UP", "UNKNOWN", "DOWN"]), "details": {"error": "why"}}))
+                }).collect();
+                (serde_json::json!({"status": "UP", "components": {"group": {"status": "UP", "components": c}}}).to_string(), BodyFormat::Spring, ["UP", "UNKNOWN", "DOWN"])
+            }
+            2 => {
+                let c: serde_json::Map<String, Value> = checks.iter().map(|(n, l)| {
+                    (n.clone(), serde_json::json!({"status": words(*l, ["Healthy", "Degraded", "Unhealthy"]), "description": "why", "duration": "00:00:00.0010000"}))
+                }).collect();
+                (serde_json::json!({"status": words(worst, ["Healthy", "Degraded", "Unhealthy"]), "totalDuration": "00:00:00.0020000", "entries": c}).to_string(), BodyFormat::AspNet, ["Healthy", "Degraded", "Unhealthy"])
+            }
+            3 => {
+                let c: serde_json::Map<String, Value> = checks.iter().map(|(n, l)| {
+                    (n.clone(), serde_json::json!({"ok": words(*l, ["ok", "degraded", "error"]), "message": "why"}))
+                }).collect();
+                let mut o = serde_json::json!({"healthy": worst < 2});
+                o.as_object_mut().unwrap().extend(c);
+                (o.to_string(), BodyFormat::AdHoc, ["ok", "degraded", "error"])
+            }
+            _ => {
+                let mut text: String = checks.iter().map(|(n, l)| match l {
+                    0 => format!("[+]{n} ok\n"),
+                    1 => format!("[+]{n} degraded\n"),
+                    _ => format!("[-]{n} failed: why\n"),
+                }).collect();
+                text.push_str(if worst < 2 { "healthz check passed\n" } else { "healthz check failed\n" });
+                (text, BodyFormat::Plain, ["ok", "degraded", "failed"])
+            }
+        };
+        let h = Health::read(&HealthFormat::Auto, &body, "HEALTHY");
+        prop_assert_eq!(&h.format, &format, "{}", body);
+        prop_assert_eq!(h.checks.len(), checks.len(), "{}", body);
+        for (name, level) in &checks {
+            let shown = if format == BodyFormat::Spring { format!("group/{name}") } else { name.clone() };
+            let c = h.check(&shown);
+            prop_assert!(c.is_some(), "{} missing from {:?}", shown, h);
+            let expected = match (level, &format) {
+                (0, _) => CheckStatus::Pass,
+                (1, BodyFormat::Spring) => CheckStatus::Unknown("UNKNOWN".into()),
+                (1, BodyFormat::Plain) => CheckStatus::Unknown("degraded".into()),
+                (1, _) => CheckStatus::Warn,
+                _ => CheckStatus::Fail,
+            };
+            prop_assert_eq!(&c.unwrap().status, &expected, "{} in {}", vocab[*level as usize], body);
+        }
+        // A failed check is never healthy when the body has no overall verdict of its own, and
+        // every failed check is named in the evidence.
+        let described = h.describe();
+        for (name, _) in checks.iter().filter(|(_, l)| **l == 2) {
+            prop_assert!(described.contains(name.as_str()), "{}", described);
+        }
+        prop_assert_eq!(h.healthy(200), worst < 2 || format == BodyFormat::Spring, "{}", described);
+        prop_assert!(!h.healthy(503));
     }
 
     #[test]

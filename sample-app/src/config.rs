@@ -12,7 +12,7 @@ use crate::release::{Marker, ReleaseDir, RELEASE_ENV_FILE};
 pub const REQUIRED_KEYS: [&str; 3] = ["DATABASE_URL", "API_KEY", "VPN_PEER"];
 
 /// Every key the app reads; only these are taken from the environment or the file.
-const KNOWN_KEYS: [&str; 10] = [
+const KNOWN_KEYS: [&str; 11] = [
     "DATABASE_URL",
     "API_KEY",
     "VPN_PEER",
@@ -21,6 +21,7 @@ const KNOWN_KEYS: [&str; 10] = [
     "WORKER_INTERVAL_MS",
     "LOG_FORMAT",
     "SAMPLE_APP_FAULT",
+    "SAMPLE_APP_HEALTH_FORMAT",
     "SAMPLE_APP_ENV_FILE",
     "SAMPLE_APP_RELEASE_DIR",
 ];
@@ -260,6 +261,41 @@ impl Fault {
     }
 }
 
+/// The body /health answers in (SAMPLE_APP_HEALTH_FORMAT), so pgdrill's reading of each
+/// format is tested against a real server whose checks are real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthFormat {
+    /// The app's own: HEALTHY/DEGRADED/UNHEALTHY and a `checks` list (the default).
+    Own,
+    /// IETF health+json.
+    Ietf,
+    /// Spring Boot actuator.
+    Spring,
+    /// ASP.NET Core health checks.
+    AspNet,
+    /// Kubernetes-style text: `ok`, else `[+]`/`[-]` lines.
+    Plain,
+    /// Ad-hoc JSON: `healthy` and one `{ok, message}` object per check.
+    AdHoc,
+}
+
+impl HealthFormat {
+    /// Accepted values of SAMPLE_APP_HEALTH_FORMAT.
+    pub const ALLOWED: &'static str = "own, ietf, spring, aspnet, plain, adhoc";
+
+    fn parse(value: &str) -> Option<HealthFormat> {
+        Some(match value {
+            "own" => HealthFormat::Own,
+            "ietf" => HealthFormat::Ietf,
+            "spring" => HealthFormat::Spring,
+            "aspnet" => HealthFormat::AspNet,
+            "plain" => HealthFormat::Plain,
+            "adhoc" => HealthFormat::AdHoc,
+            _ => return None,
+        })
+    }
+}
+
 /// Validated configuration. Secrets (API_KEY, the DSN's password) are checked for presence and
 /// not kept as strings: only the parsed database config holds the password, for connecting.
 pub struct Config {
@@ -278,6 +314,8 @@ pub struct Config {
     pub worker_interval: Duration,
     /// Fault switched on for tests, if any.
     pub fault: Option<Fault>,
+    /// The body /health answers in.
+    pub health_format: HealthFormat,
     /// `KEY (source)` for each required key, for the config check's detail.
     pub required_sources: Vec<String>,
 }
@@ -328,6 +366,14 @@ impl Config {
                 fix: "use one of the allowed values or unset it",
             })?),
         };
+        let health_format = match raw.get("SAMPLE_APP_HEALTH_FORMAT") {
+            None => HealthFormat::Own,
+            Some(v) => HealthFormat::parse(v).ok_or_else(|| ConfigError::Invalid {
+                key: "SAMPLE_APP_HEALTH_FORMAT",
+                reason: format!("unknown format; allowed values: {}", HealthFormat::ALLOWED),
+                fix: "use one of the allowed values or unset it",
+            })?,
+        };
         let required_sources = REQUIRED_KEYS
             .iter()
             .map(|k| {
@@ -349,6 +395,7 @@ impl Config {
             deployed_at: raw.marker.as_ref().map(|m| m.deployed_at.clone()),
             worker_interval,
             fault,
+            health_format,
             required_sources,
         })
     }

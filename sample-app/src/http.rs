@@ -1,4 +1,5 @@
-//! The HTTP surface: /health, /version, /metrics.
+//! The HTTP surface: /health (in the app's own format, or the one SAMPLE_APP_HEALTH_FORMAT
+//! names, always from the same real checks), /version, /metrics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::config::Fault;
+use crate::config::{Fault, HealthFormat};
 use crate::logging::chain;
 use crate::metrics::{self, METRICS};
 use crate::workers::{connect, WorkerStatus};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub required_sources: Vec<String>,
     /// Fault switched on, if any.
     pub fault: Option<Fault>,
+    /// The format /health answers in (SAMPLE_APP_HEALTH_FORMAT).
+    pub health_format: HealthFormat,
     /// The health check's own connection.
     pub db: ApiDb,
 }
@@ -101,7 +104,40 @@ async fn count_request(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The /health body; a struct so that `status` comes first in the JSON.
+/// How bad one check (or the whole app) is; each body format has its own words for these.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    /// Working.
+    Pass,
+    /// Working with a concern: a stale worker, the `degraded` fault (overall DEGRADED).
+    Warn,
+    /// Not working: no database, the `never-healthy` fault (overall UNHEALTHY).
+    Fail,
+}
+
+/// One check as the app found it, before it is written in a body format.
+struct Probe {
+    name: String,
+    level: Level,
+    heartbeat_age_ms: Option<u64>,
+    detail: String,
+    /// How long the check took (the database's round trip).
+    took: Option<Duration>,
+}
+
+impl Probe {
+    fn new(name: impl Into<String>, level: Level, detail: String) -> Probe {
+        Probe {
+            name: name.into(),
+            level,
+            heartbeat_age_ms: None,
+            detail,
+            took: None,
+        }
+    }
+}
+
+/// The /health body in the app's own format; a struct so that `status` comes first.
 #[derive(Serialize)]
 struct HealthBody {
     status: &'static str,
@@ -109,7 +145,7 @@ struct HealthBody {
     checks: Vec<Check>,
 }
 
-/// One entry of `checks`.
+/// One entry of `checks` in the app's own format.
 #[derive(Serialize)]
 struct Check {
     name: String,
@@ -119,38 +155,25 @@ struct Check {
     detail: String,
 }
 
-impl Check {
-    fn new(name: impl Into<String>, pass: bool, detail: String) -> Check {
-        Check {
-            name: name.into(),
-            status: if pass { "pass" } else { "fail" },
-            heartbeat_age_ms: None,
-            detail,
-        }
-    }
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<HealthBody>) {
-    let mut checks = Vec::new();
-    let mut unhealthy = false;
-    let mut degraded = false;
-
+/// Runs the checks: the database, each worker's heartbeat, the configuration, a fault.
+async fn probes(state: &AppState) -> Vec<Probe> {
+    let mut probes = Vec::new();
     match state.db.ping().await {
-        Ok(took) => checks.push(Check::new(
-            "database",
-            true,
-            format!("SELECT 1 answered in {} ms", took.as_millis()),
-        )),
-        Err(why) => {
-            unhealthy = true;
-            checks.push(Check::new("database", false, why));
+        Ok(took) => {
+            let mut p = Probe::new(
+                "database",
+                Level::Pass,
+                format!("SELECT 1 answered in {} ms", took.as_millis()),
+            );
+            p.took = Some(took);
+            probes.push(p);
         }
+        Err(why) => probes.push(Probe::new("database", Level::Fail, why)),
     }
 
     for worker in &state.workers {
         let age = worker.heartbeat_age();
         let fresh = age.is_some_and(|a| a < state.stale_after);
-        degraded |= !fresh;
         let detail = match age {
             None => "no heartbeat yet".to_string(),
             Some(_) if fresh => format!("processed {} since start", worker.processed()),
@@ -160,14 +183,15 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<HealthB
                 state.stale_after.as_millis()
             ),
         };
-        let mut check = Check::new(format!("worker:{}", worker.name), fresh, detail);
-        check.heartbeat_age_ms = age.map(|a| a.as_millis() as u64);
-        checks.push(check);
+        let level = if fresh { Level::Pass } else { Level::Warn };
+        let mut probe = Probe::new(format!("worker:{}", worker.name), level, detail);
+        probe.heartbeat_age_ms = age.map(|a| a.as_millis() as u64);
+        probes.push(probe);
     }
 
-    checks.push(Check::new(
+    probes.push(Probe::new(
         "config",
-        true,
+        Level::Pass,
         format!(
             "required keys present: {}",
             state.required_sources.join(", ")
@@ -175,43 +199,258 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<HealthB
     ));
 
     match state.fault {
-        Some(fault @ Fault::Degraded) => {
-            degraded = true;
-            checks.push(fault_check(fault));
-        }
-        Some(fault @ Fault::NeverHealthy) => {
-            unhealthy = true;
-            checks.push(fault_check(fault));
-        }
+        Some(fault @ Fault::Degraded) => probes.push(fault_probe(fault, Level::Warn)),
+        Some(fault @ Fault::NeverHealthy) => probes.push(fault_probe(fault, Level::Fail)),
         _ => {}
     }
+    probes
+}
 
-    let status = if unhealthy {
-        "UNHEALTHY"
-    } else if degraded {
-        "DEGRADED"
-    } else {
-        "HEALTHY"
-    };
-    let code = if status == "HEALTHY" {
+fn fault_probe(fault: Fault, level: Level) -> Probe {
+    Probe::new(
+        "fault",
+        level,
+        format!("SAMPLE_APP_FAULT={} is switched on", fault.as_str()),
+    )
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let started = Instant::now();
+    let probes = probes(&state).await;
+    let overall = probes.iter().map(|p| p.level).max().unwrap_or(Level::Pass);
+    let took = started.elapsed();
+    match state.health_format {
+        HealthFormat::Own => own(&state, overall, probes),
+        HealthFormat::Ietf => ietf(&state, overall, probes),
+        HealthFormat::Spring => spring(overall, probes),
+        HealthFormat::AspNet => aspnet(overall, probes, took),
+        HealthFormat::Plain => plain(overall, probes),
+        HealthFormat::AdHoc => adhoc(&state, overall, probes),
+    }
+}
+
+/// 200 only when every check passes: what the app's own format and the binary formats
+/// (plain, ad-hoc) answer.
+fn ok_only_when_healthy(overall: Level) -> StatusCode {
+    if overall == Level::Pass {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// The app's own body: HEALTHY, DEGRADED or UNHEALTHY, a concern being a failed check.
+fn own(state: &AppState, overall: Level, probes: Vec<Probe>) -> Response {
+    let status = match overall {
+        Level::Pass => "HEALTHY",
+        Level::Warn => "DEGRADED",
+        Level::Fail => "UNHEALTHY",
     };
+    let checks = probes
+        .into_iter()
+        .map(|p| Check {
+            name: p.name,
+            status: if p.level == Level::Pass {
+                "pass"
+            } else {
+                "fail"
+            },
+            heartbeat_age_ms: p.heartbeat_age_ms,
+            detail: p.detail,
+        })
+        .collect();
     let body = HealthBody {
         status,
         release: state.release.clone(),
         checks,
     };
-    (code, Json(body))
+    (ok_only_when_healthy(overall), Json(body)).into_response()
 }
 
-fn fault_check(fault: Fault) -> Check {
-    Check::new(
-        "fault",
-        false,
-        format!("SAMPLE_APP_FAULT={} is switched on", fault.as_str()),
+/// IETF health+json (draft-inadarei-api-health-check): warn is still 200, as the draft says.
+fn ietf(state: &AppState, overall: Level, probes: Vec<Probe>) -> Response {
+    let word = |l: Level| match l {
+        Level::Pass => "pass",
+        Level::Warn => "warn",
+        Level::Fail => "fail",
+    };
+    let mut checks = serde_json::Map::new();
+    for p in probes {
+        let mut entry = serde_json::json!({
+            "componentId": p.name,
+            "componentType": if p.name == "database" { "datastore" } else { "component" },
+            "status": word(p.level),
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        if let Some(took) = p.took {
+            entry["observedValue"] = (took.as_millis() as u64).into();
+            entry["observedUnit"] = "ms".into();
+        }
+        // The draft: output is for warn and fail only.
+        if p.level != Level::Pass {
+            entry["output"] = p.detail.into();
+        }
+        checks.insert(p.name, serde_json::Value::Array(vec![entry]));
+    }
+    let body = serde_json::json!({
+        "status": word(overall),
+        "version": env!("CARGO_PKG_VERSION"),
+        "releaseId": state.release,
+        "serviceId": "sample-app",
+        "checks": checks,
+    });
+    let code = if overall == Level::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(code, "application/health+json", &body)
+}
+
+/// Spring Boot actuator: the workers nested under one composite, as Spring groups them.
+fn spring(overall: Level, probes: Vec<Probe>) -> Response {
+    let word = |l: Level| match l {
+        Level::Pass => "UP",
+        Level::Warn => "OUT_OF_SERVICE",
+        Level::Fail => "DOWN",
+    };
+    let component = |p: &Probe| {
+        let details = if p.level == Level::Pass {
+            serde_json::json!({"detail": p.detail})
+        } else {
+            serde_json::json!({"error": p.detail})
+        };
+        serde_json::json!({"status": word(p.level), "details": details})
+    };
+    let mut components = serde_json::Map::new();
+    let mut workers = serde_json::Map::new();
+    let mut workers_level = Level::Pass;
+    for p in &probes {
+        match p.name.strip_prefix("worker:") {
+            Some(name) => {
+                workers_level = workers_level.max(p.level);
+                workers.insert(name.to_string(), component(p));
+            }
+            None => {
+                let name = if p.name == "database" {
+                    "db"
+                } else {
+                    p.name.as_str()
+                };
+                components.insert(name.to_string(), component(p));
+            }
+        }
+    }
+    components.insert(
+        "workers".into(),
+        serde_json::json!({"status": word(workers_level), "components": workers}),
+    );
+    let body = serde_json::json!({"status": word(overall), "components": components});
+    // Spring's defaults: DOWN and OUT_OF_SERVICE are 503.
+    json_response(
+        ok_only_when_healthy(overall),
+        "application/vnd.spring-boot.actuator.v3+json",
+        &body,
     )
+}
+
+/// ASP.NET Core's health checks UI response writer: Degraded is still 200, as ASP.NET maps it.
+fn aspnet(overall: Level, probes: Vec<Probe>, took: Duration) -> Response {
+    let word = |l: Level| match l {
+        Level::Pass => "Healthy",
+        Level::Warn => "Degraded",
+        Level::Fail => "Unhealthy",
+    };
+    let mut entries = serde_json::Map::new();
+    for p in probes {
+        entries.insert(
+            p.name.clone(),
+            serde_json::json!({
+                "data": {},
+                "description": p.detail,
+                "duration": timespan(p.took.unwrap_or_default()),
+                "status": word(p.level),
+                "tags": [],
+            }),
+        );
+    }
+    let body = serde_json::json!({
+        "status": word(overall),
+        "totalDuration": timespan(took),
+        "entries": entries,
+    });
+    let code = if overall == Level::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(code, "application/json", &body)
+}
+
+/// A .NET TimeSpan as ASP.NET writes it: `hh:mm:ss.fffffff`.
+fn timespan(d: Duration) -> String {
+    let secs = d.as_secs();
+    format!(
+        "{:02}:{:02}:{:02}.{:07}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        d.subsec_nanos() / 100
+    )
+}
+
+/// Kubernetes style: `ok` when healthy, else its `?verbose` lines, one per check.
+fn plain(overall: Level, probes: Vec<Probe>) -> Response {
+    let text = if overall == Level::Pass {
+        "ok".to_string()
+    } else {
+        let mut lines: Vec<String> = probes
+            .iter()
+            .map(|p| match p.level {
+                Level::Pass => format!("[+]{} ok", p.name),
+                _ => format!("[-]{} failed: {}", p.name, p.detail),
+            })
+            .collect();
+        lines.push("healthz check failed".into());
+        lines.join("\n") + "\n"
+    };
+    (
+        ok_only_when_healthy(overall),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// Ad-hoc JSON as many services write it: `healthy`, then one object per check with `ok`.
+fn adhoc(state: &AppState, overall: Level, probes: Vec<Probe>) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("healthy".into(), (overall == Level::Pass).into());
+    body.insert("release".into(), state.release.clone().into());
+    for p in probes {
+        body.insert(
+            p.name,
+            serde_json::json!({"ok": p.level == Level::Pass, "message": p.detail}),
+        );
+    }
+    json_response(
+        ok_only_when_healthy(overall),
+        "application/json",
+        &serde_json::Value::Object(body),
+    )
+}
+
+fn json_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: &serde_json::Value,
+) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, content_type)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// The /version body; `commit` and `deployed_at` are null without a deployment marker.

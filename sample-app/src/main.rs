@@ -6,6 +6,7 @@
 //! else ./.env). Required: DATABASE_URL, API_KEY, VPN_PEER. Optional: LISTEN_ADDR
 //! (127.0.0.1:0), RELEASE, WORKER_INTERVAL_MS (500), LOG_FORMAT (text|json),
 //! SAMPLE_APP_FAULT (worker-stops|error-log|degraded|exit|never-healthy),
+//! SAMPLE_APP_HEALTH_FORMAT (own|ietf|spring|aspnet|plain|adhoc: the body /health answers in),
 //! SAMPLE_APP_RELEASE_DIR (the deploy directory: its deployment.json gives the release tag,
 //! commit and deploy time reported by /version; its release.env's keys apply like environment
 //! variables, below the process environment and above the .env file).
@@ -131,6 +132,7 @@ async fn run(config: Config) -> ExitCode {
         stale_after: config.worker_interval * 3,
         required_sources: config.required_sources.clone(),
         fault: config.fault,
+        health_format: config.health_format,
         db: http::ApiDb::new(config.database.clone()),
     });
     let mut server_stop = stop_rx.clone();

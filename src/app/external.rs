@@ -68,8 +68,10 @@ pub struct ExternalApp {
     pub control: AppControl,
     /// Its health endpoints; every one must answer healthy.
     pub health_urls: Vec<String>,
-    /// The JSON `status` value that means healthy (other bodies: HTTP 200).
+    /// The JSON `status` value that means healthy too.
     pub healthy_status: String,
+    /// How its health answers are read (`--app-health-format`).
+    pub health_format: super::HealthFormat,
     /// The file it logs to, for the checklist's "no errors in logs".
     pub log_file: Option<PathBuf>,
     /// Its Prometheus metrics, for the checklist's "normal metrics".
@@ -102,8 +104,13 @@ impl ExternalApp {
     pub async fn health(&self, url: &str) -> Result<HealthReport, AppError> {
         let started = Instant::now();
         let r = http_get(url, Duration::from_secs(5)).await?;
-        let mut report =
-            HealthReport::read(url.to_string(), r.status, &r.body, &self.healthy_status);
+        let mut report = HealthReport::read(
+            url.to_string(),
+            r.status,
+            &r.body,
+            &self.health_format,
+            &self.healthy_status,
+        );
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }

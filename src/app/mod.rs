@@ -12,6 +12,7 @@
 
 pub(crate) mod container;
 pub mod external;
+mod health;
 mod log;
 mod probe;
 mod process;
@@ -24,6 +25,10 @@ use std::time::Duration;
 
 pub use container::{AppContainer, AppPlacement};
 pub use external::{AppControl, ExternalApp};
+pub use health::{
+    detect as detect_health_format, BodyFormat, Check, CheckStatus, Health, HealthFormat,
+    HealthFormatError, JsonPath,
+};
 pub use log::is_error_line;
 pub use probe::{parse_prometheus, HealthReport, VersionInfo};
 pub use process::{AppProcess, StopReport};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::health::{Health, HealthFormat};
 use super::log::excerpt;
 use super::process::{AppProcess, Flavour};
 use super::url::HttpUrl;
@@ -30,10 +31,12 @@ pub struct HealthReport {
     pub url: String,
     /// HTTP status code.
     pub http_status: u16,
-    /// The JSON `status` field, when the body is JSON and has one.
+    /// The body's overall status as written (`HEALTHY`, `UP`, `pass`, `ok` …), when it has one.
     pub status: Option<String>,
-    /// Whether this answer means healthy under the spec's rule.
+    /// Whether this answer means healthy ([`Health::healthy`]).
     pub healthy: bool,
+    /// The body read in its format: overall status and checks.
+    pub health: Health,
     /// The parsed body (redacted), when it is JSON.
     pub json: Option<serde_json::Value>,
     /// The first 500 characters of the body (redacted).
@@ -43,31 +46,31 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    /// Reads one answer of the health endpoint: a JSON body's `status` decides against
-    /// `healthy_status`; any other body, HTTP 200 alone. Unredacted: the caller redacts.
-    pub(crate) fn read(url: String, http_status: u16, body: &str, healthy_status: &str) -> Self {
+    /// Reads one answer of the health endpoint in `format` ([`Health::read`]); healthy as
+    /// [`Health::healthy`] says. Unredacted: the caller redacts.
+    pub(crate) fn read(
+        url: String,
+        http_status: u16,
+        body: &str,
+        format: &HealthFormat,
+        healthy_status: &str,
+    ) -> Self {
         let json = serde_json::from_str::<serde_json::Value>(body).ok();
-        let status = json
-            .as_ref()
-            .and_then(|j| j.get("status"))
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
-        let healthy = match &status {
-            Some(s) => s == healthy_status,
-            None => http_status == 200,
-        };
+        let health = Health::read(format, body, healthy_status);
         HealthReport {
             url,
             http_status,
-            status,
-            healthy,
+            status: health.overall_raw.clone(),
+            healthy: health.healthy(http_status),
+            health,
             json,
             body_excerpt: excerpt(body, BODY_EXCERPT),
             elapsed_ms: 0,
         }
     }
 
-    /// The entry of `checks` with this `name`, if the body has one.
+    /// The raw entry of a `checks` list with this `name` (the sample app's body), if any;
+    /// [`Health::check`] reads every format.
     pub fn check(&self, name: &str) -> Option<&serde_json::Value> {
         self.json
             .as_ref()?
@@ -77,37 +80,10 @@ impl HealthReport {
             .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
     }
 
-    /// One line: HTTP status, status field and the failing checks with their details.
+    /// One line: HTTP status, then the format recognised, the overall status and the checks
+    /// passed, warned, failed and unknown ([`Health::describe`]).
     pub fn summary(&self) -> String {
-        let mut text = format!("HTTP {}", self.http_status);
-        if let Some(status) = &self.status {
-            text.push_str(&format!(", status {status}"));
-        }
-        let failing: Vec<String> = self
-            .json
-            .as_ref()
-            .and_then(|j| j.get("checks"))
-            .and_then(|c| c.as_array())
-            .map(|checks| {
-                checks
-                    .iter()
-                    .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some("fail"))
-                    .map(|c| {
-                        let name = c.get("name").and_then(|n| n.as_str()).unwrap_or("?");
-                        match c.get("detail").and_then(|d| d.as_str()) {
-                            Some(detail) => format!("{name}: {detail}"),
-                            None => name.to_string(),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !failing.is_empty() {
-            text.push_str(&format!(" (failing: {})", failing.join("; ")));
-        } else if self.json.is_none() && !self.body_excerpt.is_empty() {
-            text.push_str(&format!(": {}", excerpt(&self.body_excerpt, 120)));
-        }
-        text
+        format!("HTTP {}, {}", self.http_status, self.health.describe())
     }
 }
 
@@ -167,9 +143,16 @@ impl AppProcess {
         let started = Instant::now();
         let response = http_get(&url, timeout).await?;
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        let mut report = HealthReport::read(url, response.status, &response.body, healthy_status);
+        let mut report = HealthReport::read(
+            url,
+            response.status,
+            &response.body,
+            &self.health_format,
+            healthy_status,
+        );
         report.json = report.json.map(|j| self.redactor.apply_json(j));
         report.status = report.status.map(|s| self.redactor.apply(&s));
+        report.health = report.health.map_text(|s| self.redactor.apply(s));
         report.body_excerpt = excerpt(&self.redactor.apply(&response.body), BODY_EXCERPT);
         report.elapsed_ms = elapsed_ms;
         Ok(report)

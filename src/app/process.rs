@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::process::{Child, Command};
 
 use super::container::{AppContainer, AppPlacement};
+use super::health::HealthFormat;
 use super::log::{excerpt, file_len, read_lines, Redactor};
 use super::spec::{AppSpec, CustomApp};
 use super::AppError;
@@ -84,6 +85,8 @@ pub struct AppProcess {
     pub(super) env: SecretEnv,
     pub(super) redactor: Redactor,
     pub(super) stopped: Option<StopReport>,
+    /// How its health body is read (`--app-health-format`).
+    pub(super) health_format: HealthFormat,
 }
 
 impl AppProcess {
@@ -179,6 +182,7 @@ impl AppProcess {
             env: secret_env(spec.env()),
             redactor: Redactor::new(spec.env(), database_url),
             stopped: None,
+            health_format: spec.health_format().clone(),
         };
         if matches!(process.flavour, Flavour::Sample) {
             // On error `process` is dropped here, which kills the group.
@@ -254,7 +258,8 @@ impl AppProcess {
             Redactor::new(spec.env(), database_url),
             log_path,
             log_start,
-        ))
+        )
+        .with_health_format(spec.health_format().clone()))
     }
 
     /// `docker start` of this stopped app container: the same container with the same
@@ -280,7 +285,8 @@ impl AppProcess {
             self.redactor.clone(),
             log_path,
             log_start,
-        ))
+        )
+        .with_health_format(std::mem::take(&mut self.health_format)))
     }
 
     pub(super) fn in_container(
@@ -302,7 +308,14 @@ impl AppProcess {
             env,
             redactor,
             stopped: None,
+            health_format: HealthFormat::Auto,
         }
+    }
+
+    /// The same app, its health read as `format` says.
+    pub(super) fn with_health_format(mut self, format: HealthFormat) -> AppProcess {
+        self.health_format = format;
+        self
     }
 
     /// Whether it runs as a container.

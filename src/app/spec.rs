@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
+use super::health::HealthFormat;
 use super::url::HttpUrl;
 use super::AppError;
 
@@ -21,6 +22,10 @@ pub enum AppSpec {
         /// Extra environment (API_KEY, VPN_PEER, SAMPLE_APP_FAULT, …); wins over DATABASE_URL.
         #[serde(default, deserialize_with = "env_pairs")]
         env: Vec<(String, String)>,
+        /// How its health body is read (`auto`: recognised; its own format unless
+        /// SAMPLE_APP_HEALTH_FORMAT chose another).
+        #[serde(default)]
+        health_format: HealthFormat,
     },
     /// The user's own application.
     Custom(CustomApp),
@@ -37,9 +42,13 @@ pub struct CustomApp {
     pub stop: Option<String>,
     /// `http://host:port/path` of its health endpoint.
     pub health_url: String,
-    /// Value of the JSON `status` field that means healthy (a non-JSON body: HTTP 200).
+    /// One more overall status word that means healthy, besides those of the known formats
+    /// (docs/src/own-app.md#health).
     #[serde(default = "default_healthy_status")]
     pub healthy_status: String,
+    /// How its health body is read: recognised (`auto`) or one format.
+    #[serde(default)]
+    pub health_format: HealthFormat,
     /// The file it logs to; the start command's own output when absent.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
@@ -99,10 +108,15 @@ fn env_keys(env: &[(String, String)]) -> Vec<&str> {
 impl fmt::Debug for AppSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AppSpec::Sample { binary, env } => f
+            AppSpec::Sample {
+                binary,
+                env,
+                health_format,
+            } => f
                 .debug_struct("Sample")
                 .field("binary", binary)
                 .field("env_keys", &env_keys(env))
+                .field("health_format", health_format)
                 .finish(),
             AppSpec::Custom(c) => f.debug_tuple("Custom").field(c).finish(),
         }
@@ -114,6 +128,7 @@ impl fmt::Debug for CustomApp {
         f.debug_struct("CustomApp")
             .field("health_url", &self.health_url)
             .field("healthy_status", &self.healthy_status)
+            .field("health_format", &self.health_format)
             .field("log_file", &self.log_file)
             .field("metrics_url", &self.metrics_url)
             .field("version_url", &self.version_url)
@@ -189,6 +204,14 @@ impl AppSpec {
         match self {
             AppSpec::Custom(c) => c.version_url.as_deref(),
             AppSpec::Sample { .. } => None,
+        }
+    }
+
+    /// How its health body is read.
+    pub fn health_format(&self) -> &HealthFormat {
+        match self {
+            AppSpec::Sample { health_format, .. } => health_format,
+            AppSpec::Custom(c) => &c.health_format,
         }
     }
 

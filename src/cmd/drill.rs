@@ -103,9 +103,15 @@ pub struct DrillArgs {
     /// Custom app: health URL (http://host:port/path).
     #[arg(long, value_name = "URL")]
     pub app_health_url: Option<String>,
-    /// Custom app: the JSON `status` that means healthy.
+    /// Custom app: one more overall status word that means healthy, besides the known
+    /// formats' own (pass, UP, Healthy, ok …).
     #[arg(long, value_name = "STATUS", default_value = "HEALTHY")]
     pub app_healthy_status: String,
+    /// How the app's health body is read: `auto` recognises IETF health+json, Spring Boot
+    /// actuator, ASP.NET Core, plain text (Kubernetes `ok`), ad-hoc JSON and the sample app's;
+    /// `ietf`, `spring`, `aspnet`, `plain` force one; `json-path=$.a.b` takes the status there.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_health_format)]
+    pub app_health_format: crate::app::HealthFormat,
     /// Custom app: its log file (default: its own output).
     #[arg(long, value_name = "FILE")]
     pub app_log: Option<PathBuf>,
@@ -192,6 +198,7 @@ impl DrillArgs {
             app_start: self.app_start.clone(),
             app_health_url: self.app_health_url.iter().cloned().collect(),
             app_healthy_status: Some(self.app_healthy_status.clone()),
+            app_health_format: self.app_health_format.clone(),
             app_log: self.app_log.clone(),
             app_metrics_url: self.app_metrics_url.clone(),
             observe: Some(self.observe),
@@ -340,6 +347,12 @@ fn parse_rows(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--app-health-format`: the message names what is accepted.
+pub(super) fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
+    s.parse()
+        .map_err(|e: crate::app::HealthFormatError| e.to_string())
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -398,6 +411,7 @@ impl From<DrillArgs> for DrillOptions {
             app_stop: a.app_stop,
             app_health_url: a.app_health_url,
             app_healthy_status: a.app_healthy_status,
+            app_health_format: a.app_health_format,
             app_log: a.app_log,
             app_metrics_url: a.app_metrics_url,
             app_version_url: a.app_version_url,
@@ -670,6 +684,32 @@ mod tests {
             err.starts_with("--sign-key /nonexistent/evidence_key: cannot read it"),
             "{err}"
         );
+    }
+
+    /// `--app-health-format` is a flag and a plan key; it reaches the app spec.
+    #[test]
+    fn the_health_format_is_a_flag_and_a_plan_key() {
+        use crate::app::HealthFormat;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("spring.toml");
+        std::fs::write(&plan, "rows = 500\napp_health_format = \"spring\"\n").unwrap();
+        let options = DrillOptions::from(drill_args(&["--plan", plan.to_str().unwrap()]));
+        assert_eq!(options.app_health_format, HealthFormat::Spring);
+        let path = DrillOptions::from(drill_args(&["--app-health-format", "json-path=$.a[0]"]));
+        let plan = path.into_plan(chrono::Utc::now()).unwrap();
+        assert_eq!(
+            plan.app.unwrap().spec.health_format().to_string(),
+            "json-path=$.a[0]"
+        );
+        let argv: Vec<OsString> = ["pgdrill", "drill", "--app-health-format", "json-path=a.b"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let Err(super::super::ParseFailure::Clap(err)) = parse(argv) else {
+            panic!("a path without $ is refused by clap");
+        };
+        let text = err.to_string();
+        assert!(text.contains("must start with $"), "{text}");
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct RestoreArgs {
     /// The JSON `status` value that means healthy (any other body: HTTP 200).
     #[arg(long, value_name = "STATUS")]
     app_healthy_status: Option<String>,
+    /// How the health answers are read: auto, ietf, spring, aspnet, plain, or
+    /// json-path=EXPR (see the user guide's health formats).
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = super::drill::parse_health_format)]
+    app_health_format: crate::app::HealthFormat,
     /// The application's log file, read for ERROR lines after the start.
     #[arg(long, value_name = "FILE")]
     app_log: Option<PathBuf>,
@@ -152,6 +156,7 @@ impl RestoreArgs {
             app_unit: self.app_unit.clone(),
             app_health_url: self.app_health_url.clone(),
             app_healthy_status: self.app_healthy_status.clone(),
+            app_health_format: self.app_health_format.clone(),
             app_log: self.app_log.clone(),
             app_metrics_url: self.app_metrics_url.clone(),
             observe: Some(self.observe),

@@ -66,6 +66,12 @@ impl DrillBuilder {
         self
     }
 
+    /// `--app-health-format`: how the app's health body is read (recognised by default).
+    pub fn app_health_format(mut self, format: crate::app::HealthFormat) -> Self {
+        self.options.app_health_format = format;
+        self
+    }
+
     /// `--backend`: where disposable servers come from.
     pub fn backend(mut self, backend: BackendKind) -> Self {
         self.options.backend = backend;
