@@ -37,6 +37,7 @@ pub mod checklist;
 pub mod cmd;
 pub mod code;
 pub mod config;
+pub mod contacts;
 pub mod digest;
 pub mod drill;
 pub mod duration;

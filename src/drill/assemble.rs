@@ -164,6 +164,8 @@ pub(super) fn report(
         rollback: ev.rollback,
         objectives: None,
         record: None,
+        contacts: plan.record.contacts.clone(),
+        warnings: crate::contacts::warnings(&plan.record.contacts),
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {
