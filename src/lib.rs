@@ -59,6 +59,7 @@ pub mod repo;
 pub mod report;
 pub mod restore;
 pub mod rpo;
+pub mod runbook;
 pub mod scope;
 pub mod seed;
 pub mod snapshot;

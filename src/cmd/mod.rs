@@ -19,6 +19,7 @@ pub mod drill;
 pub mod evidence;
 pub mod history;
 pub mod prune;
+pub mod runbook;
 pub mod verify;
 
 /// Disaster-recovery drills for PostgreSQL backups.
@@ -54,6 +55,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Check a drill's sealed evidence bundle.
     Evidence(evidence::EvidenceArgs),
+    /// Write the team's restore runbook: the strategy's procedures with this deployment's
+    /// commands, the contacts, the newest backups and the last drill's times against the RTO.
+    Runbook(runbook::RunbookArgs),
 }
 
 /// Why a command line did not parse.
@@ -139,6 +143,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Audit(args) => audit::run(args),
         Command::History(args) => history::run(args),
         Command::Evidence(args) => evidence::run(args),
+        Command::Runbook(args) => runbook::run(args),
     }
 }
 
