@@ -28,6 +28,7 @@ mod parsers;
 mod real_db;
 mod regime;
 mod rpo;
+mod runbook;
 mod schedule;
 mod seed;
 mod snapshot;
