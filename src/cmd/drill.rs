@@ -501,6 +501,9 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>
     Ok((out, Some(note)))
 }
 
+/// The flags whose values are `NAME=VALUE` pairs: a plan file may give them as a table.
+const PAIR_FLAGS: [&str; 3] = ["contact", "app-env", "app-restart-env"];
+
 /// The flags a plan file's bytes stand for (`key = value` → `--key=value`), or a usage error
 /// naming `path` and the key.
 pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
@@ -546,10 +549,10 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
         match value {
             toml::Value::Boolean(true) => flags.push(format!("--{flag}").into()),
             toml::Value::Boolean(false) => {}
-            // A table of `name = value` is the repeatable flag `--flag=name=value` (the
-            // `ROLE=REACH` and `KEY=VALUE` flags), in name order (toml's tables are sorted;
-            // a list of "name=value" keeps its own order).
-            toml::Value::Table(entries) => {
+            // A table of `name = value` is the repeatable flag `--flag=name=value`, for the
+            // flags whose values are such pairs; in name order (toml's tables are sorted; a
+            // list of "name=value" keeps its own order).
+            toml::Value::Table(entries) if PAIR_FLAGS.contains(&flag.as_str()) => {
                 for (name, item) in entries {
                     let v = scalar(item).ok_or_else(|| {
                         bad(format!("`{key}.{name}`: expected a string or a number"))
