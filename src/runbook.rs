@@ -165,6 +165,8 @@ pub struct ConfigBackup {
 }
 
 /// What the repository holds, or why the runbook has no backups to name.
+// Made once per runbook: the size of the listing does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backups {
     /// No `--repo`, no plan `repo`, no `$PGDRILL_REPO`.
