@@ -123,7 +123,7 @@ pub struct DrillOptions {
     /// `--scope` and the full drill's options.
     pub scope: ScopeOptions,
     /// `--operator`, `--approver`, `--ticket`, `--purpose`, `--environment`, `--next-test`,
-    /// `--issue`.
+    /// `--issue`, `--contact`.
     pub record: crate::plan::RecordPlan,
 }
 

@@ -98,7 +98,8 @@ pub enum Previous {
 }
 
 /// The record fields of a drill (`--operator`, `--approver`, `--ticket`, `--purpose`,
-/// `--environment`, `--next-test`, `--issue`), as given; the report adds what the drill knows.
+/// `--environment`, `--next-test`, `--issue`, `--contact`), as given; the report adds what the
+/// drill knows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordPlan {
     /// Who runs the drill; `None` means `$USER@host`.
@@ -115,6 +116,8 @@ pub struct RecordPlan {
     pub next_test: Option<chrono::DateTime<chrono::Utc>>,
     /// Issues the operator found and documents with the drill.
     pub issues: Vec<String>,
+    /// The emergency contacts (`--contact`, `[contacts]`), in the order given.
+    pub contacts: Vec<crate::contacts::Contact>,
 }
 
 impl Plan {

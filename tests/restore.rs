@@ -187,13 +187,16 @@ fn the_dry_run_prints_the_plan_and_changes_nothing() {
     rt.block_on(prod.disaster());
     let before = rt.block_on(prod.fingerprint());
     let app = tempfile::tempdir().unwrap();
-    let flags = app_flags(app.path());
+    let mut flags = app_flags(app.path());
+    flags.extend(["--contact".into(), "Database Admin=Jane Doe, +1 555 0100".into()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let r = prod.restore(&flags).run();
     assert_eq!(r.code(), 0, "{}", r.text());
     let text = r.text();
     for needle in [
         "DRY RUN",
+        "Database Admin: Jane Doe, +1 555 0100",
+        "WARNING",
         &prod.db,
         "precheck  pass",
         "swap",

@@ -29,6 +29,7 @@ mod real_db;
 mod regime;
 mod restore;
 mod rpo;
+mod runbook;
 mod schedule;
 mod seed;
 mod snapshot;

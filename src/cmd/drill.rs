@@ -245,6 +245,13 @@ pub struct RecordArgs {
     /// An issue found during the exercise, documented with it (repeatable).
     #[arg(long = "issue", value_name = "TEXT")]
     pub issues: Vec<String>,
+    /// An emergency contact (repeatable): a role and how to reach them, e.g.
+    /// "Database Admin=Jane Doe <jane@example.com>, +1 555 0100". Every failure message ends
+    /// with them; a strategy role (Database Admin, DevOps Lead, On-Call Engineer) without one,
+    /// or still `[contact]`, is a warning in every report. A plan file may hold them as a
+    /// `[contacts]` table of role = "…".
+    #[arg(long = "contact", value_name = "ROLE=REACH", value_parser = crate::contacts::Contact::parse)]
+    pub contacts: Vec<crate::contacts::Contact>,
 }
 
 impl From<RecordArgs> for crate::plan::RecordPlan {
@@ -257,6 +264,7 @@ impl From<RecordArgs> for crate::plan::RecordPlan {
             environment: a.environment,
             next_test: a.next_test,
             issues: a.issues,
+            contacts: a.contacts,
         }
     }
 }
@@ -497,13 +505,15 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
                         &full.display().to_string()
                     )
                 );
+                eprintln!("pgdrill: {}", report.call_line());
             }
             Exit::Environment
         }
     })
 }
 
-fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
+/// A plan file's bytes, or a usage error naming the path and the fix.
+pub(super) fn read_plan(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
         Error::Usage(format!(
             "--plan {}: cannot read it ({e}); give the path of a drill plan such as drills/weekly.toml",
@@ -552,6 +562,9 @@ pub fn expand_plan(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<String>
     Ok((out, Some(note)))
 }
 
+/// The flags whose values are `NAME=VALUE` pairs: a plan file may give them as a table.
+const PAIR_FLAGS: [&str; 3] = ["contact", "app-env", "app-restart-env"];
+
 /// The flags a plan file's bytes stand for (`key = value` → `--key=value`), or a usage error
 /// naming `path` and the key.
 pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
@@ -576,7 +589,11 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
         .collect();
     let mut flags: Vec<OsString> = Vec::new();
     for (key, value) in &table {
-        let flag = key.replace('_', "-");
+        // `[contacts]`, the strategy's section as a table, is the repeatable --contact.
+        let flag = match key.as_str() {
+            "contacts" => "contact".to_string(),
+            k => k.replace('_', "-"),
+        };
         if !known.contains(&flag.as_str()) {
             return Err(bad(format!(
                 "unknown key `{key}`; the keys are the long flags of `pgdrill drill`: {}",
@@ -593,6 +610,17 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
         match value {
             toml::Value::Boolean(true) => flags.push(format!("--{flag}").into()),
             toml::Value::Boolean(false) => {}
+            // A table of `name = value` is the repeatable flag `--flag=name=value`, for the
+            // flags whose values are such pairs; in name order (toml's tables are sorted; a
+            // list of "name=value" keeps its own order).
+            toml::Value::Table(entries) if PAIR_FLAGS.contains(&flag.as_str()) => {
+                for (name, item) in entries {
+                    let v = scalar(item).ok_or_else(|| {
+                        bad(format!("`{key}.{name}`: expected a string or a number"))
+                    })?;
+                    flags.push(format!("--{flag}={name}={v}").into());
+                }
+            }
             toml::Value::Array(items) => {
                 for item in items {
                     let v = scalar(item).ok_or_else(|| {

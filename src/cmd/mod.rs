@@ -20,6 +20,7 @@ pub mod evidence;
 pub mod history;
 pub mod prune;
 pub mod restore;
+pub mod runbook;
 pub mod verify;
 
 /// Disaster-recovery drills for PostgreSQL backups.
@@ -58,6 +59,9 @@ pub enum Command {
     /// The real restore onto a server you name: a dry run without --confirm, the strategy's
     /// steps timed and verified with --confirm DBNAME.
     Restore(restore::RestoreArgs),
+    /// Write the team's restore runbook: the strategy's procedures with this deployment's
+    /// commands, the contacts, the newest backups and the last drill's times against the RTO.
+    Runbook(runbook::RunbookArgs),
 }
 
 /// Why a command line did not parse.
@@ -144,6 +148,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::History(args) => history::run(args),
         Command::Evidence(args) => evidence::run(args),
         Command::Restore(args) => restore::run(args).await,
+        Command::Runbook(args) => runbook::run(args),
     }
 }
 

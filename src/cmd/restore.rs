@@ -124,6 +124,10 @@ pub struct RestoreArgs {
     /// Why the restore is run.
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+    /// An emergency contact (repeatable), e.g. "Database Admin=Jane Doe, +1 555 0100": in
+    /// the plan, in every failure message and in the report.
+    #[arg(long = "contact", value_name = "ROLE=REACH", value_parser = crate::contacts::Contact::parse)]
+    contacts: Vec<crate::contacts::Contact>,
     /// With --backup-file: the audit log to record the restore in (with --repo, the repo's).
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
@@ -178,6 +182,7 @@ impl RestoreArgs {
                 operator: self.operator.clone(),
                 ticket: self.ticket.clone(),
                 purpose: self.reason.clone(),
+                contacts: self.contacts.clone(),
                 ..crate::plan::RecordPlan::default()
             },
             reason: self.reason.clone(),
@@ -431,6 +436,16 @@ fn render(p: &Preview, args: &RestoreArgs) -> String {
             step.budget.unwrap_or("-"),
             step.does
         );
+    }
+    let _ = writeln!(s, "\ncontacts:");
+    if p.contacts.is_empty() {
+        let _ = writeln!(s, "  none given (--contact \"Database Admin=…\")");
+    }
+    for c in &p.contacts {
+        let _ = writeln!(s, "  {}: {}", c.role, c.reach);
+    }
+    for w in &p.warnings {
+        let _ = writeln!(s, "  WARNING: {}", w.message);
     }
     match &p.refused {
         Some(why) => {

@@ -170,6 +170,8 @@ pub(super) fn report(
         rollback: ev.rollback,
         objectives: None,
         record: None,
+        contacts: plan.record.contacts.clone(),
+        warnings: crate::contacts::warnings(&plan.record.contacts),
         restore: ev.restore,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.

@@ -36,6 +36,15 @@ impl DrillBuilder {
         self
     }
 
+    /// `--contact`: an emergency contact, named in every failure message and report.
+    pub fn contact(mut self, role: impl Into<String>, reach: impl Into<String>) -> Self {
+        self.options.record.contacts.push(crate::contacts::Contact {
+            role: role.into(),
+            reach: reach.into(),
+        });
+        self
+    }
+
     /// `--seed`: the data generator's seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.options.seed = seed;

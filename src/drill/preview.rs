@@ -33,6 +33,10 @@ pub struct Preview {
     pub mode: crate::report::RestoreModeKind,
     /// The confirmation that runs it: `--confirm DBNAME`.
     pub confirm: String,
+    /// Whom to call.
+    pub contacts: Vec<crate::contacts::Contact>,
+    /// Strategy roles without a real contact.
+    pub warnings: Vec<crate::contacts::ContactWarning>,
 }
 
 /// The backup a restore would use.
@@ -183,6 +187,8 @@ pub async fn preview(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Preview
             crate::report::RestoreModeKind::InPlace
         },
         confirm: format!("--confirm {db}"),
+        contacts: plan.record.contacts.clone(),
+        warnings: crate::contacts::warnings(&plan.record.contacts),
     }
 }
 

@@ -360,8 +360,15 @@ pub fn environment() -> Environment<'static> {
 pub fn render(report: &Value) -> String {
     let env = environment();
     let tmpl = env.get_template("report.html").expect("template exists");
+    // Whom to call, in the words of every other rendering (a report from before contacts
+    // has none, and gets the line that says so only when it failed).
+    let contacts: Vec<crate::contacts::Contact> = report
+        .get("contacts")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
     tmpl.render(context! {
         r => report,
+        call => crate::contacts::call_line(&contacts),
         timeline => timeline(report),
         sequence_column => super::markdown::SEQUENCE_COLUMN,
         sequence_rule => super::markdown::SEQUENCE_RULE,

@@ -135,6 +135,37 @@ fn record_section(s: &mut String, r: &Report) {
     s.push('\n');
 }
 
+/// The warnings every reader must see (a strategy role without a real contact): first, so
+/// that they are not missed.
+fn warnings_section(s: &mut String, r: &Report) {
+    if r.warnings.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Warnings\n");
+    for w in &r.warnings {
+        let _ = writeln!(s, "- {}", cell(&w.message));
+    }
+    s.push('\n');
+}
+
+/// The emergency contacts: whom to call when a restore fails. Absent from reports written
+/// before contacts were (no contacts and no warnings).
+fn contacts_section(s: &mut String, r: &Report) {
+    if r.contacts.is_empty() && r.warnings.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Emergency contacts\n");
+    if r.contacts.is_empty() {
+        let _ = writeln!(s, "None given (see the warnings above).\n");
+        return;
+    }
+    let _ = writeln!(s, "| Role | How to reach |\n|---|---|");
+    for c in &r.contacts {
+        let _ = writeln!(s, "| {} | {} |", cell(&c.role), cell(&c.reach));
+    }
+    s.push('\n');
+}
+
 fn verdict(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
@@ -152,8 +183,10 @@ pub fn render(r: &Report) -> String {
         r.drill_id,
         verdict(r.verdict)
     );
+    warnings_section(&mut s, r);
     objectives_section(&mut s, r);
     record_section(&mut s, r);
+    contacts_section(&mut s, r);
     let _ = writeln!(s, "## Drill\n\n| | |\n|---|---|");
     let _ = writeln!(s, "| Started | {} |", r.started_at);
     let _ = writeln!(s, "| Finished | {} |", r.finished_at);
@@ -185,8 +218,11 @@ pub fn render(r: &Report) -> String {
     if let Some(f) = &r.failure {
         let _ = writeln!(
             s,
-            "\n## Failure\n\nPhase `{}` failed ({}):\n\n```\n{}\n```",
-            f.phase, f.class, f.message
+            "\n## Failure\n\nPhase `{}` failed ({}):\n\n```\n{}\n```\n\n{}",
+            f.phase,
+            f.class,
+            f.message,
+            cell(&r.call_line())
         );
     }
     if let Some(b) = &r.backup {
@@ -422,6 +458,7 @@ pub fn summary(r: &Report) -> String {
             f.phase,
             cut_message(&f.message, "    ", "report.md")
         );
+        let _ = writeln!(s, "  {}", r.call_line());
     }
     for b in &r.budgets {
         let _ = writeln!(
@@ -478,6 +515,9 @@ pub fn summary(r: &Report) -> String {
     }
     if let Some(d) = &r.detection {
         let _ = writeln!(s, "  {}", detection_line(d));
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  warning: {}", w.message);
     }
     s
 }
@@ -677,8 +717,11 @@ pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
         // tilde fence, as a program's message may hold backticks.
         let _ = writeln!(
             s,
-            "**Failed at `{}` ({}):**\n\n~~~~\n{}\n~~~~\n",
-            f.phase, f.class, f.message
+            "**Failed at `{}` ({}):**\n\n~~~~\n{}\n~~~~\n\n{}\n",
+            f.phase,
+            f.class,
+            f.message,
+            cell(&r.call_line())
         );
     }
     objectives_section(&mut s, r);

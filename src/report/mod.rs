@@ -87,6 +87,14 @@ pub struct Report {
     pub checklist: Vec<ChecklistItem>,
     /// Anything an auditor should know that has no field of its own.
     pub notes: Vec<String>,
+    /// The emergency contacts (`--contact`, `[contacts]`): whom to call when it fails. Empty
+    /// in reports of pgdrill versions before it.
+    #[serde(default)]
+    pub contacts: Vec<crate::contacts::Contact>,
+    /// What every reader must see that does not fail the drill: today, a strategy role
+    /// without a real emergency contact.
+    #[serde(default)]
+    pub warnings: Vec<crate::contacts::ContactWarning>,
     /// A real restore (`kind: restore`): the server, what was replaced and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreInfo>,
@@ -656,6 +664,11 @@ impl Report {
     /// The short summary printed on stdout.
     pub fn summary(&self) -> String {
         markdown::summary(self)
+    }
+
+    /// The line that ends every failure message: whom to call.
+    pub fn call_line(&self) -> String {
+        crate::contacts::call_line(&self.contacts)
     }
 }
 

@@ -104,6 +104,8 @@ fn report(rpo: Option<RpoReport>) -> Report {
         detection: None,
         checklist: vec![],
         notes: vec![],
+        contacts: vec![],
+        warnings: vec![],
         restore: None,
     }
 }
