@@ -188,7 +188,10 @@ fn the_dry_run_prints_the_plan_and_changes_nothing() {
     let before = rt.block_on(prod.fingerprint());
     let app = tempfile::tempdir().unwrap();
     let mut flags = app_flags(app.path());
-    flags.extend(["--contact".into(), "Database Admin=Jane Doe, +1 555 0100".into()]);
+    flags.extend([
+        "--contact".into(),
+        "Database Admin=Jane Doe, +1 555 0100".into(),
+    ]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let r = prod.restore(&flags).run();
     assert_eq!(r.code(), 0, "{}", r.text());
@@ -365,6 +368,13 @@ fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database
         "{actions:?}"
     );
     assert!(r.out.path().join("SHA256SUMS").is_file());
+    let md = std::fs::read_to_string(r.out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("## The real restore") && md.contains(&previous),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(r.out.path().join("report.html")).unwrap();
+    assert!(html.contains("h-restore") && !html.contains("class=\"extra\""));
     let audit = Pgdrill::new([
         "audit",
         "verify",
@@ -675,4 +685,149 @@ impl<F: std::future::Future<Output = tokio_postgres::Client>> AwaitBatch for F {
     async fn await_batch(self, sql: &str) {
         self.await.batch_execute(sql).await.unwrap();
     }
+}
+
+/// A hot standby of `primary`, made with `pg_basebackup -R` and run as the `postgres` user;
+/// stopped and removed when dropped.
+struct Standby {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Standby {
+    fn of(primary: &TestServer) -> Standby {
+        let dir = tempfile::Builder::new()
+            .prefix("pgdrill-test-standby-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        let e = &primary.endpoint;
+        let out = std::process::Command::new(primary.program("pg_basebackup"))
+            .args([
+                "-h",
+                &e.host,
+                "-p",
+                &e.port.to_string(),
+                "-U",
+                &e.user,
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ])
+            .arg(&data)
+            .env("PGPASSWORD", e.password().unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("a postgres user");
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            std::process::Command::new(primary.program("postgres"))
+                .arg("-D")
+                .arg(&data)
+                .args(["-p", &port.to_string(), "-k"])
+                .arg(dir.path())
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .uid(pg.uid.as_raw())
+                .gid(pg.gid.as_raw())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let standby = Standby {
+            child,
+            port,
+            _dir: dir,
+        };
+        let ep = pgdrill::env::Endpoint { port, ..e.clone() };
+        let started = std::time::Instant::now();
+        runtime().block_on(async {
+            loop {
+                if let Ok(c) = ep.connect().await {
+                    let r: bool = c
+                        .query_one("SELECT pg_is_in_recovery()", &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    assert!(r, "the copy is not in recovery");
+                    break;
+                }
+                assert!(
+                    started.elapsed().as_secs() < 60,
+                    "the standby did not start"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        standby
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGQUIT,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_standby_target_is_refused_before_anything_changes() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-standby", SHOP));
+    let standby = Standby::of(&prod.server);
+    let e = &prod.server.endpoint;
+    let dsn = format!(
+        "host={} port={} user={} password={} dbname={}",
+        e.host,
+        standby.port,
+        e.user,
+        e.password().unwrap_or_default(),
+        prod.db
+    );
+    let repo = prod.repo.path().to_str().unwrap();
+    let dry = Pgdrill::new(["restore", "--target-dsn", &dsn, "--repo", repo]).run();
+    assert_eq!(dry.code(), 3, "{}", dry.text());
+    assert!(dry.text().contains("standby"), "{}", dry.text());
+    let before = rt.block_on(prod.fingerprint());
+    let r = Pgdrill::new([
+        "restore",
+        "--target-dsn",
+        &dsn,
+        "--repo",
+        repo,
+        "--confirm",
+        &prod.db,
+    ]);
+    let out = r.out_dir().display().to_string();
+    let r = r.push_arg("--out").push_arg(out).run();
+    assert_eq!(r.code(), 3, "{}", r.text());
+    assert_eq!(status(&phases(&r), "connect_target"), "fail");
+    assert!(r.report()["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("standby"));
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
 }

@@ -110,7 +110,7 @@ pub struct DrillArgs {
     /// How the app's health body is read: `auto` recognises IETF health+json, Spring Boot
     /// actuator, ASP.NET Core, plain text (Kubernetes `ok`), ad-hoc JSON and the sample app's;
     /// `ietf`, `spring`, `aspnet`, `plain` force one; `json-path=$.a.b` takes the status there.
-    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_health_format)]
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = super::parse_health_format)]
     pub app_health_format: crate::app::HealthFormat,
     /// Custom app: its log file (default: its own output).
     #[arg(long, value_name = "FILE")]
@@ -353,12 +353,6 @@ fn parse_rows(s: &str) -> Result<u64, String> {
             "--rows must be a whole number ≥ 1 (the generated users), got {s}; e.g. --rows 100000"
         )),
     }
-}
-
-/// `--app-health-format`: the message names what is accepted.
-pub(super) fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
-    s.parse()
-        .map_err(|e: crate::app::HealthFormatError| e.to_string())
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {

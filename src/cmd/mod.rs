@@ -152,6 +152,12 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
+/// `--app-health-format`: the message names what is accepted.
+fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
+    s.parse()
+        .map_err(|e: crate::app::HealthFormatError| e.to_string())
+}
+
 /// Turns SIGINT and SIGTERM into a cancellation the drill (or restore) notices between and
 /// during steps, so that it settles what it started and still writes a report.
 async fn forward_signals(mut signals: Interrupts, cancel: crate::drill::Cancel) {

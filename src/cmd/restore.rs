@@ -60,7 +60,7 @@ pub struct RestoreArgs {
     app_healthy_status: Option<String>,
     /// How the health answers are read: auto, ietf, spring, aspnet, plain, or
     /// json-path=EXPR (see the user guide's health formats).
-    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = super::drill::parse_health_format)]
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = super::parse_health_format)]
     app_health_format: crate::app::HealthFormat,
     /// The application's log file, read for ERROR lines after the start.
     #[arg(long, value_name = "FILE")]

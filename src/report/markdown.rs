@@ -407,6 +407,9 @@ pub fn render(r: &Report) -> String {
             cell(&c.evidence)
         );
     }
+    if let Some(x) = &r.restore {
+        restore_section(&mut s, x);
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         for n in &r.notes {
@@ -739,4 +742,82 @@ pub fn step_summary(r: &Report, artifacts: Option<&str>) -> String {
     }
     s.push('\n');
     s
+}
+
+/// A real restore's own section: what was replaced, how, and how to go back.
+fn restore_section(s: &mut String, x: &crate::report::RestoreInfo) {
+    let _ = writeln!(s, "\n## The real restore\n");
+    let _ = writeln!(
+        s,
+        "- target: {} (PostgreSQL {}), database {} (confirmed as {})",
+        x.target, x.server_version, x.database, x.confirmed
+    );
+    let _ = writeln!(
+        s,
+        "- mode: {}",
+        match x.mode {
+            crate::report::RestoreModeKind::Side => "side restore, then swap",
+            crate::report::RestoreModeKind::InPlace => "in place (dropdb, createdb, pg_restore)",
+        }
+    );
+    if let Some(reason) = &x.reason {
+        let _ = writeln!(s, "- reason: {reason}");
+    }
+    if let Some(side) = &x.side {
+        let what = if x.swapped {
+            "swapped in"
+        } else if x.side_dropped {
+            "dropped; the live database was not touched"
+        } else {
+            "not created"
+        };
+        let _ = writeln!(s, "- side database {side}: {what}");
+    }
+    if let Some(prev) = &x.previous {
+        let kept = if x.previous_dropped {
+            "dropped"
+        } else {
+            "kept"
+        };
+        let _ = writeln!(s, "- the replaced database: {prev} ({kept})");
+    }
+    if let Some(sql) = &x.swap_back {
+        let _ = writeln!(s, "- to swap back: `{sql}`");
+    }
+    if let Some(d) = &x.safety_dump {
+        let _ = writeln!(
+            s,
+            "- safety dump: {} ({} bytes, sha256 {})",
+            d.file, d.size_bytes, d.sha256
+        );
+    }
+    let terminated: Vec<String> = x
+        .sessions_terminated
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _ = writeln!(
+        s,
+        "- sessions terminated: {}",
+        if terminated.is_empty() {
+            "none".to_string()
+        } else {
+            terminated.join(", ")
+        }
+    );
+    if let Some(stop) = &x.app_stop {
+        let _ = writeln!(
+            s,
+            "- application: stopped with `{stop}`{}{}",
+            x.app_start
+                .as_ref()
+                .map(|c| format!(", started with `{c}`"))
+                .unwrap_or_default(),
+            if x.app_restarted_by_cleanup {
+                "; started again by the cleanup"
+            } else {
+                ""
+            }
+        );
+    }
 }
