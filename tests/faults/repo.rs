@@ -321,11 +321,16 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
                     let mut killed = 0;
                     while Instant::now() < until {
                         n += 1;
-                        if i == 0 && n.is_multiple_of(2) {
+                        // The first iteration kills: under load the three other loops can
+                        // hold the lock for this loop's whole window, and a loop whose first
+                        // iteration is a plain backup then never gets to kill one.
+                        if i == 0 && !n.is_multiple_of(2) {
                             // A kill at a different moment each time: waiting for the lock,
-                            // dumping, renaming, or already done.
+                            // dumping, renaming, or already done; the first one certainly
+                            // while the backup is still starting.
                             let mut child = spawn_backup(dsn, repo);
-                            std::thread::sleep(Duration::from_millis(50 + (n * 97) % 600));
+                            let ms = if n == 1 { 20 } else { 50 + (n * 97) % 600 };
+                            std::thread::sleep(Duration::from_millis(ms));
                             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
                             let st = child.wait().unwrap();
                             killed += usize::from(st.code().is_none());
