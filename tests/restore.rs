@@ -338,6 +338,8 @@ fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database
     ] {
         assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
     }
+    // No health URL was given: the app's health was not asked, so it is not a pass.
+    assert_eq!(status(&ph, "app_healthy"), "skipped", "{ph:?}");
     let budgets: Vec<&str> = report["budgets"]
         .as_array()
         .unwrap()

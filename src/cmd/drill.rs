@@ -456,14 +456,8 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     let plan = options.prepare(chrono::Utc::now())?;
     crate::options::check_source(&plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
-    let cancel = crate::drill::Cancel::new();
-    let signals = tokio::spawn(super::forward_signals(
-        super::Interrupts::watch(),
-        cancel.clone(),
-    ));
     let out_dir = plan.out_dir.clone();
-    let report = crate::drill::run(plan, cancel).await?;
-    signals.abort();
+    let report = super::run_cancellable(plan).await?;
     report.write_all(&out_dir)?;
     if let Some(repo) = &repo {
         crate::regime::record_drill(repo, &report, &out_dir)?;

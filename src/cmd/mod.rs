@@ -158,6 +158,15 @@ fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
         .map_err(|e: crate::app::HealthFormatError| e.to_string())
 }
 
+/// Runs `plan` (a drill or a restore) with SIGINT and SIGTERM as its cancellation.
+async fn run_cancellable(plan: crate::plan::Plan) -> Result<crate::report::Report, Error> {
+    let cancel = crate::drill::Cancel::new();
+    let signals = tokio::spawn(forward_signals(Interrupts::watch(), cancel.clone()));
+    let report = crate::drill::run(plan, cancel).await?;
+    signals.abort();
+    Ok(report)
+}
+
 /// Turns SIGINT and SIGTERM into a cancellation the drill (or restore) notices between and
 /// during steps, so that it settles what it started and still writes a report.
 async fn forward_signals(mut signals: Interrupts, cancel: crate::drill::Cancel) {

@@ -266,14 +266,8 @@ pub(super) async fn confirmed(
             )),
         )?;
     }
-    let cancel = crate::drill::Cancel::new();
-    let signals = tokio::spawn(super::forward_signals(
-        super::Interrupts::watch(),
-        cancel.clone(),
-    ));
     let out_dir = plan.out_dir.clone();
-    let report = crate::drill::run(plan, cancel).await?;
-    signals.abort();
+    let report = super::run_cancellable(plan).await?;
     report.write_all(&out_dir)?;
     crate::report::evidence::seal(&out_dir, false, &[])?;
     if let Some(log) = &audit_log {

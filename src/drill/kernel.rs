@@ -87,6 +87,8 @@ pub enum SkipReason {
     NotRun,
     /// A real restore replaced no database, so there is none to drop.
     NothingToDrop,
+    /// A real restore's application has no `--app-health-url` to ask.
+    NoHealthUrl,
 }
 
 impl SkipReason {
@@ -108,6 +110,9 @@ impl std::fmt::Display for SkipReason {
             SkipReason::AppDidNotStart => f.write_str("not run: the application did not start"),
             SkipReason::AfterFailure(p) => write!(f, "not run: phase {p} failed"),
             SkipReason::NotRun => f.write_str("not run"),
+            SkipReason::NoHealthUrl => {
+                f.write_str("no --app-health-url: the application's health was not asked")
+            }
             SkipReason::NothingToDrop => {
                 f.write_str("there was no live database before the restore: nothing to drop")
             }

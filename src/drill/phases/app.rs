@@ -78,6 +78,14 @@ impl Restart {
         matches!(self, Restart::NoApp | Restart::Observed(_))
     }
 
+    /// Why a phase that needs the started application is skipped, when it was not started.
+    pub fn not_started(&self) -> SkipReason {
+        match self {
+            Restart::NoApp => SkipReason::NoApp,
+            _ => SkipReason::AppDidNotStart,
+        }
+    }
+
     /// What became of the application, for the checklist (taken: the checklist is last).
     pub fn take_outcome(&mut self) -> AppOutcome {
         match std::mem::replace(self, Restart::NotYet) {
@@ -407,11 +415,8 @@ pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
         started, healthy, ..
     } = &mut flow.restart
     else {
-        let why = match flow.restart {
-            Restart::NoApp => SkipReason::NoApp,
-            _ => SkipReason::AppDidNotStart,
-        };
-        ctx.rec.skip(PhaseId::AppHealthy, why);
+        ctx.rec
+            .skip(PhaseId::AppHealthy, flow.restart.not_started());
         return;
     };
     let Some(app) = ctx.owned.app.as_ref() else {
@@ -453,11 +458,8 @@ pub(in crate::drill) async fn observe(
         ..
     } = flow.restart
     else {
-        let why = match flow.restart {
-            Restart::NoApp => SkipReason::NoApp,
-            _ => SkipReason::AppDidNotStart,
-        };
-        ctx.rec.skip(PhaseId::ObserveApp, why);
+        ctx.rec
+            .skip(PhaseId::ObserveApp, flow.restart.not_started());
         return;
     };
     let client = db.connect().await.ok();

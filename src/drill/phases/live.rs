@@ -401,16 +401,18 @@ pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
         started, healthy, ..
     } = &mut flow.restart
     else {
-        let why = match flow.restart {
-            Restart::NoApp => SkipReason::NoApp,
-            _ => SkipReason::AppDidNotStart,
-        };
-        ctx.rec.skip(PhaseId::AppHealthy, why);
+        ctx.rec
+            .skip(PhaseId::AppHealthy, flow.restart.not_started());
         return;
     };
     let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
         return;
     };
+    if app.health_urls.is_empty() {
+        // Nothing was asked: a pass here would claim a health the restore never saw.
+        ctx.rec.skip(PhaseId::AppHealthy, SkipReason::NoHealthUrl);
+        return;
+    }
     let remaining = ctx
         .plan
         .budgets
@@ -420,13 +422,6 @@ pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
     *healthy = ctx
         .rec
         .step(PhaseId::AppHealthy, async {
-            if app.health_urls.is_empty() {
-                return Ok((
-                    (),
-                    "no --app-health-url: the start command's success is all that is known"
-                        .to_string(),
-                ));
-            }
             let reports = app.wait_healthy(remaining).await.map_err(|e| {
                 StepFail::checklist(format!("{}: {e}{after_swap}", CheckItem::AppHealth))
             })?;
@@ -450,11 +445,8 @@ pub(in crate::drill) async fn observe(ctx: &mut Ctx, flow: &mut Flow, window: Du
         ..
     } = flow.restart
     else {
-        let why = match flow.restart {
-            Restart::NoApp => SkipReason::NoApp,
-            _ => SkipReason::AppDidNotStart,
-        };
-        ctx.rec.skip(PhaseId::ObserveApp, why);
+        ctx.rec
+            .skip(PhaseId::ObserveApp, flow.restart.not_started());
         return;
     };
     let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
