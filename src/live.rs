@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 use crate::env_error::EnvError;
 use crate::pg::{ident, Endpoint};
@@ -70,6 +71,15 @@ pub enum LiveError {
         server: String,
         /// The server's words.
         reason: String,
+    },
+    /// A stop was asked while the live database was being replaced; `state` says where it
+    /// stopped and that the names are as they were.
+    #[error("interrupted {state}")]
+    Interrupted {
+        /// The live database.
+        database: String,
+        /// Where the swap stopped and what the names are now.
+        state: String,
     },
     /// Sessions would not leave the database.
     #[error("{count} session(s) are still connected to {database} on {server} after being terminated for 10 s ({who}); stop what reconnects (a pooler, a cron job) and run again")]
@@ -377,14 +387,22 @@ pub struct Swapped {
 
 /// The swap: the live database `db` (when it exists) renamed to `before`, then `side`
 /// renamed to `db`. A second rename that fails undoes the first, so `db` always names a
-/// whole database.
+/// whole database. A stop asked through `cancel` is honoured only where it leaves the names
+/// as they were: before the first rename, or by cancelling a rename still waiting on a lock
+/// (and undoing the first); a swap whose renames both took effect is reported done, so the
+/// report can say the swap happened.
 pub async fn swap(
     target: &Endpoint,
     db: &str,
     side: &str,
     before: &str,
+    cancel: &CancellationToken,
 ) -> Result<Swapped, LiveError> {
     let server = target.display();
+    let interrupted = |state: String| LiveError::Interrupted {
+        database: db.to_string(),
+        state,
+    };
     let c = maintenance(target).connect().await?;
     let exists = c
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
@@ -393,50 +411,64 @@ pub async fn swap(
         .is_some();
     let terminated = if exists {
         let terminated = empty(&c, db, &server).await?;
-        if let Err(e) = c
-            .batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                ident(db),
-                ident(before)
-            ))
-            .await
-        {
+        if cancel.is_cancelled() {
             let _ = reopen(&c, db).await;
+            return Err(interrupted(format!(
+                "before the first rename: {db} is untouched and takes sessions again"
+            )));
+        }
+        let first = format!("ALTER DATABASE {} RENAME TO {}", ident(db), ident(before));
+        let (r, stopped) = exec_or_cancel(&c, &first, cancel).await;
+        if let Err(e) = r {
+            let _ = reopen(&c, db).await;
+            if stopped {
+                return Err(interrupted(format!(
+                    "during the first rename, which was cancelled: {db} is untouched"
+                )));
+            }
             return Err(sql_err(&format!("renaming {db} to {before}"), &server, &e));
         }
         terminated
     } else {
         Vec::new()
     };
-    if let Err(e) = c
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            ident(side),
-            ident(db)
-        ))
-        .await
-    {
-        let mut reason = crate::pg::error_text(&e);
+    let second = format!("ALTER DATABASE {} RENAME TO {}", ident(side), ident(db));
+    // A stop before the second rename began means it never runs; one that came while it
+    // waited cancels it, unless it took effect first.
+    let failed = if cancel.is_cancelled() {
+        Some("interrupted before the second rename".to_string())
+    } else {
+        exec_or_cancel(&c, &second, cancel)
+            .await
+            .0
+            .err()
+            .map(|e| crate::pg::error_text(&e))
+    };
+    let stopped = cancel.is_cancelled();
+    if let Some(mut reason) = failed {
+        let mut undone = !exists;
         if exists {
-            match c
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    ident(before),
-                    ident(db)
-                ))
-                .await
-            {
+            let undo = format!("ALTER DATABASE {} RENAME TO {}", ident(before), ident(db));
+            match c.batch_execute(&undo).await {
                 Ok(()) => {
                     let _ = reopen(&c, db).await;
-                    reason.push_str(&format!("; the first rename was undone: {db} is the database it was before"));
+                    undone = true;
+                    reason.push_str(&format!(
+                        "; the first rename was undone: {db} is the database it was before"
+                    ));
                 }
-                Err(undo) => reason.push_str(&format!(
+                Err(e) => reason.push_str(&format!(
                     "; undoing the first rename failed too ({}): the live database is now named {before}; rename it back with ALTER DATABASE {} RENAME TO {}",
-                    crate::pg::error_text(&undo),
+                    crate::pg::error_text(&e),
                     ident(before),
                     ident(db)
                 )),
             }
+        }
+        if stopped && undone {
+            return Err(interrupted(format!(
+                "during the swap, which was undone: {db} is the database it was before"
+            )));
         }
         return Err(LiveError::Sql {
             what: format!("renaming {side} to {db}"),
@@ -454,6 +486,25 @@ pub async fn swap(
         previous: exists.then(|| before.to_string()),
         terminated,
     })
+}
+
+/// Runs `sql` on `c`; when `cancel` fires first, asks the server to cancel it and waits for
+/// its end, so the caller knows whether it took effect. The flag says a stop was asked.
+async fn exec_or_cancel(
+    c: &Client,
+    sql: &str,
+    cancel: &CancellationToken,
+) -> (Result<(), tokio_postgres::Error>, bool) {
+    let run = c.batch_execute(sql);
+    tokio::pin!(run);
+    tokio::select! {
+        biased;
+        r = &mut run => (r, cancel.is_cancelled()),
+        _ = cancel.cancelled() => {
+            let _ = c.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+            (run.await, true)
+        }
+    }
 }
 
 /// Drops database `name` (its sessions terminated first), when it exists; returns who was

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{events, runtime, Pgdrill, Run, TestServer};
+use crate::support::{events, runtime, sample_app, Pgdrill, Run, TestServer};
 
 /// A database the restore tests did not generate: quoted names, a view, a sequence, a
 /// check constraint, a foreign key.
@@ -25,9 +25,9 @@ CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 1000;
 
 /// What a test needs: the "production" server, its live database, a repository holding one
 /// backup of it, and the DSN that names it.
-struct Prod {
-    server: TestServer,
-    db: String,
+pub(crate) struct Prod {
+    pub(crate) server: TestServer,
+    pub(crate) db: String,
     repo: tempfile::TempDir,
     dsn: String,
 }
@@ -35,6 +35,11 @@ struct Prod {
 impl Prod {
     async fn new(tag: &str, sql: &str) -> Prod {
         let (server, db) = TestServer::with_db(tag, "shop", sql).await;
+        Prod::backed_up(server, db)
+    }
+
+    /// Production as it is: database `db` of `server`, backed up once with `pgdrill backup`.
+    pub(crate) fn backed_up(server: TestServer, db: String) -> Prod {
         let dsn = format!("{} dbname={db}", server.dsn());
         let repo = tempfile::tempdir().unwrap();
         let r = Pgdrill::new([
@@ -116,7 +121,7 @@ impl Prod {
     }
 
     /// `pgdrill restore --target-dsn … --repo …` plus `extra`, its report into a temp dir.
-    fn restore(&self, extra: &[&str]) -> Pgdrill {
+    pub(crate) fn restore(&self, extra: &[&str]) -> Pgdrill {
         let mut p = Pgdrill::new([
             "restore",
             "--target-dsn",
@@ -143,7 +148,7 @@ impl Prod {
     }
 }
 
-fn phases(r: &Run) -> Vec<(String, String)> {
+pub(crate) fn phases(r: &Run) -> Vec<(String, String)> {
     r.report()["phases"]
         .as_array()
         .unwrap()
@@ -157,7 +162,7 @@ fn phases(r: &Run) -> Vec<(String, String)> {
         .collect()
 }
 
-fn status<'a>(phases: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn status<'a>(phases: &'a [(String, String)], name: &str) -> &'a str {
     phases
         .iter()
         .find(|(n, _)| n == name)
@@ -620,6 +625,92 @@ fn sigint_during_pg_restore_leaves_the_original_named_as_it_was() {
     assert_eq!(trace(app.path()), "stop\nstart\n");
 }
 
+/// The swap's second rename is held on a lock the test takes (`COMMENT ON DATABASE` of the
+/// side database, in a transaction left open), so the signal arrives while the live database
+/// is already renamed: the rename waiting on the lock is cancelled and the first one undone.
+#[test]
+fn sigint_during_the_swap_undoes_it_and_leaves_the_original_named_as_it_was() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-sigswap", SHOP));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let app = tempfile::tempdir().unwrap();
+    let flags = app_flags(app.path());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--confirm", &prod.db]);
+    let side = format!("{}__pgdrill_restoring", prod.db);
+    let holder = rt.block_on(prod.server.connect("postgres"));
+    let (mut child, out) = prod.restore(&args).spawn();
+    let started = std::time::Instant::now();
+    let waited = |what: &str, child: &mut std::process::Child| {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "{what}: {:?}",
+            events(out.path())
+        );
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the restore ended ({st}) {what}: {:?}", events(out.path()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    while !rt.block_on(prod.databases()).contains(&side) {
+        waited("before the side database existed", &mut child);
+    }
+    rt.block_on(holder.batch_execute(&format!(
+        "BEGIN; COMMENT ON DATABASE \"{side}\" IS 'held by the test'"
+    )))
+    .unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                   AND query ILIKE 'ALTER DATABASE%RENAME%'";
+    // Another session: the holder's open transaction sees pg_stat_activity as it was when
+    // it first looked.
+    let watcher = rt.block_on(prod.server.connect("postgres"));
+    loop {
+        let n: i64 = rt.block_on(watcher.query_one(waiting, &[])).unwrap().get(0);
+        if n > 0 {
+            break;
+        }
+        waited("before the swap waited on the lock", &mut child);
+    }
+    let renamed = rt.block_on(prod.databases());
+    assert!(
+        !renamed.contains(&prod.db),
+        "the first rename happened: {renamed:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // The undo needs no lock of ours; the side database's drop does.
+    while !rt.block_on(prod.databases()).contains(&prod.db) {
+        waited("before the first rename was undone", &mut child);
+    }
+    rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(3), "{:?}", events(out.path()));
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.contains("__pgdrill_")));
+    assert_eq!(trace(app.path()), "stop\nstart\n");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["restore"]["swapped"], false, "{}", report["restore"]);
+    let swap = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "swap")
+        .unwrap();
+    assert_eq!(swap["status"], "fail");
+    assert!(
+        swap["detail"].as_str().unwrap().contains("undone"),
+        "{swap}"
+    );
+}
+
 #[test]
 fn in_place_restores_after_a_safety_dump_of_the_live_database() {
     let rt = runtime();
@@ -832,4 +923,243 @@ fn a_standby_target_is_refused_before_anything_changes() {
         .unwrap()
         .contains("standby"));
     assert_eq!(rt.block_on(prod.fingerprint()), before);
+}
+
+/// The sample app playing the team's own service: started and stopped by the shell scripts
+/// `--app-start` / `--app-stop` name, as an operator's would, its pid in a file.
+struct ProdApp {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl ProdApp {
+    fn new(server: &TestServer, db: &str, password: &str) -> ProdApp {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let dsn = format!(
+            "host={} port={} dbname={db} user=pgdrill_app password={password}",
+            server.endpoint.host, server.endpoint.port
+        );
+        let start = format!(
+            "#!/bin/sh\nset -e\necho start >> '{d}/app.trace'\n\
+             DATABASE_URL='{dsn}' API_KEY=prod-api-key-1 VPN_PEER=vpn.internal:51820 \
+             WORKER_INTERVAL_MS=200 LISTEN_ADDR=127.0.0.1:{port} \
+             setsid '{bin}' >> '{d}/app.log' 2>&1 < /dev/null &\n\
+             echo $! > '{d}/app.pid'\n",
+            bin = sample_app().display()
+        );
+        let stop = format!(
+            "#!/bin/sh\necho stop >> '{d}/app.trace'\npid=$(cat '{d}/app.pid')\nkill \"$pid\"\n\
+             while kill -0 \"$pid\" 2>/dev/null; do sleep 0.05; done\n"
+        );
+        std::fs::write(dir.path().join("start.sh"), start).unwrap();
+        std::fs::write(dir.path().join("stop.sh"), stop).unwrap();
+        ProdApp { dir, port }
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        vec![
+            "--app-stop".into(),
+            format!("sh '{d}/stop.sh'"),
+            "--app-start".into(),
+            format!("sh '{d}/start.sh'"),
+            "--app-health-url".into(),
+            format!("http://127.0.0.1:{}/health", self.port),
+        ]
+    }
+
+    fn start(&self) {
+        let st = std::process::Command::new("sh")
+            .arg(self.dir.path().join("start.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for ProdApp {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("app.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Users and subscriptions the sample app's workers renew and dun.
+pub(crate) const APP_SEED: &str = "
+INSERT INTO plans (id, code, name, price_cents) VALUES (1, 'basic', 'Basic', 900), (2, 'pro', 'Pro', 2900);
+INSERT INTO users (email, full_name, country, created_at)
+    SELECT 'u' || i || '@example.com', 'User ' || i, 'FR', now() - interval '1 year'
+    FROM generate_series(1, 50) i;
+INSERT INTO subscriptions (user_id, plan_id, status, started_at, current_period_end, updated_at)
+    SELECT i, 1 + i % 2, 'active', now() - interval '3 months', now() - interval '2 days', now()
+    FROM generate_series(1, 50) i;
+";
+
+/// The restore the issue asks for: production is a real server with the sample app running
+/// against it and writing (renewals, heartbeats) when the backup is taken; the disaster wipes
+/// its users; the restore stops the app with the team's script, restores, verifies against
+/// the backup's snapshot, swaps, starts the app again and asks its /health. Afterwards the
+/// app writes into the restored database.
+#[test]
+fn a_running_sample_app_is_stopped_restored_under_and_healthy_again() {
+    let rt = runtime();
+    const PW: &str = "prod-app-pw-5b1c";
+    let server = rt.block_on(TestServer::start("restore-app"));
+    let (db, client) = rt.block_on(server.sample_app_db("prod", PW));
+    rt.block_on(client.batch_execute(APP_SEED)).unwrap();
+    let app = ProdApp::new(&server, &db, PW);
+    app.start();
+    let beats = |c: &tokio_postgres::Client| -> (i64, Option<chrono::DateTime<chrono::Utc>>) {
+        let r = rt
+            .block_on(c.query_one("SELECT count(*), max(beat_at) FROM worker_heartbeats", &[]))
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let started = std::time::Instant::now();
+    while beats(&client).0 < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the app never beat: {}",
+            std::fs::read_to_string(app.dir.path().join("app.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(client);
+    // Backed up while the app writes, as production is.
+    let prod = Prod::backed_up(server, db);
+    let wipe = "TRUNCATE users CASCADE";
+    rt.block_on(async {
+        prod.server
+            .connect(&prod.db)
+            .await
+            .batch_execute(wipe)
+            .await
+    })
+    .unwrap();
+    let flags = app.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--confirm", &prod.db]);
+    let r = prod.restore(&args).run();
+    let report = r.assert_pass();
+    let ph = phases(&r);
+    for p in [
+        "stop_app",
+        "pg_restore",
+        "compare",
+        "amcheck",
+        "swap",
+        "start_app",
+        "app_healthy",
+    ] {
+        assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(app.dir.path().join("app.trace")).unwrap(),
+        "start\nstop\nstart\n"
+    );
+    let live = rt.block_on(prod.server.connect(&prod.db));
+    let users: i64 = rt
+        .block_on(live.query_one("SELECT count(*) FROM users", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 50, "the backup's users are live again");
+    // The restarted app writes into the restored database, under the live name.
+    let (_, first) = beats(&live);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, now) = beats(&live);
+        if now > first {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the app does not write into the restored database"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let previous = report["restore"]["previous"].as_str().unwrap();
+    let kept: i64 = rt
+        .block_on(async {
+            prod.server
+                .connect(previous)
+                .await
+                .query_one("SELECT count(*) FROM users", &[])
+                .await
+        })
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "the wiped database is kept as it was");
+    let integrity = &report["integrity"];
+    assert!(
+        integrity["basis"]
+            .as_str()
+            .unwrap()
+            .contains("S0 from the manifest"),
+        "{integrity}"
+    );
+    let tables = integrity["tables"].as_array().unwrap();
+    assert!(
+        tables.iter().any(|t| t["name"] == "public.users")
+            && tables.iter().all(|t| t["match"] == true),
+        "{integrity}"
+    );
+}
+
+/// The strategy's weekly "test restore on staging": `pgdrill drill --target-dsn URL
+/// --confirm DBNAME` runs the same side restore and swap onto the team's staging server, and
+/// a wrong confirmation changes nothing.
+#[test]
+fn a_drill_onto_the_named_staging_server_restores_and_swaps() {
+    let rt = runtime();
+    let staging = rt.block_on(Prod::new("drill-staging", SHOP));
+    rt.block_on(staging.disaster());
+    let before = rt.block_on(staging.fingerprint());
+    let drill = |confirm: &str| {
+        let p = Pgdrill::new([
+            "drill",
+            "--target-dsn",
+            &staging.dsn,
+            "--repo",
+            staging.repo.path().to_str().unwrap(),
+            "--confirm",
+            confirm,
+            "--purpose",
+            "weekly test restore on staging",
+        ]);
+        let out = p.out_dir().display().to_string();
+        p.push_arg("--out").push_arg(out).run()
+    };
+    let wrong = drill("not-the-db");
+    assert_eq!(wrong.code(), 2, "{}", wrong.text());
+    assert_eq!(rt.block_on(staging.fingerprint()), before);
+    let r = drill(&staging.db);
+    let report = r.assert_pass();
+    assert_eq!(rt.block_on(staging.orders(&staging.db)), 2000);
+    assert_eq!(report["restore"]["swapped"], true);
+    let ph = phases(&r);
+    for p in [
+        "connect_target",
+        "pick_backup",
+        "precheck",
+        "compare",
+        "swap",
+    ] {
+        assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
+    }
+    assert!(staging
+        .audit()
+        .iter()
+        .any(|e| e["action"] == "restore_finished" && e["result"] == "pass"));
 }

@@ -84,7 +84,8 @@ impl From<crate::live::LiveError> for StepFail {
             | crate::live::LiveError::NoCreatedb { .. }
             | crate::live::LiveError::NotOwner { .. }
             | crate::live::LiveError::SideExists { .. }
-            | crate::live::LiveError::Busy { .. } => {
+            | crate::live::LiveError::Busy { .. }
+            | crate::live::LiveError::Interrupted { .. } => {
                 StepFail::new(FailureClass::Environment, e.to_string())
             }
             crate::live::LiveError::Sql { .. } => {

@@ -206,6 +206,23 @@ impl Recorder {
     where
         F: Future<Output = StepResult<T>>,
     {
+        self.run_step(id, fut, false).await
+    }
+
+    /// Runs one phase that a signal must not cut in half (the swap of a real restore): it
+    /// gets the drill's token and stops itself where the state it leaves is whole; what it
+    /// did is recorded as it ended, and the next phase sees the signal.
+    pub async fn step_shielded<T, F>(&mut self, id: PhaseId, fut: F) -> Option<T>
+    where
+        F: Future<Output = StepResult<T>>,
+    {
+        self.run_step(id, fut, true).await
+    }
+
+    async fn run_step<T, F>(&mut self, id: PhaseId, fut: F, shielded: bool) -> Option<T>
+    where
+        F: Future<Output = StepResult<T>>,
+    {
         let name = id.name();
         tracing::info!(phase = name, "phase started");
         self.emit(Event::PhaseStarted { phase: id });
@@ -213,17 +230,22 @@ impl Recorder {
         let marks: Vec<_> = self.watched.iter().map(|w| w.log_mark()).collect();
         let token = self.cancel.token().clone();
         let interrupted = || Err(EnvError::Interrupted(self.cancel.reason()).into());
-        let result = tokio::select! {
-            biased;
-            _ = token.cancelled() => interrupted(),
-            r = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name)) => r,
-        };
-        // A phase that never awaits (the checklist) finishes before select! can see a signal
-        // that arrived while it ran; the signal still stops the drill in that phase, so a
-        // SIGTERM is never answered with a pass.
-        let result = match result {
-            Ok(_) if token.is_cancelled() => interrupted(),
-            r => r,
+        let fut = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name));
+        let result = if shielded {
+            fut.await
+        } else {
+            let result = tokio::select! {
+                biased;
+                _ = token.cancelled() => interrupted(),
+                r = fut => r,
+            };
+            // A phase that never awaits (the checklist) finishes before select! can see a
+            // signal that arrived while it ran; the signal still stops the drill in that
+            // phase, so a SIGTERM is never answered with a pass.
+            match result {
+                Ok(_) if token.is_cancelled() => interrupted(),
+                r => r,
+            }
         };
         // A step's error is asked about only when no signal stopped the drill: a lost server
         // then speaks for it, in every phase alike.

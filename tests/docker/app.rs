@@ -1,6 +1,8 @@
 //! The application as a container: the sample app's container stopped and started again
 //! around the restore, a user's own image, a restart with a fault, and the full drill's
-//! configuration and code restored into a new container.
+//! configuration and code restored into a new container; and `pgdrill restore
+//! --app-container`, the team's own running container stopped and started around a real
+//! restore.
 
 use super::{
     app_image_or_skip, assert_no_docker_leftovers, container_exists, container_ids, docker,
@@ -247,4 +249,126 @@ fn a_full_drill_on_docker_restores_config_and_code_into_a_new_app_container() {
         r["rpo"]
     );
     assert_no_docker_leftovers(&id);
+}
+
+/// `pgdrill restore --app-container NAME`: production is a native server with the sample app
+/// running as the team's container (host network, so it reaches the server on loopback);
+/// the restore runs `docker stop NAME` before it touches the database and `docker start NAME`
+/// after the swap, and the same container is healthy on the restored data.
+#[test]
+fn a_real_restore_stops_and_starts_the_teams_app_container() {
+    let test = "a_real_restore_stops_and_starts_the_teams_app_container";
+    if !docker_or_skip(test) || !app_image_or_skip(test) {
+        return;
+    }
+    use crate::restore::{phases, status, Prod, APP_SEED};
+    const PW: &str = "container-app-pw-81d2";
+    let rt = crate::support::runtime();
+    let server = rt.block_on(crate::support::TestServer::start("restore-ctr"));
+    let (db, client) = rt.block_on(server.sample_app_db("prod", PW));
+    rt.block_on(client.batch_execute(APP_SEED)).unwrap();
+    drop(client);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = format!("pgdrill-test-prod-app-{}", std::process::id());
+    let _gone = RemoveContainer(name.clone());
+    let dsn = format!(
+        "DATABASE_URL=host={} port={} dbname={db} user=pgdrill_app password={PW}",
+        server.endpoint.host, server.endpoint.port
+    );
+    let listen = format!("LISTEN_ADDR=127.0.0.1:{port}");
+    assert!(docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "-e",
+        &dsn,
+        "-e",
+        "API_KEY=ctr-api-key-1",
+        "-e",
+        "VPN_PEER=vpn.internal:51820",
+        "-e",
+        "WORKER_INTERVAL_MS=200",
+        "-e",
+        &listen,
+        APP_IMAGE,
+    ]));
+    let prod = Prod::backed_up(server, db);
+    rt.block_on(async {
+        prod.server
+            .connect(&prod.db)
+            .await
+            .batch_execute("TRUNCATE users CASCADE")
+            .await
+    })
+    .unwrap();
+    let health = format!("http://127.0.0.1:{port}/health");
+    let before = container_started_at(&name);
+    let r = prod
+        .restore(&[
+            "--app-container",
+            &name,
+            "--app-health-url",
+            &health,
+            "--confirm",
+            &prod.db,
+        ])
+        .run();
+    let report = r.assert_pass();
+    let ph = phases(&r);
+    for p in ["stop_app", "swap", "start_app", "app_healthy"] {
+        assert_eq!(status(&ph, p), "pass", "{p}: {ph:?}");
+    }
+    let stop = r.phase("stop_app");
+    assert!(
+        stop["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("docker stop {name}")),
+        "{stop}"
+    );
+    assert_ne!(
+        container_started_at(&name),
+        before,
+        "the same container was started again"
+    );
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &name])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default(),
+        "true"
+    );
+    let users: i64 = rt
+        .block_on(async {
+            prod.server
+                .connect(&prod.db)
+                .await
+                .query_one("SELECT count(*) FROM users", &[])
+                .await
+        })
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 50);
+    assert_eq!(report["kind"], "restore");
+}
+
+fn container_started_at(name: &str) -> String {
+    docker(&["inspect", "--format", "{{.State.StartedAt}}", name])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `docker rm -f` of a container the test started, however the test ends.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
 }

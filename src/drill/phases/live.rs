@@ -306,10 +306,11 @@ pub(in crate::drill) async fn swap(ctx: &mut Ctx, flow: &mut Flow) -> Option<()>
     };
     let db = target.dbname.clone();
     let before = live::before_name(&db, chrono::Utc::now());
+    let cancel = ctx.rec.cancel_token();
     let swapped = ctx
         .rec
-        .step(PhaseId::Swap, async {
-            let s = live::swap(&target, &db, &side, &before).await?;
+        .step_shielded(PhaseId::Swap, async {
+            let s = live::swap(&target, &db, &side, &before, &cancel).await?;
             let detail = match &s.previous {
                 Some(p) => format!(
                     "{db} renamed to {p} ({} session(s) terminated first), then {side} renamed to {db}",
