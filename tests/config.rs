@@ -868,3 +868,66 @@ fn an_app_that_does_not_start_after_a_config_restore_fails_naming_where_the_prev
     assert_eq!(live.trace().len(), 2, "{:?}", live.trace());
     assert!(run.text().contains(previous), "{}", run.text());
 }
+
+#[test]
+fn an_interrupted_config_restore_starts_the_app_again_changes_nothing_and_exits_3() {
+    let f = Fixture::new();
+    let live = LiveDir::new(&f);
+    let before = tree(&live.dir);
+    // The stop command hangs after its trace line (exec: the kill on cancellation reaches it).
+    let stop = format!("{}; exec sleep 30", live.command("stop"));
+    let mut args: Vec<String> = ["config", "restore", "--repo"].map(String::from).to_vec();
+    args.extend([
+        f.s("repo"),
+        "--identity".into(),
+        f.s("identity.txt"),
+        "--to".into(),
+        live.dir.display().to_string(),
+        "--app-stop".into(),
+        stop,
+        "--app-start".into(),
+        live.command("start"),
+        "--confirm".into(),
+        BACKUP.into(),
+    ]);
+    let p = Pgdrill::new(args);
+    let out = p.out_dir().display().to_string();
+    let (mut child, out) = p.push_arg("--out").push_arg(out).spawn();
+    let started = std::time::Instant::now();
+    while live.trace().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the app was never stopped"
+        );
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the restore ended ({st}) before stop_app");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(3));
+    let r = crate::support::read_report(out.path()).expect("a report after SIGINT");
+    assert_eq!(r["kind"], "config_restore");
+    assert_eq!(r["verdict"], "error", "{}", r["failure"]);
+    assert_eq!(r["config_restore"]["restored"], false);
+    assert_eq!(r["config_restore"]["app_restarted_by_cleanup"], true);
+    assert_eq!(
+        tree(&live.dir),
+        before,
+        "an interrupted restore changed the directory"
+    );
+    let env_sha = sha_of(&live.dir.join(".env"));
+    assert_eq!(
+        live.trace(),
+        [format!("stop {env_sha}"), format!("start {env_sha}")]
+    );
+    assert_eq!(
+        audit_actions(&f).last().map(String::as_str),
+        Some("config_restore_finished:failed")
+    );
+}

@@ -18,6 +18,8 @@ pub struct ConfigArgs {
 }
 
 /// The config subcommands.
+// Parsed once per process: the size of the restore's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Back up configuration files into one age-encrypted archive in <repo>/config/.
