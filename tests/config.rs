@@ -931,3 +931,48 @@ fn an_interrupted_config_restore_starts_the_app_again_changes_nothing_and_exits_
         Some("config_restore_finished:failed")
     );
 }
+
+#[test]
+fn a_backup_file_that_is_a_directory_in_the_live_dir_cannot_run_and_two_restores_keep_both_previous_sets(
+) {
+    let f = Fixture::new();
+    let live = LiveDir::new(&f);
+    // wg0.conf is a directory in the live directory: the restore replaces files only.
+    std::fs::create_dir(live.dir.join("wg0.conf")).unwrap();
+    let before = tree(&live.dir);
+    let dry = live.restore(&f, &live.command("start"), &[]);
+    assert_eq!(dry.code(), 3, "{}", dry.text());
+    assert!(
+        dry.text().contains("CANNOT RUN") && dry.text().contains("is not a regular file"),
+        "{}",
+        dry.text()
+    );
+    assert_eq!(tree(&live.dir), before);
+    std::fs::remove_dir(live.dir.join("wg0.conf")).unwrap();
+
+    // Two confirmed restores: the second replaces nothing that differs, so it keeps nothing
+    // new, and the first one's copy of the previous .env is still there.
+    let first = live.restore(&f, &live.command("start"), &["--confirm", BACKUP]);
+    first.assert_pass();
+    let previous = first.report()["config_restore"]["previous"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write(&live.dir.join("api.key"), "edited by hand\n", 0o640);
+    let second = live.restore(&f, &live.command("start"), &["--confirm", BACKUP]);
+    let r = second.assert_pass();
+    let kept = r["config_restore"]["previous"].as_str().unwrap();
+    assert_ne!(
+        kept, previous,
+        "a second restore must not reuse the first one's copies"
+    );
+    assert_eq!(
+        std::fs::read_to_string(Path::new(kept).join("api.key")).unwrap(),
+        "edited by hand\n"
+    );
+    assert!(Path::new(&previous).join(".env").is_file());
+    assert_eq!(
+        sha_of(&live.dir.join("api.key")),
+        manifest_sha(&f)["api.key"]
+    );
+}
