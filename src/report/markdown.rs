@@ -887,6 +887,9 @@ fn config_restore_section(s: &mut String, x: &crate::report::ConfigRestoreInfo) 
             );
         }
     }
+    if !x.checks.is_empty() {
+        let _ = writeln!(s);
+    }
     for c in &x.checks {
         let _ = writeln!(s, "- ok: {c}");
     }
