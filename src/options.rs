@@ -388,6 +388,7 @@ impl DrillOptions {
             scope,
             record: self.record,
             restore: None,
+            config_restore: None,
         })
     }
 }
@@ -527,24 +528,8 @@ pub struct RestoreOptions {
     pub repo: Option<PathBuf>,
     /// `--at`: the newest backup of the repository taken at or before this moment.
     pub at: Option<chrono::DateTime<chrono::Utc>>,
-    /// `--app-stop` and `--app-start`.
-    pub app_stop: Option<String>,
-    /// See `app_stop`.
-    pub app_start: Option<String>,
-    /// `--app-container`.
-    pub app_container: Option<String>,
-    /// `--app-unit`.
-    pub app_unit: Option<String>,
-    /// `--app-health-url`, each one.
-    pub app_health_url: Vec<String>,
-    /// `--app-healthy-status`.
-    pub app_healthy_status: Option<String>,
-    /// `--app-health-format`.
-    pub app_health_format: crate::app::HealthFormat,
-    /// `--app-log`.
-    pub app_log: Option<PathBuf>,
-    /// `--app-metrics-url`.
-    pub app_metrics_url: Option<String>,
+    /// The team's application: how it is stopped, started and judged.
+    pub app: AppOptions,
     /// `--observe`.
     pub observe: Option<Duration>,
     /// `--in-place`.
@@ -587,41 +572,7 @@ impl RestoreOptions {
                 "give the backup to restore: --backup-file PATH, or --repo DIR (its newest backup, or the newest at or before --at TIME)".into(),
             ));
         }
-        let control = match (
-            self.app_stop,
-            self.app_start,
-            self.app_container,
-            self.app_unit,
-        ) {
-            (None, None, None, None) => None,
-            (Some(stop), Some(start), None, None) => {
-                Some(crate::app::AppControl::Commands { stop, start })
-            }
-            (None, None, Some(c), None) => Some(crate::app::AppControl::Container(c)),
-            (None, None, None, Some(u)) => Some(crate::app::AppControl::Unit(u)),
-            (Some(_), None, None, None) | (None, Some(_), None, None) => {
-                return Err(Error::Usage(
-                    "--app-stop and --app-start go together: the restore stops the application before it touches the database and starts it after".into(),
-                ))
-            }
-            _ => {
-                return Err(Error::Usage(
-                    "name the application one way: --app-stop/--app-start, --app-container NAME, or --app-unit NAME".into(),
-                ))
-            }
-        };
-        let app_flags = !self.app_health_url.is_empty()
-            || self.app_log.is_some()
-            || self.app_metrics_url.is_some();
-        if control.is_none() && app_flags {
-            return Err(Error::Usage(
-                "--app-health-url, --app-log and --app-metrics-url describe an application the restore stops and starts: name it with --app-stop/--app-start, --app-container or --app-unit".into(),
-            ));
-        }
-        for url in self.app_health_url.iter().chain(&self.app_metrics_url) {
-            crate::app::url::HttpUrl::parse(url)
-                .map_err(|e| Error::Usage(format!("application URL: {e}")))?;
-        }
+        let app = self.app.external_app()?;
         if self.drop_previous && self.in_place {
             return Err(Error::Usage(
                 "--drop-previous is for the side restore: --in-place replaces the database itself, with the safety dump as its copy".into(),
@@ -680,16 +631,6 @@ impl RestoreOptions {
         if let Some(r) = plan.repo.as_mut() {
             r.at = self.at;
         }
-        let app = control.map(|control| crate::app::ExternalApp {
-            control,
-            health_urls: self.app_health_url,
-            healthy_status: self
-                .app_healthy_status
-                .unwrap_or_else(|| "HEALTHY".to_string()),
-            health_format: self.app_health_format,
-            log_file: self.app_log,
-            metrics_url: self.app_metrics_url,
-        });
         plan.restore = Some(crate::plan::RestorePlan {
             target,
             mode,
@@ -701,6 +642,146 @@ impl RestoreOptions {
             app,
             reason: self.reason,
             observe: self.observe.unwrap_or(Duration::from_secs(3)),
+        });
+        Ok(plan)
+    }
+}
+
+/// The team's running application as `pgdrill restore` and `pgdrill config restore` name it
+/// (`--app-stop/--app-start`, `--app-container`, `--app-unit`) and judge it.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// `--app-stop` and `--app-start`.
+    pub app_stop: Option<String>,
+    /// See `app_stop`.
+    pub app_start: Option<String>,
+    /// `--app-container`.
+    pub app_container: Option<String>,
+    /// `--app-unit`.
+    pub app_unit: Option<String>,
+    /// `--app-health-url`, each one.
+    pub app_health_url: Vec<String>,
+    /// `--app-healthy-status`.
+    pub app_healthy_status: Option<String>,
+    /// `--app-health-format`.
+    pub app_health_format: crate::app::HealthFormat,
+    /// `--app-log`.
+    pub app_log: Option<PathBuf>,
+    /// `--app-metrics-url`.
+    pub app_metrics_url: Option<String>,
+}
+
+impl AppOptions {
+    /// Whether any flag names or describes an application.
+    pub fn given(&self) -> bool {
+        self.app_stop.is_some()
+            || self.app_start.is_some()
+            || self.app_container.is_some()
+            || self.app_unit.is_some()
+            || !self.app_health_url.is_empty()
+            || self.app_log.is_some()
+            || self.app_metrics_url.is_some()
+    }
+
+    /// The application these flags name (one way of controlling it), validated; `None` when
+    /// none is named. Pure: nothing is run or connected to.
+    pub fn external_app(self) -> Result<Option<crate::app::ExternalApp>, Error> {
+        let control = match (
+            self.app_stop,
+            self.app_start,
+            self.app_container,
+            self.app_unit,
+        ) {
+            (None, None, None, None) => None,
+            (Some(stop), Some(start), None, None) => {
+                Some(crate::app::AppControl::Commands { stop, start })
+            }
+            (None, None, Some(c), None) => Some(crate::app::AppControl::Container(c)),
+            (None, None, None, Some(u)) => Some(crate::app::AppControl::Unit(u)),
+            (Some(_), None, None, None) | (None, Some(_), None, None) => {
+                return Err(Error::Usage(
+                    "--app-stop and --app-start go together: the restore stops the application before it changes anything and starts it after".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "name the application one way: --app-stop/--app-start, --app-container NAME, or --app-unit NAME".into(),
+                ))
+            }
+        };
+        let app_flags = !self.app_health_url.is_empty()
+            || self.app_log.is_some()
+            || self.app_metrics_url.is_some();
+        if control.is_none() && app_flags {
+            return Err(Error::Usage(
+                "--app-health-url, --app-log and --app-metrics-url describe an application the restore stops and starts: name it with --app-stop/--app-start, --app-container or --app-unit".into(),
+            ));
+        }
+        for url in self.app_health_url.iter().chain(&self.app_metrics_url) {
+            crate::app::url::HttpUrl::parse(url)
+                .map_err(|e| Error::Usage(format!("application URL: {e}")))?;
+        }
+        Ok(control.map(|control| crate::app::ExternalApp {
+            control,
+            health_urls: self.app_health_url,
+            healthy_status: self
+                .app_healthy_status
+                .unwrap_or_else(|| "HEALTHY".to_string()),
+            health_format: self.app_health_format,
+            log_file: self.app_log,
+            metrics_url: self.app_metrics_url,
+        }))
+    }
+}
+
+/// The options of `pgdrill config restore --confirm` (flags, or the library): the backup (by
+/// its name, as confirmed), the live directory, the application around it.
+#[derive(Debug, Clone)]
+pub struct ConfigRestoreOptions {
+    /// The repo, the backup, the identity, `--to`, `--require`.
+    pub request: crate::config::RestoreRequest,
+    /// The backup's name (`config_YYYYmmdd_HHMMSS`): the restore runs only this one.
+    pub backup: String,
+    /// The team's application.
+    pub app: AppOptions,
+    /// `--budget-config`, `--budget-app`, `--budget-total`.
+    pub budgets: Budgets,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--operator`, `--ticket`, `--reason`.
+    pub record: crate::plan::RecordPlan,
+    /// `--reason`.
+    pub reason: Option<String>,
+}
+
+impl ConfigRestoreOptions {
+    /// The plan of a configuration restore: validated, no server, the backup's archive as
+    /// its source. Reads the backup's manifest, nothing else.
+    pub fn prepare(self, now: chrono::DateTime<chrono::Utc>) -> Result<Plan, Error> {
+        let app = self.app.external_app()?;
+        let manifest = crate::config::read_manifest(&self.request.repo, &self.backup)?;
+        let drill = DrillOptions {
+            backend: BackendKind::Native,
+            app: AppChoice::None,
+            budget_app: self.budgets.app_restart,
+            budget_total: self.budgets.total,
+            out: self.out,
+            negative_controls: NegativeControls::None,
+            record: self.record,
+            ..DrillOptions::default()
+        };
+        let mut plan = drill.into_plan(now)?;
+        plan.budgets.config_restore = self.budgets.config_restore;
+        plan.source =
+            Source::BackupFile(crate::config::config_dir(&self.request.repo).join(&manifest.file));
+        let mut request = self.request;
+        // The backup confirmed, whatever --at or "newest" would pick by the time it runs.
+        request.pick = crate::config::Pick::Name(self.backup.clone());
+        plan.config_restore = Some(crate::plan::ConfigRestorePlan {
+            request,
+            backup: self.backup,
+            app,
+            reason: self.reason,
         });
         Ok(plan)
     }

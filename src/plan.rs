@@ -54,6 +54,23 @@ pub struct Plan {
     /// `pgdrill restore`: the real restore onto a server the user names, confirmed; `None`
     /// for a drill.
     pub restore: Option<RestorePlan>,
+    /// `pgdrill config restore --confirm`: the configuration restored into the application's
+    /// live directory, confirmed; `None` otherwise. No database server is involved.
+    pub config_restore: Option<ConfigRestorePlan>,
+}
+
+/// A configuration restore into the application's live directory (`pgdrill config restore
+/// --confirm NAME`): the backup, the directory and the application around it.
+#[derive(Debug, Clone)]
+pub struct ConfigRestorePlan {
+    /// The repo, the backup (by the name confirmed), the identity, `--to`, `--require`.
+    pub request: crate::config::RestoreRequest,
+    /// The backup's name, as confirmed.
+    pub backup: String,
+    /// The team's running application, when one is named.
+    pub app: Option<crate::app::ExternalApp>,
+    /// `--reason`.
+    pub reason: Option<String>,
 }
 
 /// A real restore (`pgdrill restore --confirm DBNAME`): the server and database it replaces,
@@ -121,6 +138,22 @@ pub struct RecordPlan {
 }
 
 impl Plan {
+    /// The team's own application a real restore or a configuration restore stops and
+    /// starts with its own commands.
+    pub fn team_app(&self) -> Option<&crate::app::ExternalApp> {
+        match (&self.restore, &self.config_restore) {
+            (Some(r), _) => r.app.as_ref(),
+            (None, Some(c)) => c.app.as_ref(),
+            (None, None) => None,
+        }
+    }
+
+    /// A real restore or a configuration restore: the team's application and data, not a
+    /// drill's disposable ones.
+    pub fn is_live(&self) -> bool {
+        self.restore.is_some() || self.config_restore.is_some()
+    }
+
     /// The full scope's configuration and code, with `--scope full`.
     pub fn full(&self) -> Option<&crate::scope::FullPlan> {
         self.scope.full.as_ref()

@@ -194,13 +194,16 @@ impl DrillArgs {
             target_dsn,
             backup_file: self.backup_file.clone(),
             repo: self.repo.clone(),
-            app_stop: self.app_stop.clone(),
-            app_start: self.app_start.clone(),
-            app_health_url: self.app_health_url.iter().cloned().collect(),
-            app_healthy_status: Some(self.app_healthy_status.clone()),
-            app_health_format: self.app_health_format.clone(),
-            app_log: self.app_log.clone(),
-            app_metrics_url: self.app_metrics_url.clone(),
+            app: crate::options::AppOptions {
+                app_stop: self.app_stop.clone(),
+                app_start: self.app_start.clone(),
+                app_health_url: self.app_health_url.iter().cloned().collect(),
+                app_healthy_status: Some(self.app_healthy_status.clone()),
+                app_health_format: self.app_health_format.clone(),
+                app_log: self.app_log.clone(),
+                app_metrics_url: self.app_metrics_url.clone(),
+                ..crate::options::AppOptions::default()
+            },
             observe: Some(self.observe),
             jobs: self.jobs,
             budgets: Some(crate::plan::Budgets {

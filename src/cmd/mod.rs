@@ -140,7 +140,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Drill(args) => drill::run(args).await,
         Command::Clean(args) => clean::run(args),
-        Command::Config(args) => config::run(args),
+        Command::Config(args) => config::run(args).await,
         Command::Backup(args) => backup::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Prune(args) => prune::run(args),
@@ -149,6 +149,58 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Evidence(args) => evidence::run(args),
         Command::Restore(args) => restore::run(args).await,
         Command::Runbook(args) => runbook::run(args),
+    }
+}
+
+/// The team's running application, as `pgdrill restore` and `pgdrill config restore` name
+/// it: one clap struct, so that both commands take the same flags.
+#[derive(Debug, clap::Args)]
+pub struct AppArgs {
+    /// The shell command that stops the application before the restore changes anything;
+    /// with --app-start.
+    #[arg(long, value_name = "CMD", requires = "app_start")]
+    app_stop: Option<String>,
+    /// The shell command that starts it again after the restore; with --app-stop.
+    #[arg(long, value_name = "CMD", requires = "app_stop")]
+    app_start: Option<String>,
+    /// An existing container: `docker stop NAME` / `docker start NAME`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["app_stop", "app_unit"])]
+    app_container: Option<String>,
+    /// A systemd unit: `systemctl stop NAME` / `systemctl start NAME`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["app_stop", "app_container"])]
+    app_unit: Option<String>,
+    /// The application's health endpoint (repeatable): each must answer healthy after the start.
+    #[arg(long, value_name = "URL")]
+    app_health_url: Vec<String>,
+    /// The JSON `status` value that means healthy (any other body: HTTP 200).
+    #[arg(long, value_name = "STATUS")]
+    app_healthy_status: Option<String>,
+    /// How the health answers are read: auto, ietf, spring, aspnet, plain, or
+    /// json-path=EXPR (see the user guide's health formats).
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_health_format)]
+    app_health_format: crate::app::HealthFormat,
+    /// The application's log file, read for ERROR lines after the start.
+    #[arg(long, value_name = "FILE")]
+    app_log: Option<std::path::PathBuf>,
+    /// The application's Prometheus metrics.
+    #[arg(long, value_name = "URL")]
+    app_metrics_url: Option<String>,
+}
+
+impl AppArgs {
+    /// The library's options for these flags.
+    fn options(&self) -> crate::options::AppOptions {
+        crate::options::AppOptions {
+            app_stop: self.app_stop.clone(),
+            app_start: self.app_start.clone(),
+            app_container: self.app_container.clone(),
+            app_unit: self.app_unit.clone(),
+            app_health_url: self.app_health_url.clone(),
+            app_healthy_status: self.app_healthy_status.clone(),
+            app_health_format: self.app_health_format.clone(),
+            app_log: self.app_log.clone(),
+            app_metrics_url: self.app_metrics_url.clone(),
+        }
     }
 }
 

@@ -40,34 +40,9 @@ pub struct RestoreArgs {
     /// With --repo: the newest backup taken at or before this time (RFC 3339).
     #[arg(long, value_name = "TIME", requires = "repo", value_parser = parse_time)]
     at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The shell command that stops the application (step 1); with --app-start.
-    #[arg(long, value_name = "CMD", requires = "app_start")]
-    app_stop: Option<String>,
-    /// The shell command that starts it again (step 6); with --app-stop.
-    #[arg(long, value_name = "CMD", requires = "app_stop")]
-    app_start: Option<String>,
-    /// An existing container: `docker stop NAME` / `docker start NAME`.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["app_stop", "app_unit"])]
-    app_container: Option<String>,
-    /// A systemd unit: `systemctl stop NAME` / `systemctl start NAME`.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["app_stop", "app_container"])]
-    app_unit: Option<String>,
-    /// The application's health endpoint (repeatable): each must answer healthy (step 7).
-    #[arg(long, value_name = "URL")]
-    app_health_url: Vec<String>,
-    /// The JSON `status` value that means healthy (any other body: HTTP 200).
-    #[arg(long, value_name = "STATUS")]
-    app_healthy_status: Option<String>,
-    /// How the health answers are read: auto, ietf, spring, aspnet, plain, or
-    /// json-path=EXPR (see the user guide's health formats).
-    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = super::parse_health_format)]
-    app_health_format: crate::app::HealthFormat,
-    /// The application's log file, read for ERROR lines after the start.
-    #[arg(long, value_name = "FILE")]
-    app_log: Option<PathBuf>,
-    /// The application's Prometheus metrics.
-    #[arg(long, value_name = "URL")]
-    app_metrics_url: Option<String>,
+    /// The team's application: stopped before the restore, started after it, judged.
+    #[command(flatten)]
+    app: super::AppArgs,
     /// How long the checklist watches the started application.
     #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_duration)]
     observe: Duration,
@@ -154,15 +129,7 @@ impl RestoreArgs {
             backup_file: self.backup_file.clone(),
             repo: self.repo.clone(),
             at: self.at,
-            app_stop: self.app_stop.clone(),
-            app_start: self.app_start.clone(),
-            app_container: self.app_container.clone(),
-            app_unit: self.app_unit.clone(),
-            app_health_url: self.app_health_url.clone(),
-            app_healthy_status: self.app_healthy_status.clone(),
-            app_health_format: self.app_health_format.clone(),
-            app_log: self.app_log.clone(),
-            app_metrics_url: self.app_metrics_url.clone(),
+            app: self.app.options(),
             observe: Some(self.observe),
             in_place: self.in_place,
             drop_previous: self.drop_previous,

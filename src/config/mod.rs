@@ -3,6 +3,7 @@
 //! before anything appears in the target directory.
 
 pub mod keys;
+pub mod replace;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -102,6 +103,9 @@ pub enum ConfigError {
         /// ` at or before TIME`, or empty.
         when: String,
     },
+    /// A file of the backup is a directory (or another non-file) in the live directory.
+    #[error("{0} is not a regular file; the restore replaces files only, move it away first")]
+    NotAFile(String),
     /// `--to` exists and is not empty.
     #[error("--to {0}: exists and is not empty; restore into a new directory")]
     TargetNotEmpty(String),
@@ -509,6 +513,64 @@ pub fn restore(req: &RestoreRequest) -> Result<ConfigRestore, ConfigError> {
     } else if req.to.exists() {
         return Err(ConfigError::TargetNotEmpty(to_shown));
     }
+    let checked = check(req)?;
+    write_all(&req.to, &checked.files)?;
+    Ok(ConfigRestore {
+        backup: checked.backup,
+        sha256: checked.sha256,
+        to: req.to.clone(),
+        files: checked.files.into_iter().map(|(f, _)| f).collect(),
+        checks: checked.checks,
+    })
+}
+
+/// The backup `pick` names in `repo`: its name (`config_…`).
+pub fn pick_name(repo: &Path, which: &Pick) -> Result<String, ConfigError> {
+    pick(repo, which)
+}
+
+/// A backup's manifest as written beside its archive (nothing is decrypted).
+pub fn read_manifest(repo: &Path, name: &str) -> Result<Manifest, ConfigError> {
+    let path = config_dir(repo).join(format!("{name}.manifest.json"));
+    let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| ConfigError::Tampered {
+        backup: name.to_string(),
+        reason: format!("its manifest is not valid ({e})"),
+    })
+}
+
+/// A backup decrypted and checked in memory, not yet written anywhere.
+pub struct Checked {
+    /// The backup's name.
+    pub backup: String,
+    /// SHA-256 of its archive.
+    pub sha256: String,
+    /// Every check made, in words.
+    pub checks: Vec<String>,
+    /// The files and their plaintext: private, so that no caller prints a value.
+    files: Vec<(FileEntry, Vec<u8>)>,
+}
+
+impl Checked {
+    /// The files' manifest entries (names, modes, SHA-256; never a value).
+    pub fn files(&self) -> Vec<FileEntry> {
+        self.files.iter().map(|(f, _)| f.clone()).collect()
+    }
+}
+
+impl std::fmt::Debug for Checked {
+    // The plaintext stays out of any debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("backup", &self.backup)
+            .field("files", &self.files().len())
+            .finish()
+    }
+}
+
+/// Picks, reads, decrypts and checks the backup `req` names (every SHA-256, the required
+/// keys, the VPN config), in memory: nothing is written and `req.to` is not read.
+pub fn check(req: &RestoreRequest) -> Result<Checked, ConfigError> {
     let name = pick(&req.repo, &req.pick)?;
     let dir = config_dir(&req.repo);
     let tampered = |reason: String| ConfigError::Tampered {
@@ -635,13 +697,11 @@ pub fn restore(req: &RestoreRequest) -> Result<ConfigRestore, ConfigError> {
         }
         checks.push(format!("required key {key} is present and non-empty"));
     }
-    write_all(&req.to, &files)?;
-    Ok(ConfigRestore {
+    Ok(Checked {
         backup: name,
         sha256: sha,
-        to: req.to.clone(),
-        files: files.into_iter().map(|(f, _)| f).collect(),
         checks,
+        files,
     })
 }
 

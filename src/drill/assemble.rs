@@ -58,7 +58,12 @@ pub(super) fn report(
         Some(f) if f.class == FailureClass::Environment => Verdict::Error,
         Some(_) => Verdict::Fail,
     };
-    let checklist = if ev.checklist.is_empty() {
+    let checklist = if plan.config_restore.is_some() {
+        checklist::all(
+            Status::Skipped,
+            "a configuration restore: no database was restored",
+        )
+    } else if ev.checklist.is_empty() {
         checklist::all(
             Status::Skipped,
             "not run: the drill stopped before verification",
@@ -117,6 +122,8 @@ pub(super) fn report(
         drill_id: plan.drill_id.clone(),
         kind: if plan.restore.is_some() {
             crate::report::ReportKind::Restore
+        } else if plan.config_restore.is_some() {
+            crate::report::ReportKind::ConfigRestore
         } else {
             crate::report::ReportKind::Drill
         },
@@ -146,7 +153,7 @@ pub(super) fn report(
         backup,
         disaster: DisasterInfo {
             kind: match plan.source {
-                _ if plan.restore.is_some() => DisasterKind::None,
+                _ if plan.is_live() => DisasterKind::None,
                 Source::BackupFile(_) => DisasterKind::None,
                 _ => plan.disaster.into(),
             },
@@ -173,6 +180,7 @@ pub(super) fn report(
         contacts: plan.record.contacts.clone(),
         warnings: crate::contacts::warnings(&plan.record.contacts),
         restore: ev.restore,
+        config_restore: ev.config_restore,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {
@@ -345,6 +353,10 @@ pub fn evaluate_budgets(
     // The full scope's own restores count in the RTO too.
     if plan.full().is_some() {
         groups.extend([BudgetName::ConfigRestore, BudgetName::CodeRollback]);
+    } else if plan.config_restore.is_some() {
+        // A configuration restore verifies inside config_restore: no data to verify after.
+        groups.retain(|g| *g != BudgetName::Verification);
+        groups.push(BudgetName::ConfigRestore);
     }
     let mut out = Vec::new();
     let mut total = 0;

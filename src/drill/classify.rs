@@ -181,7 +181,8 @@ fn config(e: &ConfigError) -> (FailureClass, Exit) {
         | C::BadFile { .. }
         | C::BadIdentity { .. }
         | C::UnknownBackup { .. }
-        | C::TargetNotEmpty(_) => (F::RestoreFailed, Exit::Usage),
+        | C::TargetNotEmpty(_)
+        | C::NotAFile(_) => (F::RestoreFailed, Exit::Usage),
         C::WrongIdentity { .. } => (F::BackupUnusable, Exit::Usage),
         C::Tampered { .. } | C::WireGuard { .. } => (F::BackupUnusable, Exit::Fail),
         C::MissingKey { .. } | C::EmptyKey { .. } | C::NoBackup { .. } => {

@@ -109,6 +109,8 @@ struct Owned {
     work: Option<tempfile::TempDir>,
     /// A real restore: what it made and stopped on the named server, settled by `cleanup`.
     live: Option<live::Live>,
+    /// A configuration restore: what it changed and stopped, settled by `cleanup`.
+    config: Option<config::LiveConfig>,
 }
 
 impl Owned {
@@ -172,6 +174,8 @@ struct Evidence {
     earlier_backups: Vec<(std::path::PathBuf, Option<String>)>,
     /// A real restore's facts.
     restore: Option<crate::report::RestoreInfo>,
+    /// A configuration restore's facts.
+    config_restore: Option<crate::report::ConfigRestoreInfo>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -222,15 +226,26 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let mut steps = steps.into_iter();
     // The first step opens what every other runs on, so it runs before the context exists.
     let mut live = None;
-    let provisioned = match (steps.next(), &plan.restore) {
-        (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
-        (Some(Step::ConnectTarget), Some(r)) => {
-            live::connect(r, &mut rec).await.map(|(p, facts)| {
-                live = Some(live::Live::new(r, facts));
-                p
-            })
+    let mut live_config = None;
+    let provisioned = if let Some(c) = &plan.config_restore {
+        // A configuration restore works on files and the team's application: no server.
+        live_config = Some(config::LiveConfig::new(c));
+        Some(provision::Provisioned {
+            backend: None,
+            server: None,
+            app_image: None,
+        })
+    } else {
+        match (steps.next(), &plan.restore) {
+            (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
+            (Some(Step::ConnectTarget), Some(r)) => {
+                live::connect(r, &mut rec).await.map(|(p, facts)| {
+                    live = Some(live::Live::new(r, facts));
+                    p
+                })
+            }
+            _ => None,
         }
-        _ => None,
     };
     let Some(p) = provisioned else {
         ev.restore = plan.restore.as_ref().map(|r| live::info_of(r, None));
@@ -264,6 +279,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
             writer: None,
             work: None,
             live,
+            config: live_config,
         },
         plan,
         rec,
@@ -271,8 +287,9 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         secrets: crate::app::AppSecrets::generate(),
     };
     let _ = execute(&mut ctx, steps, &mut flow, &mut ev).await;
-    let (plan, rec, notes, restore) = cleanup(ctx).await;
+    let (plan, rec, notes, restore, config_restore) = cleanup(ctx).await;
     ev.restore = restore;
+    ev.config_restore = config_restore;
     assemble::report(&plan, &planned, rec, notes, ev, started_at)
 }
 
@@ -286,7 +303,10 @@ async fn execute(
     flow: &mut Flow,
     ev: &mut Evidence,
 ) -> Option<()> {
-    if let (Source::BackupFile(path), None) = (ctx.plan.source.clone(), &ctx.plan.repo) {
+    let config_only = ctx.plan.config_restore.is_some();
+    if let (Source::BackupFile(path), None, false) =
+        (ctx.plan.source.clone(), &ctx.plan.repo, config_only)
+    {
         // The user's backup file is the backup: adopted as it is, with no phase of its own.
         adopt(ctx, ev, path);
     }
@@ -368,7 +388,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             ev.disaster_at = Some(happened.at);
             flow.happened = Some(happened);
         }
-        Step::StopApp if ctx.plan.restore.is_some() => live::stop_app(ctx).await?,
+        Step::StopApp if ctx.plan.is_live() => live::stop_app(ctx).await?,
         Step::StopApp => app::stop(ctx).await?,
         Step::ReplaceServer => disaster::replace_server(ctx).await?,
         Step::Precheck => {
@@ -497,8 +517,8 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let detection = controls::run(ctx, mode, inputs).await;
             ev.detection = Some(detection);
         }
-        Step::StartApp if ctx.plan.restore.is_some() => live::start_app(ctx, flow).await,
-        Step::AppHealthy if ctx.plan.restore.is_some() => live::healthy(ctx, flow).await,
+        Step::StartApp if ctx.plan.is_live() => live::start_app(ctx, flow).await,
+        Step::AppHealthy if ctx.plan.is_live() => live::healthy(ctx, flow).await,
         Step::StartApp => {
             let server = restore_server(ctx, id).await?;
             app::restart(ctx, flow, &server, &ev.database).await;
@@ -534,6 +554,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
         Step::DropPrevious => live::drop_previous(ctx).await?,
         Step::ObserveLive(window) => live::observe(ctx, flow, window).await,
+        Step::ConfigReplace => config::replace_live(ctx).await?,
         Step::Checklist => {
             ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());
             checklist::run(ctx, &ev.checklist).await?;
@@ -614,6 +635,7 @@ async fn cleanup(
     Recorder,
     Vec<String>,
     Option<crate::report::RestoreInfo>,
+    Option<crate::report::ConfigRestoreInfo>,
 ) {
     let Ctx {
         plan,
@@ -631,12 +653,20 @@ async fn cleanup(
         writer,
         work,
         live,
+        config,
     } = owned;
     // A real restore's side database and stopped application first: the rest is pgdrill's own.
     let restore = match live {
         Some(mut l) => {
             live::settle(&mut l, &mut notes).await;
             Some(l.into_info())
+        }
+        None => None,
+    };
+    let config_restore = match config {
+        Some(mut c) => {
+            config::settle(&mut c, &mut notes).await;
+            Some(c.info)
         }
         None => None,
     };
@@ -679,5 +709,5 @@ async fn cleanup(
             ));
         }
     }
-    (plan, rec, notes, restore)
+    (plan, rec, notes, restore, config_restore)
 }

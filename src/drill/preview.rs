@@ -246,3 +246,138 @@ fn does(plan: &Plan, phase: crate::report::PhaseId) -> String {
         other => other.name().to_string(),
     }
 }
+
+/// What `pgdrill config restore` would do to the application's live directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigPreview {
+    /// Always true: nothing was changed.
+    pub dry_run: bool,
+    /// The backup passed every check and the directory can take it: the restore can run.
+    pub can_run: bool,
+    /// Why it cannot, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// The backup it would restore (`config_YYYYmmdd_HHMMSS`).
+    pub backup: String,
+    /// When it was taken (its manifest's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Its archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// The archive's SHA-256 (the manifest's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The checks run now, in memory (the archive decrypted, never written).
+    pub checks: Vec<String>,
+    /// The application's configuration directory (`--to`).
+    pub target: String,
+    /// Every file of the backup and the directory: would be changed, added, left unchanged,
+    /// or kept (in the directory only).
+    pub files: Vec<crate::config::replace::Change>,
+    /// Where the files it replaces would be kept.
+    pub previous: String,
+    /// Every step, in order.
+    pub steps: Vec<StepPreview>,
+    /// The confirmation that runs it: `--confirm BACKUP`.
+    pub confirm: String,
+}
+
+/// The dry run of `plan` (a configuration restore plan): the backup decrypted and checked in
+/// memory, the directory compared with it; writes nothing.
+pub fn config_preview(plan: &Plan) -> ConfigPreview {
+    let c = plan
+        .config_restore
+        .as_ref()
+        .expect("a configuration restore plan");
+    let mut refused = Vec::new();
+    let manifest = match crate::config::read_manifest(&c.request.repo, &c.backup) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            refused.push(e.to_string());
+            None
+        }
+    };
+    let checks = match crate::config::check(&c.request) {
+        Ok(checked) => checked.checks.clone(),
+        Err(e) => {
+            refused.push(format!("the backup fails its checks: {e}"));
+            Vec::new()
+        }
+    };
+    let files = match &manifest {
+        Some(m) => match crate::config::replace::changes(&c.request.to, &m.files) {
+            Ok(f) => f,
+            Err(e) => {
+                refused.push(e.to_string());
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let steps = super::phases(plan)
+        .into_iter()
+        .map(|phase| StepPreview {
+            phase,
+            budget: phase.budget().map(|b| b.as_str()),
+            does: config_does(plan, phase),
+        })
+        .collect();
+    let dir = c.request.to.display().to_string();
+    ConfigPreview {
+        dry_run: true,
+        can_run: refused.is_empty(),
+        refused: (!refused.is_empty()).then(|| refused.join("; ")),
+        backup: c.backup.clone(),
+        created_at: manifest.as_ref().map(|m| {
+            m.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
+        archive: manifest.as_ref().map(|m| {
+            crate::config::config_dir(&c.request.repo)
+                .join(&m.file)
+                .display()
+                .to_string()
+        }),
+        sha256: manifest.as_ref().map(|m| m.sha256.clone()),
+        checks,
+        previous: format!("{dir}/{}<time>/", crate::config::replace::BEFORE_PREFIX),
+        target: dir,
+        files,
+        steps,
+        confirm: format!("--confirm {}", c.backup),
+    }
+}
+
+/// What `phase` does in this configuration restore, with its exact commands.
+fn config_does(plan: &Plan, phase: crate::report::PhaseId) -> String {
+    use crate::report::PhaseId as P;
+    let app = plan.team_app();
+    let dir = plan
+        .config_restore
+        .as_ref()
+        .map(|c| c.request.to.display().to_string())
+        .unwrap_or_default();
+    match phase {
+        P::StopApp => match app {
+            Some(a) => format!("run `{}`", a.control.stop_command()),
+            None => "skipped: no application named".into(),
+        },
+        P::ConfigRestore => format!(
+            "decrypt and check the backup in memory (archive and files SHA-256, --require keys, VPN config); only if every check passed: stage the files in {dir}, keep each file it replaces in {dir}/{}<time>/, rename each restored file into place (its mode kept) and read it back",
+            crate::config::replace::BEFORE_PREFIX
+        ),
+        P::StartApp => match app {
+            Some(a) => format!("run `{}`", a.control.start_command()),
+            None => "skipped: no application named".into(),
+        },
+        P::AppHealthy => match app {
+            Some(a) if !a.health_urls.is_empty() => format!(
+                "GET {} until healthy, within the app_restart budget",
+                a.health_urls.join(", ")
+            ),
+            _ => "skipped: no --app-health-url".into(),
+        },
+        other => other.name().to_string(),
+    }
+}

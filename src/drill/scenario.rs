@@ -87,6 +87,9 @@ pub(super) enum Step {
     /// [`PhaseId::ObserveApp`] of the team's own application after a real restore: the
     /// window.
     ObserveLive(std::time::Duration),
+    /// [`PhaseId::ConfigRestore`] of `pgdrill config restore --confirm`: the checked files
+    /// put into the application's live directory, the replaced ones kept.
+    ConfigReplace,
 }
 
 impl Step {
@@ -128,6 +131,7 @@ impl Step {
             Step::Swap => P::Swap,
             Step::DropPrevious => P::DropPrevious,
             Step::ObserveLive(_) => P::ObserveApp,
+            Step::ConfigReplace => P::ConfigRestore,
         }
     }
 }
@@ -138,6 +142,9 @@ impl Step {
 pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     if let Some(r) = &plan.restore {
         return restore_scenario(plan, r);
+    }
+    if plan.config_restore.is_some() {
+        return config_restore_scenario();
     }
     let full = plan.full().cloned();
     let writer = plan.scope.rpo;
@@ -248,6 +255,18 @@ fn restore_scenario(plan: &Plan, r: &RestorePlan) -> Vec<Step> {
     }
     v.push(Step::Checklist);
     v
+}
+
+/// The strategy's configuration restore (`pgdrill config restore --confirm`): stop the
+/// application, restore the files (checked whole before any is put in place), start it, and
+/// ask its health. No database server is provisioned or connected to.
+fn config_restore_scenario() -> Vec<Step> {
+    vec![
+        Step::StopApp,
+        Step::ConfigReplace,
+        Step::StartApp,
+        Step::AppHealthy,
+    ]
 }
 
 /// The phases `plan` goes through, in the order they run: its scenario's.

@@ -45,6 +45,10 @@ pub enum Action {
     RestoreStarted,
     /// `pgdrill restore --confirm`: done, with its verdict.
     RestoreFinished,
+    /// `pgdrill config restore --confirm`: about to change the application's configuration.
+    ConfigRestoreStarted,
+    /// `pgdrill config restore --confirm`: done, with its verdict.
+    ConfigRestoreFinished,
 }
 
 /// How it ended.

@@ -410,6 +410,9 @@ pub fn render(r: &Report) -> String {
     if let Some(x) = &r.restore {
         restore_section(&mut s, x);
     }
+    if let Some(x) = &r.config_restore {
+        config_restore_section(&mut s, x);
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         for n in &r.notes {
@@ -819,5 +822,75 @@ fn restore_section(s: &mut String, x: &crate::report::RestoreInfo) {
                 ""
             }
         );
+    }
+}
+
+/// A configuration restore's own section: the backup, the directory, every file with its
+/// SHA-256, where the previous files are kept, the application's commands.
+fn config_restore_section(s: &mut String, x: &crate::report::ConfigRestoreInfo) {
+    let _ = writeln!(s, "\n## The configuration restore\n");
+    let _ = writeln!(
+        s,
+        "- backup: {} (confirmed as {}){}",
+        x.backup,
+        x.confirmed,
+        x.archive_sha256
+            .as_deref()
+            .map(|h| format!(", archive sha256 {h}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "- target: {}: {}",
+        x.target,
+        if x.restored {
+            "the checked files were put in place"
+        } else {
+            "nothing was changed"
+        }
+    );
+    if let Some(reason) = &x.reason {
+        let _ = writeln!(s, "- reason: {reason}");
+    }
+    if let Some(p) = &x.previous {
+        let _ = writeln!(s, "- the previous files are kept in {p}");
+    }
+    if let Some(stop) = &x.app_stop {
+        let _ = writeln!(
+            s,
+            "- application: stopped with `{stop}`{}{}",
+            x.app_start
+                .as_ref()
+                .map(|c| format!(", started with `{c}`"))
+                .unwrap_or_default(),
+            if x.app_restarted_by_cleanup {
+                "; started again by the cleanup"
+            } else {
+                ""
+            }
+        );
+    }
+    if !x.health_urls.is_empty() {
+        let _ = writeln!(s, "- health asked at: {}", x.health_urls.join(", "));
+    }
+    if !x.files.is_empty() {
+        let _ = writeln!(s, "\n| File | Change | Mode | SHA-256 (restored) | SHA-256 (before) |\n|---|---|---|---|---|");
+        for f in &x.files {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                cell(&f.name),
+                f.kind.as_str(),
+                f.mode.as_deref().unwrap_or("-"),
+                f.sha256.as_deref().unwrap_or("-"),
+                f.current_sha256.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if !x.checks.is_empty() {
+        let _ = writeln!(s);
+    }
+    for c in &x.checks {
+        let _ = writeln!(s, "- ok: {c}");
     }
 }

@@ -98,6 +98,10 @@ pub struct Report {
     /// A real restore (`kind: restore`): the server, what was replaced and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreInfo>,
+    /// A configuration restore (`kind: config_restore`): the backup, the directory, the files
+    /// restored and where the previous ones are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_restore: Option<ConfigRestoreInfo>,
 }
 
 /// What a report is of.
@@ -109,6 +113,46 @@ pub enum ReportKind {
     Drill,
     /// `pgdrill restore`: the real restore onto a server the user named.
     Restore,
+    /// `pgdrill config restore --confirm`: the configuration restored into the
+    /// application's live directory.
+    ConfigRestore,
+}
+
+/// A configuration restore's facts: what was put where, what was kept, the application.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConfigRestoreInfo {
+    /// The backup restored (`config_YYYYmmdd_HHMMSS`).
+    pub backup: String,
+    /// SHA-256 of its archive, once checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_sha256: Option<String>,
+    /// The application's configuration directory (`--to`).
+    pub target: String,
+    /// The confirmation given (`--confirm`).
+    pub confirmed: String,
+    /// `--reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The checked files were put in place.
+    pub restored: bool,
+    /// Every file of the backup and the directory: changed, added, unchanged, kept.
+    pub files: Vec<crate::config::replace::Change>,
+    /// Where the files the restore replaced are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Every check made, in words.
+    pub checks: Vec<String>,
+    /// The command that stopped the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_stop: Option<String>,
+    /// The command that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_start: Option<String>,
+    /// The health endpoints asked after the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_urls: Vec<String>,
+    /// The cleanup started the application again (the restore ended before `start_app`).
+    pub app_restarted_by_cleanup: bool,
 }
 
 /// How a real restore replaced the live database.

@@ -45,6 +45,8 @@ fn rto_clock(r: &Report, counted: &[&Phase]) -> String {
             ),
             None => "The lost server's replacement was never provisioned (the drill stopped before replace_server).".into(),
         },
+        // No server at all: the files and the team's application.
+        DisasterKind::None if r.kind == crate::report::ReportKind::ConfigRestore => "A configuration restore: no database server was provisioned or connected to; the clock covers the application's stop, the files' check and replacement, its start and its health.".into(),
         DisasterKind::DropDb => "The server was not lost (drop-db): the restore went into the running server, so no server was provisioned.".into(),
         DisasterKind::None => format!(
             "No disaster was played (an existing backup was restored): the restore's server was provisioned before the clock started (provision{}), as a standby server would be; a real server loss adds a server's provisioning.",

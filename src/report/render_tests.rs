@@ -107,6 +107,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         contacts: vec![],
         warnings: vec![],
         restore: None,
+        config_restore: None,
     }
 }
 

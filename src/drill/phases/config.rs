@@ -1,7 +1,9 @@
 //! The application's configuration in a full drill: `config_backup` (the live files backed up
 //! age-encrypted before the disaster, as the strategy's hourly config backup does), their loss
 //! in the disaster, and `config_restore` (the newest backup before the disaster restored into
-//! a new directory: every SHA-256, the required keys, the VPN config checked).
+//! a new directory: every SHA-256, the required keys, the VPN config checked); and the
+//! configuration restore of `pgdrill config restore --confirm` (`replace_live`: the same
+//! checks, then the files put into the application's live directory, the replaced ones kept).
 
 use std::path::{Path, PathBuf};
 
@@ -184,6 +186,123 @@ pub(in crate::drill) async fn restore(
             Ok((RestoredConfig { dir: to, report }, detail))
         })
         .await
+}
+
+/// What a configuration restore changed and stopped so far, for its cleanup and its report.
+pub(in crate::drill) struct LiveConfig {
+    /// The application, stopped by pgdrill and not started since.
+    pub app_down: Option<crate::app::ExternalApp>,
+    /// What the report says of the restore.
+    pub info: crate::report::ConfigRestoreInfo,
+}
+
+impl LiveConfig {
+    /// The restore `c` plans, before anything is changed.
+    pub fn new(c: &crate::plan::ConfigRestorePlan) -> LiveConfig {
+        LiveConfig {
+            app_down: None,
+            info: crate::report::ConfigRestoreInfo {
+                backup: c.backup.clone(),
+                target: c.request.to.display().to_string(),
+                confirmed: c.backup.clone(),
+                reason: c.reason.clone(),
+                health_urls: c
+                    .app
+                    .as_ref()
+                    .map(|a| a.health_urls.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// What a failure after the files were put in place adds: where they are, where the
+    /// previous ones are kept.
+    pub fn restored_note(&self) -> String {
+        if !self.info.restored {
+            return String::new();
+        }
+        match &self.info.previous {
+            Some(p) => format!(
+                ". The configuration WAS restored into {}; the previous files are kept in {p}",
+                self.info.target
+            ),
+            None => format!(
+                ". The configuration WAS restored into {} (no file was replaced)",
+                self.info.target
+            ),
+        }
+    }
+}
+
+/// Phase `config_restore` of `pgdrill config restore --confirm` (strategy steps 2 and 3):
+/// the confirmed backup decrypted and checked in memory (every SHA-256, the required keys,
+/// the VPN config); only then are the files it replaces kept in `.pgdrill_before_<time>/`
+/// and the checked files renamed into the live directory, each read back.
+pub(in crate::drill) async fn replace_live(ctx: &mut Ctx) -> Option<()> {
+    let Some(c) = ctx.plan.config_restore.clone() else {
+        return crate::drill::missing(ctx, PhaseId::ConfigRestore, "configuration restore plan")
+            .await;
+    };
+    let dir = c.request.to.display().to_string();
+    let now = chrono::Utc::now();
+    let done = ctx
+        .rec
+        .step(PhaseId::ConfigRestore, async move {
+            let to = c.request.to.clone();
+            let unchanged = dir.clone();
+            let (checked, replaced) = tokio::task::spawn_blocking(move || {
+                let checked = config::check(&c.request).map_err(|e| {
+                    let mut f = StepFail::from(e);
+                    f.message = format!("{}; nothing in {unchanged} was changed", f.message);
+                    f
+                })?;
+                let replaced = config::replace::replace(&to, &checked, now)?;
+                Ok::<_, StepFail>((checked, replaced))
+            })
+            .await
+            .map_err(|e| StepFail::environment(e.to_string()))??;
+            let count = |k: config::replace::ChangeKind| {
+                replaced.changes.iter().filter(|c| c.kind == k).count()
+            };
+            use config::replace::ChangeKind as K;
+            let detail = format!(
+                "{} (sha256 {}) checked: {}; into {dir}: {} changed, {} added, {} unchanged, {} other file(s) kept; {}{}",
+                checked.backup,
+                &checked.sha256[..16.min(checked.sha256.len())],
+                checked.checks.join("; "),
+                count(K::Changed),
+                count(K::Added),
+                count(K::Unchanged),
+                count(K::Kept),
+                replaced.check,
+                replaced
+                    .before
+                    .as_ref()
+                    .map(|b| format!("; the replaced files are kept in {}", b.display()))
+                    .unwrap_or_default()
+            );
+            Ok(((checked, replaced), detail))
+        })
+        .await?;
+    if let Some(live) = ctx.owned.config.as_mut() {
+        let (checked, replaced) = done;
+        live.info.restored = true;
+        live.info.archive_sha256 = Some(checked.sha256.clone());
+        live.info.checks = checked.checks.clone();
+        live.info.checks.push(replaced.check.clone());
+        live.info.files = replaced.changes;
+        live.info.previous = replaced.before.map(|b| b.display().to_string());
+    }
+    Some(())
+}
+
+/// The configuration restore's part of the cleanup, on every path: the application, if
+/// pgdrill stopped it and did not start it, started again.
+pub(in crate::drill) async fn settle(live: &mut LiveConfig, notes: &mut Vec<String>) {
+    if let Some(app) = live.app_down.take() {
+        live.info.app_restarted_by_cleanup = super::live::start_again(&app, notes).await;
+    }
 }
 
 /// The sample app's configuration: `.env` (its three required keys) and a WireGuard file.

@@ -136,18 +136,22 @@ pub fn describe_facts(f: &Facts) -> String {
 /// Phase `stop_app` of a real restore (strategy step 1): the team's application stopped
 /// with its own command, after the backup passed its precheck.
 pub(in crate::drill) async fn stop_app(ctx: &mut Ctx) -> Option<()> {
-    let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
+    let Some(app) = ctx.plan.team_app().cloned() else {
         ctx.rec.skip(PhaseId::StopApp, SkipReason::NoApp);
         return Some(());
     };
     let command = app.control.stop_command();
+    let untouched = match &ctx.owned.config {
+        Some(c) => format!("nothing in {} was changed", c.info.target),
+        None => "nothing was changed on the database server".to_string(),
+    };
     let ran = ctx
         .rec
         .step(PhaseId::StopApp, async {
             let ran = app.stop().await.map_err(|e| {
                 StepFail::new(
                     FailureClass::Environment,
-                    format!("cannot stop the application: {e}; nothing was changed on the database server"),
+                    format!("cannot stop the application: {e}; {untouched}"),
                 )
             })?;
             let detail = format!(
@@ -163,11 +167,14 @@ pub(in crate::drill) async fn stop_app(ctx: &mut Ctx) -> Option<()> {
             Ok((ran, detail))
         })
         .await;
+    // Stopped or maybe half-stopped: either way it is started again if the restore ends
+    // before `start_app`.
     if let Some(live) = ctx.owned.live.as_mut() {
         live.info.app_stop = Some(command);
-        // Stopped or maybe half-stopped: either way it is started again if the restore ends
-        // before `start_app`.
         live.app_down = Some(app);
+    } else if let Some(c) = ctx.owned.config.as_mut() {
+        c.info.app_stop = Some(command);
+        c.app_down = Some(app);
     }
     ran.map(|_| ())
 }
@@ -335,7 +342,7 @@ pub(in crate::drill) async fn swap(ctx: &mut Ctx, flow: &mut Flow) -> Option<()>
 
 /// Phase `start_app` of a real restore (strategy step 6): the team's start command.
 pub(in crate::drill) async fn start_app(ctx: &mut Ctx, flow: &mut Flow) {
-    let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
+    let Some(app) = ctx.plan.team_app().cloned() else {
         ctx.rec.skip(PhaseId::StartApp, SkipReason::NoApp);
         flow.restart = Restart::NoApp;
         return;
@@ -360,10 +367,13 @@ pub(in crate::drill) async fn start_app(ctx: &mut Ctx, flow: &mut Flow) {
         })
         .await
         .is_some();
+    // Started, or tried: the cleanup does not try again.
     if let Some(live) = ctx.owned.live.as_mut() {
         live.info.app_start = Some(command);
-        // Started, or tried: the cleanup does not try again.
         live.app_down = None;
+    } else if let Some(c) = ctx.owned.config.as_mut() {
+        c.info.app_start = Some(command);
+        c.app_down = None;
     }
     flow.restart = if ok {
         Restart::Started {
@@ -376,10 +386,16 @@ pub(in crate::drill) async fn start_app(ctx: &mut Ctx, flow: &mut Flow) {
     };
 }
 
-/// What a failure after the swap adds: the data is restored, and how to swap back.
+/// What a failure after the swap adds: the data is restored, and how to swap back (or, for
+/// a configuration restore, where the files are and where the previous ones are kept).
 fn after_swap_note(ctx: &Ctx) -> String {
     let Some(live) = ctx.owned.live.as_ref() else {
-        return String::new();
+        return ctx
+            .owned
+            .config
+            .as_ref()
+            .map(|c| c.restored_note())
+            .unwrap_or_default();
     };
     match (&live.info.previous, live.info.swapped) {
         (Some(prev), true) => format!(
@@ -406,7 +422,7 @@ pub(in crate::drill) async fn healthy(ctx: &mut Ctx, flow: &mut Flow) {
             .skip(PhaseId::AppHealthy, flow.restart.not_started());
         return;
     };
-    let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
+    let Some(app) = ctx.plan.team_app().cloned() else {
         return;
     };
     if app.health_urls.is_empty() {
@@ -450,7 +466,7 @@ pub(in crate::drill) async fn observe(ctx: &mut Ctx, flow: &mut Flow, window: Du
             .skip(PhaseId::ObserveApp, flow.restart.not_started());
         return;
     };
-    let Some(app) = ctx.plan.restore.as_ref().and_then(|r| r.app.clone()) else {
+    let Some(app) = ctx.plan.team_app().cloned() else {
         return;
     };
     let max_age = Duration::from_secs(60);
@@ -558,18 +574,27 @@ pub(in crate::drill) async fn settle(live: &mut Live, notes: &mut Vec<String>) {
         live.info.side_dropped = true;
     }
     if let Some(app) = live.app_down.take() {
-        match app.start().await {
-            Ok(ran) => {
-                notes.push(format!(
-                    "the application pgdrill stopped was started again (`{}`)",
-                    ran.command
-                ));
-                live.info.app_restarted_by_cleanup = true;
-            }
-            Err(e) => notes.push(format!(
+        live.info.app_restarted_by_cleanup = start_again(&app, notes).await;
+    }
+}
+
+/// Starts again an application pgdrill stopped and did not start (a restore that ended
+/// before `start_app`); says so in the notes, with the command to run by hand when it fails.
+pub(in crate::drill) async fn start_again(app: &ExternalApp, notes: &mut Vec<String>) -> bool {
+    match app.start().await {
+        Ok(ran) => {
+            notes.push(format!(
+                "the application pgdrill stopped was started again (`{}`)",
+                ran.command
+            ));
+            true
+        }
+        Err(e) => {
+            notes.push(format!(
                 "cleanup: the application pgdrill stopped could NOT be started again: {e}; start it by hand: {}",
                 app.control.start_command()
-            )),
+            ));
+            false
         }
     }
 }
