@@ -222,15 +222,21 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let mut steps = steps.into_iter();
     // The first step opens what every other runs on, so it runs before the context exists.
     let mut live = None;
-    let provisioned = match (steps.next(), &plan.restore) {
-        (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
-        (Some(Step::ConnectTarget), Some(r)) => {
-            live::connect(r, &mut rec).await.map(|(p, facts)| {
-                live = Some(live::Live::new(r, facts));
-                p
-            })
+    let provisioned = if plan.rollback.is_some() {
+        // A code rollback works on the team's own deployment: no server, no backend, nothing
+        // to open before its first step, which is an ordinary one.
+        Some(provision::Provisioned::nothing())
+    } else {
+        match (steps.next(), &plan.restore) {
+            (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
+            (Some(Step::ConnectTarget), Some(r)) => {
+                live::connect(r, &mut rec).await.map(|(p, facts)| {
+                    live = Some(live::Live::new(r, facts));
+                    p
+                })
+            }
+            _ => None,
         }
-        _ => None,
     };
     let Some(p) = provisioned else {
         ev.restore = plan.restore.as_ref().map(|r| live::info_of(r, None));
@@ -499,6 +505,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
         Step::StartApp if ctx.plan.restore.is_some() => live::start_app(ctx, flow).await,
         Step::AppHealthy if ctx.plan.restore.is_some() => live::healthy(ctx, flow).await,
+        Step::AppHealthy if ctx.plan.rollback.is_some() => code::release_healthy(ctx).await,
         Step::StartApp => {
             let server = restore_server(ctx, id).await?;
             app::restart(ctx, flow, &server, &ev.database).await;
@@ -508,6 +515,14 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let server = restore_server(ctx, id).await?;
             let db = server.admin.with_db(&ev.database);
             app::observe(ctx, flow, &plan, &db).await;
+        }
+        Step::AppVersion if ctx.plan.rollback.is_some() => {
+            let (Some(r), Some(rollback)) = (ctx.plan.rollback.clone(), ev.rollback.as_mut())
+            else {
+                return missing(ctx, id, "rollback").await;
+            };
+            // A mismatch is the verdict, but the health checks still run: both are evidence.
+            code::release_version(ctx, &r, rollback).await;
         }
         Step::AppVersion => {
             let releases = flow.happened.as_ref().and_then(|h| h.releases.as_ref());
@@ -534,6 +549,10 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
         Step::DropPrevious => live::drop_previous(ctx).await?,
         Step::ObserveLive(window) => live::observe(ctx, flow, window).await,
+        Step::DeployRelease(r) => {
+            ev.git = crate::code::git_version().await.ok();
+            ev.rollback = Some(code::release_rollback(ctx, &r).await?);
+        }
         Step::Checklist => {
             ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());
             checklist::run(ctx, &ev.checklist).await?;

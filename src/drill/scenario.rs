@@ -2,7 +2,8 @@
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
 use crate::plan::{
-    AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, Source,
+    AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, RollbackPlan,
+    Source,
 };
 use crate::scope::{FullPlan, RpoPlan};
 
@@ -87,6 +88,9 @@ pub(super) enum Step {
     /// [`PhaseId::ObserveApp`] of the team's own application after a real restore: the
     /// window.
     ObserveLive(std::time::Duration),
+    /// [`PhaseId::CodeRollback`] of `pgdrill rollback`: the confirmed release checked out and
+    /// deployed on the team's own deployment.
+    DeployRelease(Box<RollbackPlan>),
 }
 
 impl Step {
@@ -128,6 +132,7 @@ impl Step {
             Step::Swap => P::Swap,
             Step::DropPrevious => P::DropPrevious,
             Step::ObserveLive(_) => P::ObserveApp,
+            Step::DeployRelease(_) => P::CodeRollback,
         }
     }
 }
@@ -138,6 +143,9 @@ impl Step {
 pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     if let Some(r) = &plan.restore {
         return restore_scenario(plan, r);
+    }
+    if let Some(r) = &plan.rollback {
+        return rollback_scenario(r);
     }
     let full = plan.full().cloned();
     let writer = plan.scope.rpo;
@@ -248,6 +256,18 @@ fn restore_scenario(plan: &Plan, r: &RestorePlan) -> Vec<Step> {
     }
     v.push(Step::Checklist);
     v
+}
+
+/// The strategy's "Application Code Rollback" on the team's own deployment (`pgdrill
+/// rollback`): the confirmed tag checked out clean and deployed, the version it reports, then
+/// its health. No server is provisioned and no database touched, so there is no checklist:
+/// its items are about restored data.
+fn rollback_scenario(r: &RollbackPlan) -> Vec<Step> {
+    vec![
+        Step::DeployRelease(Box::new(r.clone())),
+        Step::AppVersion,
+        Step::AppHealthy,
+    ]
 }
 
 /// The phases `plan` goes through, in the order they run: its scenario's.

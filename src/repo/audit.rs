@@ -45,6 +45,10 @@ pub enum Action {
     RestoreStarted,
     /// `pgdrill restore --confirm`: done, with its verdict.
     RestoreFinished,
+    /// `pgdrill rollback --confirm`: about to deploy an earlier release.
+    RollbackStarted,
+    /// `pgdrill rollback --confirm`: done, with its verdict.
+    RollbackFinished,
 }
 
 /// How it ended.

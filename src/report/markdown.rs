@@ -387,7 +387,7 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    super::full::markdown(&mut s, r.config.as_ref(), r.rollback.as_ref());
+    super::full::markdown(&mut s, r.config.as_ref(), r.rollback.as_ref(), r.kind);
     if let Some(rpo) = &r.rpo {
         rpo_section(&mut s, rpo);
     }

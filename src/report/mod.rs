@@ -34,7 +34,7 @@ pub struct Report {
     pub schema_version: u32,
     /// The drill's id.
     pub drill_id: String,
-    /// A drill, or a real restore onto a server the user named.
+    /// A drill, a real restore onto a server the user named, or a real code rollback.
     #[serde(default)]
     pub kind: ReportKind,
     /// RFC 3339, UTC.
@@ -109,6 +109,8 @@ pub enum ReportKind {
     Drill,
     /// `pgdrill restore`: the real restore onto a server the user named.
     Restore,
+    /// `pgdrill rollback`: the real code rollback of the team's own deployment.
+    Rollback,
 }
 
 /// How a real restore replaced the live database.
