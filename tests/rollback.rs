@@ -177,7 +177,11 @@ fn the_dry_run_lists_the_tags_and_the_plan_and_changes_nothing() {
     ] {
         assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
     }
-    assert_eq!(d.deployed_files(), before, "the dry run changed the deployment");
+    assert_eq!(
+        d.deployed_files(),
+        before,
+        "the dry run changed the deployment"
+    );
     assert!(r.report.is_none(), "the dry run wrote a report");
     assert!(!r.out.path().join("checkout-v1.0.0").exists());
 
@@ -284,7 +288,13 @@ fn a_confirmed_rollback_deploys_the_previous_tag_reports_it_and_is_audited() {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|e| format!("{}:{}", e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(actions, ["rollback_started:ok", "rollback_finished:pass"]);
     let audit = Pgdrill::new(["audit", "verify", "--repo", repo.to_str().unwrap()]).run();

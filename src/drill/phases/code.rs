@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::app::AppProcess;
+use crate::checklist::CheckItem;
 use crate::code::{
     self, DeploySpec, Release, ReleaseRepo, ReportedVersion, RollbackTo, SAMPLE_DEPLOY_COMMAND,
 };
 use crate::drill::{Ctx, PhaseId, SkipReason, StepFail};
 use crate::plan::RollbackPlan;
-use crate::checklist::CheckItem;
 use crate::report::full::{ReleaseRef, ReportedRelease, Rollback};
 use crate::scope::CodeSource;
 
@@ -129,14 +129,10 @@ pub(in crate::drill) async fn release_rollback(
     let deployed_by = format!(
         "pgdrill rollback {} ({})",
         ctx.plan.drill_id,
-        ctx.plan
-            .record
-            .operator
-            .clone()
-            .unwrap_or_else(|| {
-                let who = crate::repo::audit::Who::current();
-                format!("{}@{}", who.user, who.host)
-            })
+        ctx.plan.record.operator.clone().unwrap_or_else(|| {
+            let who = crate::repo::audit::Who::current();
+            format!("{}@{}", who.user, who.host)
+        })
     );
     let target = RollbackTo::Tag(plan.target.tag.clone());
     let checkout = plan.checkout.clone();
