@@ -759,9 +759,13 @@ impl RollbackOptions {
         };
         let mut plan = drill.prepare(now)?;
         plan.budgets = self.budgets.unwrap_or_else(rollback_budgets);
-        let checkout = self
-            .checkout_dir
-            .unwrap_or_else(|| plan.out_dir.join(format!("checkout-{}", target.tag)));
+        // Absolute: the deploy command runs in the checkout, and git clones from its parent,
+        // so a relative path would name another directory there.
+        let checkout = absolute(
+            &self
+                .checkout_dir
+                .unwrap_or_else(|| plan.out_dir.join(format!("checkout-{}", target.tag))),
+        );
         let health = (!self.app_health_url.is_empty()).then(|| crate::app::ExternalApp {
             // A rollback never stops or starts the application itself: the deploy command
             // does; only the health endpoints of this value are used.
@@ -780,7 +784,7 @@ impl RollbackOptions {
         plan.rollback = Some(crate::plan::RollbackPlan {
             code_repo: self.code_repo,
             deploy: self.deploy,
-            deploy_dir: self.deploy_dir,
+            deploy_dir: absolute(&self.deploy_dir),
             target,
             checkout,
             version_url: self.version_url,
@@ -814,6 +818,11 @@ impl RollbackOptions {
         }
         Ok(())
     }
+}
+
+/// `path` made absolute against the current directory (as given when that fails).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A rollback's budgets: the strategy gives none for a code rollback, so the deploy and its

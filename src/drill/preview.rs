@@ -299,6 +299,7 @@ pub struct RollbackPreview {
 /// refused), its tags listed, `--to` resolved against the deployed release; changes nothing.
 pub async fn rollback_preview(o: &crate::options::RollbackOptions) -> RollbackPreview {
     use crate::code::{CodeError, ReleaseRepo, RollbackTo};
+    let deploy_dir = crate::options::absolute(&o.deploy_dir);
     let mut p = RollbackPreview {
         dry_run: true,
         can_run: false,
@@ -310,13 +311,13 @@ pub async fn rollback_preview(o: &crate::options::RollbackOptions) -> RollbackPr
         deployed_unknown: None,
         target: None,
         deploy_command: o.deploy.clone(),
-        deploy_dir: o.deploy_dir.display().to_string(),
+        deploy_dir: deploy_dir.display().to_string(),
         checkout: String::new(),
         version_from: match &o.version_url {
             Some(url) => format!("GET {url} (JSON release/tag and commit/sha)"),
             None => format!(
                 "the deployment marker {}",
-                crate::code::DeploymentMarker::path_in(&o.deploy_dir).display()
+                crate::code::DeploymentMarker::path_in(&deploy_dir).display()
             ),
         },
         steps: Vec::new(),
@@ -329,11 +330,11 @@ pub async fn rollback_preview(o: &crate::options::RollbackOptions) -> RollbackPr
         let repo = ReleaseRepo::open(&o.code_repo).await?;
         p.repository = repo.path().display().to_string();
         p.tags = repo.tags().await?;
-        match repo.deployed(Some(&o.deploy_dir)).await {
+        match repo.deployed(Some(&deploy_dir)).await {
             Ok(d) => p.deployed = Some(d),
             Err(e) => p.deployed_unknown = Some(e.to_string()),
         }
-        repo.resolve(&to, Some(&o.deploy_dir)).await
+        repo.resolve(&to, Some(&deploy_dir)).await
     }
     .await;
     let target = match resolved {
@@ -349,7 +350,7 @@ pub async fn rollback_preview(o: &crate::options::RollbackOptions) -> RollbackPr
         Ok(plan) => {
             if let Some(r) = &plan.rollback {
                 p.checkout = match &o.checkout_dir {
-                    Some(c) => c.display().to_string(),
+                    Some(_) => r.checkout.display().to_string(),
                     None => format!("checkout-{} in the report directory (--out)", target.tag),
                 };
                 p.steps = super::phases(&plan)
