@@ -404,3 +404,44 @@ fn a_tag_that_does_not_exist_is_exit_2_naming_the_nearest() {
     assert_eq!(missing.code(), 2, "{}", missing.text());
     assert!(missing.text().contains("--deploy"), "{}", missing.text());
 }
+
+#[test]
+fn sigint_during_the_deploy_is_exit_3_and_stops_the_deploy_command() {
+    let d = Deployment::new();
+    let started = d.dir.path().join("deploy-started");
+    let finished = d.dir.path().join("deploy-finished");
+    let slow = format!(
+        "touch '{}'; sleep 60; touch '{}'",
+        started.display(),
+        finished.display()
+    );
+    let (child, out) = d.rollback(&slow, &["--confirm", "v1.0.0"]).spawn();
+    let t0 = std::time::Instant::now();
+    while !started.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the deploy command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    let report = crate::support::read_report(out.path()).expect("a report after SIGINT");
+    assert_eq!(report["kind"], "rollback");
+    assert_eq!(report["verdict"], "error", "{}", report["failure"]);
+    // The deploy command's process group was killed with it, and nothing was deployed.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!finished.exists(), "the deploy command outlived pgdrill");
+    assert_eq!(d.marker()["tag"], "v1.1.0");
+}
