@@ -278,7 +278,10 @@ fn a_confirmed_rollback_deploys_the_previous_tag_reports_it_and_is_audited() {
     }
     let md = std::fs::read_to_string(r.out.path().join("report.md")).unwrap();
     assert!(
-        md.contains("## The code rollback") && md.contains("| Deploy command |"),
+        md.starts_with("# Code rollback ")
+            && md.contains("## The code rollback")
+            && md.contains("| Deploy command |")
+            && md.contains("not applicable to a code rollback"),
         "{md}"
     );
     let html = std::fs::read_to_string(r.out.path().join("report.html")).unwrap();
