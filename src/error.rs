@@ -31,6 +31,10 @@ pub enum Error {
     /// A config backup or restore failed (see [`crate::config::ConfigError`]).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A command refused to start (a code rollback without a release to go back to, say);
+    /// the message names the fix, and nothing was done.
+    #[error("{0}")]
+    CannotRun(String),
 }
 
 /// The stable exit codes of the CLI contract (the user guide: docs/src/drills.md#exit-codes).

@@ -389,6 +389,7 @@ impl DrillOptions {
             record: self.record,
             restore: None,
             config_restore: None,
+            rollback: None,
         })
     }
 }
@@ -784,5 +785,136 @@ impl ConfigRestoreOptions {
             reason: self.reason,
         });
         Ok(plan)
+    }
+}
+
+/// The options of `pgdrill rollback` (flags, or the library): the application's repository,
+/// the release to go back to, how it is deployed, and how the running release is checked.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// `--code-repo`.
+    pub code_repo: PathBuf,
+    /// `--deploy`.
+    pub deploy: String,
+    /// `--deploy-dir`.
+    pub deploy_dir: PathBuf,
+    /// `--to`: a tag, or `previous`.
+    pub to: String,
+    /// `--checkout-dir` (default `<out>/checkout-<tag>`).
+    pub checkout_dir: Option<PathBuf>,
+    /// `--version-url`.
+    pub version_url: Option<String>,
+    /// `--app-health-url`, each one.
+    pub app_health_url: Vec<String>,
+    /// `--app-healthy-status`.
+    pub app_healthy_status: Option<String>,
+    /// `--app-health-format`.
+    pub app_health_format: crate::app::HealthFormat,
+    /// `--budget-code`, `--budget-app`, `--budget-total`.
+    pub budgets: Option<Budgets>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--operator`, `--ticket`, `--contact`.
+    pub record: crate::plan::RecordPlan,
+    /// `--reason`.
+    pub reason: Option<String>,
+}
+
+impl RollbackOptions {
+    /// The plan of a code rollback, validated without touching the repository: the target is
+    /// `target`, the release the dry run resolved `--to` to (see
+    /// [`crate::drill::preview::rollback_preview`]).
+    pub fn prepare(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+        target: crate::code::Release,
+    ) -> Result<Plan, Error> {
+        self.check()?;
+        let drill = DrillOptions {
+            backend: BackendKind::Native,
+            app: AppChoice::None,
+            out: self.out,
+            negative_controls: NegativeControls::None,
+            record: self.record,
+            ..DrillOptions::default()
+        };
+        let mut plan = drill.prepare(now)?;
+        plan.budgets = self.budgets.unwrap_or_else(rollback_budgets);
+        // Absolute: the deploy command runs in the checkout, and git clones from its parent,
+        // so a relative path would name another directory there.
+        let checkout = absolute(
+            &self
+                .checkout_dir
+                .unwrap_or_else(|| plan.out_dir.join(format!("checkout-{}", target.tag))),
+        );
+        let health = (!self.app_health_url.is_empty()).then(|| crate::app::ExternalApp {
+            // A rollback never stops or starts the application itself: the deploy command
+            // does; only the health endpoints of this value are used.
+            control: crate::app::AppControl::Commands {
+                stop: String::new(),
+                start: self.deploy.clone(),
+            },
+            health_urls: self.app_health_url,
+            healthy_status: self
+                .app_healthy_status
+                .unwrap_or_else(|| "HEALTHY".to_string()),
+            health_format: self.app_health_format,
+            log_file: None,
+            metrics_url: None,
+        });
+        plan.rollback = Some(crate::plan::RollbackPlan {
+            code_repo: self.code_repo,
+            deploy: self.deploy,
+            deploy_dir: absolute(&self.deploy_dir),
+            target,
+            checkout,
+            version_url: self.version_url,
+            health,
+            reason: self.reason,
+        });
+        Ok(plan)
+    }
+
+    /// The flags checked before anything is read: an empty deploy command or target, a URL
+    /// that is no http:// URL.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.deploy.trim().is_empty() {
+            return Err(Error::Usage(
+                "--deploy is empty: give the command that deploys a checked-out release (it runs with sh -c in the checkout; PGDRILL_RELEASE_WORKTREE, PGDRILL_RELEASE_TAG, PGDRILL_RELEASE_COMMIT and PGDRILL_DEPLOY_DIR name the release and where it goes)".into(),
+            ));
+        }
+        if self.to.trim().is_empty() {
+            return Err(Error::Usage(
+                "--to is empty: give a release tag, or `previous` (the tag before the deployed one)".into(),
+            ));
+        }
+        if self.deploy_dir.as_os_str().is_empty() {
+            return Err(Error::Usage(
+                "--deploy-dir is empty: give the directory the release is deployed into (its deployment marker says what runs there)".into(),
+            ));
+        }
+        for url in self.app_health_url.iter().chain(&self.version_url) {
+            crate::app::url::HttpUrl::parse(url)
+                .map_err(|e| Error::Usage(format!("application URL: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `path` made absolute against the current directory (as given when that fails).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A rollback's budgets: the strategy gives none for a code rollback, so the deploy and its
+/// version check get the application restart's (5 minutes) and the health checks the
+/// verification's (10 minutes); 15 minutes in all.
+pub fn rollback_budgets() -> Budgets {
+    let d = Budgets::default();
+    Budgets {
+        code_rollback: d.app_restart,
+        app_restart: d.verification,
+        total: d.app_restart + d.verification,
+        ..d
     }
 }

@@ -57,6 +57,9 @@ pub struct Plan {
     /// `pgdrill config restore --confirm`: the configuration restored into the application's
     /// live directory, confirmed; `None` otherwise. No database server is involved.
     pub config_restore: Option<ConfigRestorePlan>,
+    /// `pgdrill rollback`: the real code rollback of a deployment the user names, confirmed;
+    /// `None` for a drill or a restore.
+    pub rollback: Option<RollbackPlan>,
 }
 
 /// A configuration restore into the application's live directory (`pgdrill config restore
@@ -69,6 +72,30 @@ pub struct ConfigRestorePlan {
     pub backup: String,
     /// The team's running application, when one is named.
     pub app: Option<crate::app::ExternalApp>,
+    /// `--reason`.
+    pub reason: Option<String>,
+}
+
+/// A real code rollback (`pgdrill rollback --confirm TAG`): the application's repository, the
+/// release it goes back to, how it is deployed and how the running release is checked.
+#[derive(Debug, Clone)]
+pub struct RollbackPlan {
+    /// `--code-repo`: the application's git repository (its top level), never written.
+    pub code_repo: PathBuf,
+    /// `--deploy`: the team's deploy command (`sh -c`, in the checkout).
+    pub deploy: String,
+    /// `--deploy-dir`: where the release goes; the deployment marker is read and written here.
+    pub deploy_dir: PathBuf,
+    /// The release confirmed: `--to` resolved by the dry run and typed back with `--confirm`;
+    /// the rollback refuses to deploy anything else (a tag moved since is refused).
+    pub target: crate::code::Release,
+    /// The clean checkout of the target (absent or empty): the deploy command runs in it.
+    pub checkout: PathBuf,
+    /// `--version-url`: the application's version endpoint (JSON `release`/`tag`,
+    /// `commit`/`sha`); without it the deployment marker is what reports the version.
+    pub version_url: Option<String>,
+    /// `--app-health-url` and how its answers are read: the health checks after the deploy.
+    pub health: Option<crate::app::ExternalApp>,
     /// `--reason`.
     pub reason: Option<String>,
 }

@@ -28,6 +28,7 @@ mod parsers;
 mod real_db;
 mod regime;
 mod restore;
+mod rollback;
 mod rpo;
 mod runbook;
 mod schedule;

@@ -30,6 +30,7 @@ pub use health::{
     HealthFormatError, JsonPath,
 };
 pub use log::is_error_line;
+pub(crate) use probe::http_get;
 pub use probe::{parse_prometheus, HealthReport, VersionInfo};
 pub use process::{AppProcess, StopReport};
 pub use secrets::{secret_env, AppSecrets, SecretEnv};

@@ -20,6 +20,7 @@ pub mod evidence;
 pub mod history;
 pub mod prune;
 pub mod restore;
+pub mod rollback;
 pub mod runbook;
 pub mod verify;
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// The real restore onto a server you name: a dry run without --confirm, the strategy's
     /// steps timed and verified with --confirm DBNAME.
     Restore(restore::RestoreArgs),
+    /// The real code rollback of your deployment: a dry run without --confirm, the
+    /// strategy's checkout, deploy, version and health checks with --confirm TAG.
+    Rollback(rollback::RollbackArgs),
     /// Write the team's restore runbook: the strategy's procedures with this deployment's
     /// commands, the contacts, the newest backups and the last drill's times against the RTO.
     Runbook(runbook::RunbookArgs),
@@ -148,6 +152,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::History(args) => history::run(args),
         Command::Evidence(args) => evidence::run(args),
         Command::Restore(args) => restore::run(args).await,
+        Command::Rollback(args) => rollback::run(args).await,
         Command::Runbook(args) => runbook::run(args),
     }
 }
@@ -210,7 +215,7 @@ fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
         .map_err(|e: crate::app::HealthFormatError| e.to_string())
 }
 
-/// Runs `plan` (a drill or a restore) with SIGINT and SIGTERM as its cancellation.
+/// Runs `plan` (a drill, a restore or a rollback) with SIGINT and SIGTERM as its cancellation.
 async fn run_cancellable(plan: crate::plan::Plan) -> Result<crate::report::Report, Error> {
     let cancel = crate::drill::Cancel::new();
     let signals = tokio::spawn(forward_signals(Interrupts::watch(), cancel.clone()));

@@ -58,11 +58,10 @@ pub(super) fn report(
         Some(f) if f.class == FailureClass::Environment => Verdict::Error,
         Some(_) => Verdict::Fail,
     };
-    let checklist = if plan.config_restore.is_some() {
-        checklist::all(
-            Status::Skipped,
-            "a configuration restore: no database was restored",
-        )
+    // A configuration restore or a code rollback has no checklist: its items are about
+    // restored data.
+    let checklist = if plan.config_restore.is_some() || plan.rollback.is_some() {
+        Vec::new()
     } else if ev.checklist.is_empty() {
         checklist::all(
             Status::Skipped,
@@ -72,6 +71,8 @@ pub(super) fn report(
         ev.checklist
     };
     let (seed, rows) = match plan.source {
+        // A code rollback generates no data.
+        _ if plan.rollback.is_some() => (None, None),
         Source::Generated { rows, seed } => (Some(seed), Some(rows)),
         _ => (None, None),
     };
@@ -124,6 +125,8 @@ pub(super) fn report(
             crate::report::ReportKind::Restore
         } else if plan.config_restore.is_some() {
             crate::report::ReportKind::ConfigRestore
+        } else if plan.rollback.is_some() {
+            crate::report::ReportKind::Rollback
         } else {
             crate::report::ReportKind::Drill
         },
@@ -153,7 +156,7 @@ pub(super) fn report(
         backup,
         disaster: DisasterInfo {
             kind: match plan.source {
-                _ if plan.is_live() => DisasterKind::None,
+                _ if plan.is_live() || plan.rollback.is_some() => DisasterKind::None,
                 Source::BackupFile(_) => DisasterKind::None,
                 _ => plan.disaster.into(),
             },
@@ -162,7 +165,8 @@ pub(super) fn report(
         phases: rec.phases.clone(),
         budgets,
         integrity: ev.verified.integrity,
-        detection: Some(ev.detection.unwrap_or_else(|| {
+        // A code rollback restores no data for a control to damage.
+        detection: plan.rollback.is_none().then(|| ev.detection.unwrap_or_else(|| {
             let why = match plan.negative_controls {
                 NegativeControls::None => "negative controls off (--negative-controls none): nothing in this drill shows that its checks can fail",
                 _ => "not run: the drill stopped before the negative controls",
@@ -350,6 +354,11 @@ pub fn evaluate_budgets(
         BudgetName::AppRestart,
         BudgetName::Verification,
     ];
+    // A code rollback restores no database: the deploy (code_rollback) and the health
+    // checks (app_restart) are its whole recovery time.
+    if plan.rollback.is_some() {
+        groups = vec![BudgetName::CodeRollback, BudgetName::AppRestart];
+    }
     // The full scope's own restores count in the RTO too.
     if plan.full().is_some() {
         groups.extend([BudgetName::ConfigRestore, BudgetName::CodeRollback]);

@@ -199,9 +199,11 @@ impl Error {
         match self {
             // A directory that is no repository is a wrong argument, refused before any work.
             Error::Usage(_) | Error::Repo(crate::repo::RepoError::NotARepo { .. }) => Exit::Usage,
-            Error::Environment(_) | Error::Output { .. } | Error::Repo(_) | Error::Backup(_) => {
-                Exit::Environment
-            }
+            Error::Environment(_)
+            | Error::Output { .. }
+            | Error::Repo(_)
+            | Error::Backup(_)
+            | Error::CannotRun(_) => Exit::Environment,
             Error::Config(e) => config(e).1,
         }
     }

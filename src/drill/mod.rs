@@ -230,11 +230,11 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let provisioned = if let Some(c) = &plan.config_restore {
         // A configuration restore works on files and the team's application: no server.
         live_config = Some(config::LiveConfig::new(c));
-        Some(provision::Provisioned {
-            backend: None,
-            server: None,
-            app_image: None,
-        })
+        Some(provision::Provisioned::nothing())
+    } else if plan.rollback.is_some() {
+        // A code rollback works on the team's own deployment: no server, no backend, nothing
+        // to open before its first step, which is an ordinary one.
+        Some(provision::Provisioned::nothing())
     } else {
         match (steps.next(), &plan.restore) {
             (Some(Step::Provision), _) => provision::run(&plan, &mut rec, &mut notes).await,
@@ -519,6 +519,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
         Step::StartApp if ctx.plan.is_live() => live::start_app(ctx, flow).await,
         Step::AppHealthy if ctx.plan.is_live() => live::healthy(ctx, flow).await,
+        Step::AppHealthy if ctx.plan.rollback.is_some() => code::release_healthy(ctx).await,
         Step::StartApp => {
             let server = restore_server(ctx, id).await?;
             app::restart(ctx, flow, &server, &ev.database).await;
@@ -528,6 +529,14 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let server = restore_server(ctx, id).await?;
             let db = server.admin.with_db(&ev.database);
             app::observe(ctx, flow, &plan, &db).await;
+        }
+        Step::AppVersion if ctx.plan.rollback.is_some() => {
+            let (Some(r), Some(rollback)) = (ctx.plan.rollback.clone(), ev.rollback.as_mut())
+            else {
+                return missing(ctx, id, "rollback").await;
+            };
+            // A mismatch is the verdict, but the health checks still run: both are evidence.
+            code::release_version(ctx, &r, rollback).await;
         }
         Step::AppVersion => {
             let releases = flow.happened.as_ref().and_then(|h| h.releases.as_ref());
@@ -555,6 +564,10 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::DropPrevious => live::drop_previous(ctx).await?,
         Step::ObserveLive(window) => live::observe(ctx, flow, window).await,
         Step::ConfigReplace => config::replace_live(ctx).await?,
+        Step::DeployRelease(r) => {
+            ev.git = crate::code::git_version().await.ok();
+            ev.rollback = Some(code::release_rollback(ctx, &r).await?);
+        }
         Step::Checklist => {
             ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());
             checklist::run(ctx, &ev.checklist).await?;

@@ -381,3 +381,161 @@ fn config_does(plan: &Plan, phase: crate::report::PhaseId) -> String {
         other => other.name().to_string(),
     }
 }
+
+/// What `pgdrill rollback` would do (without `--confirm`): the repository's release tags,
+/// the release deployed now, the one it would roll back to, every step with its exact
+/// commands, and the confirmation to type. It reads the repository and the deployment
+/// marker and writes nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackPreview {
+    /// Always true: nothing was changed.
+    pub dry_run: bool,
+    /// The rollback can run as planned.
+    pub can_run: bool,
+    /// Why it cannot, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// The refusal is the command line's (a tag that does not exist): exit 2, not 3.
+    #[serde(skip)]
+    pub bad_input: bool,
+    /// The application's repository.
+    pub repository: String,
+    /// Its release tags, oldest first in version order.
+    pub tags: Vec<String>,
+    /// The release deployed now, and where that was read (the marker, or HEAD's tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<crate::code::DeployedRelease>,
+    /// Why the deployed release cannot be told, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_unknown: Option<String>,
+    /// The release it would roll back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::code::Release>,
+    /// The deploy command.
+    pub deploy_command: String,
+    /// Where the release goes (the marker is written there).
+    pub deploy_dir: String,
+    /// The clean checkout the deploy command runs in.
+    pub checkout: String,
+    /// What must report the target after the deploy: the version endpoint or the marker.
+    pub version_from: String,
+    /// Every step, in order.
+    pub steps: Vec<StepPreview>,
+    /// The confirmation that runs it: `--confirm TAG`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
+    /// Whom to call.
+    pub contacts: Vec<crate::contacts::Contact>,
+    /// Strategy roles without a real contact.
+    pub warnings: Vec<crate::contacts::ContactWarning>,
+}
+
+/// The dry run of a code rollback: the repository opened (an absent, non-git or dirty one
+/// refused), its tags listed, `--to` resolved against the deployed release; changes nothing.
+pub async fn rollback_preview(o: &crate::options::RollbackOptions) -> RollbackPreview {
+    use crate::code::{CodeError, ReleaseRepo, RollbackTo};
+    let deploy_dir = crate::options::absolute(&o.deploy_dir);
+    let mut p = RollbackPreview {
+        dry_run: true,
+        can_run: false,
+        refused: None,
+        bad_input: false,
+        repository: o.code_repo.display().to_string(),
+        tags: Vec::new(),
+        deployed: None,
+        deployed_unknown: None,
+        target: None,
+        deploy_command: o.deploy.clone(),
+        deploy_dir: deploy_dir.display().to_string(),
+        checkout: String::new(),
+        version_from: match &o.version_url {
+            Some(url) => format!("GET {url} (JSON release/tag and commit/sha)"),
+            None => format!(
+                "the deployment marker {}",
+                crate::code::DeploymentMarker::path_in(&deploy_dir).display()
+            ),
+        },
+        steps: Vec::new(),
+        confirm: None,
+        contacts: o.record.contacts.clone(),
+        warnings: crate::contacts::warnings(&o.record.contacts),
+    };
+    let resolved = async {
+        let to: RollbackTo = o.to.parse()?;
+        let repo = ReleaseRepo::open(&o.code_repo).await?;
+        p.repository = repo.path().display().to_string();
+        p.tags = repo.tags().await?;
+        match repo.deployed(Some(&deploy_dir)).await {
+            Ok(d) => p.deployed = Some(d),
+            Err(e) => p.deployed_unknown = Some(e.to_string()),
+        }
+        repo.resolve(&to, Some(&deploy_dir)).await
+    }
+    .await;
+    let target = match resolved {
+        Ok(t) => t,
+        Err(e) => {
+            p.bad_input = matches!(e, CodeError::TagMissing { .. } | CodeError::EmptyTarget);
+            p.refused = Some(e.to_string());
+            return p;
+        }
+    };
+    // The plan a confirmed rollback would run: its steps are the scenario's own.
+    match o.clone().prepare(chrono::Utc::now(), target.clone()) {
+        Ok(plan) => {
+            if let Some(r) = &plan.rollback {
+                p.checkout = match &o.checkout_dir {
+                    Some(_) => r.checkout.display().to_string(),
+                    None => format!("checkout-{} in the report directory (--out)", target.tag),
+                };
+                p.steps = super::phases(&plan)
+                    .into_iter()
+                    .map(|phase| StepPreview {
+                        phase,
+                        budget: phase.budget().map(|b| b.as_str()),
+                        does: rollback_does(r, phase),
+                    })
+                    .collect();
+            }
+        }
+        Err(e) => {
+            p.bad_input = e.exit() == crate::error::Exit::Usage;
+            p.refused = Some(e.to_string());
+            return p;
+        }
+    }
+    p.confirm = Some(format!("--confirm {}", target.tag));
+    p.target = Some(target);
+    p.can_run = true;
+    p
+}
+
+/// What `phase` does in this code rollback, with its exact commands.
+fn rollback_does(r: &crate::plan::RollbackPlan, phase: crate::report::PhaseId) -> String {
+    use crate::report::PhaseId as P;
+    match phase {
+        P::CodeRollback => format!(
+            "git clone --depth 1 --branch {tag} (clean, detached at {commit}) into the checkout; there, sh -c '{deploy}' with PGDRILL_DEPLOY_DIR={dir}; then the marker {marker}",
+            tag = r.target.tag,
+            commit = r.target.short_commit(),
+            deploy = r.deploy,
+            dir = r.deploy_dir.display(),
+            marker = crate::code::DeploymentMarker::path_in(&r.deploy_dir).display(),
+        ),
+        P::AppVersion => match &r.version_url {
+            Some(url) => format!("GET {url} must report {} at {}", r.target.tag, r.target.commit),
+            None => format!(
+                "the deployment marker must name {} at {} (no --version-url)",
+                r.target.tag, r.target.commit
+            ),
+        },
+        P::AppHealthy => match &r.health {
+            Some(a) => format!(
+                "GET {} until healthy, within the app_restart budget",
+                a.health_urls.join(", ")
+            ),
+            None => "skipped: no --app-health-url".into(),
+        },
+        other => other.name().to_string(),
+    }
+}

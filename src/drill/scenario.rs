@@ -2,7 +2,8 @@
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
 use crate::plan::{
-    AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, Source,
+    AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, RollbackPlan,
+    Source,
 };
 use crate::scope::{FullPlan, RpoPlan};
 
@@ -90,6 +91,9 @@ pub(super) enum Step {
     /// [`PhaseId::ConfigRestore`] of `pgdrill config restore --confirm`: the checked files
     /// put into the application's live directory, the replaced ones kept.
     ConfigReplace,
+    /// [`PhaseId::CodeRollback`] of `pgdrill rollback`: the confirmed release checked out and
+    /// deployed on the team's own deployment.
+    DeployRelease(Box<RollbackPlan>),
 }
 
 impl Step {
@@ -132,6 +136,7 @@ impl Step {
             Step::DropPrevious => P::DropPrevious,
             Step::ObserveLive(_) => P::ObserveApp,
             Step::ConfigReplace => P::ConfigRestore,
+            Step::DeployRelease(_) => P::CodeRollback,
         }
     }
 }
@@ -145,6 +150,9 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     }
     if plan.config_restore.is_some() {
         return config_restore_scenario();
+    }
+    if let Some(r) = &plan.rollback {
+        return rollback_scenario(r);
     }
     let full = plan.full().cloned();
     let writer = plan.scope.rpo;
@@ -265,6 +273,18 @@ fn config_restore_scenario() -> Vec<Step> {
         Step::StopApp,
         Step::ConfigReplace,
         Step::StartApp,
+        Step::AppHealthy,
+    ]
+}
+
+/// The strategy's "Application Code Rollback" on the team's own deployment (`pgdrill
+/// rollback`): the confirmed tag checked out clean and deployed, the version it reports, then
+/// its health. No server is provisioned and no database touched, so there is no checklist:
+/// its items are about restored data.
+fn rollback_scenario(r: &RollbackPlan) -> Vec<Step> {
+    vec![
+        Step::DeployRelease(Box::new(r.clone())),
+        Step::AppVersion,
         Step::AppHealthy,
     ]
 }

@@ -49,6 +49,10 @@ pub enum Action {
     ConfigRestoreStarted,
     /// `pgdrill config restore --confirm`: done, with its verdict.
     ConfigRestoreFinished,
+    /// `pgdrill rollback --confirm`: about to deploy an earlier release.
+    RollbackStarted,
+    /// `pgdrill rollback --confirm`: done, with its verdict.
+    RollbackFinished,
 }
 
 /// How it ended.

@@ -57,10 +57,25 @@ pub struct Rollback {
     /// What the restarted application reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<ReportedRelease>,
+    /// The deploy command that ran (absent in reports of pgdrill versions before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_command: Option<String>,
+    /// The directory the release was deployed into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_dir: Option<String>,
+    /// The clean checkout of the release the deploy command ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<String>,
 }
 
-/// report.md's sections of a full drill: the configuration restored, the code rolled back.
-pub fn markdown(s: &mut String, config: Option<&ConfigRestored>, rollback: Option<&Rollback>) {
+/// report.md's sections of a full drill: the configuration restored, the code rolled back
+/// (for `pgdrill rollback`, its own section, "The code rollback").
+pub fn markdown(
+    s: &mut String,
+    config: Option<&ConfigRestored>,
+    rollback: Option<&Rollback>,
+    kind: crate::report::ReportKind,
+) {
     use std::fmt::Write;
     if let Some(c) = config {
         let _ = writeln!(s, "\n## Configuration restored\n\n| | |\n|---|---|");
@@ -73,12 +88,25 @@ pub fn markdown(s: &mut String, config: Option<&ConfigRestored>, rollback: Optio
         }
     }
     if let Some(r) = rollback {
-        let _ = writeln!(s, "\n## Code rolled back\n\n| | |\n|---|---|");
+        let (title, from_label) = match kind {
+            crate::report::ReportKind::Rollback => ("The code rollback", "Deployed before"),
+            _ => ("Code rolled back", "Deployed at the disaster"),
+        };
+        let _ = writeln!(s, "\n## {title}\n\n| | |\n|---|---|");
         let _ = writeln!(s, "| Repository | `{}` |", r.repository);
         let release = |x: &ReleaseRef| format!("{} ({})", x.tag, x.commit);
         let from = r.from.as_ref().map(release).unwrap_or_else(|| "-".into());
-        let _ = writeln!(s, "| Deployed at the disaster | {from} |");
+        let _ = writeln!(s, "| {from_label} | {from} |");
         let _ = writeln!(s, "| Rolled back to | {} |", release(&r.to));
+        if let Some(c) = &r.checkout {
+            let _ = writeln!(s, "| Clean checkout | `{c}` |");
+        }
+        if let Some(c) = &r.deploy_command {
+            let _ = writeln!(s, "| Deploy command | `{c}` |");
+        }
+        if let Some(d) = &r.deploy_dir {
+            let _ = writeln!(s, "| Deployed into | `{d}` |");
+        }
         let _ = writeln!(s, "| Deployment marker | `{}` |", r.marker);
         let _ = writeln!(s, "| Deploy took | {} ms |", r.deploy_ms);
         let reported = match &r.reported {

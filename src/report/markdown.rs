@@ -177,12 +177,11 @@ fn verdict(v: Verdict) -> &'static str {
 /// Renders the whole report as Markdown.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Restore drill {}: {}\n",
-        r.drill_id,
-        verdict(r.verdict)
-    );
+    let title = match r.kind {
+        super::ReportKind::Rollback => "Code rollback",
+        _ => "Restore drill",
+    };
+    let _ = writeln!(s, "# {title} {}: {}\n", r.drill_id, verdict(r.verdict));
     warnings_section(&mut s, r);
     objectives_section(&mut s, r);
     record_section(&mut s, r);
@@ -387,7 +386,7 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    super::full::markdown(&mut s, r.config.as_ref(), r.rollback.as_ref());
+    super::full::markdown(&mut s, r.config.as_ref(), r.rollback.as_ref(), r.kind);
     if let Some(rpo) = &r.rpo {
         rpo_section(&mut s, rpo);
     }

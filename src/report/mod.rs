@@ -34,7 +34,7 @@ pub struct Report {
     pub schema_version: u32,
     /// The drill's id.
     pub drill_id: String,
-    /// A drill, or a real restore onto a server the user named.
+    /// A drill, a real restore onto a server the user named, or a real code rollback.
     #[serde(default)]
     pub kind: ReportKind,
     /// RFC 3339, UTC.
@@ -116,6 +116,8 @@ pub enum ReportKind {
     /// `pgdrill config restore --confirm`: the configuration restored into the
     /// application's live directory.
     ConfigRestore,
+    /// `pgdrill rollback`: the real code rollback of the team's own deployment.
+    Rollback,
 }
 
 /// A configuration restore's facts: what was put where, what was kept, the application.

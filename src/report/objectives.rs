@@ -23,7 +23,18 @@ pub fn of(r: &Report, objective_ms: u64, disaster_at: Option<DateTime<Utc>>) -> 
         rto_clock: rto_clock(r, &counted),
         clock_starts: counted.first().map(|p| p.name),
         clock_ends: counted.last().map(|p| p.name),
-        rpo: rpo(r, objective_ms, disaster_at),
+        rpo: match r.kind {
+            // No data is restored, so no data can be lost: the objective is not measured.
+            super::ReportKind::Rollback => RpoObjective {
+                objective_ms,
+                achieved_ms: None,
+                verdict: ObjectiveVerdict::NotMeasured,
+                backup_age_ms: None,
+                backup_age_verdict: ObjectiveVerdict::NotMeasured,
+                note: "RPO: not applicable to a code rollback, which restores no data.".into(),
+            },
+            _ => rpo(r, objective_ms, disaster_at),
+        },
     }
 }
 
@@ -38,6 +49,9 @@ fn rto_clock(r: &Report, counted: &[&Phase]) -> String {
             .find(|p| p.name == id && p.status != Status::Skipped)
     };
     let server = match r.disaster.kind {
+        _ if r.kind == super::ReportKind::Rollback => {
+            "A code rollback: no server was provisioned and no database touched.".to_string()
+        }
         DisasterKind::ServerLoss => match ran(PhaseId::ReplaceServer) {
             Some(p) => format!(
                 "The lost server's replacement was provisioned inside it (replace_server, {}).",

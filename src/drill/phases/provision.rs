@@ -18,6 +18,17 @@ pub(in crate::drill) struct Provisioned {
     pub app_image: Option<String>,
 }
 
+impl Provisioned {
+    /// Nothing opened: a plan that needs no server (a code rollback, a configuration restore).
+    pub fn nothing() -> Provisioned {
+        Provisioned {
+            backend: None,
+            server: None,
+            app_image: None,
+        }
+    }
+}
+
 /// Opens the backend and provisions the source (generated data) or the restore target, and
 /// (docker backend) checks the application's image.
 pub(in crate::drill) async fn run(
