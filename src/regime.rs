@@ -89,6 +89,45 @@ pub fn record_drill(
     report: &crate::report::Report,
     out_dir: &Path,
 ) -> Result<(), Error> {
+    let r = Repo::new(repo);
+    let (file, sha256) = match &report.backup {
+        Some(b) => (Some(rel(&r, Path::new(&b.file))), Some(b.sha256.clone())),
+        None => (None, None),
+    };
+    record_finished(
+        &audit::Log::Repo(repo.to_path_buf()),
+        Action::Drill,
+        Object {
+            file,
+            sha256,
+            ..Object::default()
+        },
+        report,
+        out_dir,
+        None,
+    )
+}
+
+/// The audit log's word for a report's verdict.
+pub fn outcome(verdict: crate::report::Verdict) -> Outcome {
+    match verdict {
+        crate::report::Verdict::Pass => Outcome::Pass,
+        crate::report::Verdict::Fail => Outcome::Fail,
+        crate::report::Verdict::Error => Outcome::Failed,
+    }
+}
+
+/// Records the end of a drill, a restore, a rollback or a configuration restore in the audit
+/// `log`: `action` with the verdict, `object` (what it worked on) with the sealed
+/// report's path and SHA-256, and the failure's message, else `done`.
+pub fn record_finished(
+    log: &audit::Log,
+    action: Action,
+    object: Object,
+    report: &crate::report::Report,
+    out_dir: &Path,
+    done: Option<String>,
+) -> Result<(), Error> {
     let report_path = out_dir.join("report.json");
     let report_sha = crate::digest::sha256_file_blocking(&report_path)
         .map(|(_, s)| s)
@@ -96,30 +135,17 @@ pub fn record_drill(
             path: report_path.clone(),
             source,
         })?;
-    let r = Repo::new(repo);
-    let (file, sha256) = match &report.backup {
-        Some(b) => (Some(rel(&r, Path::new(&b.file))), Some(b.sha256.clone())),
-        None => (None, None),
-    };
-    let result = match report.verdict {
-        crate::report::Verdict::Pass => Outcome::Pass,
-        crate::report::Verdict::Fail => Outcome::Fail,
-        crate::report::Verdict::Error => Outcome::Failed,
-    };
-    audit::append(
-        repo,
-        Action::Drill,
+    log.append(
+        action,
         Object {
-            file,
-            sha256,
             report: Some(FileRef {
                 file: report_path.display().to_string(),
                 sha256: report_sha,
             }),
-            files: Vec::new(),
+            ..object
         },
-        result,
-        report.failure.as_ref().map(|f| f.message.clone()),
+        outcome(report.verdict),
+        report.failure.as_ref().map(|f| f.message.clone()).or(done),
     )?;
     Ok(())
 }

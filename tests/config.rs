@@ -785,11 +785,11 @@ fn sha_of_bytes(b: &[u8]) -> String {
 }
 
 #[test]
-fn a_tampered_config_backup_changes_nothing_and_the_app_is_started_again() {
+fn a_tampered_config_backup_is_caught_before_the_app_is_stopped_and_changes_nothing() {
     let f = Fixture::new();
     let live = LiveDir::new(&f);
     // One byte of the archive changed and the manifest's SHA-256 made to match: only the age
-    // authentication can catch it, after the application was stopped.
+    // authentication can catch it, and it does before the application is stopped.
     let archive = &f.archives()[0];
     let mut bytes = std::fs::read(archive).unwrap();
     let i = bytes.len() - 20;
@@ -803,16 +803,17 @@ fn a_tampered_config_backup_changes_nothing_and_the_app_is_started_again() {
     let before = tree(&live.dir);
 
     let run = live.restore(&f, &live.command("start"), &["--confirm", BACKUP]);
-    // Exit 1: the backup itself is unusable (class backup_unusable), a finding about it.
-    assert_eq!(run.code(), 1, "{}", run.text());
+    // Exit 3: the restore could not run, and nothing was changed or stopped (as a database
+    // restore whose backup fails its precheck); the report names the backup's fault.
+    assert_eq!(run.code(), 3, "{}", run.text());
     let r = run.report();
     assert_eq!(r["kind"], "config_restore");
     assert_eq!(r["verdict"], "fail");
-    assert_eq!(r["failure"]["phase"], "config_restore", "{}", r["failure"]);
+    assert_eq!(r["failure"]["phase"], "precheck", "{}", r["failure"]);
     assert_eq!(r["failure"]["class"], "backup_unusable", "{}", r["failure"]);
     let msg = r["failure"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("does not authenticate") && msg.contains("was changed"),
+        msg.contains("does not authenticate") && msg.contains("was not stopped"),
         "{msg}"
     );
     assert_eq!(
@@ -820,14 +821,14 @@ fn a_tampered_config_backup_changes_nothing_and_the_app_is_started_again() {
         before,
         "a failed check changed the live directory"
     );
-    let env_sha = sha_of(&live.dir.join(".env"));
-    assert_eq!(
-        live.trace(),
-        [format!("stop {env_sha}"), format!("start {env_sha}")],
-        "the application pgdrill stopped must be started again"
+    assert!(
+        live.trace().is_empty(),
+        "a backup that fails its check must not stop the application: {:?}",
+        live.trace()
     );
     assert_eq!(r["config_restore"]["restored"], false);
-    assert_eq!(r["config_restore"]["app_restarted_by_cleanup"], true);
+    assert_eq!(r["config_restore"]["app_restarted_by_cleanup"], false);
+    assert_eq!(run.phase("stop_app")["status"], "skipped");
     assert_eq!(run.phase("start_app")["status"], "skipped");
     assert_eq!(
         audit_actions(&f),

@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 use crate::config::{self, BackupRequest, Kind, Pick, RestoreRequest};
 use crate::error::{Error, Exit};
 use crate::repo::audit::{self, Action};
-use crate::report::Verdict;
 
 /// Flags of `pgdrill config`.
 #[derive(Debug, Args)]
@@ -335,8 +334,8 @@ async fn confirmed(plan: crate::plan::Plan, repo: &std::path::Path) -> Result<Ex
         crate::plan::Source::BackupFile(p) => Some(p.display().to_string()),
         _ => None,
     };
-    audit::append(
-        repo,
+    let log = audit::Log::Repo(repo.to_path_buf());
+    log.append(
         Action::ConfigRestoreStarted,
         audit::Object {
             file: archive.clone(),
@@ -349,33 +348,19 @@ async fn confirmed(plan: crate::plan::Plan, repo: &std::path::Path) -> Result<Ex
             c.reason.as_deref().unwrap_or("(none given)")
         )),
     )?;
-    let out_dir = plan.out_dir.clone();
-    let report = super::run_cancellable(plan).await?;
-    report.write_all(&out_dir)?;
-    crate::report::evidence::seal(&out_dir, false, &[])?;
-    let report_path = out_dir.join("report.json");
-    let sha = crate::digest::sha256_file_blocking(&report_path)
-        .map(|(_, s)| s)
-        .unwrap_or_default();
+    let (report, out_dir) = super::run_sealed(plan).await?;
     let info = report.config_restore.as_ref();
-    audit::append(
-        repo,
+    crate::regime::record_finished(
+        &log,
         Action::ConfigRestoreFinished,
         audit::Object {
             file: archive,
             sha256: info.and_then(|i| i.archive_sha256.clone()),
-            report: Some(audit::FileRef {
-                file: report_path.display().to_string(),
-                sha256: sha,
-            }),
-            files: Vec::new(),
+            ..Default::default()
         },
-        match report.verdict {
-            Verdict::Pass => audit::Outcome::Pass,
-            Verdict::Fail => audit::Outcome::Fail,
-            Verdict::Error => audit::Outcome::Failed,
-        },
-        report.failure.as_ref().map(|f| f.message.clone()),
+        &report,
+        &out_dir,
+        None,
     )?;
     print!("{}", report.summary());
     if let Some(i) = info {
@@ -389,11 +374,15 @@ async fn confirmed(plan: crate::plan::Plan, repo: &std::path::Path) -> Result<Ex
         }
     }
     println!("  report: {}", out_dir.join("report.md").display());
-    Ok(match report.verdict {
-        Verdict::Pass => Exit::Pass,
-        Verdict::Fail => Exit::Fail,
-        Verdict::Error => Exit::Environment,
-    })
+    // A backup that failed its check before the application was stopped changed nothing:
+    // the restore could not run (as a restore whose backup fails its precheck).
+    let untouched = report.failure.as_ref().is_some_and(|f| {
+        f.phase == crate::report::FailedAt::Phase(crate::report::PhaseId::Precheck)
+    });
+    if untouched {
+        return Ok(Exit::Environment);
+    }
+    Ok(super::exit_of(report.verdict))
 }
 
 /// The dry run for a person.

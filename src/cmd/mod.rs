@@ -224,6 +224,28 @@ async fn run_cancellable(plan: crate::plan::Plan) -> Result<crate::report::Repor
     Ok(report)
 }
 
+/// A confirmed real operation's work between its two audit events (`pgdrill restore`,
+/// `rollback`, `config restore`): `plan` run with the signals as its cancellation, its report
+/// written and sealed into its `--out` directory, which comes back with it.
+async fn run_sealed(
+    plan: crate::plan::Plan,
+) -> Result<(crate::report::Report, std::path::PathBuf), Error> {
+    let out_dir = plan.out_dir.clone();
+    let report = run_cancellable(plan).await?;
+    report.write_all(&out_dir)?;
+    crate::report::evidence::seal(&out_dir, false, &[])?;
+    Ok((report, out_dir))
+}
+
+/// The exit code of a real operation's verdict: 0 pass, 1 fail, 3 when it could not run.
+fn exit_of(verdict: crate::report::Verdict) -> Exit {
+    match verdict {
+        crate::report::Verdict::Pass => Exit::Pass,
+        crate::report::Verdict::Fail => Exit::Fail,
+        crate::report::Verdict::Error => Exit::Environment,
+    }
+}
+
 /// Turns SIGINT and SIGTERM into a cancellation the drill (or restore) notices between and
 /// during steps, so that it settles what it started and still writes a report.
 async fn forward_signals(mut signals: Interrupts, cancel: crate::drill::Cancel) {

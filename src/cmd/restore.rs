@@ -212,8 +212,8 @@ pub(super) async fn confirmed(
         )));
     }
     let audit_log = match (&plan.repo, audit_log) {
-        (Some(r), _) => Some(r.dir.join(crate::repo::AUDIT_FILE)),
-        (None, Some(f)) => Some(f.to_path_buf()),
+        (Some(r), _) => Some(audit::Log::Repo(r.dir.clone())),
+        (None, Some(f)) => Some(audit::Log::File(f.to_path_buf())),
         (None, None) => None,
     };
     let target = plan
@@ -222,8 +222,7 @@ pub(super) async fn confirmed(
         .map(|r| r.target.display())
         .unwrap_or_default();
     if let Some(log) = &audit_log {
-        audit::append_to_file(
-            log,
+        log.append(
             Action::RestoreStarted,
             Object::default(),
             Outcome::Ok,
@@ -233,34 +232,19 @@ pub(super) async fn confirmed(
             )),
         )?;
     }
-    let out_dir = plan.out_dir.clone();
-    let report = super::run_cancellable(plan).await?;
-    report.write_all(&out_dir)?;
-    crate::report::evidence::seal(&out_dir, false, &[])?;
+    let (report, out_dir) = super::run_sealed(plan).await?;
     if let Some(log) = &audit_log {
-        let report_path = out_dir.join("report.json");
-        let sha = crate::digest::sha256_file_blocking(&report_path)
-            .map(|(_, s)| s)
-            .unwrap_or_default();
-        let result = match report.verdict {
-            Verdict::Pass => Outcome::Pass,
-            Verdict::Fail => Outcome::Fail,
-            Verdict::Error => Outcome::Failed,
-        };
-        audit::append_to_file(
+        crate::regime::record_finished(
             log,
             Action::RestoreFinished,
             Object {
                 file: report.backup.as_ref().map(|b| b.file.clone()),
                 sha256: report.backup.as_ref().map(|b| b.sha256.clone()),
-                report: Some(audit::FileRef {
-                    file: report_path.display().to_string(),
-                    sha256: sha,
-                }),
-                files: Vec::new(),
+                ..Object::default()
             },
-            result,
-            report.failure.as_ref().map(|f| f.message.clone()),
+            &report,
+            &out_dir,
+            None,
         )?;
     }
     print!("{}", report.summary());
@@ -280,15 +264,11 @@ pub(super) async fn confirmed(
                 | crate::report::FailedAt::Phase(PhaseId::Precheck)
         )
     });
-    Ok(match report.verdict {
-        Verdict::Pass => Exit::Pass,
-        Verdict::Fail if untouched => {
-            eprintln!("pgdrill: the restore stopped before it changed anything on {target}");
-            Exit::Environment
-        }
-        Verdict::Fail => Exit::Fail,
-        Verdict::Error => Exit::Environment,
-    })
+    if report.verdict == Verdict::Fail && untouched {
+        eprintln!("pgdrill: the restore stopped before it changed anything on {target}");
+        return Ok(Exit::Environment);
+    }
+    Ok(super::exit_of(report.verdict))
 }
 
 /// The dry run for a person.

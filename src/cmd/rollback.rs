@@ -14,7 +14,6 @@ use crate::error::{Error, Exit};
 use crate::options::RollbackOptions;
 use crate::plan::parse_duration;
 use crate::repo::audit::{self, Action, Object, Outcome};
-use crate::report::Verdict;
 
 /// `pgdrill rollback`.
 #[derive(Debug, Args)]
@@ -121,13 +120,13 @@ impl RollbackArgs {
     }
 
     /// The audit log the rollback is recorded in: the repository's, or `--audit-log`.
-    fn audit_log(&self) -> Result<Option<PathBuf>, Error> {
+    fn audit_log(&self) -> Result<Option<audit::Log>, Error> {
         match (&self.repo, &self.audit_log) {
             (Some(dir), _) => {
                 let repo = crate::repo::Repo::open(Some(dir.clone()))?;
-                Ok(Some(repo.root().join(crate::repo::AUDIT_FILE)))
+                Ok(Some(audit::Log::Repo(repo.root().to_path_buf())))
             }
-            (None, Some(f)) => Ok(Some(f.clone())),
+            (None, Some(f)) => Ok(Some(audit::Log::File(f.clone()))),
             (None, None) => Ok(None),
         }
     }
@@ -177,14 +176,14 @@ pub async fn run(args: RollbackArgs) -> Result<Exit, Error> {
         )));
     }
     let plan = options.prepare(chrono::Utc::now(), target.clone())?;
-    confirmed(plan, audit_log.as_deref(), &preview, args.reason.as_deref()).await
+    confirmed(plan, audit_log.as_ref(), &preview, args.reason.as_deref()).await
 }
 
 /// The confirmed rollback of `plan`: recorded in the audit log when there is one, run as the
 /// drill kernel's scenario, reported and sealed.
 async fn confirmed(
     plan: crate::plan::Plan,
-    audit_log: Option<&std::path::Path>,
+    audit_log: Option<&audit::Log>,
     preview: &RollbackPreview,
     reason: Option<&str>,
 ) -> Result<Exit, Error> {
@@ -199,8 +198,7 @@ async fn confirmed(
         .map(|d| d.release.to_string())
         .unwrap_or_else(|| "an unknown release".into());
     if let Some(log) = audit_log {
-        audit::append_to_file(
-            log,
+        log.append(
             Action::RollbackStarted,
             Object::default(),
             Outcome::Ok,
@@ -211,44 +209,20 @@ async fn confirmed(
             )),
         )?;
     }
-    let out_dir = plan.out_dir.clone();
-    let report = super::run_cancellable(plan).await?;
-    report.write_all(&out_dir)?;
-    crate::report::evidence::seal(&out_dir, false, &[])?;
+    let (report, out_dir) = super::run_sealed(plan).await?;
     if let Some(log) = audit_log {
-        let report_path = out_dir.join("report.json");
-        let sha = crate::digest::sha256_file_blocking(&report_path)
-            .map(|(_, s)| s)
-            .unwrap_or_default();
-        let result = match report.verdict {
-            Verdict::Pass => Outcome::Pass,
-            Verdict::Fail => Outcome::Fail,
-            Verdict::Error => Outcome::Failed,
-        };
-        audit::append_to_file(
+        crate::regime::record_finished(
             log,
             Action::RollbackFinished,
-            Object {
-                report: Some(audit::FileRef {
-                    file: report_path.display().to_string(),
-                    sha256: sha,
-                }),
-                ..Object::default()
-            },
-            result,
-            Some(match &report.failure {
-                Some(f) => f.message.clone(),
-                None => format!("{target} deployed and verified"),
-            }),
+            Object::default(),
+            &report,
+            &out_dir,
+            Some(format!("{target} deployed and verified")),
         )?;
     }
     print!("{}", report.summary());
     println!("  report: {}", out_dir.join("report.md").display());
-    Ok(match report.verdict {
-        Verdict::Pass => Exit::Pass,
-        Verdict::Fail => Exit::Fail,
-        Verdict::Error => Exit::Environment,
-    })
+    Ok(super::exit_of(report.verdict))
 }
 
 /// The dry run for a person.

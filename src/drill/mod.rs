@@ -391,6 +391,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::StopApp if ctx.plan.is_live() => live::stop_app(ctx).await?,
         Step::StopApp => app::stop(ctx).await?,
         Step::ReplaceServer => disaster::replace_server(ctx).await?,
+        Step::Precheck if ctx.plan.config_restore.is_some() => config::precheck_live(ctx).await?,
         Step::Precheck => {
             let server = restore_server(ctx, id).await?;
             let Some(set) = ev.backup.as_ref() else {

@@ -359,12 +359,13 @@ fn config_does(plan: &Plan, phase: crate::report::PhaseId) -> String {
         .map(|c| c.request.to.display().to_string())
         .unwrap_or_default();
     match phase {
+        P::Precheck => "decrypt and check the backup in memory (archive and files SHA-256, --require keys, VPN config); nothing is written, and the application is stopped only if every check passed".into(),
         P::StopApp => match app {
             Some(a) => format!("run `{}`", a.control.stop_command()),
             None => "skipped: no application named".into(),
         },
         P::ConfigRestore => format!(
-            "decrypt and check the backup in memory (archive and files SHA-256, --require keys, VPN config); only if every check passed: stage the files in {dir}, keep each file it replaces in {dir}/{}<time>/, rename each restored file into place (its mode kept) and read it back",
+            "decrypt and check the backup again; only if every check passed: stage the files in {dir}, keep each file it replaces in {dir}/{}<time>/, rename each restored file into place (its mode kept) and read it back",
             crate::config::replace::BEFORE_PREFIX
         ),
         P::StartApp => match app {

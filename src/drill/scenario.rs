@@ -265,11 +265,13 @@ fn restore_scenario(plan: &Plan, r: &RestorePlan) -> Vec<Step> {
     v
 }
 
-/// The strategy's configuration restore (`pgdrill config restore --confirm`): stop the
-/// application, restore the files (checked whole before any is put in place), start it, and
-/// ask its health. No database server is provisioned or connected to.
+/// The strategy's configuration restore (`pgdrill config restore --confirm`): the backup
+/// checked in memory, then stop the application, restore the files (checked again, whole,
+/// before any is put in place), start it, and ask its health. No database server is provisioned or connected to.
 fn config_restore_scenario() -> Vec<Step> {
     vec![
+        // A backup that fails its checks never costs the application a restart.
+        Step::Precheck,
         Step::StopApp,
         Step::ConfigReplace,
         Step::StartApp,

@@ -226,6 +226,33 @@ pub fn append_at(
     )
 }
 
+/// Where a command's audit events go: a repository's log, locked by the repository's own
+/// lock as every other writer of it is, or a loose file (`--audit-log FILE`, for a backup
+/// that is no repository's), locked by `FILE.lock` beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Log {
+    /// The audit log of the repository at this directory.
+    Repo(std::path::PathBuf),
+    /// An audit log file of its own.
+    File(std::path::PathBuf),
+}
+
+impl Log {
+    /// Appends one event, chained to the last.
+    pub fn append(
+        &self,
+        action: Action,
+        object: Object,
+        result: Outcome,
+        detail: Option<String>,
+    ) -> Result<Event, RepoError> {
+        match self {
+            Log::Repo(dir) => append(dir, action, object, result, detail),
+            Log::File(path) => append_to_file(path, action, object, result, detail),
+        }
+    }
+}
+
 /// [`append`] to an audit log outside a repository (`pgdrill restore --audit-log FILE`),
 /// locked by `FILE.lock` beside it.
 pub fn append_to_file(

@@ -235,8 +235,40 @@ impl LiveConfig {
     }
 }
 
+/// Phase `precheck` of `pgdrill config restore --confirm`: the backup decrypted and checked
+/// in memory before the application is stopped, so a backup that cannot be restored costs
+/// no downtime; nothing is written.
+pub(in crate::drill) async fn precheck_live(ctx: &mut Ctx) -> Option<()> {
+    let Some(c) = ctx.plan.config_restore.clone() else {
+        return crate::drill::missing(ctx, PhaseId::Precheck, "configuration restore plan").await;
+    };
+    let dir = c.request.to.display().to_string();
+    ctx.rec
+        .step(PhaseId::Precheck, async move {
+            let checked = tokio::task::spawn_blocking(move || config::check(&c.request))
+                .await
+                .map_err(|e| StepFail::environment(e.to_string()))?
+                .map_err(|e| {
+                    let mut f = StepFail::from(e);
+                    f.message = format!(
+                        "{}; the application was not stopped and nothing in {dir} was changed",
+                        f.message
+                    );
+                    f
+                })?;
+            let detail = format!(
+                "{} (sha256 {}) decrypted and checked in memory: {}; nothing written",
+                checked.backup,
+                &checked.sha256[..16.min(checked.sha256.len())],
+                checked.checks.join("; ")
+            );
+            Ok(((), detail))
+        })
+        .await
+}
+
 /// Phase `config_restore` of `pgdrill config restore --confirm` (strategy steps 2 and 3):
-/// the confirmed backup decrypted and checked in memory (every SHA-256, the required keys,
+/// the confirmed backup decrypted and checked in memory again (every SHA-256, the required keys,
 /// the VPN config); only then are the files it replaces kept in `.pgdrill_before_<time>/`
 /// and the checked files renamed into the live directory, each read back.
 pub(in crate::drill) async fn replace_live(ctx: &mut Ctx) -> Option<()> {
