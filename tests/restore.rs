@@ -1163,3 +1163,39 @@ fn a_drill_onto_the_named_staging_server_restores_and_swaps() {
         .iter()
         .any(|e| e["action"] == "restore_finished" && e["result"] == "pass"));
 }
+
+/// `--app-unit NAME` is the strategy's `systemctl stop/start NAME`: the dry run shows both
+/// commands, and a confirmed restore runs the real `systemctl`. The unit does not exist here
+/// (and a test machine's PID 1 is rarely systemd), so the stop fails: exit 3, with the
+/// database as it was.
+#[test]
+fn an_app_unit_is_stopped_with_systemctl_and_a_stop_that_fails_changes_nothing() {
+    let rt = runtime();
+    let prod = rt.block_on(Prod::new("restore-unit", SHOP));
+    rt.block_on(prod.disaster());
+    let before = rt.block_on(prod.fingerprint());
+    let unit = "pgdrill-test-no-such-unit";
+    let dry = prod.restore(&["--app-unit", unit]).run();
+    assert_eq!(dry.code(), 0, "{}", dry.text());
+    for cmd in [
+        format!("systemctl stop {unit}"),
+        format!("systemctl start {unit}"),
+    ] {
+        assert!(dry.text().contains(&cmd), "{cmd}: {}", dry.text());
+    }
+    let r = prod
+        .restore(&["--app-unit", unit, "--confirm", &prod.db])
+        .run();
+    assert_eq!(r.code(), 3, "{}", r.text());
+    let stop = r.phase("stop_app");
+    assert_eq!(stop["status"], "fail", "{stop}");
+    assert!(
+        stop["detail"].as_str().unwrap().contains("systemctl stop"),
+        "{stop}"
+    );
+    assert_eq!(rt.block_on(prod.fingerprint()), before);
+    assert!(!rt
+        .block_on(prod.databases())
+        .iter()
+        .any(|d| d.contains("__pgdrill_")));
+}
