@@ -663,6 +663,23 @@ fn app_command(cmd: &Option<String>, verb: &str) -> String {
     }
 }
 
+/// The flags that name the application to pgdrill's real restores: the plan's stop and
+/// start commands (else the strategy's `systemctl … app`) and its health URL.
+fn app_flags(dep: &Deployment) -> String {
+    let mut f = match (&dep.app_stop, &dep.app_start) {
+        (Some(stop), Some(start)) => format!(
+            " \\\n  --app-stop {} \\\n  --app-start {}",
+            shell(stop),
+            shell(start)
+        ),
+        _ => " \\\n  --app-unit app".to_string(),
+    };
+    if let Some(h) = &dep.app_health_url {
+        let _ = write!(f, " \\\n  --app-health-url {}", shell(h));
+    }
+    f
+}
+
 /// Part 1: the database restore, pgdrill's command first, then the strategy's seven steps.
 fn database_restore(d: &mut Vec<Block>, r: &Runbook) {
     let dep = &r.deployment;
@@ -691,20 +708,7 @@ fn database_restore(d: &mut Vec<Block>, r: &Runbook) {
         "pgdrill restore \\\n  --target-dsn \"{target}\" \\\n  --repo {} --pick newest",
         shell(&repo_dir(r))
     );
-    match (&dep.app_stop, &dep.app_start) {
-        (Some(stop), Some(start)) => {
-            let _ = write!(
-                cmd,
-                " \\\n  --app-stop {} \\\n  --app-start {}",
-                shell(stop),
-                shell(start)
-            );
-        }
-        _ => cmd.push_str(" \\\n  --app-unit app"),
-    }
-    if let Some(h) = &dep.app_health_url {
-        let _ = write!(cmd, " \\\n  --app-health-url {}", shell(h));
-    }
+    cmd.push_str(&app_flags(dep));
     cmd.push_str(" \\\n  --operator \"$USER\" --ticket <INCIDENT-ID> --reason \"<what happened>\"");
     let app_note = match (&dep.app_stop, &dep.app_start) {
         (Some(_), Some(_)) => String::new(),
@@ -929,6 +933,44 @@ fn config_restore(d: &mut Vec<Block>, r: &Runbook) {
                 .collect()
         };
     }
+    // The live directory: the one the plan's configuration files share.
+    let live_dir = {
+        let parents: std::collections::BTreeSet<_> = dep
+            .config_files
+            .iter()
+            .filter_map(|f| f.parent().map(|p| p.display().to_string()))
+            .collect();
+        match parents.len() {
+            1 => shell(
+                parents
+                    .iter()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            ),
+            _ => "<the application's configuration directory>".to_string(),
+        }
+    };
+    let mut live = format!(
+        "{} \\\n  --to {live_dir}{}",
+        restore.replace(" --to /tmp/config-restore", ""),
+        app_flags(dep)
+    );
+    live.push_str(
+        " \\\n  --operator \"$USER\" --ticket <INCIDENT-ID> --reason \"<what happened>\"",
+    );
+    d.push(Block::H3("With pgdrill (recommended)".into()));
+    d.push(Block::Steps(vec![
+        step(
+            "Run the dry run: the backup checked in memory, every file it would change, add or keep; nothing is written",
+            vec![code(live.clone())],
+        ),
+        step(
+            "Run it: the backup checked, the application stopped, the files put in place (the replaced ones kept in .pgdrill_before_<time>/), the application started and its health asked",
+            vec![code(format!("{live} \\\n  --confirm {}", if name.is_empty() { "<backup name from the dry run>" } else { name.as_str() }))],
+        ),
+    ]));
+    d.push(Block::H3("By hand (the strategy's steps)".into()));
     let mut check = vec![p(
         "Check the environment variables, the API keys and the VPN configuration.",
     )];
@@ -991,6 +1033,42 @@ fn code_rollback(d: &mut Vec<Block>, dep: &Deployment) {
     if let Some(v) = &dep.app_version_url {
         verify.insert(0, code(format!("curl -fsS {}", shell(v))));
     }
+    let mut rollback = format!(
+        "pgdrill rollback --code-repo {repo} \\\n  --deploy {} \\\n  --deploy-dir <deploy directory> --to {}",
+        dep.deploy
+            .as_deref()
+            .map(shell)
+            .unwrap_or_else(|| "<deploy command>".into()),
+        shell(&dep.rollback_to)
+    );
+    if let Some(v) = &dep.app_version_url {
+        let _ = write!(rollback, " \\\n  --version-url {}", shell(v));
+    }
+    if let Some(h) = &dep.app_health_url {
+        let _ = write!(rollback, " \\\n  --app-health-url {}", shell(h));
+    }
+    rollback.push_str(
+        " \\\n  --operator \"$USER\" --ticket <INCIDENT-ID> --reason \"<what happened>\"",
+    );
+    d.push(Block::H3("With pgdrill (recommended)".into()));
+    d.push(Block::Steps(vec![
+        step(
+            "Run the dry run: the tags, the release deployed now, the one it rolls back to; nothing is changed",
+            vec![code(rollback.clone())],
+        ),
+        step(
+            "Run it: a clean checkout of the tag, the deploy, the version it reports and the health checks",
+            vec![code(format!(
+                "{rollback} \\\n  --confirm {}",
+                if dep.rollback_to == "previous" {
+                    "<the tag the dry run names>".to_string()
+                } else {
+                    shell(&target)
+                }
+            ))],
+        ),
+    ]));
+    d.push(Block::H3("By hand (the strategy's steps)".into()));
     d.push(Block::Steps(vec![
         step(
             "Identify the target version",
