@@ -674,6 +674,11 @@ fn a_confirmed_config_restore_stops_replaces_starts_and_checks_health_keeping_th
     );
     let r = run.assert_pass();
     assert_eq!(r["kind"], "config_restore");
+    assert_eq!(r["source"]["kind"], "config_backup", "{}", r["source"]);
+    assert_eq!(r["source"]["database"], "");
+    assert!(r["source"]["location"]
+        .as_str()
+        .is_some_and(|l| l.ends_with(".age")));
     assert_eq!(r["record"]["ticket"], "INC-7");
     for phase in ["stop_app", "config_restore", "start_app", "app_healthy"] {
         assert_eq!(

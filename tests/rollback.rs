@@ -241,6 +241,12 @@ fn a_confirmed_rollback_deploys_the_previous_tag_reports_it_and_is_audited() {
         .run();
     let report = r.assert_pass();
     assert_eq!(report["kind"], "rollback");
+    // The report says what the work came from: the repository, no database.
+    assert_eq!(report["source"]["kind"], "release", "{}", report["source"]);
+    assert_eq!(report["source"]["database"], "");
+    assert!(report["source"]["location"]
+        .as_str()
+        .is_some_and(|l| !l.is_empty()));
     assert_eq!(report["rollback"]["from"]["tag"], "v1.1.0");
     assert_eq!(report["rollback"]["to"]["tag"], "v1.0.0");
     assert_eq!(report["rollback"]["to"]["commit"], d.good_commit.as_str());

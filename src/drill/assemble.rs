@@ -142,16 +142,40 @@ pub(super) fn report(
             host: Who::current().host,
             run_by: run_by(),
         },
-        source: SourceInfo {
-            kind: SourceKind::from(&plan.source),
-            seed,
-            rows,
-            dsn: match &plan.source {
-                Source::Dsn(e) => Some(e.display()),
-                _ => None,
+        source: match (&plan.rollback, &plan.config_restore, &plan.source) {
+            (Some(r), _, _) => SourceInfo {
+                kind: SourceKind::Release,
+                seed: None,
+                rows: None,
+                dsn: None,
+                database: String::new(),
+                location: Some(r.code_repo.display().to_string()),
+                generated: None,
             },
-            database: ev.database,
-            generated: ev.generated,
+            (None, Some(_), source) => SourceInfo {
+                kind: SourceKind::ConfigBackup,
+                seed: None,
+                rows: None,
+                dsn: None,
+                database: String::new(),
+                location: match source {
+                    Source::BackupFile(p) => Some(p.display().to_string()),
+                    _ => None,
+                },
+                generated: None,
+            },
+            (None, None, source) => SourceInfo {
+                kind: SourceKind::from(source),
+                seed,
+                rows,
+                dsn: match source {
+                    Source::Dsn(e) => Some(e.display()),
+                    _ => None,
+                },
+                database: ev.database,
+                location: None,
+                generated: ev.generated,
+            },
         },
         backup,
         disaster: DisasterInfo {

@@ -208,7 +208,13 @@ pub fn render(r: &Report) -> String {
     if let Some(d) = &src.dsn {
         let _ = write!(src_line, " {d}");
     }
-    let _ = writeln!(s, "| Source | {src_line}, database `{}` |", src.database);
+    if let Some(l) = &src.location {
+        let _ = write!(src_line, " `{l}`");
+    }
+    if !src.database.is_empty() {
+        let _ = write!(src_line, ", database `{}`", src.database);
+    }
+    let _ = writeln!(s, "| Source | {src_line} |");
     let _ = writeln!(
         s,
         "| Disaster | {}: {} |",

@@ -351,7 +351,7 @@ pub struct Environment {
 /// Where the data came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SourceInfo {
-    /// `generated`, `dsn` or `backup_file`.
+    /// `generated`, `dsn`, `backup_file`, `release` or `config_backup`.
     pub kind: SourceKind,
     /// Generator seed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -362,8 +362,13 @@ pub struct SourceInfo {
     /// The source database, password redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dsn: Option<String>,
-    /// The database name that was backed up and restored.
+    /// The database name that was backed up and restored (empty for a code rollback or a
+    /// configuration restore, which touch no database).
     pub database: String,
+    /// The code repository (a rollback) or the configuration archive (a configuration
+    /// restore) the work came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Row counts loaded by the generator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated: Option<serde_json::Value>,

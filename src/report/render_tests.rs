@@ -80,6 +80,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
             rows: Some(300),
             dsn: None,
             database: "shop".into(),
+            location: None,
             generated: None,
         },
         backup: None,

@@ -380,6 +380,10 @@ pub enum SourceKind {
     Dsn,
     /// An existing archive (`--backup-file`).
     BackupFile,
+    /// A code rollback's application repository (`pgdrill rollback`): no database.
+    Release,
+    /// A configuration restore's age archive (`pgdrill config restore`): no database.
+    ConfigBackup,
 }
 
 impl SourceKind {
@@ -389,6 +393,8 @@ impl SourceKind {
             SourceKind::Generated => "generated",
             SourceKind::Dsn => "dsn",
             SourceKind::BackupFile => "backup_file",
+            SourceKind::Release => "release",
+            SourceKind::ConfigBackup => "config_backup",
         }
     }
 }
