@@ -267,14 +267,7 @@ async fn restore(a: RestoreArgs) -> Result<Exit, Error> {
             tokio::task::spawn_blocking(move || crate::drill::preview::config_preview(&plan))
                 .await
                 .map_err(|e| Error::Usage(format!("the dry run did not finish: {e}")))?;
-        if a.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&preview).expect("the preview serialises")
-            );
-        } else {
-            print!("{}", render(&preview));
-        }
+        super::print_dry_run(&preview, a.json, || render(&preview));
         return Ok(if preview.can_run {
             Exit::Pass
         } else {

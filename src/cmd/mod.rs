@@ -237,6 +237,40 @@ async fn run_sealed(
     Ok((report, out_dir))
 }
 
+/// Prints a real operation's dry run: `preview` as JSON with `--json`, else `text` for a
+/// person.
+fn print_dry_run(preview: &impl serde::Serialize, json: bool, text: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(preview).expect("the preview serialises")
+        );
+    } else {
+        print!("{}", text());
+    }
+}
+
+/// A dry run's contacts section for a person: whom to call, the strategy roles without one,
+/// and `example`, the role to show in the hint when none is given.
+fn write_contacts(
+    s: &mut String,
+    contacts: &[crate::contacts::Contact],
+    warnings: &[crate::contacts::ContactWarning],
+    example: &str,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(s, "\ncontacts:");
+    if contacts.is_empty() {
+        let _ = writeln!(s, "  none given (--contact \"{example}=…\")");
+    }
+    for c in contacts {
+        let _ = writeln!(s, "  {}: {}", c.role, c.reach);
+    }
+    for w in warnings {
+        let _ = writeln!(s, "  WARNING: {}", w.message);
+    }
+}
+
 /// The exit code of a real operation's verdict: 0 pass, 1 fail, 3 when it could not run.
 fn exit_of(verdict: crate::report::Verdict) -> Exit {
     match verdict {

@@ -165,14 +165,7 @@ pub async fn run(args: RestoreArgs) -> Result<Exit, Error> {
     let plan = args.options().prepare(now)?;
     let Some(confirm) = &args.confirm else {
         let preview = crate::drill::preview::preview(&plan, now).await;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&preview).expect("the preview serialises")
-            );
-        } else {
-            print!("{}", render(&preview, &args));
-        }
+        super::print_dry_run(&preview, args.json, || render(&preview, &args));
         return Ok(if preview.can_run {
             Exit::Pass
         } else {
@@ -378,16 +371,7 @@ fn render(p: &Preview, args: &RestoreArgs) -> String {
             step.does
         );
     }
-    let _ = writeln!(s, "\ncontacts:");
-    if p.contacts.is_empty() {
-        let _ = writeln!(s, "  none given (--contact \"Database Admin=…\")");
-    }
-    for c in &p.contacts {
-        let _ = writeln!(s, "  {}: {}", c.role, c.reach);
-    }
-    for w in &p.warnings {
-        let _ = writeln!(s, "  WARNING: {}", w.message);
-    }
+    super::write_contacts(&mut s, &p.contacts, &p.warnings, "Database Admin");
     match &p.refused {
         Some(why) => {
             let _ = writeln!(s, "\nCANNOT RUN: {why}");

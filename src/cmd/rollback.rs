@@ -146,14 +146,7 @@ pub async fn run(args: RollbackArgs) -> Result<Exit, Error> {
     let audit_log = args.audit_log()?;
     let preview = crate::drill::preview::rollback_preview(&options).await;
     let Some(confirm) = &args.confirm else {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&preview).expect("the preview serialises")
-            );
-        } else {
-            print!("{}", render(&preview));
-        }
+        super::print_dry_run(&preview, args.json, || render(&preview));
         return Ok(match (&preview.refused, preview.bad_input) {
             (None, _) => Exit::Pass,
             (Some(_), true) => Exit::Usage,
@@ -269,16 +262,7 @@ fn render(p: &RollbackPreview) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\ncontacts:");
-    if p.contacts.is_empty() {
-        let _ = writeln!(s, "  none given (--contact \"DevOps Lead=…\")");
-    }
-    for c in &p.contacts {
-        let _ = writeln!(s, "  {}: {}", c.role, c.reach);
-    }
-    for w in &p.warnings {
-        let _ = writeln!(s, "  WARNING: {}", w.message);
-    }
+    super::write_contacts(&mut s, &p.contacts, &p.warnings, "DevOps Lead");
     match (&p.refused, &p.confirm) {
         (Some(why), _) => {
             let _ = writeln!(s, "\nCANNOT RUN: {why}");

@@ -707,7 +707,6 @@ pub fn check(req: &RestoreRequest) -> Result<Checked, ConfigError> {
 
 /// Writes the files into a temp dir beside `to`, then renames it into place.
 fn write_all(to: &Path, files: &[(FileEntry, Vec<u8>)]) -> Result<(), ConfigError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let parent = match to.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -718,20 +717,8 @@ fn write_all(to: &Path, files: &[(FileEntry, Vec<u8>)]) -> Result<(), ConfigErro
         .tempdir_in(&parent)
         .map_err(io(format!("writing in {}", parent.display())))?;
     for (fe, bytes) in files {
-        let path = tmp.path().join(&fe.name);
-        let mode = u32::from_str_radix(&fe.mode, 8).unwrap_or(0o600);
         let ctx = format!("writing {}", to.join(&fe.name).display());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&ctx))?;
-        f.write_all(bytes).map_err(io(&ctx))?;
-        // Set after writing: the umask would otherwise narrow the mode given to open.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&ctx))?;
-        f.sync_all().map_err(io(&ctx))?;
+        write_restored(&tmp.path().join(&fe.name), fe, bytes).map_err(io(&ctx))?;
     }
     sync_dir(tmp.path()).map_err(io("syncing the restore directory"))?;
     if to.exists() {
@@ -744,4 +731,20 @@ fn write_all(to: &Path, files: &[(FileEntry, Vec<u8>)]) -> Result<(), ConfigErro
     })?;
     sync_dir(&parent).map_err(io(format!("syncing {}", parent.display())))?;
     Ok(())
+}
+
+/// A restored file written new at `path` (never over one that exists), in its backed-up mode
+/// and synced: the one way a checked file reaches the disk.
+pub(crate) fn write_restored(path: &Path, fe: &FileEntry, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = u32::from_str_radix(&fe.mode, 8).unwrap_or(0o600);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    // Set after writing: the umask would otherwise narrow the mode given to open.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.sync_all()
 }

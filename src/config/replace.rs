@@ -6,7 +6,6 @@
 //! Both directories are inside the target so that every move is a rename on one file
 //! system, even when the target is a mount point.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -137,7 +136,7 @@ pub fn changes(dir: &Path, files: &[FileEntry]) -> Result<Vec<Change>, ConfigErr
 /// files it replaces kept in `<dir>/.pgdrill_before_<now>/`, then each renamed into place.
 /// When a rename fails, the files already moved are put back and the error returned.
 pub fn replace(dir: &Path, checked: &Checked, now: DateTime<Utc>) -> Result<Replaced, ConfigError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -158,20 +157,8 @@ pub fn replace(dir: &Path, checked: &Checked, now: DateTime<Utc>) -> Result<Repl
         let Some((fe, bytes)) = checked.files.iter().find(|(f, _)| f.name == c.name) else {
             continue;
         };
-        let path = staging.path().join(&fe.name);
-        let mode = u32::from_str_radix(&fe.mode, 8).unwrap_or(0o600);
         let ctx = format!("staging {}", dir.join(&fe.name).display());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&ctx))?;
-        f.write_all(bytes).map_err(io(&ctx))?;
-        // Set after writing: the umask would otherwise narrow the mode given to open.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&ctx))?;
-        f.sync_all().map_err(io(&ctx))?;
+        super::write_restored(&staging.path().join(&fe.name), fe, bytes).map_err(io(&ctx))?;
     }
     sync_dir(staging.path()).map_err(io("syncing the staging directory"))?;
     let before = if changes.iter().any(|c| c.kind == ChangeKind::Changed) {

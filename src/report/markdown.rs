@@ -813,15 +813,25 @@ fn restore_section(s: &mut String, x: &crate::report::RestoreInfo) {
             terminated.join(", ")
         }
     );
-    if let Some(stop) = &x.app_stop {
+    app_line(
+        s,
+        x.app_stop.as_deref(),
+        x.app_start.as_deref(),
+        x.app_restarted_by_cleanup,
+    );
+}
+
+/// The team's application as a real restore or configuration restore left it: the commands
+/// that stopped and started it, and whether the cleanup had to start it again.
+fn app_line(s: &mut String, stop: Option<&str>, start: Option<&str>, by_cleanup: bool) {
+    if let Some(stop) = stop {
         let _ = writeln!(
             s,
             "- application: stopped with `{stop}`{}{}",
-            x.app_start
-                .as_ref()
+            start
                 .map(|c| format!(", started with `{c}`"))
                 .unwrap_or_default(),
-            if x.app_restarted_by_cleanup {
+            if by_cleanup {
                 "; started again by the cleanup"
             } else {
                 ""
@@ -860,21 +870,12 @@ fn config_restore_section(s: &mut String, x: &crate::report::ConfigRestoreInfo) 
     if let Some(p) = &x.previous {
         let _ = writeln!(s, "- the previous files are kept in {p}");
     }
-    if let Some(stop) = &x.app_stop {
-        let _ = writeln!(
-            s,
-            "- application: stopped with `{stop}`{}{}",
-            x.app_start
-                .as_ref()
-                .map(|c| format!(", started with `{c}`"))
-                .unwrap_or_default(),
-            if x.app_restarted_by_cleanup {
-                "; started again by the cleanup"
-            } else {
-                ""
-            }
-        );
-    }
+    app_line(
+        s,
+        x.app_stop.as_deref(),
+        x.app_start.as_deref(),
+        x.app_restarted_by_cleanup,
+    );
     if !x.health_urls.is_empty() {
         let _ = writeln!(s, "- health asked at: {}", x.health_urls.join(", "));
     }
