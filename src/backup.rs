@@ -1,5 +1,5 @@
 //! Taking a backup the way the strategy says (`pg_dump -Fc` to `backup_YYYYmmdd_HHMMSS.dump`),
-//! plus what it forgets: the roles (globals), a checksum computed while writing, and a
+//! plus what it forgets: the roles (globals), a checksum of the archive, and a
 //! manifest holding the integrity snapshot of exactly the data inside the dump.
 
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub struct Manifest {
     pub format: String,
     /// Size of the dump.
     pub size_bytes: u64,
-    /// SHA-256 of the dump, hex, computed while it was written.
+    /// SHA-256 of the dump, hex, computed before it got its final name.
     pub sha256: String,
     /// When the dump started, RFC 3339 UTC.
     pub created_at: String,
@@ -429,6 +429,12 @@ pub async fn take_labelled(
 
     let dump = dir.join(dump_file_name(now));
     let dump_tmp = temp_beside(&dump)?;
+    // pg_dump writes into a file it can seek in when it runs on this machine: the table of
+    // contents it rewrites at the end then records where each table's data starts, which
+    // `pg_restore -j` needs to load tables side by side (from a pipe the archive has no
+    // offsets, and every worker reads the archive from the start). A program in a container
+    // does not see this file system, so it writes to its stdout, hashed on the way.
+    let to_file = tools.bindir().is_some();
     // pg_dump's own session is named apart, so that a stalled one can be found and ended.
     let dump_app = format!("pgdrill pg_dump {}", std::process::id());
     let mut cmd = tools.command("pg_dump", source);
@@ -438,11 +444,18 @@ pub async fn take_labelled(
         .env("PGOPTIONS", server_options(source, version_num))
         .arg("-d")
         .arg(source.dbname_arg())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if to_file {
+        cmd.arg("-f")
+            .arg(dump_tmp.path())
+            .stdout(Stdio::null())
+            .die_with_parent();
+    } else {
+        cmd.stdout(Stdio::piped());
+    }
     let mut child = cmd.start()?;
     let pid = child.id();
-    let stdout = child.stdout.take().expect("piped");
+    let stdout = child.stdout.take();
     let stderr = child.stderr.take().expect("piped");
     let dump_path = dump.clone();
     let tmp_file = dump_tmp
@@ -452,15 +465,22 @@ pub async fn take_labelled(
     let stalled = tokio::sync::Notify::new();
     let dumped = tokio::sync::Notify::new();
     let t_dump = Instant::now();
+    let child_ref = &mut child;
     let writer = async {
-        let r = copy_hashing(
-            stdout,
-            tokio::fs::File::from_std(tmp_file),
-            &dump_path,
-            stall,
-            progress,
-        )
-        .await;
+        let r = match stdout {
+            Some(stdout) => copy_hashing(
+                stdout,
+                tokio::fs::File::from_std(tmp_file),
+                &dump_path,
+                stall,
+                progress,
+            )
+            .await
+            .map(|w| w.map(|(size, sha)| (size, Some(sha)))),
+            None => watch_growth(child_ref, dump_tmp.path(), &dump_path, stall, progress)
+                .await
+                .map(|w| w.map(|size| (size, None))),
+        };
         if let Ok(None) = r {
             // No byte for the whole stall timeout: pg_dump waits on a dead path and would
             // wait forever; ending it also ends its stderr, which is read below.
@@ -499,7 +519,7 @@ pub async fn take_labelled(
     let status = cmd.wait(&mut child).await?;
     // Our side failing to write (a full disk) kills pg_dump with SIGPIPE: the write error,
     // naming the path, is the cause to report, not pg_dump's signal.
-    let Some(written) = written? else {
+    let Some((size_bytes, sha256)) = written? else {
         drop(client);
         reap(source, session_pid, &dump_app).await;
         return Err(bound.stalled(StallPoint::Dump));
@@ -508,13 +528,23 @@ pub async fn take_labelled(
     // The snapshot is no longer needed: the session ends now, not with this function.
     drop(client);
     if !status.success() {
+        // pg_dump writing the file itself reports a full disk in its own words; the
+        // repository's path and the fix are what the operator needs.
+        if to_file
+            && crate::program::Fault::said_by(&err_text) == Some(crate::program::Fault::DiskFull)
+        {
+            return Err(io_err(
+                &dump,
+                std::io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32),
+            )
+            .into());
+        }
         return Err(BackupError::Tool {
             program: "pg_dump".into(),
             status: status.to_string(),
             stderr: tail(&err_text),
         });
     }
-    let (size_bytes, sha256) = written;
     // Only a stall ends the snapshot early: pg_dump's (returned above) or the snapshot's own
     // after the dump.
     let Some((s0, snap_elapsed)) = s0 else {
@@ -533,10 +563,17 @@ pub async fn take_labelled(
         .arg("-d")
         .arg(source.dbname_arg());
     let globals_run = globals_cmd.run();
+    // The file pg_dump wrote is hashed (from the page cache) while the roles are dumped.
+    let digest = async {
+        match sha256 {
+            Some(sha) => Ok((size_bytes, sha)),
+            None => sync_and_hash(dump_tmp.path(), &dump).await,
+        }
+    };
     // A few kilobytes of roles: not done within the stall timeout means a dead path.
-    let out = tokio::time::timeout(stall, globals_run)
-        .await
-        .map_err(|_| bound.stalled(StallPoint::Globals))??;
+    let (out, digest) = tokio::join!(tokio::time::timeout(stall, globals_run), digest);
+    let (size_bytes, sha256) = digest?;
+    let out = out.map_err(|_| bound.stalled(StallPoint::Globals))??;
     if !out.status.success() {
         return Err(BackupError::Tool {
             program: "pg_dumpall --globals-only".into(),
@@ -655,6 +692,65 @@ async fn copy_hashing(
         .await
         .map_err(|e| io_err(to, e))?;
     Ok(Some((size, hex::encode(hasher.finalize()))))
+}
+
+/// Waits for pg_dump writing `file` itself (`-f`), metering its growth; `None` when the
+/// file did not grow for `stall` (pg_dump waits on a dead path). The size when it exited.
+async fn watch_growth(
+    child: &mut tokio::process::Child,
+    file: &Path,
+    to: &Path,
+    stall: Duration,
+    progress: &Progress,
+) -> Result<Option<u64>, EnvError> {
+    let mut meter = Meter::new(progress, Unit::Bytes, None, crate::progress::BYTES_EVERY);
+    let mut size = 0u64;
+    let mut grew = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100).min(stall));
+    loop {
+        tokio::select! {
+            // Its status is read again (and traced) by the caller: tokio keeps it.
+            _ = child.wait() => break,
+            _ = tick.tick() => {}
+        }
+        let now = std::fs::metadata(file).map_err(|e| io_err(to, e))?.len();
+        if now != size {
+            meter.add(now.saturating_sub(size));
+            size = now;
+            grew = Instant::now();
+        } else if grew.elapsed() >= stall {
+            return Ok(None);
+        }
+    }
+    let end = std::fs::metadata(file).map_err(|e| io_err(to, e))?.len();
+    meter.add(end.saturating_sub(size));
+    meter.finish();
+    Ok(Some(end))
+}
+
+/// Size and SHA-256 of the dump pg_dump wrote to `file`, fsynced first (pg_dump syncs its
+/// output too; this makes it independent of pg_dump's `--no-sync` default changing).
+async fn sync_and_hash(file: &Path, to: &Path) -> Result<(u64, String), EnvError> {
+    let (file, to) = (file.to_path_buf(), to.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&file).map_err(|e| io_err(&to, e))?;
+        f.sync_all().map_err(|e| io_err(&to, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| io_err(&to, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((size, hex::encode(hasher.finalize())))
+    })
+    .await
+    .expect("hashing does not panic")
 }
 
 /// Size and SHA-256 of a file.

@@ -35,4 +35,5 @@ mod schedule;
 mod seed;
 mod snapshot;
 mod source_dsn;
+mod speed;
 mod tablespaces;

@@ -392,7 +392,7 @@ pub fn evaluate_budgets(
         groups.push(BudgetName::ConfigRestore);
     }
     let mut out = Vec::new();
-    let mut total = 0;
+    let mut all_ran: Vec<&Phase> = Vec::new();
     // Phases meant to run that did not, over all groups: the total is incomplete with them.
     let mut missed_all: Vec<&Phase> = Vec::new();
     for g in groups {
@@ -407,8 +407,8 @@ pub fn evaluate_budgets(
             .copied()
             .filter(|p| p.status == Status::Skipped && not_run(p))
             .collect();
-        let used: u64 = ran.iter().map(|p| p.duration_ms).sum();
-        total += used;
+        let used = covered_ms(&ran);
+        all_ran.extend(&ran);
         let limit = limit(plan, g);
         let (verdict, reason) = if used > limit {
             (
@@ -443,6 +443,7 @@ pub fn evaluate_budgets(
             reason,
         });
     }
+    let total = covered_ms(&all_ran);
     let limit = limit(plan, BudgetName::Total);
     let (verdict, reason) = if total > limit {
         (BudgetVerdict::Fail, None)
@@ -465,6 +466,26 @@ pub fn evaluate_budgets(
         reason,
     });
     out
+}
+
+/// The time `phases` ran, a moment two of them ran at once counted once: their durations'
+/// sum when they ran one after the other.
+pub fn covered_ms(phases: &[&Phase]) -> u64 {
+    let mut spans: Vec<(u64, u64)> = phases
+        .iter()
+        .map(|p| (p.started_ms, p.started_ms + p.duration_ms))
+        .collect();
+    spans.sort_unstable();
+    let mut used = 0;
+    let mut reached = 0;
+    for (from, to) in spans {
+        let from = from.max(reached);
+        if to > from {
+            used += to - from;
+            reached = to;
+        }
+    }
+    used
 }
 
 fn limit(plan: &Plan, name: BudgetName) -> u64 {
@@ -491,5 +512,43 @@ fn run_by() -> String {
         ),
         _ if std::env::var("CI").is_ok() => format!("{user} (CI)"),
         _ => user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(name: PhaseId, started_ms: u64, duration_ms: u64) -> Phase {
+        Phase {
+            name,
+            budget: name.budget(),
+            status: Status::Pass,
+            started_ms,
+            duration_ms,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn phases_one_after_another_sum_and_side_by_side_count_once() {
+        let one_after = [at(PhaseId::Roles, 0, 10), at(PhaseId::Createdb, 10, 5)];
+        assert_eq!(covered_ms(&one_after.iter().collect::<Vec<_>>()), 15);
+        let beside = [
+            at(PhaseId::ReplaceServer, 100, 300),
+            at(PhaseId::Precheck, 100, 700),
+            at(PhaseId::Roles, 800, 50),
+            at(PhaseId::PgRestore, 1000, 20),
+        ];
+        assert_eq!(
+            covered_ms(&beside.iter().collect::<Vec<_>>()),
+            700 + 50 + 20
+        );
+        let inside = [
+            at(PhaseId::Precheck, 0, 700),
+            at(PhaseId::ReplaceServer, 10, 20),
+        ];
+        assert_eq!(covered_ms(&inside.iter().collect::<Vec<_>>()), 700);
+        assert_eq!(covered_ms(&[]), 0);
     }
 }

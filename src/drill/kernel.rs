@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +133,13 @@ pub fn emit(reporters: &Reporters, e: Event) {
     }
 }
 
+/// A phase under way: what [`Recorder::end`] needs of its start.
+struct Begun {
+    id: PhaseId,
+    started: Duration,
+    marks: Vec<crate::env::LogMark>,
+}
+
 /// Records phases as they run.
 pub struct Recorder {
     pub(super) t0: Instant,
@@ -219,18 +226,58 @@ impl Recorder {
         self.run_step(id, fut, true).await
     }
 
+    /// Runs two phases at once, each timed, cancellable and recorded as [`Recorder::step`]
+    /// does, `a` recorded first: for work that needs nothing of the other (the backup's
+    /// precheck while a lost server is replaced). The budgets count the time they overlap once.
+    pub async fn step_pair<A, B, FA, FB>(
+        &mut self,
+        (a, fa): (PhaseId, FA),
+        (b, fb): (PhaseId, FB),
+    ) -> (Option<A>, Option<B>)
+    where
+        FA: Future<Output = StepResult<A>>,
+        FB: Future<Output = StepResult<B>>,
+    {
+        let begun_a = self.begin(a);
+        let begun_b = self.begin(b);
+        let (ra, rb) = {
+            let this = &*self;
+            tokio::join!(this.guard(a, fa, false), this.guard(b, fb, false))
+        };
+        let va = self.end(begun_a, ra).await;
+        let vb = self.end(begun_b, rb).await;
+        (va, vb)
+    }
+
     async fn run_step<T, F>(&mut self, id: PhaseId, fut: F, shielded: bool) -> Option<T>
     where
         F: Future<Output = StepResult<T>>,
     {
-        let name = id.name();
-        tracing::info!(phase = name, "phase started");
+        let begun = self.begin(id);
+        let result = self.guard(id, fut, shielded).await;
+        self.end(begun, result).await
+    }
+
+    /// A phase starts: told to the reporters, its start time and the servers' log marks kept.
+    fn begin(&self, id: PhaseId) -> Begun {
+        tracing::info!(phase = id.name(), "phase started");
         self.emit(Event::PhaseStarted { phase: id });
-        let started = self.t0.elapsed();
-        let marks: Vec<_> = self.watched.iter().map(|w| w.log_mark()).collect();
+        Begun {
+            id,
+            started: self.t0.elapsed(),
+            marks: self.watched.iter().map(|w| w.log_mark()).collect(),
+        }
+    }
+
+    /// A phase's work, stopped by a signal unless `shielded`; its result and when it ended.
+    async fn guard<T, F>(&self, id: PhaseId, fut: F, shielded: bool) -> (StepResult<T>, Duration)
+    where
+        F: Future<Output = StepResult<T>>,
+    {
         let token = self.cancel.token().clone();
         let interrupted = || Err(EnvError::Interrupted(self.cancel.reason()).into());
-        let fut = tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = name));
+        let fut =
+            tracing::Instrument::instrument(fut, tracing::info_span!("phase", phase = id.name()));
         let result = if shielded {
             fut.await
         } else {
@@ -247,6 +294,17 @@ impl Recorder {
                 r => r,
             }
         };
+        (result, self.t0.elapsed())
+    }
+
+    /// A phase ends: a failure blamed on a lost server if one was, recorded, told.
+    async fn end<T>(
+        &mut self,
+        begun: Begun,
+        (result, ended): (StepResult<T>, Duration),
+    ) -> Option<T> {
+        let Begun { id, started, marks } = begun;
+        let name = id.name();
         // A step's error is asked about only when no signal stopped the drill: a lost server
         // then speaks for it, in every phase alike.
         let result = match result {
@@ -255,7 +313,7 @@ impl Recorder {
             }
             r => r,
         };
-        let duration = self.t0.elapsed() - started;
+        let duration = ended.saturating_sub(started);
         let (status, detail, value) = match result {
             Ok((v, detail)) => (Status::Pass, detail, Some(v)),
             Err(f) => {

@@ -310,13 +310,24 @@ async fn execute(
         // The user's backup file is the backup: adopted as it is, with no phase of its own.
         adopt(ctx, ev, path);
     }
-    for step in steps {
+    let mut steps = steps.peekable();
+    while let Some(step) = steps.next() {
         // Asked when the step fails; the disaster stops the source on purpose.
         let watched = match step {
             Step::Disaster => Vec::new(),
             _ => ctx.owned.watches(),
         };
         ctx.rec.watch(watched);
+        let beside = matches!(step, Step::ReplaceServer)
+            && matches!(steps.peek(), Some(Step::Precheck))
+            && matches!(ctx.owned.backend, Some(Backend::Native(_)))
+            && ev.backup.is_some();
+        if beside {
+            steps.next();
+            let set = ev.backup.clone().expect("checked above");
+            ev.precheck = Some(disaster::replace_server_beside_precheck(ctx, &set).await?);
+            continue;
+        }
         run_step(ctx, step, flow, ev).await?;
     }
     Some(())

@@ -308,7 +308,8 @@ impl NativeTarget {
     /// Fast shutdown, then removal of the data directory.
     pub async fn destroy(mut self) -> Result<(), EnvError> {
         if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
+            let pid = child.id();
+            if let Some(pid) = pid {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
             }
             match tokio::time::timeout(Duration::from_secs(20), child.wait()).await {
@@ -318,10 +319,26 @@ impl NativeTarget {
                     crate::program::ended("postgres", &child.wait().await);
                 }
             }
+            // A postmaster that was killed leaves its backends running in the data directory
+            // until they notice; they are its process group (it was started as the leader of
+            // one), and would keep writing into the directory being removed.
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
         }
         if let Some(dir) = self.dir.take() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| EnvError::io(format!("cannot remove {}", dir.display()), e))?;
+            let mut tries = 0;
+            // A backend that was still ending may have written a file after the walk passed.
+            while let Err(e) = std::fs::remove_dir_all(&dir) {
+                tries += 1;
+                if !dir.exists() {
+                    break;
+                }
+                if tries == 50 {
+                    return Err(EnvError::io(format!("cannot remove {}", dir.display()), e));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         Ok(())
     }

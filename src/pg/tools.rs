@@ -205,6 +205,7 @@ impl PgTools {
             stdout: None,
             stderr: None,
             kill_on_drop: true,
+            die_with_parent: false,
         }
     }
 
@@ -345,9 +346,17 @@ pub struct ToolCommand {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     kill_on_drop: bool,
+    die_with_parent: bool,
 }
 
 impl ToolCommand {
+    /// Makes a program on this machine die with pgdrill, even a pgdrill killed outright
+    /// (SIGKILL), for a program that writes a file itself: nothing else would stop it.
+    pub fn die_with_parent(&mut self) -> &mut Self {
+        self.die_with_parent = true;
+        self
+    }
+
     /// Appends an argument.
     pub fn arg<S: AsRef<OsStr>>(&mut self, arg: S) -> &mut Self {
         self.args.push(arg.as_ref().to_os_string());
@@ -464,6 +473,15 @@ impl ToolCommand {
                     cmd.env_remove(k);
                 }
                 cmd.args(&self.args);
+                if self.die_with_parent {
+                    // SAFETY: only an async-signal-safe system call between fork and exec.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+                        });
+                    }
+                }
                 cmd
             }
             Runner::Container(c) => {

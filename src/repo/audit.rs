@@ -215,15 +215,8 @@ pub fn append_at(
     detail: Option<String>,
     at: DateTime<Utc>,
 ) -> Result<Event, RepoError> {
-    append_to(
-        &repo.join(AUDIT_FILE),
-        &repo.join(AUDIT_LOCK),
-        action,
-        object,
-        result,
-        detail,
-        at,
-    )
+    let path = repo.join(AUDIT_FILE);
+    append_to(&path, &lock_path(&path), action, object, result, detail, at)
 }
 
 /// Where a command's audit events go: a repository's log, locked by the repository's own
@@ -262,11 +255,9 @@ pub fn append_to_file(
     result: Outcome,
     detail: Option<String>,
 ) -> Result<Event, RepoError> {
-    let mut lock = path.as_os_str().to_owned();
-    lock.push(".lock");
     append_to(
         path,
-        Path::new(&lock),
+        &lock_path(path),
         action,
         object,
         result,
@@ -296,7 +287,7 @@ fn append_to(
         .map_err(|e| RepoError::io(ctx("open its lock"), e))?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| RepoError::io(ctx("lock it"), errno.into()))?;
-    let last = read_events(path)?.into_iter().last();
+    let last = read_unlocked(path)?.into_iter().last();
     let (seq, prev) = match last {
         Some(Ok(e)) => (e.seq + 1, e.sha256),
         Some(Err(bad)) => {
@@ -332,8 +323,32 @@ fn append_to(
     Ok(event)
 }
 
+/// The lock every writer of the log at `path` holds: a repository's `.audit.lock`, or
+/// `FILE.lock` beside a loose log.
+fn lock_path(path: &Path) -> PathBuf {
+    if path.file_name() == Some(std::ffi::OsStr::new(AUDIT_FILE)) {
+        return path.with_file_name(AUDIT_LOCK);
+    }
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    PathBuf::from(lock)
+}
+
 /// Each line of the log, parsed or the parse error; a missing log is empty.
+///
+/// Read under a shared lock on the writers' lock: a writer's line is one `write`, but a
+/// concurrent read of a regular file may still see half of it, and a prune or verify that
+/// read half an event would call a sound log broken.
 pub fn read_events(path: &Path) -> Result<Vec<Result<Event, String>>, RepoError> {
+    // Read-only, and only if it exists: an auditor may read a log they cannot write, and a
+    // log no writer has locked has nobody to wait for.
+    let _shared = std::fs::File::open(lock_path(path))
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared).ok());
+    read_unlocked(path)
+}
+
+fn read_unlocked(path: &Path) -> Result<Vec<Result<Event, String>>, RepoError> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -483,5 +498,29 @@ mod tests {
         let b = check(dir.path(), &inserted).unwrap_err();
         assert_eq!(b.line, 3);
         assert!(b.reason.contains("inserted"), "{}", b.reason);
+    }
+
+    /// CI once saw prune read half of a backup's event and call the log broken: a reader
+    /// waits for the writer's lock, so a line written in two pieces is read whole.
+    #[test]
+    fn a_reader_never_sees_half_of_an_event_being_written() {
+        let (dir, lines) = log_of(2);
+        let log = path(dir.path());
+        let lock = std::fs::File::create(dir.path().join(AUDIT_LOCK)).unwrap();
+        let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+        let third = lines[1].replace("backup_1", "backup_2");
+        let (head, tail) = third.split_at(third.len() / 2);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(head.as_bytes()).unwrap();
+        let reader = std::thread::spawn({
+            let log = log.clone();
+            move || read_events(&log).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        f.write_all(format!("{tail}\n").as_bytes()).unwrap();
+        drop(held);
+        let read = reader.join().unwrap();
+        assert_eq!(read.len(), 3);
+        assert!(read.iter().all(Result::is_ok), "{read:?}");
     }
 }

@@ -79,8 +79,22 @@ fn rto_clock(r: &Report, counted: &[&Phase]) -> String {
         .filter(|b| b.name != crate::plan::BudgetName::Total)
         .map(|b| b.name.as_str())
         .collect();
+    // Phases that ran side by side (the precheck while a lost server was replaced).
+    let beside: Vec<String> = counted
+        .windows(2)
+        .filter(|w| w[1].started_ms < w[0].started_ms + w[0].duration_ms)
+        .map(|w| format!("{} ran beside {}", w[1].name, w[0].name))
+        .collect();
+    let summed = if beside.is_empty() {
+        "summed".to_string()
+    } else {
+        format!(
+            "summed, the time two ran at once counted once ({})",
+            beside.join(", ")
+        )
+    };
     format!(
-        "The RTO clock runs from {} to {}: the phases counted in the budgets ({}), summed. {server} Not counted: {} (the preparation and the disaster before it, and the drill's proof of its own checks).",
+        "The RTO clock runs from {} to {}: the phases counted in the budgets ({}), {summed}. {server} Not counted: {} (the preparation and the disaster before it, and the drill's proof of its own checks).",
         first.name,
         last.name,
         groups.join(", "),

@@ -256,8 +256,9 @@ pub async fn take(client: &Client) -> Result<Snapshot, SnapshotError> {
 }
 
 /// Like [`take`], but the sequence, catalog and check queries run on `helper` while the
-/// tables are read on `client`: on two cores the checks then cost almost nothing. Both must
-/// be in REPEATABLE READ transactions that see the same snapshot (`helper` did
+/// tables are read on `client`, and `helper` then reads tables too, taking the largest not
+/// yet started: on two cores neither the checks nor one large table leave a core idle. Both
+/// must be in REPEATABLE READ transactions that see the same snapshot (`helper` did
 /// `SET TRANSACTION SNAPSHOT` of one `client` exported), or the two halves could disagree.
 pub async fn take_split(
     client: &Client,
@@ -272,13 +273,87 @@ pub async fn take_split(
             return Err(e);
         }
     };
-    let (tables, rest) = tokio::join!(read_tables(client, progress), read_rest(helper));
+    let work = async {
+        let head = read_head(client).await?;
+        let (relations, not_compared) = relations(client).await?;
+        let queue = Tables::new(relations, progress);
+        let (mine, rest) = tokio::join!(queue.work(client), async {
+            let rest = read_rest(helper).await;
+            // A failed half ends the snapshot anyway: no point reading on.
+            let theirs = match rest {
+                Ok(_) => queue.work(helper).await,
+                Err(_) => Ok(Vec::new()),
+            };
+            (rest, theirs)
+        });
+        let (rest, theirs) = rest;
+        let (rest, mine, theirs) = (rest?, mine?, theirs?);
+        let tables = queue.assemble(mine, theirs);
+        Ok::<_, SnapshotError>(assemble((head.0, head.1, tables, not_compared), rest))
+    };
+    let snapshot = work.await;
     let left = scope.leave(client).await;
     let helper_left = helper_scope.leave(helper).await;
-    let snapshot = assemble(tables?, rest?);
+    let snapshot = snapshot?;
     left?;
     helper_left?;
     Ok(snapshot)
+}
+
+/// The tables still to read, shared by the sessions of one snapshot, largest first.
+struct Tables<'a> {
+    todo: std::sync::Mutex<Vec<(usize, Relation)>>,
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+    progress: &'a crate::progress::Progress,
+}
+
+impl<'a> Tables<'a> {
+    fn new(relations: Vec<Relation>, progress: &'a crate::progress::Progress) -> Self {
+        let total = relations.len() as u64;
+        let mut todo: Vec<_> = relations.into_iter().enumerate().collect();
+        // Popped from the end: the largest last in the vector.
+        todo.sort_by_key(|(i, r)| (r.size, std::cmp::Reverse(*i)));
+        Tables {
+            todo: std::sync::Mutex::new(todo),
+            total,
+            done: Default::default(),
+            progress,
+        }
+    }
+
+    /// Reads tables on `client` until none is left; each with its place in name order.
+    async fn work(&self, client: &Client) -> Result<Vec<(usize, TableSnapshot)>, SnapshotError> {
+        let mut out = Vec::new();
+        loop {
+            let next = self.todo.lock().expect("tables lock").pop();
+            let Some((i, relation)) = next else {
+                return Ok(out);
+            };
+            match fingerprint_table(client, relation).await {
+                Ok(t) => out.push((i, t)),
+                Err(e) => {
+                    // The snapshot has failed: the other session stops after its table.
+                    self.todo.lock().expect("tables lock").clear();
+                    return Err(e);
+                }
+            }
+            let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            self.progress
+                .report(done, Some(self.total), crate::progress::Unit::Tables);
+        }
+    }
+
+    /// The tables in name order, as one session would have read them.
+    fn assemble(
+        &self,
+        mine: Vec<(usize, TableSnapshot)>,
+        theirs: Vec<(usize, TableSnapshot)>,
+    ) -> Vec<TableSnapshot> {
+        let mut all: Vec<_> = mine.into_iter().chain(theirs).collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, t)| t).collect()
+    }
 }
 
 /// Where `take` runs: a savepoint in the caller's transaction, or a transaction of its own.
@@ -353,7 +428,7 @@ impl Scope {
 
 async fn take_in_scope(client: &Client) -> Result<Snapshot, SnapshotError> {
     Ok(assemble(
-        read_tables(client, &crate::progress::Progress::none()).await?,
+        read_tables(client).await?,
         read_rest(client).await?,
     ))
 }
@@ -377,11 +452,8 @@ fn assemble(
 /// Database name, server version, fingerprinted relations, and the ones left out.
 type TablesRead = (String, String, Vec<TableSnapshot>, Vec<NotCompared>);
 
-/// The database's name, the server's version and every table's fingerprint.
-async fn read_tables(
-    client: &Client,
-    progress: &crate::progress::Progress,
-) -> Result<TablesRead, SnapshotError> {
+/// The database's name and the server's version.
+async fn read_head(client: &Client) -> Result<(String, String), SnapshotError> {
     let row = client
         .query_one(
             "SELECT current_database()::text, current_setting('server_version_num')",
@@ -389,18 +461,22 @@ async fn read_tables(
         )
         .await
         .map_err(SnapshotError::query("reading the database name"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The database's name, the server's version and every table's fingerprint, on one session.
+async fn read_tables(client: &Client) -> Result<TablesRead, SnapshotError> {
+    let (database, version) = read_head(client).await?;
     let (relations, not_compared) = relations(client).await?;
-    let total = relations.len() as u64;
-    let mut tables = Vec::with_capacity(relations.len());
-    for relation in relations {
-        tables.push(fingerprint_table(client, relation).await?);
-        progress.report(
-            tables.len() as u64,
-            Some(total),
-            crate::progress::Unit::Tables,
-        );
-    }
-    Ok((row.get(0), row.get(1), tables, not_compared))
+    let none = crate::progress::Progress::none();
+    let queue = Tables::new(relations, &none);
+    let tables = queue.work(client).await?;
+    Ok((
+        database,
+        version,
+        queue.assemble(tables, Vec::new()),
+        not_compared,
+    ))
 }
 
 /// Sequences, the schema fingerprint and the checks (sorted by name).
@@ -425,6 +501,8 @@ struct Relation {
     copy: String,
     /// For a materialized view, the COPY of its defining query.
     query_copy: Option<String>,
+    /// Bytes on disk, to read the largest first when sessions share the tables.
+    size: i64,
 }
 
 /// Relations whose rows are fingerprinted: every one with storage (tables, unlogged tables,
@@ -449,7 +527,8 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
                 CASE WHEN c.relkind = 'm' THEN
                     (SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum)
                      FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END,
-                CASE WHEN c.relkind = 'm' THEN rtrim(pg_get_viewdef(c.oid), '; ' || chr(10)) END
+                CASE WHEN c.relkind = 'm' THEN rtrim(pg_get_viewdef(c.oid), '; ' || chr(10)) END,
+                pg_total_relation_size(c.oid)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'm', 'p', 'f') AND {USER_SCHEMA}
          ORDER BY c.oid::regclass::text COLLATE \"C\""
@@ -469,6 +548,7 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
         let generated: bool = row.get(5);
         let physical_columns: Option<String> = row.get(6);
         let definition: Option<String> = row.get(7);
+        let size: i64 = row.get(8);
         let skip = |reason: &str| NotCompared {
             name: name.clone(),
             reason: reason.to_string(),
@@ -514,6 +594,7 @@ async fn relations(client: &Client) -> Result<(Vec<Relation>, Vec<NotCompared>),
             kind,
             copy,
             query_copy,
+            size,
         });
     }
     relations.sort_by(|a, b| a.name.cmp(&b.name));
@@ -530,6 +611,7 @@ async fn fingerprint_table(
         kind,
         copy,
         query_copy,
+        ..
     } = relation;
     let digest = fingerprint_copy(client, &name, &copy).await?;
     let query = match query_copy {

@@ -440,7 +440,8 @@ fn backup_behind_a_held_repo_lock_names_the_holder_gives_up_and_exits_3_on_sigte
     expect_line(&lines, &holder_pid, BOUND);
     sigterm(&waiter);
     let status = wait_bounded(waiter, BOUND).status;
-    let rest: Vec<String> = lines.try_iter().collect();
+    // All of it: the reader ends at the end of the process's stderr.
+    let rest: Vec<String> = lines.iter().collect();
     assert_eq!(status.code(), Some(3), "{rest:?}");
     let message = rest.join("\n");
     assert!(
@@ -479,7 +480,7 @@ fn backup_behind_a_held_repo_lock_names_the_holder_gives_up_and_exits_3_on_sigte
     sigterm(&holder);
     let lines = stderr_lines(&mut holder);
     let status = wait_bounded(holder, BOUND).status;
-    let message: Vec<String> = lines.try_iter().collect();
+    let message: Vec<String> = lines.iter().collect();
     assert_eq!(status.code(), Some(3), "{message:?}");
     assert!(
         message

@@ -138,6 +138,17 @@ fn kill_9_of_a_backup_leaves_a_temp_file_that_verify_names_and_clean_repo_remove
         }
     }
     let killed = killed.expect("no backup was caught writing its dump: seed more rows");
+    // pg_dump writes the file itself and dies with pgdrill (its parent-death signal), a
+    // moment after it: the size is read once nothing holds the file open.
+    let started = Instant::now();
+    while held_open(&killed) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} still open 10 s after pgdrill died: pg_dump outlived it",
+            killed.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         temps(&dir),
         std::slice::from_ref(&killed),
@@ -441,4 +452,14 @@ fn four_backup_loops_with_prune_verify_and_audit_lose_nothing() {
     assert_eq!(pgdrill(&["audit", "verify", "--repo", repo_s]).code(), 0);
     let v = pgdrill(&["verify", "--repo", repo_s, "--no-config", "--json"]);
     assert_eq!(v.code(), 0, "{}", v.text());
+}
+
+/// Whether any process has `file` open.
+fn held_open(file: &Path) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read_dir(p.path().join("fd")).ok())
+        .flat_map(|fds| fds.flatten())
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == file))
 }

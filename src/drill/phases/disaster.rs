@@ -154,3 +154,45 @@ pub(in crate::drill) async fn replace_server(ctx: &mut Ctx) -> Option<()> {
     ctx.owned.target = Some(target);
     Some(())
 }
+
+/// Phases `replace_server` and `precheck` side by side: the precheck reads only the backup
+/// file, so in a real server loss it runs while the new server is provisioned, and nothing
+/// is restored before it passed. Only where the restore's programs are this machine's (the
+/// native backend): in a container the new server's own `pg_restore` reads the archive, and
+/// an older one on the host could refuse an archive it would read.
+pub(in crate::drill) async fn replace_server_beside_precheck(
+    ctx: &mut Ctx,
+    set: &super::backup::BackupSet,
+) -> Option<crate::restore::Precheck> {
+    let Some(backend) = ctx.owned.backend.as_ref() else {
+        crate::drill::missing(ctx, PhaseId::ReplaceServer, "backend").await;
+        return None;
+    };
+    let tools = backend.tools().clone();
+    let progress = ctx.rec.progress(PhaseId::Precheck);
+    let (target, precheck) = ctx
+        .rec
+        .step_pair(
+            (PhaseId::ReplaceServer, async move {
+                let target = backend.provision("target").await?;
+                let detail = format!(
+                    "provisioned a new empty server for the lost one: {}",
+                    target.describe()
+                );
+                Ok((target, detail))
+            }),
+            (PhaseId::Precheck, async {
+                let p = super::restore::check_set(set, &tools, &progress).await?;
+                let detail = p.detail.clone();
+                Ok((p, detail))
+            }),
+        )
+        .await;
+    // Kept even when the precheck failed: cleanup destroys what the drill owns.
+    if let Some(t) = target {
+        ctx.owned.target = Some(t);
+        precheck
+    } else {
+        None
+    }
+}

@@ -169,9 +169,10 @@ pub(in crate::drill) async fn analyze(
     restored: &Restored,
 ) -> Option<()> {
     let target = server.admin.with_db(&restored.database);
+    let jobs = ctx.plan.jobs;
     ctx.rec
         .step(PhaseId::Analyze, async {
-            Ok(((), restore::analyze(&target).await?))
+            Ok(((), restore::analyze(&target, jobs).await?))
         })
         .await
 }
