@@ -14,7 +14,9 @@
 #   memory: PostgreSQL, pg_dump and pg_restore are other processes and are not counted.
 #   The table: users, dump size, the drill's wall time, pgdrill's peak RSS, and the peak as
 #   a multiple of the smallest run's. Flat means the multiple stays near 1 as rows grow
-#   50-fold: nothing holds a table, a dump or a snapshot in memory.
+#   50-fold: nothing holds a table, a dump or a snapshot in memory. A second table: each
+#   phase's seconds per million users at each size (from report.json), which stay level
+#   when the phase's cost is linear in the data.
 #
 # Binary: $PGDRILL_BIN, default target/release/pgdrill (built here when unset). Writes
 # reports/bench/memory.md. Everything the drills start is stopped by the drills themselves;
@@ -69,6 +71,8 @@ kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 results=()
+costs=()
+phase_names=(seed backup precheck roles createdb pg_restore analyze snapshot compare amcheck)
 base=""
 for n in "${sizes[@]}"; do
   out=$work/drill-$n
@@ -98,6 +102,12 @@ for n in "${sizes[@]}"; do
   ratio=$(awk -v p="$peak" -v b="$base" 'BEGIN { printf "%.2f", p / b }')
   log "rows $n: peak RSS $(mib "$peak") MiB, dump $(mib $((dump_bytes / 1024))) MiB, ${secs} s"
   results+=("| $n | $(mib $((dump_bytes / 1024))) MiB | ${secs} s | $(mib "$peak") MiB | ×$ratio |")
+  row="| $n |"
+  for p in "${phase_names[@]}"; do
+    ms=$(jq -r --arg p "$p" '[.phases[] | select(.name == $p) | .duration_ms] | first // 0' "$out/report.json")
+    row+=" $(awk -v ms="$ms" -v n="$n" 'BEGIN { printf "%.1f s (%.2f)", ms / 1000, ms / 1000 / (n / 1000000) }') |"
+  done
+  costs+=("$row")
   rm -rf "$out"
 done
 
@@ -110,4 +120,10 @@ mkdir -p "$root/reports/bench"
   echo "| users | dump | drill | pgdrill peak RSS | vs smallest |"
   echo "|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
+  echo
+  echo "Each phase: seconds, and (in brackets) seconds per million users."
+  echo
+  echo "| users | $(IFS='|'; echo "${phase_names[*]}" | sed 's/|/ | /g') |"
+  echo "|---:|$(printf -- '---:|%.0s' "${phase_names[@]}")"
+  printf '%s\n' "${costs[@]}"
 } | tee "$root/reports/bench/memory.md"
