@@ -109,6 +109,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         warnings: vec![],
         restore: None,
         config_restore: None,
+        server_settings: None,
     }
 }
 
