@@ -817,7 +817,7 @@ mod tests {
             plan.server.get("fsync").unwrap().origin,
             SettingOrigin::ServerSetting
         );
-        std::fs::write(&plan_path(&dir), "[server]\nsetings = {}\n").unwrap();
+        std::fs::write(plan_path(&dir), "[server]\nsetings = {}\n").unwrap();
         let argv: Vec<OsString> = [
             "pgdrill",
             "drill",
