@@ -28,6 +28,19 @@ pub enum EnvError {
         /// What went wrong, with the server's log excerpt when there is one.
         reason: String,
     },
+    /// The restore target would not start with a setting it was given (`--server-setting`,
+    /// or one copied by `--server-settings-from`).
+    #[error("the restore target would not start with the setting {setting} ({origin}): PostgreSQL said: {said}. Fix the value or drop the setting. The server's start-up output:\n{log}")]
+    ServerSetting {
+        /// `name=value`.
+        setting: String,
+        /// Where it came from (`--server-setting`, `copied` from `--server-settings-from`).
+        origin: &'static str,
+        /// PostgreSQL's line naming it.
+        said: String,
+        /// The whole start-up failure, its log included.
+        log: String,
+    },
     /// Running a program failed at the operating-system level.
     #[error("could not run `{program}`: {source}")]
     Spawn {

@@ -125,6 +125,11 @@ pub struct DrillOptions {
     /// `--operator`, `--approver`, `--ticket`, `--purpose`, `--environment`, `--next-test`,
     /// `--issue`, `--contact`.
     pub record: crate::plan::RecordPlan,
+    /// `--server-setting`: `KEY=VALUE` pairs for the restore target, in order.
+    pub server_settings: Vec<String>,
+    /// `--server-settings-from`: a live server whose restore-relevant settings the restore
+    /// target copies.
+    pub server_settings_from: Option<String>,
 }
 
 impl Default for DrillOptions {
@@ -175,6 +180,8 @@ impl Default for DrillOptions {
             negative_controls: crate::plan::NegativeControls::Auto,
             scope: ScopeOptions::default(),
             record: crate::plan::RecordPlan::default(),
+            server_settings: Vec::new(),
+            server_settings_from: None,
         }
     }
 }
@@ -362,6 +369,23 @@ impl DrillOptions {
             }
             (_, b) => b,
         };
+        let mut server = crate::pg::settings::ServerSettings::default();
+        for given in &self.server_settings {
+            let (name, value) =
+                crate::pg::settings::parse_pair(given).map_err(|e| Error::Usage(e.to_string()))?;
+            server.set(
+                name,
+                value,
+                crate::pg::settings::SettingOrigin::ServerSetting,
+            );
+        }
+        let server_settings_from = match &self.server_settings_from {
+            Some(dsn) => Some(
+                Endpoint::from_dsn(dsn)
+                    .map_err(|e| Error::Usage(format!("--server-settings-from: {e}")))?,
+            ),
+            None => None,
+        };
         if matches!(source, Source::Dsn(_)) && self.disaster == Disaster::DropDb {
             return Err(Error::Usage(
                 "--disaster drop-db cannot be combined with --source-dsn: pgdrill never writes to the source; the restore always goes to a new disposable server (server-loss)".into(),
@@ -390,6 +414,8 @@ impl DrillOptions {
             restore: None,
             config_restore: None,
             rollback: None,
+            server,
+            server_settings_from,
         })
     }
 }
@@ -460,6 +486,28 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Before anything is provisioned: `--server-settings-from`'s server is asked (read-only)
+/// for its restore-relevant settings ([`crate::pg::settings::COPIED`]), which join the
+/// plan's; a `--server-setting` of the same name wins. A server that refuses the connection
+/// is exit 2, like a `--source-dsn`'s.
+pub async fn copy_server_settings(plan: &mut Plan) -> Result<(), Error> {
+    let Some(from) = plan.server_settings_from.take() else {
+        return Ok(());
+    };
+    let copied = crate::pg::settings::copy_from(&from)
+        .await
+        .map_err(|e| match e {
+            crate::error::EnvError::Connect { reason, .. } => Error::Usage(format!(
+                "--server-settings-from {}: cannot read its settings: {}. Nothing was started; fix the DSN (host, port, database, user, password or PGPASSWORD), or give the settings with --server-setting KEY=VALUE",
+                from.display(),
+                reason.trim_end_matches('.')
+            )),
+            e => e.into(),
+        })?;
+    plan.server.adopt_copied(copied, from.display());
+    Ok(())
 }
 
 /// The newest `backup_YYYYmmdd_HHMMSS.dump` in a directory: the names sort by time.

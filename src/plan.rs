@@ -60,6 +60,12 @@ pub struct Plan {
     /// `pgdrill rollback`: the real code rollback of a deployment the user names, confirmed;
     /// `None` for a drill or a restore.
     pub rollback: Option<RollbackPlan>,
+    /// The settings the restore target starts with (`--server-setting`, `[server]`, and
+    /// after [`crate::options::copy_server_settings`] those of `--server-settings-from`).
+    pub server: crate::pg::settings::ServerSettings,
+    /// `--server-settings-from`: the live server whose settings the restore target copies,
+    /// until they are copied.
+    pub server_settings_from: Option<crate::env::Endpoint>,
 }
 
 /// A configuration restore into the application's live directory (`pgdrill config restore

@@ -109,6 +109,10 @@ pub struct Deployment {
     pub config_files: Vec<PathBuf>,
     /// `require`: keys the restored configuration must hold.
     pub require: Vec<String>,
+    /// `server_setting` (the `[server]` table): the settings the drills' restore target ran
+    /// with, `(name, value)`, which a new production server must get for the measured RTO
+    /// to hold.
+    pub server_settings: Vec<(String, String)>,
 }
 
 /// The newest database backup in the repository.
@@ -270,6 +274,12 @@ pub fn gather(inputs: Inputs) -> Result<Runbook, Error> {
         rollback_to: plan.scope.rollback_to.clone(),
         config_files: plan.scope.config_file.clone(),
         require: plan.scope.require.clone(),
+        // Checked when the plan was parsed (the flag's own parser): none is refused here.
+        server_settings: plan
+            .server_settings
+            .iter()
+            .filter_map(|kv| crate::pg::settings::parse_pair(kv).ok())
+            .collect(),
     };
     let contacts = plan.record.contacts.clone();
     Ok(Runbook {
@@ -772,7 +782,34 @@ fn database_restore(d: &mut Vec<Block>, r: &Runbook) {
         } => b.globals.clone(),
         _ => None,
     };
-    let mut create = vec![code(format!("createdb {client} {}", shell(&name)))];
+    let mut create = Vec::new();
+    if !dep.server_settings.is_empty() {
+        // The RTO the drills measured holds only on a server configured as theirs was.
+        create.push(p(
+            "On a new server, give it the settings the drills measured the RTO with (the plan's `[server]` settings), then restart it:",
+        ));
+        let mut sql: Vec<String> = dep
+            .server_settings
+            .iter()
+            .map(|(k, v)| {
+                let sql = format!("ALTER SYSTEM SET {k} = {}", crate::pg::literal(v));
+                // Double quotes read better than nested single ones, where nothing in the
+                // value means anything to the shell.
+                let plain = v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " ._-,:/".contains(c));
+                let arg = if plain {
+                    format!("\"{sql}\"")
+                } else {
+                    shell(&sql)
+                };
+                format!("psql {client} -d postgres -c {arg}")
+            })
+            .collect();
+        sql.push("sudo systemctl restart postgresql".into());
+        create.push(code(sql.join("\n")));
+    }
+    create.push(code(format!("createdb {client} {}", shell(&name))));
     if let Some(g) = globals {
         create.push(p(
             "On a new server, create the roles first (from the backup's globals file):",
@@ -1380,5 +1417,30 @@ mod tests {
         let html = html(&r);
         assert!(html.contains("<code>pgdrill runbook --plan FILE"), "{html}");
         assert!(!html.contains("s3cret"));
+        assert!(!md.contains("ALTER SYSTEM"), "no settings, no step: {md}");
+    }
+
+    /// The plan's `[server]` settings are the new server's: the RTO was measured with them.
+    #[test]
+    fn the_plan_s_server_settings_come_before_the_new_database() {
+        let plan = DrillOptions {
+            source_dsn: Some("postgresql://app@db.internal:5433/shop".into()),
+            server_settings: vec!["maintenance_work_mem=1GB".into(), "work_mem=64MB".into()],
+            ..DrillOptions::default()
+        };
+        let r = gather(Inputs {
+            plan: Some(plan),
+            plan_file: None,
+            repo: None,
+            history: "/nonexistent/history.ndjson".into(),
+            now: Utc::now(),
+        })
+        .unwrap();
+        let md = markdown(&r);
+        let alter = md
+            .find("-U app -d postgres -c \"ALTER SYSTEM SET maintenance_work_mem = '1GB'\"")
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(md.contains("ALTER SYSTEM SET work_mem = "), "{md}");
+        assert!(alter < md.find("createdb -h db.internal").unwrap(), "{md}");
     }
 }

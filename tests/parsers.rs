@@ -88,6 +88,32 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(400))]
+
+    /// `--server-setting KEY=VALUE` (and a plan's `[server]` table): a known parameter and
+    /// its value, or an error that quotes the input and starts with the flag.
+    #[test]
+    fn server_settings_parse_or_name_the_flag_and_the_input(
+        s in prop_oneof![
+            text(40),
+            "[A-Za-z_.]{0,24}=?[0-9a-zA-Z]{0,6}",
+            "(shared_buffers|work_mem|port|fsync|max_wal_size)[ =]{0,2}[0-9a-z]{0,5}",
+        ]
+    ) {
+        match pgdrill::pg::settings::parse_pair(&s) {
+            Ok((name, _)) => {
+                prop_assert!(!name.is_empty() && !name.contains('='));
+                prop_assert_eq!(name.clone(), name.to_ascii_lowercase());
+            }
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(e.starts_with(&format!("--server-setting {s}:")), "{}", e);
+            }
+        }
+    }
+}
+
 /// The largest durations and day counts the flags accept must not crash the command that
 /// subtracts them from now: each is a usage error or an answer, never a panic (exit 101).
 #[test]

@@ -33,6 +33,7 @@ mod rpo;
 mod runbook;
 mod schedule;
 mod seed;
+mod server_settings;
 mod snapshot;
 mod source_dsn;
 mod speed;

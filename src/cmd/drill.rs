@@ -166,6 +166,17 @@ pub struct DrillArgs {
     /// cheap ones; `all`: every one; `none`: off.
     #[arg(long, value_enum, default_value_t = crate::plan::NegativeControls::Auto)]
     pub negative_controls: crate::plan::NegativeControls,
+    /// Start the restore target with this PostgreSQL setting, KEY=VALUE (repeatable), e.g.
+    /// maintenance_work_mem=1GB: restore time depends on them, so give production's. A plan
+    /// file's `[server]` table `settings = { shared_buffers = "4GB" }` is the same.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_server_setting, help_heading = "Restore target")]
+    pub server_setting: Vec<String>,
+    /// Copy the restore-relevant settings (shared_buffers, max_wal_size, checkpoint_timeout,
+    /// maintenance_work_mem, max_parallel_maintenance_workers, work_mem, synchronous_commit,
+    /// wal_level; never fsync or full_page_writes) of this live server, read-only, as if given
+    /// with --server-setting; an explicit --server-setting wins.
+    #[arg(long, value_name = "DSN", help_heading = "Restore target")]
+    pub server_settings_from: Option<String>,
     /// `--scope`, the full drill's configuration and code, the backup schedule and the RPO.
     #[command(flatten)]
     pub scope: ScopeArgs,
@@ -358,6 +369,14 @@ fn parse_rows(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--server-setting`: a known, settable PostgreSQL parameter and its value (checked again
+/// by `DrillOptions::into_plan`, for the library's callers).
+fn parse_server_setting(s: &str) -> Result<String, String> {
+    crate::pg::settings::parse_pair(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -434,6 +453,8 @@ impl From<DrillArgs> for DrillOptions {
             negative_controls: a.negative_controls,
             scope: a.scope.into(),
             record: a.record.into(),
+            server_settings: a.server_setting,
+            server_settings_from: a.server_settings_from,
         }
     }
 }
@@ -449,6 +470,11 @@ impl DrillArgs {
 /// report, prints its summary; exit 0 pass, 1 fail, 3 when it could not run.
 pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     if let (Some(dsn), Some(confirm)) = (args.target_dsn.clone(), args.confirm.clone()) {
+        if !args.server_setting.is_empty() || args.server_settings_from.is_some() {
+            return Err(Error::Usage(
+                "--server-setting and --server-settings-from configure the disposable restore target; pgdrill never reconfigures a server you name with --target-dsn: drop them (the report lists that server's own settings), or drill into a disposable server without --target-dsn".into(),
+            ));
+        }
         let plan = args.onto_named_server(dsn).prepare(chrono::Utc::now())?;
         return super::restore::confirmed(plan, &confirm, None, args.record.purpose.as_deref())
             .await;
@@ -456,8 +482,9 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     let options = DrillOptions::from(args);
     // Before anything starts: a key that cannot sign is a usage error, not a lost drill.
     let publish = options.publish()?;
-    let plan = options.prepare(chrono::Utc::now())?;
+    let mut plan = options.prepare(chrono::Utc::now())?;
     crate::options::check_source(&plan).await?;
+    crate::options::copy_server_settings(&mut plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
     let out_dir = plan.out_dir.clone();
     let report = super::run_cancellable(plan).await?;
@@ -580,6 +607,10 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
         .collect();
     let mut flags: Vec<OsString> = Vec::new();
     for (key, value) in &table {
+        if key == "server" {
+            flags.extend(server_table(value).map_err(bad)?);
+            continue;
+        }
         // `[contacts]`, the strategy's section as a table, is the repeatable --contact.
         let flag = match key.as_str() {
             "contacts" => "contact".to_string(),
@@ -627,6 +658,51 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
                     ))
                 })?;
                 flags.push(format!("--{flag}={v}").into());
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// A plan file's `[server]` table: `settings = { name = value, … }` is one
+/// `--server-setting=name=value` each (in name order; `true`/`false` are `on`/`off`), and
+/// `settings_from = "DSN"` is `--server-settings-from`.
+fn server_table(value: &toml::Value) -> Result<Vec<OsString>, String> {
+    let toml::Value::Table(server) = value else {
+        return Err("`server` must be a table: [server] with settings = { shared_buffers = \"4GB\" } and/or settings_from = \"DSN\"".into());
+    };
+    let mut flags: Vec<OsString> = Vec::new();
+    for (key, item) in server {
+        match (key.as_str(), item) {
+            ("settings", toml::Value::Table(settings)) => {
+                for (name, v) in settings {
+                    let v = match v {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Integer(i) => i.to_string(),
+                        toml::Value::Float(f) => f.to_string(),
+                        toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
+                        _ => {
+                            return Err(format!(
+                                "`server.settings.{name}`: expected a string, a number or true/false"
+                            ))
+                        }
+                    };
+                    flags.push(format!("--server-setting={name}={v}").into());
+                }
+            }
+            ("settings_from", toml::Value::String(dsn)) => {
+                flags.push(format!("--server-settings-from={dsn}").into());
+            }
+            ("settings", _) => {
+                return Err("`server.settings` must be a table of PostgreSQL parameters, e.g. settings = { maintenance_work_mem = \"1GB\" }".into())
+            }
+            ("settings_from", _) => {
+                return Err("`server.settings_from` must be a DSN string".into())
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown key `server.{other}`; [server] takes settings = {{ … }} and settings_from = \"DSN\""
+                ))
             }
         }
     }
@@ -703,6 +779,62 @@ mod tests {
             err.starts_with("--sign-key /nonexistent/evidence_key: cannot read it"),
             "{err}"
         );
+    }
+
+    /// A plan's `[server]` table is `--server-setting` and `--server-settings-from`; the
+    /// command line's `--server-setting` comes later, so it wins.
+    #[test]
+    fn the_server_table_of_a_plan_is_server_settings() {
+        use crate::pg::settings::SettingOrigin;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("server.toml");
+        std::fs::write(
+            &plan,
+            "rows = 500\n[server]\nsettings = { shared_buffers = \"1GB\", max_parallel_maintenance_workers = 4, fsync = true, checkpoint_completion_target = 0.9 }\nsettings_from = \"postgresql://u@db.internal/shop\"\n",
+        )
+        .unwrap();
+        let options = DrillOptions::from(drill_args(&[
+            "--plan",
+            plan.to_str().unwrap(),
+            "--server-setting",
+            "shared_buffers=2GB",
+        ]));
+        assert_eq!(
+            options.server_settings_from.as_deref(),
+            Some("postgresql://u@db.internal/shop")
+        );
+        let plan = options.into_plan(chrono::Utc::now()).unwrap();
+        assert_eq!(
+            plan.server.assignments(),
+            [
+                "checkpoint_completion_target=0.9",
+                "fsync=on",
+                "max_parallel_maintenance_workers=4",
+                "shared_buffers=2GB"
+            ]
+        );
+        assert_eq!(
+            plan.server.get("fsync").unwrap().origin,
+            SettingOrigin::ServerSetting
+        );
+        std::fs::write(plan_path(&dir), "[server]\nsetings = {}\n").unwrap();
+        let argv: Vec<OsString> = [
+            "pgdrill",
+            "drill",
+            "--plan",
+            plan_path(&dir).to_str().unwrap(),
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let Err(super::super::ParseFailure::Plan(err)) = parse(argv) else {
+            panic!("an unknown key of [server] is refused");
+        };
+        assert!(err.to_string().contains("server.setings"), "{err}");
+    }
+
+    fn plan_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        dir.path().join("bad.toml")
     }
 
     /// `--app-health-format` is a flag and a plan key; it reaches the app spec.

@@ -209,6 +209,7 @@ pub(super) fn report(
         warnings: crate::contacts::warnings(&plan.record.contacts),
         restore: ev.restore,
         config_restore: ev.config_restore,
+        server_settings: ev.server_settings,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {

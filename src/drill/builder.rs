@@ -130,6 +130,13 @@ impl DrillBuilder {
         self
     }
 
+    /// `--server-setting KEY=VALUE`: one PostgreSQL setting of the restore target (checked
+    /// when the drill runs: a bad one is a usage error).
+    pub fn server_setting(mut self, key_value: impl Into<String>) -> Self {
+        self.options.server_settings.push(key_value.into());
+        self
+    }
+
     /// `--out`: where report.json, report.md, junit.xml, events.ndjson and backup/ go.
     pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
         self.options.out = Some(dir.into());
@@ -140,8 +147,9 @@ impl DrillBuilder {
     /// into `out`, and returns the report. A drill that ran and failed is `Ok` with
     /// [`Report::passed`] false; `Err` means it could not be described or run at all.
     pub async fn run(self) -> Result<Report, Error> {
-        let plan = self.options.prepare(chrono::Utc::now())?;
+        let mut plan = self.options.prepare(chrono::Utc::now())?;
         crate::options::check_source(&plan).await?;
+        crate::options::copy_server_settings(&mut plan).await?;
         let out_dir = plan.out_dir.clone();
         let report = super::run(plan, super::Cancel::new()).await?;
         report.write_all(&out_dir)?;

@@ -176,6 +176,8 @@ struct Evidence {
     restore: Option<crate::report::RestoreInfo>,
     /// A configuration restore's facts.
     config_restore: Option<crate::report::ConfigRestoreInfo>,
+    /// The restore target's settings, read after the restore.
+    server_settings: Option<crate::report::ServerSettingsInfo>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -447,7 +449,11 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let Some(restored) = flow.restored.as_ref() else {
                 return missing(ctx, id, "database").await;
             };
-            restore::analyze(ctx, &server, restored).await?;
+            let analyzed = restore::analyze(ctx, &server, restored).await;
+            // Read whether or not ANALYZE passed: the restore ran with them either way. Not
+            // timed in a phase: a single query, not part of any recovery step.
+            ev.server_settings = restore::server_settings(ctx, &server.admin).await;
+            analyzed?;
             ev.database = restored.database.clone();
         }
         Step::ConfigRestore(full) => {

@@ -24,6 +24,7 @@ use crate::engine::{
 };
 pub use crate::engine::{LABEL_DRILL, LABEL_ROLE};
 use crate::env_error::EnvError;
+use crate::pg::settings::ServerSettings;
 use crate::pg::tools::{short_id, CLIENT_PROGRAMS};
 
 /// The image a CI user would use: the official image of the PostgreSQL major pgdrill targets.
@@ -230,6 +231,17 @@ impl DockerBackend {
 
     /// Starts a new empty server container and waits until it answers a query.
     pub async fn provision(&self, role: &str) -> Result<DockerTarget, EnvError> {
+        self.provision_with(role, &ServerSettings::default()).await
+    }
+
+    /// Starts a new empty server container running `postgres -c name=value …` for
+    /// `settings`; a value the server refuses is [`EnvError::ServerSetting`], in PostgreSQL's
+    /// words.
+    pub async fn provision_with(
+        &self,
+        role: &str,
+        settings: &ServerSettings,
+    ) -> Result<DockerTarget, EnvError> {
         let attempts = if self.fixed_port.is_some() {
             1
         } else {
@@ -237,16 +249,20 @@ impl DockerBackend {
         };
         let mut last = String::new();
         for _ in 0..attempts {
-            match self.start(role).await {
+            match self.start(role, settings).await {
                 Ok(t) => return Ok(t),
-                Err(StartError::Env(e)) => return Err(e),
+                Err(StartError::Env(e)) => return Err(settings.start_failed(e)),
                 Err(StartError::PortClash(m)) => last = m,
             }
         }
         Err(EnvError::ServerStart { reason: last })
     }
 
-    async fn start(&self, role: &str) -> Result<DockerTarget, StartError> {
+    async fn start(
+        &self,
+        role: &str,
+        settings: &ServerSettings,
+    ) -> Result<DockerTarget, StartError> {
         // One name for whichever server is the drill's database: the app container reaches
         // it by this name on the drill's network, and after a server loss the replacement
         // answers to the same name, as a service name or DNS record would be repointed.
@@ -257,6 +273,16 @@ impl DockerBackend {
         let mut reaper = Reaper::container(&name);
         let (repo, tag) = split_image(&self.image);
         let host_port = self.fixed_port.map(|p| p.to_string()).unwrap_or_default();
+        // The image's entrypoint hands these to its initialisation server and to the final
+        // one: `postgres -c name=value …`.
+        let command: Vec<String> = std::iter::once("postgres".to_string())
+            .chain(
+                settings
+                    .assignments()
+                    .into_iter()
+                    .flat_map(|a| ["-c".to_string(), a]),
+            )
+            .collect();
         let request = GenericImage::new(repo, tag)
             .with_exposed_port(PG_PORT.tcp())
             .with_container_name(&name)
@@ -267,6 +293,7 @@ impl DockerBackend {
             .with_env_var("POSTGRES_INITDB_ARGS", INITDB_ARGS)
             .with_copy_to(PASSWORD_FILE, self.password.clone().into_bytes())
             .with_shm_size(SHM_BYTES)
+            .with_cmd(command)
             .with_startup_timeout(START_TIMEOUT)
             .with_host_config_modifier(move |hc: &mut HostConfig| {
                 // Loopback only: a disposable superuser must not be reachable from the network.

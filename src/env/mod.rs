@@ -91,9 +91,20 @@ impl Backend {
 
     /// Creates and starts a new empty server; `role` names it in paths and labels.
     pub async fn provision(&self, role: &str) -> Result<Target, EnvError> {
+        self.provision_with(role, &crate::pg::settings::ServerSettings::default())
+            .await
+    }
+
+    /// Creates a new empty server and starts it with `settings` (the restore target's
+    /// `--server-setting`s); `role` names it in paths and labels.
+    pub async fn provision_with(
+        &self,
+        role: &str,
+        settings: &crate::pg::settings::ServerSettings,
+    ) -> Result<Target, EnvError> {
         match self {
-            Backend::Native(b) => Ok(Target::Native(b.provision(role).await?)),
-            Backend::Docker(b) => Ok(Target::Docker(b.provision(role).await?)),
+            Backend::Native(b) => Ok(Target::Native(b.provision_with(role, settings).await?)),
+            Backend::Docker(b) => Ok(Target::Docker(b.provision_with(role, settings).await?)),
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 
 use super::{Endpoint, PgTools};
 use crate::env_error::EnvError;
+use crate::pg::settings::ServerSettings;
 
 /// How long a new server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,6 +156,16 @@ impl NativeBackend {
 
     /// Creates and starts a new empty cluster.
     pub async fn provision(&self, role: &str) -> Result<NativeTarget, EnvError> {
+        self.provision_with(role, &ServerSettings::default()).await
+    }
+
+    /// Creates a new empty cluster and starts it with `settings` (`-c name=value`); a value
+    /// the server refuses is [`EnvError::ServerSetting`], in PostgreSQL's words.
+    pub async fn provision_with(
+        &self,
+        role: &str,
+        settings: &ServerSettings,
+    ) -> Result<NativeTarget, EnvError> {
         let template = self.template().await?.join("data");
         let dir = self.tempdir(role)?;
         let data = dir.path().join("data");
@@ -185,10 +196,10 @@ impl NativeBackend {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            match self.start(&mut target, port).await {
+            match self.start(&mut target, port, settings).await {
                 Ok(()) => return Ok(target),
                 Err(StartError::PortTaken(log)) => last = log,
-                Err(StartError::Env(e)) => return Err(e),
+                Err(StartError::Env(e)) => return Err(settings.start_failed(e)),
             }
         }
         Err(EnvError::ServerStart {
@@ -196,7 +207,12 @@ impl NativeBackend {
         })
     }
 
-    async fn start(&self, target: &mut NativeTarget, port: u16) -> Result<(), StartError> {
+    async fn start(
+        &self,
+        target: &mut NativeTarget,
+        port: u16,
+        settings: &ServerSettings,
+    ) -> Result<(), StartError> {
         let dir = target.dir.clone().expect("dir present until destroyed");
         let log_path = dir.join("postgres.log");
         let log = std::fs::File::create(&log_path)
@@ -213,6 +229,12 @@ impl NativeBackend {
             .arg(&dir)
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "logging_collector=off"])
+            .args(
+                settings
+                    .assignments()
+                    .iter()
+                    .flat_map(|a| ["-c", a.as_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

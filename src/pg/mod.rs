@@ -3,6 +3,7 @@
 //! modules (seed, backup, restore, snapshot, app).
 
 mod endpoint;
+pub mod settings;
 pub mod tools;
 
 pub use endpoint::{

@@ -138,12 +138,43 @@ fn record_section(s: &mut String, r: &Report) {
 /// The warnings every reader must see (a strategy role without a real contact): first, so
 /// that they are not missed.
 fn warnings_section(s: &mut String, r: &Report) {
-    if r.warnings.is_empty() {
+    let warnings = r.warning_messages();
+    if warnings.is_empty() {
         return;
     }
     let _ = writeln!(s, "## Warnings\n");
-    for w in &r.warnings {
-        let _ = writeln!(s, "- {}", cell(&w.message));
+    for w in warnings {
+        let _ = writeln!(s, "- {}", cell(w));
+    }
+    s.push('\n');
+}
+
+/// The restore target's settings beside the RTO: the measured time is this server's.
+fn server_settings_section(s: &mut String, r: &Report) {
+    let Some(info) = &r.server_settings else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "## Restore target's settings\n\nThe RTO above is this server's: its settings as it reported them after the restore (`SHOW`). *Set by* is `default` where pgdrill set nothing (PostgreSQL's default or the server's own configuration), `--server-setting`, or `copied` (`--server-settings-from`{}).\n\n| Setting | Value | Set by | Server's source |\n|---|---|---|---|",
+        info.copied_from
+            .as_deref()
+            .map(|f| format!(" {}", cell(f)))
+            .unwrap_or_default()
+    );
+    for e in &info.settings {
+        let given = match &e.requested {
+            Some(v) if *v != e.value => format!(" (given as {})", cell(v)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {}{given} | {} | {} |",
+            e.name,
+            cell(&e.value),
+            e.origin.as_str(),
+            cell(&e.source)
+        );
     }
     s.push('\n');
 }
@@ -184,6 +215,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "# {title} {}: {}\n", r.drill_id, verdict(r.verdict));
     warnings_section(&mut s, r);
     objectives_section(&mut s, r);
+    server_settings_section(&mut s, r);
     record_section(&mut s, r);
     contacts_section(&mut s, r);
     let _ = writeln!(s, "## Drill\n\n| | |\n|---|---|");
@@ -527,8 +559,11 @@ pub fn summary(r: &Report) -> String {
     if let Some(d) = &r.detection {
         let _ = writeln!(s, "  {}", detection_line(d));
     }
-    for w in &r.warnings {
-        let _ = writeln!(s, "  warning: {}", w.message);
+    if let Some(info) = &r.server_settings {
+        let _ = writeln!(s, "  restore target: {}", info.line());
+    }
+    for w in r.warning_messages() {
+        let _ = writeln!(s, "  warning: {w}");
     }
     s
 }

@@ -102,6 +102,83 @@ pub struct Report {
     /// restored and where the previous ones are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_restore: Option<ConfigRestoreInfo>,
+    /// The restore target's restore-relevant settings, read from it after the restore, and
+    /// where each came from. Absent when no restore finished, and in reports of pgdrill
+    /// versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_settings: Option<ServerSettingsInfo>,
+}
+
+/// The settings the restore ran with: the measured RTO is this server's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerSettingsInfo {
+    /// Each restore-relevant setting (then any other given with `--server-setting`), as the
+    /// server reported it after the restore.
+    pub settings: Vec<EffectiveSetting>,
+    /// The server `--server-settings-from` copied settings from, password as `***`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
+    /// What the settings mean for the measured RTO (`fsync` or `full_page_writes` off):
+    /// shown with the report's warnings, never failing the drill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One setting of the restore target after the restore.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EffectiveSetting {
+    /// The parameter.
+    pub name: String,
+    /// Its value, as `SHOW` says it.
+    pub value: String,
+    /// Who set it: `default` (pgdrill did not), `server_setting`, `copied`.
+    pub origin: crate::pg::settings::SettingOrigin,
+    /// The value given, when pgdrill gave one (the server may spell it otherwise: `1024MB`
+    /// shows as `1GB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// `pg_settings.source`: `default`, `configuration file`, `command line`…
+    pub source: String,
+}
+
+impl ServerSettingsInfo {
+    /// The report's section from what the server said and what the plan asked for.
+    pub fn of(
+        effective: Vec<crate::pg::settings::Effective>,
+        asked: &crate::pg::settings::ServerSettings,
+    ) -> ServerSettingsInfo {
+        use crate::pg::settings::SettingOrigin;
+        let warnings = crate::pg::settings::durability_warning(&effective)
+            .into_iter()
+            .collect();
+        let settings = effective
+            .into_iter()
+            .map(|e| {
+                let given = asked.get(&e.name);
+                EffectiveSetting {
+                    origin: given.map_or(SettingOrigin::Default, |g| g.origin),
+                    requested: given.map(|g| g.value.clone()),
+                    name: e.name,
+                    value: e.value,
+                    source: e.source,
+                }
+            })
+            .collect();
+        ServerSettingsInfo {
+            settings,
+            copied_from: asked.copied_from.clone(),
+            warnings,
+        }
+    }
+
+    /// `shared_buffers 1GB, max_wal_size 4GB …`: the settings in one line.
+    pub fn line(&self) -> String {
+        self.settings
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.value))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What a report is of.
@@ -720,6 +797,20 @@ impl Report {
     /// The line that ends every failure message: whom to call.
     pub fn call_line(&self) -> String {
         crate::contacts::call_line(&self.contacts)
+    }
+
+    /// Every warning a reader must see, in words: the contacts', then the restore target's
+    /// settings' (a restore faster than a durable server's).
+    pub fn warning_messages(&self) -> Vec<&str> {
+        self.warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .chain(
+                self.server_settings
+                    .iter()
+                    .flat_map(|s| s.warnings.iter().map(String::as_str)),
+            )
+            .collect()
     }
 }
 

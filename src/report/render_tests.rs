@@ -109,6 +109,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         warnings: vec![],
         restore: None,
         config_restore: None,
+        server_settings: None,
     }
 }
 
@@ -836,4 +837,67 @@ fn the_sign_off_names_the_operator_and_approver_with_empty_lines() {
         "{fallback}"
     );
     assert_eq!(fallback.matches("<div class=\"value\"></div>").count(), 5);
+}
+
+/// The restore target's settings: a table beside the RTO in report.md and report.html, one
+/// line on the console, and fsync off as a warning everywhere; absent, nothing changes.
+#[test]
+fn the_restore_target_s_settings_beside_the_rto_and_fsync_off_warned() {
+    use crate::pg::settings::{Effective, ServerSettings, SettingOrigin};
+    let mut asked = ServerSettings::default();
+    asked.set("fsync".into(), "off".into(), SettingOrigin::ServerSetting);
+    asked.adopt_copied(
+        vec![("maintenance_work_mem".into(), "1024MB".into())],
+        "postgresql://ro:***@db.internal/postgres".into(),
+    );
+    let seen = |name: &str, value: &str, source: &str| Effective {
+        name: name.into(),
+        value: value.into(),
+        source: source.into(),
+    };
+    let info = ServerSettingsInfo::of(
+        vec![
+            seen("fsync", "off", "command line"),
+            seen("shared_buffers", "128MB", "default"),
+            seen("maintenance_work_mem", "1GB", "command line"),
+        ],
+        &asked,
+    );
+    let mut r = report(None);
+    r.server_settings = Some(info);
+    let md = md_named(&r, "## Restore target's settings");
+    insta::assert_snapshot!("server_settings_markdown", md);
+    let warnings = md_named(&r, "## Warnings");
+    assert!(
+        warnings.contains("fsync off on the restore target: the measured restore is faster than a durable server's"),
+        "{warnings}"
+    );
+    let summary = r.summary();
+    assert!(
+        summary
+            .contains("restore target: fsync off, shared_buffers 128MB, maintenance_work_mem 1GB"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  warning: fsync off on the restore target"),
+        "{summary}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["server_settings"]["settings"][2]["origin"], "copied");
+    assert_eq!(
+        json["server_settings"]["settings"][2]["requested"],
+        "1024MB"
+    );
+    let html = html::render(&json);
+    assert!(html.contains("id=\"server-settings\""));
+    assert!(html.contains("1GB (given as 1024MB)"), "{html}");
+    assert!(
+        !html.contains("<section class=\"extra\">"),
+        "not also raw JSON"
+    );
+    let warning_box = &html[html.find("id=\"warnings\"").expect("a warning box")..];
+    assert!(warning_box.contains("fsync off on the restore target"));
+    let none = report(None);
+    assert!(!markdown::render(&none).contains("Restore target's settings"));
+    assert!(!html::render(&serde_json::to_value(&none).unwrap()).contains("server-settings"));
 }

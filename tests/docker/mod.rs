@@ -100,6 +100,25 @@ fn docker_or_skip(test: &str) -> bool {
     runs_or_skips(test, unavailable())
 }
 
+/// True when a PostgreSQL image is already here; without one the test is skipped at once
+/// (nothing is pulled or built for it), except with PGDRILL_REQUIRE_DOCKER=1 (CI), where
+/// [`docker_or_skip`] gets one or fails. For tests outside this module that need docker
+/// only to show that the docker backend does what the native one does.
+pub(crate) fn postgres_image_or_skip(test: &str) -> bool {
+    let wanted = std::env::var("PGDRILL_POSTGRES_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into());
+    let engine = docker_ok(&["info", "--format", "{{.ServerVersion}}"]);
+    if engine && (image_present(&wanted) || image_present(LOCAL_IMAGE)) {
+        return true;
+    }
+    if std::env::var("PGDRILL_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        return docker_or_skip(test);
+    }
+    eprintln!(
+        "skipped: {test}: no Docker engine or no PostgreSQL image here ({wanted} or {LOCAL_IMAGE})"
+    );
+    false
+}
+
 const APP_IMAGE: &str = "pgdrill/sample-app:local";
 
 /// True when the sample app's image is there (built now when it is not); otherwise like

@@ -140,14 +140,21 @@ pub(in crate::drill) async fn replace_server(ctx: &mut Ctx) -> Option<()> {
     let Some(backend) = ctx.owned.backend.as_ref() else {
         return crate::drill::missing(ctx, PhaseId::ReplaceServer, "backend").await;
     };
+    let settings = &ctx.plan.server;
     let target = ctx
         .rec
         .step(PhaseId::ReplaceServer, async move {
-            let target = backend.provision("target").await?;
-            let detail = format!(
+            let target = backend.provision_with("target", settings).await?;
+            let mut detail = format!(
                 "provisioned a new empty server for the lost one: {}",
                 target.describe()
             );
+            if !settings.is_empty() {
+                detail.push_str(&format!(
+                    "; started with {}",
+                    settings.assignments().join(", ")
+                ));
+            }
             Ok((target, detail))
         })
         .await?;

@@ -41,6 +41,15 @@ pub(in crate::drill) async fn run(
     let keep = plan.keep;
     let wants_source = matches!(plan.source, Source::Generated { .. });
     let wants_server = !matches!(plan.source, Source::Dsn(_));
+    // The first server gets the restore target's settings only when the restore goes into
+    // it: an existing backup, or generated data whose database is dropped (drop-db); after a
+    // server loss they go to its replacement (`replace_server`).
+    let first_is_target = !wants_source || plan.disaster == crate::plan::Disaster::DropDb;
+    let settings = if first_is_target {
+        plan.server.clone()
+    } else {
+        crate::pg::settings::ServerSettings::default()
+    };
     let sample_binary = match plan.app.as_ref().map(|a| &a.spec) {
         Some(crate::app::AppSpec::Sample { binary, .. }) => Some(binary.clone()),
         _ => None,
@@ -63,7 +72,7 @@ pub(in crate::drill) async fn run(
             };
             let role = if wants_source { "source" } else { "target" };
             let target = match wants_server {
-                true => Some(backend.provision(role).await?),
+                true => Some(backend.provision_with(role, &settings).await?),
                 false => None,
             };
             let mut detail = format!(
@@ -80,6 +89,12 @@ pub(in crate::drill) async fn run(
                     |t| t.describe()
                 )
             );
+            if !settings.is_empty() {
+                detail.push_str(&format!(
+                    "; started with {}",
+                    settings.assignments().join(", ")
+                ));
+            }
             if let Some((image, _)) = &app_image {
                 detail.push_str(&format!("; the application runs as a container of {image}"));
             }

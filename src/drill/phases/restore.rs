@@ -176,3 +176,33 @@ pub(in crate::drill) async fn analyze(
         })
         .await
 }
+
+/// The restore target's restore-relevant settings (and any other the plan gave it), as it
+/// reports them after the restore, for the report beside the RTO; a note says so when they
+/// cannot be read.
+pub(in crate::drill) async fn server_settings(
+    ctx: &mut Ctx,
+    admin: &crate::env::Endpoint,
+) -> Option<crate::report::ServerSettingsInfo> {
+    let mut names: Vec<String> = crate::pg::settings::RESTORE_RELEVANT
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for s in &ctx.plan.server.settings {
+        if !names.contains(&s.name) {
+            names.push(s.name.clone());
+        }
+    }
+    match crate::pg::settings::effective(admin, &names).await {
+        Ok(effective) => Some(crate::report::ServerSettingsInfo::of(
+            effective,
+            &ctx.plan.server,
+        )),
+        Err(e) => {
+            ctx.notes.push(format!(
+                "the restore target's settings could not be read: {e}"
+            ));
+            None
+        }
+    }
+}
