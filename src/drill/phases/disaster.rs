@@ -143,23 +143,29 @@ pub(in crate::drill) async fn replace_server(ctx: &mut Ctx) -> Option<()> {
     let settings = &ctx.plan.server;
     let target = ctx
         .rec
-        .step(PhaseId::ReplaceServer, async move {
-            let target = backend.provision_with("target", settings).await?;
-            let mut detail = format!(
-                "provisioned a new empty server for the lost one: {}",
-                target.describe()
-            );
-            if !settings.is_empty() {
-                detail.push_str(&format!(
-                    "; started with {}",
-                    settings.assignments().join(", ")
-                ));
-            }
-            Ok((target, detail))
-        })
+        .step(PhaseId::ReplaceServer, replacement(backend, settings))
         .await?;
     ctx.owned.target = Some(target);
     Some(())
+}
+
+/// The lost server's replacement, started with the restore target's settings.
+async fn replacement(
+    backend: &crate::env::Backend,
+    settings: &crate::pg::settings::ServerSettings,
+) -> crate::drill::StepResult<crate::env::Target> {
+    let target = backend.provision_with("target", settings).await?;
+    let mut detail = format!(
+        "provisioned a new empty server for the lost one: {}",
+        target.describe()
+    );
+    if !settings.is_empty() {
+        detail.push_str(&format!(
+            "; started with {}",
+            settings.assignments().join(", ")
+        ));
+    }
+    Ok((target, detail))
 }
 
 /// Phases `replace_server` and `precheck` side by side: the precheck reads only the backup
@@ -176,18 +182,12 @@ pub(in crate::drill) async fn replace_server_beside_precheck(
         return None;
     };
     let tools = backend.tools().clone();
+    let settings = &ctx.plan.server;
     let progress = ctx.rec.progress(PhaseId::Precheck);
     let (target, precheck) = ctx
         .rec
         .step_pair(
-            (PhaseId::ReplaceServer, async move {
-                let target = backend.provision("target").await?;
-                let detail = format!(
-                    "provisioned a new empty server for the lost one: {}",
-                    target.describe()
-                );
-                Ok((target, detail))
-            }),
+            (PhaseId::ReplaceServer, replacement(backend, settings)),
             (PhaseId::Precheck, async {
                 let p = super::restore::check_set(set, &tools, &progress).await?;
                 let detail = p.detail.clone();
