@@ -262,7 +262,7 @@ drill_db_restore=() drill_snapshot=()
 raw_server_runs=() dump_runs=() restore_bare_runs=() restore_drill_runs=() copy_runs=()
 seed_limit_runs=() pgbench_runs=() ready_cold=() ready_warm=() round_load=()
 db_restore_phases="" backup_timings="" server_version="" pgdrill_version="" seed_bytes=""
-copy_bytes_sent="" copy_tables="" scale="" scale1_bytes="" pgbench_bytes="" seed_files_bytes=""
+copy_bytes_sent="" copy_tables="" table_rows="" scale="" scale1_bytes="" pgbench_bytes="" seed_files_bytes=""
 drill_dump_bytes="" bare_dump_bytes=""
 for ((i = 1; i <= repeat; i++)); do
   round_load+=("$(loadavg)")
@@ -315,6 +315,7 @@ for ((i = 1; i <= repeat; i++)); do
     seed_bytes=$(table_bytes pgdrill '%')
     copy_script=$(sql pgdrill "SELECT string_agg(format('COPY %I.%I TO STDOUT;', schemaname, tablename), E'\n' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
     copy_tables=$(sql pgdrill "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    table_rows=$(sql pgdrill "SELECT json_object_agg(t, n) FROM (SELECT 'plans' AS t, count(*) AS n FROM plans UNION ALL SELECT 'users', count(*) FROM users UNION ALL SELECT 'subscriptions', count(*) FROM subscriptions UNION ALL SELECT 'payments', count(*) FROM payments) c")
     prepare_seed_limit
     "$bindir/createdb" bench_pgbench
     pgbench_init 1
@@ -343,6 +344,12 @@ for ((i = 1; i <= repeat; i++)); do
   checkpoint
   timed t seed_limit
   seed_limit_runs+=("$t")
+  if [[ $i -eq 1 ]]; then # the files hold the drill's rows, all of them
+    for t in "${seed_tables[@]}"; do
+      [[ $(sql bench_seed "SELECT count(*) FROM $t") == "$(sql pgdrill "SELECT count(*) FROM $t")" ]] ||
+        { echo "compare.sh: the load from files has another number of rows in $t than the drill's database" >&2; exit 1; }
+    done
+  fi
   "$bindir/dropdb" bench_seed
   "$bindir/createdb" bench_pgbench
   checkpoint
@@ -446,7 +453,7 @@ result_json=$(jq -n \
   --argjson round_load "$(json_array "${round_load[@]}")" \
   --arg server_version "$server_version" --arg pgdrill_version "$pgdrill_version" \
   --arg pg_dump_version "$("$bindir/pg_dump" --version)" \
-  --argjson rows "$rows" --argjson jobs "$jobs" --argjson repeat "$repeat" \
+  --argjson rows "$rows" --argjson table_rows "$table_rows" --argjson jobs "$jobs" --argjson repeat "$repeat" \
   --argjson seed_bytes "$seed_bytes" --argjson copy_bytes_sent "$copy_bytes_sent" \
   --argjson seed_files_bytes "$seed_files_bytes" \
   --argjson drill_dump_bytes "$drill_dump_bytes" --argjson bare_dump_bytes "$bare_dump_bytes" \
@@ -456,7 +463,7 @@ result_json=$(jq -n \
   '{measured_at: $measured_at, host: $host, cores: $cores,
     loadavg_1min: {before: $load_before, rounds: $round_load, after: $load_after},
     versions: {pgdrill: $pgdrill_version, server: $server_version, pg_dump: $pg_dump_version},
-    rows: $rows, jobs: $jobs, repeat: $repeat,
+    rows: $rows, table_rows: $table_rows, jobs: $jobs, repeat: $repeat,
     bytes: {seeded_tables: $seed_bytes, seed_copy_sent: $copy_bytes_sent, seed_files: $seed_files_bytes,
             drill_dump: $drill_dump_bytes, bare_dump: $bare_dump_bytes, pgbench_tables: $pgbench_bytes,
             pgbench_scale1_tables: $scale1_bytes},
