@@ -452,6 +452,7 @@ result_json=$(jq -n \
   --argjson load_before "$load_before" --argjson load_after "$load_after" \
   --argjson round_load "$(json_array "${round_load[@]}")" \
   --arg server_version "$server_version" --arg pgdrill_version "$pgdrill_version" \
+  --arg commit "$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)" \
   --arg pg_dump_version "$("$bindir/pg_dump" --version)" \
   --argjson rows "$rows" --argjson table_rows "$table_rows" --argjson jobs "$jobs" --argjson repeat "$repeat" \
   --argjson seed_bytes "$seed_bytes" --argjson copy_bytes_sent "$copy_bytes_sent" \
@@ -462,7 +463,7 @@ result_json=$(jq -n \
   --argjson data "$data" --argjson ready_shm "$ready_shm_json" --argjson ratios "$results" \
   '{measured_at: $measured_at, host: $host, cores: $cores,
     loadavg_1min: {before: $load_before, rounds: $round_load, after: $load_after},
-    versions: {pgdrill: $pgdrill_version, server: $server_version, pg_dump: $pg_dump_version},
+    versions: {pgdrill: $pgdrill_version, commit: $commit, server: $server_version, pg_dump: $pg_dump_version},
     rows: $rows, table_rows: $table_rows, jobs: $jobs, repeat: $repeat,
     bytes: {seeded_tables: $seed_bytes, seed_copy_sent: $copy_bytes_sent, seed_files: $seed_files_bytes,
             drill_dump: $drill_dump_bytes, bare_dump: $bare_dump_bytes, pgbench_tables: $pgbench_bytes,
@@ -493,15 +494,15 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
       + " | \(if .goal == null then "reference" else .goal.text end) | "
       + (if .met == null then "" elif .met then "✅" else "❌" end) + " |"' <<<"$results"
   echo
-  echo "Seeded tables: $(mib "$seed_bytes") MiB (pg_total_relation_size, on the restored copy); seed files $(mib "$seed_files_bytes") MiB; pgbench tables: $(mib "$pgbench_bytes") MiB at -s $scale."
-  echo "Dumps: the drill's $(mib "$drill_dump_bytes") MiB, the bare one $(mib "$bare_dump_bytes") MiB."
-  echo "Raw sum per round (initdb+start, COPY FROM load, pg_dump, pg_restore, COPY TO): $(jq -r '[.raw.initdb_start_ms, .raw.seed_from_files_ms, .raw.pg_dump_fc_ms, .raw.pg_restore_bare_dump_ms, .raw.copy_to_devnull_ms] | transpose | map(map(tostring) | join("+")) | join(", ")' <<<"$data") ms."
-  echo "database_restore phases (ms, round 1): $(jq -r '.drill.database_restore_phases_ms[0] | to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$data")."
+  echo "- Seeded tables: $(mib "$seed_bytes") MiB (pg_total_relation_size, on the restored copy); seed files $(mib "$seed_files_bytes") MiB; pgbench tables: $(mib "$pgbench_bytes") MiB at -s $scale."
+  echo "- Dumps: the drill's $(mib "$drill_dump_bytes") MiB, the bare one $(mib "$bare_dump_bytes") MiB."
+  echo "- Raw sum per round (initdb+start, COPY FROM load, pg_dump, pg_restore, COPY TO): $(jq -r '[.raw.initdb_start_ms, .raw.seed_from_files_ms, .raw.pg_dump_fc_ms, .raw.pg_restore_bare_dump_ms, .raw.copy_to_devnull_ms] | transpose | map(map(tostring) | join("+")) | join(", ")' <<<"$data") ms."
+  echo "- database_restore phases (ms, round 1): $(jq -r '.drill.database_restore_phases_ms[0] | to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$data")."
   if [[ $(jq -r '.drill.backup_timings_ms[0]' <<<"$data") != null ]]; then
-    echo "backup phase parts (ms, round 1, from the manifest; S0 runs alongside pg_dump): $(jq -r '.drill.backup_timings_ms[0] | to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$data")."
+    echo "- backup phase parts (ms, round 1, from the manifest; S0 runs alongside pg_dump): $(jq -r '.drill.backup_timings_ms[0] | to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$data")."
   fi
   if [[ $ready_shm_json != null ]]; then
-    echo "Server ready with TMPDIR=/dev/shm (tmpfs, not the default; once): cold $(jq -r '.first_ready_ms | round' <<<"$ready_shm_json") ms, warm $(jq -r '[.ready_ms[] | round] | sort | .[length / 2 | floor]' <<<"$ready_shm_json") ms (median of 5)."
+    echo "- Server ready with TMPDIR=/dev/shm (tmpfs, not the default; once): cold $(jq -r '.first_ready_ms | round' <<<"$ready_shm_json") ms, warm $(jq -r '[.ready_ms[] | round] | sort | .[length / 2 | floor]' <<<"$ready_shm_json") ms (median of 5)."
   fi
 } | tee "$root/reports/bench/compare.md"
 log "wrote ${results_file#"$root"/}, reports/bench/compare.md and reports/bench/compare.json"
