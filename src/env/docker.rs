@@ -274,7 +274,8 @@ impl DockerBackend {
         let (repo, tag) = split_image(&self.image);
         let host_port = self.fixed_port.map(|p| p.to_string()).unwrap_or_default();
         // The image's entrypoint hands these to its initialisation server and to the final
-        // one: `postgres -c name=value …`.
+        // one: `postgres -c name=value …`. Without settings the image's own command runs, as
+        // any image the user names expects.
         let command: Vec<String> = std::iter::once("postgres".to_string())
             .chain(
                 settings
@@ -293,7 +294,11 @@ impl DockerBackend {
             .with_env_var("POSTGRES_INITDB_ARGS", INITDB_ARGS)
             .with_copy_to(PASSWORD_FILE, self.password.clone().into_bytes())
             .with_shm_size(SHM_BYTES)
-            .with_cmd(command)
+            .with_cmd(if settings.is_empty() {
+                Vec::new()
+            } else {
+                command
+            })
             .with_startup_timeout(START_TIMEOUT)
             .with_host_config_modifier(move |hc: &mut HostConfig| {
                 // Loopback only: a disposable superuser must not be reachable from the network.

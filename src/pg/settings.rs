@@ -390,7 +390,7 @@ impl ServerSettings {
     /// blames and PostgreSQL's own words, else `start` as it was (naming the settings).
     pub fn start_failed(&self, start: EnvError) -> EnvError {
         let reason = match start {
-            EnvError::ServerStart { reason } => reason,
+            EnvError::ServerStart { reason } if !self.is_empty() => reason,
             other => return other,
         };
         match self.blamed(&reason) {
