@@ -84,7 +84,15 @@ pub async fn precheck(
             dump.display()
         ))
     })?;
-    precheck_stream(dump, meta.len(), file, manifest, tools, progress).await
+    let mut checked = precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?;
+    if let Some(o) = crate::pg::archive::data_offsets(dump).filter(|o| o.unset > 0) {
+        // Sound, but slow to restore in parallel: worth knowing before the outage.
+        checked.detail.push_str(&format!(
+            "; its table of contents records no data offset for {} of {} tables (pg_dump wrote it into a pipe), so pg_restore -j reads past the tables before each one it restores: write dumps with pg_dump -f FILE (pgdrill backup does)",
+            o.unset, o.tables
+        ));
+    }
+    Ok(checked)
 }
 
 /// [`precheck`] of `len` bytes read from `file`, reported as `dump`: the negative controls

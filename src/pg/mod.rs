@@ -2,6 +2,7 @@
 //! error, and the exported-snapshot transaction that makes S0 exact. A leaf below the domain
 //! modules (seed, backup, restore, snapshot, app).
 
+pub mod archive;
 mod endpoint;
 pub mod settings;
 pub mod tools;
