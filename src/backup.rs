@@ -566,8 +566,17 @@ pub async fn take_labelled(
     // The file pg_dump wrote is hashed (from the page cache) while the roles are dumped.
     let digest = async {
         match sha256 {
-            Some(sha) => Ok((size_bytes, sha)),
-            None => sync_and_hash(dump_tmp.path(), &dump).await,
+            Some(sha) => Ok::<_, EnvError>((size_bytes, sha)),
+            None => {
+                // pg_dump syncs its output too; this keeps the rename after it safe whatever
+                // pg_dump's --no-sync default becomes.
+                dump_tmp
+                    .as_file()
+                    .sync_all()
+                    .map_err(|e| io_err(&dump, e))?;
+                let d = file_digest(dump_tmp.path()).await?;
+                Ok((d.size_bytes, d.sha256))
+            }
         }
     };
     // A few kilobytes of roles: not done within the stall timeout means a dead path.
@@ -726,31 +735,6 @@ async fn watch_growth(
     meter.add(end.saturating_sub(size));
     meter.finish();
     Ok(Some(end))
-}
-
-/// Size and SHA-256 of the dump pg_dump wrote to `file`, fsynced first (pg_dump syncs its
-/// output too; this makes it independent of pg_dump's `--no-sync` default changing).
-async fn sync_and_hash(file: &Path, to: &Path) -> Result<(u64, String), EnvError> {
-    let (file, to) = (file.to_path_buf(), to.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&file).map_err(|e| io_err(&to, e))?;
-        f.sync_all().map_err(|e| io_err(&to, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf).map_err(|e| io_err(&to, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        Ok((size, hex::encode(hasher.finalize())))
-    })
-    .await
-    .expect("hashing does not panic")
 }
 
 /// Size and SHA-256 of a file.

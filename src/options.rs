@@ -489,7 +489,7 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
 }
 
 /// Before anything is provisioned: `--server-settings-from`'s server is asked (read-only)
-/// for its restore-relevant settings ([`crate::pg::settings::COPIED`]), which join the
+/// for its restore-relevant settings ([`crate::pg::settings::copied`]), which join the
 /// plan's; a `--server-setting` of the same name wins. A server that refuses the connection
 /// is exit 2, like a `--source-dsn`'s.
 pub async fn copy_server_settings(plan: &mut Plan) -> Result<(), Error> {

@@ -6,6 +6,19 @@
 use std::ffi::OsStr;
 use std::process::{ExitStatus, Output};
 
+/// Makes the program `cmd` starts receive `signal` when pgdrill dies, even killed outright
+/// (SIGKILL): a server or a pg_dump writing a file would otherwise outlive it. Linux sends it
+/// when the thread that spawned the child exits; tokio's workers live as long as the runtime.
+pub fn die_with_parent(cmd: &mut tokio::process::Command, signal: nix::sys::signal::Signal) {
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(signal)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+        });
+    }
+}
+
 /// `program arg arg …` of a command, for traces and messages (no environment).
 pub fn command_line(cmd: &std::process::Command) -> String {
     std::iter::once(cmd.get_program())

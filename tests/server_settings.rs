@@ -37,21 +37,7 @@ fn a_server_setting_is_the_restore_target_s_effective_value() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "fsync",
-            "synchronous_commit",
-            "wal_level",
-            "full_page_writes",
-            "shared_buffers",
-            "max_wal_size",
-            "checkpoint_timeout",
-            "maintenance_work_mem",
-            "max_parallel_maintenance_workers",
-            "work_mem"
-        ]
-    );
+    assert_eq!(names, pgdrill::pg::settings::RESTORE_RELEVANT);
     assert!(r["server_settings"].get("warnings").is_none());
     assert!(run.phase("replace_server")["detail"]
         .as_str()

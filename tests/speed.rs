@@ -49,25 +49,8 @@ fn a_backup_records_where_each_table_s_data_starts() {
     .run();
     assert_eq!(v.code(), 0, "{}", v.text());
 
-    let e = &server.endpoint;
-    let piped = std::process::Command::new(server.program("pg_dump"))
-        .args([
-            "-Fc",
-            "-h",
-            &e.host,
-            "-p",
-            &e.port.to_string(),
-            "-U",
-            &e.user,
-            "-d",
-            &db,
-        ])
-        .env("PGPASSWORD", e.password().unwrap_or_default())
-        .output()
-        .unwrap();
-    assert!(piped.status.success());
     let file = repo.path().join("piped.dump");
-    std::fs::write(&file, &piped.stdout).unwrap();
+    std::fs::write(&file, server.pg_dump_piped(&db)).unwrap();
     assert_eq!(
         pgdrill::pg::archive::data_offsets(&file),
         Some(pgdrill::pg::archive::DataOffsets {

@@ -268,17 +268,9 @@ async fn restore(a: RestoreArgs) -> Result<Exit, Error> {
                 .await
                 .map_err(|e| Error::Usage(format!("the dry run did not finish: {e}")))?;
         super::print_dry_run(&preview, a.json, || render(&preview));
-        return Ok(if preview.can_run {
-            Exit::Pass
-        } else {
-            Exit::Environment
-        });
+        return Ok(super::dry_run_exit(preview.can_run));
     };
-    if a.json {
-        return Err(Error::Usage(
-            "--json prints the dry run's plan: leave out --confirm to see it".into(),
-        ));
-    }
+    super::no_json_when_confirmed(a.json)?;
     if *confirm != name {
         return Err(Error::Usage(format!(
             "--confirm {confirm:?} is not the name of the backup this restore would put into {} ({name:?}); nothing was done. Run the dry run (leave out --confirm), check the backup, and type its name: --confirm {name}",

@@ -237,6 +237,25 @@ async fn run_sealed(
     Ok((report, out_dir))
 }
 
+/// `--json` with `--confirm`: refused, since only the dry run has a plan to print.
+fn no_json_when_confirmed(json: bool) -> Result<(), Error> {
+    if json {
+        return Err(Error::Usage(
+            "--json prints the dry run's plan: leave out --confirm to see it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A dry run's exit: 0 when the operation can run, 3 when it cannot.
+fn dry_run_exit(can_run: bool) -> Exit {
+    if can_run {
+        Exit::Pass
+    } else {
+        Exit::Environment
+    }
+}
+
 /// Prints a real operation's dry run: `preview` as JSON with `--json`, else `text` for a
 /// person.
 fn print_dry_run(preview: &impl serde::Serialize, json: bool, text: impl FnOnce() -> String) {

@@ -166,17 +166,9 @@ pub async fn run(args: RestoreArgs) -> Result<Exit, Error> {
     let Some(confirm) = &args.confirm else {
         let preview = crate::drill::preview::preview(&plan, now).await;
         super::print_dry_run(&preview, args.json, || render(&preview, &args));
-        return Ok(if preview.can_run {
-            Exit::Pass
-        } else {
-            Exit::Environment
-        });
+        return Ok(super::dry_run_exit(preview.can_run));
     };
-    if args.json {
-        return Err(Error::Usage(
-            "--json prints the dry run's plan: leave out --confirm to see it".into(),
-        ));
-    }
+    super::no_json_when_confirmed(args.json)?;
     confirmed(
         plan,
         confirm,

@@ -138,10 +138,8 @@ impl RollbackArgs {
 pub async fn run(args: RollbackArgs) -> Result<Exit, Error> {
     let options = args.options();
     options.check()?;
-    if args.json && args.confirm.is_some() {
-        return Err(Error::Usage(
-            "--json prints the dry run's plan: leave out --confirm to see it".into(),
-        ));
+    if args.confirm.is_some() {
+        super::no_json_when_confirmed(args.json)?;
     }
     let audit_log = args.audit_log()?;
     let preview = crate::drill::preview::rollback_preview(&options).await;

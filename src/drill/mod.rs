@@ -322,12 +322,10 @@ async fn execute(
         ctx.rec.watch(watched);
         let beside = matches!(step, Step::ReplaceServer)
             && matches!(steps.peek(), Some(Step::Precheck))
-            && matches!(ctx.owned.backend, Some(Backend::Native(_)))
-            && ev.backup.is_some();
-        if beside {
+            && matches!(ctx.owned.backend, Some(Backend::Native(_)));
+        if let (true, Some(set)) = (beside, ev.backup.as_ref()) {
             steps.next();
-            let set = ev.backup.clone().expect("checked above");
-            ev.precheck = Some(disaster::replace_server_beside_precheck(ctx, &set).await?);
+            ev.precheck = Some(disaster::replace_server_beside_precheck(ctx, set).await?);
             continue;
         }
         run_step(ctx, step, flow, ev).await?;

@@ -242,12 +242,7 @@ impl NativeBackend {
         self.as_server_user(&mut cmd);
         if !self.keep {
             // If pgdrill is killed outright (SIGKILL), the server still shuts down.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(Signal::SIGINT)
-                        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
-                });
-            }
+            crate::program::die_with_parent(&mut cmd, Signal::SIGINT);
         }
         let (child, _) = crate::program::spawn(&mut cmd).map_err(|source| {
             StartError::Env(EnvError::Spawn {

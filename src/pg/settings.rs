@@ -24,20 +24,18 @@ pub const RESTORE_RELEVANT: [&str; 10] = [
     "work_mem",
 ];
 
-/// What `--server-settings-from` copies: the restore-relevant settings except `fsync` and
-/// `full_page_writes`. A server running without them is misconfigured, and a drill that
-/// copied them would measure a restore faster than a durable replacement's: the RTO claimed
-/// must never be better than a correctly configured server gives.
-pub const COPIED: [&str; 8] = [
-    "synchronous_commit",
-    "wal_level",
-    "shared_buffers",
-    "max_wal_size",
-    "checkpoint_timeout",
-    "maintenance_work_mem",
-    "max_parallel_maintenance_workers",
-    "work_mem",
-];
+/// What `--server-settings-from` never copies of the [`RESTORE_RELEVANT`] ones: a server
+/// running without them is misconfigured, and a drill that copied them would measure a
+/// restore faster than a durable replacement's: the RTO claimed must never be better than a
+/// correctly configured server gives.
+pub const NEVER_COPIED: [&str; 2] = ["fsync", "full_page_writes"];
+
+/// What `--server-settings-from` copies: the restore-relevant settings but [`NEVER_COPIED`].
+pub fn copied() -> impl Iterator<Item = &'static str> {
+    RESTORE_RELEVANT
+        .into_iter()
+        .filter(|n| !NEVER_COPIED.contains(n))
+}
 
 /// Every parameter name PostgreSQL 12 to 17 accepts (lower case), besides the read-only ones
 /// in [`READ_ONLY`]: a name outside both is a typo, told before anything starts.
@@ -453,14 +451,14 @@ pub async fn effective(endpoint: &Endpoint, names: &[String]) -> Result<Vec<Effe
         .collect())
 }
 
-/// The [`COPIED`] settings of the live server at `endpoint`, read in a read-only session:
+/// The [`copied`] settings of the live server at `endpoint`, read in a read-only session:
 /// `name=value` pairs as `SHOW` gives them (units included, so `postgres -c` takes them as
 /// they are). A `wal_level` of `minimal` brings `max_wal_senders` with it, which such a
 /// server must have at 0 (PostgreSQL refuses to start otherwise).
 pub async fn copy_from(endpoint: &Endpoint) -> Result<Vec<(String, String)>, EnvError> {
     let mut session = endpoint.clone();
     session.options = Some("-c default_transaction_read_only=on".into());
-    let mut names: Vec<String> = COPIED.iter().map(|n| n.to_string()).collect();
+    let mut names: Vec<String> = copied().map(String::from).collect();
     names.push("max_wal_senders".into());
     let found = effective(&session, &names).await?;
     let minimal = found

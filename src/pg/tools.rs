@@ -474,13 +474,7 @@ impl ToolCommand {
                 }
                 cmd.args(&self.args);
                 if self.die_with_parent {
-                    // SAFETY: only an async-signal-safe system call between fork and exec.
-                    unsafe {
-                        cmd.pre_exec(|| {
-                            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
-                        });
-                    }
+                    crate::program::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGKILL);
                 }
                 cmd
             }

@@ -510,27 +510,39 @@ impl TestServer {
     /// `pg_dump -Fc` of `db` into `to`, as a user takes their own backup (no globals, no
     /// manifest); panics with pg_dump's message when it fails.
     pub fn pg_dump(&self, db: &str, to: &Path) {
+        self.run_pg_dump(db, Some(to));
+    }
+
+    /// `pg_dump -Fc` of `db` to its stdout, as `pg_dump -Fc > file` takes it: an archive
+    /// written into a pipe, without data offsets.
+    pub fn pg_dump_piped(&self, db: &str) -> Vec<u8> {
+        self.run_pg_dump(db, None)
+    }
+
+    fn run_pg_dump(&self, db: &str, to: Option<&Path>) -> Vec<u8> {
         let e = &self.endpoint;
-        let out = std::process::Command::new(self.program("pg_dump"))
-            .args([
-                "-Fc",
-                "-h",
-                &e.host,
-                "-p",
-                &e.port.to_string(),
-                "-U",
-                &e.user,
-            ])
-            .args(["-d", db, "-f"])
-            .arg(to)
-            .env("PGPASSWORD", e.password().unwrap_or_default())
-            .output()
-            .expect("run pg_dump");
+        let mut cmd = std::process::Command::new(self.program("pg_dump"));
+        cmd.args([
+            "-Fc",
+            "-h",
+            &e.host,
+            "-p",
+            &e.port.to_string(),
+            "-U",
+            &e.user,
+        ])
+        .args(["-d", db])
+        .env("PGPASSWORD", e.password().unwrap_or_default());
+        if let Some(to) = to {
+            cmd.arg("-f").arg(to);
+        }
+        let out = cmd.output().expect("run pg_dump");
         assert!(
             out.status.success(),
             "pg_dump of {db}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out.stdout
     }
 
     /// A database for the sample app named after `prefix`: the fixtures' roles (the app role's
