@@ -57,3 +57,38 @@ fn sigint_stops_the_drill_cleans_up_and_reports_it() {
     let id = r["drill_id"].as_str().unwrap();
     assert!(leftovers(id).is_empty(), "{:?}", leftovers(id));
 }
+
+/// A server start cut off at any moment (a signal drops the drill's future): the copy of the
+/// template, the server's start and its wait for connections each leave nothing behind.
+#[test]
+fn a_server_start_cut_off_at_any_moment_leaves_nothing() {
+    let id = format!("test-cutoff-{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    {
+        let backend = pgdrill::env::native::NativeBackend::discover(&id).unwrap();
+        // The template exists first, as it does when a drill replaces a lost server.
+        let first = rt.block_on(backend.provision("first")).unwrap();
+        rt.block_on(first.destroy()).unwrap();
+        let mut cut = 0;
+        for ms in (0..120).step_by(4) {
+            let started = rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(ms), backend.provision("target")).await
+            });
+            match started {
+                Ok(t) => rt.block_on(t.unwrap().destroy()).unwrap(),
+                Err(_) => cut += 1,
+            }
+            let left: Vec<_> = leftovers(&id)
+                .into_iter()
+                .filter(|l| !l.contains("-template-"))
+                .collect();
+            assert!(left.is_empty(), "cut off after {ms} ms: {left:?}");
+        }
+        // Some starts must really have been cut off, or the test proves nothing.
+        assert!(cut >= 3, "only {cut} starts were cut off");
+    }
+    assert!(leftovers(&id).is_empty(), "{:?}", leftovers(&id));
+}

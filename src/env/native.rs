@@ -170,18 +170,31 @@ impl NativeBackend {
         let dir = self.tempdir(role)?;
         let data = dir.path().join("data");
         let mut cp = Command::new("cp");
-        cp.arg("-a").arg(&template).arg(&data);
-        let out = crate::program::output(&mut cp)
-            .await
-            .map_err(|source| EnvError::Spawn {
+        cp.arg("-a")
+            .arg(&template)
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let (child, program) =
+            crate::program::spawn(&mut cp).map_err(|source| EnvError::Spawn {
                 program: "cp".into(),
                 source,
             })?;
-        if !out.status.success() {
+        // Declared after `dir`, so dropped first: a drill stopped during the copy reaps `cp`
+        // before the dir is removed, and nothing writes into it after.
+        let mut copying = Reaped(Some(child));
+        let (status, stderr) = copying.finish().await;
+        crate::program::ended(&program, &status);
+        let status = status.map_err(|source| EnvError::Spawn {
+            program: "cp".into(),
+            source,
+        })?;
+        if !status.success() {
             return Err(EnvError::ServerStart {
                 reason: format!(
                     "cannot copy the template cluster: {}. Check free disk space in {}.",
-                    String::from_utf8_lossy(&out.stderr).trim(),
+                    stderr.trim(),
                     std::env::temp_dir().display()
                 ),
             });
@@ -344,18 +357,13 @@ impl NativeTarget {
             }
         }
         if let Some(dir) = self.dir.take() {
-            let mut tries = 0;
-            // A backend that was still ending may have written a file after the walk passed.
-            while let Err(e) = std::fs::remove_dir_all(&dir) {
-                tries += 1;
-                if !dir.exists() {
-                    break;
-                }
-                if tries == 50 {
-                    return Err(EnvError::io(format!("cannot remove {}", dir.display()), e));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let removed = dir.clone();
+            tokio::task::spawn_blocking(move || remove_dir_retrying(&removed))
+                .await
+                .map_err(|e| {
+                    EnvError::io("cannot remove the server's dir", std::io::Error::other(e))
+                })?
+                .map_err(|e| EnvError::io(format!("cannot remove {}", dir.display()), e))?;
         }
         Ok(())
     }
@@ -395,11 +403,60 @@ impl Drop for NativeTarget {
                     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                     let _ = wait_blocking(&mut child);
                 }
+                // As in `destroy`: the backends of a postmaster that did not end cleanly.
+                let _ = nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
         if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = remove_dir_retrying(&dir);
         }
+    }
+}
+
+/// A child process killed and reaped when dropped before it ended (a cancelled drill).
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    /// Waits for the child to end; its exit and what it wrote to stderr.
+    async fn finish(&mut self) -> (std::io::Result<std::process::ExitStatus>, String) {
+        let Some(child) = self.0.as_mut() else {
+            return (Err(std::io::ErrorKind::NotFound.into()), String::new());
+        };
+        let mut stderr = child.stderr.take();
+        let read = async {
+            let mut text = String::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = tokio::io::AsyncReadExt::read_to_string(e, &mut text).await;
+            }
+            text
+        };
+        let (status, text) = tokio::join!(child.wait(), read);
+        self.0 = None;
+        (status, text)
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.start_kill();
+            let _ = wait_blocking(&mut child);
+        }
+    }
+}
+
+/// Removes `dir`, again after a pause while something that was still ending (a backend of a
+/// killed postmaster) writes into it; gives up after five seconds.
+fn remove_dir_retrying(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(_) if !dir.exists() => return Ok(()),
+            Err(e) if tries == 50 => return Err(e),
+            Err(_) => tries += 1,
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
