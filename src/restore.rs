@@ -84,7 +84,10 @@ pub async fn precheck(
             dump.display()
         ))
     })?;
-    let mut checked = precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?;
+    let mut checked = match split_reading(dump, tools) {
+        Some(lists) => precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?,
+        None => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
+    };
     if let Some(o) = crate::pg::archive::data_offsets(dump).filter(|o| o.unset > 0) {
         // Sound, but slow to restore in parallel: worth knowing before the outage.
         checked.detail.push_str(&format!(
@@ -93,6 +96,170 @@ pub async fn precheck(
         ));
     }
     Ok(checked)
+}
+
+/// How many `pg_restore` processes read one archive side by side in the precheck, at most.
+const PRECHECK_READERS: usize = 4;
+
+/// The `pg_restore -L` lists that split the reading of `dump` between several processes: one
+/// per core, each with its share of the data blocks by size, the first also with every entry
+/// that has no data. `None` where one reader is the way: the programs are not this machine's
+/// (a container does not see the file), the archive is not a custom one whose table of
+/// contents this reader knows, some data block's offset is not recorded (a reader would scan
+/// past the others' blocks), or one core.
+fn split_reading(dump: &Path, tools: &PgTools) -> Option<Vec<String>> {
+    tools.bindir()?;
+    let readers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(PRECHECK_READERS);
+    let entries = crate::pg::archive::entries(dump)?;
+    let len = std::fs::metadata(dump).ok()?.len();
+    let mut blocks = Vec::new();
+    for e in &entries {
+        match e.offset {
+            crate::pg::archive::Offset::At(at) => blocks.push((at, e.dump_id)),
+            crate::pg::archive::Offset::NotSet => return None,
+            crate::pg::archive::Offset::NoData => {}
+        }
+    }
+    if readers < 2 || blocks.len() < 2 {
+        return None;
+    }
+    // A block runs to the next one's start (the last to the end of the file).
+    blocks.sort_unstable();
+    let mut sized: Vec<(u64, i64)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, (at, id))| {
+            let end = blocks.get(i + 1).map_or(len, |b| b.0);
+            (end.saturating_sub(*at), *id)
+        })
+        .collect();
+    // The largest first, each to the reader with the least so far.
+    sized.sort_unstable_by(|a, b| b.cmp(a));
+    let mut lists = vec![(0u64, String::new()); readers.min(sized.len())];
+    for e in entries
+        .iter()
+        .filter(|e| e.offset == crate::pg::archive::Offset::NoData)
+    {
+        lists[0].1.push_str(&format!("{}\n", e.dump_id));
+    }
+    for (size, id) in sized {
+        let least = lists
+            .iter_mut()
+            .min_by_key(|l| l.0)
+            .expect("at least two readers");
+        least.0 += size;
+        least.1.push_str(&format!("{id}\n"));
+    }
+    Some(lists.into_iter().map(|(_, l)| l).collect())
+}
+
+/// [`precheck`] with the archive read by one `pg_restore -f /dev/null -L LIST` per list, side
+/// by side, and the file hashed beside them: every entry is in exactly one list, so every data
+/// block is still read and decompressed once, and a damaged one fails its reader.
+async fn precheck_split(
+    dump: &Path,
+    len: u64,
+    lists: Vec<String>,
+    manifest: Option<&Manifest>,
+    tools: &PgTools,
+    progress: &Progress,
+) -> Result<Precheck, RestoreError> {
+    if let Some(m) = manifest {
+        if m.size_bytes != len {
+            return Err(RestoreError::Unusable(format!(
+                "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
+                dump.display(),
+                len,
+                m.size_bytes
+            )));
+        }
+    }
+    let readers = lists.len();
+    let mut files = Vec::new();
+    for list in &lists {
+        let mut f = tempfile::Builder::new()
+            .prefix("pgdrill-precheck-")
+            .suffix(".list")
+            .tempfile()
+            .map_err(|e| EnvError::io("cannot write a pg_restore list for the precheck", e))?;
+        std::io::Write::write_all(&mut f, list.as_bytes())
+            .map_err(|e| EnvError::io("cannot write a pg_restore list for the precheck", e))?;
+        files.push(f);
+    }
+    let read = files.iter().map(|list| async move {
+        let mut cmd = tools.plain("pg_restore");
+        cmd.args(["-f", "/dev/null", "-L"])
+            .arg(list.path())
+            .arg(dump)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.start()?;
+        let stderr = child.stderr.take().expect("piped");
+        let err_text = read_all(stderr).await;
+        let status = cmd.wait(&mut child).await?;
+        Ok::<_, RestoreError>((status, err_text))
+    });
+    let hash = async {
+        let mut file = tokio::fs::File::open(dump).await.map_err(|e| {
+            RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
+        })?;
+        let mut meter = Meter::new(progress, Unit::Bytes, Some(len), BYTES_EVERY);
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; crate::digest::CHUNK];
+        loop {
+            let n = file.read(&mut buf).await.map_err(|e| {
+                RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            meter.add(n as u64);
+        }
+        meter.finish();
+        Ok::<_, RestoreError>(hasher.finish().1)
+    };
+    let (sha256, reads) = tokio::join!(hash, futures_util::future::join_all(read));
+    let sha256 = sha256?;
+    if let Some(m) = manifest {
+        if m.sha256 != sha256 {
+            return Err(RestoreError::Unusable(format!(
+                "SHA-256 of {} is {sha256} but its manifest says {}: the file is corrupted or is not the backup the manifest describes",
+                dump.display(),
+                m.sha256
+            )));
+        }
+    }
+    for r in reads {
+        let (status, err_text) = r?;
+        if !status.success() {
+            return Err(RestoreError::Unusable(format!(
+                "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
+                dump.display(),
+                status,
+                tail(&err_text)
+            )));
+        }
+    }
+    let detail = format!(
+        "{} bytes, sha256 {}{}; whole archive read through pg_restore ({readers} readers side by side)",
+        len,
+        &sha256[..16],
+        if manifest.is_some() {
+            " = manifest"
+        } else {
+            " (no manifest beside the file: checksum not compared)"
+        }
+    );
+    Ok(Precheck {
+        size_bytes: len,
+        sha256,
+        detail,
+    })
 }
 
 /// [`precheck`] of `len` bytes read from `file`, reported as `dump`: the negative controls

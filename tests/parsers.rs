@@ -414,6 +414,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(300))]
+
+    /// A custom archive's binary table of contents, of any bytes after a known header (and
+    /// lengths that claim more than there is): read or refused, never a panic or a huge
+    /// allocation.
+    #[test]
+    fn archive_tables_of_contents_of_any_bytes_are_read_or_refused(
+        version in 12u8..=14,
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut bytes = b"PGDMP".to_vec();
+        bytes.extend([1, version, 0, 4, 8, 1]);
+        bytes.extend(&body);
+        if let Some(entries) = pgdrill::pg::archive::entries_in(&bytes) {
+            prop_assert!(entries.len() <= bytes.len());
+        }
+        let _ = pgdrill::pg::archive::entries_in(&body);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan file (`drill --plan FILE`).
 

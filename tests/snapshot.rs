@@ -565,6 +565,77 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
     );
 }
 
+/// Large tables read in `ctid` ranges by two sessions give the fingerprints one session
+/// gives reading each whole: odd names, text with tabs and newlines, NULLs, dead rows, HOT
+/// updates, an inheritance child, generated columns, and a row written after the snapshot
+/// into a page past the last range's start.
+#[tokio::test]
+async fn tables_read_in_pieces_fingerprint_as_whole_ones() {
+    let (server, db) = TestServer::with_db(
+        "snapshot",
+        "pieces",
+        "CREATE SCHEMA \"Odd.Schema\";
+         CREATE TABLE \"Odd.Schema\".\"Wide Table\" (id int PRIMARY KEY, t text, n numeric, j jsonb,
+             g int GENERATED ALWAYS AS (id * 2) STORED);
+         INSERT INTO \"Odd.Schema\".\"Wide Table\" (id, t, n, j)
+             SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE repeat('x' || chr(9) || chr(10), g % 13) END,
+                    g / 3.0, jsonb_build_object('g', g)
+             FROM generate_series(1, 20000) g;
+         DELETE FROM \"Odd.Schema\".\"Wide Table\" WHERE id % 5 = 0;
+         UPDATE \"Odd.Schema\".\"Wide Table\" SET n = n + 1 WHERE id % 11 = 0;
+         CREATE TABLE parent (a int, b text);
+         CREATE TABLE child (c int) INHERITS (parent);
+         INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 3000) g;
+         INSERT INTO child SELECT g, 'c' || g, g FROM generate_series(1, 3000) g;
+         CREATE TABLE tiny (a int); INSERT INTO tiny VALUES (1);",
+    )
+    .await;
+    let exporter = server.connect(&db).await;
+    exporter
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .unwrap();
+    let id: String = exporter
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let whole = snapshot::take(&exporter).await.unwrap();
+    server
+        .connect(&db)
+        .await
+        .batch_execute("INSERT INTO \"Odd.Schema\".\"Wide Table\" (id, t) SELECT g, 'late' FROM generate_series(100001, 103000) g")
+        .await
+        .unwrap();
+    let reader = server.connect(&db).await;
+    reader
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+        ))
+        .await
+        .unwrap();
+    let none = pgdrill::progress::Progress::none();
+    let (split, pieces) = snapshot::take_split_in_pieces(&exporter, &reader, &none, 8)
+        .await
+        .unwrap();
+    assert!(
+        pieces >= 10,
+        "only {pieces} pieces: the tables were not cut"
+    );
+    assert_eq!(split.tables, whole.tables);
+    let wide = whole
+        .tables
+        .iter()
+        .find(|t| t.name == "\"Odd.Schema\".\"Wide Table\"")
+        .unwrap();
+    assert_eq!(wide.rows, 16000);
+    // With one piece per table (pieces larger than any table) nothing is cut.
+    let (_, pieces) = snapshot::take_split_in_pieces(&exporter, &reader, &none, 1 << 30)
+        .await
+        .unwrap();
+    assert_eq!(pieces, 0);
+}
+
 #[tokio::test]
 async fn any_user_database_gets_the_generic_checks() {
     let server = TestServer::start("snapshot").await;

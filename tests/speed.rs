@@ -165,3 +165,69 @@ fn analyze_runs_on_the_jobs_sessions_and_leaves_statistics_everywhere() {
     });
     assert!(never.is_empty(), "relations never analyzed: {never:?}");
 }
+
+/// The precheck reads an archive whose blocks it can find with one `pg_restore` per core,
+/// side by side, and still reads every block: damage in any table's data fails it, whichever
+/// reader had that table.
+#[test]
+fn the_precheck_reads_an_archive_on_every_core_and_misses_no_damaged_block() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("one core: the precheck reads with one pg_restore, as tested elsewhere");
+        return;
+    }
+    let rt = runtime();
+    let (server, db) = rt.block_on(TestServer::with_db("speed-readers", "readers", TABLES));
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("good.dump");
+    server.pg_dump(&db, &dump);
+    let run = Pgdrill::native(["--backup-file", dump.to_str().unwrap()]).run();
+    run.assert_pass();
+    let detail = run.phase("precheck")["detail"].as_str().unwrap();
+    assert!(detail.contains("readers side by side"), "{detail}");
+
+    let len = std::fs::metadata(&dump).unwrap().len();
+    let mut starts: Vec<u64> = pgdrill::pg::archive::entries(&dump)
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.offset {
+            pgdrill::pg::archive::Offset::At(at) => Some(at),
+            _ => None,
+        })
+        .collect();
+    starts.sort_unstable();
+    let mut damaged = 0;
+    for (i, at) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(len);
+        if end - at < 200 {
+            continue; // an empty table's block: a header only
+        }
+        let copy = dir.path().join(format!("damaged-{i}.dump"));
+        let mut bytes = std::fs::read(&dump).unwrap();
+        let middle = (*at + (end - at) / 2) as usize;
+        bytes[middle..middle + 8]
+            .copy_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37]);
+        std::fs::write(&copy, bytes).unwrap();
+        let run = Pgdrill::native(["--backup-file", copy.to_str().unwrap()]).run();
+        assert_eq!(run.code(), 1, "block at {at}: {}", run.text());
+        let r = run.report();
+        assert_eq!(
+            (
+                r["failure"]["phase"].as_str(),
+                r["failure"]["class"].as_str()
+            ),
+            (Some("precheck"), Some("backup_unusable")),
+            "block at {at}: {}",
+            r["failure"]
+        );
+        assert!(
+            r["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not read through"),
+            "{}",
+            r["failure"]
+        );
+        damaged += 1;
+    }
+    assert!(damaged >= 2, "only {damaged} data blocks were damaged");
+}

@@ -20,22 +20,68 @@ pub struct DataOffsets {
     pub unset: usize,
 }
 
-/// `K_OFFSET_POS_NOT_SET`: the data was written, but not where.
-const OFFSET_NOT_SET: u8 = 1;
-
 /// The data offsets of `archive`, or `None` when it cannot be read, is not a custom-format
 /// archive of a layout this reader knows, or ends inside its table of contents.
 pub fn data_offsets(archive: &Path) -> Option<DataOffsets> {
+    let entries = entries(archive)?;
+    let tables: Vec<_> = entries.iter().filter(|e| e.table_data).collect();
+    Some(DataOffsets {
+        tables: tables.len(),
+        unset: tables.iter().filter(|e| e.offset == Offset::NotSet).count(),
+    })
+}
+
+/// One entry of an archive's table of contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its dump id: what a `pg_restore -L` list names it by.
+    pub dump_id: i64,
+    /// Whether it is a TABLE DATA entry.
+    pub table_data: bool,
+    /// Where its data block is.
+    pub offset: Offset,
+}
+
+/// Where an entry's data block is, as the table of contents records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// It has data, written where pg_dump could not record (into a pipe).
+    NotSet,
+    /// Its data starts at this byte of the archive.
+    At(u64),
+    /// It has no data block.
+    NoData,
+}
+
+/// `K_OFFSET_POS_NOT_SET` and `K_OFFSET_POS_SET`; `K_OFFSET_NO_DATA` is the third.
+const OFFSET_NOT_SET: u8 = 1;
+const OFFSET_SET: u8 = 2;
+
+/// Every entry of `archive`'s table of contents, in its order; `None` as for [`data_offsets`].
+pub fn entries(archive: &Path) -> Option<Vec<Entry>> {
     let f = std::fs::File::open(archive).ok()?;
+    let left = f.metadata().ok()?.len();
     read(&mut Toc {
         inner: std::io::BufReader::new(f),
         int_size: 0,
+        left,
     })
     .ok()
     .flatten()
 }
 
-fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<DataOffsets>> {
+/// [`entries`] of an archive's first bytes (the table of contents is at its start).
+pub fn entries_in(bytes: &[u8]) -> Option<Vec<Entry>> {
+    read(&mut Toc {
+        inner: bytes,
+        int_size: 0,
+        left: bytes.len() as u64,
+    })
+    .ok()
+    .flatten()
+}
+
+fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<Vec<Entry>>> {
     if r.take(5)? != b"PGDMP" {
         return Ok(None);
     }
@@ -45,7 +91,12 @@ fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<DataOffsets>> {
         (s[0] as usize, s[1] as usize, s[2])
     };
     // The custom format is 1; 1.12–1.14 share one layout of the fields read here.
-    if version[0] != 1 || !(12..=14).contains(&version[1]) || format != 1 || int_size > 8 {
+    if version[0] != 1
+        || !(12..=14).contains(&version[1])
+        || format != 1
+        || int_size > 8
+        || off_size > 8
+    {
         return Ok(None);
     }
     r.int_size = int_size;
@@ -56,12 +107,9 @@ fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<DataOffsets>> {
     for _ in 0..3 {
         r.string()?; // database, server and pg_dump versions
     }
-    let mut found = DataOffsets {
-        tables: 0,
-        unset: 0,
-    };
+    let mut found = Vec::new();
     for _ in 0..r.int()? {
-        r.int()?; // dump id
+        let dump_id = r.int()?;
         r.int()?; // had dumper
         r.string()?; // table oid
         r.string()?; // oid
@@ -73,11 +121,21 @@ fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<DataOffsets>> {
         }
         while r.string()?.is_some() {} // dependencies
         let flag = r.take(1)?[0];
-        r.take(off_size)?;
-        if desc.as_deref() == Some(b"TABLE DATA".as_slice()) {
-            found.tables += 1;
-            found.unset += usize::from(flag == OFFSET_NOT_SET);
-        }
+        // pg_dump's WriteOffset: the offset's bytes, least significant first.
+        let at = r
+            .take(off_size)?
+            .iter()
+            .rev()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        found.push(Entry {
+            dump_id,
+            table_data: desc.as_deref() == Some(b"TABLE DATA".as_slice()),
+            offset: match flag {
+                OFFSET_NOT_SET => Offset::NotSet,
+                OFFSET_SET => Offset::At(at),
+                _ => Offset::NoData,
+            },
+        });
     }
     Ok(Some(found))
 }
@@ -87,10 +145,16 @@ fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<DataOffsets>> {
 struct Toc<R> {
     inner: R,
     int_size: usize,
+    /// Bytes not yet read: a length beyond them is damage, found before allocating it.
+    left: u64,
 }
 
 impl<R: Read> Toc<R> {
     fn take(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        if n as u64 > self.left {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
         let mut buf = vec![0; n];
         self.inner.read_exact(&mut buf)?;
         Ok(buf)
@@ -109,11 +173,6 @@ impl<R: Read> Toc<R> {
 
     fn string(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         let len = self.int()?;
-        // A length beyond the file is damage; read_exact would say so, but not before
-        // allocating it.
-        if len > 1 << 30 {
-            return Err(std::io::ErrorKind::InvalidData.into());
-        }
         Ok(if len < 0 {
             None
         } else {
