@@ -51,6 +51,7 @@ pub mod json;
 pub mod live;
 pub mod options;
 pub mod pg;
+pub mod pitr;
 pub mod plan;
 pub mod preflight;
 pub mod program;

@@ -130,6 +130,9 @@ pub struct DrillOptions {
     /// `--server-settings-from`: a live server whose restore-relevant settings the restore
     /// target copies.
     pub server_settings_from: Option<String>,
+    /// `--pgbackrest-stanza` and its `--pgbackrest-config`, `--target…`, `--set`: a
+    /// point-in-time-recovery drill of the stanza instead of a pg_dump drill.
+    pub pitr: Option<crate::pitr::PitrPlan>,
 }
 
 impl Default for DrillOptions {
@@ -182,6 +185,7 @@ impl Default for DrillOptions {
             record: crate::plan::RecordPlan::default(),
             server_settings: Vec::new(),
             server_settings_from: None,
+            pitr: None,
         }
     }
 }
@@ -305,16 +309,25 @@ impl DrillOptions {
             window: self.window,
             at: None,
         });
-        let generated = self.source_dsn.is_none() && self.backup_file.is_none() && repo.is_none();
+        let pitr = self.pitr.take();
+        let is_pitr = pitr.is_some();
+        if is_pitr && (self.source_dsn.is_some() || self.backup_file.is_some() || repo.is_some()) {
+            return Err(Error::Usage(
+                "--pgbackrest-stanza drills the stanza's physical backups: drop --source-dsn, --backup-file and --repo (they name a pg_dump source)".into(),
+            ));
+        }
+        let generated =
+            self.source_dsn.is_none() && self.backup_file.is_none() && repo.is_none() && !is_pitr;
         let app = self.app_plan(generated)?;
-        let source = match (self.source_dsn, &repo, self.backup_file) {
-            (Some(dsn), _, _) => Source::Dsn(
+        let source = match (pitr, self.source_dsn, &repo, self.backup_file) {
+            (Some(p), ..) => Source::Pgbackrest(p),
+            (None, Some(dsn), _, _) => Source::Dsn(
                 Endpoint::from_dsn(&dsn).map_err(|e| Error::Usage(format!("--source-dsn: {e}")))?,
             ),
             // Until the drill's `pick_backup` phase picks the dump, the repository itself.
-            (None, Some(r), _) => Source::BackupFile(r.dir.clone()),
-            (None, None, Some(path)) => Source::BackupFile(path),
-            (None, None, None) => {
+            (None, None, Some(r), _) => Source::BackupFile(r.dir.clone()),
+            (None, None, None, Some(path)) => Source::BackupFile(path),
+            (None, None, None, None) => {
                 if self.rows == 0 {
                     return Err(Error::Usage(
                         "--rows must be a whole number ≥ 1 (the generated users), got 0".into(),
@@ -367,6 +380,17 @@ impl DrillOptions {
                     "--app-image runs the application as a container: use --backend docker (or auto), or describe it with --app-start for the native backend".into(),
                 ))
             }
+            (_, b) => b,
+        };
+        // The restored cluster is started from the machine's own PostgreSQL binaries; a
+        // container restore of a stanza is not built yet.
+        let backend = match (&source, backend) {
+            (Source::Pgbackrest(_), BackendKind::Docker) => {
+                return Err(Error::Usage(
+                    "--pgbackrest-stanza runs on the native backend only (the docker backend is not built yet for point-in-time recovery): use --backend native (or auto)".into(),
+                ))
+            }
+            (Source::Pgbackrest(_), _) => BackendKind::Native,
             (_, b) => b,
         };
         let mut server = crate::pg::settings::ServerSettings::default();
@@ -474,6 +498,9 @@ pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
 /// to fix, told at once (exit 2), not an hour of provisioning later; one that fails later in
 /// the drill is the environment's (exit 3).
 pub async fn check_source(plan: &Plan) -> Result<(), Error> {
+    if let Source::Pgbackrest(p) = &plan.source {
+        return check_stanza(p).await;
+    }
     let Source::Dsn(source) = &plan.source else {
         return Ok(());
     };
@@ -486,6 +513,46 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Before anything is provisioned: `pgbackrest info` must know the stanza, accept its
+/// configuration and list a backup (and `--set`'s); the tool missing is exit 3, the rest exit
+/// 2, each naming the fix. The drill's own `precheck` phase asks again, timed, and verifies.
+async fn check_stanza(p: &crate::pitr::PitrPlan) -> Result<(), Error> {
+    use crate::pitr::PitrError;
+    let usage = |e: PitrError| Error::Usage(format!("--pgbackrest-stanza {}: {e}", p.stanza));
+    let tool = match crate::pitr::pgbackrest::Pgbackrest::locate(p) {
+        Ok(t) => t,
+        Err(PitrError::NotInstalled) => {
+            return Err(Error::CannotRun(PitrError::NotInstalled.to_string()))
+        }
+        Err(PitrError::Env(e)) => return Err(e.into()),
+        Err(e) => return Err(usage(e)),
+    };
+    let info = match tool.info().await {
+        Ok(i) => i,
+        Err(PitrError::Env(e)) => return Err(e.into()),
+        Err(e) => return Err(usage(e)),
+    };
+    if let Some(set) = &p.set {
+        if !info.backups.iter().any(|b| &b.label == set) {
+            return Err(usage(PitrError::NoSuchBackup {
+                stanza: p.stanza.clone(),
+                why: format!("--set {set} names no backup"),
+                labels: labels(&info),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// A stanza's backup labels, for a message.
+fn labels(info: &crate::pitr::StanzaInfo) -> String {
+    info.backups
+        .iter()
+        .map(|b| b.label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Before anything is provisioned: `--server-settings-from`'s server is asked (read-only)

@@ -25,6 +25,7 @@ mod leftovers;
 mod library;
 mod objectives;
 mod parsers;
+mod pitr;
 mod real_db;
 mod regime;
 mod restore;

@@ -181,7 +181,7 @@ pub(super) fn report(
         disaster: DisasterInfo {
             kind: match plan.source {
                 _ if plan.is_live() || plan.rollback.is_some() => DisasterKind::None,
-                Source::BackupFile(_) => DisasterKind::None,
+                Source::BackupFile(_) | Source::Pgbackrest(_) => DisasterKind::None,
                 _ => plan.disaster.into(),
             },
             detail: ev.disaster,
@@ -192,6 +192,7 @@ pub(super) fn report(
         // A code rollback restores no data for a control to damage.
         detection: plan.rollback.is_none().then(|| ev.detection.unwrap_or_else(|| {
             let why = match plan.negative_controls {
+                _ if matches!(plan.source, Source::Pgbackrest(_)) => "not built yet for point-in-time recovery: the controls damage a dump or its manifest, which a physical backup does not have",
                 NegativeControls::None => "negative controls off (--negative-controls none): nothing in this drill shows that its checks can fail",
                 _ => "not run: the drill stopped before the negative controls",
             };
@@ -210,6 +211,7 @@ pub(super) fn report(
         restore: ev.restore,
         config_restore: ev.config_restore,
         server_settings: ev.server_settings,
+        pitr: ev.pitr,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {

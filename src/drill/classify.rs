@@ -95,6 +95,27 @@ impl From<crate::live::LiveError> for StepFail {
     }
 }
 
+impl From<crate::pitr::PitrError> for StepFail {
+    fn from(e: crate::pitr::PitrError) -> Self {
+        use crate::pitr::PitrError as P;
+        match e {
+            P::Env(e) => e.into(),
+            // The machine or its configuration, not the backups.
+            e @ (P::NotInstalled | P::Config { .. } | P::Info(_)) => {
+                StepFail::environment(e.to_string())
+            }
+            // Nothing to restore, a repository that fails its own check, or an archive that
+            // cannot bring recovery to its target: the backups cannot be used as asked.
+            e @ (P::NoStanza { .. }
+            | P::NoBackup { .. }
+            | P::NoSuchBackup { .. }
+            | P::Verify { .. }
+            | P::TargetMissed(_)) => StepFail::backup_unusable(e.to_string()),
+            e @ P::Restore { .. } => StepFail::restore_failed(e.to_string()),
+        }
+    }
+}
+
 impl From<EnvError> for StepFail {
     fn from(e: EnvError) -> Self {
         StepFail::environment(e.to_string())

@@ -89,6 +89,8 @@ pub enum SkipReason {
     NothingToDrop,
     /// A real restore's application has no `--app-health-url` to ask.
     NoHealthUrl,
+    /// A physical restore (point-in-time recovery) has no pg_dump manifest, so no S0.
+    NoManifest,
 }
 
 impl SkipReason {
@@ -113,6 +115,7 @@ impl std::fmt::Display for SkipReason {
             SkipReason::NoHealthUrl => {
                 f.write_str("no --app-health-url: the application's health was not asked")
             }
+            SkipReason::NoManifest => f.write_str("a physical backup (pgBackRest) has no pg_dump manifest, so there is no snapshot S0 to compare with: the exact comparison of rows and fingerprints does not apply; the snapshot of the restored database, amcheck and the recovery target check ran"),
             SkipReason::NothingToDrop => {
                 f.write_str("there was no live database before the restore: nothing to drop")
             }

@@ -23,8 +23,8 @@ mod classify;
 mod phases;
 
 use phases::{
-    app, backup, checklist, code, config, controls, disaster, live, provision, restore, rpo, seed,
-    verify,
+    app, backup, checklist, code, config, controls, disaster, live, pitr, provision, restore, rpo,
+    seed, verify,
 };
 
 pub use assemble::evaluate_budgets;
@@ -148,6 +148,8 @@ struct Flow {
     restored_config: Option<std::path::PathBuf>,
     /// The application's restart after the restore, as far as it got.
     restart: app::Restart,
+    /// A point-in-time recovery's stanza and backup, from its precheck.
+    pitr: Option<pitr::Prechecked>,
 }
 
 /// What the phases returned, kept for the report whether or not a later phase failed.
@@ -178,6 +180,8 @@ struct Evidence {
     config_restore: Option<crate::report::ConfigRestoreInfo>,
     /// The restore target's settings, read after the restore.
     server_settings: Option<crate::report::ServerSettingsInfo>,
+    /// A point-in-time recovery's facts (the report's `pitr` section).
+    pitr: Option<crate::pitr::PitrReport>,
 }
 
 /// Runs a whole drill, reporting to the console and to `events.ndjson` in `--out`, and
@@ -215,7 +219,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let database = match &plan.source {
         Source::Generated { .. } => GENERATED_DB.to_string(),
         Source::Dsn(e) => e.dbname.clone(),
-        Source::BackupFile(_) => String::new(),
+        Source::BackupFile(_) | Source::Pgbackrest(_) => String::new(),
     };
     let mut ev = Evidence {
         database,
@@ -270,6 +274,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         restored: None,
         restored_config: None,
         restart: app::Restart::NotYet,
+        pitr: None,
     };
     let mut ctx = Ctx {
         owned: Owned {
@@ -488,7 +493,20 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 db.admin.dbname, db.admin.user
             ));
             ev.verified.server_version = version;
+            if let Some(p) = ev.pitr.as_mut() {
+                p.tables = s1
+                    .tables
+                    .iter()
+                    .map(|t| crate::pitr::TableRows {
+                        name: t.name.clone(),
+                        rows: t.rows,
+                    })
+                    .collect();
+            }
             ev.verified.snapshot = Some(s1);
+        }
+        Step::Compare if matches!(ctx.plan.source, Source::Pgbackrest(_)) => {
+            ctx.rec.skip(id, SkipReason::NoManifest);
         }
         Step::Compare => {
             let (Some(set), Some(s1)) = (ev.backup.as_ref(), ev.verified.snapshot.as_ref()) else {
@@ -583,6 +601,52 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::DeployRelease(r) => {
             ev.git = crate::code::git_version().await.ok();
             ev.rollback = Some(code::release_rollback(ctx, &r).await?);
+        }
+        Step::PitrPrecheck(p) => {
+            ev.pitr = Some(crate::pitr::PitrReport {
+                tool: "pgbackrest".into(),
+                tool_version: None,
+                stanza: p.stanza.clone(),
+                target: p.target.describe(),
+                backup: None,
+                wal_min: None,
+                wal_max: None,
+                backups_in_stanza: 0,
+                recovery: None,
+                database: None,
+                tables: Vec::new(),
+            });
+            let pre = pitr::precheck(ctx, &p).await?;
+            if let Some(r) = ev.pitr.as_mut() {
+                r.tool_version = pre.version.clone();
+                r.backup = Some(pre.backup.clone());
+                r.wal_min = pre.info.wal_min.clone();
+                r.wal_max = pre.info.wal_max.clone();
+                r.backups_in_stanza = pre.info.backups.len();
+            }
+            ev.disaster = format!(
+                "point-in-time recovery of pgBackRest stanza {} into a new empty server",
+                p.stanza
+            );
+            flow.pitr = Some(pre);
+        }
+        Step::PitrRestore(p) => {
+            let Some(pre) = flow.pitr.as_ref() else {
+                return missing(ctx, id, "stanza precheck").await;
+            };
+            pitr::restore(ctx, &p, pre).await?;
+        }
+        Step::RecoveryReplay(p) => {
+            let (replayed, db) = pitr::replay(ctx, &p).await?;
+            if let Some(r) = ev.pitr.as_mut() {
+                r.recovery = Some(replayed);
+                r.database = Some(db.clone());
+            }
+            ev.database = db.clone();
+            flow.restored = Some(restore::Restored {
+                database: db,
+                no_tablespaces: false,
+            });
         }
         Step::Checklist => {
             ev.checklist = checklist::items(ctx, &ev.verified, flow.restart.take_outcome());

@@ -1,6 +1,7 @@
 //! The scenario: the steps a plan goes through, in order, each carrying its inputs from the
 //! plan. Each phase's name and budget are [`PhaseId`]'s, in [`crate::report::vocab`].
 
+use crate::pitr::PitrPlan;
 use crate::plan::{
     AppPlan, NegativeControls, Plan, Previous, RepoPick, RestoreMode, RestorePlan, RollbackPlan,
     Source,
@@ -94,6 +95,12 @@ pub(super) enum Step {
     /// [`PhaseId::CodeRollback`] of `pgdrill rollback`: the confirmed release checked out and
     /// deployed on the team's own deployment.
     DeployRelease(Box<RollbackPlan>),
+    /// [`PhaseId::Precheck`] of a point-in-time recovery: `pgbackrest info` and `verify`.
+    PitrPrecheck(PitrPlan),
+    /// See [`PhaseId::PitrRestore`].
+    PitrRestore(PitrPlan),
+    /// See [`PhaseId::RecoveryReplay`].
+    RecoveryReplay(PitrPlan),
 }
 
 impl Step {
@@ -137,6 +144,9 @@ impl Step {
             Step::ObserveLive(_) => P::ObserveApp,
             Step::ConfigReplace => P::ConfigRestore,
             Step::DeployRelease(_) => P::CodeRollback,
+            Step::PitrPrecheck(_) => P::Precheck,
+            Step::PitrRestore(_) => P::PitrRestore,
+            Step::RecoveryReplay(_) => P::RecoveryReplay,
         }
     }
 }
@@ -153,6 +163,9 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     }
     if let Some(r) = &plan.rollback {
         return rollback_scenario(r);
+    }
+    if let Source::Pgbackrest(p) = &plan.source {
+        return pitr_scenario(plan, p);
     }
     let full = plan.full().cloned();
     let writer = plan.scope.rpo;
@@ -180,7 +193,8 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
             }
             before_backup(&mut v);
         }
-        Source::BackupFile(_) => {}
+        // A point-in-time recovery has its own scenario (above).
+        Source::BackupFile(_) | Source::Pgbackrest(_) => {}
     }
     if let Some(repo) = &plan.repo {
         v.push(Step::PickBackup(repo.clone()));
@@ -289,6 +303,35 @@ fn rollback_scenario(r: &RollbackPlan) -> Vec<Step> {
         Step::AppVersion,
         Step::AppHealthy,
     ]
+}
+
+/// A point-in-time-recovery drill of a pgBackRest stanza: the backend opened (no server
+/// yet), the stanza checked, its backup restored into a new data directory, WAL replayed to
+/// the target, then the verification that applies to a physical restore. The exact
+/// comparison stays in the list, to be recorded as skipped with its reason: there is no
+/// pg_dump manifest (S0). No negative controls: theirs damage a dump or its manifest.
+fn pitr_scenario(plan: &Plan, p: &PitrPlan) -> Vec<Step> {
+    let mut v = vec![
+        Step::Provision,
+        Step::PitrPrecheck(p.clone()),
+        Step::PitrRestore(p.clone()),
+        Step::RecoveryReplay(p.clone()),
+    ];
+    if let Some(sql) = &plan.tamper_sql {
+        v.push(Step::TamperHook(sql.clone()));
+    }
+    v.extend([
+        Step::Snapshot,
+        Step::Compare,
+        Step::Amcheck,
+        Step::StartApp,
+        Step::AppHealthy,
+    ]);
+    if let Some(app) = &plan.app {
+        v.push(Step::ObserveApp(app.clone()));
+    }
+    v.push(Step::Checklist);
+    v
 }
 
 /// The phases `plan` goes through, in the order they run: its scenario's.

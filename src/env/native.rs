@@ -20,6 +20,21 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a port race with another process is retried.
 const PORT_ATTEMPTS: usize = 5;
 
+/// The user servers run as: `postgres` when pgdrill runs as root (initdb refuses root), else
+/// pgdrill's own user (`None`). Programs that work on a server's files (pgBackRest) run as it.
+pub fn server_user() -> Result<Option<User>, EnvError> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    let user = User::from_name("postgres")
+        .ok()
+        .flatten()
+        .ok_or_else(|| EnvError::ServerStart {
+            reason: "running as root, and initdb refuses root, but there is no `postgres` user to run the server as. Create one (`useradd -r postgres`) or run pgdrill as a normal user.".into(),
+        })?;
+    Ok(Some(user))
+}
+
 /// Creates clusters with `initdb` once per drill and copies of that template afterwards, so
 /// every later server is ready in a fraction of initdb's time.
 pub struct NativeBackend {
@@ -47,17 +62,7 @@ impl NativeBackend {
         let mut needed: Vec<&str> = crate::pg::tools::SERVER_PROGRAMS.to_vec();
         needed.extend_from_slice(crate::pg::tools::CLIENT_PROGRAMS);
         let tools = PgTools::discover(&needed)?;
-        let run_as = if Uid::effective().is_root() {
-            let user = User::from_name("postgres")
-                .ok()
-                .flatten()
-                .ok_or_else(|| EnvError::ServerStart {
-                    reason: "running as root, and initdb refuses root, but there is no `postgres` user to run the server as. Create one (`useradd -r postgres`) or run pgdrill as a normal user.".into(),
-                })?;
-            Some(user)
-        } else {
-            None
-        };
+        let run_as = server_user()?;
         Ok(NativeBackend {
             tools,
             drill_id: drill_id.to_string(),
@@ -206,11 +211,25 @@ impl NativeBackend {
             dir: Some(dir.keep()),
             child: None,
         };
+        self.start_on_free_port(&mut target, settings, &[], READY_TIMEOUT)
+            .await?;
+        Ok(target)
+    }
+
+    /// Starts `target`'s server on a free port, retrying a port another process took
+    /// meanwhile; `extra` `-c` assignments come after `settings` and win.
+    async fn start_on_free_port(
+        &self,
+        target: &mut NativeTarget,
+        settings: &ServerSettings,
+        extra: &[String],
+        ready: Duration,
+    ) -> Result<(), EnvError> {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            match self.start(&mut target, port, settings).await {
-                Ok(()) => return Ok(target),
+            match self.start(target, port, settings, extra, ready).await {
+                Ok(()) => return Ok(()),
                 Err(StartError::PortTaken(log)) => last = log,
                 Err(StartError::Env(e)) => return Err(settings.start_failed(e)),
             }
@@ -220,11 +239,83 @@ impl NativeBackend {
         })
     }
 
+    /// A disposable directory for a physical restore: marked as the drill's (so `pgdrill
+    /// clean` finds it after a `kill -9`), owned by the server user, with an empty `data`
+    /// directory (mode 0700, as PostgreSQL requires) and no server yet; dropping or
+    /// destroying the target removes it. [`NativeBackend::start_restored`] starts it.
+    pub fn empty_target(&self, role: &str) -> Result<NativeTarget, EnvError> {
+        let dir = self.tempdir(role)?;
+        let data = dir.path().join("data");
+        let io = |what: &str, e| EnvError::io(format!("{what} {}", data.display()), e);
+        std::fs::create_dir(&data).map_err(|e| io("cannot create", e))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot restrict", e))?;
+        self.give_to_server_user(&data)?;
+        let mut endpoint = Endpoint::loopback_superuser(&self.password);
+        // Until it starts, its socket directory; the restored cluster's own roles and
+        // passwords are the source's, unknown to pgdrill (see `start_restored`).
+        endpoint.host = dir.path().display().to_string();
+        endpoint.password = None;
+        Ok(NativeTarget {
+            endpoint,
+            tools: self.tools.clone(),
+            dir: Some(dir.keep()),
+            child: None,
+        })
+    }
+
+    /// Starts a server on the data directory a physical restore filled in `target` (see
+    /// [`NativeBackend::empty_target`]), waiting up to `ready` for it to accept connections
+    /// (a hot standby accepts them once recovery is consistent; one that does not, once it
+    /// is promoted). The restored cluster keeps its roles but not its access rules: it is
+    /// reached only through its Unix socket in the drill's private directory, as the
+    /// `postgres` superuser, with `trust` (no TCP listener); its archiving is off
+    /// (`archive_mode=off`), so it can never push WAL into the team's repository.
+    pub async fn start_restored(
+        &self,
+        target: &mut NativeTarget,
+        settings: &ServerSettings,
+        ready: Duration,
+    ) -> Result<(), EnvError> {
+        let dir = target.dir.clone().ok_or_else(|| EnvError::ServerStart {
+            reason: "the restored server's directory is gone".into(),
+        })?;
+        let write = |name: &str, text: &str| -> Result<PathBuf, EnvError> {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
+            self.give_to_server_user(&path)?;
+            Ok(path)
+        };
+        let hba = write("pgdrill_hba.conf", "local all all trust\n")?;
+        let ident = write("pgdrill_ident.conf", "")?;
+        // A cluster whose configuration lives outside its data directory (Debian's
+        // /etc/postgresql) restores without one; PostgreSQL will not start without it.
+        let conf = dir.join("data").join("postgresql.conf");
+        if !conf.exists() {
+            write("data/postgresql.conf", "")?;
+        }
+        let extra = [
+            format!("hba_file={}", hba.display()),
+            format!("ident_file={}", ident.display()),
+            "listen_addresses=".to_string(),
+            "archive_mode=off".to_string(),
+            "archive_command=".to_string(),
+        ];
+        target.endpoint.host = dir.display().to_string();
+        target.endpoint.password = None;
+        self.start_on_free_port(target, settings, &extra, ready)
+            .await
+    }
+
     async fn start(
         &self,
         target: &mut NativeTarget,
         port: u16,
         settings: &ServerSettings,
+        extra: &[String],
+        ready: Duration,
     ) -> Result<(), StartError> {
         let dir = target.dir.clone().expect("dir present until destroyed");
         let log_path = dir.join("postgres.log");
@@ -248,6 +339,7 @@ impl NativeBackend {
                     .iter()
                     .flat_map(|a| ["-c", a.as_str()]),
             )
+            .args(extra.iter().flat_map(|a| ["-c", a.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -292,12 +384,12 @@ impl NativeBackend {
                 drop(conn);
                 return Ok(());
             }
-            if started.elapsed() > READY_TIMEOUT {
+            if started.elapsed() > ready {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(StartError::Env(EnvError::ServerStart {
                     reason: format!(
                         "not ready after {}s; log:\n{}",
-                        READY_TIMEOUT.as_secs(),
+                        ready.as_secs(),
                         tail(&log, 15)
                     ),
                 }));

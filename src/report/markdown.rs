@@ -205,6 +205,68 @@ fn verdict(v: Verdict) -> &'static str {
     }
 }
 
+/// The point-in-time recovery: the stanza, the backup restored, the WAL range, the target
+/// and where recovery stopped.
+fn pitr_section(s: &mut String, r: &Report) {
+    let Some(p) = &r.pitr else {
+        return;
+    };
+    let _ = writeln!(s, "\n## Point-in-time recovery\n\n| | |\n|---|---|");
+    let tool = p.tool_version.as_deref().unwrap_or(&p.tool);
+    let _ = writeln!(s, "| Tool | {} |", cell(tool));
+    let _ = writeln!(
+        s,
+        "| Stanza | `{}` ({} backups) |",
+        p.stanza, p.backups_in_stanza
+    );
+    if let Some(b) = &p.backup {
+        let lsn =
+            |l: Option<crate::pitr::Lsn>| l.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "| Backup | `{}` ({:?}, {} bytes, {} in the repository), {} – {} |",
+            b.label,
+            b.kind,
+            b.size_bytes,
+            b.repo_size_bytes,
+            b.started_at.to_rfc3339(),
+            b.stopped_at.to_rfc3339()
+        );
+        let _ = writeln!(
+            s,
+            "| Backup LSN | {} – {} |",
+            lsn(b.lsn_start),
+            lsn(b.lsn_stop)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| WAL archived | {} – {} |",
+        p.wal_min.as_deref().unwrap_or("-"),
+        p.wal_max.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(s, "| Target | {} |", p.target);
+    if let Some(rec) = &p.recovery {
+        let _ = writeln!(
+            s,
+            "| Recovery stopped | LSN {}, last commit replayed {} |",
+            rec.stopped_lsn
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into()),
+            rec.stopped_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "-".into())
+        );
+        if let Some(line) = &rec.stop_line {
+            let _ = writeln!(s, "| Server log | {} |", cell(line));
+        }
+        let _ = writeln!(s, "| Replay | {} ms until promotion |", rec.replay_ms);
+    }
+    if let Some(db) = &p.database {
+        let _ = writeln!(s, "| Verified database | `{db}` |");
+    }
+}
+
 /// Renders the whole report as Markdown.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -262,6 +324,7 @@ pub fn render(r: &Report) -> String {
             cell(&r.call_line())
         );
     }
+    pitr_section(&mut s, r);
     if let Some(b) = &r.backup {
         let _ = writeln!(s, "\n## Backup\n\n| | |\n|---|---|");
         let _ = writeln!(s, "| File | `{}` |", b.file);

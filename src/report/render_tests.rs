@@ -110,6 +110,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         restore: None,
         config_restore: None,
         server_settings: None,
+        pitr: None,
     }
 }
 

@@ -45,6 +45,10 @@ pub enum PhaseId {
     Createdb,
     /// pg_restore itself.
     PgRestore,
+    /// A physical backup restored into a new empty data directory (`pgbackrest restore`).
+    PitrRestore,
+    /// The restored server started, its WAL replayed to the target, promoted: checked.
+    RecoveryReplay,
     /// ANALYZE after the restore.
     Analyze,
     /// The configuration restored from its newest backup before the disaster, and checked.
@@ -105,6 +109,8 @@ impl PhaseId {
             Roles => "roles",
             Createdb => "createdb",
             PgRestore => "pg_restore",
+            PitrRestore => "pitr_restore",
+            RecoveryReplay => "recovery_replay",
             Analyze => "analyze",
             ConfigRestore => "config_restore",
             CodeRollback => "code_rollback",
@@ -139,10 +145,10 @@ impl PhaseId {
             DropPrevious => None,
             // Finding the file to restore is part of a real restore's time.
             // Provisioning the server that replaces a lost one is recovery time too.
+            // A point-in-time recovery's restore and WAL replay are its database restore.
             PickBackup | StopApp | ReplaceServer | Precheck | Roles | Createdb | PgRestore
-            | Analyze | ConnectTarget | SafetyDump | DropLive | Swap => {
-                Some(BudgetName::DatabaseRestore)
-            }
+            | Analyze | ConnectTarget | SafetyDump | DropLive | Swap | PitrRestore
+            | RecoveryReplay => Some(BudgetName::DatabaseRestore),
             ConfigRestore => Some(BudgetName::ConfigRestore),
             CodeRollback | AppVersion => Some(BudgetName::CodeRollback),
             StartApp | AppHealthy => Some(BudgetName::AppRestart),
@@ -384,6 +390,8 @@ pub enum SourceKind {
     Release,
     /// A configuration restore's age archive (`pgdrill config restore`): no database.
     ConfigBackup,
+    /// A pgBackRest stanza restored to a point in time (`--pgbackrest-stanza`).
+    Pgbackrest,
 }
 
 impl SourceKind {
@@ -395,6 +403,7 @@ impl SourceKind {
             SourceKind::BackupFile => "backup_file",
             SourceKind::Release => "release",
             SourceKind::ConfigBackup => "config_backup",
+            SourceKind::Pgbackrest => "pgbackrest",
         }
     }
 }
@@ -406,6 +415,7 @@ impl From<&crate::plan::Source> for SourceKind {
             Source::Generated { .. } => SourceKind::Generated,
             Source::Dsn(_) => SourceKind::Dsn,
             Source::BackupFile(_) => SourceKind::BackupFile,
+            Source::Pgbackrest(_) => SourceKind::Pgbackrest,
         }
     }
 }

@@ -101,9 +101,12 @@ impl Pgdrill {
     /// another source).
     pub fn drill<I: IntoIterator<Item = S>, S: Into<String>>(extra: I) -> Self {
         let extra: Vec<String> = extra.into_iter().map(Into::into).collect();
-        let other_source = extra
-            .iter()
-            .any(|a| a == "--source-dsn" || a == "--backup-file" || a == "--repo");
+        let other_source = extra.iter().any(|a| {
+            a == "--source-dsn"
+                || a == "--backup-file"
+                || a == "--repo"
+                || a == "--pgbackrest-stanza"
+        });
         let mut d = Pgdrill::new(["drill", "--jobs", "2"]);
         if !other_source {
             d.args.extend(["--rows".to_string(), ROWS.to_string()]);

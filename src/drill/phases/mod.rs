@@ -10,6 +10,7 @@ pub(super) mod config;
 pub(super) mod controls;
 pub(super) mod disaster;
 pub(super) mod live;
+pub(super) mod pitr;
 pub(super) mod provision;
 pub(super) mod restore;
 pub(super) mod rpo;

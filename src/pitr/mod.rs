@@ -1,0 +1,560 @@
+//! Point-in-time recovery of the physical backups a team already has (issue 23): what to
+//! recover to ([`RecoveryTarget`], [`Lsn`]), the plan of a PITR drill ([`PitrPlan`]), what
+//! the tool's repository says about its backups ([`StanzaInfo`], [`BackupInfo`]), how a
+//! recovery ended ([`Replayed`], read from the server's log) and the report's `pitr` section
+//! ([`PitrReport`]). The tool itself is run by [`pgbackrest`]; nothing here prints.
+
+pub mod pgbackrest;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::env_error::EnvError;
+
+/// A WAL location (`X/Y` in PostgreSQL's notation), ordered as the server orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl std::str::FromStr for Lsn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("{s:?} is not an LSN: expected two hexadecimal numbers as in 0/3020D28");
+        let (hi, lo) = s.trim().split_once('/').ok_or_else(bad)?;
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
+        Ok(Lsn((u64::from(hi) << 32) | u64::from(lo)))
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+impl Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where recovery stops: the tool's recovery types, each its own variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryTarget {
+    /// The end of the archived WAL (`--target latest`): the least data lost.
+    Latest,
+    /// The first consistent state after the backup (`--target immediate`): the backup alone.
+    Immediate,
+    /// Just after the last commit at or before this time (`--target-time`).
+    Time(DateTime<Utc>),
+    /// Just after the WAL record at this location (`--target-lsn`).
+    Lsn(Lsn),
+}
+
+impl RecoveryTarget {
+    /// `--target latest|immediate`.
+    pub fn named(s: &str) -> Result<RecoveryTarget, String> {
+        match s {
+            "latest" => Ok(RecoveryTarget::Latest),
+            "immediate" => Ok(RecoveryTarget::Immediate),
+            other => Err(format!(
+                "--target {other:?}: expected latest or immediate (a time or an LSN is --target-time or --target-lsn)"
+            )),
+        }
+    }
+
+    /// `--target-time`: RFC 3339 (`2026-12-06T22:11:35Z`) or PostgreSQL's form
+    /// (`2026-12-06 22:11:35.96+00`); a time without a zone is refused, since the server and
+    /// pgdrill could read it in different zones.
+    pub fn time(s: &str) -> Result<RecoveryTarget, String> {
+        let t = s.trim();
+        let parsed = DateTime::parse_from_rfc3339(t)
+            .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z"))
+            .map_err(|_| {
+                format!("--target-time {s:?}: expected a time with its zone, e.g. 2026-12-06T22:11:35Z or '2026-12-06 22:11:35+00'")
+            })?;
+        Ok(RecoveryTarget::Time(parsed.with_timezone(&Utc)))
+    }
+
+    /// `--target-lsn`.
+    pub fn lsn(s: &str) -> Result<RecoveryTarget, String> {
+        s.parse()
+            .map(RecoveryTarget::Lsn)
+            .map_err(|e| format!("--target-lsn: {e}"))
+    }
+
+    /// The report's words for it: `latest`, `immediate`, `time 2026-…Z`, `lsn 0/3020D28`.
+    pub fn describe(&self) -> String {
+        match self {
+            RecoveryTarget::Latest => "latest".into(),
+            RecoveryTarget::Immediate => "immediate".into(),
+            RecoveryTarget::Time(t) => format!("time {}", pg_time(t)),
+            RecoveryTarget::Lsn(l) => format!("lsn {l}"),
+        }
+    }
+}
+
+/// A time as PostgreSQL's `recovery_target_time` reads it, in UTC with microseconds.
+pub fn pg_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+}
+
+/// A point-in-time-recovery drill of a pgBackRest stanza (`--pgbackrest-stanza`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PitrPlan {
+    /// The stanza.
+    pub stanza: String,
+    /// `--pgbackrest-config`: the tool's configuration file (else its own default).
+    pub config: Option<PathBuf>,
+    /// Where recovery stops.
+    pub target: RecoveryTarget,
+    /// `--set`: the backup to restore (else the tool picks the newest that fits the target).
+    pub set: Option<String>,
+}
+
+/// The kind of a pgBackRest backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    /// A full copy.
+    Full,
+    /// Changes since the last full backup.
+    Diff,
+    /// Changes since the last backup of any kind.
+    Incr,
+}
+
+/// One backup of a stanza, as `pgbackrest info --output=json` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// Its label (`20261206-221124F`), what `--set` names.
+    pub label: String,
+    /// Full, differential or incremental.
+    #[serde(rename = "type")]
+    pub kind: BackupKind,
+    /// When the backup started.
+    pub started_at: DateTime<Utc>,
+    /// When it stopped: the earliest time a recovery from it can reach.
+    pub stopped_at: DateTime<Utc>,
+    /// The WAL location where it started.
+    pub lsn_start: Option<Lsn>,
+    /// Where it stopped: the earliest location a recovery from it can reach.
+    pub lsn_stop: Option<Lsn>,
+    /// The first WAL segment it needs.
+    pub wal_start: Option<String>,
+    /// The last WAL segment it needs.
+    pub wal_stop: Option<String>,
+    /// The database's size in the backup, in bytes.
+    pub size_bytes: u64,
+    /// Its size in the repository (compressed), in bytes.
+    pub repo_size_bytes: u64,
+    /// pgBackRest found a page checksum error while taking it.
+    pub error: bool,
+}
+
+/// What `pgbackrest info --output=json` says about a stanza.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StanzaInfo {
+    /// The stanza's name.
+    pub name: String,
+    /// Its backups, oldest first.
+    pub backups: Vec<BackupInfo>,
+    /// The oldest archived WAL segment of the current database.
+    pub wal_min: Option<String>,
+    /// The newest archived WAL segment.
+    pub wal_max: Option<String>,
+}
+
+impl StanzaInfo {
+    /// The backup a restore to `target` starts from, as pgBackRest chooses it: `set` when
+    /// given; for a time or an LSN, the newest backup that ended at or before it; otherwise
+    /// the newest.
+    pub fn backup_for(&self, target: &RecoveryTarget, set: Option<&str>) -> Option<&BackupInfo> {
+        if let Some(set) = set {
+            return self.backups.iter().find(|b| b.label == set);
+        }
+        let fits = |b: &&BackupInfo| match target {
+            RecoveryTarget::Time(t) => b.stopped_at <= *t,
+            RecoveryTarget::Lsn(l) => b.lsn_stop.is_some_and(|s| s <= *l),
+            RecoveryTarget::Latest | RecoveryTarget::Immediate => true,
+        };
+        self.backups.iter().rev().find(fits)
+    }
+}
+
+/// How recovery ended, from the restored server and its log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    /// The last WAL record replayed (the log's `redo done at`), when the log says it.
+    pub stopped_lsn: Option<Lsn>,
+    /// `pg_last_xact_replay_timestamp()`: the commit time of the last transaction replayed.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The log line saying why recovery stopped (`recovery stopping after …`), if any.
+    pub stop_line: Option<String>,
+    /// `pg_current_wal_lsn()` after promotion.
+    pub promoted_lsn: Option<Lsn>,
+    /// From the server's start to its promotion, in milliseconds.
+    pub replay_ms: u64,
+}
+
+/// The lines of a recovering server's log pgdrill reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryLog {
+    /// `recovery stopping before/after …`.
+    pub stopping: Option<String>,
+    /// `consistent recovery state reached at …`.
+    pub consistent: bool,
+    /// `redo done at X/Y`.
+    pub redo_done: Option<Lsn>,
+    /// The first FATAL or PANIC of the startup process (`recovery ended before configured
+    /// recovery target was reached` …), not a client refused during start-up.
+    pub fatal: Option<String>,
+}
+
+impl RecoveryLog {
+    /// Reads a server log's recovery lines (PostgreSQL's English messages).
+    pub fn read(log: &str) -> RecoveryLog {
+        let mut out = RecoveryLog::default();
+        for line in log.lines() {
+            if let Some(at) = line.find("recovery stopping ") {
+                out.stopping = Some(line[at..].trim().to_string());
+            }
+            if line.contains("consistent recovery state reached") {
+                out.consistent = true;
+            }
+            if let Some(at) = line.find("redo done at ") {
+                let rest = &line[at + "redo done at ".len()..];
+                out.redo_done = rest.split_whitespace().next().and_then(|l| l.parse().ok());
+            }
+            // A client refused while the server starts is no fault of the recovery.
+            let refused = line.contains("the database system is starting up")
+                || line.contains("not yet accepting connections");
+            if let Some(at) = line.find("FATAL:").or_else(|| line.find("PANIC:")) {
+                if !refused {
+                    out.fatal
+                        .get_or_insert_with(|| line[at..].trim().to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The report's `pitr` section: which backup was restored, to where, and where recovery
+/// stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PitrReport {
+    /// The backup tool (`pgbackrest`).
+    pub tool: String,
+    /// Its version (`pgbackrest version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    /// The stanza drilled.
+    pub stanza: String,
+    /// The target asked for (`latest`, `immediate`, `time …`, `lsn …`).
+    pub target: String,
+    /// The backup restored, when the precheck found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupInfo>,
+    /// The oldest archived WAL segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_min: Option<String>,
+    /// The newest archived WAL segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_max: Option<String>,
+    /// How many backups the stanza holds.
+    pub backups_in_stanza: usize,
+    /// Where recovery stopped, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Replayed>,
+    /// The database snapshotted and checked (a physical restore brings back every database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Its tables' rows in the snapshot of the restored database: with no S0 to compare
+    /// with, what the recovery point brought back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableRows>,
+}
+
+/// One table's rows after the recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    /// Its qualified name (`public.ledger`).
+    pub name: String,
+    /// Its rows.
+    pub rows: u64,
+}
+
+/// Why a pgBackRest stanza cannot be drilled.
+#[derive(Debug, thiserror::Error)]
+pub enum PitrError {
+    /// The tool is not installed.
+    #[error("`pgbackrest` not found on PATH. Install it (Debian/Ubuntu: `apt-get install pgbackrest`, or scripts/setup.sh) and run the drill again.")]
+    NotInstalled,
+    /// The tool refused its configuration (exit 55 unreadable, 31 invalid …).
+    #[error("pgbackrest refused its configuration{}: {message}. Fix the file (or pass the right one with --pgbackrest-config FILE; it must be readable by the `postgres` user) and run the drill again.", config.as_ref().map(|c| format!(" ({})", c.display())).unwrap_or_default())]
+    Config {
+        /// `--pgbackrest-config`, when given.
+        config: Option<PathBuf>,
+        /// What pgbackrest said.
+        message: String,
+    },
+    /// The repository has no such stanza (or cannot be read).
+    #[error("pgBackRest stanza `{stanza}`: {message}. Check the name (`pgbackrest info` lists the stanzas) and the repository in the configuration, then run the drill again; nothing was provisioned.")]
+    NoStanza {
+        /// The stanza asked for.
+        stanza: String,
+        /// pgbackrest's status message (`missing stanza path`).
+        message: String,
+    },
+    /// The stanza exists but holds no backup to restore.
+    #[error("pgBackRest stanza `{stanza}` has no backup to restore. Take one (`pgbackrest --stanza={stanza} backup --type=full`) and run the drill again.")]
+    NoBackup {
+        /// The stanza.
+        stanza: String,
+    },
+    /// `--set` names no backup of the stanza, or none ends before the target.
+    #[error("pgBackRest stanza `{stanza}`: {why}. Its backups: {labels}.")]
+    NoSuchBackup {
+        /// The stanza.
+        stanza: String,
+        /// What does not fit.
+        why: String,
+        /// The labels it has.
+        labels: String,
+    },
+    /// `pgbackrest info --output=json` printed something pgdrill cannot read.
+    #[error("cannot read `pgbackrest info --output=json`: {0}")]
+    Info(String),
+    /// `pgbackrest verify` found a problem in the repository.
+    #[error("`pgbackrest --stanza={stanza} verify` failed (exit {code}): {output}")]
+    Verify {
+        /// The stanza.
+        stanza: String,
+        /// Its exit code.
+        code: i32,
+        /// What it said.
+        output: String,
+    },
+    /// `pgbackrest restore` failed.
+    #[error("`pgbackrest restore` failed (exit {code}): {output}")]
+    Restore {
+        /// Its exit code.
+        code: i32,
+        /// What it said.
+        output: String,
+    },
+    /// Recovery ended without reaching its target, or reached another.
+    #[error("{0}")]
+    TargetMissed(String),
+    /// The machine failed the drill (spawning, the server, a directory).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+/// Raw `pgbackrest info --output=json`, as the tool writes it (2.45).
+mod raw {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct Stanza {
+        pub name: String,
+        pub status: Status,
+        #[serde(default)]
+        pub backup: Vec<Backup>,
+        #[serde(default)]
+        pub archive: Vec<Archive>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Status {
+        pub code: i64,
+        pub message: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Backup {
+        pub label: String,
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub timestamp: Span<i64>,
+        #[serde(default)]
+        pub lsn: Option<Span<String>>,
+        #[serde(default)]
+        pub archive: Option<Span<Option<String>>>,
+        pub info: Info,
+        #[serde(default)]
+        pub error: Option<bool>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Span<T> {
+        pub start: T,
+        pub stop: T,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Info {
+        pub size: u64,
+        pub repository: Repository,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Repository {
+        pub size: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Archive {
+        #[serde(default)]
+        pub min: Option<String>,
+        #[serde(default)]
+        pub max: Option<String>,
+    }
+}
+
+/// Reads `pgbackrest --stanza=NAME info --output=json` for `stanza`: a stanza the repository
+/// lacks is [`PitrError::NoStanza`], one without a backup [`PitrError::NoBackup`].
+pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
+    let all: Vec<raw::Stanza> =
+        serde_json::from_str(json).map_err(|e| PitrError::Info(e.to_string()))?;
+    let Some(s) = all.into_iter().find(|s| s.name == stanza) else {
+        return Err(PitrError::NoStanza {
+            stanza: stanza.to_string(),
+            message: "not in `pgbackrest info`'s list".into(),
+        });
+    };
+    // Code 2 is "no valid backups": the stanza is there, only empty.
+    if s.status.code != 0 && s.status.code != 2 {
+        return Err(PitrError::NoStanza {
+            stanza: stanza.to_string(),
+            message: s.status.message,
+        });
+    }
+    let time = |t: i64| {
+        DateTime::from_timestamp(t, 0)
+            .ok_or_else(|| PitrError::Info(format!("backup timestamp {t} is out of range")))
+    };
+    let mut backups = Vec::new();
+    for b in s.backup {
+        let kind = match b.kind.as_str() {
+            "full" => BackupKind::Full,
+            "diff" => BackupKind::Diff,
+            "incr" => BackupKind::Incr,
+            other => {
+                return Err(PitrError::Info(format!(
+                    "backup {}: unknown type {other:?}",
+                    b.label
+                )))
+            }
+        };
+        let lsn = |s: &str| {
+            s.parse::<Lsn>()
+                .map_err(|e| PitrError::Info(format!("backup {}: {e}", b.label)))
+        };
+        let (lsn_start, lsn_stop) = match &b.lsn {
+            Some(l) => (Some(lsn(&l.start)?), Some(lsn(&l.stop)?)),
+            None => (None, None),
+        };
+        let (wal_start, wal_stop) = match b.archive {
+            Some(a) => (a.start, a.stop),
+            None => (None, None),
+        };
+        backups.push(BackupInfo {
+            started_at: time(b.timestamp.start)?,
+            stopped_at: time(b.timestamp.stop)?,
+            label: b.label,
+            kind,
+            lsn_start,
+            lsn_stop,
+            wal_start,
+            wal_stop,
+            size_bytes: b.info.size,
+            repo_size_bytes: b.info.repository.size,
+            error: b.error.unwrap_or(false),
+        });
+    }
+    if backups.is_empty() {
+        return Err(PitrError::NoBackup {
+            stanza: stanza.to_string(),
+        });
+    }
+    // The current database's archive is the last one listed.
+    let archive = s.archive.into_iter().last();
+    Ok(StanzaInfo {
+        name: s.name,
+        backups,
+        wal_min: archive.as_ref().and_then(|a| a.min.clone()),
+        wal_max: archive.and_then(|a| a.max),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000002","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000002","stop":"000000010000000000000002"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"error":false,"info":{"delta":22992374,"repository":{"delta":3043374,"size":3043374},"size":22992374},"label":"20261206-221124F","lsn":{"start":"0/2000028","stop":"0/2000100"},"prior":null,"reference":null,"timestamp":{"start":1796595084,"stop":1796595089},"type":"full"}],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7716317119971409353,"version":"15"}],"name":"T","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
+    const MISSING: &str = r#"[{"archive":[],"backup":[],"cipher":"none","db":[],"name":"NOPE","repo":[{"cipher":"none","key":1,"status":{"code":1,"message":"missing stanza path"}}],"status":{"code":1,"lock":{"backup":{"held":false}},"message":"missing stanza path"}}]"#;
+
+    #[test]
+    fn info_of_pgbackrest_2_45_is_read_into_typed_backups() {
+        let i = parse_info(INFO, "T").unwrap();
+        assert_eq!(i.backups.len(), 1);
+        let b = &i.backups[0];
+        assert_eq!(b.label, "20261206-221124F");
+        assert_eq!(b.kind, BackupKind::Full);
+        assert_eq!(b.lsn_start, Some(Lsn(0x2000028)));
+        assert_eq!(b.lsn_stop.unwrap().to_string(), "0/2000100");
+        assert_eq!(b.size_bytes, 22992374);
+        assert_eq!(b.repo_size_bytes, 3043374);
+        assert_eq!(i.wal_max.as_deref(), Some("000000010000000000000002"));
+        assert!(b.stopped_at > b.started_at);
+    }
+
+    #[test]
+    fn a_missing_stanza_is_named_with_the_tool_s_words() {
+        let e = parse_info(MISSING, "NOPE").unwrap_err();
+        assert!(
+            matches!(e, PitrError::NoStanza { ref message, .. } if message == "missing stanza path")
+        );
+        assert!(e.to_string().contains("`NOPE`"));
+    }
+
+    #[test]
+    fn targets_and_lsns_read_and_print_as_postgres_does() {
+        assert_eq!(
+            "16/B374D848".parse::<Lsn>().unwrap().to_string(),
+            "16/B374D848"
+        );
+        assert!("0/3020D28".parse::<Lsn>().unwrap() < "1/0".parse::<Lsn>().unwrap());
+        assert!("nonsense".parse::<Lsn>().is_err());
+        let t = RecoveryTarget::time("2026-12-06 22:11:35.5+01").unwrap();
+        assert_eq!(t.describe(), "time 2026-12-06 21:11:35.500000+00");
+        assert!(RecoveryTarget::time("2026-12-06 22:11:35").is_err());
+        assert_eq!(RecoveryTarget::named("latest"), Ok(RecoveryTarget::Latest));
+    }
+
+    #[test]
+    fn the_log_says_where_recovery_stopped() {
+        let log = "LOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
+        let r = RecoveryLog::read(log);
+        assert!(r.consistent);
+        assert_eq!(r.redo_done, Some(Lsn(0x3020D28)));
+        assert_eq!(
+            r.stopping.as_deref(),
+            Some("recovery stopping after WAL location (LSN) \"0/3020D28\"")
+        );
+        assert_eq!(r.fatal, None);
+    }
+}
