@@ -42,6 +42,7 @@ pub(in crate::drill) async fn run(
     let wants_source = matches!(plan.source, Source::Generated { .. });
     // A point-in-time recovery's server is its restored data directory (`pitr_restore`).
     let wants_server = !matches!(plan.source, Source::Dsn(_) | Source::Pgbackrest(_));
+    let pitr = matches!(plan.source, Source::Pgbackrest(_));
     // The first server gets the restore target's settings only when the restore goes into
     // it: an existing backup, or generated data whose database is dropped (drop-db); after a
     // server loss they go to its replacement (`replace_server`).
@@ -85,12 +86,16 @@ pub(in crate::drill) async fn run(
                     "requested"
                 },
                 target.as_ref().map_or_else(
-                    || "the restore's server is provisioned after the disaster (replace_server)"
-                        .to_string(),
+                    || match pitr {
+                        true => "the restore's server is started on the data directory pitr_restore fills",
+                        false => "the restore's server is provisioned after the disaster (replace_server)",
+                    }
+                    .to_string(),
                     |t| t.describe()
                 )
             );
-            if !settings.is_empty() {
+            // Settings are told where a server started with them.
+            if target.is_some() && !settings.is_empty() {
                 detail.push_str(&format!(
                     "; started with {}",
                     settings.assignments().join(", ")
