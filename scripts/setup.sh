@@ -68,9 +68,11 @@ command -v age-keygen >/dev/null 2>&1 || missing+=(age)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
-# Point-in-time-recovery drills restore pgBackRest stanzas with the real pgbackrest (Debian's 2.45);
-# tests/pitr.rs archives and backs up a native source with it.
+# Point-in-time-recovery drills restore pgBackRest stanzas with the real pgbackrest (Debian's 2.45)
+# and Barman servers with the real barman (3.4); tests/pitr.rs and tests/barman.rs archive and
+# back up a native source with each.
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
+command -v barman >/dev/null 2>&1 || missing+=(barman)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   if [ "$(id -u)" -ne 0 ]; then

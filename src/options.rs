@@ -130,8 +130,8 @@ pub struct DrillOptions {
     /// `--server-settings-from`: a live server whose restore-relevant settings the restore
     /// target copies.
     pub server_settings_from: Option<String>,
-    /// `--pgbackrest-stanza` and its `--pgbackrest-config`, `--target…`, `--set`: a
-    /// point-in-time-recovery drill of the stanza instead of a pg_dump drill.
+    /// `--pgbackrest-stanza` or `--barman-server`, their `--…-config`, `--target…`, `--set`:
+    /// a point-in-time-recovery drill of the tool's backups instead of a pg_dump drill.
     pub pitr: Option<crate::pitr::PitrPlan>,
 }
 
@@ -311,16 +311,19 @@ impl DrillOptions {
         });
         let pitr = self.pitr.take();
         let is_pitr = pitr.is_some();
-        if is_pitr && (self.source_dsn.is_some() || self.backup_file.is_some() || repo.is_some()) {
-            return Err(Error::Usage(
-                "--pgbackrest-stanza drills the stanza's physical backups: drop --source-dsn, --backup-file and --repo (they name a pg_dump source)".into(),
-            ));
+        if let Some(p) = &pitr {
+            if self.source_dsn.is_some() || self.backup_file.is_some() || repo.is_some() {
+                return Err(Error::Usage(format!(
+                    "{} drills the tool's physical backups: drop --source-dsn, --backup-file and --repo (they name a pg_dump source)",
+                    p.tool.flag()
+                )));
+            }
         }
         let generated =
             self.source_dsn.is_none() && self.backup_file.is_none() && repo.is_none() && !is_pitr;
         let app = self.app_plan(generated)?;
         let source = match (pitr, self.source_dsn, &repo, self.backup_file) {
-            (Some(p), ..) => Source::Pgbackrest(p),
+            (Some(p), ..) => Source::Pitr(p),
             (None, Some(dsn), _, _) => Source::Dsn(
                 Endpoint::from_dsn(&dsn).map_err(|e| Error::Usage(format!("--source-dsn: {e}")))?,
             ),
@@ -385,12 +388,13 @@ impl DrillOptions {
         // The restored cluster is started from the machine's own PostgreSQL binaries; a
         // container restore of a stanza is not built yet.
         let backend = match (&source, backend) {
-            (Source::Pgbackrest(_), BackendKind::Docker) => {
-                return Err(Error::Usage(
-                    "--pgbackrest-stanza runs on the native backend only (the docker backend is not built yet for point-in-time recovery): use --backend native (or auto)".into(),
-                ))
+            (Source::Pitr(p), BackendKind::Docker) => {
+                return Err(Error::Usage(format!(
+                    "{} runs on the native backend only (the docker backend is not built yet for point-in-time recovery): use --backend native (or auto)",
+                    p.tool.flag()
+                )))
             }
-            (Source::Pgbackrest(_), _) => BackendKind::Native,
+            (Source::Pitr(_), _) => BackendKind::Native,
             (_, b) => b,
         };
         let mut server = crate::pg::settings::ServerSettings::default();
@@ -498,7 +502,7 @@ pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
 /// to fix, told at once (exit 2), not an hour of provisioning later; one that fails later in
 /// the drill is the environment's (exit 3).
 pub async fn check_source(plan: &Plan) -> Result<(), Error> {
-    if let Source::Pgbackrest(p) = &plan.source {
+    if let Source::Pitr(p) = &plan.source {
         return check_stanza(p).await;
     }
     let Source::Dsn(source) = &plan.source else {
@@ -515,17 +519,16 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
     }
 }
 
-/// Before anything is provisioned: `pgbackrest info` must know the stanza, accept its
-/// configuration and list a backup (and `--set`'s); the tool missing is exit 3, the rest exit
-/// 2, each naming the fix. The drill's own `precheck` phase asks again, timed, and verifies.
+/// Before anything is provisioned: the tool (`pgbackrest info`, `barman show-backup`) must
+/// know the stanza or server, accept its configuration and list a backup (and `--set`'s);
+/// the tool missing is exit 3, the rest exit 2, each naming the fix. The drill's own
+/// `precheck` phase asks again, timed, and runs the tool's check.
 async fn check_stanza(p: &crate::pitr::PitrPlan) -> Result<(), Error> {
     use crate::pitr::PitrError;
-    let usage = |e: PitrError| Error::Usage(format!("--pgbackrest-stanza {}: {e}", p.stanza));
-    let tool = match crate::pitr::pgbackrest::Pgbackrest::locate(p) {
+    let usage = |e: PitrError| Error::Usage(format!("{} {}: {e}", p.tool.flag(), p.name));
+    let tool = match crate::pitr::Tool::locate(p) {
         Ok(t) => t,
-        Err(PitrError::NotInstalled) => {
-            return Err(Error::CannotRun(PitrError::NotInstalled.to_string()))
-        }
+        Err(e @ PitrError::NotInstalled { .. }) => return Err(Error::CannotRun(e.to_string())),
         Err(PitrError::Env(e)) => return Err(e.into()),
         Err(e) => return Err(usage(e)),
     };
@@ -537,7 +540,8 @@ async fn check_stanza(p: &crate::pitr::PitrPlan) -> Result<(), Error> {
     if let Some(set) = &p.set {
         if !info.backups.iter().any(|b| &b.label == set) {
             return Err(usage(PitrError::NoSuchBackup {
-                stanza: p.stanza.clone(),
+                tool: p.tool,
+                name: p.name.clone(),
                 why: format!("--set {set} names no backup"),
                 labels: labels(&info),
             }));

@@ -230,9 +230,10 @@ pub enum Source {
     /// directory of backups; with [`Plan::repo`], the repository until the drill's
     /// `pick_backup` phase has picked the dump.
     BackupFile(PathBuf),
-    /// A pgBackRest stanza, restored to a point in time (`--pgbackrest-stanza`): a physical
-    /// restore of the whole cluster, with no pg_dump manifest.
-    Pgbackrest(crate::pitr::PitrPlan),
+    /// A pgBackRest stanza or a Barman server, restored to a point in time
+    /// (`--pgbackrest-stanza`, `--barman-server`): a physical restore of the whole cluster,
+    /// with no pg_dump manifest.
+    Pitr(crate::pitr::PitrPlan),
 }
 
 /// Which negative controls a drill runs (`--negative-controls`): deliberately damaged copies

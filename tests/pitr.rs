@@ -195,20 +195,7 @@ impl Stanza {
 
     /// Every file under the repository with its size.
     fn repo_files(&self) -> BTreeMap<PathBuf, u64> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, u64>) {
-            for e in std::fs::read_dir(dir).unwrap().flatten() {
-                let p = e.path();
-                let m = e.metadata().unwrap();
-                if m.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.insert(p, m.len());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.repo(), &mut out);
-        out
+        support::files_under(&self.repo())
     }
 }
 
@@ -224,7 +211,7 @@ fn drill(stanza: &Stanza, extra: &[&str]) -> support::Run {
 }
 
 /// The restored ledger's rows, from the report's `pitr` section.
-fn ledger_rows(run: &support::Run) -> u64 {
+pub(crate) fn ledger_rows(run: &support::Run) -> u64 {
     let r = run.report();
     assert_eq!(r["pitr"]["database"], "ledger_db", "{}", r["pitr"]);
     r["pitr"]["tables"]
@@ -236,7 +223,18 @@ fn ledger_rows(run: &support::Run) -> u64 {
         .unwrap_or_else(|| panic!("no public.ledger in {}", r["pitr"]))
 }
 
-fn assert_nothing_left(run: &support::Run) {
+/// A drill with `args` exits 2 saying `words`, and nothing was started: no events, no report.
+pub(crate) fn refused_before_anything(args: [&str; 4], words: &[&str]) {
+    let missing = Pgdrill::native(args);
+    let out = missing.out_dir().to_path_buf();
+    let run = missing.run();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    support::assert_mentions(&run.text(), words);
+    assert!(!out.join("events.ndjson").exists(), "a drill started");
+    assert!(run.report.is_none());
+}
+
+pub(crate) fn assert_nothing_left(run: &support::Run) {
     let id = run.report()["drill_id"].as_str().unwrap().to_string();
     assert_eq!(support::leftovers(&id), Vec::<String>::new());
 }
@@ -256,18 +254,15 @@ fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_rep
     assert!(!before.is_empty());
 
     // A stanza the repository does not have: refused before anything is provisioned.
-    let missing = Pgdrill::native([
-        "--pgbackrest-stanza",
-        "no_such_stanza",
-        "--pgbackrest-config",
-        stanza.config.to_str().unwrap(),
-    ]);
-    let out = missing.out_dir().to_path_buf();
-    let run = missing.run();
-    assert_eq!(run.code(), 2, "{}", run.text());
-    support::assert_mentions(&run.text(), &["no_such_stanza", "missing stanza path"]);
-    assert!(!out.join("events.ndjson").exists(), "a drill started");
-    assert!(run.report.is_none());
+    refused_before_anything(
+        [
+            "--pgbackrest-stanza",
+            "no_such_stanza",
+            "--pgbackrest-config",
+            stanza.config.to_str().unwrap(),
+        ],
+        &["no_such_stanza", "missing stanza path"],
+    );
 
     // Latest: every committed row.
     let run = drill(&stanza, &["--target", "latest"]);

@@ -7,6 +7,7 @@ mod app;
 mod app_controller;
 mod architecture;
 mod backup_file;
+mod barman;
 mod cleanup;
 mod cli;
 mod code;

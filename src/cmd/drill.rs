@@ -199,7 +199,7 @@ pub struct DrillArgs {
     /// Drill point-in-time recovery of this pgBackRest stanza (native backend): its backup
     /// restored into a disposable server, WAL replayed to the target, the result verified.
     /// The repository is only read.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["source_dsn", "backup_file", "repo", "target_dsn"], help_heading = "Point-in-time recovery")]
+    #[arg(long, value_name = "NAME", group = "pitr_source", conflicts_with_all = ["source_dsn", "backup_file", "repo", "target_dsn"], help_heading = "Point-in-time recovery")]
     pub pgbackrest_stanza: Option<String>,
     /// With --pgbackrest-stanza: pgBackRest's configuration file (default: its own,
     /// /etc/pgbackrest/pgbackrest.conf); it must be readable by the `postgres` user.
@@ -210,22 +210,37 @@ pub struct DrillArgs {
         help_heading = "Point-in-time recovery"
     )]
     pub pgbackrest_config: Option<PathBuf>,
-    /// With --pgbackrest-stanza: recover to the end of the archived WAL (`latest`, the
-    /// default) or only to the backup's first consistent point (`immediate`).
-    #[arg(long, value_name = "latest|immediate", value_parser = crate::pitr::RecoveryTarget::named, requires = "pgbackrest_stanza", conflicts_with_all = ["target_time", "target_lsn"], help_heading = "Point-in-time recovery")]
+    /// Drill point-in-time recovery of this Barman server (native backend): `barman recover`
+    /// of its backup into a disposable server, WAL replayed to the target, the result
+    /// verified. The catalogue is only read.
+    #[arg(long, value_name = "NAME", group = "pitr_source", conflicts_with_all = ["source_dsn", "backup_file", "repo", "target_dsn"], help_heading = "Point-in-time recovery")]
+    pub barman_server: Option<String>,
+    /// With --barman-server: Barman's configuration file (default: its own, /etc/barman.conf).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "barman_server",
+        help_heading = "Point-in-time recovery"
+    )]
+    pub barman_config: Option<PathBuf>,
+    /// With --pgbackrest-stanza or --barman-server: recover to the end of the archived WAL
+    /// (`latest`, the default) or only to the backup's first consistent point (`immediate`).
+    #[arg(long, value_name = "latest|immediate", value_parser = crate::pitr::RecoveryTarget::named, requires = "pitr_source", conflicts_with_all = ["target_time", "target_lsn"], help_heading = "Point-in-time recovery")]
     pub target: Option<crate::pitr::RecoveryTarget>,
-    /// With --pgbackrest-stanza: recover to this time, with its zone (2026-12-06T22:11:35Z).
-    #[arg(long, value_name = "TIME", value_parser = crate::pitr::RecoveryTarget::time, requires = "pgbackrest_stanza", conflicts_with = "target_lsn", help_heading = "Point-in-time recovery")]
+    /// With --pgbackrest-stanza or --barman-server: recover to this time, with its zone
+    /// (2026-12-06T22:11:35Z).
+    #[arg(long, value_name = "TIME", value_parser = crate::pitr::RecoveryTarget::time, requires = "pitr_source", conflicts_with = "target_lsn", help_heading = "Point-in-time recovery")]
     pub target_time: Option<crate::pitr::RecoveryTarget>,
-    /// With --pgbackrest-stanza: recover to this WAL location (0/3020D28).
-    #[arg(long, value_name = "LSN", value_parser = crate::pitr::RecoveryTarget::lsn, requires = "pgbackrest_stanza", help_heading = "Point-in-time recovery")]
+    /// With --pgbackrest-stanza or --barman-server: recover to this WAL location (0/3020D28).
+    #[arg(long, value_name = "LSN", value_parser = crate::pitr::RecoveryTarget::lsn, requires = "pitr_source", help_heading = "Point-in-time recovery")]
     pub target_lsn: Option<crate::pitr::RecoveryTarget>,
-    /// With --pgbackrest-stanza: restore this backup (its label in `pgbackrest info`)
-    /// instead of the newest that fits the target.
+    /// With --pgbackrest-stanza or --barman-server: restore this backup (its label in
+    /// `pgbackrest info`, its id in `barman list-backups`) instead of the newest that fits
+    /// the target.
     #[arg(
         long,
         value_name = "LABEL",
-        requires = "pgbackrest_stanza",
+        requires = "pitr_source",
         help_heading = "Point-in-time recovery"
     )]
     pub set: Option<String>,
@@ -488,16 +503,25 @@ impl From<DrillArgs> for DrillOptions {
             record: a.record.into(),
             server_settings: a.server_setting,
             server_settings_from: a.server_settings_from,
-            pitr: a.pgbackrest_stanza.map(|stanza| crate::pitr::PitrPlan {
-                stanza,
-                config: a.pgbackrest_config,
-                target: a
-                    .target
-                    .or(a.target_time)
-                    .or(a.target_lsn)
-                    .unwrap_or(crate::pitr::RecoveryTarget::Latest),
-                set: a.set,
-            }),
+            pitr: {
+                use crate::pitr::PitrTool;
+                let tool = match (a.pgbackrest_stanza, a.barman_server) {
+                    (Some(name), _) => Some((PitrTool::Pgbackrest, name, a.pgbackrest_config)),
+                    (None, Some(name)) => Some((PitrTool::Barman, name, a.barman_config)),
+                    (None, None) => None,
+                };
+                tool.map(|(tool, name, config)| crate::pitr::PitrPlan {
+                    tool,
+                    name,
+                    config,
+                    target: a
+                        .target
+                        .or(a.target_time)
+                        .or(a.target_lsn)
+                        .unwrap_or(crate::pitr::RecoveryTarget::Latest),
+                    set: a.set,
+                })
+            },
         }
     }
 }

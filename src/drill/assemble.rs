@@ -181,7 +181,7 @@ pub(super) fn report(
         disaster: DisasterInfo {
             kind: match plan.source {
                 _ if plan.is_live() || plan.rollback.is_some() => DisasterKind::None,
-                Source::BackupFile(_) | Source::Pgbackrest(_) => DisasterKind::None,
+                Source::BackupFile(_) | Source::Pitr(_) => DisasterKind::None,
                 _ => plan.disaster.into(),
             },
             detail: ev.disaster,
@@ -192,7 +192,7 @@ pub(super) fn report(
         // A code rollback restores no data for a control to damage.
         detection: plan.rollback.is_none().then(|| ev.detection.unwrap_or_else(|| {
             let why = match plan.negative_controls {
-                _ if matches!(plan.source, Source::Pgbackrest(_)) => "not built yet for point-in-time recovery: the controls damage a dump or its manifest, which a physical backup does not have",
+                _ if matches!(plan.source, Source::Pitr(_)) => "not built yet for point-in-time recovery: the controls damage a dump or its manifest, which a physical backup does not have",
                 NegativeControls::None => "negative controls off (--negative-controls none): nothing in this drill shows that its checks can fail",
                 _ => "not run: the drill stopped before the negative controls",
             };

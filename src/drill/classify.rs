@@ -101,7 +101,7 @@ impl From<crate::pitr::PitrError> for StepFail {
         match e {
             P::Env(e) => e.into(),
             // The machine or its configuration, not the backups.
-            e @ (P::NotInstalled | P::Config { .. } | P::Info(_)) => {
+            e @ (P::NotInstalled { .. } | P::Config { .. } | P::Info { .. }) => {
                 StepFail::environment(e.to_string())
             }
             // Nothing to restore, a repository that fails its own check, or an archive that

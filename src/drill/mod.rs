@@ -219,7 +219,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
     let database = match &plan.source {
         Source::Generated { .. } => GENERATED_DB.to_string(),
         Source::Dsn(e) => e.dbname.clone(),
-        Source::BackupFile(_) | Source::Pgbackrest(_) => String::new(),
+        Source::BackupFile(_) | Source::Pitr(_) => String::new(),
     };
     let mut ev = Evidence {
         database,
@@ -505,7 +505,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             }
             ev.verified.snapshot = Some(s1);
         }
-        Step::Compare if matches!(ctx.plan.source, Source::Pgbackrest(_)) => {
+        Step::Compare if matches!(ctx.plan.source, Source::Pitr(_)) => {
             ctx.rec.skip(id, SkipReason::NoManifest);
         }
         Step::Compare => {
@@ -603,10 +603,12 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             ev.rollback = Some(code::release_rollback(ctx, &r).await?);
         }
         Step::PitrPrecheck(p) => {
+            let barman = p.tool == crate::pitr::PitrTool::Barman;
             ev.pitr = Some(crate::pitr::PitrReport {
-                tool: "pgbackrest".into(),
+                tool: p.tool,
                 tool_version: None,
-                stanza: p.stanza.clone(),
+                stanza: (!barman).then(|| p.name.clone()),
+                server: barman.then(|| p.name.clone()),
                 target: p.target.describe(),
                 backup: None,
                 wal_min: None,
@@ -625,14 +627,14 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 r.backups_in_stanza = pre.info.backups.len();
             }
             ev.disaster = format!(
-                "point-in-time recovery of pgBackRest stanza {} into a new empty server",
-                p.stanza
+                "point-in-time recovery of {} into a new empty server",
+                p.tool.what(&p.name)
             );
             flow.pitr = Some(pre);
         }
         Step::PitrRestore(p) => {
             let Some(pre) = flow.pitr.as_ref() else {
-                return missing(ctx, id, "stanza precheck").await;
+                return missing(ctx, id, "backup tool's precheck").await;
             };
             pitr::restore(ctx, &p, pre).await?;
         }

@@ -164,7 +164,7 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
     if let Some(r) = &plan.rollback {
         return rollback_scenario(r);
     }
-    if let Source::Pgbackrest(p) = &plan.source {
+    if let Source::Pitr(p) = &plan.source {
         return pitr_scenario(plan, p);
     }
     let full = plan.full().cloned();
@@ -194,7 +194,7 @@ pub(super) fn scenario(plan: &Plan) -> Vec<Step> {
             before_backup(&mut v);
         }
         // A point-in-time recovery has its own scenario (above).
-        Source::BackupFile(_) | Source::Pgbackrest(_) => {}
+        Source::BackupFile(_) | Source::Pitr(_) => {}
     }
     if let Some(repo) = &plan.repo {
         v.push(Step::PickBackup(repo.clone()));

@@ -2,8 +2,10 @@
 //! recover to ([`RecoveryTarget`], [`Lsn`]), the plan of a PITR drill ([`PitrPlan`]), what
 //! the tool's repository says about its backups ([`StanzaInfo`], [`BackupInfo`]), how a
 //! recovery ended ([`Replayed`], read from the server's log) and the report's `pitr` section
-//! ([`PitrReport`]). The tool itself is run by [`pgbackrest`]; nothing here prints.
+//! ([`PitrReport`]). The tools themselves are run by [`pgbackrest`] and [`barman`], both
+//! behind [`Tool`]; nothing here prints.
 
+pub mod barman;
 pub mod pgbackrest;
 
 use std::path::PathBuf;
@@ -110,17 +112,152 @@ pub fn pg_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
-/// A point-in-time-recovery drill of a pgBackRest stanza (`--pgbackrest-stanza`).
+/// The backup tool whose repository a point-in-time-recovery drill reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PitrTool {
+    /// pgBackRest: a stanza (`--pgbackrest-stanza`).
+    Pgbackrest,
+    /// Barman: a server (`--barman-server`).
+    Barman,
+}
+
+impl PitrTool {
+    /// The program's name (`pgbackrest`, `barman`), also the Debian package's.
+    pub fn program(self) -> &'static str {
+        match self {
+            PitrTool::Pgbackrest => "pgbackrest",
+            PitrTool::Barman => "barman",
+        }
+    }
+
+    /// What the tool calls one database cluster's backups, named: `pgBackRest stanza `T``,
+    /// `Barman server `pg``.
+    pub fn what(self, name: &str) -> String {
+        match self {
+            PitrTool::Pgbackrest => format!("pgBackRest stanza `{name}`"),
+            PitrTool::Barman => format!("Barman server `{name}`"),
+        }
+    }
+
+    /// The flag that names it (`--pgbackrest-stanza`, `--barman-server`).
+    pub fn flag(self) -> &'static str {
+        match self {
+            PitrTool::Pgbackrest => "--pgbackrest-stanza",
+            PitrTool::Barman => "--barman-server",
+        }
+    }
+
+    /// The command that lists what the flag can name.
+    fn lister(self) -> &'static str {
+        match self {
+            PitrTool::Pgbackrest => "`pgbackrest info` lists the stanzas",
+            PitrTool::Barman => "`barman list-servers` lists the servers",
+        }
+    }
+
+    /// The command that takes a first backup of `name`.
+    fn first_backup(self, name: &str) -> String {
+        match self {
+            PitrTool::Pgbackrest => format!("pgbackrest --stanza={name} backup --type=full"),
+            PitrTool::Barman => format!("barman backup {name}"),
+        }
+    }
+}
+
+impl std::fmt::Display for PitrTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.program())
+    }
+}
+
+/// A point-in-time-recovery drill of a pgBackRest stanza (`--pgbackrest-stanza`) or a Barman
+/// server (`--barman-server`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PitrPlan {
-    /// The stanza.
-    pub stanza: String,
-    /// `--pgbackrest-config`: the tool's configuration file (else its own default).
+    /// The tool that keeps the backups.
+    pub tool: PitrTool,
+    /// The stanza (pgBackRest) or the server (Barman).
+    pub name: String,
+    /// `--pgbackrest-config`, `--barman-config`: the tool's configuration file (else its own
+    /// default).
     pub config: Option<PathBuf>,
     /// Where recovery stops.
     pub target: RecoveryTarget,
-    /// `--set`: the backup to restore (else the tool picks the newest that fits the target).
+    /// `--set`: the backup to restore (else the newest that fits the target, as the tool
+    /// would pick it).
     pub set: Option<String>,
+}
+
+/// One repository's tool, ready to run: what the drill's phases call, whichever tool it is.
+#[derive(Debug, Clone)]
+pub enum Tool {
+    /// A pgBackRest stanza.
+    Pgbackrest(pgbackrest::Pgbackrest),
+    /// A Barman server.
+    Barman(barman::Barman),
+}
+
+impl Tool {
+    /// The plan's tool: [`PitrError::NotInstalled`] when its program is not on PATH.
+    pub fn locate(plan: &PitrPlan) -> Result<Tool, PitrError> {
+        Ok(match plan.tool {
+            PitrTool::Pgbackrest => Tool::Pgbackrest(pgbackrest::Pgbackrest::locate(plan)?),
+            PitrTool::Barman => Tool::Barman(barman::Barman::locate(plan)?),
+        })
+    }
+
+    /// Its version (`pgBackRest 2.45`, `Barman 3.4.0`).
+    pub async fn version(&self) -> Option<String> {
+        match self {
+            Tool::Pgbackrest(t) => t.version().await,
+            Tool::Barman(t) => t.version().await,
+        }
+    }
+
+    /// The repository's backups and archived WAL.
+    pub async fn info(&self) -> Result<StanzaInfo, PitrError> {
+        match self {
+            Tool::Pgbackrest(t) => t.info().await,
+            Tool::Barman(t) => t.info().await,
+        }
+    }
+
+    /// The tool's own check of `backup` (pgBackRest: `verify`, every backup and WAL file;
+    /// Barman: `check-backup` of it, and `check` of the server, whose failures are told but
+    /// do not fail a restore made while the source is down): what it said, or
+    /// [`PitrError::Verify`].
+    pub async fn check(&self, backup: &BackupInfo) -> Result<String, PitrError> {
+        match self {
+            Tool::Pgbackrest(t) => t.verify().await,
+            Tool::Barman(t) => t.check(&backup.label).await,
+        }
+    }
+
+    /// Restores `backup` (pgBackRest: `set`, else its own pick, the same one) into the empty
+    /// `dir/data`, tablespaces under `dir/tablespaces`, with the recovery settings of
+    /// `target`; the restored server never archives into the repository.
+    pub async fn restore(
+        &self,
+        dir: &std::path::Path,
+        target: &RecoveryTarget,
+        backup: &BackupInfo,
+        set: Option<&str>,
+    ) -> Result<String, PitrError> {
+        match self {
+            Tool::Pgbackrest(t) => {
+                t.restore(
+                    &dir.join("data"),
+                    &dir.join("tablespaces"),
+                    dir,
+                    target,
+                    set,
+                )
+                .await
+            }
+            Tool::Barman(t) => t.restore(dir, target, backup).await,
+        }
+    }
 }
 
 /// The kind of a pgBackRest backup.
@@ -255,13 +392,17 @@ impl RecoveryLog {
 /// stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PitrReport {
-    /// The backup tool (`pgbackrest`).
-    pub tool: String,
-    /// Its version (`pgbackrest version`).
+    /// The backup tool (`pgbackrest`, `barman`).
+    pub tool: PitrTool,
+    /// Its version (`pgbackrest version`, `barman --version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_version: Option<String>,
-    /// The stanza drilled.
-    pub stanza: String,
+    /// The pgBackRest stanza drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stanza: Option<String>,
+    /// The Barman server drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// The target asked for (`latest`, `immediate`, `time …`, `lsn …`).
     pub target: String,
     /// The backup restored, when the precheck found it.
@@ -273,7 +414,7 @@ pub struct PitrReport {
     /// The newest archived WAL segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_max: Option<String>,
-    /// How many backups the stanza holds.
+    /// How many backups the stanza (or Barman server) holds.
     pub backups_in_stanza: usize,
     /// Where recovery stopped, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,60 +437,78 @@ pub struct TableRows {
     pub rows: u64,
 }
 
-/// Why a pgBackRest stanza cannot be drilled.
+/// Why a pgBackRest stanza or a Barman server cannot be drilled.
 #[derive(Debug, thiserror::Error)]
 pub enum PitrError {
     /// The tool is not installed.
-    #[error("`pgbackrest` not found on PATH. Install it (Debian/Ubuntu: `apt-get install pgbackrest`, or scripts/setup.sh) and run the drill again.")]
-    NotInstalled,
-    /// The tool refused its configuration (exit 55 unreadable, 31 invalid …).
-    #[error("pgbackrest refused its configuration{}: {message}. Fix the file (or pass the right one with --pgbackrest-config FILE; it must be readable by the `postgres` user) and run the drill again.", config.as_ref().map(|c| format!(" ({})", c.display())).unwrap_or_default())]
+    #[error("`{tool}` not found on PATH. Install it (Debian/Ubuntu: `apt-get install {tool}`, or scripts/setup.sh) and run the drill again.")]
+    NotInstalled {
+        /// The tool.
+        tool: PitrTool,
+    },
+    /// The tool refused its configuration (pgBackRest: exit 55 unreadable, 31 invalid …).
+    #[error("{tool} refused its configuration{}: {message}. Fix the file (or pass the right one with --{tool}-config FILE; it must be readable by the user the tool runs as) and run the drill again.", config.as_ref().map(|c| format!(" ({})", c.display())).unwrap_or_default())]
     Config {
-        /// `--pgbackrest-config`, when given.
+        /// The tool.
+        tool: PitrTool,
+        /// `--pgbackrest-config`, `--barman-config`, when given.
         config: Option<PathBuf>,
-        /// What pgbackrest said.
+        /// What the tool said.
         message: String,
     },
-    /// The repository has no such stanza (or cannot be read).
-    #[error("pgBackRest stanza `{stanza}`: {message}. Check the name (`pgbackrest info` lists the stanzas) and the repository in the configuration, then run the drill again; nothing was provisioned.")]
+    /// The repository has no such stanza or server (or cannot be read).
+    #[error("{}: {message}. Check the name ({}) and the repository in the configuration, then run the drill again; nothing was provisioned.", tool.what(name), tool.lister())]
     NoStanza {
-        /// The stanza asked for.
-        stanza: String,
-        /// pgbackrest's status message (`missing stanza path`).
+        /// The tool.
+        tool: PitrTool,
+        /// The stanza or server asked for.
+        name: String,
+        /// The tool's message (`missing stanza path`, `Unknown server 'x'`).
         message: String,
     },
-    /// The stanza exists but holds no backup to restore.
-    #[error("pgBackRest stanza `{stanza}` has no backup to restore. Take one (`pgbackrest --stanza={stanza} backup --type=full`) and run the drill again.")]
+    /// The stanza or server exists but holds no backup to restore.
+    #[error("{} has no backup to restore. Take one (`{}`) and run the drill again.", tool.what(name), tool.first_backup(name))]
     NoBackup {
-        /// The stanza.
-        stanza: String,
+        /// The tool.
+        tool: PitrTool,
+        /// The stanza or server.
+        name: String,
     },
-    /// `--set` names no backup of the stanza, or none ends before the target.
-    #[error("pgBackRest stanza `{stanza}`: {why}. Its backups: {labels}.")]
+    /// `--set` names no backup, or none ends before the target.
+    #[error("{}: {why}. Its backups: {labels}.", tool.what(name))]
     NoSuchBackup {
-        /// The stanza.
-        stanza: String,
+        /// The tool.
+        tool: PitrTool,
+        /// The stanza or server.
+        name: String,
         /// What does not fit.
         why: String,
         /// The labels it has.
         labels: String,
     },
-    /// `pgbackrest info --output=json` printed something pgdrill cannot read.
-    #[error("cannot read `pgbackrest info --output=json`: {0}")]
-    Info(String),
-    /// `pgbackrest verify` found a problem in the repository.
-    #[error("`pgbackrest --stanza={stanza} verify` failed (exit {code}): {output}")]
+    /// The tool's JSON (`pgbackrest info`, `barman show-backup` …) is not what pgdrill reads.
+    #[error("cannot read `{tool}`'s answer: {message}")]
+    Info {
+        /// The tool.
+        tool: PitrTool,
+        /// What did not fit.
+        message: String,
+    },
+    /// The tool's own check (`pgbackrest verify`, `barman check-backup`) found a problem.
+    #[error("`{command}` failed (exit {code}): {output}")]
     Verify {
-        /// The stanza.
-        stanza: String,
+        /// The check, as it would be typed.
+        command: String,
         /// Its exit code.
         code: i32,
         /// What it said.
         output: String,
     },
-    /// `pgbackrest restore` failed.
-    #[error("`pgbackrest restore` failed (exit {code}): {output}")]
+    /// The restore (`pgbackrest restore`, `barman recover`) failed.
+    #[error("`{tool} {}` failed (exit {code}): {output}", if *tool == PitrTool::Barman { "recover" } else { "restore" })]
     Restore {
+        /// The tool.
+        tool: PitrTool,
         /// Its exit code.
         code: i32,
         /// What it said.
@@ -427,24 +586,29 @@ mod raw {
 /// Reads `pgbackrest --stanza=NAME info --output=json` for `stanza`: a stanza the repository
 /// lacks is [`PitrError::NoStanza`], one without a backup [`PitrError::NoBackup`].
 pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
-    let all: Vec<raw::Stanza> =
-        serde_json::from_str(json).map_err(|e| PitrError::Info(e.to_string()))?;
+    let info = |message: String| PitrError::Info {
+        tool: PitrTool::Pgbackrest,
+        message,
+    };
+    let all: Vec<raw::Stanza> = serde_json::from_str(json).map_err(|e| info(e.to_string()))?;
     let Some(s) = all.into_iter().find(|s| s.name == stanza) else {
         return Err(PitrError::NoStanza {
-            stanza: stanza.to_string(),
+            tool: PitrTool::Pgbackrest,
+            name: stanza.to_string(),
             message: "not in `pgbackrest info`'s list".into(),
         });
     };
     // Code 2 is "no valid backups": the stanza is there, only empty.
     if s.status.code != 0 && s.status.code != 2 {
         return Err(PitrError::NoStanza {
-            stanza: stanza.to_string(),
+            tool: PitrTool::Pgbackrest,
+            name: stanza.to_string(),
             message: s.status.message,
         });
     }
     let time = |t: i64| {
         DateTime::from_timestamp(t, 0)
-            .ok_or_else(|| PitrError::Info(format!("backup timestamp {t} is out of range")))
+            .ok_or_else(|| info(format!("backup timestamp {t} is out of range")))
     };
     let mut backups = Vec::new();
     for b in s.backup {
@@ -452,16 +616,11 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
             "full" => BackupKind::Full,
             "diff" => BackupKind::Diff,
             "incr" => BackupKind::Incr,
-            other => {
-                return Err(PitrError::Info(format!(
-                    "backup {}: unknown type {other:?}",
-                    b.label
-                )))
-            }
+            other => return Err(info(format!("backup {}: unknown type {other:?}", b.label))),
         };
         let lsn = |s: &str| {
             s.parse::<Lsn>()
-                .map_err(|e| PitrError::Info(format!("backup {}: {e}", b.label)))
+                .map_err(|e| info(format!("backup {}: {e}", b.label)))
         };
         let (lsn_start, lsn_stop) = match &b.lsn {
             Some(l) => (Some(lsn(&l.start)?), Some(lsn(&l.stop)?)),
@@ -487,7 +646,8 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
     }
     if backups.is_empty() {
         return Err(PitrError::NoBackup {
-            stanza: stanza.to_string(),
+            tool: PitrTool::Pgbackrest,
+            name: stanza.to_string(),
         });
     }
     // The current database's archive is the last one listed.

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use nix::unistd::User;
 use tokio::process::Command;
 
-use super::{PitrError, PitrPlan, RecoveryTarget, StanzaInfo};
+use super::{PitrError, PitrPlan, PitrTool, RecoveryTarget, StanzaInfo};
 use crate::env_error::EnvError;
 
 /// One stanza's `pgbackrest`, with the configuration and the user it runs as.
@@ -22,7 +22,7 @@ pub struct Pgbackrest {
 }
 
 /// The program on PATH, if any.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(super) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
@@ -33,11 +33,13 @@ impl Pgbackrest {
     /// The tool for `plan`'s stanza: [`PitrError::NotInstalled`] when `pgbackrest` is not
     /// on PATH.
     pub fn locate(plan: &PitrPlan) -> Result<Pgbackrest, PitrError> {
-        let program = on_path("pgbackrest").ok_or(PitrError::NotInstalled)?;
+        let program = on_path("pgbackrest").ok_or(PitrError::NotInstalled {
+            tool: PitrTool::Pgbackrest,
+        })?;
         Ok(Pgbackrest {
             program,
             config: plan.config.clone(),
-            stanza: plan.stanza.clone(),
+            stanza: plan.name.clone(),
             run_as: crate::env::native::server_user()?,
         })
     }
@@ -92,6 +94,7 @@ impl Pgbackrest {
         let out = self.run(cmd).await?;
         if !out.status.success() {
             return Err(PitrError::Config {
+                tool: PitrTool::Pgbackrest,
                 config: self.config.clone(),
                 message: said(&out),
             });
@@ -105,7 +108,7 @@ impl Pgbackrest {
         let out = self.run(self.command("verify")).await?;
         if !out.status.success() {
             return Err(PitrError::Verify {
-                stanza: self.stanza.clone(),
+                command: format!("pgbackrest --stanza={} verify", self.stanza),
                 code: out.status.code().unwrap_or(-1),
                 output: said(&out),
             });
@@ -131,6 +134,7 @@ impl Pgbackrest {
         let out = self.run(cmd).await?;
         if !out.status.success() {
             return Err(PitrError::Restore {
+                tool: PitrTool::Pgbackrest,
                 code: out.status.code().unwrap_or(-1),
                 output: said(&out),
             });
@@ -176,8 +180,8 @@ pub fn restore_args(
     a
 }
 
-/// What a pgbackrest command said: its stderr, else its stdout, trimmed.
-fn said(out: &std::process::Output) -> String {
+/// What a command said: its stderr, else its stdout, trimmed.
+pub(super) fn said(out: &std::process::Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if err.is_empty() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()

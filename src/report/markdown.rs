@@ -205,19 +205,27 @@ fn verdict(v: Verdict) -> &'static str {
     }
 }
 
-/// The point-in-time recovery: the stanza, the backup restored, the WAL range, the target
+/// The point-in-time recovery: the stanza or server, the backup restored, the WAL range, the target
 /// and where recovery stopped.
 fn pitr_section(s: &mut String, r: &Report) {
     let Some(p) = &r.pitr else {
         return;
     };
     let _ = writeln!(s, "\n## Point-in-time recovery\n\n| | |\n|---|---|");
-    let tool = p.tool_version.as_deref().unwrap_or(&p.tool);
-    let _ = writeln!(s, "| Tool | {} |", cell(tool));
+    let tool = p
+        .tool_version
+        .clone()
+        .unwrap_or_else(|| p.tool.program().to_string());
+    let _ = writeln!(s, "| Tool | {} |", cell(&tool));
+    let (what, name) = match (&p.stanza, &p.server) {
+        (Some(n), _) => ("Stanza", n.as_str()),
+        (None, Some(n)) => ("Server", n.as_str()),
+        (None, None) => ("Stanza", "-"),
+    };
     let _ = writeln!(
         s,
-        "| Stanza | `{}` ({} backups) |",
-        p.stanza, p.backups_in_stanza
+        "| {what} | `{}` ({} backups) |",
+        name, p.backups_in_stanza
     );
     if let Some(b) = &p.backup {
         let lsn =

@@ -107,7 +107,7 @@ pub struct Report {
     /// versions before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_settings: Option<ServerSettingsInfo>,
-    /// A point-in-time recovery (`--pgbackrest-stanza`): the tool, the stanza, the backup
+    /// A point-in-time recovery (`--pgbackrest-stanza`, `--barman-server`): the tool, the stanza or server, the backup
     /// restored, the WAL range, the target and where recovery stopped. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pitr: Option<crate::pitr::PitrReport>,

@@ -392,6 +392,8 @@ pub enum SourceKind {
     ConfigBackup,
     /// A pgBackRest stanza restored to a point in time (`--pgbackrest-stanza`).
     Pgbackrest,
+    /// A Barman server restored to a point in time (`--barman-server`).
+    Barman,
 }
 
 impl SourceKind {
@@ -404,6 +406,7 @@ impl SourceKind {
             SourceKind::Release => "release",
             SourceKind::ConfigBackup => "config_backup",
             SourceKind::Pgbackrest => "pgbackrest",
+            SourceKind::Barman => "barman",
         }
     }
 }
@@ -415,7 +418,10 @@ impl From<&crate::plan::Source> for SourceKind {
             Source::Generated { .. } => SourceKind::Generated,
             Source::Dsn(_) => SourceKind::Dsn,
             Source::BackupFile(_) => SourceKind::BackupFile,
-            Source::Pgbackrest(_) => SourceKind::Pgbackrest,
+            Source::Pitr(p) => match p.tool {
+                crate::pitr::PitrTool::Pgbackrest => SourceKind::Pgbackrest,
+                crate::pitr::PitrTool::Barman => SourceKind::Barman,
+            },
         }
     }
 }

@@ -328,6 +328,25 @@ impl Run {
     }
 }
 
+/// Every file under `dir`, recursively, with its size: what a read-only test compares
+/// before and after (a backup tool's repository a drill must not write).
+pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, u64> {
+    fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeMap<std::path::PathBuf, u64>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                walk(&p, out);
+            } else {
+                out.insert(p, m.len());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
 /// Postgres processes and temp dirs whose path names this drill: must be none after a drill.
 pub fn leftovers(drill_id: &str) -> Vec<String> {
     let mut found = Vec::new();

@@ -17,7 +17,7 @@ pub(in crate::drill) fn items(ctx: &Ctx, v: &Verified, app: AppOutcome) -> Vec<C
     );
     // A physical restore has no S0: the data items cannot be judged against one, and say so
     // rather than fail for a comparison that does not apply.
-    if matches!(ctx.plan.source, crate::plan::Source::Pgbackrest(_)) && v.integrity.is_none() {
+    if matches!(ctx.plan.source, crate::plan::Source::Pitr(_)) && v.integrity.is_none() {
         for i in out
             .iter_mut()
             .filter(|i| checklist::CRITICAL_TABLES.iter().any(|(c, _)| *c == i.item))

@@ -1,6 +1,7 @@
-//! Point-in-time recovery of a pgBackRest stanza (`--pgbackrest-stanza`, native backend):
-//! `precheck` (the stanza's backups read and `pgbackrest verify`), `pitr_restore` (the
-//! backup restored into a new empty data directory) and `recovery_replay` (the server
+//! Point-in-time recovery of a pgBackRest stanza (`--pgbackrest-stanza`) or a Barman server
+//! (`--barman-server`), native backend: `precheck` (the backups read and the tool's own
+//! check), `pitr_restore` (the backup restored into a new empty data directory) and
+//! `recovery_replay` (the server
 //! started, WAL replayed until PostgreSQL promotes it at the target, the target checked).
 //! The drill never promotes by hand: an early promotion would pass a recovery that cannot
 //! reach its target.
@@ -9,30 +10,30 @@ use std::time::{Duration, Instant};
 
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::{Backend, Target};
-use crate::pitr::pgbackrest::Pgbackrest;
 use crate::pitr::{
-    BackupInfo, PitrError, PitrPlan, RecoveryLog, RecoveryTarget, Replayed, StanzaInfo,
+    BackupInfo, PitrError, PitrPlan, RecoveryLog, RecoveryTarget, Replayed, StanzaInfo, Tool,
 };
 
 /// What `precheck` found: the tool, the stanza and the backup the restore starts from.
 pub(in crate::drill) struct Prechecked {
-    /// The stanza's `pgbackrest`.
-    pub tool: Pgbackrest,
-    /// `pgbackrest info`.
+    /// The stanza's `pgbackrest`, the server's `barman`.
+    pub tool: Tool,
+    /// The backups and archived WAL the tool lists.
     pub info: StanzaInfo,
     /// The backup a restore to the target starts from.
     pub backup: BackupInfo,
-    /// `pgbackrest version`.
+    /// The tool's version.
     pub version: Option<String>,
 }
 
-/// Phase `precheck` of a PITR drill: `pgbackrest info --output=json` read, the backup the
-/// target needs found (a target before the end of every backup is refused: recovery could
-/// not stop there), then `pgbackrest verify`.
+/// Phase `precheck` of a PITR drill: the tool's list of backups read (`pgbackrest info`,
+/// `barman show-backup`), the backup the target needs found (a target before the end of
+/// every backup is refused: recovery could not stop there), then the tool's own check of it
+/// (`pgbackrest verify`, `barman check-backup`).
 pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Prechecked> {
     ctx.rec
         .step(PhaseId::Precheck, async {
-            let tool = Pgbackrest::locate(p)?;
+            let tool = Tool::locate(p)?;
             let version = tool.version().await;
             let info = tool.info().await?;
             let labels = || {
@@ -51,7 +52,8 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                     ),
                 };
                 return Err(PitrError::NoSuchBackup {
-                    stanza: p.stanza.clone(),
+                    tool: p.tool,
+                    name: p.name.clone(),
                     why,
                     labels: labels(),
                 }
@@ -64,7 +66,8 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
             };
             if before_end {
                 return Err(PitrError::NoSuchBackup {
-                    stanza: p.stanza.clone(),
+                    tool: p.tool,
+                    name: p.name.clone(),
                     why: format!(
                         "the target ({}) is before the end of backup {} (stopped at {}, LSN {}): recovery cannot stop there",
                         p.target.describe(),
@@ -76,9 +79,13 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                 }
                 .into());
             }
-            let said = tool.verify().await?;
+            let said = tool.check(&backup).await?;
             let mut detail = format!(
-                "pgbackrest verify passed; backup {} ({:?}, {} bytes, LSN {}–{}), WAL archived {}–{}; target {}",
+                "{} passed; backup {} ({:?}, {} bytes, LSN {}–{}), WAL archived {}–{}; target {}",
+                match p.tool {
+                    crate::pitr::PitrTool::Pgbackrest => "pgbackrest verify",
+                    crate::pitr::PitrTool::Barman => "barman check-backup",
+                },
                 backup.label,
                 backup.kind,
                 backup.size_bytes,
@@ -110,7 +117,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 /// Phase `pitr_restore`: a new, empty, disposable data directory from the native backend
 /// (owned by the drill's cleanup from the moment it exists), filled by `pgbackrest restore`
-/// with the recovery settings of the target and archiving off.
+/// or `barman recover` with the recovery settings of the target and archiving off.
 pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechecked) -> Option<()> {
     let crate::drill::Owned {
         backend, target, ..
@@ -134,16 +141,14 @@ pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechec
             *target = Some(Target::Native(t));
             let said = pre
                 .tool
-                .restore(
-                    &dir.join("data"),
-                    &dir.join("tablespaces"),
-                    &dir,
-                    &p.target,
-                    p.set.as_deref(),
-                )
+                .restore(&dir, &p.target, &pre.backup, p.set.as_deref())
                 .await?;
             let mut detail = format!(
-                "pgbackrest restore of backup {} into {} (target {}, archive-mode=off)",
+                "{} of backup {} into {} (target {}, never archiving into the repository)",
+                match p.tool {
+                    crate::pitr::PitrTool::Pgbackrest => "pgbackrest restore",
+                    crate::pitr::PitrTool::Barman => "barman recover",
+                },
                 pre.backup.label,
                 dir.join("data").display(),
                 p.target.describe()

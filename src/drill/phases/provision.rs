@@ -41,8 +41,8 @@ pub(in crate::drill) async fn run(
     let keep = plan.keep;
     let wants_source = matches!(plan.source, Source::Generated { .. });
     // A point-in-time recovery's server is its restored data directory (`pitr_restore`).
-    let wants_server = !matches!(plan.source, Source::Dsn(_) | Source::Pgbackrest(_));
-    let pitr = matches!(plan.source, Source::Pgbackrest(_));
+    let wants_server = !matches!(plan.source, Source::Dsn(_) | Source::Pitr(_));
+    let pitr = matches!(plan.source, Source::Pitr(_));
     // The first server gets the restore target's settings only when the restore goes into
     // it: an existing backup, or generated data whose database is dropped (drop-db); after a
     // server loss they go to its replacement (`replace_server`).
