@@ -340,4 +340,36 @@ fn pitr_drills_of_a_barman_server_reach_their_target_and_never_write_the_catalog
         changed.is_empty(),
         "a drill wrote into the catalogue: {changed:?}"
     );
+
+    // The WAL segment the backup starts in, lost from the catalogue: Barman's own check
+    // fails, and so does the drill, at precheck, as backup_unusable naming the check; it is
+    // never recovered into a pass.
+    let first = cat
+        .files()
+        .into_keys()
+        .filter(|p| p.parent().and_then(|d| d.parent()) == Some(&cat.home().join("pg/wals")))
+        .min()
+        .expect("an archived segment");
+    std::fs::remove_file(&first).unwrap();
+    let run = drill(&cat, &["--target", "latest"]);
+    let r = run.report();
+    assert_eq!(r["verdict"], "fail", "{}", run.text());
+    assert_eq!(
+        (
+            r["failure"]["phase"].as_str(),
+            r["failure"]["class"].as_str()
+        ),
+        (Some("precheck"), Some("backup_unusable")),
+        "{}",
+        r["failure"]
+    );
+    support::assert_mentions(
+        r["failure"]["message"].as_str().unwrap_or_default(),
+        &[
+            "barman check-backup",
+            first.file_name().unwrap().to_str().unwrap(),
+        ],
+    );
+    assert_ne!(run.code(), 0);
+    assert_nothing_left(&run);
 }

@@ -145,6 +145,22 @@ impl Barman {
                 output: said(&out),
             });
         }
+        // check-backup exits 0 even when a segment is missing: it records its verdict in the
+        // backup's status (FAILED, with the first missing segment in backup.info's error).
+        let shown = self.json(&["show-backup", &self.server, backup_id]).await?;
+        let status = of_server(&shown, &self.server)?
+            .get("status")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if status != "DONE" {
+            let why = self.backup_error(backup_id).await.unwrap_or_default();
+            return Err(PitrError::Verify {
+                command: format!("barman check-backup {} {backup_id}", self.server),
+                code: out.status.code().unwrap_or(-1),
+                output: format!("backup {backup_id} is now {status}{why}"),
+            });
+        }
         let checked = self.json(&["check", &self.server]).await;
         let failed = match &checked {
             Ok(v) => parse_check(v, &self.server),
@@ -161,6 +177,23 @@ impl Barman {
                 failed.join("; ")
             )
         })
+    }
+
+    /// The `error=` line of a backup's `backup.info` (Barman's `-f json` leaves it out), as
+    /// `: At least one WAL file is missing. The first missing WAL file is …`.
+    async fn backup_error(&self, backup_id: &str) -> Option<String> {
+        let servers = self.json(&["show-servers", &self.server]).await.ok()?;
+        let base = of_server(&servers, &self.server)
+            .ok()?
+            .get("basebackups_directory")?
+            .as_str()?
+            .to_string();
+        let info = tokio::fs::read_to_string(Path::new(&base).join(backup_id).join("backup.info"))
+            .await
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("error="))
+            .map(|e| format!(": {e}"))
     }
 
     /// `barman diagnose`'s `barman_user`: who Barman runs as, and so who must be able to
