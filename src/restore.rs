@@ -166,16 +166,7 @@ async fn precheck_split(
     tools: &PgTools,
     progress: &Progress,
 ) -> Result<Precheck, RestoreError> {
-    if let Some(m) = manifest {
-        if m.size_bytes != len {
-            return Err(RestoreError::Unusable(format!(
-                "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
-                dump.display(),
-                len,
-                m.size_bytes
-            )));
-        }
-    }
+    size_as_manifest(dump, len, manifest)?;
     let readers = lists.len();
     let mut files = Vec::new();
     for list in &lists {
@@ -225,41 +216,19 @@ async fn precheck_split(
     };
     let (sha256, reads) = tokio::join!(hash, futures_util::future::join_all(read));
     let sha256 = sha256?;
-    if let Some(m) = manifest {
-        if m.sha256 != sha256 {
-            return Err(RestoreError::Unusable(format!(
-                "SHA-256 of {} is {sha256} but its manifest says {}: the file is corrupted or is not the backup the manifest describes",
-                dump.display(),
-                m.sha256
-            )));
-        }
-    }
+    sha_as_manifest(dump, &sha256, manifest)?;
     for r in reads {
         let (status, err_text) = r?;
         if !status.success() {
-            return Err(RestoreError::Unusable(format!(
-                "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
-                dump.display(),
-                status,
-                tail(&err_text)
-            )));
+            return Err(unreadable(dump, status, &err_text));
         }
     }
-    let detail = format!(
-        "{} bytes, sha256 {}{}; whole archive read through pg_restore ({readers} readers side by side)",
+    Ok(read_through(
         len,
-        &sha256[..16],
-        if manifest.is_some() {
-            " = manifest"
-        } else {
-            " (no manifest beside the file: checksum not compared)"
-        }
-    );
-    Ok(Precheck {
-        size_bytes: len,
         sha256,
-        detail,
-    })
+        manifest,
+        &format!(" ({readers} readers side by side)"),
+    ))
 }
 
 /// [`precheck`] of `len` bytes read from `file`, reported as `dump`: the negative controls
@@ -278,16 +247,7 @@ pub async fn precheck_stream(
             dump.display()
         )));
     }
-    if let Some(m) = manifest {
-        if m.size_bytes != len {
-            return Err(RestoreError::Unusable(format!(
-                "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
-                dump.display(),
-                len,
-                m.size_bytes
-            )));
-        }
-    }
+    size_as_manifest(dump, len, manifest)?;
     let mut cmd = tools.plain("pg_restore");
     cmd.args(["-f", "/dev/null"])
         .stdin(Stdio::piped())
@@ -325,15 +285,7 @@ pub async fn precheck_stream(
     let (sha, err_text) = tokio::join!(feed, read_all(stderr));
     let (sha256, ends) = sha?;
     let status = cmd.wait(&mut child).await?;
-    if let Some(m) = manifest {
-        if m.sha256 != sha256 {
-            return Err(RestoreError::Unusable(format!(
-                "SHA-256 of {} is {sha256} but its manifest says {}: the file is corrupted or is not the backup the manifest describes",
-                dump.display(),
-                m.sha256
-            )));
-        }
-    }
+    sha_as_manifest(dump, &sha256, manifest)?;
     if status.success() && ends.tar_without_end() {
         // pg_restore needs neither a tar archive's last members (restore.sql) nor its
         // end-of-archive blocks, so a tar dump cut short of them reads through; pg_dump
@@ -350,15 +302,58 @@ pub async fn precheck_stream(
                 dump.display()
             )));
         }
-        return Err(RestoreError::Unusable(format!(
-            "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
-            dump.display(),
-            status,
-            tail(&err_text)
-        )));
+        return Err(unreadable(dump, status, &err_text));
     }
+    Ok(read_through(len, sha256, manifest, ""))
+}
+
+/// The file's size must be the manifest's: a cut or replaced file is told before it is read.
+fn size_as_manifest(
+    dump: &Path,
+    len: u64,
+    manifest: Option<&Manifest>,
+) -> Result<(), RestoreError> {
+    match manifest {
+        Some(m) if m.size_bytes != len => Err(RestoreError::Unusable(format!(
+            "backup file {} is {} bytes but its manifest says {}: the file was truncated or replaced",
+            dump.display(),
+            len,
+            m.size_bytes
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The file's SHA-256 must be the manifest's.
+fn sha_as_manifest(
+    dump: &Path,
+    sha256: &str,
+    manifest: Option<&Manifest>,
+) -> Result<(), RestoreError> {
+    match manifest {
+        Some(m) if m.sha256 != sha256 => Err(RestoreError::Unusable(format!(
+            "SHA-256 of {} is {sha256} but its manifest says {}: the file is corrupted or is not the backup the manifest describes",
+            dump.display(),
+            m.sha256
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A `pg_restore -f /dev/null` that did not read the archive through.
+fn unreadable(dump: &Path, status: std::process::ExitStatus, err_text: &str) -> RestoreError {
+    RestoreError::Unusable(format!(
+        "the archive {} does not read through (pg_restore -f /dev/null: {}): it is truncated or corrupted:\n{}",
+        dump.display(),
+        status,
+        tail(err_text)
+    ))
+}
+
+/// A passed precheck and its line for the report (`how` says how the archive was read).
+fn read_through(len: u64, sha256: String, manifest: Option<&Manifest>, how: &str) -> Precheck {
     let detail = format!(
-        "{} bytes, sha256 {}{}; whole archive read through pg_restore",
+        "{} bytes, sha256 {}{}; whole archive read through pg_restore{how}",
         len,
         &sha256[..16],
         if manifest.is_some() {
@@ -367,11 +362,11 @@ pub async fn precheck_stream(
             " (no manifest beside the file: checksum not compared)"
         }
     );
-    Ok(Precheck {
+    Precheck {
         size_bytes: len,
         sha256,
         detail,
-    })
+    }
 }
 
 /// The first block and the last two blocks of an archive as it streams past: enough to tell a
