@@ -503,15 +503,7 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
     let server = TestServer::start("snapshot").await;
     let db = generated_db(&server, "mvcc", false).await;
     let exporter = db.client().await;
-    exporter
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .unwrap();
-    let id: String = exporter
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id = export_snapshot(&exporter).await;
     let s0_in_exporter = snapshot::take(&exporter).await.unwrap();
 
     let writer = db.client().await;
@@ -525,12 +517,10 @@ async fn a_snapshot_in_an_exported_mvcc_snapshot_ignores_later_writes() {
 
     let reader = db.client().await;
     reader
-        .batch_execute(&format!(
-            "SET default_transaction_read_only = on;
-             BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
-        ))
+        .batch_execute("SET default_transaction_read_only = on")
         .await
         .unwrap();
+    join_snapshot(&reader, &id).await;
     let s0_in_reader = snapshot::take(&reader).await.unwrap();
     // Split over the two sessions of one snapshot (tables on one, checks on the other): the
     // same rows and schema, the late write still unseen. (Sequences are not transactional.)
@@ -591,15 +581,7 @@ async fn tables_read_in_pieces_fingerprint_as_whole_ones() {
     )
     .await;
     let exporter = server.connect(&db).await;
-    exporter
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .unwrap();
-    let id: String = exporter
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id = export_snapshot(&exporter).await;
     let whole = snapshot::take(&exporter).await.unwrap();
     server
         .connect(&db)
@@ -608,12 +590,7 @@ async fn tables_read_in_pieces_fingerprint_as_whole_ones() {
         .await
         .unwrap();
     let reader = server.connect(&db).await;
-    reader
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
-        ))
-        .await
-        .unwrap();
+    join_snapshot(&reader, &id).await;
     let none = pgdrill::progress::Progress::none();
     let (split, pieces) = snapshot::take_split_in_pieces(&exporter, &reader, &none, 8)
         .await
@@ -710,4 +687,25 @@ async fn a_role_that_cannot_read_everything_gets_an_error_not_a_partial_snapshot
         "{message}"
     );
     assert!(message.contains("pg_read_all_data"), "{message}");
+}
+
+/// Opens a read-only repeatable-read transaction on `c` and exports its snapshot, as a backup
+/// does for pg_dump and S0.
+async fn export_snapshot(c: &tokio_postgres::Client) -> String {
+    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .unwrap();
+    c.query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Makes `c` see exactly the exported snapshot `id`, as the second session of S1 does.
+async fn join_snapshot(c: &tokio_postgres::Client, id: &str) {
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+    ))
+    .await
+    .unwrap();
 }
