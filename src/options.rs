@@ -516,43 +516,19 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
 }
 
 /// Before anything is provisioned: `pgbackrest info` must know the stanza, accept its
-/// configuration and list a backup (and `--set`'s); the tool missing is exit 3, the rest exit
-/// 2, each naming the fix. The drill's own `precheck` phase asks again, timed, and verifies.
+/// configuration and list a backup (and `--set`'s), and the target must be one recovery can
+/// reach (after the backup's end, not after the newest archived WAL); the tool missing is
+/// exit 3, the rest exit 2, each naming the fix ([`Error::stanza`]). The drill's own
+/// `precheck` phase asks again, timed, and verifies.
 async fn check_stanza(p: &crate::pitr::PitrPlan) -> Result<(), Error> {
-    use crate::pitr::PitrError;
-    let usage = |e: PitrError| Error::Usage(format!("--pgbackrest-stanza {}: {e}", p.stanza));
-    let tool = match crate::pitr::pgbackrest::Pgbackrest::locate(p) {
-        Ok(t) => t,
-        Err(PitrError::NotInstalled) => {
-            return Err(Error::CannotRun(PitrError::NotInstalled.to_string()))
-        }
-        Err(PitrError::Env(e)) => return Err(e.into()),
-        Err(e) => return Err(usage(e)),
-    };
-    let info = match tool.info().await {
-        Ok(i) => i,
-        Err(PitrError::Env(e)) => return Err(e.into()),
-        Err(e) => return Err(usage(e)),
-    };
-    if let Some(set) = &p.set {
-        if !info.backups.iter().any(|b| &b.label == set) {
-            return Err(usage(PitrError::NoSuchBackup {
-                stanza: p.stanza.clone(),
-                why: format!("--set {set} names no backup"),
-                labels: labels(&info),
-            }));
-        }
-    }
+    let refused = |e| Error::stanza(&p.stanza, e);
+    let tool = crate::pitr::pgbackrest::Pgbackrest::locate(p).map_err(refused)?;
+    let info = tool.info().await.map_err(refused)?;
+    // A target recovery cannot reach is refused now, from the tool's own listing (the
+    // precheck asks again, timed).
+    let wal = tool.wal_archive(&info).await.map_err(refused)?;
+    info.check_target(p, Some(&wal)).map_err(refused)?;
     Ok(())
-}
-
-/// A stanza's backup labels, for a message.
-fn labels(info: &crate::pitr::StanzaInfo) -> String {
-    info.backups
-        .iter()
-        .map(|b| b.label.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Before anything is provisioned: `--server-settings-from`'s server is asked (read-only)

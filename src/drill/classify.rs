@@ -110,6 +110,9 @@ impl From<crate::pitr::PitrError> for StepFail {
             | P::NoBackup { .. }
             | P::NoSuchBackup { .. }
             | P::Verify { .. }
+            | P::Damaged { .. }
+            | P::WalGap { .. }
+            | P::AfterArchive { .. }
             | P::TargetMissed(_)) => StepFail::backup_unusable(e.to_string()),
             e @ P::Restore { .. } => StepFail::restore_failed(e.to_string()),
         }
@@ -215,6 +218,19 @@ fn config(e: &ConfigError) -> (FailureClass, Exit) {
 }
 
 impl Error {
+    /// Why pgdrill cannot work with pgBackRest stanza `stanza` before anything started (the
+    /// drill's check of its source, `pgdrill verify`): the tool missing or the machine's
+    /// fault is exit 3; a stanza, configuration or target the tool's answers refuse is exit
+    /// 2, named with the flag.
+    pub fn stanza(stanza: &str, e: crate::pitr::PitrError) -> Error {
+        use crate::pitr::PitrError as P;
+        match e {
+            P::Env(e) => e.into(),
+            e @ P::NotInstalled => Error::CannotRun(e.to_string()),
+            e => Error::Usage(format!("--pgbackrest-stanza {stanza}: {e}")),
+        }
+    }
+
     /// The exit code the CLI returns for this error.
     pub fn exit(&self) -> Exit {
         match self {
