@@ -520,43 +520,23 @@ pub async fn check_source(plan: &Plan) -> Result<(), Error> {
 }
 
 /// Before anything is provisioned: the tool (`pgbackrest info`, `barman show-backup`) must
-/// know the stanza or server, accept its configuration and list a backup (and `--set`'s);
-/// the tool missing is exit 3, the rest exit 2, each naming the fix. The drill's own
-/// `precheck` phase asks again, timed, and runs the tool's check.
+/// know the stanza or server, accept its configuration and list a backup (and `--set`'s),
+/// and the target must be one recovery can reach (after the backup's end; for pgBackRest,
+/// whose archive is listed, not after the newest archived WAL); the tool missing is exit 3,
+/// the rest exit 2, each naming the fix ([`Error::pitr`]). The drill's own `precheck` phase
+/// asks again, timed, and runs the tool's check.
 async fn check_stanza(p: &crate::pitr::PitrPlan) -> Result<(), Error> {
-    use crate::pitr::PitrError;
-    let usage = |e: PitrError| Error::Usage(format!("{} {}: {e}", p.tool.flag(), p.name));
-    let tool = match crate::pitr::Tool::locate(p) {
-        Ok(t) => t,
-        Err(e @ PitrError::NotInstalled { .. }) => return Err(Error::CannotRun(e.to_string())),
-        Err(PitrError::Env(e)) => return Err(e.into()),
-        Err(e) => return Err(usage(e)),
+    let refused = |e| Error::pitr(p.tool, &p.name, e);
+    let tool = crate::pitr::Tool::locate(p).map_err(refused)?;
+    let info = tool.info().await.map_err(refused)?;
+    // A target recovery cannot reach is refused now, from the tool's own listing (the
+    // precheck asks again, timed).
+    let wal = match &tool {
+        crate::pitr::Tool::Pgbackrest(t) => Some(t.wal_archive(&info).await.map_err(refused)?),
+        crate::pitr::Tool::Barman(_) => None,
     };
-    let info = match tool.info().await {
-        Ok(i) => i,
-        Err(PitrError::Env(e)) => return Err(e.into()),
-        Err(e) => return Err(usage(e)),
-    };
-    if let Some(set) = &p.set {
-        if !info.backups.iter().any(|b| &b.label == set) {
-            return Err(usage(PitrError::NoSuchBackup {
-                tool: p.tool,
-                name: p.name.clone(),
-                why: format!("--set {set} names no backup"),
-                labels: labels(&info),
-            }));
-        }
-    }
+    info.check_target(p, wal.as_ref()).map_err(refused)?;
     Ok(())
-}
-
-/// A stanza's backup labels, for a message.
-fn labels(info: &crate::pitr::StanzaInfo) -> String {
-    info.backups
-        .iter()
-        .map(|b| b.label.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Before anything is provisioned: `--server-settings-from`'s server is asked (read-only)

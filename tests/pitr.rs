@@ -54,12 +54,28 @@ fn chown_to_server_user(path: &Path) {
     }
 }
 
-/// A source archiving into a pgBackRest stanza, backed up, with a ledger written after the
-/// backup: rows 1–50, the LSN after them, rows 51–100, every WAL segment archived.
+/// Where the source was between two batches of the ledger: the LSN and the time after the
+/// last row of the first batch committed and before the first of the next, and the WAL
+/// segment holding that LSN.
+#[derive(Debug, Clone)]
+struct Mark {
+    lsn: String,
+    time: String,
+    segment: String,
+    /// The id of the mark's own transaction (it takes one and commits, with no rows).
+    xid: String,
+}
+
+/// A source archiving into a pgBackRest stanza, backed up, with a ledger (one commit per row,
+/// ids in commit order, empty in the backup) written after the backup in `batches` of 25 rows: a [`Mark`] after
+/// each batch, the WAL switched after every second batch (and after the last), every segment
+/// archived. With 4 batches: rows 1–25, A, 26–50, switch, 51–75, B, 76–100, switch.
 struct Stanza {
     dir: tempfile::TempDir,
     config: PathBuf,
-    lsn_between: String,
+    marks: Vec<Mark>,
+    /// When the fixture started, before the backup.
+    before_backup: String,
     source: Option<pgdrill::env::native::NativeTarget>,
 }
 
@@ -84,7 +100,7 @@ impl Stanza {
         );
     }
 
-    async fn create() -> Stanza {
+    async fn create(batches: i32) -> Stanza {
         let dir = tempfile::Builder::new()
             .prefix("pgdrill-test-pitr-")
             .tempdir()
@@ -112,10 +128,11 @@ impl Stanza {
             .await
             .unwrap_or_else(|e| panic!("cannot start the archiving source: {e}"));
         let sdir = source.dir().unwrap().to_path_buf();
+        // job-retry=0: a damaged file is reported at once, not after two 15 s retries.
         std::fs::write(
             &config,
             format!(
-                "[global]\nrepo1-path={repo}\nrepo1-retention-full=9\nlock-path={d}/lock\nlog-path={d}/log\nlog-level-file=off\nstart-fast=y\n\n[{STANZA}]\npg1-path={data}\npg1-port={port}\npg1-socket-path={sock}\npg1-user=postgres\n",
+                "[global]\nrepo1-path={repo}\nrepo1-retention-full=9\nlock-path={d}/lock\nlog-path={d}/log\nlog-level-file=off\nstart-fast=y\njob-retry=0\n\n[{STANZA}]\npg1-path={data}\npg1-port={port}\npg1-socket-path={sock}\npg1-user=postgres\n",
                 repo = dir.path().join("repo").display(),
                 d = dir.path().display(),
                 data = sdir.join("data").display(),
@@ -126,17 +143,24 @@ impl Stanza {
         .unwrap();
         chown_to_server_user(dir.path());
         let password = source.endpoint.password().unwrap_or_default().to_string();
+        let admin = source.endpoint.connect().await.unwrap();
+        let before_backup: String = admin
+            .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", &[])
+            .await
+            .unwrap()
+            .get(0);
         let mut stanza = Stanza {
             dir,
             config,
-            lsn_between: String::new(),
+            marks: Vec::new(),
+            before_backup,
             source: None,
         };
-        stanza.pgbackrest(&["stanza-create"], &password);
-        stanza.pgbackrest(&["backup", "--type=full"], &password);
-        let admin = source.endpoint.connect().await.unwrap();
+        // The ledger's database and table, and a table with rows, before the backup: a
+        // recovery to `immediate` has data to verify and an empty ledger. FILE_COPY: a small
+        // WAL record instead of the template's pages.
         admin
-            .batch_execute("CREATE DATABASE ledger_db")
+            .batch_execute("CREATE DATABASE ledger_db STRATEGY FILE_COPY")
             .await
             .unwrap();
         let c = source
@@ -146,31 +170,49 @@ impl Stanza {
             .await
             .unwrap();
         c.batch_execute(
-            "CREATE TABLE ledger (id int PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            "CREATE TABLE ledger (id int PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT clock_timestamp()); \
+             CREATE TABLE accounts AS SELECT generate_series(1, 10) AS id",
         )
         .await
         .unwrap();
-        // One commit per row, so that recovery to any point restores a prefix of the ids.
-        for id in 1..=50 {
-            c.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
+        stanza.pgbackrest(&["stanza-create"], &password);
+        stanza.pgbackrest(&["backup", "--type=full"], &password);
+        // pgBackRest picks a backup for a time target by whole seconds: the marks come at
+        // least a second after the backup's stop.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let mut last = String::new();
+        for batch in 0..batches {
+            // One commit per row, so that recovery to any point restores a prefix of the ids.
+            for id in batch * 25 + 1..=batch * 25 + 25 {
+                c.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
+                    .await
+                    .unwrap();
+            }
+            let row = c
+                .query_one(
+                    "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), \
+                     to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+                     pg_current_xact_id()::text",
+                    &[],
+                )
                 .await
                 .unwrap();
+            stanza.marks.push(Mark {
+                lsn: row.get(0),
+                segment: row.get(1),
+                time: row.get(2),
+                xid: row.get(3),
+            });
+            // The next commit is after the mark's time, whatever the clock's resolution.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if batch % 2 == 1 || batch == batches - 1 {
+                last = c
+                    .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+            }
         }
-        let lsn: String = c
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-            .await
-            .unwrap()
-            .get(0);
-        for id in 51..=100 {
-            c.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
-                .await
-                .unwrap();
-        }
-        let segment: String = c
-            .query_one("SELECT pg_walfile_name(pg_switch_wal())", &[])
-            .await
-            .unwrap()
-            .get(0);
         // Every commit is in the archive before the drills start.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -179,18 +221,32 @@ impl Stanza {
                 .await
                 .unwrap()
                 .get(0);
-            if archived.as_deref().is_some_and(|a| a >= segment.as_str()) {
+            if archived.as_deref().is_some_and(|a| a >= last.as_str()) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "segment {segment} not archived after 60s (last: {archived:?})"
+                "segment {last} not archived after 60s (last: {archived:?})"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        stanza.lsn_between = lsn;
         stanza.source = Some(source);
         stanza
+    }
+
+    /// The archived file of WAL segment `name` in the repository.
+    fn segment_file(&self, name: &str) -> PathBuf {
+        let files: Vec<PathBuf> = self
+            .repo_files()
+            .into_keys()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| f.starts_with(&format!("{name}-")))
+            })
+            .collect();
+        assert_eq!(files.len(), 1, "segment {name} in the archive: {files:?}");
+        files[0].clone()
     }
 
     /// Every file under the repository with its size.
@@ -199,7 +255,8 @@ impl Stanza {
     }
 }
 
-fn drill(stanza: &Stanza, extra: &[&str]) -> support::Run {
+/// A native PITR drill of `stanza`, plus `extra`, not started yet.
+fn drill_of(stanza: &Stanza, extra: &[&str]) -> Pgdrill {
     let mut args = vec![
         "--pgbackrest-stanza",
         STANZA,
@@ -207,7 +264,11 @@ fn drill(stanza: &Stanza, extra: &[&str]) -> support::Run {
         stanza.config.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    Pgdrill::native(args).run()
+    Pgdrill::native(args)
+}
+
+fn drill(stanza: &Stanza, extra: &[&str]) -> support::Run {
+    drill_of(stanza, extra).run()
 }
 
 /// The restored ledger's rows, from the report's `pitr` section.
@@ -239,17 +300,83 @@ pub(crate) fn assert_nothing_left(run: &support::Run) {
     assert_eq!(support::leftovers(&id), Vec::<String>::new());
 }
 
-#[test]
-fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_repo() {
-    if !pgbackrest_or_skip("pitr drills") {
-        return;
+/// `pgdrill verify --pgbackrest-stanza` of `stanza` (no dump repo), plus `extra`.
+fn verify(stanza: &Stanza, extra: &[&str]) -> support::Run {
+    let mut args = vec![
+        "verify",
+        "--pgbackrest-stanza",
+        STANZA,
+        "--pgbackrest-config",
+        stanza.config.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Pgdrill::new(args).env("PGDRILL_REPO", "").run()
+}
+
+/// `pgdrill verify --json`'s document.
+fn json_of(run: &support::Run) -> serde_json::Value {
+    serde_json::from_slice(&run.output.stdout)
+        .unwrap_or_else(|e| panic!("verify --json printed no JSON ({e}):\n{}", run.text()))
+}
+
+/// A drill refused with exit 2 before anything started, saying `says`.
+fn assert_refused(stanza: &Stanza, extra: &[&str], says: &[&str]) {
+    let d = drill_of(stanza, extra);
+    let out = d.out_dir().to_path_buf();
+    let run = d.run();
+    assert_eq!(run.code(), 2, "{extra:?}: {}", run.text());
+    support::assert_mentions(&run.text(), says);
+    assert!(
+        !out.join("events.ndjson").exists(),
+        "{extra:?}: a drill started"
+    );
+}
+
+/// A drill that failed as `backup_unusable` in `phase`, its message naming `names`.
+fn assert_unusable(run: &support::Run, phase: &str, names: &[&str]) {
+    let f = &run.report()["failure"];
+    assert_eq!(
+        (run.code(), f["class"].as_str(), f["phase"].as_str()),
+        (1, Some("backup_unusable"), Some(phase)),
+        "{}",
+        run.text()
+    );
+    support::assert_mentions(f["message"].as_str().unwrap(), names);
+    assert_eq!(
+        run.phase("checklist")["status"],
+        "skipped",
+        "{}",
+        run.text()
+    );
+    assert_nothing_left(run);
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The stanza of [`Stanza::create`]`(batches)` with its source stopped (nothing but a drill
+/// could change the repository from then on), or `None` when `pgbackrest` is missing.
+fn stopped_stanza(test: &str, batches: i32) -> Option<(tokio::runtime::Runtime, Stanza)> {
+    if !pgbackrest_or_skip(test) {
+        return None;
     }
     let rt = support::runtime();
-    let mut stanza = rt.block_on(Stanza::create());
-    // The source stops: nothing but a drill could change the repository from here on.
+    let mut stanza = rt.block_on(Stanza::create(batches));
     if let Some(source) = stanza.source.take() {
         rt.block_on(source.destroy()).unwrap();
     }
+    Some((rt, stanza))
+}
+
+#[test]
+fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_repo() {
+    // Rows 1–25, A, 26–50, switch, 51–75, B, 76–100, switch.
+    let Some((_rt, stanza)) = stopped_stanza("pitr drills", 4) else {
+        return;
+    };
+    let (a, b) = (stanza.marks[0].clone(), stanza.marks[2].clone());
     let before = stanza.repo_files();
     assert!(!before.is_empty());
 
@@ -262,6 +389,24 @@ fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_rep
             stanza.config.to_str().unwrap(),
         ],
         &["no_such_stanza", "missing stanza path"],
+    );
+
+    // Targets recovery cannot reach, known from `info` and the archive's listing: exit 2.
+    assert_refused(
+        &stanza,
+        &["--target-time", &stanza.before_backup],
+        &["no backup ended before the target"],
+    );
+    assert_refused(
+        &stanza,
+        &["--target-lsn", "FF/0"],
+        &["after the newest archived WAL", "segment"],
+    );
+    let tomorrow = rfc3339(chrono::Utc::now() + chrono::Duration::days(1));
+    assert_refused(
+        &stanza,
+        &["--target-time", &tomorrow],
+        &["after the newest archived WAL", "archived at"],
     );
 
     // Latest: every committed row.
@@ -281,17 +426,94 @@ fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_rep
     assert_eq!(run.phase("amcheck")["status"], "pass");
     assert_nothing_left(&run);
 
-    // An LSN between the batches: rows 1–50, none after.
-    let run = drill(&stanza, &["--target-lsn", &stanza.lsn_between]);
+    // The LSN after row 75: rows 1–75, none after.
+    let run = drill(&stanza, &["--target-lsn", &b.lsn]);
     run.assert_pass();
-    assert_eq!(ledger_rows(&run), 50, "{}", run.report()["pitr"]);
+    assert_eq!(ledger_rows(&run), 75, "{}", run.report()["pitr"]);
     let promoted = run.report()["pitr"]["recovery"]["promoted_lsn"]
         .as_str()
         .unwrap()
         .parse::<pgdrill::pitr::Lsn>()
         .unwrap();
-    assert!(promoted >= stanza.lsn_between.parse().unwrap());
+    assert!(promoted >= b.lsn.parse().unwrap());
     assert_nothing_left(&run);
+
+    // A time between row 25's commit and row 26's: rows 1–25 exactly, the last commit
+    // replayed at or before the time.
+    let run = drill(&stanza, &["--target-time", &a.time]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 25, "{}", run.report()["pitr"]);
+    let stopped: chrono::DateTime<chrono::Utc> = run.report()["pitr"]["recovery"]["stopped_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stopped <= a.time.parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
+        "{stopped} after {}",
+        a.time
+    );
+    assert_nothing_left(&run);
+
+    // Just after the commit of the transaction between rows 50 and 51.
+    let run = drill(&stanza, &["--target-xid", &stanza.marks[1].xid]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 50, "{}", run.report()["pitr"]);
+    support::assert_mentions(
+        run.report()["pitr"]["recovery"]["stop_line"]
+            .as_str()
+            .unwrap(),
+        &[&format!("transaction {}", stanza.marks[1].xid)],
+    );
+    assert_nothing_left(&run);
+
+    // Immediate: the backup alone, from before the ledger's first row.
+    let run = drill(&stanza, &["--target", "immediate"]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 0, "{}", run.report()["pitr"]);
+    assert_nothing_left(&run);
+
+    // verify: a healthy archive, then the same archive judged a day later.
+    let prom = stanza.dir.path().join("pgdrill.prom");
+    let run = verify(&stanza, &["--rpo", "1h", "--prom", prom.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let v = json_of(&run);
+    let p = &v["pgbackrest"];
+    assert_eq!(
+        (v["ok"].as_bool(), p["ok"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    assert!(v.get("repo").is_none(), "no dump repo was named: {v}");
+    assert_eq!(p["wal_gaps"], serde_json::json!([]));
+    assert_eq!(p["tool_verify_ok"], true);
+    assert_eq!(p["backup_wal"][0]["reachable_to"], p["wal_newest"], "{p}");
+    assert_eq!(
+        p["wal_newest"].as_str(),
+        Some(stanza.marks[3].segment.as_str()),
+        "{p}"
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("pgdrill_wal_gaps{stanza=\"T\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pgdrill_pgbackrest_verify_ok{stanza=\"T\"} 1\n"),
+        "{text}"
+    );
+    let later = rfc3339(chrono::Utc::now() + chrono::Duration::days(1));
+    let run = verify(&stanza, &["--rpo", "1h", "--at", &later]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let v = json_of(&run);
+    let f = &v["pgbackrest"]["findings"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["kind"], "stale");
+    support::assert_mentions(
+        f[0]["subject"].as_str().unwrap(),
+        &[&stanza.marks[3].segment],
+    );
+    assert!(f[0]["seconds"].as_u64().unwrap() > 86_000, "{f}");
 
     // The drills only read the repository.
     assert_eq!(
@@ -299,4 +521,107 @@ fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_rep
         before,
         "a drill wrote into the repository"
     );
+}
+
+#[test]
+fn pitr_a_gap_or_a_damaged_segment_fails_verify_and_the_drill_naming_it() {
+    // Rows 1–25, A, 26–50, switch, 51–75, B, 76–100, switch, 101–125, C, 126–150, switch.
+    let Some((_rt, stanza)) = stopped_stanza("pitr faults", 6) else {
+        return;
+    };
+    let (a, b, c) = (
+        stanza.marks[0].clone(),
+        stanza.marks[2].clone(),
+        stanza.marks[4].clone(),
+    );
+    assert!(
+        a.segment < b.segment && b.segment < c.segment,
+        "one batch pair per segment: {:?}",
+        stanza.marks
+    );
+
+    // B's segment gone from the middle of the archive.
+    let gap = stanza.segment_file(&b.segment);
+    let aside = stanza.dir.path().join("aside");
+    std::fs::rename(&gap, &aside).unwrap();
+
+    let run = verify(&stanza, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let v = json_of(&run);
+    let p = &v["pgbackrest"];
+    assert_eq!(p["wal_gaps"][0]["first_missing"], b.segment.as_str(), "{p}");
+    assert_eq!(
+        p["backup_wal"][0]["first_missing"],
+        b.segment.as_str(),
+        "{p}"
+    );
+    assert_eq!(
+        p["backup_wal"][0]["reachable_to"],
+        a.segment.as_str(),
+        "{p}"
+    );
+    let gaps: Vec<&serde_json::Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "gap")
+        .collect();
+    assert_eq!(gaps.len(), 1, "{p}");
+    assert!(
+        gaps[0]["subject"].as_str().unwrap().ends_with(&b.segment),
+        "{p}"
+    );
+    // The tool's own check does not call a gap an error; pgdrill does.
+    assert_eq!(p["tool_verify_ok"], true, "{p}");
+
+    // Latest would promote at the gap as if the archive ended there: refused at precheck.
+    let run = drill(&stanza, &["--target", "latest"]);
+    assert_unusable(&run, "precheck", &[&b.segment, "missing from the archive"]);
+    assert_eq!(run.phase("pitr_restore")["status"], "skipped");
+
+    // A time after the gap: PostgreSQL runs out of WAL before the target and stops.
+    let run = drill(&stanza, &["--target-time", &c.time]);
+    assert_unusable(
+        &run,
+        "recovery_replay",
+        &[
+            "recovery ended before configured recovery target was reached",
+            &b.segment,
+            "missing from the archive",
+        ],
+    );
+
+    // Before the gap: rows 1–25, as if nothing were missing.
+    let run = drill(&stanza, &["--target-time", &a.time]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 25, "{}", run.report()["pitr"]);
+    assert_nothing_left(&run);
+    std::fs::rename(&aside, &gap).unwrap();
+
+    // C's segment damaged in the middle of its compressed bytes.
+    let damaged = stanza.segment_file(&c.segment);
+    let name = damaged.file_name().unwrap().to_str().unwrap().to_string();
+    let original = std::fs::read(&damaged).unwrap();
+    let mut bytes = original.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16].copy_from_slice(b"pgdrill-damaged!");
+    std::fs::write(&damaged, &bytes).unwrap();
+
+    let run = verify(&stanza, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let p = &json_of(&run)["pgbackrest"];
+    assert_eq!(p["tool_verify_ok"], false, "{p}");
+    assert_eq!(p["wal_gaps"], serde_json::json!([]), "{p}");
+    let named: Vec<&serde_json::Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subject"].as_str().unwrap().ends_with(&name))
+        .collect();
+    assert_eq!(named.len(), 1, "{p}");
+    assert_eq!(named[0]["kind"], "unreadable", "{p}");
+
+    let run = drill(&stanza, &["--target", "latest"]);
+    assert_unusable(&run, "precheck", &[&name, "pgbackrest", "verify"]);
+    std::fs::write(&damaged, &original).unwrap();
 }

@@ -1,6 +1,7 @@
 //! The shipped schedule: systemd units pass `systemd-analyze verify`, the crontab lines have
-//! five time fields, the Kubernetes CronJob parses, and every pgdrill command line in them
-//! parses with `pgdrill::cmd::parse`.
+//! five time fields, the Kubernetes CronJob parses, every pgdrill command line in them
+//! parses with `pgdrill::cmd::parse`, and the pgBackRest backups the PITR drill relies on
+//! are full on Sundays and incremental on the other days.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,17 +60,45 @@ fn units() -> Vec<PathBuf> {
 #[test]
 fn schedule_systemd_units_verify_and_their_commands_parse() {
     let units = units();
-    assert_eq!(units.len(), 10, "{units:?}");
+    assert_eq!(units.len(), 16, "{units:?}");
     let mut calendars = Vec::new();
     let mut parsed = Vec::new();
+    let mut backups = Vec::new();
     for u in &units {
         let text = std::fs::read_to_string(u).unwrap();
         for line in text.lines() {
             if let Some(c) = line.strip_prefix("OnCalendar=") {
                 calendars.push(c.to_string());
             }
+            if let Some(cmd) = line.strip_prefix("ExecStart=/usr/bin/pgbackrest ") {
+                // pgBackRest's own backup, as the server's user, of the stanza the PITR drill
+                // drills.
+                assert!(
+                    cmd.contains("--stanza=${PGBACKREST_STANZA}") && cmd.ends_with(" backup"),
+                    "{}: {cmd}",
+                    u.display()
+                );
+                assert!(text.contains("User=postgres"), "{}", u.display());
+                backups.push(cmd.to_string());
+                continue;
+            }
             if let Some(cmd) = line.strip_prefix("ExecStart=") {
                 parsed.push(parse(&words(cmd)));
+                if cmd.contains("--pgbackrest-stanza") {
+                    // The PITR drill reads the repository as its owner and keeps its reports
+                    // in its own state directory.
+                    for want in [
+                        "User=postgres",
+                        "StateDirectory=pgdrill",
+                        "WorkingDirectory=/var/lib/pgdrill",
+                        "ProtectSystem=strict",
+                        "EnvironmentFile=/etc/pgdrill/pgdrill.env",
+                    ] {
+                        assert!(text.contains(want), "{}: no {want}", u.display());
+                    }
+                    assert!(cmd.contains("${PGBACKREST_STANZA}"), "{cmd}");
+                    continue;
+                }
                 // systemd does not expand variables in ReadWritePaths=: the repo a command
                 // writes must be spelled out there (and be the working directory, if set).
                 let argv = words(cmd);
@@ -105,6 +134,23 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
     }
     assert!(calendars.contains(&"*:0/15".to_string()), "{calendars:?}");
     assert!(calendars.contains(&"hourly".to_string()), "{calendars:?}");
+    for weekly in [
+        "Sun *-*-* 01:00:00",
+        "Mon..Sat *-*-* 01:00:00",
+        "Sun *-*-* 05:00:00",
+    ] {
+        assert!(calendars.contains(&weekly.to_string()), "{calendars:?}");
+    }
+    backups.sort();
+    assert_eq!(
+        backups,
+        [
+            "--stanza=${PGBACKREST_STANZA} --type=full backup",
+            "--stanza=${PGBACKREST_STANZA} --type=incr backup"
+        ]
+    );
+    let env = std::fs::read_to_string(deploy().join("systemd/pgdrill.env.example")).unwrap();
+    assert!(env.contains("\nPGBACKREST_STANZA="), "{env}");
     parsed.sort();
     parsed.dedup();
     assert_eq!(
@@ -124,10 +170,17 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
         .tempdir()
         .unwrap();
     let mut copies = Vec::new();
+    // …and pgbackrest's at the one installed (scripts/setup.sh installs it), else at a
+    // program that exists, so that the rest of the unit is still verified.
+    let pgbackrest = ["/usr/bin/pgbackrest", "/usr/local/bin/pgbackrest"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("/bin/true");
     for u in &units {
         let text = std::fs::read_to_string(u)
             .unwrap()
-            .replace("/usr/local/bin/pgdrill", env!("CARGO_BIN_EXE_pgdrill"));
+            .replace("/usr/local/bin/pgdrill", env!("CARGO_BIN_EXE_pgdrill"))
+            .replace("/usr/bin/pgbackrest", pgbackrest);
         let to = dir.path().join(u.file_name().unwrap());
         std::fs::write(&to, text).unwrap();
         copies.push(to);
@@ -160,9 +213,15 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
     std::fs::write(dropins.join("repo.conf"), dropin + "NoSuchSetting=1\n").unwrap();
     let out = verify(&copies);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // pgBackRest's own services are not pgdrill-*: the drop-in is not theirs.
     let services = copies
         .iter()
         .filter(|c| c.extension().is_some_and(|e| e == "service"))
+        .filter(|c| {
+            c.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("pgdrill-"))
+        })
         .count();
     assert_eq!(
         stderr.matches("repo.conf").count(),

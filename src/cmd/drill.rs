@@ -225,15 +225,19 @@ pub struct DrillArgs {
     pub barman_config: Option<PathBuf>,
     /// With --pgbackrest-stanza or --barman-server: recover to the end of the archived WAL
     /// (`latest`, the default) or only to the backup's first consistent point (`immediate`).
-    #[arg(long, value_name = "latest|immediate", value_parser = crate::pitr::RecoveryTarget::named, requires = "pitr_source", conflicts_with_all = ["target_time", "target_lsn"], help_heading = "Point-in-time recovery")]
+    #[arg(long, value_name = "latest|immediate", value_parser = crate::pitr::RecoveryTarget::named, requires = "pitr_source", conflicts_with_all = ["target_time", "target_lsn", "target_xid"], help_heading = "Point-in-time recovery")]
     pub target: Option<crate::pitr::RecoveryTarget>,
     /// With --pgbackrest-stanza or --barman-server: recover to this time, with its zone
     /// (2026-12-06T22:11:35Z).
-    #[arg(long, value_name = "TIME", value_parser = crate::pitr::RecoveryTarget::time, requires = "pitr_source", conflicts_with = "target_lsn", help_heading = "Point-in-time recovery")]
+    #[arg(long, value_name = "TIME", value_parser = crate::pitr::RecoveryTarget::time, requires = "pitr_source", conflicts_with_all = ["target_lsn", "target_xid"], help_heading = "Point-in-time recovery")]
     pub target_time: Option<crate::pitr::RecoveryTarget>,
     /// With --pgbackrest-stanza or --barman-server: recover to this WAL location (0/3020D28).
-    #[arg(long, value_name = "LSN", value_parser = crate::pitr::RecoveryTarget::lsn, requires = "pitr_source", help_heading = "Point-in-time recovery")]
+    #[arg(long, value_name = "LSN", value_parser = crate::pitr::RecoveryTarget::lsn, requires = "pitr_source", conflicts_with = "target_xid", help_heading = "Point-in-time recovery")]
     pub target_lsn: Option<crate::pitr::RecoveryTarget>,
+    /// With --pgbackrest-stanza or --barman-server: recover to just after this transaction's
+    /// commit (its id, as `SELECT pg_current_xact_id()` printed it).
+    #[arg(long, value_name = "XID", value_parser = crate::pitr::RecoveryTarget::xid, requires = "pitr_source", help_heading = "Point-in-time recovery")]
+    pub target_xid: Option<crate::pitr::RecoveryTarget>,
     /// With --pgbackrest-stanza or --barman-server: restore this backup (its label in
     /// `pgbackrest info`, its id in `barman list-backups`) instead of the newest that fits
     /// the target.
@@ -518,6 +522,7 @@ impl From<DrillArgs> for DrillOptions {
                         .target
                         .or(a.target_time)
                         .or(a.target_lsn)
+                        .or(a.target_xid)
                         .unwrap_or(crate::pitr::RecoveryTarget::Latest),
                     set: a.set,
                 })

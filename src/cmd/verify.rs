@@ -44,10 +44,106 @@ pub struct VerifyArgs {
     /// Also write a Prometheus textfile (atomically) for node_exporter.
     #[arg(long, value_name = "FILE")]
     pub prom: Option<PathBuf>,
+    /// Also (or, without --repo and $PGDRILL_REPO, only) verify this pgBackRest stanza: the
+    /// newest archived WAL's age against --rpo, the WAL from each backup to the newest
+    /// segment with no gap, and `pgbackrest verify`'s own check. Read only.
+    #[arg(long, value_name = "NAME")]
+    pub pgbackrest_stanza: Option<String>,
+    /// With --pgbackrest-stanza: pgBackRest's configuration file (default: its own,
+    /// /etc/pgbackrest/pgbackrest.conf); it must be readable by the `postgres` user.
+    #[arg(long, value_name = "FILE", requires = "pgbackrest_stanza")]
+    pub pgbackrest_config: Option<PathBuf>,
 }
 
-/// `pgdrill verify`.
-pub async fn run(args: VerifyArgs) -> Result<Exit, Error> {
+/// The JSON of a verify that checked a stanza: the repo's outcome (when one was checked) and
+/// the stanza's.
+#[derive(serde::Serialize)]
+struct Both<'a> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo: Option<&'a verify::Outcome>,
+    pgbackrest: &'a crate::pitr::verify::StanzaOutcome,
+}
+
+/// `pgdrill verify`: the repo, the stanza, or both. With --pgbackrest-stanza the repo is
+/// checked only when named (--repo or $PGDRILL_REPO), never the default /backups: a team on
+/// pgBackRest alone has no dump repository.
+pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
+    let Some(stanza) = args.pgbackrest_stanza.take() else {
+        return run_repo(args).await;
+    };
+    let at = args.at.unwrap_or_else(Utc::now);
+    let tool =
+        crate::pitr::pgbackrest::Pgbackrest::for_stanza(&stanza, args.pgbackrest_config.take())
+            .map_err(|e| Error::stanza(&stanza, e))?;
+    let opts = crate::pitr::verify::Options { rpo: args.rpo, at };
+    // The stanza first: a wrong name is refused before the repo's audit log is written.
+    let checked = crate::pitr::verify::run(&tool, &opts)
+        .await
+        .map_err(|e| Error::stanza(&stanza, e))?;
+    let (_, origin) = Repo::resolve_with_origin(args.repo.clone());
+    let named = origin != crate::repo::Origin::Default;
+    let (json, prom) = (args.json, args.prom.take());
+    let repo = if named {
+        // Printed below, beside the stanza's, as one document.
+        args.at = Some(at);
+        Some(check_repo(args).await?)
+    } else {
+        None
+    };
+    let ok = checked.ok && repo.as_ref().is_none_or(|r| r.ok);
+    if let Some(prom) = &prom {
+        let mut text = repo.as_ref().map(|r| r.prometheus()).unwrap_or_default();
+        text.push_str(&checked.prometheus());
+        crate::digest::write_atomic(prom, text.as_bytes()).map_err(|source| Error::Output {
+            path: prom.clone(),
+            source,
+        })?;
+    }
+    if json {
+        let both = Both {
+            ok,
+            repo: repo.as_ref(),
+            pgbackrest: &checked,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&both).expect("outcome serialises")
+        );
+    } else {
+        if let Some(r) = &repo {
+            print!("{}", r.table());
+        }
+        print!("{}", checked.table());
+    }
+    Ok(if ok { Exit::Pass } else { Exit::Fail })
+}
+
+/// `pgdrill verify` of the dump repo alone, as before the stanza.
+async fn run_repo(args: VerifyArgs) -> Result<Exit, Error> {
+    let (json, prom) = (args.json, args.prom.clone());
+    let outcome = check_repo(args).await?;
+    if let Some(prom) = &prom {
+        crate::digest::write_atomic(prom, outcome.prometheus().as_bytes()).map_err(|source| {
+            Error::Output {
+                path: prom.clone(),
+                source,
+            }
+        })?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).expect("outcome serialises")
+        );
+    } else {
+        print!("{}", outcome.table());
+    }
+    Ok(if outcome.ok { Exit::Pass } else { Exit::Fail })
+}
+
+/// The dump repo checked and the check recorded in its audit log.
+async fn check_repo(args: VerifyArgs) -> Result<verify::Outcome, Error> {
     // Before anything is written: verify records itself in the audit log of a real repo only.
     let repo = Repo::open(args.repo)?;
     let listing = repo.list()?;
@@ -75,22 +171,6 @@ pub async fn run(args: VerifyArgs) -> Result<Exit, Error> {
         });
         outcome.ok = false;
     }
-    if let Some(prom) = &args.prom {
-        crate::digest::write_atomic(prom, outcome.prometheus().as_bytes()).map_err(|source| {
-            Error::Output {
-                path: prom.clone(),
-                source,
-            }
-        })?;
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcome).expect("outcome serialises")
-        );
-    } else {
-        print!("{}", outcome.table());
-    }
     audit::append(
         repo.root(),
         Action::Verify,
@@ -110,5 +190,5 @@ pub async fn run(args: VerifyArgs) -> Result<Exit, Error> {
             outcome.files_skipped
         )),
     )?;
-    Ok(if outcome.ok { Exit::Pass } else { Exit::Fail })
+    Ok(outcome)
 }

@@ -110,6 +110,9 @@ impl From<crate::pitr::PitrError> for StepFail {
             | P::NoBackup { .. }
             | P::NoSuchBackup { .. }
             | P::Verify { .. }
+            | P::Damaged { .. }
+            | P::WalGap { .. }
+            | P::AfterArchive { .. }
             | P::TargetMissed(_)) => StepFail::backup_unusable(e.to_string()),
             e @ P::Restore { .. } => StepFail::restore_failed(e.to_string()),
         }
@@ -215,6 +218,25 @@ fn config(e: &ConfigError) -> (FailureClass, Exit) {
 }
 
 impl Error {
+    /// Why pgdrill cannot work with pgBackRest stanza `stanza` before anything started
+    /// (`pgdrill verify`): [`Error::pitr`] for pgBackRest.
+    pub fn stanza(stanza: &str, e: crate::pitr::PitrError) -> Error {
+        Error::pitr(crate::pitr::PitrTool::Pgbackrest, stanza, e)
+    }
+
+    /// Why pgdrill cannot work with `tool`'s stanza or server `name` before anything started
+    /// (the drill's check of its source, `pgdrill verify`): the tool missing or the machine's
+    /// fault is exit 3; a stanza, server, configuration or target the tool's answers refuse
+    /// is exit 2, named with the flag.
+    pub fn pitr(tool: crate::pitr::PitrTool, name: &str, e: crate::pitr::PitrError) -> Error {
+        use crate::pitr::PitrError as P;
+        match e {
+            P::Env(e) => e.into(),
+            e @ P::NotInstalled { .. } => Error::CannotRun(e.to_string()),
+            e => Error::Usage(format!("{} {name}: {e}", tool.flag())),
+        }
+    }
+
     /// The exit code the CLI returns for this error.
     pub fn exit(&self) -> Exit {
         match self {

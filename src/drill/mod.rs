@@ -639,7 +639,8 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             pitr::restore(ctx, &p, pre).await?;
         }
         Step::RecoveryReplay(p) => {
-            let (replayed, db) = pitr::replay(ctx, &p).await?;
+            let wal = flow.pitr.as_ref().and_then(|pre| pre.wal.as_ref());
+            let (replayed, db) = pitr::replay(ctx, &p, wal).await?;
             if let Some(r) = ev.pitr.as_mut() {
                 r.recovery = Some(replayed);
                 r.database = Some(db.clone());

@@ -126,6 +126,7 @@ impl Barman {
             name: self.server.clone(),
             wal_min: backups[0].wal_start.clone(),
             wal_max,
+            archive_id: None,
             backups,
         })
     }
@@ -330,6 +331,10 @@ pub fn recover_args(target: &RecoveryTarget, tablespaces: &[(String, PathBuf)]) 
             a.push("--target-lsn".into());
             a.push(l.to_string());
         }
+        RecoveryTarget::Xid(x) => {
+            a.push("--target-xid".into());
+            a.push(x.to_string());
+        }
     }
     if *target != RecoveryTarget::Latest {
         a.push("--target-action".into());
@@ -462,6 +467,7 @@ pub fn parse_backup(v: &serde_json::Value, server: &str) -> Result<Shown, PitrEr
             size_bytes: b.disk_usage_bytes,
             repo_size_bytes: b.disk_usage_with_wals_bytes.max(b.disk_usage_bytes),
             error: s.status != "DONE",
+            archive_id: None,
         },
         newest_wal: s.wal_information.and_then(|w| w.last_available),
         tablespaces: s.tablespaces.into_iter().map(|t| t.name).collect(),

@@ -7,6 +7,8 @@
 
 pub mod barman;
 pub mod pgbackrest;
+pub mod verify;
+pub mod wal;
 
 use std::path::PathBuf;
 
@@ -62,6 +64,8 @@ pub enum RecoveryTarget {
     Time(DateTime<Utc>),
     /// Just after the WAL record at this location (`--target-lsn`).
     Lsn(Lsn),
+    /// Just after this transaction's commit (`--target-xid`).
+    Xid(u64),
 }
 
 impl RecoveryTarget {
@@ -96,13 +100,28 @@ impl RecoveryTarget {
             .map_err(|e| format!("--target-lsn: {e}"))
     }
 
-    /// The report's words for it: `latest`, `immediate`, `time 2026-…Z`, `lsn 0/3020D28`.
+    /// `--target-xid`: a transaction id as `pg_current_xact_id()` or `txid_current()` print
+    /// it (decimal; with its epoch, as those print it, is accepted too).
+    pub fn xid(s: &str) -> Result<RecoveryTarget, String> {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|x| *x >= 3)
+            .map(RecoveryTarget::Xid)
+            .ok_or_else(|| {
+                format!("--target-xid {s:?}: expected a transaction id, a decimal number of 3 or more as `SELECT pg_current_xact_id()` prints it")
+            })
+    }
+
+    /// The report's words for it: `latest`, `immediate`, `time 2026-…Z`, `lsn 0/3020D28`,
+    /// `xid 1234`.
     pub fn describe(&self) -> String {
         match self {
             RecoveryTarget::Latest => "latest".into(),
             RecoveryTarget::Immediate => "immediate".into(),
             RecoveryTarget::Time(t) => format!("time {}", pg_time(t)),
             RecoveryTarget::Lsn(l) => format!("lsn {l}"),
+            RecoveryTarget::Xid(x) => format!("xid {x}"),
         }
     }
 }
@@ -223,17 +242,6 @@ impl Tool {
         }
     }
 
-    /// The tool's own check of `backup` (pgBackRest: `verify`, every backup and WAL file;
-    /// Barman: `check-backup` of it, and `check` of the server, whose failures are told but
-    /// do not fail a restore made while the source is down): what it said, or
-    /// [`PitrError::Verify`].
-    pub async fn check(&self, backup: &BackupInfo) -> Result<String, PitrError> {
-        match self {
-            Tool::Pgbackrest(t) => t.verify().await,
-            Tool::Barman(t) => t.check(&backup.label).await,
-        }
-    }
-
     /// Restores `backup` (pgBackRest: `set`, else its own pick, the same one) into the empty
     /// `dir/data`, tablespaces under `dir/tablespaces`, with the recovery settings of
     /// `target`; the restored server never archives into the repository.
@@ -298,6 +306,9 @@ pub struct BackupInfo {
     pub repo_size_bytes: u64,
     /// pgBackRest found a page checksum error while taking it.
     pub error: bool,
+    /// The archive its WAL is in (`15-1`), when `info` says.
+    #[serde(default, skip_serializing)]
+    pub archive_id: Option<String>,
 }
 
 /// What `pgbackrest info --output=json` says about a stanza.
@@ -311,20 +322,164 @@ pub struct StanzaInfo {
     pub wal_min: Option<String>,
     /// The newest archived WAL segment.
     pub wal_max: Option<String>,
+    /// The current database's archive (`15-1`), where new WAL goes.
+    pub archive_id: Option<String>,
 }
 
 impl StanzaInfo {
-    /// The backup a restore to `target` starts from, as pgBackRest chooses it: `set` when
-    /// given; for a time or an LSN, the newest backup that ended at or before it; otherwise
-    /// the newest.
-    pub fn backup_for(&self, target: &RecoveryTarget, set: Option<&str>) -> Option<&BackupInfo> {
+    /// The backups whose WAL is in the current archive, oldest first.
+    pub fn current_backups(&self) -> impl DoubleEndedIterator<Item = &BackupInfo> {
+        self.backups
+            .iter()
+            .filter(|b| b.archive_id.is_none() || b.archive_id == self.archive_id)
+    }
+
+    /// The WAL segment size, from the newest backup whose start says it
+    /// ([`wal::infer_segment_size`]), else PostgreSQL's default of 16 MiB.
+    pub fn segment_size(&self) -> u64 {
+        self.current_backups()
+            .rev()
+            .find_map(|b| wal::infer_segment_size(b.lsn_start?, b.wal_start.as_deref()?))
+            .unwrap_or(wal::DEFAULT_SEGMENT_SIZE)
+    }
+
+    /// The backup a restore as `plan` asks starts from, refused with the reason when
+    /// recovery cannot stop at its target: `--set` names no backup, the target is before the
+    /// end of every backup (or of `--set`'s), or after the newest archived WAL (an LSN past
+    /// the newest segment, a time after that segment was archived: `wal`, when listed).
+    pub fn check_target(
+        &self,
+        plan: &PitrPlan,
+        wal: Option<&wal::WalArchive>,
+    ) -> Result<&BackupInfo, PitrError> {
+        let refuse = |why: String| PitrError::NoSuchBackup {
+            tool: plan.tool,
+            name: plan.name.clone(),
+            why,
+            labels: self
+                .backups
+                .iter()
+                .map(|b| b.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let target = &plan.target;
+        let Some(backup) = self.backup_for(plan.tool, target, plan.set.as_deref()) else {
+            return Err(refuse(match &plan.set {
+                Some(set) => format!("--set {set} names no backup"),
+                None => format!(
+                    "no backup ended before the target ({}): recovery cannot stop before a backup's end{}",
+                    target.describe(),
+                    if plan.tool == PitrTool::Pgbackrest {
+                        " (pgBackRest compares whole seconds: a target in the second a backup stopped needs --set LABEL)"
+                    } else {
+                        ""
+                    }
+                ),
+            }));
+        };
+        let before_end = match target {
+            RecoveryTarget::Time(t) => *t < backup.stopped_at,
+            RecoveryTarget::Lsn(l) => backup.lsn_stop.is_some_and(|s| *l < s),
+            RecoveryTarget::Latest | RecoveryTarget::Immediate | RecoveryTarget::Xid(_) => false,
+        };
+        if before_end {
+            return Err(refuse(format!(
+                "the target ({}) is before the end of backup {} (stopped at {}, LSN {}): recovery cannot stop there",
+                target.describe(),
+                backup.label,
+                backup.stopped_at.to_rfc3339(),
+                backup.lsn_stop.map(|l| l.to_string()).unwrap_or_default()
+            )));
+        }
+        let Some(wal) = wal else { return Ok(backup) };
+        let size = wal.segment_size;
+        let timeline = backup
+            .wal_start
+            .as_deref()
+            .and_then(|w| wal::Segment::parse(w, size))
+            .map(|s| s.timeline);
+        let after = match (target, timeline) {
+            (RecoveryTarget::Lsn(l), Some(tl)) => wal.last_on(tl).and_then(|last| {
+                let needed = wal::Segment::of_lsn(*l, tl, size);
+                (wal::Segment::parse(&last.name, size)? < needed)
+                    .then(|| (last, format!("it is in segment {}", needed.name(size))))
+            }),
+            // Every commit in a segment happened before the segment was archived; the
+            // repository's file times are whole seconds, so the archiving may have happened up
+            // to a second after the time shown.
+            (RecoveryTarget::Time(t), _) => wal.newest().and_then(|n| {
+                (*t >= n.archived_at + chrono::Duration::seconds(1)).then(|| {
+                    (
+                        n,
+                        format!(
+                            "the newest segment was archived at {}",
+                            n.archived_at.to_rfc3339()
+                        ),
+                    )
+                })
+            }),
+            _ => None,
+        };
+        match after {
+            Some((newest, why)) => Err(PitrError::AfterArchive {
+                stanza: plan.name.clone(),
+                target: target.describe(),
+                newest: newest.name.clone(),
+                why,
+            }),
+            None => Ok(backup),
+        }
+    }
+
+    /// The first gap in the WAL a recovery from `backup` to `target` must replay: from the
+    /// backup's first segment to its last (`immediate`, a time: the rest is known only
+    /// while replaying), to the target's segment (an LSN), or to the newest archived segment
+    /// of its timeline (`latest`, where PostgreSQL would otherwise promote at the gap as if
+    /// the archive ended there).
+    pub fn gap_for(
+        &self,
+        backup: &BackupInfo,
+        target: &RecoveryTarget,
+        wal: &wal::WalArchive,
+    ) -> Option<wal::WalGap> {
+        let start = backup.wal_start.as_deref()?;
+        let size = wal.segment_size;
+        let to = match target {
+            RecoveryTarget::Latest => None,
+            RecoveryTarget::Immediate | RecoveryTarget::Time(_) | RecoveryTarget::Xid(_) => {
+                Some(backup.wal_stop.clone().unwrap_or_else(|| start.to_string()))
+            }
+            RecoveryTarget::Lsn(l) => {
+                let tl = wal::Segment::parse(start, size)?.timeline;
+                Some(wal::Segment::of_lsn(*l, tl, size).name(size))
+            }
+        };
+        wal.gaps(start, to.as_deref()).into_iter().next()
+    }
+
+    /// The backup a restore to `target` starts from, as `tool` chooses it: `set` when given;
+    /// for a time, the newest backup that stopped before it (pgBackRest compares whole
+    /// seconds, the target's second with the backup's; pgdrill picks Barman's backup itself,
+    /// to the microsecond Barman records); for an LSN, the newest that ended at or before it;
+    /// otherwise the newest.
+    pub fn backup_for(
+        &self,
+        tool: PitrTool,
+        target: &RecoveryTarget,
+        set: Option<&str>,
+    ) -> Option<&BackupInfo> {
         if let Some(set) = set {
             return self.backups.iter().find(|b| b.label == set);
         }
         let fits = |b: &&BackupInfo| match target {
+            RecoveryTarget::Time(t) if tool == PitrTool::Pgbackrest => {
+                b.stopped_at.timestamp() < t.timestamp()
+            }
             RecoveryTarget::Time(t) => b.stopped_at <= *t,
             RecoveryTarget::Lsn(l) => b.lsn_stop.is_some_and(|s| s <= *l),
-            RecoveryTarget::Latest | RecoveryTarget::Immediate => true,
+            // Where a transaction committed is known only while replaying.
+            RecoveryTarget::Latest | RecoveryTarget::Immediate | RecoveryTarget::Xid(_) => true,
         };
         self.backups.iter().rev().find(fits)
     }
@@ -354,6 +509,8 @@ pub struct RecoveryLog {
     pub consistent: bool,
     /// `redo done at X/Y`.
     pub redo_done: Option<Lsn>,
+    /// The last `restored log file "…" from archive`: the newest segment recovery got.
+    pub last_restored: Option<String>,
     /// The first FATAL or PANIC of the startup process (`recovery ended before configured
     /// recovery target was reached` …), not a client refused during start-up.
     pub fatal: Option<String>,
@@ -366,6 +523,12 @@ impl RecoveryLog {
         for line in log.lines() {
             if let Some(at) = line.find("recovery stopping ") {
                 out.stopping = Some(line[at..].trim().to_string());
+            }
+            if let Some(at) = line.find("restored log file \"") {
+                let rest = &line[at + "restored log file \"".len()..];
+                if let Some((name, _)) = rest.split_once('"') {
+                    out.last_restored = Some(name.to_string());
+                }
             }
             if line.contains("consistent recovery state reached") {
                 out.consistent = true;
@@ -486,6 +649,36 @@ pub enum PitrError {
         /// The labels it has.
         labels: String,
     },
+    /// The target is after the newest WAL in the archive: recovery would end before it.
+    #[error("the target ({target}) is after the newest archived WAL of pgBackRest stanza `{stanza}` (segment {newest}; {why}): recovery cannot reach it. Choose an earlier target, or have the source archive its WAL up to the target first (`SELECT pg_switch_wal()` on it), and run the drill again.")]
+    AfterArchive {
+        /// The stanza.
+        stanza: String,
+        /// The target asked for.
+        target: String,
+        /// The newest archived segment.
+        newest: String,
+        /// Why the target is after it.
+        why: String,
+    },
+    /// A segment recovery needs is missing from the archive.
+    #[error("WAL segment {} is missing from the archive of pgBackRest stanza `{stanza}`{}: recovery to {target} cannot pass it. Push the segment again from the source's pg_wal or another copy if it is still there, or take a new full backup (`pgbackrest --stanza={stanza} backup --type=full`); a target before the gap can still be reached.", gap.first_missing, gap_context(gap))]
+    WalGap {
+        /// The stanza.
+        stanza: String,
+        /// The target asked for.
+        target: String,
+        /// The gap (boxed: the error stays small on every other path).
+        gap: Box<wal::WalGap>,
+    },
+    /// `pgbackrest verify` exited 0 but found damaged or missing files.
+    #[error("`pgbackrest --stanza={stanza} verify` found {} in the repository: {}. Do not count on a restore that needs them: restore the files from another copy of the repository, or take a new full backup.", if files.is_empty() { "an error (status: error)".to_string() } else { format!("{} invalid file(s)", files.len()) }, invalid_list(files))]
+    Damaged {
+        /// The stanza.
+        stanza: String,
+        /// The files it named, with its reasons.
+        files: Vec<pgbackrest::InvalidFile>,
+    },
     /// The tool's JSON (`pgbackrest info`, `barman show-backup` …) is not what pgdrill reads.
     #[error("cannot read `{tool}`'s answer: {message}")]
     Info {
@@ -522,6 +715,34 @@ pub enum PitrError {
     Env(#[from] EnvError),
 }
 
+/// ` (N segments, A to B, between X and Y on timeline T)`: where a gap is.
+fn gap_context(g: &wal::WalGap) -> String {
+    let mut s = format!(" ({} segment(s)", g.missing);
+    if g.missing > 1 {
+        s.push_str(&format!(", {} to {}", g.first_missing, g.last_missing));
+    }
+    match (g.after.is_empty(), g.before.is_empty()) {
+        (false, false) => s.push_str(&format!(", between {} and {}", g.after, g.before)),
+        (false, true) => s.push_str(&format!(", after {}, the last archived", g.after)),
+        (true, false) => s.push_str(&format!(", before {}", g.before)),
+        (true, true) => {}
+    }
+    s.push_str(&format!(" on timeline {})", g.timeline));
+    s
+}
+
+/// `FILE (REASON); …`, or what to run when the tool named no file.
+fn invalid_list(files: &[pgbackrest::InvalidFile]) -> String {
+    if files.is_empty() {
+        return "it named no file; run it with --log-level-console=detail to see which".into();
+    }
+    files
+        .iter()
+        .map(|f| format!("{} ({})", f.file, f.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Raw `pgbackrest info --output=json`, as the tool writes it (2.45).
 mod raw {
     use serde::Deserialize;
@@ -555,6 +776,13 @@ mod raw {
         pub info: Info,
         #[serde(default)]
         pub error: Option<bool>,
+        #[serde(default)]
+        pub database: Option<Database>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Database {
+        pub id: i64,
     }
 
     #[derive(Deserialize)]
@@ -577,6 +805,10 @@ mod raw {
     #[derive(Deserialize)]
     pub struct Archive {
         #[serde(default)]
+        pub id: Option<String>,
+        #[serde(default)]
+        pub database: Option<Database>,
+        #[serde(default)]
         pub min: Option<String>,
         #[serde(default)]
         pub max: Option<String>,
@@ -586,6 +818,19 @@ mod raw {
 /// Reads `pgbackrest --stanza=NAME info --output=json` for `stanza`: a stanza the repository
 /// lacks is [`PitrError::NoStanza`], one without a backup [`PitrError::NoBackup`].
 pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
+    let info = parse_stanza(json, stanza)?;
+    if info.backups.is_empty() {
+        return Err(PitrError::NoBackup {
+            tool: PitrTool::Pgbackrest,
+            name: stanza.to_string(),
+        });
+    }
+    Ok(info)
+}
+
+/// [`parse_info`] without refusing a stanza that has no backup yet (`pgdrill verify` makes
+/// that a finding).
+pub fn parse_stanza(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
     let info = |message: String| PitrError::Info {
         tool: PitrTool::Pgbackrest,
         message,
@@ -609,6 +854,14 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
     let time = |t: i64| {
         DateTime::from_timestamp(t, 0)
             .ok_or_else(|| info(format!("backup timestamp {t} is out of range")))
+    };
+    // Each database's archive id, by the database's number.
+    let archive_of = |db: &Option<raw::Database>| {
+        let id = db.as_ref()?.id;
+        s.archive
+            .iter()
+            .find(|a| a.database.as_ref().is_some_and(|d| d.id == id))
+            .and_then(|a| a.id.clone())
     };
     let mut backups = Vec::new();
     for b in s.backup {
@@ -642,12 +895,7 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
             size_bytes: b.info.size,
             repo_size_bytes: b.info.repository.size,
             error: b.error.unwrap_or(false),
-        });
-    }
-    if backups.is_empty() {
-        return Err(PitrError::NoBackup {
-            tool: PitrTool::Pgbackrest,
-            name: stanza.to_string(),
+            archive_id: archive_of(&b.database),
         });
     }
     // The current database's archive is the last one listed.
@@ -656,6 +904,7 @@ pub fn parse_info(json: &str, stanza: &str) -> Result<StanzaInfo, PitrError> {
         name: s.name,
         backups,
         wal_min: archive.as_ref().and_then(|a| a.min.clone()),
+        archive_id: archive.as_ref().and_then(|a| a.id.clone()),
         wal_max: archive.and_then(|a| a.max),
     })
 }
@@ -679,7 +928,67 @@ mod tests {
         assert_eq!(b.size_bytes, 22992374);
         assert_eq!(b.repo_size_bytes, 3043374);
         assert_eq!(i.wal_max.as_deref(), Some("000000010000000000000002"));
+        assert_eq!(i.archive_id.as_deref(), Some("15-1"));
+        assert_eq!(b.archive_id.as_deref(), Some("15-1"));
+        assert_eq!(i.segment_size(), 16 << 20);
         assert!(b.stopped_at > b.started_at);
+    }
+
+    #[test]
+    fn a_target_recovery_cannot_reach_is_refused_and_a_gap_on_the_way_found() {
+        let info = parse_info(INFO, "T").unwrap();
+        let at = DateTime::from_timestamp(1_796_595_200, 0).unwrap();
+        let seg = |n: u64| wal::ArchivedSegment {
+            name: format!("0000000100000000{n:08X}"),
+            file: format!("0000000100000000/0000000100000000{n:08X}-x.gz"),
+            size_bytes: 1,
+            archived_at: at,
+        };
+        let archive = wal::WalArchive {
+            archive_id: "15-1".into(),
+            segment_size: 16 << 20,
+            segments: vec![seg(1), seg(2), seg(4)],
+        };
+        let plan = |target| PitrPlan {
+            tool: PitrTool::Pgbackrest,
+            name: "T".into(),
+            config: None,
+            target,
+            set: None,
+        };
+        let lsn = |l: &str| RecoveryTarget::lsn(l).unwrap();
+        let refused = |p: &PitrPlan| {
+            info.check_target(p, Some(&archive))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(&plan(lsn("0/2000000"))).contains("no backup ended before the target"));
+        let mut set = plan(lsn("0/2000000"));
+        set.set = Some("20261206-221124F".into());
+        assert!(refused(&set).contains("before the end of backup 20261206-221124F"));
+        let after = refused(&plan(lsn("0/5000000")));
+        assert!(
+            after.contains("after the newest archived WAL")
+                && after.contains("000000010000000000000005"),
+            "{after}"
+        );
+        // File times are whole seconds: a time within the newest segment's second may be in it.
+        let time = |s: i64| RecoveryTarget::Time(at + chrono::Duration::seconds(s));
+        assert!(info.check_target(&plan(time(0)), Some(&archive)).is_ok());
+        assert!(refused(&plan(time(1))).contains("archived at"));
+        assert!(info.check_target(&plan(time(1)), None).is_ok());
+        // pgBackRest picks a backup for a time by whole seconds.
+        let stop = info.backups[0].stopped_at + chrono::Duration::milliseconds(500);
+        assert!(refused(&plan(RecoveryTarget::Time(stop))).contains("whole seconds"));
+
+        let b = &info.backups[0];
+        let first = |t: &RecoveryTarget| info.gap_for(b, t, &archive).map(|g| g.first_missing);
+        let third = Some("000000010000000000000003".to_string());
+        assert_eq!(first(&RecoveryTarget::Latest), third);
+        assert_eq!(first(&lsn("0/3000010")), third);
+        assert_eq!(first(&lsn("0/2FFFFFF")), None);
+        assert_eq!(first(&RecoveryTarget::Immediate), None);
+        assert_eq!(first(&RecoveryTarget::Xid(900)), None);
     }
 
     #[test]
@@ -703,11 +1012,15 @@ mod tests {
         assert_eq!(t.describe(), "time 2026-12-06 21:11:35.500000+00");
         assert!(RecoveryTarget::time("2026-12-06 22:11:35").is_err());
         assert_eq!(RecoveryTarget::named("latest"), Ok(RecoveryTarget::Latest));
+        assert_eq!(RecoveryTarget::xid("745"), Ok(RecoveryTarget::Xid(745)));
+        assert_eq!(RecoveryTarget::Xid(745).describe(), "xid 745");
+        assert!(RecoveryTarget::xid("0").is_err());
+        assert!(RecoveryTarget::xid("0/3020D28").is_err());
     }
 
     #[test]
     fn the_log_says_where_recovery_stopped() {
-        let log = "LOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
+        let log = "LOG:  restored log file \"000000010000000000000003\" from archive\nLOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
         let r = RecoveryLog::read(log);
         assert!(r.consistent);
         assert_eq!(r.redo_done, Some(Lsn(0x3020D28)));
@@ -716,5 +1029,6 @@ mod tests {
             Some("recovery stopping after WAL location (LSN) \"0/3020D28\"")
         );
         assert_eq!(r.fatal, None);
+        assert_eq!(r.last_restored.as_deref(), Some("000000010000000000000003"));
     }
 }

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use nix::unistd::User;
 use tokio::process::Command;
 
+use super::wal::{WalArchive, DEFAULT_SEGMENT_SIZE};
 use super::{PitrError, PitrPlan, PitrTool, RecoveryTarget, StanzaInfo};
 use crate::env_error::EnvError;
 
@@ -33,31 +34,63 @@ impl Pgbackrest {
     /// The tool for `plan`'s stanza: [`PitrError::NotInstalled`] when `pgbackrest` is not
     /// on PATH.
     pub fn locate(plan: &PitrPlan) -> Result<Pgbackrest, PitrError> {
+        Pgbackrest::for_stanza(&plan.name, plan.config.clone())
+    }
+
+    /// The tool for `stanza` with the configuration `config` (else its default).
+    pub fn for_stanza(stanza: &str, config: Option<PathBuf>) -> Result<Pgbackrest, PitrError> {
         let program = on_path("pgbackrest").ok_or(PitrError::NotInstalled {
             tool: PitrTool::Pgbackrest,
         })?;
         Ok(Pgbackrest {
             program,
-            config: plan.config.clone(),
-            stanza: plan.name.clone(),
+            config,
+            stanza: stanza.to_string(),
             run_as: crate::env::native::server_user()?,
         })
+    }
+
+    /// The stanza.
+    pub fn stanza(&self) -> &str {
+        &self.stanza
     }
 
     /// `pgbackrest [--config=FILE] --stanza=NAME SUB`, its console quiet so that stdout is the
     /// command's answer and stderr its warnings and errors; its own log file off, so a drill
     /// writes nothing into the team's log directory.
     fn command(&self, sub: &str) -> Command {
+        self.command_logging(
+            sub,
+            &[
+                "--log-level-console=off",
+                "--log-level-stderr=warn",
+                "--log-level-file=off",
+            ],
+        )
+    }
+
+    /// [`Self::command`] with its log on the console at `level` (stdout) and nothing on
+    /// stderr: for `verify`, whose findings about each file are only in its log.
+    fn command_logged(&self, sub: &str, level: &str) -> Command {
+        self.command_logging(
+            sub,
+            &[
+                &format!("--log-level-console={level}"),
+                "--log-level-stderr=off",
+                "--log-level-file=off",
+                "--no-log-timestamp",
+            ],
+        )
+    }
+
+    /// `pgbackrest [--config=FILE] --stanza=NAME LOG… SUB` as the server user.
+    fn command_logging(&self, sub: &str, log: &[&str]) -> Command {
         let mut cmd = Command::new(&self.program);
         if let Some(c) = &self.config {
             cmd.arg(format!("--config={}", c.display()));
         }
         cmd.arg(format!("--stanza={}", self.stanza))
-            .args([
-                "--log-level-console=off",
-                "--log-level-stderr=warn",
-                "--log-level-file=off",
-            ])
+            .args(log)
             .arg(sub)
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -89,6 +122,18 @@ impl Pgbackrest {
     /// `pgbackrest info --output=json`, read: a configuration the tool refuses is
     /// [`PitrError::Config`], a stanza it does not have [`PitrError::NoStanza`].
     pub async fn info(&self) -> Result<StanzaInfo, PitrError> {
+        let info = self.stanza_info().await?;
+        if info.backups.is_empty() {
+            return Err(PitrError::NoBackup {
+                tool: PitrTool::Pgbackrest,
+                name: self.stanza.clone(),
+            });
+        }
+        Ok(info)
+    }
+
+    /// [`Self::info`], a stanza without a backup included.
+    pub async fn stanza_info(&self) -> Result<StanzaInfo, PitrError> {
         let mut cmd = self.command("info");
         cmd.arg("--output=json");
         let out = self.run(cmd).await?;
@@ -99,13 +144,17 @@ impl Pgbackrest {
                 message: said(&out),
             });
         }
-        super::parse_info(&String::from_utf8_lossy(&out.stdout), &self.stanza)
+        super::parse_stanza(&String::from_utf8_lossy(&out.stdout), &self.stanza)
     }
 
-    /// `pgbackrest verify`: the repository's own check of every backup and WAL file; what it
-    /// said (its warnings), or [`PitrError::Verify`].
-    pub async fn verify(&self) -> Result<String, PitrError> {
-        let out = self.run(self.command("verify")).await?;
+    /// `pgbackrest verify`: the repository's own check of every backup and WAL file, read
+    /// into [`ToolVerify`]. pgBackRest 2.45 exits 0 even when it finds a damaged file (it
+    /// says `status: error`), so its words are read, not only its exit code; a non-zero
+    /// exit is [`PitrError::Verify`].
+    pub async fn verify(&self) -> Result<ToolVerify, PitrError> {
+        let mut cmd = self.command_logged("verify", "info");
+        cmd.args(["--output=text", "--verbose"]);
+        let out = self.run(cmd).await?;
         if !out.status.success() {
             return Err(PitrError::Verify {
                 command: format!("pgbackrest --stanza={} verify", self.stanza),
@@ -113,7 +162,45 @@ impl Pgbackrest {
                 output: said(&out),
             });
         }
-        Ok(said(&out))
+        Ok(parse_verify(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// `pgbackrest repo-ls --output=json --recurse PATH`: the repository's files under `path`
+    /// (relative to the repository), as JSON; read only.
+    pub async fn repo_ls(&self, path: &str) -> Result<String, PitrError> {
+        let mut cmd = self.command("repo-ls");
+        cmd.args(["--output=json", "--recurse", path]);
+        let out = self.run(cmd).await?;
+        if !out.status.success() {
+            return Err(PitrError::Config {
+                tool: PitrTool::Pgbackrest,
+                config: self.config.clone(),
+                message: format!("`repo-ls {path}`: {}", said(&out)),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The current archive of the stanza (`info`'s newest archive id), listed: every WAL
+    /// segment with its size and when it was archived. The segment size is inferred from the
+    /// newest backup's start ([`super::wal::infer_segment_size`]), else PostgreSQL's default.
+    pub async fn wal_archive(&self, info: &StanzaInfo) -> Result<WalArchive, PitrError> {
+        let Some(id) = &info.archive_id else {
+            return Ok(WalArchive {
+                archive_id: String::new(),
+                segment_size: DEFAULT_SEGMENT_SIZE,
+                segments: Vec::new(),
+            });
+        };
+        let json = self
+            .repo_ls(&format!("archive/{}/{id}", self.stanza))
+            .await?;
+        WalArchive::from_listing(id, info.segment_size(), &json).map_err(|message| {
+            PitrError::Info {
+                tool: PitrTool::Pgbackrest,
+                message,
+            }
+        })
     }
 
     /// `pgbackrest restore` into the empty data directory `data` (the server user's): the
@@ -170,6 +257,10 @@ pub fn restore_args(
             a.push("--type=lsn".into());
             a.push(format!("--target={l}"));
         }
+        RecoveryTarget::Xid(x) => {
+            a.push("--type=xid".into());
+            a.push(format!("--target={x}"));
+        }
     }
     if *target != RecoveryTarget::Latest {
         a.push("--target-action=promote".into());
@@ -178,6 +269,94 @@ pub fn restore_args(
         a.push(format!("--set={set}"));
     }
     a
+}
+
+/// What `pgbackrest verify` found, from its text output and its log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolVerify {
+    /// Its summary said `status: ok` and no file was invalid.
+    pub ok: bool,
+    /// Every file it found invalid, with its reason, in the order it said them.
+    pub invalid: Vec<InvalidFile>,
+    /// Each backup's status (`valid`, `invalid` …), by label.
+    pub backups: Vec<(String, String)>,
+    /// Its warnings (`WARN:` lines), for the report.
+    pub warnings: Vec<String>,
+}
+
+/// A file `pgbackrest verify` found invalid.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InvalidFile {
+    /// The file, relative to the stanza's archive or backup directory
+    /// (`15-1/0000000100000000/000000010000000000000006-<sha1>.gz`, `<label>/pg_data/…`).
+    pub file: String,
+    /// The tool's words (`[29] raised from local-1 protocol: unexpected eof in compressed data`).
+    pub reason: String,
+}
+
+/// Reads `pgbackrest verify --output=text --verbose` with its log at `info` on stdout
+/// (2.45): `invalid result FILE: REASON` lines, the summary's `status: ok|error`, each
+/// `backup: LABEL, status: S` and the warnings. A summary that never says `status: ok` is
+/// not ok: silence is never a pass.
+pub fn parse_verify(out: &str) -> ToolVerify {
+    let mut v = ToolVerify::default();
+    let mut status_ok = false;
+    let mut status_error = false;
+    for line in out.lines() {
+        // Log lines start `P00   INFO: `; the summary's own lines are bare.
+        let text = match line.find(": ") {
+            Some(at)
+                if line[..at].ends_with("INFO")
+                    || line[..at].ends_with("WARN")
+                    || line[..at].ends_with("ERROR") =>
+            {
+                if line[..at].ends_with("WARN") || line[..at].ends_with("ERROR") {
+                    v.warnings.push(line[at + 2..].trim().to_string());
+                }
+                &line[at + 2..]
+            }
+            _ => line,
+        }
+        .trim();
+        if let Some(rest) = text.strip_prefix("invalid result ") {
+            let (file, reason) = rest.split_once(": ").unwrap_or((rest, ""));
+            if !v.invalid.iter().any(|f| f.file == file) {
+                v.invalid.push(InvalidFile {
+                    file: file.to_string(),
+                    reason: reason.trim().to_string(),
+                });
+            }
+        } else if let Some((what, file)) = quoted_file(text) {
+            if !v.invalid.iter().any(|f| f.file == file) {
+                v.invalid.push(InvalidFile {
+                    file: file.to_string(),
+                    reason: what.to_string(),
+                });
+            }
+        } else if text == "status: ok" {
+            status_ok = true;
+        } else if text == "status: error" {
+            status_error = true;
+        } else if let Some(rest) = text.strip_prefix("backup: ") {
+            let mut parts = rest.split(", ");
+            let label = parts.next().unwrap_or_default().to_string();
+            if let Some(status) = parts.find_map(|p| p.strip_prefix("status: ")) {
+                if !v.backups.iter().any(|(l, _)| *l == label) {
+                    v.backups.push((label, status.to_string()));
+                }
+            }
+        }
+    }
+    v.ok = status_ok && !status_error && v.invalid.is_empty();
+    v
+}
+
+/// `invalid checksum 'FILE'`, `invalid size 'FILE'`, `file missing 'FILE'`: what was wrong and
+/// the file.
+fn quoted_file(text: &str) -> Option<(&str, &str)> {
+    let (what, rest) = text.split_once(" '")?;
+    let file = rest.strip_suffix('\'')?;
+    (what.starts_with("invalid ") || what.ends_with("missing")).then_some((what, file))
 }
 
 /// What a command said: its stderr, else its stdout, trimmed.
@@ -193,6 +372,54 @@ pub(super) fn said(out: &std::process::Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What pgBackRest 2.45 said about a WAL segment and a backup file, each with bytes
+    /// overwritten in its middle (and it exited 0).
+    const DAMAGED: &str = "P00   INFO: verify command begin 2.45: --config=/tmp/x/pgbackrest.conf --stanza=T --verbose
+P01   INFO: invalid result 15-1/0000000100000000/000000010000000000000006-1cdce788689a70a60108440584941cb70ad621e2.gz: [29] raised from local-1 protocol: unexpected eof in compressed data
+P01   INFO: invalid checksum '20261207-022412F/pg_data/base/1/112.gz'
+P00   WARN: file missing '15-1/0000000100000000/000000010000000000000009-0aff43259eb81fc2c4f73aed112d09bec775f573.gz'
+P00   INFO: stanza: T
+            status: error
+              archiveId: 15-1, total WAL checked: 7, total valid WAL: 6
+                missing: 0, checksum invalid: 0, size invalid: 0, other: 1
+              backup: 20261207-022412F, status: invalid, total files checked: 964, total valid files: 963
+                missing: 0, checksum invalid: 1, size invalid: 0, other: 0
+stanza: T
+status: error
+  archiveId: 15-1, total WAL checked: 7, total valid WAL: 6
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 1
+  backup: 20261207-022412F, status: invalid, total files checked: 964, total valid files: 963
+    missing: 0, checksum invalid: 1, size invalid: 0, other: 0
+P00   INFO: verify command end: completed successfully
+";
+
+    #[test]
+    fn verify_s_damaged_files_are_read_from_its_log_although_it_exits_0() {
+        let v = parse_verify(DAMAGED);
+        assert!(!v.ok);
+        assert_eq!(
+            v.invalid
+                .iter()
+                .map(|f| (f.file.as_str(), f.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("15-1/0000000100000000/000000010000000000000006-1cdce788689a70a60108440584941cb70ad621e2.gz", "[29] raised from local-1 protocol: unexpected eof in compressed data"),
+                ("20261207-022412F/pg_data/base/1/112.gz", "invalid checksum"),
+                ("15-1/0000000100000000/000000010000000000000009-0aff43259eb81fc2c4f73aed112d09bec775f573.gz", "file missing"),
+            ]
+        );
+        assert_eq!(
+            v.backups,
+            [("20261207-022412F".to_string(), "invalid".to_string())]
+        );
+        assert_eq!(v.warnings.len(), 1);
+        let healthy = "stanza: T\nstatus: ok\n  backup: 20261207-022412F, status: valid, total files checked: 964, total valid files: 964\n";
+        let v = parse_verify(healthy);
+        assert!(v.ok, "{v:?}");
+        assert!(!parse_verify("").ok, "silence is no pass");
+        assert!(!parse_verify("status: ok\nstatus: error\n").ok);
+    }
 
     #[test]
     fn a_restore_never_archives_and_promotes_only_at_its_target() {

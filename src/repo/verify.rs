@@ -579,30 +579,14 @@ impl Outcome {
             self.files_read,
             self.files_skipped
         );
-        if self.findings.is_empty() {
-            let _ = writeln!(s, "OK: no findings");
-        } else {
-            let _ = writeln!(s, "FINDINGS: {}", self.findings.len());
-            let _ = writeln!(s, "  {:<13} {:<48} message", "kind", "subject");
-            for f in &self.findings {
-                let kind = serde_json::to_value(f.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let _ = writeln!(s, "  {:<13} {:<48} {}", kind, f.subject, f.message);
-            }
-        }
+        findings_table(&mut s, &self.findings);
         s
     }
 
     /// The Prometheus textfile for node_exporter's textfile collector.
     pub fn prometheus(&self) -> String {
         let mut s = String::new();
-        let mut metric = |name: &str, help: &str, v: String| {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-            ));
-        };
+        let mut metric = |name: &str, help: &str, v: String| gauge(&mut s, name, help, "", &v);
         metric(
             "pgdrill_backup_newest_age_seconds",
             "Age of the newest database backup.",
@@ -637,6 +621,42 @@ impl Outcome {
         );
         s
     }
+}
+
+/// The findings as the table's last lines: `OK: no findings`, or their count and one line
+/// each (kind, subject, message). `pgdrill verify`'s repo and stanza tables share it.
+pub fn findings_table(s: &mut String, findings: &[Finding]) {
+    use std::fmt::Write;
+    if findings.is_empty() {
+        let _ = writeln!(s, "OK: no findings");
+        return;
+    }
+    let _ = writeln!(s, "FINDINGS: {}", findings.len());
+    let _ = writeln!(s, "  {:<13} {:<48} message", "kind", "subject");
+    for f in findings {
+        let kind = serde_json::to_value(f.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {:<13} {:<48} {}", kind, f.subject, f.message);
+    }
+}
+
+/// One Prometheus gauge (its HELP, TYPE and sample) appended to `s`; `labels` is empty or
+/// `{name="value",…}` already escaped ([`label`]).
+pub fn gauge(s: &mut String, name: &str, help: &str, labels: &str, value: &str) {
+    s.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{labels} {value}\n"
+    ));
+}
+
+/// `{key="value"}`, the value escaped as the Prometheus text format wants.
+pub fn label(key: &str, value: &str) -> String {
+    let v = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("{{{key}=\"{v}\"}}")
 }
 
 #[cfg(test)]

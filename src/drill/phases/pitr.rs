@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::{Backend, Target};
+use crate::pitr::wal::{Segment, WalArchive};
 use crate::pitr::{
     BackupInfo, PitrError, PitrPlan, RecoveryLog, RecoveryTarget, Replayed, StanzaInfo, Tool,
 };
@@ -24,68 +25,60 @@ pub(in crate::drill) struct Prechecked {
     pub backup: BackupInfo,
     /// The tool's version.
     pub version: Option<String>,
+    /// The archive's WAL segments, listed before the restore (pgBackRest's).
+    pub wal: Option<WalArchive>,
 }
 
 /// Phase `precheck` of a PITR drill: the tool's list of backups read (`pgbackrest info`,
 /// `barman show-backup`), the backup the target needs found (a target before the end of
-/// every backup is refused: recovery could not stop there), then the tool's own check of it
-/// (`pgbackrest verify`, `barman check-backup`).
+/// every backup, or after the newest archived WAL, is refused: recovery could not stop
+/// there), then the tool's own check. pgBackRest: the archive listed and the WAL the recovery
+/// must replay checked for a gap (`latest` would otherwise promote at the gap as if the
+/// archive ended there), then `pgbackrest verify`, whose every invalid file fails it. Barman:
+/// `barman check-backup` of the backup.
 pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Prechecked> {
     ctx.rec
         .step(PhaseId::Precheck, async {
             let tool = Tool::locate(p)?;
             let version = tool.version().await;
             let info = tool.info().await?;
-            let labels = || {
-                info.backups
-                    .iter()
-                    .map(|b| b.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let Some(backup) = info.backup_for(&p.target, p.set.as_deref()).cloned() else {
-                let why = match &p.set {
-                    Some(set) => format!("--set {set} names no backup"),
-                    None => format!(
-                        "no backup ended before the target ({}): recovery cannot stop before a backup's end",
-                        p.target.describe()
-                    ),
-                };
-                return Err(PitrError::NoSuchBackup {
-                    tool: p.tool,
-                    name: p.name.clone(),
-                    why,
-                    labels: labels(),
+            let (backup, wal, checked) = match &tool {
+                Tool::Pgbackrest(t) => {
+                    let wal = t.wal_archive(&info).await?;
+                    let backup = info.check_target(p, Some(&wal))?.clone();
+                    if let Some(gap) = info.gap_for(&backup, &p.target, &wal) {
+                        return Err(PitrError::WalGap {
+                            stanza: p.name.clone(),
+                            target: p.target.describe(),
+                            gap: Box::new(gap),
+                        }
+                        .into());
+                    }
+                    let checked = t.verify().await?;
+                    if !checked.ok {
+                        return Err(PitrError::Damaged {
+                            stanza: p.name.clone(),
+                            files: checked.invalid,
+                        }
+                        .into());
+                    }
+                    let mut said = format!(
+                        "pgbackrest verify passed; {} segments archived, no gap from the backup on",
+                        wal.segments.len()
+                    );
+                    if !checked.warnings.is_empty() {
+                        said.push_str(&format!("; it warned: {}", checked.warnings.join("; ")));
+                    }
+                    (backup, Some(wal), said)
                 }
-                .into());
-            };
-            let before_end = match p.target {
-                RecoveryTarget::Time(t) => t < backup.stopped_at,
-                RecoveryTarget::Lsn(l) => backup.lsn_stop.is_some_and(|s| l < s),
-                RecoveryTarget::Latest | RecoveryTarget::Immediate => false,
-            };
-            if before_end {
-                return Err(PitrError::NoSuchBackup {
-                    tool: p.tool,
-                    name: p.name.clone(),
-                    why: format!(
-                        "the target ({}) is before the end of backup {} (stopped at {}, LSN {}): recovery cannot stop there",
-                        p.target.describe(),
-                        backup.label,
-                        backup.stopped_at.to_rfc3339(),
-                        backup.lsn_stop.map(|l| l.to_string()).unwrap_or_default()
-                    ),
-                    labels: labels(),
+                Tool::Barman(t) => {
+                    let backup = info.check_target(p, None)?.clone();
+                    let said = t.check(&backup.label).await?;
+                    (backup, None, said)
                 }
-                .into());
-            }
-            let said = tool.check(&backup).await?;
-            let mut detail = format!(
-                "{} passed; backup {} ({:?}, {} bytes, LSN {}–{}), WAL archived {}–{}; target {}",
-                match p.tool {
-                    crate::pitr::PitrTool::Pgbackrest => "pgbackrest verify",
-                    crate::pitr::PitrTool::Barman => "barman check-backup",
-                },
+            };
+            let detail = format!(
+                "{checked}; backup {} ({:?}, {} bytes, LSN {}–{}), WAL archived {}–{}; target {}",
                 backup.label,
                 backup.kind,
                 backup.size_bytes,
@@ -95,15 +88,13 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                 info.wal_max.as_deref().unwrap_or("-"),
                 p.target.describe()
             );
-            if !said.is_empty() {
-                detail.push_str(&format!("; it said: {said}"));
-            }
             Ok((
                 Prechecked {
                     tool,
                     info,
                     backup,
                     version,
+                    wal,
                 },
                 detail,
             ))
@@ -167,7 +158,11 @@ pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechec
 /// recovery (the log's `recovery stopping …` or `consistent recovery state reached`) with no
 /// transaction replayed after it; an LSN target must be passed. Returns where recovery
 /// stopped and the database the verification reads.
-pub(in crate::drill) async fn replay(ctx: &mut Ctx, p: &PitrPlan) -> Option<(Replayed, String)> {
+pub(in crate::drill) async fn replay(
+    ctx: &mut Ctx,
+    p: &PitrPlan,
+    wal: Option<&WalArchive>,
+) -> Option<(Replayed, String)> {
     let limit = ctx.plan.budgets.database_restore;
     let settings = ctx.plan.server.clone();
     let crate::drill::Owned {
@@ -186,11 +181,15 @@ pub(in crate::drill) async fn replay(ctx: &mut Ctx, p: &PitrPlan) -> Option<(Rep
                 return Err(StepFail::internal("a restored target without its directory"));
             };
             let log = || RecoveryLog::read(&std::fs::read_to_string(&log_path).unwrap_or_default());
-            let failed = |e: String| match log().fatal {
-                Some(f) => StepFail::from(PitrError::TargetMissed(format!(
-                    "recovery failed before promotion: {f}"
-                ))),
-                None => StepFail::environment(e),
+            let failed = |e: String| {
+                let l = log();
+                match &l.fatal {
+                    Some(f) => StepFail::from(PitrError::TargetMissed(format!(
+                        "recovery failed before promotion: {f}{}",
+                        where_wal_ended(&l, wal, &p.target)
+                    ))),
+                    None => StepFail::environment(e),
+                }
             };
             let started = Instant::now();
             if let Err(e) = b.start_restored(t, &settings, limit).await {
@@ -235,6 +234,9 @@ pub(in crate::drill) async fn replay(ctx: &mut Ctx, p: &PitrPlan) -> Option<(Rep
                 replay_ms,
             };
             check_target(&p.target, &l, &replayed)?;
+            if p.target == RecoveryTarget::Latest {
+                reached_newest(&l, wal)?;
+            }
             let db = c
                 .query_opt(
                     "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate \
@@ -265,6 +267,57 @@ pub(in crate::drill) async fn replay(ctx: &mut Ctx, p: &PitrPlan) -> Option<(Rep
         .await
 }
 
+/// Why recovery ran out of WAL, from its log's last restored segment and the archive:
+/// `; WAL segment N is missing from the archive (the last restored was M)`, `; the archive
+/// ends at M …`, or nothing when the log does not say.
+fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &RecoveryTarget) -> String {
+    let (Some(last), Some(wal)) = (log.last_restored.as_deref(), wal) else {
+        return String::new();
+    };
+    let size = wal.segment_size;
+    let Some(seg) = Segment::parse(last, size) else {
+        return String::new();
+    };
+    let next = Segment {
+        timeline: seg.timeline,
+        number: seg.number + 1,
+    }
+    .name(size);
+    let later = wal
+        .last_on(seg.timeline)
+        .is_some_and(|l| l.name.as_str() > next.as_str());
+    if wal.segments.iter().any(|s| s.name == next) {
+        format!("; WAL segment {next} is in the archive but could not be restored (the last restored was {last}): run `pgbackrest verify`")
+    } else if later {
+        format!("; WAL segment {next} is missing from the archive (the last restored was {last}, and later segments exist): recovery to {} cannot pass the gap", target.describe())
+    } else {
+        format!("; the archive ends at {last}, with no commit after the target {}: archive more WAL before drilling to it, or choose an earlier target", target.describe())
+    }
+}
+
+/// For `latest`: recovery replayed up to the newest archived segment of its timeline (on a
+/// one-timeline archive), so that a segment the restore command could not fetch never
+/// passes for the end of the archive.
+fn reached_newest(log: &RecoveryLog, wal: Option<&WalArchive>) -> Result<(), PitrError> {
+    let (Some(done), Some(wal)) = (log.redo_done, wal) else {
+        return Ok(());
+    };
+    let timelines = wal.timelines();
+    let [only] = timelines.as_slice() else {
+        return Ok(());
+    };
+    let size = wal.segment_size;
+    let stopped = Segment::of_lsn(done, only.timeline, size);
+    match Segment::parse(&only.last, size) {
+        Some(last) if stopped < last => Err(PitrError::TargetMissed(format!(
+            "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored; run `pgbackrest verify`",
+            stopped.name(size),
+            only.last
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Whether recovery stopped where `target` asked, from its log and the promoted server.
 fn check_target(target: &RecoveryTarget, log: &RecoveryLog, r: &Replayed) -> Result<(), PitrError> {
     match target {
@@ -293,7 +346,81 @@ fn check_target(target: &RecoveryTarget, log: &RecoveryLog, r: &Replayed) -> Res
                 )))
             }
         },
+        // PostgreSQL promotes at an xid target only after replaying that commit; the log
+        // must say so, or recovery stopped elsewhere.
+        RecoveryTarget::Xid(x) => {
+            let said = log.stopping.as_deref().is_some_and(|s| {
+                s.contains(&format!("transaction {x},")) || s.ends_with(&format!("transaction {x}"))
+            });
+            if !said {
+                return Err(PitrError::TargetMissed(format!(
+                    "the server promoted without saying it stopped at transaction {x} (its log's `recovery stopping` line: {})",
+                    log.stopping.as_deref().unwrap_or("none")
+                )));
+            }
+        }
         RecoveryTarget::Latest | RecoveryTarget::Immediate => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pitr::wal::ArchivedSegment;
+
+    fn archive(numbers: &[u64]) -> WalArchive {
+        WalArchive {
+            archive_id: "15-1".into(),
+            segment_size: 16 << 20,
+            segments: numbers
+                .iter()
+                .map(|n| ArchivedSegment {
+                    name: format!("0000000100000000{n:08X}"),
+                    file: format!("0000000100000000/0000000100000000{n:08X}-x.gz"),
+                    size_bytes: 1,
+                    archived_at: chrono::DateTime::from_timestamp(1_796_595_200, 0).unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_recovery_that_ran_out_of_wal_names_the_segment_it_lacked() {
+        let log = RecoveryLog::read(
+            "LOG:  restored log file \"000000010000000000000003\" from archive\n\
+             FATAL:  recovery ended before configured recovery target was reached\n",
+        );
+        let target = RecoveryTarget::Xid(900);
+        let gap = where_wal_ended(&log, Some(&archive(&[2, 3, 5])), &target);
+        assert!(
+            gap.contains("WAL segment 000000010000000000000004 is missing from the archive"),
+            "{gap}"
+        );
+        let end = where_wal_ended(&log, Some(&archive(&[2, 3])), &target);
+        assert!(
+            end.contains("the archive ends at 000000010000000000000003"),
+            "{end}"
+        );
+        let bad = where_wal_ended(&log, Some(&archive(&[2, 3, 4])), &target);
+        assert!(bad.contains("could not be restored"), "{bad}");
+        assert_eq!(where_wal_ended(&log, None, &target), "");
+    }
+
+    #[test]
+    fn latest_must_replay_into_the_newest_archived_segment() {
+        let log = |lsn: &str| RecoveryLog {
+            redo_done: lsn.parse().ok(),
+            ..RecoveryLog::default()
+        };
+        let a = archive(&[2, 3, 4]);
+        assert!(reached_newest(&log("0/4000100"), Some(&a)).is_ok());
+        let e = reached_newest(&log("0/3FFFF00"), Some(&a)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("before the newest archived segment 000000010000000000000004"),
+            "{e}"
+        );
+        assert!(reached_newest(&RecoveryLog::default(), Some(&a)).is_ok());
+    }
 }
