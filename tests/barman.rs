@@ -1,10 +1,11 @@
 //! Point-in-time recovery of a Barman server (issue 23), with the real `barman`: a native
 //! source streamed to a Barman catalogue in a temp dir (`backup_method = postgres`,
 //! `pg_receivewal` through `barman receive-wal`, no SSH), a backup, a ledger written after it
-//! in two batches, then drills to `latest` and to a time between the batches, each checked
-//! against the ledger's exact boundary; a server Barman does not know is refused before
-//! anything starts; the catalogue is never written by a drill. Skipped when `barman` is not
-//! installed, unless PGDRILL_REQUIRE_BARMAN=1 (CI).
+//! in two batches, then drills to `latest`, to a time and to a transaction id between the
+//! batches, each checked against the ledger's exact boundary; a server Barman does not know
+//! is refused before anything starts; the catalogue is never written by a drill; a WAL
+//! segment the backup needs, deleted, fails the drill at precheck. Skipped when `barman` is
+//! not installed, unless PGDRILL_REQUIRE_BARMAN=1 (CI).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ struct Catalogue {
     dir: tempfile::TempDir,
     config: PathBuf,
     time_between: String,
+    xid_50: String,
     receiver: Option<std::process::Child>,
     source: Option<pgdrill::env::native::NativeTarget>,
 }
@@ -132,6 +134,7 @@ impl Catalogue {
             dir,
             config,
             time_between: String::new(),
+            xid_50: String::new(),
             receiver: None,
             source: None,
         };
@@ -192,11 +195,20 @@ impl Catalogue {
             .await
             .unwrap();
         // One commit per row, so that recovery to any point restores a prefix of the ids.
-        for id in 1..=50 {
+        for id in 1..50 {
             c.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
                 .await
                 .unwrap();
         }
+        // The 50th commit's transaction id: a --target-xid between the batches.
+        cat.xid_50 = c
+            .query_one(
+                "INSERT INTO ledger (id) VALUES (50) RETURNING pg_current_xact_id()::text",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
         // Read after the 50th commit returned, before the 51st began: between them.
         tokio::time::sleep(Duration::from_millis(20)).await;
         cat.time_between = c
@@ -321,6 +333,12 @@ fn pitr_drills_of_a_barman_server_reach_their_target_and_never_write_the_catalog
         run.phase("recovery_replay")["detail"].as_str().unwrap(),
         &["recovery stopping before commit"],
     );
+    assert_nothing_left(&run);
+
+    // The 50th commit's transaction: rows 1–50, none after.
+    let run = drill(&cat, &["--target-xid", &cat.xid_50]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 50, "{}", run.report()["pitr"]);
     assert_nothing_left(&run);
 
     // The drills only read the catalogue.
