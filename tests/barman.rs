@@ -17,23 +17,9 @@ use crate::support::{self, Pgdrill};
 
 const SERVER: &str = "pg";
 
-/// True when `barman` runs here; otherwise says why and skips, or fails with
-/// PGDRILL_REQUIRE_BARMAN=1 (CI).
+/// True when `barman` runs here; otherwise skips, or fails with PGDRILL_REQUIRE_BARMAN=1 (CI).
 fn barman_or_skip(test: &str) -> bool {
-    let installed = Command::new("barman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
-        return true;
-    }
-    if std::env::var("PGDRILL_REQUIRE_BARMAN").is_ok_and(|v| v == "1") {
-        panic!(
-            "PGDRILL_REQUIRE_BARMAN=1 but `barman` is not installed (scripts/setup.sh installs it)"
-        );
-    }
-    eprintln!("skipped: {test}: `barman` is not installed (scripts/setup.sh installs it)");
-    false
+    support::tool_or_skip("barman", &["--version"], "PGDRILL_REQUIRE_BARMAN", test)
 }
 
 /// A source streamed into a Barman catalogue, backed up, with a ledger written after the

@@ -14,21 +14,14 @@ use crate::support::{self, Pgdrill};
 
 const STANZA: &str = "T";
 
-/// True when `pgbackrest` runs here; otherwise says why and skips, or fails with
-/// PGDRILL_REQUIRE_PGBACKREST=1 (CI).
+/// True when `pgbackrest` runs here; otherwise skips, or fails with PGDRILL_REQUIRE_PGBACKREST=1 (CI).
 fn pgbackrest_or_skip(test: &str) -> bool {
-    let installed = Command::new("pgbackrest")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
-        return true;
-    }
-    if std::env::var("PGDRILL_REQUIRE_PGBACKREST").is_ok_and(|v| v == "1") {
-        panic!("PGDRILL_REQUIRE_PGBACKREST=1 but `pgbackrest` is not installed (scripts/setup.sh installs it)");
-    }
-    eprintln!("skipped: {test}: `pgbackrest` is not installed (scripts/setup.sh installs it)");
-    false
+    support::tool_or_skip(
+        "pgbackrest",
+        &["version"],
+        "PGDRILL_REQUIRE_PGBACKREST",
+        test,
+    )
 }
 
 /// Runs as the server user when we are root: pgBackRest refuses root for some commands, and

@@ -328,6 +328,23 @@ impl Run {
     }
 }
 
+/// True when `program ARGS…` runs here; otherwise says why and skips (false), or fails when
+/// `require` is set to 1 (CI), for the tests of a feature that drives a real backup tool.
+pub fn tool_or_skip(program: &str, args: &[&str], require: &str, test: &str) -> bool {
+    let installed = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed {
+        return true;
+    }
+    if std::env::var(require).is_ok_and(|v| v == "1") {
+        panic!("{require}=1 but `{program}` is not installed (scripts/setup.sh installs it)");
+    }
+    eprintln!("skipped: {test}: `{program}` is not installed (scripts/setup.sh installs it)");
+    false
+}
+
 /// Every file under `dir`, recursively, with its size: what a read-only test compares
 /// before and after (a backup tool's repository a drill must not write).
 pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, u64> {
