@@ -133,6 +133,11 @@ pub struct DrillOptions {
     /// `--pgbackrest-stanza` or `--barman-server`, their `--…-config`, `--target…`, `--set`:
     /// a point-in-time-recovery drill of the tool's backups instead of a pg_dump drill.
     pub pitr: Option<crate::pitr::PitrPlan>,
+    /// `--pitr-source-dsn`: the PITR drill's source, where it writes its ledger and takes its
+    /// own recovery point.
+    pub pitr_source_dsn: Option<String>,
+    /// `--pitr-window`: how long the ledger writer commits before the recovery point.
+    pub pitr_window: Duration,
 }
 
 impl Default for DrillOptions {
@@ -186,6 +191,8 @@ impl Default for DrillOptions {
             server_settings: Vec::new(),
             server_settings_from: None,
             pitr: None,
+            pitr_source_dsn: None,
+            pitr_window: Duration::from_secs(5),
         }
     }
 }
@@ -309,8 +316,34 @@ impl DrillOptions {
             window: self.window,
             at: None,
         });
-        let pitr = self.pitr.take();
+        let mut pitr = self.pitr.take();
         let is_pitr = pitr.is_some();
+        if let Some(dsn) = self.pitr_source_dsn.take() {
+            let Some(p) = pitr.as_mut() else {
+                return Err(Error::Usage(
+                    "--pitr-source-dsn names the source of a point-in-time recovery drill: add --pgbackrest-stanza or --barman-server".into(),
+                ));
+            };
+            if p.target != crate::pitr::RecoveryTarget::Latest {
+                return Err(Error::Usage(format!(
+                    "--pitr-source-dsn makes the drill take its own recovery point on the source and recover to it; a target of its own ({}) cannot be checked against that point's snapshot: drop --target/--target-time/--target-lsn/--target-xid, or drop --pitr-source-dsn",
+                    p.target.describe()
+                )));
+            }
+            if self.pitr_window.is_zero() {
+                return Err(Error::Usage(
+                    "--pitr-window must be at least 1s (e.g. 5s): the ledger needs commits before the recovery point".into(),
+                ));
+            }
+            let endpoint = Endpoint::from_dsn(&dsn)
+                .map_err(|e| Error::Usage(format!("--pitr-source-dsn: {e}")))?;
+            p.source = Some(crate::pitr::PitrSource {
+                endpoint,
+                window: self.pitr_window,
+                archive_timeout: Duration::from_secs(120),
+            });
+        }
+        let pitr_source = pitr.as_ref().is_some_and(|p| p.source.is_some());
         if let Some(p) = &pitr {
             if self.source_dsn.is_some() || self.backup_file.is_some() || repo.is_some() {
                 return Err(Error::Usage(format!(
@@ -362,12 +395,18 @@ impl DrillOptions {
             code_rollback: self.scope.budget_code,
             total: self.budget_total,
         };
-        let scope = self.scope.clone().into_plan(
+        let mut scope = self.scope.clone().into_plan(
             matches!(source, Source::Generated { .. }),
-            matches!(source, Source::Dsn(_)),
+            matches!(source, Source::Dsn(_)) || pitr_source,
             app.as_ref().is_some_and(|a| a.is_sample()),
             app.as_ref().is_some_and(|a| !a.is_sample()),
         )?;
+        if pitr_source && scope.rpo.is_none() {
+            scope.rpo = Some(crate::scope::RpoPlan {
+                rate: crate::rpo::DEFAULT_RATE_PER_SEC,
+                objective: scope.objective,
+            });
+        }
         let out_dir = self
             .out
             .unwrap_or_else(|| PathBuf::from("reports").join(&drill_id));
@@ -503,6 +542,14 @@ pub fn resolve_inputs(plan: &mut Plan) -> Result<(), Error> {
 /// the drill is the environment's (exit 3).
 pub async fn check_source(plan: &Plan) -> Result<(), Error> {
     if let Source::Pitr(p) = &plan.source {
+        if let Some(src) = &p.source {
+            if let Err(e) = src.endpoint.connect().await {
+                return Err(Error::Usage(format!(
+                    "--pitr-source-dsn {}: cannot connect: {e}. Nothing was started; fix the DSN, or drop --pitr-source-dsn to drill the archive alone",
+                    src.endpoint.display()
+                )));
+            }
+        }
         return check_stanza(p).await;
     }
     let Source::Dsn(source) = &plan.source else {

@@ -618,3 +618,98 @@ fn pitr_a_gap_or_a_damaged_segment_fails_verify_and_the_drill_naming_it() {
     assert_unusable(&run, "precheck", &[&name, "pgbackrest", "verify"]);
     std::fs::write(&damaged, &original).unwrap();
 }
+
+/// With its source reachable (`--pitr-source-dsn`), a drill takes its own recovery point:
+/// the ledger writer commits on the source, one transaction fingerprints every table under
+/// SHARE locks and is the recovery target, the WAL is switched and archived. The restore is
+/// then compared exactly with that snapshot (a changed row fails it), and the ledger gives
+/// the data lost: every commit acknowledged before the point restored, none after it.
+#[test]
+fn pitr_with_its_source_a_drill_recovers_to_its_own_point_exactly_and_measures_the_rpo() {
+    if !pgbackrest_or_skip("pitr recovery point") {
+        return;
+    }
+    let rt = support::runtime();
+    let mut stanza = rt.block_on(Stanza::create(2));
+    let source = stanza.source.take().unwrap();
+    let dsn = source.endpoint.with_db("ledger_db").url();
+
+    // A target of its own cannot be held against the point's snapshot: refused.
+    let refused = drill(
+        &stanza,
+        &["--pitr-source-dsn", &dsn, "--target-xid", "1234"],
+    );
+    assert_eq!(refused.code(), 2, "{}", refused.text());
+
+    let run = drill(&stanza, &["--pitr-source-dsn", &dsn, "--pitr-window", "2s"]);
+    run.assert_pass();
+    let r = run.report();
+    let point = &r["pitr"]["recovery_point"];
+    let xid = point["xid"].as_u64().expect("pitr.recovery_point.xid");
+    assert_eq!(r["pitr"]["target"], format!("xid {xid}"), "{}", r["pitr"]);
+    assert!(point["tables_locked"].as_u64().unwrap() >= 3, "{point}");
+    for phase in ["writer_start", "recovery_point", "compare", "rpo"] {
+        assert_eq!(
+            run.phase(phase)["status"],
+            "pass",
+            "{phase}: {}",
+            run.phase(phase)
+        );
+    }
+    // The ledger: everything acknowledged before the point restored, at least one commit
+    // (the one the locks held back) after it and lost, and the window well under a second.
+    let rpo = &r["rpo"];
+    let acked = rpo["acknowledged_commits"].as_u64().unwrap();
+    let restored = rpo["restored_commits"].as_u64().unwrap();
+    let lost = rpo["lost_commits"].as_u64().unwrap();
+    assert!(restored >= 10, "{rpo}");
+    assert_eq!(restored + lost, acked, "{rpo}");
+    assert!(rpo["achieved_ms"].as_u64().unwrap() < 1000, "{rpo}");
+    assert!(rpo["archive_timeout_ms"].is_u64(), "{rpo}");
+    // The comparison is real: the restored tables against S0, the ledger's among them.
+    let tables = r["integrity"]["tables"]
+        .as_array()
+        .expect("integrity.tables");
+    assert!(
+        tables
+            .iter()
+            .any(|t| t["name"] == "pgdrill.rpo_ledger" && t["match"] == true),
+        "{tables:?}"
+    );
+    assert_nothing_left(&run);
+
+    // The source is left as it was: the ledger dropped once the point held it.
+    let left: i64 = rt.block_on(async {
+        let c = source
+            .endpoint
+            .with_db("ledger_db")
+            .connect()
+            .await
+            .unwrap();
+        c.query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgdrill'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    });
+    assert_eq!(left, 0, "the pgdrill schema stayed on the source");
+    // A row changed after the restore: the comparison with S0 fails the drill.
+    let tampered = drill(
+        &stanza,
+        &[
+            "--pitr-source-dsn",
+            &dsn,
+            "--pitr-window",
+            "1s",
+            "--tamper-sql",
+            "UPDATE accounts SET id = 1000 WHERE id = 1",
+        ],
+    );
+    assert_eq!(tampered.code(), 1, "{}", tampered.text());
+    assert_eq!(tampered.phase("compare")["status"], "fail");
+    support::assert_mentions(&tampered.text(), &["public.accounts"]);
+    assert_nothing_left(&tampered);
+    rt.block_on(source.destroy()).unwrap();
+}

@@ -248,6 +248,17 @@ pub struct DrillArgs {
         help_heading = "Point-in-time recovery"
     )]
     pub set: Option<String>,
+    /// With --pgbackrest-stanza or --barman-server: the source server the repository
+    /// archives, reachable and writable. The drill writes its RPO ledger there (schema
+    /// pgdrill) for --pitr-window, then takes its own recovery point: one transaction that
+    /// fingerprints every table under SHARE locks (writes wait, reads go on) and is the
+    /// recovery target; the WAL is switched and waited for in the archive. The restore is
+    /// compared exactly with that snapshot and the ledger measures the data lost.
+    #[arg(long, value_name = "URL", requires = "pitr_source", conflicts_with_all = ["target", "target_time", "target_lsn", "target_xid"], help_heading = "Point-in-time recovery")]
+    pub pitr_source_dsn: Option<String>,
+    /// With --pitr-source-dsn: how long the ledger writer commits before the recovery point.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration, requires = "pitr_source_dsn", help_heading = "Point-in-time recovery")]
+    pub pitr_window: std::time::Duration,
 }
 
 impl DrillArgs {
@@ -525,8 +536,11 @@ impl From<DrillArgs> for DrillOptions {
                         .or(a.target_xid)
                         .unwrap_or(crate::pitr::RecoveryTarget::Latest),
                     set: a.set,
+                    source: None,
                 })
             },
+            pitr_source_dsn: a.pitr_source_dsn,
+            pitr_window: a.pitr_window,
         }
     }
 }

@@ -113,7 +113,10 @@ impl From<crate::pitr::PitrError> for StepFail {
             | P::Damaged { .. }
             | P::WalGap { .. }
             | P::AfterArchive { .. }
+            | P::NotArchived { .. }
             | P::TargetMissed(_)) => StepFail::backup_unusable(e.to_string()),
+            // The source refused the drill's lock, schema or WAL switch: its permissions.
+            e @ P::Point { .. } => StepFail::environment(e.to_string()),
             e @ P::Restore { .. } => StepFail::restore_failed(e.to_string()),
         }
     }

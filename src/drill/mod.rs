@@ -84,6 +84,8 @@ impl Ctx {
                 e.options = Some("-c default_transaction_read_only=on".into());
                 Some(e)
             }
+            // Named for writing: the drill's ledger and recovery point go there.
+            (Source::Pitr(p), _) => p.source.as_ref().map(|s| s.endpoint.clone()),
             (_, Some(t)) => Some(t.endpoint().with_db(db)),
             _ => None,
         }
@@ -150,6 +152,8 @@ struct Flow {
     restart: app::Restart,
     /// A point-in-time recovery's stanza and backup, from its precheck.
     pitr: Option<pitr::Prechecked>,
+    /// A point-in-time recovery's own recovery point on its source, when it took one.
+    point: Option<pitr::Pointed>,
 }
 
 /// What the phases returned, kept for the report whether or not a later phase failed.
@@ -275,6 +279,7 @@ pub async fn run_with(plan: Plan, cancel: Cancel, reporters: Vec<Box<dyn Reporte
         restored_config: None,
         restart: app::Restart::NotYet,
         pitr: None,
+        point: None,
     };
     let mut ctx = Ctx {
         owned: Owned {
@@ -506,7 +511,15 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             ev.verified.snapshot = Some(s1);
         }
         Step::Compare if matches!(ctx.plan.source, Source::Pitr(_)) => {
-            ctx.rec.skip(id, SkipReason::NoManifest);
+            let (Some(pt), Some(s1)) = (flow.point.as_ref(), ev.verified.snapshot.as_ref()) else {
+                ctx.rec.skip(id, SkipReason::NoManifest);
+                return Some(());
+            };
+            let basis = format!(
+                "snapshot S0 taken on the source by transaction {} under SHARE locks, the recovery target: the restore must hold exactly what it saw",
+                pt.point.xid
+            );
+            ev.verified.integrity = verify::compare_to(ctx, basis, &pt.point.snapshot, s1).await;
         }
         Step::Compare => {
             let (Some(set), Some(s1)) = (ev.backup.as_ref(), ev.verified.snapshot.as_ref()) else {
@@ -522,6 +535,17 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             let db = restored_db(ctx, id, flow).await?;
             verify::amcheck(ctx, &db.admin, &db.tools).await;
             ev.verified.tools = verify::tool_versions(&db.tools).await;
+        }
+        Step::Rpo(rpo) if flow.point.is_some() => {
+            let db = restored_db(ctx, id, flow).await?;
+            let Some(pt) = flow.point.as_ref() else {
+                return Some(());
+            };
+            let wal = rpo::WalWorstCase {
+                archive_timeout: pt.wal.archive_timeout,
+                archiving: pt.wal.archiving,
+            };
+            ev.rpo = rpo::assess_point(ctx, rpo, &db.admin, pt.point.window, &pt.struck, wal).await;
         }
         Step::Rpo(rpo) => {
             let server = restore_server(ctx, id).await?;
@@ -603,6 +627,7 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
             ev.rollback = Some(code::release_rollback(ctx, &r).await?);
         }
         Step::PitrPrecheck(p) => {
+            let p = to_point(p, flow);
             let barman = p.tool == crate::pitr::PitrTool::Barman;
             ev.pitr = Some(crate::pitr::PitrReport {
                 tool: p.tool,
@@ -617,6 +642,19 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 recovery: None,
                 database: None,
                 tables: Vec::new(),
+                recovery_point: flow.point.as_ref().map(|pt| crate::pitr::PointReport {
+                    source: p
+                        .source
+                        .as_ref()
+                        .map(|s| s.endpoint.display())
+                        .unwrap_or_default(),
+                    xid: pt.point.xid,
+                    lsn_after: pt.point.lsn_after,
+                    segment: pt.point.segment.clone(),
+                    tables_locked: pt.point.tables_locked,
+                    locked_ms: pt.point.held_ms,
+                    archived_ms: pt.wal.archiving.as_millis() as u64,
+                }),
             });
             let pre = pitr::precheck(ctx, &p).await?;
             if let Some(r) = ev.pitr.as_mut() {
@@ -626,21 +664,36 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
                 r.wal_max = pre.info.wal_max.clone();
                 r.backups_in_stanza = pre.info.backups.len();
             }
+            if flow.point.is_none() {
+                ev.disaster = format!(
+                    "point-in-time recovery of {} into a new empty server",
+                    p.tool.what(&p.name)
+                );
+            }
+            flow.pitr = Some(pre);
+        }
+        Step::RecoveryPoint(p) => {
+            let pointed = pitr::point(ctx, &p).await?;
             ev.disaster = format!(
-                "point-in-time recovery of {} into a new empty server",
+                "the source lost right after the drill's recovery point (transaction {}); point-in-time recovery of {} into a new empty server",
+                pointed.point.xid,
                 p.tool.what(&p.name)
             );
-            flow.pitr = Some(pre);
+            ev.disaster_at = Some(pointed.struck.at);
+            flow.point = Some(pointed);
         }
         Step::PitrRestore(p) => {
             let Some(pre) = flow.pitr.as_ref() else {
                 return missing(ctx, id, "backup tool's precheck").await;
             };
+            let p = to_point(p, flow);
             pitr::restore(ctx, &p, pre).await?;
         }
         Step::RecoveryReplay(p) => {
+            let p = to_point(p, flow);
             let wal = flow.pitr.as_ref().and_then(|pre| pre.wal.as_ref());
-            let (replayed, db) = pitr::replay(ctx, &p, wal).await?;
+            let want = p.source.as_ref().map(|s| s.endpoint.dbname.clone());
+            let (replayed, db) = pitr::replay(ctx, &p, wal, want.as_deref()).await?;
             if let Some(r) = ev.pitr.as_mut() {
                 r.recovery = Some(replayed);
                 r.database = Some(db.clone());
@@ -657,6 +710,14 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         }
     }
     Some(())
+}
+
+/// A PITR plan with the drill's own recovery point, once taken, as its target.
+fn to_point(mut p: crate::pitr::PitrPlan, flow: &Flow) -> crate::pitr::PitrPlan {
+    if let Some(pt) = &flow.point {
+        p.target = crate::pitr::RecoveryTarget::Xid(pt.point.xid);
+    }
+    p
 }
 
 /// Fails phase `id` because an input an earlier phase should have produced is missing: a

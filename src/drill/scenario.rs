@@ -97,6 +97,8 @@ pub(super) enum Step {
     DeployRelease(Box<RollbackPlan>),
     /// [`PhaseId::Precheck`] of a point-in-time recovery: `pgbackrest info` and `verify`.
     PitrPrecheck(PitrPlan),
+    /// See [`PhaseId::RecoveryPoint`].
+    RecoveryPoint(PitrPlan),
     /// See [`PhaseId::PitrRestore`].
     PitrRestore(PitrPlan),
     /// See [`PhaseId::RecoveryReplay`].
@@ -145,6 +147,7 @@ impl Step {
             Step::ConfigReplace => P::ConfigRestore,
             Step::DeployRelease(_) => P::CodeRollback,
             Step::PitrPrecheck(_) => P::Precheck,
+            Step::RecoveryPoint(_) => P::RecoveryPoint,
             Step::PitrRestore(_) => P::PitrRestore,
             Step::RecoveryReplay(_) => P::RecoveryReplay,
         }
@@ -310,23 +313,29 @@ fn rollback_scenario(r: &RollbackPlan) -> Vec<Step> {
 /// the target, then the verification that applies to a physical restore. The exact
 /// comparison stays in the list, to be recorded as skipped with its reason: there is no
 /// pg_dump manifest (S0). No negative controls: theirs damage a dump or its manifest.
+///
+/// With a source to write to (`--pitr-source-dsn`), the ledger writer runs first, the drill
+/// takes its own recovery point there (the snapshot S0 the comparison holds the restore
+/// against, and the recovery target), and the ledger's `rpo` follows the comparison.
 fn pitr_scenario(plan: &Plan, p: &PitrPlan) -> Vec<Step> {
-    let mut v = vec![
-        Step::Provision,
+    let rpo = p.source.as_ref().and(plan.scope.rpo);
+    let mut v = vec![Step::Provision];
+    if let Some(rpo) = rpo {
+        v.extend([Step::WriterStart(rpo), Step::RecoveryPoint(p.clone())]);
+    }
+    v.extend([
         Step::PitrPrecheck(p.clone()),
         Step::PitrRestore(p.clone()),
         Step::RecoveryReplay(p.clone()),
-    ];
+    ]);
     if let Some(sql) = &plan.tamper_sql {
         v.push(Step::TamperHook(sql.clone()));
     }
-    v.extend([
-        Step::Snapshot,
-        Step::Compare,
-        Step::Amcheck,
-        Step::StartApp,
-        Step::AppHealthy,
-    ]);
+    v.extend([Step::Snapshot, Step::Compare]);
+    if let Some(rpo) = rpo {
+        v.push(Step::Rpo(rpo));
+    }
+    v.extend([Step::Amcheck, Step::StartApp, Step::AppHealthy]);
     if let Some(app) = &plan.app {
         v.push(Step::ObserveApp(app.clone()));
     }

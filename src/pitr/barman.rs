@@ -93,6 +93,28 @@ impl Barman {
         }
     }
 
+    /// `barman switch-wal --archive`: the server's current WAL segment closed (through
+    /// Barman's own connection) and waited for until it is in the catalogue, `timeout` at most.
+    pub async fn switch_wal(&self, timeout: std::time::Duration) -> Result<(), PitrError> {
+        let secs = timeout.as_secs().max(1).to_string();
+        let args = [
+            "switch-wal",
+            "--archive",
+            "--archive-timeout",
+            secs.as_str(),
+            self.server.as_str(),
+        ];
+        let out = self.run(self.command(&args)).await?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(PitrError::Verify {
+            command: format!("barman {}", args.join(" ")),
+            code: out.status.code().unwrap_or(-1),
+            output: said(&out),
+        })
+    }
+
     /// `barman --version`, as `Barman 3.4.0`.
     pub async fn version(&self) -> Option<String> {
         let out = self.run(self.command(&["--version"])).await.ok()?;

@@ -7,6 +7,7 @@
 
 pub mod barman;
 pub mod pgbackrest;
+pub mod point;
 pub mod verify;
 pub mod wal;
 
@@ -206,7 +207,33 @@ pub struct PitrPlan {
     /// `--set`: the backup to restore (else the newest that fits the target, as the tool
     /// would pick it).
     pub set: Option<String>,
+    /// `--pitr-source-dsn`: the source the repository archives, reachable, where the drill
+    /// writes its RPO ledger and takes its own recovery point.
+    pub source: Option<PitrSource>,
 }
+
+/// The source of a PITR drill that pgdrill can reach and write to (`--pitr-source-dsn`).
+#[derive(Debug, Clone)]
+pub struct PitrSource {
+    /// The source database, as the DSN names it.
+    pub endpoint: crate::env::Endpoint,
+    /// How long the ledger writer commits before the recovery point (`--pitr-window`).
+    pub window: std::time::Duration,
+    /// How long the archive may take to hold the recovery point's segment.
+    pub archive_timeout: std::time::Duration,
+}
+
+// An endpoint is compared by the URL it names (it has no PartialEq of its own), as plans are compared
+// in tests: two plans of the same source are the same plan.
+impl PartialEq for PitrSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.endpoint.url() == other.endpoint.url()
+            && self.window == other.window
+            && self.archive_timeout == other.archive_timeout
+    }
+}
+
+impl Eq for PitrSource {}
 
 /// One repository's tool, ready to run: what the drill's phases call, whichever tool it is.
 #[derive(Debug, Clone)]
@@ -265,6 +292,51 @@ impl Tool {
             }
             Tool::Barman(t) => t.restore(dir, target, backup).await,
         }
+    }
+
+    /// Closes the source's current WAL segment and waits, at most `timeout`, until the
+    /// archive holds `segment` (and so every segment before it): pgBackRest's listing polled
+    /// after `pg_switch_wal()` on `source`; Barman's own `switch-wal --archive`, which
+    /// switches through its connection and waits for the file. Returns how long it took.
+    pub async fn archive_through(
+        &self,
+        source: &tokio_postgres::Client,
+        segment: &str,
+        timeout: std::time::Duration,
+    ) -> Result<std::time::Duration, PitrError> {
+        let started = std::time::Instant::now();
+        let (tool, newest) = match self {
+            Tool::Pgbackrest(t) => {
+                point::switch_wal(source).await?;
+                loop {
+                    let info = t.info().await?;
+                    let wal = t.wal_archive(&info).await?;
+                    let newest = wal.segments.iter().map(|s| s.name.clone()).max();
+                    if wal.segments.iter().any(|s| s.name == segment) {
+                        return Ok(started.elapsed());
+                    }
+                    if started.elapsed() > timeout {
+                        break (PitrTool::Pgbackrest, newest);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+            Tool::Barman(t) => {
+                t.switch_wal(timeout).await?;
+                let info = t.info().await?;
+                let newest = info.wal_max.clone();
+                if newest.as_deref().is_some_and(|n| n >= segment) {
+                    return Ok(started.elapsed());
+                }
+                (PitrTool::Barman, newest)
+            }
+        };
+        Err(PitrError::NotArchived {
+            tool,
+            segment: segment.into(),
+            waited: started.elapsed(),
+            newest: newest.unwrap_or_else(|| "none".into()),
+        })
     }
 }
 
@@ -589,6 +661,28 @@ pub struct PitrReport {
     /// with, what the recovery point brought back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableRows>,
+    /// The drill's own recovery point on the source (`--pitr-source-dsn`), when it took one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<PointReport>,
+}
+
+/// The report's words on the drill's own recovery point ([`point::RecoveryPoint`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointReport {
+    /// The source, password redacted.
+    pub source: String,
+    /// The transaction that took S0: the recovery target.
+    pub xid: u64,
+    /// The source's insert location right after its commit.
+    pub lsn_after: Lsn,
+    /// The segment holding it, waited for in the archive.
+    pub segment: String,
+    /// Tables SHARE-locked (and fingerprinted) in that transaction.
+    pub tables_locked: usize,
+    /// How long writers to them waited, ms.
+    pub locked_ms: u64,
+    /// How long the segment took to reach the archive after the WAL switch, ms.
+    pub archived_ms: u64,
 }
 
 /// One table's rows after the recovery.
@@ -710,6 +804,26 @@ pub enum PitrError {
     /// Recovery ended without reaching its target, or reached another.
     #[error("{0}")]
     TargetMissed(String),
+    /// The drill's recovery point could not be taken on the source (`--pitr-source-dsn`).
+    #[error("the recovery point on the source failed at {what}: {message}. It needs a role that may lock every table IN SHARE MODE (their owner, or UPDATE on them), create the pgdrill schema, and run pg_switch_wal() (a superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() TO it); a writer holding a table longer than 10 s also fails it: run the drill again at a quieter moment.")]
+    Point {
+        /// The statement that failed.
+        what: String,
+        /// The server's words.
+        message: String,
+    },
+    /// The segment holding the recovery point did not reach the archive in time.
+    #[error("WAL segment {segment} (the drill's recovery point) did not reach the {tool} archive within {}: the newest archived segment is {newest}. Archiving is broken or far behind: check the source's archive_command (`SELECT * FROM pg_stat_archiver`), {}, and run the drill again.", crate::duration::human(*waited), if *tool == PitrTool::Barman { "`barman check` and that `barman cron` runs" } else { "`pgbackrest check`" })]
+    NotArchived {
+        /// The tool.
+        tool: PitrTool,
+        /// The segment waited for.
+        segment: String,
+        /// How long.
+        waited: std::time::Duration,
+        /// The newest segment the archive held then.
+        newest: String,
+    },
     /// The machine failed the drill (spawning, the server, a directory).
     #[error(transparent)]
     Env(#[from] EnvError),
@@ -955,6 +1069,7 @@ mod tests {
             config: None,
             target,
             set: None,
+            source: None,
         };
         let lsn = |l: &str| RecoveryTarget::lsn(l).unwrap();
         let refused = |p: &PitrPlan| {

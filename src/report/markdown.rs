@@ -744,19 +744,38 @@ fn rpo_section(s: &mut String, p: &RpoReport) {
         "| Lost commits | {}{lost} of {} acknowledged; {} restored |",
         p.lost_commits, p.acknowledged_commits, p.restored_commits
     );
-    let _ = writeln!(
-        s,
-        "| Worst case on the schedule | {} = {} interval + {} backup: {} |",
-        secs(p.worst_case_ms),
-        secs(p.backup_interval_ms),
-        secs(p.backup_duration_ms),
-        if p.worst_case_fits {
-            "within the objective"
-        } else {
-            "**longer than the objective**"
+    let fits = if p.worst_case_fits {
+        "within the objective"
+    } else {
+        "**longer than the objective**"
+    };
+    match p.archive_timeout_ms {
+        Some(0) => {
+            let _ = writeln!(
+                s,
+                "| Worst case with WAL archiving | **unbounded**: archive_timeout is off on the source |"
+            );
         }
-    );
-    let _ = writeln!(s, "| Backups taken | {} |", p.backups_taken);
+        Some(t) => {
+            let _ = writeln!(
+                s,
+                "| Worst case with WAL archiving | {} = {} archive_timeout + {} archiving: {fits} |",
+                secs(p.worst_case_ms),
+                secs(t),
+                secs(p.backup_duration_ms),
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "| Worst case on the schedule | {} = {} interval + {} backup: {fits} |",
+                secs(p.worst_case_ms),
+                secs(p.backup_interval_ms),
+                secs(p.backup_duration_ms),
+            );
+            let _ = writeln!(s, "| Backups taken | {} |", p.backups_taken);
+        }
+    }
     let _ = writeln!(
         s,
         "| Snapshot taken | between {} and {}; commits in flight meanwhile (the only ones that may go either way): {} |",

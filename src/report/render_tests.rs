@@ -51,6 +51,7 @@ fn rpo(verdict: RpoVerdict) -> RpoReport {
             backups_taken: 3,
         }
         .note(std::time::Duration::from_secs(900)),
+        archive_timeout_ms: None,
     }
 }
 

@@ -45,6 +45,10 @@ pub enum PhaseId {
     Createdb,
     /// pg_restore itself.
     PgRestore,
+    /// A point-in-time recovery's own target on its source (`--pitr-source-dsn`): snapshot
+    /// S0 in one transaction under SHARE locks, the ledger stopped, the WAL switched and
+    /// archived. The source counts as lost from here.
+    RecoveryPoint,
     /// A physical backup restored into a new empty data directory (`pgbackrest restore`).
     PitrRestore,
     /// The restored server started, its WAL replayed to the target, promoted: checked.
@@ -109,6 +113,7 @@ impl PhaseId {
             Roles => "roles",
             Createdb => "createdb",
             PgRestore => "pg_restore",
+            RecoveryPoint => "recovery_point",
             PitrRestore => "pitr_restore",
             RecoveryReplay => "recovery_replay",
             Analyze => "analyze",
@@ -138,7 +143,7 @@ impl PhaseId {
         use PhaseId::*;
         match self {
             Provision | Seed | AppStart | ConfigBackup | WriterStart | Backup | Disaster
-            | TamperHook => None,
+            | RecoveryPoint | TamperHook => None,
             // A control's time is the drill proving itself, not recovering: never in the RTO.
             NegativeControls => None,
             // Housekeeping after the recovery is complete.

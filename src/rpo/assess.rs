@@ -290,6 +290,7 @@ fn judge(ids: &[i64], acks: &Acknowledged, inputs: &Inputs) -> Result<RpoReport,
         rate_per_sec: acks.rate_per_sec,
         ledger: ledger_name(),
         note: inputs.worst_case.note(inputs.objective),
+        archive_timeout_ms: None,
     })
 }
 

@@ -148,6 +148,11 @@ pub struct RpoReport {
     pub ledger: String,
     /// One line on the worst case against the objective.
     pub note: String,
+    /// A point-in-time recovery's: the source's `archive_timeout` (0 when off), the worst
+    /// case's interval instead of a backup schedule's (`backup_interval_ms` holds it too,
+    /// and `backup_duration_ms` the time archiving took).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_timeout_ms: Option<u64>,
 }
 
 /// A contiguous range of ledger ids, both ends included.

@@ -102,6 +102,82 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
         .await
 }
 
+/// What phase `recovery_point` leaves: the point, the ledger writer's record and the
+/// disaster's moment, and how archiving went.
+pub(in crate::drill) struct Pointed {
+    /// The recovery point: S0, its transaction (the target) and its place in the WAL.
+    pub point: crate::pitr::point::RecoveryPoint,
+    /// What the ledger writer saw acknowledged, and when the source was lost.
+    pub struck: super::rpo::Struck,
+    /// The worst case of the source's archiving.
+    pub wal: super::rpo::WalWorstCase,
+}
+
+/// Phase `recovery_point`: the ledger writer commits for the plan's window, then one
+/// transaction on the source takes S0 under SHARE locks and commits (its id is the recovery
+/// target, see [`crate::pitr::point`]); the writer is stopped (the source is lost from that
+/// moment: the disaster), the WAL switched and the segment holding the point waited for in
+/// the archive. A segment that does not arrive fails the drill: archiving is broken.
+pub(in crate::drill) async fn point(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pointed> {
+    let writer = ctx.owned.writer.take();
+    ctx.rec
+        .step(PhaseId::RecoveryPoint, async {
+            let Some(src) = p.source.clone() else {
+                return Err(StepFail::internal("a recovery point without a source"));
+            };
+            let Some(writer) = writer else {
+                return Err(StepFail::internal("a recovery point without the ledger writer"));
+            };
+            tokio::time::sleep(src.window).await;
+            if !writer.is_running() {
+                let acks = writer.stop().await;
+                return Err(StepFail::environment(format!(
+                    "the ledger writer stopped before the recovery point ({:?} after {} commits): the source stopped accepting writes",
+                    acks.stop,
+                    acks.commits.len()
+                )));
+            }
+            let client = src.endpoint.connect().await?;
+            let point = crate::pitr::point::take(&client).await;
+            let acks = writer.stop().await;
+            let at = chrono::Utc::now();
+            // The source is the team's: its ledger goes once the point holds it, so the next
+            // drill starts from an empty one and nothing of this one stays behind there.
+            let dropped = crate::pitr::point::drop_ledger(&client).await;
+            let point = point?;
+            dropped?;
+            let archive_timeout = crate::pitr::point::archive_timeout(&client).await?;
+            let tool = Tool::locate(p)?;
+            let archiving = tool
+                .archive_through(&client, &point.segment, src.archive_timeout)
+                .await?;
+            let detail = format!(
+                "{} ledger commits in {}; transaction {} took S0 ({} tables, SHARE-locked for {} ms) and committed before WAL location {}; the source is lost from {}; segment {} archived {} ms after the switch",
+                acks.commits.len(),
+                crate::duration::human(src.window),
+                point.xid,
+                point.tables_locked,
+                point.held_ms,
+                point.lsn_after,
+                crate::rpo::time_text(at),
+                point.segment,
+                archiving.as_millis()
+            );
+            Ok((
+                Pointed {
+                    point,
+                    struck: super::rpo::Struck { acks, at },
+                    wal: super::rpo::WalWorstCase {
+                        archive_timeout,
+                        archiving,
+                    },
+                },
+                detail,
+            ))
+        })
+        .await
+}
+
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
@@ -157,11 +233,13 @@ pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechec
 /// database_restore budget), then the target checked: a time target must have stopped
 /// recovery (the log's `recovery stopping …` or `consistent recovery state reached`) with no
 /// transaction replayed after it; an LSN target must be passed. Returns where recovery
-/// stopped and the database the verification reads.
+/// stopped and the database the verification reads: `want` (the source's, when the drill
+/// took its own recovery point), else the largest one.
 pub(in crate::drill) async fn replay(
     ctx: &mut Ctx,
     p: &PitrPlan,
     wal: Option<&WalArchive>,
+    want: Option<&str>,
 ) -> Option<(Replayed, String)> {
     let limit = ctx.plan.budgets.database_restore;
     let settings = ctx.plan.server.clone();
@@ -237,7 +315,9 @@ pub(in crate::drill) async fn replay(
             if p.target == RecoveryTarget::Latest {
                 reached_newest(&l, wal)?;
             }
-            let db = c
+            let db = match want {
+                Some(db) => Some(db.to_string()),
+                None => c
                 .query_opt(
                     "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate \
                      ORDER BY datname = 'postgres', pg_database_size(oid) DESC, datname LIMIT 1",
@@ -245,8 +325,9 @@ pub(in crate::drill) async fn replay(
                 )
                 .await
                 .map_err(|e| failed(crate::pg::error_text(&e)))?
-                .map(|r| r.get::<_, String>(0))
-                .unwrap_or_else(|| "postgres".into());
+                .map(|r| r.get::<_, String>(0)),
+            }
+            .unwrap_or_else(|| "postgres".into());
             let detail = format!(
                 "promoted after {} ms of recovery; stopped at {} (last commit replayed {}){}; target {} reached",
                 replay_ms,

@@ -61,6 +61,98 @@ pub(in crate::drill) async fn assess(
         backup_duration: backups.longest(),
         backups_taken: backups.count() as u32,
     };
+    judged(ctx, plan, endpoint, snapshot, worst_case, struck, None).await
+}
+
+/// The worst case of archiving WAL by segments: a server lost just before its current
+/// segment is archived loses what that segment holds, up to `archive_timeout` of commits
+/// (unbounded when it is off) plus the time archiving takes.
+pub(in crate::drill) struct WalWorstCase {
+    /// The source's `archive_timeout` (zero: off).
+    pub archive_timeout: std::time::Duration,
+    /// How long the recovery point's segment took to reach the archive.
+    pub archiving: std::time::Duration,
+}
+
+impl WalWorstCase {
+    /// The report's worst case in ms (`u64::MAX`-free: off counts as unbounded, not fitting),
+    /// whether it fits `objective`, and its note.
+    fn judge(&self, objective: std::time::Duration) -> (u64, bool, String) {
+        let human = crate::duration::human;
+        if self.archive_timeout.is_zero() {
+            return (
+                0,
+                false,
+                format!(
+                    "worst case with WAL archiving: unbounded, since archive_timeout is off on the source: a quiet server keeps its current segment out of the archive until it fills, so its last commits can wait there for hours. Set archive_timeout (e.g. 60s, within the {} objective) or stream the WAL (Barman's streaming_archiver, pg_receivewal)",
+                    human(objective)
+                ),
+            );
+        }
+        let total = self.archive_timeout + self.archiving;
+        let ms = total.as_millis() as u64;
+        let head = format!(
+            "worst case with WAL archiving: archive_timeout {} + archiving {} = {}",
+            human(self.archive_timeout),
+            human(self.archiving),
+            human(total)
+        );
+        if total <= objective {
+            (
+                ms,
+                true,
+                format!("{head}, within the {} objective", human(objective)),
+            )
+        } else {
+            (
+                ms,
+                false,
+                format!(
+                    "{head}, longer than the {} objective: lower archive_timeout or stream the WAL",
+                    human(objective)
+                ),
+            )
+        }
+    }
+}
+
+/// Phase `rpo` of a point-in-time recovery to the drill's own recovery point: the restored
+/// ledger against the writer's record, split by the point's transaction (`window`), the
+/// worst case that of WAL archiving.
+pub(in crate::drill) async fn assess_point(
+    ctx: &mut Ctx,
+    plan: RpoPlan,
+    endpoint: &Endpoint,
+    window: crate::backup::SnapshotWindow,
+    struck: &Struck,
+    wal: WalWorstCase,
+) -> Option<RpoReport> {
+    let worst_case = WorstCase {
+        interval: wal.archive_timeout,
+        backup_duration: wal.archiving,
+        backups_taken: 0,
+    };
+    judged(
+        ctx,
+        plan,
+        endpoint,
+        Some(window),
+        worst_case,
+        struck,
+        Some(wal),
+    )
+    .await
+}
+
+async fn judged(
+    ctx: &mut Ctx,
+    plan: RpoPlan,
+    endpoint: &Endpoint,
+    snapshot: Option<crate::backup::SnapshotWindow>,
+    worst_case: WorstCase,
+    struck: &Struck,
+    wal: Option<WalWorstCase>,
+) -> Option<RpoReport> {
     let mut slot = None;
     ctx.rec
         .step(PhaseId::Rpo, async {
@@ -75,7 +167,11 @@ pub(in crate::drill) async fn assess(
                 objective: plan.objective,
                 worst_case,
             };
-            let r = crate::rpo::assess(&client, &struck.acks, &inputs).await?;
+            let mut r = crate::rpo::assess(&client, &struck.acks, &inputs).await?;
+            if let Some(wal) = &wal {
+                (r.worst_case_ms, r.worst_case_fits, r.note) = wal.judge(plan.objective);
+                r.archive_timeout_ms = Some(wal.archive_timeout.as_millis() as u64);
+            }
             let detail = format!(
                 "{} of {} acknowledged commits restored, {} lost; data-loss window {} against the RPO {}; schedule worst case {}",
                 r.restored_commits,

@@ -146,6 +146,33 @@ pub(in crate::drill) async fn compare(
     slot
 }
 
+/// Phase `compare` against an S0 taken elsewhere than in a manifest (a point-in-time
+/// recovery's own recovery point), `basis` saying where.
+pub(in crate::drill) async fn compare_to(
+    ctx: &mut Ctx,
+    basis: String,
+    s0: &Snapshot,
+    s1: &Snapshot,
+) -> Option<Integrity> {
+    let strict_schema = ctx.plan.strict_schema;
+    let mut integrity = Integrity {
+        basis,
+        comparison: snapshot::compare(s0, s1),
+    };
+    if strict_schema {
+        integrity.comparison.enforce_strict_schema();
+    }
+    let mut slot: Option<Integrity> = None;
+    ctx.rec
+        .step(PhaseId::Compare, async {
+            let verdict = judge(&integrity);
+            slot = Some(integrity);
+            verdict.map(|detail| ((), detail))
+        })
+        .await;
+    slot
+}
+
 /// S1 against the manifest's S0 (or S1's own consistency checks without one): the comparison
 /// the `compare` phase and the data controls share. `blind` is the `--fault blind-compare`
 /// test hook: S1 compared with itself.
