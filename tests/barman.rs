@@ -4,15 +4,19 @@
 //! in two batches, then drills to `latest`, to a time and to a transaction id between the
 //! batches, each checked against the ledger's exact boundary; a server Barman does not know
 //! is refused before anything starts; the catalogue is never written by a drill; a WAL
-//! segment the backup needs, deleted, fails the drill at precheck. Skipped when `barman` is
-//! not installed, unless PGDRILL_REQUIRE_BARMAN=1 (CI).
+//! segment the backup needs, deleted, fails the drill at precheck. `pgdrill verify
+//! --barman-server` of a healthy streaming server is clean, judged a day later is `stale`,
+//! names a segment deleted from the middle of the range as a `gap` and a check `barman check`
+//! fails as a `tool_check`, refuses an unknown server, a configuration Barman cannot read
+//! and a missing `barman`, and leaves every file of the catalogue as it was. Skipped when
+//! `barman` is not installed, unless PGDRILL_REQUIRE_BARMAN=1 (CI).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::pitr::{assert_nothing_left, ledger_rows, refused_before_anything};
+use crate::pitr::{assert_nothing_left, json_of, ledger_rows, refused_before_anything};
 use crate::support::{self, Pgdrill};
 
 const SERVER: &str = "pg";
@@ -231,6 +235,27 @@ impl Catalogue {
         out
     }
 
+    /// [`Catalogue::files`] with each file's modification time: a file rewritten with the
+    /// same size differs too.
+    fn stamps(&self) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+        self.files()
+            .into_iter()
+            .map(|(p, size)| {
+                let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, (size, t))
+            })
+            .collect()
+    }
+
+    /// The archived WAL segments' files (`pg/wals/<timeline+log>/<segment>`), in order.
+    fn segments(&self) -> Vec<PathBuf> {
+        self.files()
+            .into_keys()
+            .filter(|p| p.parent().and_then(|d| d.parent()) == Some(&self.home().join("pg/wals")))
+            .filter(|p| p.file_name().is_some_and(|n| n.len() == 24))
+            .collect()
+    }
+
     /// Ends the streaming, so that nothing but a drill could change the catalogue.
     fn stop_streaming(&mut self) {
         if let Some(mut child) = self.receiver.take() {
@@ -376,4 +401,188 @@ fn pitr_drills_of_a_barman_server_reach_their_target_and_never_write_the_catalog
     );
     assert_ne!(run.code(), 0);
     assert_nothing_left(&run);
+}
+
+/// `pgdrill verify --barman-server` of the catalogue's server (no dump repo), plus `extra`.
+fn verify(cat: &Catalogue, extra: &[&str]) -> support::Run {
+    let mut args = vec![
+        "verify",
+        "--barman-server",
+        SERVER,
+        "--barman-config",
+        cat.config.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Pgdrill::new(args).env("PGDRILL_REPO", "").run()
+}
+
+/// The findings of `kind` in a verify's `barman` document.
+fn findings<'a>(b: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    b["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn verify_of_a_barman_server_names_stale_wal_a_gap_and_barman_s_failed_checks_read_only() {
+    if !barman_or_skip("barman verify") {
+        return;
+    }
+    let rt = support::runtime();
+    let mut cat = rt.block_on(Catalogue::create());
+    // Two more segments, so that one in the middle of the range can go.
+    for _ in 0..2 {
+        cat.barman(&["switch-wal", "--force", "--archive", SERVER]);
+    }
+
+    // Healthy and streaming: no finding, exit 0, the metrics labelled with tool and server.
+    let prom = cat.dir.path().join("pgdrill.prom");
+    let run = verify(&cat, &["--rpo", "1h", "--prom", prom.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let v = json_of(&run);
+    let b = &v["barman"];
+    assert_eq!(
+        (v["ok"].as_bool(), b["ok"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    assert!(
+        v.get("repo").is_none() && v.get("pgbackrest").is_none(),
+        "{v}"
+    );
+    assert_eq!(b["server"], SERVER);
+    assert_eq!(b["backups"], 1, "{b}");
+    assert_eq!(b["wal_gaps"], serde_json::json!([]));
+    assert_eq!(b["checks_failed"], 0, "{b}");
+    assert!(!b["checks"].as_array().unwrap().is_empty(), "{b}");
+    assert_eq!(b["backup_wal"][0]["reachable_to"], b["wal_newest"], "{b}");
+    assert_eq!(b["backup_wal"][0]["tool_status"], "DONE", "{b}");
+    let segments = cat.segments();
+    assert_eq!(
+        b["wal_newest"].as_str(),
+        segments
+            .last()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str()),
+        "{b}"
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    for line in [
+        "pgdrill_wal_gaps{tool=\"barman\",server=\"pg\"} 0\n",
+        "pgdrill_barman_checks_failed{tool=\"barman\",server=\"pg\"} 0\n",
+        "pgdrill_barman_verify_ok{tool=\"barman\",server=\"pg\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+
+    // The same archive judged a day later: its newest segment is stale.
+    let later = (chrono::Utc::now() + chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run = verify(&cat, &["--rpo", "1h", "--at", &later]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let v = json_of(&run);
+    let f = &v["barman"]["findings"];
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["kind"], "stale");
+    support::assert_mentions(
+        f[0]["subject"].as_str().unwrap(),
+        &[v["barman"]["wal_newest"].as_str().unwrap()],
+    );
+    assert!(f[0]["seconds"].as_u64().unwrap() > 86_000, "{f}");
+
+    // From here nothing but pgdrill could write the catalogue.
+    cat.stop_streaming();
+    let before = cat.stamps();
+    let config = cat.config.to_str().unwrap();
+
+    // A server Barman does not know, a configuration it cannot read: exit 2 naming the fix.
+    let run = Pgdrill::new([
+        "verify",
+        "--barman-server",
+        "no_such_server",
+        "--barman-config",
+        config,
+    ])
+    .env("PGDRILL_REPO", "")
+    .run();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    support::assert_mentions(
+        &run.text(),
+        &[
+            "--barman-server no_such_server",
+            "Unknown server",
+            "barman list-servers",
+        ],
+    );
+    let missing = cat.dir.path().join("no-such.conf");
+    let run = Pgdrill::new([
+        "verify",
+        "--barman-server",
+        SERVER,
+        "--barman-config",
+        missing.to_str().unwrap(),
+    ])
+    .env("PGDRILL_REPO", "")
+    .run();
+    assert_eq!(run.code(), 2, "{}", run.text());
+    support::assert_mentions(&run.text(), &["--barman-config"]);
+    // `barman` missing: exit 3, naming the package.
+    let run = Pgdrill::new([
+        "verify",
+        "--barman-server",
+        SERVER,
+        "--barman-config",
+        config,
+    ])
+    .env("PGDRILL_REPO", "")
+    .env("PATH", "/nonexistent")
+    .run();
+    assert_eq!(run.code(), 3, "{}", run.text());
+    support::assert_mentions(&run.text(), &["apt-get install barman"]);
+
+    // A segment from the middle of the range gone: a gap naming it, recovery from the backup
+    // reaching the segment before it; `receive-wal` stopped, Barman's own check fails and
+    // pgdrill says which.
+    let start = b["backup_wal"][0]["wal_start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let after: Vec<&PathBuf> = segments
+        .iter()
+        .filter(|p| p.file_name().unwrap().to_str().unwrap() > start.as_str())
+        .collect();
+    assert!(after.len() >= 2, "segments after {start}: {segments:?}");
+    let gone = after[0].clone();
+    let name = gone.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&gone).unwrap();
+    let run = verify(&cat, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let v = json_of(&run);
+    let b = &v["barman"];
+    assert_eq!(b["wal_gaps"][0]["first_missing"], name.as_str(), "{b}");
+    assert_eq!(b["backup_wal"][0]["first_missing"], name.as_str(), "{b}");
+    assert_eq!(b["backup_wal"][0]["reachable_to"], start.as_str(), "{b}");
+    let gaps = findings(b, "gap");
+    assert_eq!(gaps.len(), 1, "{b}");
+    support::assert_mentions(gaps[0]["subject"].as_str().unwrap(), &[&name]);
+    support::assert_mentions(gaps[0]["message"].as_str().unwrap(), &[&name, "is missing"]);
+    let checks = findings(b, "tool_check");
+    assert!(
+        checks.iter().any(|f| f["subject"]
+            .as_str()
+            .unwrap()
+            .contains("receive_wal_running")),
+        "{b}"
+    );
+    assert!(b["checks_failed"].as_u64().unwrap() >= 1, "{b}");
+
+    // Every verify only read the catalogue: its files, sizes and times as they were, but for
+    // the segment the test deleted (Barman's lock files are left out of the listing).
+    let mut expected = before;
+    expected.remove(&gone);
+    assert_eq!(cat.stamps(), expected, "verify wrote into the catalogue");
 }

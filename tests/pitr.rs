@@ -308,7 +308,7 @@ fn verify(stanza: &Stanza, extra: &[&str]) -> support::Run {
 }
 
 /// `pgdrill verify --json`'s document.
-fn json_of(run: &support::Run) -> serde_json::Value {
+pub(crate) fn json_of(run: &support::Run) -> serde_json::Value {
     serde_json::from_slice(&run.output.stdout)
         .unwrap_or_else(|e| panic!("verify --json printed no JSON ({e}):\n{}", run.text()))
 }
@@ -488,11 +488,11 @@ fn pitr_drills_of_a_pgbackrest_stanza_reach_their_target_and_never_write_the_rep
     );
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(
-        text.contains("pgdrill_wal_gaps{stanza=\"T\"} 0\n"),
+        text.contains("pgdrill_wal_gaps{tool=\"pgbackrest\",stanza=\"T\"} 0\n"),
         "{text}"
     );
     assert!(
-        text.contains("pgdrill_pgbackrest_verify_ok{stanza=\"T\"} 1\n"),
+        text.contains("pgdrill_pgbackrest_verify_ok{tool=\"pgbackrest\",stanza=\"T\"} 1\n"),
         "{text}"
     );
     let later = rfc3339(chrono::Utc::now() + chrono::Duration::days(1));

@@ -1,7 +1,8 @@
 //! The shipped schedule: systemd units pass `systemd-analyze verify`, the crontab lines have
 //! five time fields, the Kubernetes CronJob parses, every pgdrill command line in them
-//! parses with `pgdrill::cmd::parse`, and the pgBackRest backups the PITR drill relies on
-//! are full on Sundays and incremental on the other days.
+//! parses with `pgdrill::cmd::parse`, the pgBackRest backups the PITR drill relies on are
+//! full on Sundays and incremental on the other days, and Barman's are weekly with its
+//! `cron` every minute.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,10 +61,11 @@ fn units() -> Vec<PathBuf> {
 #[test]
 fn schedule_systemd_units_verify_and_their_commands_parse() {
     let units = units();
-    assert_eq!(units.len(), 16, "{units:?}");
+    assert_eq!(units.len(), 22, "{units:?}");
     let mut calendars = Vec::new();
     let mut parsed = Vec::new();
     let mut backups = Vec::new();
+    let mut barman = Vec::new();
     for u in &units {
         let text = std::fs::read_to_string(u).unwrap();
         for line in text.lines() {
@@ -82,8 +84,36 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
                 backups.push(cmd.to_string());
                 continue;
             }
+            if let Some(cmd) = line.strip_prefix("ExecStart=/usr/bin/barman ") {
+                // Barman's own jobs, as its user, who owns the catalogue.
+                assert!(text.contains("User=barman"), "{}", u.display());
+                if cmd.contains(" cron") {
+                    // receive-wal, started by cron, must outlive the oneshot run.
+                    assert!(text.contains("KillMode=process"), "{}", u.display());
+                } else {
+                    assert!(cmd.ends_with(" ${BARMAN_SERVER}"), "{}: {cmd}", u.display());
+                }
+                barman.push(cmd.to_string());
+                continue;
+            }
             if let Some(cmd) = line.strip_prefix("ExecStart=") {
                 parsed.push(parse(&words(cmd)));
+                if cmd.contains("--barman-server") {
+                    // As root, so that Barman drops to its own user and the restored server
+                    // runs as postgres; Barman's lock files and log are its only writes.
+                    for want in [
+                        "StateDirectory=pgdrill",
+                        "WorkingDirectory=/var/lib/pgdrill",
+                        "ProtectSystem=strict",
+                        "ReadWritePaths=/var/lib/barman /var/log/barman",
+                        "EnvironmentFile=/etc/pgdrill/pgdrill.env",
+                    ] {
+                        assert!(text.contains(want), "{}: no {want}", u.display());
+                    }
+                    assert!(!text.contains("User="), "{}", u.display());
+                    assert!(cmd.contains("${BARMAN_SERVER}"), "{cmd}");
+                    continue;
+                }
                 if cmd.contains("--pgbackrest-stanza") {
                     // The PITR drill reads the repository as its owner and keeps its reports
                     // in its own state directory.
@@ -149,8 +179,18 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
             "--stanza=${PGBACKREST_STANZA} --type=incr backup"
         ]
     );
+    barman.sort();
+    assert_eq!(
+        barman,
+        [
+            "-q cron",
+            "backup --wait --wait-timeout 3600 ${BARMAN_SERVER}"
+        ]
+    );
+    assert!(calendars.contains(&"minutely".to_string()), "{calendars:?}");
     let env = std::fs::read_to_string(deploy().join("systemd/pgdrill.env.example")).unwrap();
     assert!(env.contains("\nPGBACKREST_STANZA="), "{env}");
+    assert!(env.contains("\nBARMAN_SERVER="), "{env}");
     parsed.sort();
     parsed.dedup();
     assert_eq!(
@@ -176,11 +216,16 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
         .into_iter()
         .find(|p| Path::new(p).is_file())
         .unwrap_or("/bin/true");
+    let barman = ["/usr/bin/barman", "/usr/local/bin/barman"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("/bin/true");
     for u in &units {
         let text = std::fs::read_to_string(u)
             .unwrap()
             .replace("/usr/local/bin/pgdrill", env!("CARGO_BIN_EXE_pgdrill"))
-            .replace("/usr/bin/pgbackrest", pgbackrest);
+            .replace("/usr/bin/pgbackrest", pgbackrest)
+            .replace("/usr/bin/barman", barman);
         let to = dir.path().join(u.file_name().unwrap());
         std::fs::write(&to, text).unwrap();
         copies.push(to);
@@ -213,7 +258,7 @@ fn schedule_systemd_units_verify_and_their_commands_parse() {
     std::fs::write(dropins.join("repo.conf"), dropin + "NoSuchSetting=1\n").unwrap();
     let out = verify(&copies);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // pgBackRest's own services are not pgdrill-*: the drop-in is not theirs.
+    // pgBackRest's and Barman's own services are not pgdrill-*: the drop-in is not theirs.
     let services = copies
         .iter()
         .filter(|c| c.extension().is_some_and(|e| e == "service"))

@@ -10,6 +10,7 @@ use clap::Args;
 use crate::duration::{parse_duration, parse_time};
 use crate::env::PgTools;
 use crate::error::{Error, Exit};
+use crate::pitr;
 use crate::repo::audit::{self, Action, Object, Outcome};
 use crate::repo::{verify, Repo};
 
@@ -53,48 +54,90 @@ pub struct VerifyArgs {
     /// /etc/pgbackrest/pgbackrest.conf); it must be readable by the `postgres` user.
     #[arg(long, value_name = "FILE", requires = "pgbackrest_stanza")]
     pub pgbackrest_config: Option<PathBuf>,
+    /// Also (or, without --repo and $PGDRILL_REPO, only) verify this Barman server: the
+    /// newest archived WAL's age against --rpo, the WAL from each finished backup to the
+    /// newest segment with no gap, the backups Barman marked FAILED, and `barman check`'s
+    /// failed checks. Read only (run as root or as Barman's user).
+    #[arg(long, value_name = "NAME")]
+    pub barman_server: Option<String>,
+    /// With --barman-server: Barman's configuration file (default: its own,
+    /// /etc/barman.conf).
+    #[arg(long, value_name = "FILE", requires = "barman_server")]
+    pub barman_config: Option<PathBuf>,
 }
 
-/// The JSON of a verify that checked a stanza: the repo's outcome (when one was checked) and
-/// the stanza's.
+/// The JSON of a verify that checked a stanza or a Barman server: the repo's outcome (when
+/// one was checked) and each archive's.
 #[derive(serde::Serialize)]
 struct Both<'a> {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     repo: Option<&'a verify::Outcome>,
-    pgbackrest: &'a crate::pitr::verify::StanzaOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pgbackrest: Option<&'a pitr::verify::StanzaOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    barman: Option<&'a pitr::verify::ServerOutcome>,
 }
 
-/// `pgdrill verify`: the repo, the stanza, or both. With --pgbackrest-stanza the repo is
-/// checked only when named (--repo or $PGDRILL_REPO), never the default /backups: a team on
-/// pgBackRest alone has no dump repository.
+/// `pgdrill verify`: the repo, a stanza, a Barman server, or several. With
+/// --pgbackrest-stanza or --barman-server the repo is checked only when named (--repo or
+/// $PGDRILL_REPO), never the default /backups: a team on pgBackRest or Barman alone has no
+/// dump repository.
 pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
-    let Some(stanza) = args.pgbackrest_stanza.take() else {
+    let (stanza, server) = (args.pgbackrest_stanza.take(), args.barman_server.take());
+    if stanza.is_none() && server.is_none() {
         return run_repo(args).await;
-    };
+    }
     let at = args.at.unwrap_or_else(Utc::now);
-    let tool =
-        crate::pitr::pgbackrest::Pgbackrest::for_stanza(&stanza, args.pgbackrest_config.take())
-            .map_err(|e| Error::stanza(&stanza, e))?;
-    let opts = crate::pitr::verify::Options { rpo: args.rpo, at };
-    // The stanza first: a wrong name is refused before the repo's audit log is written.
-    let checked = crate::pitr::verify::run(&tool, &opts)
-        .await
-        .map_err(|e| Error::stanza(&stanza, e))?;
+    let opts = pitr::verify::Options { rpo: args.rpo, at };
+    // The archives first: a wrong name is refused before the repo's audit log is written.
+    let stanza_checked = match &stanza {
+        Some(stanza) => {
+            let tool =
+                pitr::pgbackrest::Pgbackrest::for_stanza(stanza, args.pgbackrest_config.take())
+                    .map_err(|e| Error::stanza(stanza, e))?;
+            Some(
+                pitr::verify::run(&tool, &opts)
+                    .await
+                    .map_err(|e| Error::stanza(stanza, e))?,
+            )
+        }
+        None => None,
+    };
+    let server_checked = match &server {
+        Some(server) => {
+            let barman = |e| Error::pitr(pitr::PitrTool::Barman, server, e);
+            let tool = pitr::barman::Barman::for_server(server, args.barman_config.take())
+                .map_err(barman)?;
+            Some(
+                pitr::verify::run_barman(&tool, &opts)
+                    .await
+                    .map_err(barman)?,
+            )
+        }
+        None => None,
+    };
     let (_, origin) = Repo::resolve_with_origin(args.repo.clone());
     let named = origin != crate::repo::Origin::Default;
     let (json, prom) = (args.json, args.prom.take());
     let repo = if named {
-        // Printed below, beside the stanza's, as one document.
+        // Printed below, beside the archives', as one document.
         args.at = Some(at);
         Some(check_repo(args).await?)
     } else {
         None
     };
-    let ok = checked.ok && repo.as_ref().is_none_or(|r| r.ok);
+    let ok = repo.as_ref().is_none_or(|r| r.ok)
+        && stanza_checked.as_ref().is_none_or(|o| o.ok)
+        && server_checked.as_ref().is_none_or(|o| o.ok);
     if let Some(prom) = &prom {
         let mut text = repo.as_ref().map(|r| r.prometheus()).unwrap_or_default();
-        text.push_str(&checked.prometheus());
+        if let Some(o) = &stanza_checked {
+            text.push_str(&o.prometheus());
+        }
+        if let Some(o) = &server_checked {
+            text.push_str(&o.prometheus());
+        }
         crate::digest::write_atomic(prom, text.as_bytes()).map_err(|source| Error::Output {
             path: prom.clone(),
             source,
@@ -104,7 +147,8 @@ pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
         let both = Both {
             ok,
             repo: repo.as_ref(),
-            pgbackrest: &checked,
+            pgbackrest: stanza_checked.as_ref(),
+            barman: server_checked.as_ref(),
         };
         println!(
             "{}",
@@ -114,7 +158,12 @@ pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
         if let Some(r) = &repo {
             print!("{}", r.table());
         }
-        print!("{}", checked.table());
+        if let Some(o) = &stanza_checked {
+            print!("{}", o.table());
+        }
+        if let Some(o) = &server_checked {
+            print!("{}", o.table());
+        }
     }
     Ok(if ok { Exit::Pass } else { Exit::Fail })
 }

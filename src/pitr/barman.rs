@@ -10,10 +10,11 @@ use std::process::Stdio;
 
 use chrono::{DateTime, Utc};
 use nix::unistd::User;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use super::pgbackrest::{on_path, said};
+use super::wal::WalArchive;
 use super::{BackupInfo, BackupKind, PitrError, PitrPlan, PitrTool, RecoveryTarget, StanzaInfo};
 use crate::env_error::EnvError;
 
@@ -29,13 +30,19 @@ impl Barman {
     /// The tool for `plan`'s server: [`PitrError::NotInstalled`] when `barman` is not on
     /// PATH.
     pub fn locate(plan: &PitrPlan) -> Result<Barman, PitrError> {
+        Barman::for_server(&plan.name, plan.config.clone())
+    }
+
+    /// The tool for `server` with the configuration `config` (else Barman's own):
+    /// [`PitrError::NotInstalled`] when `barman` is not on PATH.
+    pub fn for_server(server: &str, config: Option<PathBuf>) -> Result<Barman, PitrError> {
         let program = on_path("barman").ok_or(PitrError::NotInstalled {
             tool: PitrTool::Barman,
         })?;
         Ok(Barman {
             program,
-            config: plan.config.clone(),
-            server: plan.name.clone(),
+            config,
+            server: server.to_string(),
         })
     }
 
@@ -62,6 +69,12 @@ impl Barman {
     /// [`PitrError::NoStanza`], a failure with no JSON (a configuration it cannot read)
     /// [`PitrError::Config`].
     async fn json(&self, args: &[&str]) -> Result<serde_json::Value, PitrError> {
+        self.json_of(args, false).await
+    }
+
+    /// [`Barman::json`], also for a command whose failing exit still answers in JSON
+    /// (`any_exit`: `barman check` exits 1 when a check fails).
+    async fn json_of(&self, args: &[&str], any_exit: bool) -> Result<serde_json::Value, PitrError> {
         let mut all = vec!["-f", "json"];
         all.extend_from_slice(args);
         let out = self.run(self.command(&all)).await?;
@@ -84,7 +97,7 @@ impl Barman {
             });
         }
         match value {
-            Some(v) if out.status.success() => Ok(v),
+            Some(v) if out.status.success() || any_exit => Ok(v),
             _ => Err(PitrError::Config {
                 tool: PitrTool::Barman,
                 config: self.config.clone(),
@@ -184,11 +197,13 @@ impl Barman {
                 output: format!("backup {backup_id} is now {status}{why}"),
             });
         }
-        let checked = self.json(&["check", &self.server]).await;
-        let failed = match &checked {
-            Ok(v) => parse_check(v, &self.server),
-            // `barman check` exits 1 when a check fails; its JSON is still the answer.
-            Err(PitrError::Config { message, .. }) => vec![message.clone()],
+        let failed = match self.checks().await {
+            Ok(checks) => checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(Check::describe)
+                .collect(),
+            Err(PitrError::Config { message, .. }) => vec![message],
             Err(_) => Vec::new(),
         };
         Ok(if failed.is_empty() {
@@ -205,18 +220,72 @@ impl Barman {
     /// The `error=` line of a backup's `backup.info` (Barman's `-f json` leaves it out), as
     /// `: At least one WAL file is missing. The first missing WAL file is …`.
     async fn backup_error(&self, backup_id: &str) -> Option<String> {
-        let servers = self.json(&["show-servers", &self.server]).await.ok()?;
-        let base = of_server(&servers, &self.server)
-            .ok()?
-            .get("basebackups_directory")?
-            .as_str()?
-            .to_string();
-        let info = tokio::fs::read_to_string(Path::new(&base).join(backup_id).join("backup.info"))
-            .await
-            .ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("error="))
-            .map(|e| format!(": {e}"))
+        let dirs = self.directories().await.ok()?;
+        recorded_error(&dirs.basebackups, backup_id).map(|e| format!(": {e}"))
+    }
+
+    /// `barman -f json check SERVER`: every check with its status (Barman exits 1 when one
+    /// fails; its answer is read either way).
+    pub async fn checks(&self) -> Result<Vec<Check>, PitrError> {
+        let v = self.json_of(&["check", &self.server], true).await?;
+        Ok(parse_checks(&v, &self.server))
+    }
+
+    /// `barman -f json show-servers SERVER`: where the server's backups and WAL are.
+    pub async fn directories(&self) -> Result<Directories, PitrError> {
+        let v = self.json(&["show-servers", &self.server]).await?;
+        parse_directories(&v, &self.server)
+    }
+
+    /// What `pgdrill verify --barman-server` judges, read only: every backup Barman lists
+    /// with its status (and the error it recorded for a failed one), the finished ones shown,
+    /// the files of the server's `wals` directory (the ones `barman check-backup` and
+    /// `recover` look for: Barman's WAL index, `xlog.db`, can name a file that is gone) and
+    /// `barman check`.
+    pub async fn state(&self) -> Result<ServerState, PitrError> {
+        let list = self.json(&["list-backups", &self.server]).await?;
+        let listed = parse_listed(&list, &self.server)?;
+        let dirs = self.directories().await?;
+        let mut backups = Vec::new();
+        let mut all = Vec::new();
+        for b in listed {
+            if b.status == DONE {
+                let shown = self
+                    .json(&["show-backup", &self.server, &b.backup_id])
+                    .await?;
+                backups.push(parse_backup(&shown, &self.server)?.info);
+            }
+            let error = (b.status == FAILED)
+                .then(|| recorded_error(&dirs.basebackups, &b.backup_id))
+                .flatten();
+            all.push(ListedBackup {
+                id: b.backup_id,
+                status: b.status,
+                ended_at: b
+                    .end_time_timestamp
+                    .and_then(|t| t.parse().ok())
+                    .and_then(|t| DateTime::from_timestamp(t, 0)),
+                error,
+            });
+        }
+        backups.sort_by_key(|b| b.stopped_at);
+        let info = StanzaInfo {
+            name: self.server.clone(),
+            wal_min: backups.first().and_then(|b| b.wal_start.clone()),
+            wal_max: None,
+            archive_id: None,
+            backups,
+        };
+        let wal = list_wals(&dirs.wals, info.segment_size())?;
+        let checks = self.checks().await?;
+        Ok(ServerState {
+            server: self.server.clone(),
+            listed: all,
+            info,
+            directories: dirs,
+            wal,
+            checks,
+        })
     }
 
     /// `barman diagnose`'s `barman_user`: who Barman runs as, and so who must be able to
@@ -322,6 +391,67 @@ impl Barman {
     }
 }
 
+/// The status of a finished backup.
+const DONE: &str = "DONE";
+/// The status of a backup Barman gave up on (its copy failed, or `check-backup` found a
+/// segment it needs missing).
+const FAILED: &str = "FAILED";
+
+/// The `error=` line Barman recorded in a backup's `backup.info` (`-f json` leaves it out).
+fn recorded_error(basebackups: &Path, backup_id: &str) -> Option<String> {
+    let info = std::fs::read_to_string(basebackups.join(backup_id).join("backup.info")).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("error="))
+        .map(str::to_string)
+}
+
+/// The WAL segment files under Barman's `wals` directory (`<timeline+log>/<segment>`, each
+/// file's time when Barman archived it); an archive not created yet is empty.
+fn list_wals(wals: &Path, segment_size: u64) -> Result<WalArchive, PitrError> {
+    let cannot = |p: &Path, e: std::io::Error| {
+        PitrError::Env(EnvError::io(
+            format!(
+                "cannot read Barman's WAL archive {} (run pgdrill verify as root or as Barman's user)",
+                p.display()
+            ),
+            e,
+        ))
+    };
+    let mut files = Vec::new();
+    let top = match std::fs::read_dir(wals) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(WalArchive::from_files("", segment_size, files))
+        }
+        Err(e) => return Err(cannot(wals, e)),
+    };
+    for dir in top {
+        let dir = dir.map_err(|e| cannot(wals, e))?;
+        let name = dir.file_name().to_string_lossy().into_owned();
+        // Only the hash directories hold segments; xlog.db and sync-wals.info sit beside them.
+        if name.len() != 16 || !dir.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(dir.path()).map_err(|e| cannot(&dir.path(), e))? {
+            let f = f.map_err(|e| cannot(&dir.path(), e))?;
+            let meta = f.metadata().map_err(|e| cannot(&f.path(), e))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let at = meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .map_err(|e| cannot(&f.path(), e))?;
+            files.push((
+                format!("{name}/{}", f.file_name().to_string_lossy()),
+                meta.len(),
+                at,
+            ));
+        }
+    }
+    Ok(WalArchive::from_files("", segment_size, files))
+}
+
 /// Gives `path` and everything under it to `user`, symbolic links themselves, never what
 /// they point to (pg_tblspc's links lead out of the directory).
 fn chown_tree(path: &Path, user: &User) -> Result<(), EnvError> {
@@ -380,6 +510,67 @@ pub struct Shown {
     pub tablespaces: Vec<String>,
 }
 
+/// A backup as `barman list-backups` lists it, whatever its status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedBackup {
+    /// Its id.
+    pub id: String,
+    /// `DONE`, `FAILED`, `WAITING_FOR_WALS`, `STARTED` …
+    pub status: String,
+    /// When it ended (finished backups and those waiting for their WAL).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// What Barman recorded about a failed one (`backup.info`'s `error`).
+    pub error: Option<String>,
+}
+
+/// One check of `barman check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// Its name as `-f json` writes it (`wal_maximum_age`, `receive_wal_running` …).
+    pub name: String,
+    /// It passed.
+    pub ok: bool,
+    /// Barman's hint, when it gave one.
+    pub hint: String,
+}
+
+impl Check {
+    /// `name` or `name: hint`.
+    pub fn describe(&self) -> String {
+        if self.hint.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}: {}", self.name, self.hint)
+        }
+    }
+}
+
+/// Where a server's catalogue keeps its backups and its WAL (`barman show-servers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Directories {
+    /// `basebackups_directory`.
+    pub basebackups: PathBuf,
+    /// `wals_directory`: the archived segments, under `<timeline+log>/`.
+    pub wals: PathBuf,
+}
+
+/// A server's catalogue as `pgdrill verify --barman-server` judges it ([`Barman::state`]).
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    /// The server.
+    pub server: String,
+    /// Every backup Barman lists, newest first.
+    pub listed: Vec<ListedBackup>,
+    /// The finished (`DONE`) backups, shown, oldest first.
+    pub info: StanzaInfo,
+    /// Its directories.
+    pub directories: Directories,
+    /// The segments in its `wals` directory.
+    pub wal: WalArchive,
+    /// `barman check`.
+    pub checks: Vec<Check>,
+}
+
 /// Raw `barman -f json` answers (3.4).
 mod raw {
     use serde::Deserialize;
@@ -388,6 +579,14 @@ mod raw {
     pub struct Listed {
         pub backup_id: String,
         pub status: String,
+        #[serde(default)]
+        pub end_time_timestamp: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Server {
+        pub basebackups_directory: String,
+        pub wals_directory: String,
     }
 
     #[derive(Deserialize)]
@@ -446,13 +645,26 @@ fn of_server<'a>(
 
 /// `barman -f json list-backups SERVER`: the ids of its finished (`DONE`) backups.
 pub fn parse_list(v: &serde_json::Value, server: &str) -> Result<Vec<String>, PitrError> {
-    let listed: Vec<raw::Listed> = serde_json::from_value(of_server(v, server)?.clone())
-        .map_err(|e| unreadable(format!("list-backups: {e}")))?;
-    Ok(listed
+    Ok(parse_listed(v, server)?
         .into_iter()
-        .filter(|b| b.status == "DONE")
+        .filter(|b| b.status == DONE)
         .map(|b| b.backup_id)
         .collect())
+}
+
+fn parse_listed(v: &serde_json::Value, server: &str) -> Result<Vec<raw::Listed>, PitrError> {
+    serde_json::from_value(of_server(v, server)?.clone())
+        .map_err(|e| unreadable(format!("list-backups: {e}")))
+}
+
+/// `barman -f json show-servers SERVER`: its backups' and WAL's directories.
+pub fn parse_directories(v: &serde_json::Value, server: &str) -> Result<Directories, PitrError> {
+    let s: raw::Server = serde_json::from_value(of_server(v, server)?.clone())
+        .map_err(|e| unreadable(format!("show-servers: {e}")))?;
+    Ok(Directories {
+        basebackups: s.basebackups_directory.into(),
+        wals: s.wals_directory.into(),
+    })
 }
 
 /// Barman's times: `2026-12-07 02:27:58.883012+00:00`.
@@ -496,21 +708,22 @@ pub fn parse_backup(v: &serde_json::Value, server: &str) -> Result<Shown, PitrEr
     })
 }
 
-/// `barman -f json check SERVER`: each check that did not pass, as `name: hint`.
-pub fn parse_check(v: &serde_json::Value, server: &str) -> Vec<String> {
+/// `barman -f json check SERVER`: every check, by name (`{"pg": {"wal_level":
+/// {"status": "OK", "hint": ""}, …}}`); a check whose status is not `OK` failed.
+pub fn parse_checks(v: &serde_json::Value, server: &str) -> Vec<Check> {
     let Some(checks) = v.get(server).and_then(|c| c.as_object()) else {
         return Vec::new();
     };
     checks
         .iter()
-        .filter(|(_, c)| c.get("status").and_then(|s| s.as_str()) != Some("OK"))
-        .map(|(name, c)| {
-            let hint = c.get("hint").and_then(|h| h.as_str()).unwrap_or_default();
-            if hint.is_empty() {
-                name.clone()
-            } else {
-                format!("{name}: {hint}")
-            }
+        .map(|(name, c)| Check {
+            name: name.clone(),
+            ok: c.get("status").and_then(|s| s.as_str()) == Some("OK"),
+            hint: c
+                .get("hint")
+                .and_then(|h| h.as_str())
+                .unwrap_or_default()
+                .to_string(),
         })
         .collect()
 }
@@ -552,10 +765,104 @@ mod tests {
             "wal_level": {"hint": "", "status": "OK"},
             "failed_backups": {"hint": "there are 1 failed backups", "status": "FAILED"}
         }});
+        let failed: Vec<String> = parse_checks(&c, "pg")
+            .iter()
+            .filter(|c| !c.ok)
+            .map(Check::describe)
+            .collect();
         assert_eq!(
-            parse_check(&c, "pg"),
+            failed,
             ["PostgreSQL", "failed_backups: there are 1 failed backups"]
         );
+    }
+
+    #[test]
+    fn every_listed_backup_keeps_its_status_and_show_servers_names_the_directories() {
+        // Barman 3.4's answers, trimmed: a finished backup and a failed one.
+        let v = serde_json::json!({"pg": [
+            {"backup_id": "20261207T061512", "end_time": "Mon Dec  7 06:15:19 2026",
+             "end_time_timestamp": "1796624119", "retention_status": "-", "size": "22.1 MiB",
+             "size_bytes": 23179521, "status": "DONE", "tablespaces": [],
+             "wal_size": "16.0 MiB", "wal_size_bytes": 16777216},
+            {"backup_id": "20261207T051000", "status": "FAILED"}
+        ]});
+        let listed = parse_listed(&v, "pg").unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|b| (
+                    b.backup_id.as_str(),
+                    b.status.as_str(),
+                    b.end_time_timestamp.as_deref()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                ("20261207T061512", "DONE", Some("1796624119")),
+                ("20261207T051000", "FAILED", None)
+            ]
+        );
+        let servers = serde_json::json!({"pg": {"active": true, "backup_directory": "/b/pg",
+            "basebackups_directory": "/b/pg/base", "wals_directory": "/b/pg/wals",
+            "streaming_archiver": true}});
+        assert_eq!(
+            parse_directories(&servers, "pg").unwrap(),
+            Directories {
+                basebackups: "/b/pg/base".into(),
+                wals: "/b/pg/wals".into()
+            }
+        );
+        assert!(parse_directories(&serde_json::json!({"pg": {}}), "pg").is_err());
+    }
+
+    #[test]
+    fn the_wals_directory_is_listed_segment_by_segment_and_the_recorded_error_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let wals = dir.path().join("wals");
+        let hash = wals.join("0000000100000000");
+        std::fs::create_dir_all(&hash).unwrap();
+        for f in [
+            "000000010000000000000003",
+            "000000010000000000000003.00000028.backup",
+            "000000010000000000000005",
+            "000000010000000000000006.partial",
+        ] {
+            std::fs::write(hash.join(f), b"x").unwrap();
+        }
+        std::fs::write(wals.join("xlog.db"), b"").unwrap();
+        std::fs::write(wals.join("00000002.history"), b"").unwrap();
+        let a = list_wals(&wals, crate::pitr::wal::DEFAULT_SEGMENT_SIZE).unwrap();
+        assert_eq!(
+            a.segments
+                .iter()
+                .map(|s| s.file.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "0000000100000000/000000010000000000000003",
+                "0000000100000000/000000010000000000000005"
+            ]
+        );
+        assert_eq!(
+            a.gaps("000000010000000000000003", None)[0].first_missing,
+            "000000010000000000000004"
+        );
+        // A server whose archive was never created has no WAL yet, which is a finding, not an error.
+        assert!(list_wals(&dir.path().join("none"), 16 << 20)
+            .unwrap()
+            .segments
+            .is_empty());
+
+        let base = dir.path().join("base");
+        std::fs::create_dir_all(base.join("B")).unwrap();
+        std::fs::write(
+            base.join("B/backup.info"),
+            "status=FAILED\nerror=At least one WAL file is missing. The first missing WAL file is 000000010000000000000004\n",
+        )
+        .unwrap();
+        assert_eq!(
+            recorded_error(&base, "B").as_deref(),
+            Some("At least one WAL file is missing. The first missing WAL file is 000000010000000000000004")
+        );
+        assert_eq!(recorded_error(&base, "C"), None);
     }
 
     #[test]

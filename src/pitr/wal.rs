@@ -1,6 +1,7 @@
-//! The WAL archive of a stanza as a list of segments: segment names and numbers, the
-//! segment size (inferred from a backup), the repository's listing (`pgbackrest repo-ls
-//! --output=json --recurse`) read into [`WalArchive`], and the gaps in it. Pure: nothing here
+//! The WAL archive of a stanza or a Barman server as a list of segments: segment names and
+//! numbers, the segment size (inferred from a backup), the repository's listing (`pgbackrest
+//! repo-ls --output=json --recurse`, or the files of Barman's `wals` directory) read into
+//! [`WalArchive`], and the gaps in it. Pure: nothing here
 //! runs a program or reads a file.
 
 use std::collections::BTreeMap;
@@ -159,35 +160,53 @@ impl WalArchive {
     ) -> Result<WalArchive, String> {
         let entries: BTreeMap<String, Entry> = serde_json::from_str(json)
             .map_err(|e| format!("cannot read `pgbackrest repo-ls --output=json`: {e}"))?;
-        let mut segments = Vec::new();
+        let mut files = Vec::new();
         for (path, e) in entries {
             if e.kind != "file" {
                 continue;
             }
-            let base = path.rsplit('/').next().unwrap_or(&path);
-            let Some((name, _)) = base.split_once('-') else {
-                continue;
-            };
-            if Segment::parse(name, segment_size).is_none() {
-                continue;
-            }
             let archived_at = DateTime::from_timestamp(e.time, 0)
                 .ok_or_else(|| format!("{path}: file time {} is out of range", e.time))?;
+            files.push((path, e.size, archived_at));
+        }
+        Ok(WalArchive::from_files(archive_id, segment_size, files))
+    }
+
+    /// The archive of `files` (each its path relative to the archive's directory, its size and
+    /// when it was archived): the files whose name is a segment's, alone (Barman's
+    /// `<timeline+log>/<segment>`) or followed by `-` (pgBackRest's `<segment>-<sha1>.gz`).
+    /// `.partial`, `.backup` and `.history` files, and anything else, are left out.
+    pub fn from_files(
+        archive_id: &str,
+        segment_size: u64,
+        files: impl IntoIterator<Item = (String, u64, DateTime<Utc>)>,
+    ) -> WalArchive {
+        let mut segments = Vec::new();
+        for (path, size_bytes, archived_at) in files {
+            let base = path.rsplit('/').next().unwrap_or(&path);
+            let Some((name, rest)) = base.split_at_checked(24) else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with('-'))
+                || Segment::parse(name, segment_size).is_none()
+            {
+                continue;
+            }
             segments.push(ArchivedSegment {
                 name: name.to_string(),
-                file: path,
-                size_bytes: e.size,
+                file: path.clone(),
+                size_bytes,
                 archived_at,
             });
         }
         segments.sort_by(|a, b| a.name.cmp(&b.name));
         // Two files of one segment (pushed twice with different contents) count once.
         segments.dedup_by(|a, b| a.name == b.name);
-        Ok(WalArchive {
+        WalArchive {
             archive_id: archive_id.to_string(),
             segment_size,
             segments,
-        })
+        }
     }
 
     fn segment(&self, s: &ArchivedSegment) -> Segment {
@@ -410,6 +429,32 @@ mod tests {
                 .map(|t| (t.timeline, t.segments))
                 .collect::<Vec<_>>(),
             vec![(1, 5), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn barman_s_files_are_segments_by_their_bare_names() {
+        let t = DateTime::from_timestamp(1_796_610_253, 0).unwrap();
+        let files = [
+            "0000000100000000/000000010000000000000003",
+            "0000000100000000/000000010000000000000003.00000028.backup",
+            "0000000100000000/000000010000000000000004.partial",
+            "0000000100000000/000000010000000000000005",
+            "0000000100000000/00000001000000000000000",
+            "00000002.history",
+        ]
+        .map(|f| (f.to_string(), 16u64, t));
+        let a = WalArchive::from_files("", MIB16, files);
+        assert_eq!(
+            a.segments
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["000000010000000000000003", "000000010000000000000005"]
+        );
+        assert_eq!(
+            a.segments[1].file,
+            "0000000100000000/000000010000000000000005"
         );
     }
 

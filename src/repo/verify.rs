@@ -68,6 +68,9 @@ pub enum Kind {
     TempFile,
     /// The audit log's hash chain is broken.
     AuditLog,
+    /// The backup tool's own check or record says something is wrong (a `barman check` that
+    /// failed, a backup Barman marked `FAILED`).
+    ToolCheck,
 }
 
 /// One thing wrong.
@@ -652,11 +655,22 @@ pub fn gauge(s: &mut String, name: &str, help: &str, labels: &str, value: &str) 
 
 /// `{key="value"}`, the value escaped as the Prometheus text format wants.
 pub fn label(key: &str, value: &str) -> String {
-    let v = value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("{{{key}=\"{v}\"}}")
+    labels(&[(key, value)])
+}
+
+/// `{k1="v1",k2="v2"}`, each value escaped as the Prometheus text format wants.
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(key, value)| {
+            let v = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{key}=\"{v}\"")
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
 }
 
 #[cfg(test)]
