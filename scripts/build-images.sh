@@ -2,7 +2,7 @@
 # Builds pgdrill's local Docker images without pulling anything from a registry:
 #
 #   pgdrill/debian-base:bookworm-local  Debian bookworm minbase + ca-certificates + tini
-#   pgdrill/postgres:15-local           minbase + PostgreSQL 15, official-image-like entrypoint
+#   pgdrill/postgres:15-local           minbase + PostgreSQL 15 and pgBackRest, official-image-like entrypoint
 #   pgdrill/sample-app:local            the sample-app binary on the base image
 #
 # Root filesystems come from debootstrap, with the Debian mirror taken from this machine's
@@ -44,7 +44,9 @@ PG_IMAGE=pgdrill/postgres:15-local
 APP_IMAGE=pgdrill/sample-app:local
 LABEL_KEY=org.pgdrill.content
 BASE_PACKAGES=(ca-certificates tini)
-PG_PACKAGES=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR")
+# pgbackrest: a point-in-time recovery on the docker backend runs the restored server's
+# restore_command (`pgbackrest archive-get`) inside the container.
+PG_PACKAGES=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" pgbackrest)
 
 SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
 SCRIPT_DIR="$(dirname "$SCRIPT_PATH")"

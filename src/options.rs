@@ -424,16 +424,10 @@ impl DrillOptions {
             }
             (_, b) => b,
         };
-        // The restored cluster is started from the machine's own PostgreSQL binaries; a
-        // container restore of a stanza is not built yet.
+        // The tool restores on this machine either way; auto means native, whose binaries
+        // start the restored cluster without an image holding the tool.
         let backend = match (&source, backend) {
-            (Source::Pitr(p), BackendKind::Docker) => {
-                return Err(Error::Usage(format!(
-                    "{} runs on the native backend only (the docker backend is not built yet for point-in-time recovery): use --backend native (or auto)",
-                    p.tool.flag()
-                )))
-            }
-            (Source::Pitr(_), _) => BackendKind::Native,
+            (Source::Pitr(_), BackendKind::Auto) => BackendKind::Native,
             (_, b) => b,
         };
         let mut server = crate::pg::settings::ServerSettings::default();

@@ -352,6 +352,28 @@ fn pitr_drills_of_a_barman_server_reach_their_target_and_never_write_the_catalog
     assert_eq!(ledger_rows(&run), 50, "{}", run.report()["pitr"]);
     assert_nothing_left(&run);
 
+    // The same on the docker backend: `barman recover` copies the WAL the recovery needs
+    // into the data directory, which the container mounts; the catalogue is never mounted.
+    if crate::docker::postgres_image_or_skip("barman drill on docker") {
+        let mut args = vec![
+            "--backend",
+            "docker",
+            "--app",
+            "none",
+            "--barman-server",
+            SERVER,
+            "--barman-config",
+            cat.config.to_str().unwrap(),
+        ];
+        args.extend(["--target-xid", &cat.xid_50]);
+        let run = Pgdrill::drill(args).run();
+        run.assert_pass();
+        assert_eq!(ledger_rows(&run), 50, "{}", run.report()["pitr"]);
+        assert_eq!(run.report()["environment"]["backend"], "docker");
+        assert_nothing_left(&run);
+        crate::docker::assert_no_docker_leftovers(run.report()["drill_id"].as_str().unwrap());
+    }
+
     // The drills only read the catalogue.
     let after = cat.files();
     let changed: Vec<_> = before

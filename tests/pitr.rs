@@ -713,3 +713,155 @@ fn pitr_with_its_source_a_drill_recovers_to_its_own_point_exactly_and_measures_t
     assert_nothing_left(&tampered);
     rt.block_on(source.destroy()).unwrap();
 }
+
+/// A PITR drill of `stanza` on the docker backend, plus `extra`, with `env` set.
+fn drill_on_docker(stanza: &Stanza, extra: &[&str], env: &[(&str, &str)]) -> support::Run {
+    let mut args = vec![
+        "--backend",
+        "docker",
+        "--app",
+        "none",
+        "--pgbackrest-stanza",
+        STANZA,
+        "--pgbackrest-config",
+        stanza.config.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut d = Pgdrill::drill(args);
+    for (k, v) in env {
+        d = d.env(k, v);
+    }
+    d.run()
+}
+
+/// On the docker backend pgBackRest restores on this machine into a directory the container
+/// mounts, and the restored server fetches WAL with the image's own `pgbackrest archive-get`
+/// from the repository, which is mounted read-only: the drill reaches an LSN exactly, a kept
+/// container cannot write into the repository, an image without pgbackrest is refused naming
+/// it, and nothing is left behind.
+#[test]
+fn pitr_on_docker_the_restored_server_reads_the_repository_mounted_read_only() {
+    let test = "pitr on docker";
+    if !crate::docker::postgres_image_or_skip(test) {
+        return;
+    }
+    let Some((_rt, stanza)) = stopped_stanza(test, 4) else {
+        return;
+    };
+    let before = stanza.repo_files();
+
+    // The LSN after row 75: rows 1–75, none after.
+    let run = drill_on_docker(&stanza, &["--target-lsn", &stanza.marks[2].lsn], &[]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 75, "{}", run.report()["pitr"]);
+    assert_eq!(
+        run.report()["environment"]["backend"],
+        "docker",
+        "{}",
+        run.text()
+    );
+    assert_eq!(run.phase("recovery_replay")["status"], "pass");
+    assert_eq!(run.phase("amcheck")["status"], "pass");
+    let id = run.report()["drill_id"].as_str().unwrap().to_string();
+    assert_nothing_left(&run);
+    crate::docker::assert_no_docker_leftovers(&id);
+
+    // Latest, kept: the container has the repository read-only and cannot write into it.
+    let run = drill_on_docker(&stanza, &["--target", "latest", "--keep"], &[]);
+    let id = run.report()["drill_id"].as_str().unwrap().to_string();
+    let ids = String::from_utf8(
+        Command::new("docker")
+            .args(["ps", "-q", "--filter", &format!("label=pgdrill.drill={id}")])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let container = ids.split_whitespace().next().map(str::to_string);
+    let kept: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("pgdrill-{id}-")))
+        })
+        .collect();
+    let remove = || {
+        if let Some(c) = &container {
+            Command::new("docker")
+                .args(["rm", "-fv", c])
+                .output()
+                .unwrap();
+        }
+        Command::new("docker")
+            .args(["network", "rm", &format!("pgdrill-{id}")])
+            .output()
+            .unwrap();
+        for d in &kept {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    };
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run.assert_pass();
+        assert_eq!(ledger_rows(&run), 100, "{}", run.report()["pitr"]);
+        let c = container.as_deref().expect("the kept container");
+        let mounts = String::from_utf8(
+            Command::new("docker")
+                .args(["inspect", "--format", "{{json .Mounts}}", c])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let mounts: serde_json::Value = serde_json::from_str(&mounts).unwrap();
+        let repo = stanza.repo().display().to_string();
+        let m = mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == repo.as_str())
+            .unwrap_or_else(|| panic!("the repository is not mounted: {mounts}"));
+        assert_eq!(m["RW"], false, "{m}");
+        let wrote = Command::new("docker")
+            .args(["exec", c, "touch", &format!("{repo}/pgdrill-was-here")])
+            .output()
+            .unwrap();
+        assert!(!wrote.status.success());
+        support::assert_mentions(
+            &String::from_utf8_lossy(&wrote.stderr),
+            &["Read-only file system"],
+        );
+    }));
+    remove();
+    if let Err(e) = checked {
+        std::panic::resume_unwind(e);
+    }
+    crate::docker::assert_no_docker_leftovers(&id);
+
+    // An image without pgbackrest cannot fetch WAL: refused naming the program and the image.
+    let run = drill_on_docker(
+        &stanza,
+        &["--target", "latest"],
+        &[(
+            "PGDRILL_POSTGRES_IMAGE",
+            "pgdrill/debian-base:bookworm-local",
+        )],
+    );
+    assert_eq!(run.code(), 3, "{}", run.text());
+    let f = &run.report()["failure"];
+    assert_eq!(f["phase"], "pitr_restore", "{f}");
+    support::assert_mentions(
+        f["message"].as_str().unwrap(),
+        &["pgdrill/debian-base:bookworm-local", "has no pgbackrest"],
+    );
+    let id = run.report()["drill_id"].as_str().unwrap().to_string();
+    assert_nothing_left(&run);
+    crate::docker::assert_no_docker_leftovers(&id);
+
+    assert_eq!(
+        stanza.repo_files(),
+        before,
+        "a drill wrote into the repository"
+    );
+}

@@ -8,12 +8,13 @@
 //! `Drop`, which must work synchronously on every exit path, a panic included.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testcontainers::bollard::models::{HostConfig, PortBinding};
-use testcontainers::core::IntoContainerPort;
+use testcontainers::core::{AccessMode, IntoContainerPort, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
@@ -88,6 +89,18 @@ pub struct DockerTarget {
     network: String,
     ready: Duration,
     kept: Arc<AtomicUsize>,
+    /// A physical restore's host directory (`data`, the log, the access rules), mounted at
+    /// the same path: removed with the target.
+    dir: Option<PathBuf>,
+}
+
+/// What a container started on a physical restore's data directory needs beside the image's
+/// own start: see [`DockerBackend::start_restored`].
+struct Restored<'a> {
+    dir: &'a Path,
+    read_only: &'a [PathBuf],
+    user: String,
+    ready: Duration,
 }
 
 enum StartError {
@@ -249,7 +262,7 @@ impl DockerBackend {
         };
         let mut last = String::new();
         for _ in 0..attempts {
-            match self.start(role, settings).await {
+            match self.start(role, settings, None).await {
                 Ok(t) => return Ok(t),
                 Err(StartError::Env(e)) => return Err(settings.start_failed(e)),
                 Err(StartError::PortClash(m)) => last = m,
@@ -258,10 +271,165 @@ impl DockerBackend {
         Err(EnvError::ServerStart { reason: last })
     }
 
+    /// A disposable host directory for a physical restore (`pgbackrest restore`, `barman
+    /// recover`): marked as the drill's (so `pgdrill clean` finds it after a `kill -9`),
+    /// owned by the server user, with an empty `data` directory (mode 0700) and no container
+    /// yet. [`DockerBackend::start_restored`] starts one on it; dropping or destroying the
+    /// target removes the directory.
+    pub fn empty_target(&self, role: &str) -> Result<DockerTarget, EnvError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pgdrill-{}-{role}-", self.drill_id))
+            .tempdir()
+            .map_err(|e| EnvError::io("cannot create a temp dir for the restore", e))?;
+        super::leftovers::mark(dir.path(), &self.drill_id)?;
+        let data = dir.path().join("data");
+        let io = |what: &str, e| EnvError::io(format!("{what} {}", data.display()), e);
+        std::fs::create_dir(&data).map_err(|e| io("cannot create", e))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot restrict", e))?;
+        let user = super::native::server_user()?;
+        for p in [dir.path(), data.as_path()] {
+            give_to(p, user.as_ref())?;
+        }
+        Ok(DockerTarget {
+            endpoint: Endpoint::loopback_superuser(&self.password),
+            tools: self.host_tools.clone(),
+            container: None,
+            id: String::new(),
+            name: self.db_host(),
+            image: self.image.clone(),
+            image_note: self.image_note.clone(),
+            network: self.network.clone(),
+            ready: Duration::ZERO,
+            kept: self.kept.clone(),
+            dir: Some(dir.keep()),
+        })
+    }
+
+    /// Starts a container on the data directory a physical restore filled in `target` (see
+    /// [`DockerBackend::empty_target`]), waiting up to `ready` for a query (a hot standby
+    /// answers once recovery is consistent, one that does not once it is promoted).
+    ///
+    /// The directory is mounted at its own path (the restore wrote that path into the
+    /// recovery settings), each of `read_only` (the repository and the tool's configuration,
+    /// which the restored server's `restore_command` reads) read-only at its own path, so
+    /// the server can never write into them. The server runs as the user who owns the files
+    /// (the host's server user), with the restored cluster's roles but not its access rules:
+    /// `trust`, reachable only through the port published on 127.0.0.1 and the drill's own
+    /// network, as the native backend's restored server is only through its private socket.
+    /// Archiving is off; the log goes to `postgres.log` in the directory, for the recovery's
+    /// lines.
+    pub async fn start_restored(
+        &self,
+        target: &mut DockerTarget,
+        settings: &ServerSettings,
+        ready: Duration,
+        read_only: &[PathBuf],
+    ) -> Result<(), EnvError> {
+        let dir = target.dir.take().ok_or_else(|| EnvError::ServerStart {
+            reason: "the restored server's directory is gone".into(),
+        })?;
+        let user = super::native::server_user()?;
+        let write = |name: &str, text: &str| -> Result<(), EnvError> {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
+            give_to(&path, user.as_ref())
+        };
+        let prepared = write(
+            "pgdrill_hba.conf",
+            "local all all trust\nhost all all all trust\n",
+        )
+        .and_then(|_| write("pgdrill_ident.conf", ""))
+        .and_then(|_| {
+            // A cluster whose configuration lives outside its data directory (Debian's
+            // /etc/postgresql) restores without one; PostgreSQL will not start without it.
+            if dir.join("data/postgresql.conf").exists() {
+                Ok(())
+            } else {
+                write("data/postgresql.conf", "")
+            }
+        });
+        if let Err(e) = prepared {
+            target.dir = Some(dir);
+            return Err(e);
+        }
+        let (uid, gid) = match &user {
+            Some(u) => (u.uid.as_raw(), u.gid.as_raw()),
+            None => (
+                nix::unistd::Uid::effective().as_raw(),
+                nix::unistd::Gid::effective().as_raw(),
+            ),
+        };
+        let restored = Restored {
+            dir: &dir,
+            read_only,
+            user: format!("{uid}:{gid}"),
+            ready,
+        };
+        let attempts = if self.fixed_port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
+        let mut last = String::new();
+        for _ in 0..attempts {
+            match self.start("restored", settings, Some(&restored)).await {
+                Ok(mut t) => {
+                    t.dir = Some(dir);
+                    *target = t;
+                    return Ok(());
+                }
+                Err(StartError::Env(e)) => {
+                    target.dir = Some(dir);
+                    return Err(settings.start_failed(e));
+                }
+                Err(StartError::PortClash(m)) => last = m,
+            }
+        }
+        target.dir = Some(dir);
+        Err(EnvError::ServerStart { reason: last })
+    }
+
+    /// Whether `program` is on the image's PATH, asked of a throwaway container with no
+    /// network (labelled as the drill's, so cleanup finds it if pgdrill dies meanwhile).
+    pub async fn image_has(&self, program: &str) -> Result<bool, EnvError> {
+        let mut cmd = tokio::process::Command::new("docker");
+        cmd.args(["run", "--rm", "--network", "none", "--label"])
+            .arg(format!("{LABEL_DRILL}={}", self.drill_id))
+            .args([
+                "--entrypoint",
+                "sh",
+                &self.image,
+                "-c",
+                "command -v \"$0\"",
+                program,
+            ])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let out = crate::program::output(&mut cmd)
+            .await
+            .map_err(|source| EnvError::Spawn {
+                program: "docker".into(),
+                source,
+            })?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1 | 127) => Ok(false),
+            _ => Err(EnvError::Docker(format!(
+                "cannot run a container of image {} to look for {program}: {}",
+                self.image,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))),
+        }
+    }
+
     async fn start(
         &self,
         role: &str,
         settings: &ServerSettings,
+        restored: Option<&Restored<'_>>,
     ) -> Result<DockerTarget, StartError> {
         // One name for whichever server is the drill's database: the app container reaches
         // it by this name on the drill's network, and after a server loss the replacement
@@ -276,29 +444,36 @@ impl DockerBackend {
         // The image's entrypoint hands these to its initialisation server and to the final
         // one: `postgres -c name=value …`. Without settings the image's own command runs, as
         // any image the user names expects.
+        let mut assignments = settings.assignments();
+        if let Some(r) = restored {
+            let d = r.dir.display();
+            // The restored configuration is the source's: its port, sockets and archiving
+            // are overridden for a server inside this container.
+            assignments.extend([
+                format!("hba_file={d}/pgdrill_hba.conf"),
+                format!("ident_file={d}/pgdrill_ident.conf"),
+                "listen_addresses=*".to_string(),
+                format!("port={PG_PORT}"),
+                format!("unix_socket_directories={d}"),
+                "archive_mode=off".to_string(),
+                "archive_command=".to_string(),
+                "logging_collector=on".to_string(),
+                format!("log_directory={d}"),
+                "log_filename=postgres.log".to_string(),
+            ]);
+        }
         let command: Vec<String> = std::iter::once("postgres".to_string())
-            .chain(
-                settings
-                    .assignments()
-                    .into_iter()
-                    .flat_map(|a| ["-c".to_string(), a]),
-            )
+            .chain(assignments.into_iter().flat_map(|a| ["-c".to_string(), a]))
             .collect();
+        let plain = settings.is_empty() && restored.is_none();
         let request = GenericImage::new(repo, tag)
             .with_exposed_port(PG_PORT.tcp())
             .with_container_name(&name)
             .with_network(&self.network)
             .with_label(LABEL_DRILL, &self.drill_id)
             .with_label(LABEL_ROLE, role)
-            .with_env_var("POSTGRES_PASSWORD_FILE", PASSWORD_FILE)
-            .with_env_var("POSTGRES_INITDB_ARGS", INITDB_ARGS)
-            .with_copy_to(PASSWORD_FILE, self.password.clone().into_bytes())
             .with_shm_size(SHM_BYTES)
-            .with_cmd(if settings.is_empty() {
-                Vec::new()
-            } else {
-                command
-            })
+            .with_cmd(if plain { Vec::new() } else { command })
             .with_startup_timeout(START_TIMEOUT)
             .with_host_config_modifier(move |hc: &mut HostConfig| {
                 // Loopback only: a disposable superuser must not be reachable from the network.
@@ -311,6 +486,28 @@ impl DockerBackend {
                     }]),
                 )]));
             });
+        // A new server is initialised by the image's entrypoint with pgdrill's password; a
+        // restored one already holds a cluster, which the entrypoint starts as it is.
+        let request = match restored {
+            None => request
+                .with_env_var("POSTGRES_PASSWORD_FILE", PASSWORD_FILE)
+                .with_env_var("POSTGRES_INITDB_ARGS", INITDB_ARGS)
+                .with_copy_to(PASSWORD_FILE, self.password.clone().into_bytes()),
+            Some(r) => {
+                let dir = r.dir.display().to_string();
+                let mut request = request
+                    .with_mount(Mount::bind_mount(dir.clone(), dir.clone()))
+                    .with_env_var("PGDATA", format!("{dir}/data"))
+                    .with_user(r.user.clone());
+                for p in r.read_only {
+                    let p = p.display().to_string();
+                    request = request.with_mount(
+                        Mount::bind_mount(p.clone(), p).with_access_mode(AccessMode::ReadOnly),
+                    );
+                }
+                request
+            }
+        };
         let started = Instant::now();
         let container = request
             .start()
@@ -333,6 +530,7 @@ impl DockerBackend {
             network: self.network.clone(),
             ready: Duration::ZERO,
             kept: self.kept.clone(),
+            dir: None,
         };
         let port = match target.container().get_host_port_ipv4(PG_PORT).await {
             Ok(p) => p,
@@ -356,7 +554,9 @@ impl DockerBackend {
             ("127.0.0.1".into(), port),
             ("127.0.0.1".into(), PG_PORT),
         );
-        target.wait_ready(self.ready_timeout).await?;
+        target
+            .wait_ready(restored.map_or(self.ready_timeout, |r| r.ready))
+            .await?;
         target.ready = started.elapsed();
         Ok(target)
     }
@@ -419,6 +619,17 @@ impl DockerTarget {
 
     fn short(&self) -> &str {
         short_id(&self.id)
+    }
+
+    /// A physical restore's host directory (its `data`, its `postgres.log`).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Whether a container runs for this target (a physical restore's has none until
+    /// [`DockerBackend::start_restored`]).
+    pub fn has_container(&self) -> bool {
+        self.container.is_some()
     }
 
     /// The full container id.
@@ -576,13 +787,21 @@ impl DockerTarget {
                 }
             }
         }
+        if let Some(dir) = self.dir.take() {
+            super::native::remove_dir_retrying(&dir)
+                .map_err(|e| EnvError::io(format!("cannot remove {}", dir.display()), e))?;
+        }
         Ok(())
     }
 
     /// Leaves the container (and the drill's network) running; returns how to reach it.
     pub fn keep(mut self) -> String {
         hand_over(&mut self.container, &self.kept);
-        format!(
+        let dir = self.dir.take();
+        if let Some(d) = &dir {
+            super::leftovers::unmark(d);
+        }
+        let mut how = format!(
             "server kept running: {} in docker container {} ({}), password in PGPASSWORD={}; a shell without password: docker exec -it {} psql -U postgres. Remove it with: docker rm -fv {}; docker network rm {}",
             self.endpoint.display(),
             self.short(),
@@ -591,7 +810,11 @@ impl DockerTarget {
             self.name,
             self.name,
             self.network
-        )
+        );
+        if let Some(d) = dir {
+            how.push_str(&format!("; rm -rf {}", d.display()));
+        }
+        how
     }
 }
 
@@ -603,6 +826,9 @@ impl Drop for DockerTarget {
             remove_sync(&self.id);
             // testcontainers' own Drop needs a runtime and would remove it a second time.
             std::mem::forget(c);
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = super::native::remove_dir_retrying(&dir);
         }
     }
 }
@@ -696,4 +922,13 @@ pub(super) async fn log_since(id: &str, at: chrono::DateTime<chrono::Utc>) -> St
         ),
         Err(_) => String::new(),
     }
+}
+
+/// Gives `path` to `user` (the server user, when pgdrill runs as root).
+fn give_to(path: &Path, user: Option<&nix::unistd::User>) -> Result<(), EnvError> {
+    if let Some(u) = user {
+        nix::unistd::chown(path, Some(u.uid), Some(u.gid))
+            .map_err(|e| EnvError::io(format!("chown {}", path.display()), e.into()))?;
+    }
+    Ok(())
 }

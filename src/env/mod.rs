@@ -327,6 +327,8 @@ impl Target {
                     log: dir.join("postgres.log"),
                 }
             }
+            // A physical restore's target has no container until its server starts.
+            Target::Docker(t) if !t.has_container() => return None,
             Target::Docker(t) => Probe::Docker {
                 id: t.container_id().to_string(),
                 name: t.name().to_string(),

@@ -539,7 +539,7 @@ impl Drop for Reaped {
 
 /// Removes `dir`, again after a pause while something that was still ending (a backend of a
 /// killed postmaster) writes into it; gives up after five seconds.
-fn remove_dir_retrying(dir: &Path) -> std::io::Result<()> {
+pub(super) fn remove_dir_retrying(dir: &Path) -> std::io::Result<()> {
     let mut tries = 0;
     loop {
         match std::fs::remove_dir_all(dir) {

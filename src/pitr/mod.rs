@@ -294,6 +294,25 @@ impl Tool {
         }
     }
 
+    /// The program the restored server's `restore_command` runs, which a container image
+    /// must hold: `pgbackrest` (archive-get); none for Barman, whose `recover` copies the WAL
+    /// into the data directory.
+    pub fn restore_program(&self) -> Option<&'static str> {
+        match self {
+            Tool::Pgbackrest(_) => Some("pgbackrest"),
+            Tool::Barman(_) => None,
+        }
+    }
+
+    /// What the restored server's `restore_command` reads on this machine, mounted read-only
+    /// into a container: pgBackRest's configuration and repositories; nothing for Barman.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        match self {
+            Tool::Pgbackrest(t) => t.read_paths(),
+            Tool::Barman(_) => Vec::new(),
+        }
+    }
+
     /// Closes the source's current WAL segment and waits, at most `timeout`, until the
     /// archive holds `segment` (and so every segment before it): pgBackRest's listing polled
     /// after `pg_switch_wal()` on `source`; Barman's own `switch-wal --archive`, which
@@ -307,9 +326,10 @@ impl Tool {
         let started = std::time::Instant::now();
         let (tool, newest) = match self {
             Tool::Pgbackrest(t) => {
+                // The archive id the listing reads does not change while the drill waits.
+                let info = t.info().await?;
                 point::switch_wal(source).await?;
                 loop {
-                    let info = t.info().await?;
                     let wal = t.wal_archive(&info).await?;
                     let newest = wal.segments.iter().map(|s| s.name.clone()).max();
                     if wal.segments.iter().any(|s| s.name == segment) {

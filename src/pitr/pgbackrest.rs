@@ -22,6 +22,46 @@ pub struct Pgbackrest {
     run_as: Option<User>,
 }
 
+/// pgBackRest's configuration file when `--config` is not given, and the one before 2.x.
+const DEFAULT_CONFIG: &str = "/etc/pgbackrest/pgbackrest.conf";
+const OLD_DEFAULT_CONFIG: &str = "/etc/pgbackrest.conf";
+/// pgBackRest's default `include-path`.
+const DEFAULT_INCLUDE: &str = "/etc/pgbackrest/conf.d";
+/// pgBackRest's default `repo1-path`.
+const DEFAULT_REPO: &str = "/var/lib/pgbackrest";
+
+/// The options `archive-get` of `stanza` sees in pgBackRest's INI configuration `text`:
+/// `[global]`, then `[global:archive-get]`, `[STANZA]` and `[STANZA:archive-get]`, each
+/// later section overriding the earlier. Comments (`#`) and other sections are skipped.
+pub fn config_options(text: &str, stanza: &str) -> std::collections::BTreeMap<String, String> {
+    let order = |section: &str| -> Option<u8> {
+        match section {
+            "global" => Some(0),
+            "global:archive-get" => Some(1),
+            s if s == stanza => Some(2),
+            s if s.strip_suffix(":archive-get") == Some(stanza) => Some(3),
+            _ => None,
+        }
+    };
+    let mut found: Vec<(u8, String, String)> = Vec::new();
+    let mut section: Option<u8> = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = order(name.trim());
+            continue;
+        }
+        if let (Some(rank), Some((k, v))) = (section, line.split_once('=')) {
+            found.push((rank, k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    // Stable: within a section the last line wins, as in pgBackRest.
+    found.sort_by_key(|(rank, _, _)| *rank);
+    found.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
 /// The program on PATH, if any.
 pub(super) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -53,6 +93,61 @@ impl Pgbackrest {
     /// The stanza.
     pub fn stanza(&self) -> &str {
         &self.stanza
+    }
+
+    /// What the restored server's `restore_command` (`pgbackrest archive-get`) reads on this
+    /// machine: the configuration file, its include directory, and each repository on a
+    /// file system (`repoN-type` posix or cifs; the default `/var/lib/pgbackrest` when none
+    /// is named). Only paths that exist; a container mounts them read-only.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        let config = self.config.clone().or_else(|| {
+            [DEFAULT_CONFIG, OLD_DEFAULT_CONFIG]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())
+        });
+        let mut files: Vec<PathBuf> = config.into_iter().collect();
+        let mut text = String::new();
+        for f in &files {
+            text.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+            text.push('\n');
+        }
+        let options = config_options(&text, &self.stanza);
+        let include = options
+            .get("include-path")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_INCLUDE));
+        let mut extra = String::new();
+        if let Ok(entries) = std::fs::read_dir(&include) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "conf") {
+                    extra.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                    extra.push('\n');
+                }
+            }
+            files.push(include);
+        }
+        let options = config_options(&format!("{text}{extra}"), &self.stanza);
+        let mut repos: Vec<PathBuf> = options
+            .iter()
+            .filter_map(|(k, v)| {
+                let n = k.strip_prefix("repo")?.strip_suffix("-path")?;
+                n.parse::<u8>().ok()?;
+                let kind = options.get(&format!("repo{n}-type")).map(String::as_str);
+                matches!(kind, None | Some("posix") | Some("cifs")).then(|| PathBuf::from(v))
+            })
+            .collect();
+        if !options
+            .keys()
+            .any(|k| k.starts_with("repo") && k.ends_with("-path"))
+        {
+            repos.push(PathBuf::from(DEFAULT_REPO));
+        }
+        files.extend(repos);
+        files.retain(|p| p.exists());
+        files.sort();
+        files.dedup();
+        files
     }
 
     /// `pgbackrest [--config=FILE] --stanza=NAME SUB`, its console quiet so that stdout is the
@@ -372,6 +467,17 @@ pub(super) fn said(out: &std::process::Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_get_sees_global_then_its_stanza_and_its_command_sections() {
+        let text = "# a comment\n[global]\nrepo1-path=/a\nrepo2-path = /b\nrepo2-type=s3\n\n[other]\nrepo1-path=/no\n[s:archive-get]\nrepo1-path=/d\n[s]\nrepo1-path=/c\ninclude-path=/etc/x\n";
+        let o = config_options(text, "s");
+        assert_eq!(o["repo1-path"], "/d", "{o:?}");
+        assert_eq!(o["repo2-path"], "/b");
+        assert_eq!(o["repo2-type"], "s3");
+        assert_eq!(o["include-path"], "/etc/x");
+        assert_eq!(config_options(text, "other")["repo1-path"], "/no");
+    }
 
     /// What pgBackRest 2.45 said about a WAL segment and a backup file, each with bytes
     /// overwritten in its middle (and it exited 0).

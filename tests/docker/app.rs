@@ -299,6 +299,34 @@ fn a_real_restore_stops_and_starts_the_teams_app_container() {
         &listen,
         APP_IMAGE,
     ]));
+    // Backed up once the app has renewed, as production is: the checklist wants payments,
+    // and a backup taken before the worker's first tick has none.
+    rt.block_on(async {
+        let c = server.connect(&db).await;
+        let started = std::time::Instant::now();
+        loop {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM payments", &[])
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the app container never renewed: {}",
+                String::from_utf8_lossy(
+                    &std::process::Command::new("docker")
+                        .args(["logs", &name])
+                        .output()
+                        .unwrap()
+                        .stderr
+                )
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
     let prod = Prod::backed_up(server, db);
     rt.block_on(async {
         prod.server

@@ -208,7 +208,7 @@ fn docker_leftovers(drill_id: &str) -> Vec<String> {
 }
 
 /// Nothing carrying the drill's label is left: no container, no network.
-fn assert_no_docker_leftovers(drill_id: &str) {
+pub(crate) fn assert_no_docker_leftovers(drill_id: &str) {
     let left = docker_leftovers(drill_id);
     assert!(left.is_empty(), "{left:?}");
 }

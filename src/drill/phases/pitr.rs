@@ -182,30 +182,47 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Phase `pitr_restore`: a new, empty, disposable data directory from the native backend
-/// (owned by the drill's cleanup from the moment it exists), filled by `pgbackrest restore`
-/// or `barman recover` with the recovery settings of the target and archiving off.
+/// Phase `pitr_restore`: a new, empty, disposable data directory from the backend (owned by
+/// the drill's cleanup from the moment it exists; on the docker backend a host directory the
+/// container mounts later, after the image is checked for the program the restored server's
+/// `restore_command` runs), filled by `pgbackrest restore` or `barman recover` on this
+/// machine with the recovery settings of the target and archiving off.
 pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechecked) -> Option<()> {
     let crate::drill::Owned {
         backend, target, ..
     } = &mut ctx.owned;
-    let backend = match backend.as_ref() {
-        Some(Backend::Native(b)) => Some(b),
-        _ => None,
-    };
+    let backend = backend.as_ref();
     ctx.rec
         .step(PhaseId::PitrRestore, async {
-            let Some(b) = backend else {
-                return Err(StepFail::environment(
-                    "point-in-time recovery runs on the native backend only (the docker backend is not built yet)",
-                ));
+            let dir = match backend {
+                Some(Backend::Native(b)) => {
+                    let t = b.empty_target("restored")?;
+                    let dir = t.dir().map(|d| d.to_path_buf());
+                    // From here on cleanup stops and removes it, whatever happens next.
+                    *target = Some(Target::Native(t));
+                    dir
+                }
+                Some(Backend::Docker(b)) => {
+                    if let Some(program) = pre.tool.restore_program() {
+                        if !b.image_has(program).await? {
+                            return Err(StepFail::environment(format!(
+                                "image {} has no {program}, which the restored server's restore_command runs to fetch WAL from the repository; use an image with it (scripts/build-images.sh's {} has it) through {}",
+                                b.image(),
+                                crate::env::docker::LOCAL_IMAGE,
+                                crate::env::docker::IMAGE_ENV
+                            )));
+                        }
+                    }
+                    let t = b.empty_target("restored")?;
+                    let dir = t.dir().map(|d| d.to_path_buf());
+                    *target = Some(Target::Docker(t));
+                    dir
+                }
+                None => None,
             };
-            let t = b.empty_target("restored")?;
-            let Some(dir) = t.dir().map(|d| d.to_path_buf()) else {
+            let Some(dir) = dir else {
                 return Err(StepFail::internal("a new target without its directory"));
             };
-            // From here on cleanup stops and removes it, whatever happens next.
-            *target = Some(Target::Native(t));
             let said = pre
                 .tool
                 .restore(&dir, &p.target, &pre.backup, p.set.as_deref())
@@ -246,17 +263,16 @@ pub(in crate::drill) async fn replay(
     let crate::drill::Owned {
         backend, target, ..
     } = &mut ctx.owned;
-    let parts = match (backend.as_ref(), target.as_mut()) {
-        (Some(Backend::Native(b)), Some(Target::Native(t))) => Some((b, t)),
-        _ => None,
-    };
+    let (backend, target) = (backend.as_ref(), target.as_mut());
     ctx.rec
         .step(PhaseId::RecoveryReplay, async {
-            let Some((b, t)) = parts else {
-                return Err(StepFail::internal("no restored data directory to start"));
+            let dir = match &target {
+                Some(Target::Native(t)) => t.dir(),
+                Some(Target::Docker(t)) => t.dir(),
+                _ => None,
             };
-            let Some(log_path) = t.dir().map(|d| d.join("postgres.log")) else {
-                return Err(StepFail::internal("a restored target without its directory"));
+            let Some(log_path) = dir.map(|d| d.join("postgres.log")) else {
+                return Err(StepFail::internal("no restored data directory to start"));
             };
             let log = || RecoveryLog::read(&std::fs::read_to_string(&log_path).unwrap_or_default());
             let failed = |e: String| {
@@ -270,10 +286,20 @@ pub(in crate::drill) async fn replay(
                 }
             };
             let started = Instant::now();
-            if let Err(e) = b.start_restored(t, &settings, limit).await {
-                return Err(failed(e.to_string()));
-            }
-            let c = t.endpoint.connect().await.map_err(|e| failed(e.to_string()))?;
+            let begun = match (backend, target) {
+                (Some(Backend::Native(b)), Some(Target::Native(t))) => {
+                    b.start_restored(t, &settings, limit).await.map(|_| &t.endpoint)
+                }
+                (Some(Backend::Docker(b)), Some(Target::Docker(t))) => {
+                    let reads = Tool::locate(p)?.read_paths();
+                    b.start_restored(t, &settings, limit, &reads)
+                        .await
+                        .map(|_| &t.endpoint)
+                }
+                _ => return Err(StepFail::internal("a restored target of another backend")),
+            };
+            let endpoint = begun.map_err(|e| failed(e.to_string()))?;
+            let c = endpoint.connect().await.map_err(|e| failed(e.to_string()))?;
             loop {
                 let row = c
                     .query_one("SELECT pg_is_in_recovery()", &[])

@@ -133,17 +133,7 @@ pub(in crate::drill) async fn compare(
 ) -> Option<Integrity> {
     let strict_schema = ctx.plan.strict_schema;
     let blind = ctx.plan.scope.faults.contains(&Fault::BlindCompare);
-    let mut slot: Option<Integrity> = None;
-    ctx.rec
-        .step(PhaseId::Compare, async {
-            let integrity = integrity_of(set, s1, options, strict_schema, blind);
-            let verdict = judge(&integrity);
-            // Kept for the report whether or not the step passes.
-            slot = Some(integrity);
-            verdict.map(|detail| ((), detail))
-        })
-        .await;
-    slot
+    judged(ctx, integrity_of(set, s1, options, strict_schema, blind)).await
 }
 
 /// Phase `compare` against an S0 taken elsewhere than in a manifest (a point-in-time
@@ -162,6 +152,12 @@ pub(in crate::drill) async fn compare_to(
     if strict_schema {
         integrity.comparison.enforce_strict_schema();
     }
+    judged(ctx, integrity).await
+}
+
+/// The `compare` step judging `integrity`, which is kept for the report whether or not the
+/// step passes.
+async fn judged(ctx: &mut Ctx, integrity: Integrity) -> Option<Integrity> {
     let mut slot: Option<Integrity> = None;
     ctx.rec
         .step(PhaseId::Compare, async {
