@@ -501,6 +501,47 @@ fn verify_of_a_barman_server_names_stale_wal_a_gap_and_barman_s_failed_checks_re
         assert!(text.contains(line), "{line} not in {text}");
     }
 
+    // With its source, a drill takes its own recovery point, waits for Barman to archive it
+    // (`barman switch-wal --archive`), recovers to it and compares exactly with S0.
+    let dsn = cat
+        .source
+        .as_ref()
+        .unwrap()
+        .endpoint
+        .with_db("ledger_db")
+        .url();
+    let mut args = vec![
+        "--barman-server",
+        SERVER,
+        "--barman-config",
+        cat.config.to_str().unwrap(),
+    ];
+    args.extend(["--pitr-source-dsn", &dsn, "--pitr-window", "1s"]);
+    let run = Pgdrill::native(args).run();
+    run.assert_pass();
+    for phase in ["recovery_point", "compare", "rpo"] {
+        assert_eq!(
+            run.phase(phase)["status"],
+            "pass",
+            "{phase}: {}",
+            run.text()
+        );
+    }
+    let rpo = &run.report()["rpo"];
+    let (acked, restored, lost) = (
+        rpo["acknowledged_commits"].as_u64().unwrap(),
+        rpo["restored_commits"].as_u64().unwrap(),
+        rpo["lost_commits"].as_u64().unwrap(),
+    );
+    assert!(restored >= 5, "{rpo}");
+    assert_eq!(restored + lost, acked, "{rpo}");
+    assert!(rpo["achieved_ms"].as_u64().unwrap() < 1000, "{rpo}");
+    eprintln!(
+        "barman recovery point: rpo {rpo}, point {}",
+        run.report()["pitr"]["recovery_point"]
+    );
+    assert_nothing_left(&run);
+
     // The same archive judged a day later: its newest segment is stale.
     let later = (chrono::Utc::now() + chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

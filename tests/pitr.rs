@@ -666,6 +666,10 @@ fn pitr_with_its_source_a_drill_recovers_to_its_own_point_exactly_and_measures_t
     assert_eq!(restored + lost, acked, "{rpo}");
     assert!(rpo["achieved_ms"].as_u64().unwrap() < 1000, "{rpo}");
     assert!(rpo["archive_timeout_ms"].is_u64(), "{rpo}");
+    eprintln!(
+        "pgbackrest recovery point: rpo {rpo}, point {}",
+        r["pitr"]["recovery_point"]
+    );
     // The comparison is real: the restored tables against S0, the ledger's among them.
     let tables = r["integrity"]["tables"]
         .as_array()
