@@ -392,6 +392,28 @@ fn pitr_drills_of_a_barman_server_reach_their_target_and_never_write_the_catalog
         "a drill wrote into the catalogue: {changed:?}"
     );
 
+    // The segment after the backup's, which holds the ledger's commits, damaged where
+    // recovery must read it (its first page header): Barman keeps no checksum of a WAL file
+    // to tell, PostgreSQL's replay takes the damage for the end of the WAL and would promote
+    // there with every ledger row lost; `latest` must fail naming the segment, never pass.
+    let segments = cat.segments();
+    assert!(segments.len() >= 2, "{segments:?}");
+    let damaged = segments[1].clone();
+    let original = std::fs::read(&damaged).unwrap();
+    let mut bytes = original.clone();
+    bytes[..16].copy_from_slice(&[0xA5; 16]);
+    std::fs::write(&damaged, &bytes).unwrap();
+    let run = drill(&cat, &["--target", "latest"]);
+    std::fs::write(&damaged, &original).unwrap();
+    let r = run.report();
+    assert_eq!(r["verdict"], "fail", "{}", run.text());
+    assert_eq!(r["failure"]["class"], "backup_unusable", "{}", r["failure"]);
+    support::assert_mentions(
+        r["failure"]["message"].as_str().unwrap_or_default(),
+        &[damaged.file_name().unwrap().to_str().unwrap()],
+    );
+    assert_nothing_left(&run);
+
     // The WAL segment the backup starts in, lost from the catalogue: Barman's own check
     // fails, and so does the drill, at precheck, as backup_unusable naming the check; it is
     // never recovered into a pass.

@@ -237,6 +237,13 @@ impl Barman {
         parse_directories(&v, &self.server)
     }
 
+    /// The server's `wals` directory listed (the segments `recover` copies from), for the
+    /// drill's checks of where recovery must end.
+    pub async fn wal_archive(&self, info: &StanzaInfo) -> Result<WalArchive, PitrError> {
+        let dirs = self.directories().await?;
+        list_wals(&dirs.wals, info.segment_size())
+    }
+
     /// What `pgdrill verify --barman-server` judges, read only: every backup Barman lists
     /// with its status (and the error it recorded for a failed one), the finished ones shown,
     /// the files of the server's `wals` directory (the ones `barman check-backup` and

@@ -25,7 +25,7 @@ pub(in crate::drill) struct Prechecked {
     pub backup: BackupInfo,
     /// The tool's version.
     pub version: Option<String>,
-    /// The archive's WAL segments, listed before the restore (pgBackRest's).
+    /// The archive's WAL segments, listed before the restore.
     pub wal: Option<WalArchive>,
 }
 
@@ -74,7 +74,10 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                 Tool::Barman(t) => {
                     let backup = info.check_target(p, None)?.clone();
                     let said = t.check(&backup.label).await?;
-                    (backup, None, said)
+                    // Barman keeps no checksum of a WAL file: a damaged one is found only
+                    // where replay stops, which `latest` holds against this listing.
+                    let wal = t.wal_archive(&info).await?;
+                    (backup, Some(wal), said)
                 }
             };
             let detail = format!(
@@ -417,7 +420,7 @@ fn reached_newest(log: &RecoveryLog, wal: Option<&WalArchive>) -> Result<(), Pit
     let stopped = Segment::of_lsn(done, only.timeline, size);
     match Segment::parse(&only.last, size) {
         Some(last) if stopped < last => Err(PitrError::TargetMissed(format!(
-            "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored; run `pgbackrest verify`",
+            "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored or replayed (missing or damaged); check the archive with `pgdrill verify` and the tool's own check",
             stopped.name(size),
             only.last
         ))),
