@@ -49,6 +49,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod json;
 pub mod live;
+pub mod notify;
 pub mod options;
 pub mod pg;
 pub mod pitr;

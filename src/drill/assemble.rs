@@ -208,6 +208,7 @@ pub(super) fn report(
         record: None,
         contacts: plan.record.contacts.clone(),
         warnings: crate::contacts::warnings(&plan.record.contacts),
+        notifications: Vec::new(),
         restore: ev.restore,
         config_restore: ev.config_restore,
         server_settings: ev.server_settings,

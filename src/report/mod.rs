@@ -95,6 +95,10 @@ pub struct Report {
     /// without a real emergency contact.
     #[serde(default)]
     pub warnings: Vec<crate::contacts::ContactWarning>,
+    /// What happened to each `--notify` webhook (the URL redacted): sent or held back by
+    /// `--notify-on`, each attempt's answer. Never part of the verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::notify::Delivery>,
     /// A real restore (`kind: restore`): the server, what was replaced and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreInfo>,

@@ -108,6 +108,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         notes: vec![],
         contacts: vec![],
         warnings: vec![],
+        notifications: vec![],
         restore: None,
         config_restore: None,
         server_settings: None,
