@@ -1034,6 +1034,18 @@ fn pitr_a_timeline_switch_is_followed_by_verify_and_the_drill() {
     );
     let run = drill(&stanza, &["--target", "latest"]);
     assert_unusable(&run, "precheck", &[&c.segment, "missing from the archive"]);
+    // A time after it: PostgreSQL runs out of WAL at the switch, and the segment it lacked is
+    // named on timeline 2, not the parent's.
+    let run = drill(&stanza, &["--target-time", &d.time]);
+    assert_unusable(
+        &run,
+        "recovery_replay",
+        &[
+            "recovery ended before configured recovery target was reached",
+            &c.segment,
+            "missing from the archive",
+        ],
+    );
     std::fs::rename(&aside, &gap).unwrap();
 
     // The history file gone: PostgreSQL would stay on timeline 1 and lose rows 51–100.

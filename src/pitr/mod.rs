@@ -634,7 +634,8 @@ impl RecoveryLog {
             }
             if let Some(at) = line.find("restored log file \"") {
                 let rest = &line[at + "restored log file \"".len()..];
-                if let Some((name, _)) = rest.split_once('"') {
+                // History files are restored too (`00000002.history`): only segments count.
+                if let Some((name, _)) = rest.split_once('"').filter(|(n, _)| n.len() == 24) {
                     out.last_restored = Some(name.to_string());
                 }
             }
@@ -899,11 +900,12 @@ fn gap_context(g: &wal::WalGap) -> String {
 }
 
 /// What to do about a timeline problem.
-pub(crate) fn timeline_fix(problem: &wal::TimelineProblem) -> &'static str {
+pub(crate) fn timeline_fix(problem: &wal::TimelineProblem) -> String {
+    let file = problem.file();
     match problem {
-        wal::TimelineProblem::MissingHistory { .. } => "Push the history file again from the promoted server's pg_wal (its archive_command does it for a .history file too), or take a new full backup on the newest timeline",
-        wal::TimelineProblem::UnreadableHistory { .. } => "Replace it with the promoted server's own copy from its pg_wal, or take a new full backup on the newest timeline",
-        wal::TimelineProblem::NotAncestor { .. } | wal::TimelineProblem::ForkedBefore { .. } => "A server restored from an older point archived into this repository and began a newer timeline: restore with --set a backup on the newest timeline (take a full backup there), and keep restored copies from archiving into the team's repository",
+        wal::TimelineProblem::MissingHistory { .. } => format!("Put {file} back into the archive from the promoted server's pg_wal (`pgbackrest --stanza=NAME archive-push pg_wal/{file}` there, or Barman's wals directory for Barman), or take a new full backup on the newest timeline."),
+        wal::TimelineProblem::UnreadableHistory { .. } => format!("Replace {file} with the promoted server's own copy from its pg_wal, or take a new full backup on the newest timeline."),
+        wal::TimelineProblem::NotAncestor { .. } | wal::TimelineProblem::ForkedBefore { .. } => "A server restored from an older point archived into this repository and began the newest timeline: take a full backup on the timeline the team's primary runs on and restore from it (--set), and keep restored copies from archiving into the team's repository.".to_string(),
     }
 }
 
@@ -1198,7 +1200,7 @@ mod tests {
 
     #[test]
     fn the_log_says_where_recovery_stopped() {
-        let log = "LOG:  restored log file \"000000010000000000000003\" from archive\nLOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
+        let log = "LOG:  restored log file \"000000010000000000000003\" from archive\nLOG:  restored log file \"00000002.history\" from archive\nLOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
         let r = RecoveryLog::read(log);
         assert!(r.consistent);
         assert_eq!(r.redo_done, Some(Lsn(0x3020D28)));

@@ -291,7 +291,7 @@ pub(in crate::drill) async fn replay(
                 match &l.fatal {
                     Some(f) => StepFail::from(PitrError::TargetMissed(format!(
                         "recovery failed before promotion: {f}{}",
-                        where_wal_ended(&l, wal, &p.target)
+                        where_wal_ended(&l, wal, path, &p.target)
                     ))),
                     None => StepFail::environment(e),
                 }
@@ -381,8 +381,14 @@ pub(in crate::drill) async fn replay(
 
 /// Why recovery ran out of WAL, from its log's last restored segment and the archive:
 /// `; WAL segment N is missing from the archive (the last restored was M)`, `; the archive
-/// ends at M …`, or nothing when the log does not say.
-fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &RecoveryTarget) -> String {
+/// ends at M …`, or nothing when the log does not say. The segment after M is named on the
+/// timeline `path` reads it from (the next timeline's, past a switch).
+fn where_wal_ended(
+    log: &RecoveryLog,
+    wal: Option<&WalArchive>,
+    path: Option<&WalPath>,
+    target: &RecoveryTarget,
+) -> String {
     let (Some(last), Some(wal)) = (log.last_restored.as_deref(), wal) else {
         return String::new();
     };
@@ -390,14 +396,19 @@ fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &Recover
     let Some(seg) = Segment::parse(last, size) else {
         return String::new();
     };
+    let number = seg.number + 1;
     let next = Segment {
-        timeline: seg.timeline,
-        number: seg.number + 1,
+        timeline: path.map_or(seg.timeline, |p| p.timeline_of(number)),
+        number,
     }
     .name(size);
-    let later = wal
-        .last_on(seg.timeline)
-        .is_some_and(|l| l.name.as_str() > next.as_str());
+    let newest = match path {
+        Some(p) => wal.path_newest(p),
+        None => wal.last_on(seg.timeline),
+    };
+    let later = newest
+        .and_then(|l| Segment::parse(&l.name, size))
+        .is_some_and(|l| l.number > number);
     if wal.segments.iter().any(|s| s.name == next) {
         format!("; WAL segment {next} is in the archive but could not be restored (the last restored was {last}): run `pgbackrest verify`")
     } else if later {
@@ -552,19 +563,36 @@ mod tests {
              FATAL:  recovery ended before configured recovery target was reached\n",
         );
         let target = RecoveryTarget::Xid(900);
-        let gap = where_wal_ended(&log, Some(&archive(&[2, 3, 5])), &target);
+        let gap = where_wal_ended(&log, Some(&archive(&[2, 3, 5])), None, &target);
         assert!(
             gap.contains("WAL segment 000000010000000000000004 is missing from the archive"),
             "{gap}"
         );
-        let end = where_wal_ended(&log, Some(&archive(&[2, 3])), &target);
+        let end = where_wal_ended(&log, Some(&archive(&[2, 3])), None, &target);
         assert!(
             end.contains("the archive ends at 000000010000000000000003"),
             "{end}"
         );
-        let bad = where_wal_ended(&log, Some(&archive(&[2, 3, 4])), &target);
+        let bad = where_wal_ended(&log, Some(&archive(&[2, 3, 4])), None, &target);
         assert!(bad.contains("could not be restored"), "{bad}");
-        assert_eq!(where_wal_ended(&log, None, &target), "");
+        assert_eq!(where_wal_ended(&log, None, None, &target), "");
+        // Past a switch to timeline 2 at 0/4000000, the next segment is timeline 2's.
+        let mut a = archive(&[2, 3]);
+        a.segments.push(ArchivedSegment {
+            name: "000000020000000000000005".into(),
+            file: "0000000200000000/000000020000000000000005-x.gz".into(),
+            size_bytes: 1,
+            archived_at: chrono::DateTime::from_timestamp(1_796_595_200, 0).unwrap(),
+        });
+        a.history.files.insert(2, "00000002.history".into());
+        a.history
+            .read(2, "1\t0/4000000\tno recovery target specified\n");
+        let path = a.path("000000010000000000000002", None, None);
+        let gap = where_wal_ended(&log, Some(&a), path.as_ref(), &target);
+        assert!(
+            gap.contains("WAL segment 000000020000000000000004 is missing from the archive"),
+            "{gap}"
+        );
     }
 
     #[test]
