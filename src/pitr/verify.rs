@@ -1002,6 +1002,44 @@ mod tests {
         assert_eq!(o.findings[0].kind, Kind::Unreadable);
     }
 
+    #[test]
+    fn a_newest_timeline_that_forked_off_before_the_backup_is_a_finding_naming_its_history() {
+        let info = crate::pitr::parse_info(INFO, "T").unwrap();
+        let at = DateTime::from_timestamp(1_796_600_000, 0).unwrap();
+        let mut wal = archive(&[1, 2, 3], at - chrono::Duration::seconds(30));
+        // A copy restored to 0/1800000 promoted and archived into the stanza: timeline 2
+        // forked off before the backup (0/2000028–0/2000100) and PostgreSQL would follow it.
+        wal.segments.push(ArchivedSegment {
+            name: "000000020000000000000001".into(),
+            file: "0000000200000000/000000020000000000000001-x.gz".into(),
+            size_bytes: 100,
+            archived_at: at,
+        });
+        wal.history.files.insert(2, "00000002.history".into());
+        wal.history
+            .read(2, "1\t0/1800000\tbefore 2026-12-06 22:00:00+00\n");
+        let opts = Options {
+            rpo: Duration::from_secs(900),
+            at,
+        };
+        let o = assess(&info, &wal, &ok_verify(), &opts);
+        let f: Vec<(Kind, &str)> = o
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.subject.as_str()))
+            .collect();
+        assert_eq!(f, [(Kind::Gap, "archive/T/15-1/00000002.history")]);
+        assert!(
+            o.findings[0]
+                .message
+                .contains("forked off the backup's timeline 1 at 0/1800000"),
+            "{}",
+            o.findings[0].message
+        );
+        assert_eq!(o.wal.backup_wal[0].ends_on_timeline, None);
+        assert!(o.wal.backup_wal[0].timeline_problem.is_some());
+    }
+
     /// A Barman server as `Barman::state` reads it: one finished backup starting in segment 3
     /// and ending in it, the segments `numbers` in its wals directory, `barman check`'s
     /// `checks`.

@@ -440,7 +440,7 @@ fn reached_newest(
     };
     match Segment::parse(&last.name, size) {
         Some(newest) if stopped.number < newest.number => Err(PitrError::TargetMissed(format!(
-            "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored; run `pgbackrest verify`",
+            "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored or replayed (missing or damaged); check the archive with `pgdrill verify` and the tool's own check",
             stopped.name(size),
             last.name
         ))),
