@@ -997,6 +997,11 @@ fn pitr_a_timeline_switch_is_followed_by_verify_and_the_drill() {
         (Some(2), Some(3)),
         "{recovery}"
     );
+    let md = std::fs::read_to_string(run.out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("| Timeline | recovery ended on 2, promotion began 3 |"),
+        "{md}"
+    );
     assert_nothing_left(&run);
 
     // A time on timeline 2: rows 1–75 exactly.
