@@ -869,3 +869,366 @@ fn pitr_on_docker_the_restored_server_reads_the_repository_mounted_read_only() {
         "a drill wrote into the repository"
     );
 }
+
+/// Where the server `c` is now: its insert location, segment, time and a transaction id, as
+/// [`Stanza::create`] marks the ledger between batches.
+async fn mark_of(c: &tokio_postgres::Client) -> Mark {
+    let row = c
+        .query_one(
+            "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), \
+             to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+             pg_current_xact_id()::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    Mark {
+        lsn: row.get(0),
+        segment: row.get(1),
+        time: row.get(2),
+        xid: row.get(3),
+    }
+}
+
+/// The server a failover starts from the stanza: `pgbackrest restore --type=standby` into a
+/// drill-marked temp dir owned by the server user, started by the test WITH archiving into the
+/// same stanza (`archive-push` with its own `--pg1-path`, as the promoted primary's
+/// configuration would say), so that its promotion pushes `00000002.history` and its WAL.
+/// Dropping it stops the server (fast shutdown) and then removes the directory.
+struct Failover {
+    child: Option<std::process::Child>,
+    /// Owns the directory: dropped after the server is stopped.
+    target: Option<pgdrill::env::native::NativeTarget>,
+    endpoint: pgdrill::env::Endpoint,
+}
+
+impl Failover {
+    fn start(stanza: &Stanza, source: &pgdrill::env::Endpoint) -> Failover {
+        let backend = pgdrill::env::native::NativeBackend::discover("test-pitr").unwrap();
+        let target = backend.empty_target("pitr-failover").unwrap();
+        let dir = target.dir().unwrap().to_path_buf();
+        let data = dir.join("data");
+        let password = source.password().unwrap_or_default().to_string();
+        stanza.pgbackrest(
+            &[
+                "restore",
+                "--type=standby",
+                &format!("--pg1-path={}", data.display()),
+            ],
+            &password,
+        );
+        let archive_command = format!(
+            "pgbackrest --config={} --stanza={STANZA} --pg1-path={} archive-push %p",
+            stanza.config.display(),
+            data.display()
+        );
+        let log = std::fs::File::create(dir.join("postgres.log")).unwrap();
+        let mut cmd = Command::new(backend.tools().program("postgres"));
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-p", "5432", "-k"])
+            .arg(&dir)
+            // Its socket only, in its own private directory: no port to collide on.
+            .args(["-c", "listen_addresses="])
+            .args(["-c", "archive_mode=on", "-c", "wal_level=replica"])
+            .arg("-c")
+            .arg(format!("archive_command={archive_command}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        if let Some(u) = pgdrill::env::native::server_user().unwrap() {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
+        let child = cmd.spawn().unwrap();
+        let mut endpoint = source.clone();
+        endpoint.host = dir.display().to_string();
+        endpoint.port = 5432;
+        Failover {
+            child: Some(child),
+            target: Some(target),
+            endpoint,
+        }
+    }
+
+    /// A connection to `db`, once the server accepts them (a standby once consistent).
+    async fn connect(&self, db: &str) -> tokio_postgres::Client {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.endpoint.with_db(db).connect().await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!(
+                    "the failover server never accepted connections: {e}; log:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.target
+            .as_ref()
+            .and_then(|t| t.dir())
+            .and_then(|d| std::fs::read_to_string(d.join("postgres.log")).ok())
+            .unwrap_or_default()
+    }
+
+    /// Fast shutdown, waited for (SIGKILL after 30 s); then the directory goes.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        self.target.take();
+    }
+}
+
+impl Drop for Failover {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until the server `c` has archived `segment` (and every segment before it).
+async fn archived(c: &tokio_postgres::Client, segment: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last: Option<String> = c
+            .query_one("SELECT last_archived_wal FROM pg_stat_archiver", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if last.as_deref().is_some_and(|a| a >= segment) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "segment {segment} not archived after 60s (last: {last:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A failover on a stanza, as it happens: the source (timeline 1, rows 1–25, A, 26–50, the
+/// WAL switched) stopped, a copy restored from the stanza as a standby, started archiving
+/// into the same stanza and promoted (timeline 2, its history file pushed), rows 51–75, C,
+/// switch, 76–100, D, switch on timeline 2. verify follows the history file from the backup
+/// on timeline 1 to the newest WAL on timeline 2; drills to latest, to a time on timeline 2
+/// and to one on timeline 1 before the switch restore exactly the rows before them; a
+/// timeline-2 segment taken out of the path, or the history file, fails verify and `latest`
+/// naming it.
+#[test]
+fn pitr_a_timeline_switch_is_followed_by_verify_and_the_drill() {
+    if !pgbackrest_or_skip("pitr timelines") {
+        return;
+    }
+    let rt = support::runtime();
+    let mut stanza = rt.block_on(Stanza::create(2));
+    let a = stanza.marks[0].clone();
+    // The old source stops first: a failover never has two primaries archiving.
+    let source = stanza.source.take().unwrap();
+    let endpoint = source.endpoint.clone();
+    rt.block_on(source.destroy()).unwrap();
+
+    let mut failover = Failover::start(&stanza, &endpoint);
+    let (c, d) = rt.block_on(async {
+        let admin = failover.connect("postgres").await;
+        // Everything archived on timeline 1 replayed, then promoted.
+        let until = stanza.marks[1].lsn.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let caught_up: bool = admin
+                .query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&until],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if caught_up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the standby never replayed {until}:\n{}",
+                failover.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let promoted: bool = admin
+            .query_one("SELECT pg_promote(true, 60)", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(promoted, "{}", failover.log());
+        let ledger = failover.connect("ledger_db").await;
+        let mut marks = Vec::new();
+        for batch in 2..4 {
+            for id in batch * 25 + 1..=batch * 25 + 25 {
+                ledger
+                    .execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
+                    .await
+                    .unwrap();
+            }
+            marks.push(mark_of(&ledger).await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ledger
+                .query_one("SELECT pg_switch_wal()", &[])
+                .await
+                .unwrap();
+        }
+        archived(&ledger, &marks[1].segment).await;
+        (marks[0].clone(), marks[1].clone())
+    });
+    failover.stop();
+    assert!(
+        c.segment.starts_with("00000002")
+            && d.segment.starts_with("00000002")
+            && c.segment < d.segment,
+        "timeline 2, one segment per batch: {c:?} {d:?}"
+    );
+    let history = stanza
+        .repo()
+        .join("archive")
+        .join(STANZA)
+        .join("15-1")
+        .join("00000002.history");
+    assert!(
+        history.is_file(),
+        "{:?}",
+        stanza.repo_files().keys().collect::<Vec<_>>()
+    );
+
+    // verify follows the history file: no gap, the newest segment on timeline 2.
+    let prom = stanza.dir.path().join("pgdrill.prom");
+    let run = verify(&stanza, &["--rpo", "1h", "--prom", prom.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let p = &json_of(&run)["pgbackrest"];
+    assert_eq!(p["wal_gaps"], serde_json::json!([]), "{p}");
+    // The promoted server's shutdown switched its WAL once more (archiving is on), so the
+    // newest segment is D's or the one after it, on timeline 2.
+    let newest = p["wal_newest"].as_str().unwrap_or_default();
+    assert!(
+        newest.starts_with("00000002") && newest >= d.segment.as_str(),
+        "{p}"
+    );
+    assert_eq!(p["wal_newest_timeline"], 2, "{p}");
+    assert_eq!(
+        p["backup_wal"][0]["timelines"],
+        serde_json::json!([1, 2]),
+        "{p}"
+    );
+    assert_eq!(p["backup_wal"][0]["ends_on_timeline"], 2, "{p}");
+    assert_eq!(p["backup_wal"][0]["reachable_to"], newest, "{p}");
+    assert_eq!(p["timeline_switches"][0]["parent"], 1, "{p}");
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("pgdrill_wal_newest_timeline{tool=\"pgbackrest\",stanza=\"T\"} 2\n")
+            && text.contains("pgdrill_wal_gaps{tool=\"pgbackrest\",stanza=\"T\"} 0\n"),
+        "{text}"
+    );
+
+    // Latest: every row of both timelines, recovery ended on timeline 2 (promoted to 3).
+    let run = drill(&stanza, &["--target", "latest"]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 100, "{}", run.report()["pitr"]);
+    let recovery = &run.report()["pitr"]["recovery"];
+    assert_eq!(
+        (
+            recovery["timeline"].as_u64(),
+            recovery["promoted_timeline"].as_u64()
+        ),
+        (Some(2), Some(3)),
+        "{recovery}"
+    );
+    let md = std::fs::read_to_string(run.out.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("| Timeline | recovery ended on 2, promotion began 3 |"),
+        "{md}"
+    );
+    assert_nothing_left(&run);
+
+    // A time on timeline 2: rows 1–75 exactly.
+    let run = drill(&stanza, &["--target-time", &c.time]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 75, "{}", run.report()["pitr"]);
+    assert_nothing_left(&run);
+
+    // A time on timeline 1 before the switch: rows 1–25 exactly.
+    let run = drill(&stanza, &["--target-time", &a.time]);
+    run.assert_pass();
+    assert_eq!(ledger_rows(&run), 25, "{}", run.report()["pitr"]);
+    assert_nothing_left(&run);
+
+    // Timeline 2's first segment, in the middle of the path, gone.
+    let gap = stanza.segment_file(&c.segment);
+    let aside = stanza.dir.path().join("aside");
+    std::fs::rename(&gap, &aside).unwrap();
+    let run = verify(&stanza, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let p = &json_of(&run)["pgbackrest"];
+    assert_eq!(p["wal_gaps"][0]["first_missing"], c.segment.as_str(), "{p}");
+    assert_eq!(
+        p["backup_wal"][0]["first_missing"],
+        c.segment.as_str(),
+        "{p}"
+    );
+    assert!(
+        p["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "gap" && f["subject"].as_str().unwrap().ends_with(&c.segment)),
+        "{p}"
+    );
+    let run = drill(&stanza, &["--target", "latest"]);
+    assert_unusable(&run, "precheck", &[&c.segment, "missing from the archive"]);
+    // A time after it: PostgreSQL runs out of WAL at the switch, and the segment it lacked is
+    // named on timeline 2, not the parent's.
+    let run = drill(&stanza, &["--target-time", &d.time]);
+    assert_unusable(
+        &run,
+        "recovery_replay",
+        &[
+            "recovery ended before configured recovery target was reached",
+            &c.segment,
+            "missing from the archive",
+        ],
+    );
+    std::fs::rename(&aside, &gap).unwrap();
+
+    // The history file gone: PostgreSQL would stay on timeline 1 and lose rows 51–100.
+    std::fs::rename(&history, &aside).unwrap();
+    let run = verify(&stanza, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    let p = &json_of(&run)["pgbackrest"];
+    let missing: Vec<&serde_json::Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "missing_file")
+        .collect();
+    assert_eq!(missing.len(), 1, "{p}");
+    assert!(
+        missing[0]["subject"]
+            .as_str()
+            .unwrap()
+            .ends_with("00000002.history"),
+        "{p}"
+    );
+    let run = drill(&stanza, &["--target", "latest"]);
+    assert_unusable(&run, "precheck", &["00000002.history", "timeline 2"]);
+    std::fs::rename(&aside, &history).unwrap();
+}

@@ -112,6 +112,7 @@ impl From<crate::pitr::PitrError> for StepFail {
             | P::Verify { .. }
             | P::Damaged { .. }
             | P::WalGap { .. }
+            | P::Timeline { .. }
             | P::AfterArchive { .. }
             | P::NotArchived { .. }
             | P::TargetMissed(_)) => StepFail::backup_unusable(e.to_string()),

@@ -692,8 +692,9 @@ async fn run_step(ctx: &mut Ctx, step: Step, flow: &mut Flow, ev: &mut Evidence)
         Step::RecoveryReplay(p) => {
             let p = to_point(p, flow);
             let wal = flow.pitr.as_ref().and_then(|pre| pre.wal.as_ref());
+            let path = flow.pitr.as_ref().and_then(|pre| pre.path.as_ref());
             let want = p.source.as_ref().map(|s| s.endpoint.dbname.clone());
-            let (replayed, db) = pitr::replay(ctx, &p, wal, want.as_deref()).await?;
+            let (replayed, db) = pitr::replay(ctx, &p, wal, path, want.as_deref()).await?;
             if let Some(r) = ev.pitr.as_mut() {
                 r.recovery = Some(replayed);
                 r.database = Some(db.clone());

@@ -413,7 +413,8 @@ fn recorded_error(basebackups: &Path, backup_id: &str) -> Option<String> {
 }
 
 /// The WAL segment files under Barman's `wals` directory (`<timeline+log>/<segment>`, each
-/// file's time when Barman archived it); an archive not created yet is empty.
+/// file's time when Barman archived it) and the timelines' history files beside them
+/// (`0000000N.history`), read; an archive not created yet is empty.
 fn list_wals(wals: &Path, segment_size: u64) -> Result<WalArchive, PitrError> {
     let cannot = |p: &Path, e: std::io::Error| {
         PitrError::Env(EnvError::io(
@@ -432,9 +433,15 @@ fn list_wals(wals: &Path, segment_size: u64) -> Result<WalArchive, PitrError> {
         }
         Err(e) => return Err(cannot(wals, e)),
     };
+    let mut histories = Vec::new();
     for dir in top {
         let dir = dir.map_err(|e| cannot(wals, e))?;
         let name = dir.file_name().to_string_lossy().into_owned();
+        // Barman keeps each timeline's history file beside the hash directories.
+        if let Some(timeline) = super::wal::history_timeline(&name) {
+            histories.push((timeline, std::fs::read_to_string(dir.path())));
+            continue;
+        }
         // Only the hash directories hold segments; xlog.db and sync-wals.info sit beside them.
         if name.len() != 16 || !dir.path().is_dir() {
             continue;
@@ -456,7 +463,19 @@ fn list_wals(wals: &Path, segment_size: u64) -> Result<WalArchive, PitrError> {
             ));
         }
     }
-    Ok(WalArchive::from_files("", segment_size, files))
+    let mut wal = WalArchive::from_files("", segment_size, files);
+    for (timeline, text) in histories {
+        wal.history
+            .files
+            .insert(timeline, super::wal::history_name(timeline));
+        match text {
+            Ok(text) => wal.history.read(timeline, &text),
+            Err(e) => {
+                wal.history.unreadable.insert(timeline, e.to_string());
+            }
+        }
+    }
+    Ok(wal)
 }
 
 /// Gives `path` and everything under it to `user`, symbolic links themselves, never what

@@ -486,21 +486,24 @@ impl StanzaInfo {
         }
         let Some(wal) = wal else { return Ok(backup) };
         let size = wal.segment_size;
-        let timeline = backup
-            .wal_start
-            .as_deref()
-            .and_then(|w| wal::Segment::parse(w, size))
-            .map(|s| s.timeline);
-        let after = match (target, timeline) {
-            (RecoveryTarget::Lsn(l), Some(tl)) => wal.last_on(tl).and_then(|last| {
-                let needed = wal::Segment::of_lsn(*l, tl, size);
-                (wal::Segment::parse(&last.name, size)? < needed)
+        // The WAL recovery follows from this backup, across timeline switches: its newest
+        // segment is where the archive ends for this recovery.
+        let path = self.path_for(backup, wal);
+        let newest = path.as_ref().and_then(|p| wal.path_newest(p));
+        let after = match (target, &path) {
+            (RecoveryTarget::Lsn(l), Some(path)) => newest.and_then(|last| {
+                let number = l.0 / size.max(1);
+                let needed = wal::Segment {
+                    timeline: path.timeline_of(number),
+                    number,
+                };
+                (wal::Segment::parse(&last.name, size)?.number < number)
                     .then(|| (last, format!("it is in segment {}", needed.name(size))))
             }),
             // Every commit in a segment happened before the segment was archived; the
             // repository's file times are whole seconds, so the archiving may have happened up
             // to a second after the time shown.
-            (RecoveryTarget::Time(t), _) => wal.newest().and_then(|n| {
+            (RecoveryTarget::Time(t), _) => newest.or_else(|| wal.newest()).and_then(|n| {
                 (*t >= n.archived_at + chrono::Duration::seconds(1)).then(|| {
                     (
                         n,
@@ -524,30 +527,54 @@ impl StanzaInfo {
         }
     }
 
-    /// The first gap in the WAL a recovery from `backup` to `target` must replay: from the
-    /// backup's first segment to its last (`immediate`, a time: the rest is known only
-    /// while replaying), to the target's segment (an LSN), or to the newest archived segment
-    /// of its timeline (`latest`, where PostgreSQL would otherwise promote at the gap as if
-    /// the archive ended there).
+    /// The WAL a recovery from `backup` replays to the end of `wal`, across the timeline
+    /// switches its history files record ([`wal::WalArchive::path`]); `None` when the backup
+    /// names no first segment.
+    pub fn path_for(&self, backup: &BackupInfo, wal: &wal::WalArchive) -> Option<wal::WalPath> {
+        wal.path(
+            backup.wal_start.as_deref()?,
+            backup.lsn_stop.or(backup.lsn_start),
+            backup.wal_stop.as_deref(),
+        )
+    }
+
+    /// The first gap in the WAL a recovery from `backup` to `target` must replay, along its
+    /// [`Self::path_for`]: from the backup's first segment to its last (`immediate`, a time:
+    /// the rest is known only while replaying), to the target's segment (an LSN), or to the
+    /// newest archived segment of the newest timeline descending from it (`latest`, where
+    /// PostgreSQL would otherwise promote at the gap as if the archive ended there).
     pub fn gap_for(
         &self,
         backup: &BackupInfo,
         target: &RecoveryTarget,
         wal: &wal::WalArchive,
     ) -> Option<wal::WalGap> {
-        let start = backup.wal_start.as_deref()?;
+        let path = self.path_for(backup, wal)?;
         let size = wal.segment_size;
-        let to = match target {
-            RecoveryTarget::Latest => None,
+        let path = match target {
+            RecoveryTarget::Latest => path,
             RecoveryTarget::Immediate | RecoveryTarget::Time(_) | RecoveryTarget::Xid(_) => {
-                Some(backup.wal_stop.clone().unwrap_or_else(|| start.to_string()))
+                let stop = backup.wal_stop.as_deref().or(backup.wal_start.as_deref())?;
+                path.through(wal::Segment::parse(stop, size)?.number)
             }
-            RecoveryTarget::Lsn(l) => {
-                let tl = wal::Segment::parse(start, size)?.timeline;
-                Some(wal::Segment::of_lsn(*l, tl, size).name(size))
-            }
+            RecoveryTarget::Lsn(l) => path.through(l.0 / size.max(1)),
         };
-        wal.gaps(start, to.as_deref()).into_iter().next()
+        wal.path_gaps(&path).into_iter().next()
+    }
+
+    /// What in the archive's timelines stops a recovery from `backup` to `target`: a
+    /// problem that fails every recovery from it (the newest timeline does not descend from
+    /// it, its history file cannot be read), or, for `latest`, a timeline PostgreSQL would
+    /// never reach (a history file missing).
+    pub fn timeline_problem(
+        &self,
+        backup: &BackupInfo,
+        target: &RecoveryTarget,
+        wal: &wal::WalArchive,
+    ) -> Option<wal::TimelineProblem> {
+        self.path_for(backup, wal)?
+            .problem
+            .filter(|p| p.is_fatal() || *target == RecoveryTarget::Latest)
     }
 
     /// The backup a restore to `target` starts from, as `tool` chooses it: `set` when given;
@@ -590,6 +617,13 @@ pub struct Replayed {
     pub promoted_lsn: Option<Lsn>,
     /// From the server's start to its promotion, in milliseconds.
     pub replay_ms: u64,
+    /// The timeline recovery replayed last, before promotion began a new one: the parent in
+    /// the new timeline's history file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
+    /// The timeline promotion began (the log's `selected new timeline ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_timeline: Option<u32>,
 }
 
 /// The lines of a recovering server's log pgdrill reads.
@@ -603,6 +637,8 @@ pub struct RecoveryLog {
     pub redo_done: Option<Lsn>,
     /// The last `restored log file "…" from archive`: the newest segment recovery got.
     pub last_restored: Option<String>,
+    /// The log's `selected new timeline ID: N`: the timeline promotion began.
+    pub new_timeline: Option<u32>,
     /// The first FATAL or PANIC of the startup process (`recovery ended before configured
     /// recovery target was reached` …), not a client refused during start-up.
     pub fatal: Option<String>,
@@ -618,9 +654,14 @@ impl RecoveryLog {
             }
             if let Some(at) = line.find("restored log file \"") {
                 let rest = &line[at + "restored log file \"".len()..];
-                if let Some((name, _)) = rest.split_once('"') {
+                // History files are restored too (`00000002.history`): only segments count.
+                if let Some((name, _)) = rest.split_once('"').filter(|(n, _)| n.len() == 24) {
                     out.last_restored = Some(name.to_string());
                 }
+            }
+            if let Some(at) = line.find("selected new timeline ID: ") {
+                let rest = &line[at + "selected new timeline ID: ".len()..];
+                out.new_timeline = rest.split_whitespace().next().and_then(|t| t.parse().ok());
             }
             if line.contains("consistent recovery state reached") {
                 out.consistent = true;
@@ -785,6 +826,19 @@ pub enum PitrError {
         /// The gap (boxed: the error stays small on every other path).
         gap: Box<wal::WalGap>,
     },
+    /// The archive's timelines stop the recovery: a history file missing or unreadable, or
+    /// the newest timeline not descending from the backup.
+    #[error("the WAL of pgBackRest stanza `{stanza}` cannot bring a recovery from backup {backup} to {target}: {problem}. {}", timeline_fix(problem))]
+    Timeline {
+        /// The stanza.
+        stanza: String,
+        /// The backup.
+        backup: String,
+        /// The target asked for.
+        target: String,
+        /// What is wrong (boxed: the error stays small on every other path).
+        problem: Box<wal::TimelineProblem>,
+    },
     /// `pgbackrest verify` exited 0 but found damaged or missing files.
     #[error("`pgbackrest --stanza={stanza} verify` found {} in the repository: {}. Do not count on a restore that needs them: restore the files from another copy of the repository, or take a new full backup.", if files.is_empty() { "an error (status: error)".to_string() } else { format!("{} invalid file(s)", files.len()) }, invalid_list(files))]
     Damaged {
@@ -863,6 +917,16 @@ fn gap_context(g: &wal::WalGap) -> String {
     }
     s.push_str(&format!(" on timeline {})", g.timeline));
     s
+}
+
+/// What to do about a timeline problem.
+pub(crate) fn timeline_fix(problem: &wal::TimelineProblem) -> String {
+    let file = problem.file();
+    match problem {
+        wal::TimelineProblem::MissingHistory { .. } => format!("Put {file} back into the archive from the promoted server's pg_wal (`pgbackrest --stanza=NAME archive-push pg_wal/{file}` there, or Barman's wals directory for Barman), or take a new full backup on the newest timeline."),
+        wal::TimelineProblem::UnreadableHistory { .. } => format!("Replace {file} with the promoted server's own copy from its pg_wal, or take a new full backup on the newest timeline."),
+        wal::TimelineProblem::NotAncestor { .. } | wal::TimelineProblem::ForkedBefore { .. } => "A server restored from an older point archived into this repository and began the newest timeline: take a full backup on the timeline the team's primary runs on and restore from it (--set), and keep restored copies from archiving into the team's repository.".to_string(),
+    }
 }
 
 /// `FILE (REASON); …`, or what to run when the tool named no file.
@@ -1082,6 +1146,7 @@ mod tests {
             archive_id: "15-1".into(),
             segment_size: 16 << 20,
             segments: vec![seg(1), seg(2), seg(4)],
+            ..wal::WalArchive::default()
         };
         let plan = |target| PitrPlan {
             tool: PitrTool::Pgbackrest,
@@ -1155,7 +1220,7 @@ mod tests {
 
     #[test]
     fn the_log_says_where_recovery_stopped() {
-        let log = "LOG:  restored log file \"000000010000000000000003\" from archive\nLOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
+        let log = "LOG:  restored log file \"000000010000000000000003\" from archive\nLOG:  restored log file \"00000002.history\" from archive\nLOG:  consistent recovery state reached at 0/2000100\nLOG:  recovery stopping after WAL location (LSN) \"0/3020D28\"\nLOG:  redo done at 0/3020D28 system usage: CPU: user: 0.00 s\n";
         let r = RecoveryLog::read(log);
         assert!(r.consistent);
         assert_eq!(r.redo_done, Some(Lsn(0x3020D28)));
@@ -1165,5 +1230,10 @@ mod tests {
         );
         assert_eq!(r.fatal, None);
         assert_eq!(r.last_restored.as_deref(), Some("000000010000000000000003"));
+        assert_eq!(r.new_timeline, None);
+        let promoted = RecoveryLog::read(
+            "LOG:  selected new timeline ID: 3\nLOG:  archive recovery complete\n",
+        );
+        assert_eq!(promoted.new_timeline, Some(3));
     }
 }

@@ -1,4 +1,5 @@
-//! The `pgbackrest` program: `info --output=json`, `verify` and `restore` of one stanza, run
+//! The `pgbackrest` program: `info --output=json`, `repo-ls`, `repo-get` (the timelines'
+//! history files), `verify` and `restore` of one stanza, run
 //! as the `postgres` user when pgdrill runs as root (as the native backend runs servers:
 //! pgBackRest refuses root for some commands, and the files it restores must be the
 //! server's). The repository is only read: no command here writes into it.
@@ -282,20 +283,52 @@ impl Pgbackrest {
     pub async fn wal_archive(&self, info: &StanzaInfo) -> Result<WalArchive, PitrError> {
         let Some(id) = &info.archive_id else {
             return Ok(WalArchive {
-                archive_id: String::new(),
                 segment_size: DEFAULT_SEGMENT_SIZE,
-                segments: Vec::new(),
+                ..WalArchive::default()
             });
         };
-        let json = self
-            .repo_ls(&format!("archive/{}/{id}", self.stanza))
-            .await?;
-        WalArchive::from_listing(id, info.segment_size(), &json).map_err(|message| {
-            PitrError::Info {
-                tool: PitrTool::Pgbackrest,
-                message,
+        let dir = format!("archive/{}/{id}", self.stanza);
+        let json = self.repo_ls(&dir).await?;
+        let mut wal =
+            WalArchive::from_listing(id, info.segment_size(), &json).map_err(|message| {
+                PitrError::Info {
+                    tool: PitrTool::Pgbackrest,
+                    message,
+                }
+            })?;
+        // Each timeline's history file, read as the restore command would fetch it: one that
+        // cannot be is a finding of its own, not a failure of the whole listing.
+        let files: Vec<(u32, String)> = wal
+            .history
+            .files
+            .iter()
+            .map(|(t, f)| (*t, f.clone()))
+            .collect();
+        for (timeline, file) in files {
+            match self.repo_get(&format!("{dir}/{file}")).await {
+                Ok(text) => wal.history.read(timeline, &text),
+                Err(e) => {
+                    wal.history.unreadable.insert(timeline, e.to_string());
+                }
             }
-        })
+        }
+        Ok(wal)
+    }
+
+    /// `pgbackrest repo-get PATH`: one file of the repository (relative to it), as text;
+    /// read only.
+    pub async fn repo_get(&self, path: &str) -> Result<String, PitrError> {
+        let mut cmd = self.command("repo-get");
+        cmd.arg(path);
+        let out = self.run(cmd).await?;
+        if !out.status.success() {
+            return Err(PitrError::Config {
+                tool: PitrTool::Pgbackrest,
+                config: self.config.clone(),
+                message: format!("`repo-get {path}`: {}", said(&out)),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// `pgbackrest restore` into the empty data directory `data` (the server user's): the

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::barman::{Barman, Check, ServerState};
 use super::pgbackrest::{Pgbackrest, ToolVerify};
-use super::wal::{Segment, TimelineRange, WalArchive, WalGap};
-use super::{BackupInfo, PitrError, StanzaInfo};
+use super::wal::{Segment, TimelineProblem, TimelineRange, WalArchive, WalGap, WalPath};
+use super::{BackupInfo, Lsn, PitrError, StanzaInfo};
 use crate::repo::verify::{findings_table, gauge, labels, Finding, Kind};
 
 /// What to check and as of when.
@@ -28,7 +28,8 @@ pub struct Options {
     pub at: DateTime<Utc>,
 }
 
-/// One backup's WAL: from its first segment to the newest of its timeline.
+/// One backup's WAL: from its first segment to the newest of the newest timeline descending
+/// from it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackupWal {
     /// The backup's label.
@@ -42,6 +43,26 @@ pub struct BackupWal {
     /// The tool's word on the backup: `pgbackrest verify`'s status (`valid`, `invalid` …),
     /// the status Barman records (`DONE`).
     pub tool_status: Option<String>,
+    /// The timelines its recovery reads, in order (its own first).
+    pub timelines: Vec<u32>,
+    /// The timeline a recovery to latest from it ends on; none when it cannot end.
+    pub ends_on_timeline: Option<u32>,
+    /// What in the timelines stops its recovery, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_problem: Option<String>,
+}
+
+/// A timeline's switch from its parent, as its history file records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SwitchOut {
+    /// The timeline that began.
+    pub timeline: u32,
+    /// The one it forked off.
+    pub parent: u32,
+    /// Where.
+    pub switch_lsn: Lsn,
+    /// PostgreSQL's words on why.
+    pub reason: String,
 }
 
 /// An archive's WAL judged, the same for every tool: its segments, its freshness and each
@@ -54,8 +75,13 @@ pub struct WalOutcome {
     pub wal_segments: usize,
     /// Each timeline's archived range.
     pub timelines: Vec<TimelineRange>,
-    /// The most recently archived segment.
+    /// Each timeline switch the history files record.
+    pub timeline_switches: Vec<SwitchOut>,
+    /// The newest segment a recovery to latest from the newest backup reaches (across its
+    /// timelines), else the most recently archived one.
     pub wal_newest: Option<String>,
+    /// Its timeline.
+    pub wal_newest_timeline: Option<u32>,
     /// Its age at `at` (from when it was archived), seconds.
     pub wal_newest_age_seconds: Option<u64>,
     /// The gaps after the oldest backup's start.
@@ -147,10 +173,13 @@ struct Words<'a> {
     gap_fix: String,
 }
 
-/// The WAL of `backups` in `wal` judged: the newest segment's age, and each backup's WAL from
-/// its first segment to the newest of its timeline (or to its own last segment, when the
-/// archive ends before it: the backup is not even consistent then). Findings go to
-/// `findings`; `status` is the tool's word on a backup, by label.
+/// The WAL of `backups` in `wal` judged: each backup's WAL along the timelines its recovery
+/// follows ([`WalArchive::path`]: the history files from its timeline to the newest
+/// descending from it) from its first segment to the newest (or to its own last segment,
+/// when the archive ends before it: the backup is not even consistent then), what in the
+/// timelines stops it, and the newest segment's age on the newest backup's path (the WAL a
+/// recovery to `latest` reaches). Findings go to `findings`; `status` is the tool's word on a
+/// backup, by label.
 fn assess_wal<'b>(
     backups: impl Iterator<Item = &'b BackupInfo>,
     wal: &WalArchive,
@@ -159,8 +188,23 @@ fn assess_wal<'b>(
     opts: &Options,
     findings: &mut Vec<Finding>,
 ) -> WalOutcome {
+    let backups: Vec<&BackupInfo> = backups.collect();
+    let path_of = |b: &BackupInfo| {
+        wal.path(
+            b.wal_start.as_deref()?,
+            b.lsn_stop.or(b.lsn_start),
+            b.wal_stop.as_deref(),
+        )
+    };
+    let paths: Vec<Option<WalPath>> = backups.iter().map(|b| path_of(b)).collect();
+
     // Freshness: every commit since the newest segment was archived is only on the source.
-    let newest = wal.newest();
+    // The newest is the one a recovery to latest from the newest backup reaches, across its
+    // timelines; a segment of a timeline it never reaches does not count.
+    let newest = match paths.iter().rev().flatten().next() {
+        Some(p) => wal.path_newest(p),
+        None => wal.newest(),
+    };
     let wal_age = newest.map(|n| secs(opts.at - n.archived_at));
     match (newest, wal_age) {
         (Some(n), Some(age)) if age > opts.rpo.as_secs() => findings.push(Finding {
@@ -176,7 +220,7 @@ fn assess_wal<'b>(
             start: None,
             seconds: Some(age),
         }),
-        (None, _) => findings.push(Finding {
+        (None, _) if wal.segments.is_empty() => findings.push(Finding {
             kind: Kind::NoBackup,
             subject: words.dir.to_string(),
             message: format!("no WAL segment in the archive: {}", words.empty_fix),
@@ -186,31 +230,40 @@ fn assess_wal<'b>(
         _ => {}
     }
 
-    // Continuity: each backup's WAL, from its first segment to the newest of its timeline.
+    // Continuity: each backup's WAL, from its first segment along its timelines.
     let mut gaps: Vec<WalGap> = Vec::new();
     let mut backup_wal = Vec::new();
-    for b in backups {
-        let start = b.wal_start.as_deref();
-        let last = start
-            .and_then(|s| Segment::parse(s, wal.segment_size))
-            .and_then(|s| wal.last_on(s.timeline));
-        let to = b
-            .wal_stop
-            .as_deref()
-            .filter(|stop| last.is_none_or(|l| *stop > l.name.as_str()));
-        let found = start.map(|s| wal.gaps(s, to)).unwrap_or_default();
+    let mut problems: Vec<(TimelineProblem, Vec<String>)> = Vec::new();
+    for (b, path) in backups.iter().zip(&paths) {
+        let found = path.as_ref().map(|p| wal.path_gaps(p)).unwrap_or_default();
         let first = found.first();
+        let problem = path.as_ref().and_then(|p| p.problem.clone());
         backup_wal.push(BackupWal {
             label: b.label.clone(),
             wal_start: b.wal_start.clone(),
             reachable_to: match first {
                 Some(g) if g.after.is_empty() => None,
                 Some(g) => Some(g.after.clone()),
-                None => last.map(|s| s.name.clone()),
+                None => path
+                    .as_ref()
+                    .and_then(|p| wal.path_newest(p))
+                    .map(|s| s.name.clone()),
             },
             first_missing: first.map(|g| g.first_missing.clone()),
             tool_status: status(&b.label),
+            timelines: path.as_ref().map(|p| p.timelines()).unwrap_or_default(),
+            ends_on_timeline: path
+                .as_ref()
+                .filter(|p| !p.problem.as_ref().is_some_and(|x| x.is_fatal()))
+                .map(|p| p.timeline),
+            timeline_problem: problem.as_ref().map(|p| p.to_string()),
         });
+        if let Some(problem) = problem {
+            match problems.iter_mut().find(|(p, _)| *p == problem) {
+                Some((_, labels)) => labels.push(b.label.clone()),
+                None => problems.push((problem, vec![b.label.clone()])),
+            }
+        }
         for g in found {
             if !gaps.iter().any(|x| x.first_missing == g.first_missing) {
                 gaps.push(g);
@@ -252,11 +305,45 @@ fn assess_wal<'b>(
             seconds: None,
         });
     }
+    // The timelines: a history file missing or unreadable, or a newest timeline that does not
+    // descend from a backup, named by the history file.
+    for (problem, labels) in &problems {
+        let kind = match problem {
+            TimelineProblem::MissingHistory { .. } => Kind::MissingFile,
+            TimelineProblem::UnreadableHistory { .. } => Kind::Unreadable,
+            TimelineProblem::NotAncestor { .. } | TimelineProblem::ForkedBefore { .. } => Kind::Gap,
+        };
+        findings.push(Finding {
+            kind,
+            subject: format!("{}/{}", words.dir, problem.file()),
+            message: format!(
+                "backup {}: {problem}. {}",
+                labels.join(", "),
+                super::timeline_fix(problem)
+            ),
+            start: None,
+            seconds: None,
+        });
+    }
     WalOutcome {
         segment_size_bytes: wal.segment_size,
         wal_segments: wal.segments.len(),
         timelines: wal.timelines(),
+        timeline_switches: wal
+            .history
+            .switches()
+            .into_iter()
+            .map(|(timeline, s)| SwitchOut {
+                timeline,
+                parent: s.parent,
+                switch_lsn: s.switch,
+                reason: s.reason.clone(),
+            })
+            .collect(),
         wal_newest: newest.map(|n| n.name.clone()),
+        wal_newest_timeline: newest
+            .and_then(|n| Segment::parse(&n.name, wal.segment_size))
+            .map(|s| s.timeline),
         wal_newest_age_seconds: wal_age,
         wal_gaps: gaps,
         backup_wal,
@@ -282,13 +369,26 @@ impl WalOutcome {
                 t.timeline, t.first, t.last, t.segments
             );
         }
+        for w in &self.timeline_switches {
+            let _ = writeln!(
+                s,
+                "  timeline {:<8} forked off timeline {} at {} ({})",
+                w.timeline, w.parent, w.switch_lsn, w.reason
+            );
+        }
         for b in &self.backup_wal {
             let _ = writeln!(
                 s,
-                "  backup {:<18} WAL {} – {}{}{}",
+                "  backup {:<18} WAL {} – {}{}{}{}",
                 b.label,
                 b.wal_start.as_deref().unwrap_or("-"),
                 b.reachable_to.as_deref().unwrap_or("-"),
+                if b.timelines.len() > 1 {
+                    let t: Vec<String> = b.timelines.iter().map(u32::to_string).collect();
+                    format!(" (timelines {})", t.join(" → "))
+                } else {
+                    String::new()
+                },
                 b.first_missing
                     .as_ref()
                     .map(|m| format!(", first missing {m}"))
@@ -319,6 +419,11 @@ impl WalOutcome {
                 "pgdrill_wal_segments",
                 "WAL segments in the archive.",
                 self.wal_segments.to_string(),
+            ),
+            (
+                "pgdrill_wal_newest_timeline",
+                "Timeline of the newest WAL segment a recovery to latest reaches.",
+                sample(self.wal_newest_timeline.map(u64::from)),
             ),
         ];
         for (name, help, v) in metrics {
@@ -798,6 +903,7 @@ mod tests {
                     }
                 })
                 .collect(),
+            ..WalArchive::default()
         }
     }
 
@@ -896,6 +1002,44 @@ mod tests {
         assert_eq!(o.findings[0].kind, Kind::Unreadable);
     }
 
+    #[test]
+    fn a_newest_timeline_that_forked_off_before_the_backup_is_a_finding_naming_its_history() {
+        let info = crate::pitr::parse_info(INFO, "T").unwrap();
+        let at = DateTime::from_timestamp(1_796_600_000, 0).unwrap();
+        let mut wal = archive(&[1, 2, 3], at - chrono::Duration::seconds(30));
+        // A copy restored to 0/1800000 promoted and archived into the stanza: timeline 2
+        // forked off before the backup (0/2000028–0/2000100) and PostgreSQL would follow it.
+        wal.segments.push(ArchivedSegment {
+            name: "000000020000000000000001".into(),
+            file: "0000000200000000/000000020000000000000001-x.gz".into(),
+            size_bytes: 100,
+            archived_at: at,
+        });
+        wal.history.files.insert(2, "00000002.history".into());
+        wal.history
+            .read(2, "1\t0/1800000\tbefore 2026-12-06 22:00:00+00\n");
+        let opts = Options {
+            rpo: Duration::from_secs(900),
+            at,
+        };
+        let o = assess(&info, &wal, &ok_verify(), &opts);
+        let f: Vec<(Kind, &str)> = o
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.subject.as_str()))
+            .collect();
+        assert_eq!(f, [(Kind::Gap, "archive/T/15-1/00000002.history")]);
+        assert!(
+            o.findings[0]
+                .message
+                .contains("forked off the backup's timeline 1 at 0/1800000"),
+            "{}",
+            o.findings[0].message
+        );
+        assert_eq!(o.wal.backup_wal[0].ends_on_timeline, None);
+        assert!(o.wal.backup_wal[0].timeline_problem.is_some());
+    }
+
     /// A Barman server as `Barman::state` reads it: one finished backup starting in segment 3
     /// and ending in it, the segments `numbers` in its wals directory, `barman check`'s
     /// `checks`.
@@ -983,6 +1127,82 @@ mod tests {
             "the WAL's fields sit beside the server's: {json}"
         );
         assert!(o.table().contains("OK: no findings"));
+    }
+
+    #[test]
+    fn a_barman_server_s_wal_follows_its_history_file_onto_timeline_2() {
+        let at = DateTime::from_timestamp(1_796_600_000, 0).unwrap();
+        let opts = Options {
+            rpo: Duration::from_secs(900),
+            at,
+        };
+        // Timeline 1 to segment 5, then timeline 2 from 6 (the switch at 0/6000000), its
+        // history file beside the hash directories, as Barman's wals directory holds them.
+        let mut state = server(&[3, 4, 5], at - chrono::Duration::hours(3), &[]);
+        for n in [6u64, 7] {
+            let name = format!("0000000200000000{n:08X}");
+            state.wal.segments.push(ArchivedSegment {
+                file: format!("0000000200000000/{name}"),
+                name,
+                size_bytes: 16 << 20,
+                archived_at: at - chrono::Duration::seconds(20),
+            });
+        }
+        state.wal.history.files.insert(2, "00000002.history".into());
+        state
+            .wal
+            .history
+            .read(2, "1\t0/6000000\tno recovery target specified\n");
+        let o = assess_barman(&state, &opts);
+        assert!(o.ok, "{:?}", o.findings);
+        assert_eq!(
+            o.wal.wal_newest.as_deref(),
+            Some("000000020000000000000007")
+        );
+        assert_eq!(o.wal.wal_newest_timeline, Some(2));
+        assert_eq!(o.wal.backup_wal[0].timelines, [1, 2]);
+        assert_eq!(o.wal.backup_wal[0].ends_on_timeline, Some(2));
+        assert_eq!(
+            o.wal.timeline_switches[0].switch_lsn.to_string(),
+            "0/6000000"
+        );
+        assert!(o
+            .prometheus()
+            .contains("pgdrill_wal_newest_timeline{tool=\"barman\",server=\"pg\"} 2\n"));
+        assert!(o.table().contains("(timelines 1 → 2)"), "{}", o.table());
+
+        // A segment of timeline 2 gone: the gap is named on timeline 2.
+        let mut gapped = state.clone();
+        gapped
+            .wal
+            .segments
+            .retain(|s| s.name != "000000020000000000000006");
+        let o = assess_barman(&gapped, &opts);
+        assert_eq!(o.wal.wal_gaps[0].first_missing, "000000020000000000000006");
+        assert_eq!(o.wal.wal_gaps[0].after, "000000010000000000000005");
+        assert_eq!(o.findings[0].kind, Kind::Gap);
+
+        // The history file gone: a missing file naming it, and timeline 1's newest segment,
+        // three hours old, is where latest ends: stale.
+        state.wal.history = Default::default();
+        let o = assess_barman(&state, &opts);
+        let kinds: Vec<(Kind, &str)> = o
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.subject.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    Kind::Stale,
+                    "/b/pg/wals/0000000100000000/000000010000000000000005"
+                ),
+                (Kind::MissingFile, "/b/pg/wals/00000002.history"),
+            ]
+        );
+        assert!(o.findings[1].message.contains("backup 20261207T022758"));
+        assert_eq!(o.wal.backup_wal[0].ends_on_timeline, Some(1));
     }
 
     #[test]

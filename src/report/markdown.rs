@@ -268,6 +268,12 @@ fn pitr_section(s: &mut String, r: &Report) {
         if let Some(line) = &rec.stop_line {
             let _ = writeln!(s, "| Server log | {} |", cell(line));
         }
+        if let (Some(ended), Some(new)) = (rec.timeline, rec.promoted_timeline) {
+            let _ = writeln!(
+                s,
+                "| Timeline | recovery ended on {ended}, promotion began {new} |"
+            );
+        }
         let _ = writeln!(s, "| Replay | {} ms until promotion |", rec.replay_ms);
     }
     if let Some(db) = &p.database {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::drill::{Ctx, PhaseId, StepFail};
 use crate::env::{Backend, Target};
-use crate::pitr::wal::{Segment, WalArchive};
+use crate::pitr::wal::{Segment, WalArchive, WalPath};
 use crate::pitr::{
     BackupInfo, PitrError, PitrPlan, RecoveryLog, RecoveryTarget, Replayed, StanzaInfo, Tool,
 };
@@ -27,6 +27,8 @@ pub(in crate::drill) struct Prechecked {
     pub version: Option<String>,
     /// The archive's WAL segments, listed before the restore.
     pub wal: Option<WalArchive>,
+    /// The WAL recovery from the backup follows, across timelines (pgBackRest's).
+    pub path: Option<WalPath>,
 }
 
 /// Phase `precheck` of a PITR drill: the tool's list of backups read (`pgbackrest info`,
@@ -34,7 +36,9 @@ pub(in crate::drill) struct Prechecked {
 /// every backup, or after the newest archived WAL, is refused: recovery could not stop
 /// there), then the tool's own check. pgBackRest: the archive listed and the WAL the recovery
 /// must replay checked for a gap (`latest` would otherwise promote at the gap as if the
-/// archive ended there), then `pgbackrest verify`, whose every invalid file fails it. Barman:
+/// archive ended there) along the timelines the history files lead it to (a missing history
+/// file fails `latest`, a newest timeline that does not descend from the backup every
+/// target), then `pgbackrest verify`, whose every invalid file fails it. Barman:
 /// `barman check-backup` of the backup.
 pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Prechecked> {
     ctx.rec
@@ -46,6 +50,15 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                 Tool::Pgbackrest(t) => {
                     let wal = t.wal_archive(&info).await?;
                     let backup = info.check_target(p, Some(&wal))?.clone();
+                    if let Some(problem) = info.timeline_problem(&backup, &p.target, &wal) {
+                        return Err(PitrError::Timeline {
+                            stanza: p.name.clone(),
+                            backup: backup.label.clone(),
+                            target: p.target.describe(),
+                            problem: Box::new(problem),
+                        }
+                        .into());
+                    }
                     if let Some(gap) = info.gap_for(&backup, &p.target, &wal) {
                         return Err(PitrError::WalGap {
                             stanza: p.name.clone(),
@@ -62,9 +75,19 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                         }
                         .into());
                     }
+                    let timelines = info
+                        .path_for(&backup, &wal)
+                        .map(|w| w.timelines())
+                        .unwrap_or_default();
                     let mut said = format!(
-                        "pgbackrest verify passed; {} segments archived, no gap from the backup on",
-                        wal.segments.len()
+                        "pgbackrest verify passed; {} segments archived, no gap from the backup on{}",
+                        wal.segments.len(),
+                        if timelines.len() > 1 {
+                            let t: Vec<String> = timelines.iter().map(u32::to_string).collect();
+                            format!(" (timelines {})", t.join(" → "))
+                        } else {
+                            String::new()
+                        }
                     );
                     if !checked.warnings.is_empty() {
                         said.push_str(&format!("; it warned: {}", checked.warnings.join("; ")));
@@ -91,6 +114,7 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                 info.wal_max.as_deref().unwrap_or("-"),
                 p.target.describe()
             );
+            let path = wal.as_ref().and_then(|w| info.path_for(&backup, w));
             Ok((
                 Prechecked {
                     tool,
@@ -98,6 +122,7 @@ pub(in crate::drill) async fn precheck(ctx: &mut Ctx, p: &PitrPlan) -> Option<Pr
                     backup,
                     version,
                     wal,
+                    path,
                 },
                 detail,
             ))
@@ -252,13 +277,15 @@ pub(in crate::drill) async fn restore(ctx: &mut Ctx, p: &PitrPlan, pre: &Prechec
 /// PostgreSQL itself ends recovery at the target and promotes (bounded by the
 /// database_restore budget), then the target checked: a time target must have stopped
 /// recovery (the log's `recovery stopping …` or `consistent recovery state reached`) with no
-/// transaction replayed after it; an LSN target must be passed. Returns where recovery
-/// stopped and the database the verification reads: `want` (the source's, when the drill
-/// took its own recovery point), else the largest one.
+/// transaction replayed after it; an LSN target must be passed; `latest` must end on the
+/// timeline `path` ends on. Returns where recovery stopped and the database the
+/// verification reads: `want` (the source's, when the drill took its own recovery point),
+/// else the largest one.
 pub(in crate::drill) async fn replay(
     ctx: &mut Ctx,
     p: &PitrPlan,
     wal: Option<&WalArchive>,
+    path: Option<&WalPath>,
     want: Option<&str>,
 ) -> Option<(Replayed, String)> {
     let limit = ctx.plan.budgets.database_restore;
@@ -283,7 +310,7 @@ pub(in crate::drill) async fn replay(
                 match &l.fatal {
                     Some(f) => StepFail::from(PitrError::TargetMissed(format!(
                         "recovery failed before promotion: {f}{}",
-                        where_wal_ended(&l, wal, &p.target)
+                        where_wal_ended(&l, wal, path, &p.target)
                     ))),
                     None => StepFail::environment(e),
                 }
@@ -333,16 +360,20 @@ pub(in crate::drill) async fn replay(
                 .get::<_, Option<i64>>(1)
                 .and_then(chrono::DateTime::from_timestamp_micros);
             let l = log();
+            let timeline = ended_on(&c, &l).await;
             let replayed = Replayed {
                 stopped_lsn: l.redo_done,
                 stopped_at,
                 stop_line: l.stopping.clone(),
                 promoted_lsn,
                 replay_ms,
+                timeline,
+                promoted_timeline: l.new_timeline,
             };
             check_target(&p.target, &l, &replayed)?;
             if p.target == RecoveryTarget::Latest {
-                reached_newest(&l, wal)?;
+                reached_newest(&l, wal, path)?;
+                on_newest_timeline(timeline, path)?;
             }
             let db = match want {
                 Some(db) => Some(db.to_string()),
@@ -379,8 +410,14 @@ pub(in crate::drill) async fn replay(
 
 /// Why recovery ran out of WAL, from its log's last restored segment and the archive:
 /// `; WAL segment N is missing from the archive (the last restored was M)`, `; the archive
-/// ends at M …`, or nothing when the log does not say.
-fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &RecoveryTarget) -> String {
+/// ends at M …`, or nothing when the log does not say. The segment after M is named on the
+/// timeline `path` reads it from (the next timeline's, past a switch).
+fn where_wal_ended(
+    log: &RecoveryLog,
+    wal: Option<&WalArchive>,
+    path: Option<&WalPath>,
+    target: &RecoveryTarget,
+) -> String {
     let (Some(last), Some(wal)) = (log.last_restored.as_deref(), wal) else {
         return String::new();
     };
@@ -388,14 +425,19 @@ fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &Recover
     let Some(seg) = Segment::parse(last, size) else {
         return String::new();
     };
+    let number = seg.number + 1;
     let next = Segment {
-        timeline: seg.timeline,
-        number: seg.number + 1,
+        timeline: path.map_or(seg.timeline, |p| p.timeline_of(number)),
+        number,
     }
     .name(size);
-    let later = wal
-        .last_on(seg.timeline)
-        .is_some_and(|l| l.name.as_str() > next.as_str());
+    let newest = match path {
+        Some(p) => wal.path_newest(p),
+        None => wal.last_on(seg.timeline),
+    };
+    let later = newest
+        .and_then(|l| Segment::parse(&l.name, size))
+        .is_some_and(|l| l.number > number);
     if wal.segments.iter().any(|s| s.name == next) {
         format!("; WAL segment {next} is in the archive but could not be restored (the last restored was {last}): run `pgbackrest verify`")
     } else if later {
@@ -405,25 +447,72 @@ fn where_wal_ended(log: &RecoveryLog, wal: Option<&WalArchive>, target: &Recover
     }
 }
 
-/// For `latest`: recovery replayed up to the newest archived segment of its timeline (on a
-/// one-timeline archive), so that a segment the restore command could not fetch never
-/// passes for the end of the archive.
-fn reached_newest(log: &RecoveryLog, wal: Option<&WalArchive>) -> Result<(), PitrError> {
-    let (Some(done), Some(wal)) = (log.redo_done, wal) else {
+/// For `latest`: recovery replayed up to the newest archived segment on `path` (the backup's
+/// timeline and the ones after it the history files name), so that a segment the restore
+/// command could not fetch never passes for the end of the archive.
+fn reached_newest(
+    log: &RecoveryLog,
+    wal: Option<&WalArchive>,
+    path: Option<&WalPath>,
+) -> Result<(), PitrError> {
+    let (Some(done), Some(wal), Some(path)) = (log.redo_done, wal, path) else {
         return Ok(());
     };
-    let timelines = wal.timelines();
-    let [only] = timelines.as_slice() else {
+    let Some(last) = wal.path_newest(path) else {
         return Ok(());
     };
     let size = wal.segment_size;
-    let stopped = Segment::of_lsn(done, only.timeline, size);
-    match Segment::parse(&only.last, size) {
-        Some(last) if stopped < last => Err(PitrError::TargetMissed(format!(
+    let number = done.0 / size.max(1);
+    let stopped = Segment {
+        timeline: path.timeline_of(number),
+        number,
+    };
+    match Segment::parse(&last.name, size) {
+        Some(newest) if stopped.number < newest.number => Err(PitrError::TargetMissed(format!(
             "recovery to latest stopped at {done} in segment {}, before the newest archived segment {}: the segments after it could not be restored or replayed (missing or damaged); check the archive with `pgdrill verify` and the tool's own check",
             stopped.name(size),
-            only.last
+            last.name
         ))),
+        _ => Ok(()),
+    }
+}
+
+/// The timeline recovery replayed last before promotion. Promotion writes the new
+/// timeline's history file (`pg_wal/0000000N.history`, N from the log's `selected new
+/// timeline ID: N`), whose last line names the timeline it forked off and where: exactly the
+/// one recovery ended on. `pg_control_checkpoint()`'s timeline would not do: after promotion
+/// it is the new timeline (or, before the first checkpoint on it, the one before), never
+/// certainly the one recovery followed. `None` when the log or the file does not say.
+async fn ended_on(c: &tokio_postgres::Client, log: &RecoveryLog) -> Option<u32> {
+    let new = log.new_timeline?;
+    let file = format!("pg_wal/{}", crate::pitr::wal::history_name(new));
+    let text: String = c
+        .query_one("SELECT pg_read_file($1)", &[&file])
+        .await
+        .ok()?
+        .get(0);
+    crate::pitr::wal::TimelineHistory::parse(new, &text)
+        .ok()?
+        .ancestors
+        .last()
+        .map(|a| a.parent)
+}
+
+/// For `latest`: recovery ended on the timeline the archive's history files lead the backup
+/// to, the newest descending from it; on another one it followed the wrong history (or none).
+fn on_newest_timeline(ended: Option<u32>, path: Option<&WalPath>) -> Result<(), PitrError> {
+    match (ended, path) {
+        (Some(ended), Some(path)) if ended != path.timeline => {
+            Err(PitrError::TargetMissed(format!(
+                "recovery to latest ended on timeline {ended}, but the newest timeline descending from the backup is {} (the archive's history files: timelines {}): the restored server did not follow the archive's timelines to their end",
+                path.timeline,
+                path.timelines()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -492,6 +581,7 @@ mod tests {
                     archived_at: chrono::DateTime::from_timestamp(1_796_595_200, 0).unwrap(),
                 })
                 .collect(),
+            ..WalArchive::default()
         }
     }
 
@@ -502,19 +592,36 @@ mod tests {
              FATAL:  recovery ended before configured recovery target was reached\n",
         );
         let target = RecoveryTarget::Xid(900);
-        let gap = where_wal_ended(&log, Some(&archive(&[2, 3, 5])), &target);
+        let gap = where_wal_ended(&log, Some(&archive(&[2, 3, 5])), None, &target);
         assert!(
             gap.contains("WAL segment 000000010000000000000004 is missing from the archive"),
             "{gap}"
         );
-        let end = where_wal_ended(&log, Some(&archive(&[2, 3])), &target);
+        let end = where_wal_ended(&log, Some(&archive(&[2, 3])), None, &target);
         assert!(
             end.contains("the archive ends at 000000010000000000000003"),
             "{end}"
         );
-        let bad = where_wal_ended(&log, Some(&archive(&[2, 3, 4])), &target);
+        let bad = where_wal_ended(&log, Some(&archive(&[2, 3, 4])), None, &target);
         assert!(bad.contains("could not be restored"), "{bad}");
-        assert_eq!(where_wal_ended(&log, None, &target), "");
+        assert_eq!(where_wal_ended(&log, None, None, &target), "");
+        // Past a switch to timeline 2 at 0/4000000, the next segment is timeline 2's.
+        let mut a = archive(&[2, 3]);
+        a.segments.push(ArchivedSegment {
+            name: "000000020000000000000005".into(),
+            file: "0000000200000000/000000020000000000000005-x.gz".into(),
+            size_bytes: 1,
+            archived_at: chrono::DateTime::from_timestamp(1_796_595_200, 0).unwrap(),
+        });
+        a.history.files.insert(2, "00000002.history".into());
+        a.history
+            .read(2, "1\t0/4000000\tno recovery target specified\n");
+        let path = a.path("000000010000000000000002", None, None);
+        let gap = where_wal_ended(&log, Some(&a), path.as_ref(), &target);
+        assert!(
+            gap.contains("WAL segment 000000020000000000000004 is missing from the archive"),
+            "{gap}"
+        );
     }
 
     #[test]
@@ -524,13 +631,34 @@ mod tests {
             ..RecoveryLog::default()
         };
         let a = archive(&[2, 3, 4]);
-        assert!(reached_newest(&log("0/4000100"), Some(&a)).is_ok());
-        let e = reached_newest(&log("0/3FFFF00"), Some(&a)).unwrap_err();
+        let path = a.path("000000010000000000000002", None, None);
+        let path = path.as_ref();
+        assert!(reached_newest(&log("0/4000100"), Some(&a), path).is_ok());
+        let e = reached_newest(&log("0/3FFFF00"), Some(&a), path).unwrap_err();
         assert!(
             e.to_string()
                 .contains("before the newest archived segment 000000010000000000000004"),
             "{e}"
         );
-        assert!(reached_newest(&RecoveryLog::default(), Some(&a)).is_ok());
+        assert!(reached_newest(&RecoveryLog::default(), Some(&a), path).is_ok());
+    }
+
+    #[test]
+    fn latest_must_end_on_the_newest_timeline_descending_from_the_backup() {
+        let mut a = archive(&[2, 3]);
+        a.history.files.insert(2, "00000002.history".into());
+        a.history
+            .read(2, "1\t0/4000000\tno recovery target specified\n");
+        let path = a.path("000000010000000000000002", None, None).unwrap();
+        assert_eq!(path.timeline, 2);
+        assert!(on_newest_timeline(Some(2), Some(&path)).is_ok());
+        assert!(on_newest_timeline(None, Some(&path)).is_ok());
+        let e = on_newest_timeline(Some(1), Some(&path)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "ended on timeline 1, but the newest timeline descending from the backup is 2"
+            ),
+            "{e}"
+        );
     }
 }
