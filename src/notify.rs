@@ -8,20 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::report::notification::{Attempt, Delivery, NotifyFormat};
 use crate::report::Verdict;
-
-/// The body's shape, by receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyFormat {
-    /// pgdrill's own: `{event, verdict, drill_id, summary, failure, rto, rpo, report_path,
-    /// contacts}`.
-    Json,
-    /// A Slack incoming webhook: `{"text": …}`.
-    Slack,
-    /// Alertmanager's v2 API (`POST /api/v2/alerts`): a list of one alert.
-    Alertmanager,
-}
 
 /// When to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -73,31 +61,53 @@ pub struct Event {
     pub database: String,
 }
 
-/// What happened to one notification, as the report keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    /// The URL, redacted.
-    pub url: String,
-    /// The body's shape.
-    pub format: NotifyFormat,
-    /// Whether the receiver answered 2xx.
-    pub delivered: bool,
-    /// Why it was not sent: the `--notify-on` rule that held it back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
-    /// Each attempt: its answer or error, and how long it took.
-    pub attempts: Vec<Attempt>,
-}
-
-/// One POST.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// The HTTP status, when there was an answer.
-    pub status: Option<u16>,
-    /// The error, when there was none (connection refused, timeout).
-    pub error: Option<String>,
-    /// How long it took.
-    pub ms: u64,
+impl Event {
+    /// The event of a drill's or a restore's `report`, whose full text is at `report_path`.
+    pub fn of_report(
+        event: &str,
+        report: &crate::report::Report,
+        report_path: &std::path::Path,
+    ) -> Event {
+        use crate::duration::human_ms;
+        let rto = report
+            .budgets
+            .iter()
+            .find(|b| b.name == crate::plan::BudgetName::Total)
+            .map(|b| format!("{} of {}", human_ms(b.used_ms), human_ms(b.limit_ms)));
+        let rpo = report.rpo.as_ref().map(|r| {
+            format!(
+                "{} (objective {}), {} commit(s) lost",
+                human_ms(r.achieved_ms),
+                human_ms(r.objective_ms),
+                r.lost_commits
+            )
+        });
+        let failure = report
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", f.phase, f.message));
+        let summary = match (&report.failure, &rto) {
+            (None, Some(rto)) => format!("{:?}, recovery took {rto}", report.verdict),
+            (None, None) => format!("{:?}", report.verdict),
+            (Some(f), _) => format!("{:?} at {} ({})", report.verdict, f.phase, f.class),
+        };
+        Event {
+            event: event.to_string(),
+            verdict: report.verdict,
+            drill_id: report.drill_id.clone(),
+            summary,
+            failure,
+            rto,
+            rpo,
+            report_path: Some(report_path.display().to_string()),
+            contacts: report
+                .contacts
+                .iter()
+                .map(|c| format!("{}: {}", c.role, c.reach))
+                .collect(),
+            database: report.source.database.clone(),
+        }
+    }
 }
 
 /// At most this many retries after the first attempt, on 5xx and connection errors only.

@@ -531,15 +531,26 @@ fn a_verification_mismatch_keeps_the_original_and_names_the_table() {
     let prod = rt.block_on(Prod::new("restore-mismatch", SHOP));
     rt.block_on(prod.disaster());
     let before = rt.block_on(prod.fingerprint());
+    // The on-call engineers hear of it: the restore's notification, in the report too.
+    let hook = crate::notify::Hook::new(&[crate::notify::Answer::Status(200)]);
     let r = prod
         .restore(&[
             "--confirm",
             &prod.db,
             "--tamper-sql",
             "DELETE FROM orders WHERE customer > 190; DELETE FROM customers WHERE id > 190",
+            "--notify",
+            &hook.url(),
         ])
         .run();
     assert_eq!(r.code(), 1, "{}", r.text());
+    let b = hook.body(0);
+    assert_eq!(
+        (b["event"].as_str(), b["verdict"].as_str()),
+        (Some("restore"), Some("fail")),
+        "{b}"
+    );
+    assert_eq!(r.report()["notifications"][0]["delivered"], true);
     assert_eq!(status(&phases(&r), "compare"), "fail");
     assert_eq!(status(&phases(&r), "swap"), "skipped");
     assert!(r.report()["failure"]["message"]

@@ -24,6 +24,7 @@ mod integrity;
 mod junit;
 mod leftovers;
 mod library;
+mod notify;
 mod objectives;
 mod parsers;
 mod pitr;

@@ -183,6 +183,9 @@ pub struct DrillArgs {
     /// The record of the exercise for the auditor.
     #[command(flatten)]
     pub record: RecordArgs,
+    /// Where to send the outcome.
+    #[command(flatten)]
+    pub notify: super::NotifyArgs,
     /// Drill into a server you name (the team's staging server) instead of a disposable one:
     /// the backup of --repo or --backup-file is restored beside its database, verified and
     /// swapped in, exactly as `pgdrill restore` does; needs --confirm.
@@ -561,10 +564,19 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
                 "--server-setting and --server-settings-from configure the disposable restore target; pgdrill never reconfigures a server you name with --target-dsn: drop them (the report lists that server's own settings), or drill into a disposable server without --target-dsn".into(),
             ));
         }
+        let notifier = args.notify.notifier(false)?;
+        let purpose = args.record.purpose.clone();
         let plan = args.onto_named_server(dsn).prepare(chrono::Utc::now())?;
-        return super::restore::confirmed(plan, &confirm, None, args.record.purpose.as_deref())
-            .await;
+        return super::restore::confirmed(
+            plan,
+            &confirm,
+            None,
+            purpose.as_deref(),
+            notifier.as_ref(),
+        )
+        .await;
     }
+    let notifier = args.notify.notifier(true)?;
     let options = DrillOptions::from(args);
     // Before anything starts: a key that cannot sign is a usage error, not a lost drill.
     let publish = options.publish()?;
@@ -573,7 +585,18 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     crate::options::copy_server_settings(&mut plan).await?;
     let repo = plan.repo.as_ref().map(|r| r.dir.clone());
     let out_dir = plan.out_dir.clone();
-    let report = super::run_cancellable(plan).await?;
+    let mut report = super::run_cancellable(plan).await?;
+    if let Some(n) = &notifier {
+        // The last counted drill's verdict, before this one's line is appended.
+        let previous = crate::report::history::read(&publish.history)
+            .ok()
+            .and_then(|h| h.into_iter().rev().find(|e| e.counts()))
+            .map(|e| e.verdict);
+        let event = crate::notify::Event::of_report("drill", &report, &out_dir.join("report.md"));
+        report
+            .notifications
+            .push(super::notify(n, &event, previous).await);
+    }
     report.write_all(&out_dir)?;
     if let Some(repo) = &repo {
         crate::regime::record_drill(repo, &report, &out_dir)?;

@@ -209,6 +209,92 @@ impl AppArgs {
     }
 }
 
+/// `--notify` and its options, shared by `drill`, `restore` and `verify`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// POST the outcome to this webhook (http or https). Its path and query, where webhook
+    /// tokens live, are never printed or written: give it through $PGDRILL_NOTIFY to keep it
+    /// off the command line too.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PGDRILL_NOTIFY",
+        hide_env_values = true
+    )]
+    pub notify: Option<String>,
+    /// The body: json (pgdrill's own), slack (an incoming webhook's {"text"}) or
+    /// alertmanager (the v2 alerts API).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "json",
+        requires = "notify"
+    )]
+    pub notify_format: crate::notify::NotifyFormat,
+    /// When to send: failure (not a pass), always, or change (the verdict differs from the
+    /// previous drill's in the history; drill only).
+    #[arg(
+        long,
+        value_name = "WHEN",
+        value_enum,
+        default_value = "failure",
+        requires = "notify"
+    )]
+    pub notify_on: crate::notify::NotifyOn,
+    /// How long one attempt may take (a 5xx or no answer is retried 3 times with backoff).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::duration::parse_duration, requires = "notify")]
+    pub notify_timeout: std::time::Duration,
+}
+
+impl NotifyArgs {
+    /// The notifier, checked before anything runs; `history` says whether the command keeps
+    /// the verdicts `--notify-on change` compares with.
+    pub fn notifier(&self, history: bool) -> Result<Option<crate::notify::Notifier>, Error> {
+        let Some(url) = &self.notify else {
+            return Ok(None);
+        };
+        crate::notify::check_url(url).map_err(Error::Usage)?;
+        if self.notify_on == crate::notify::NotifyOn::Change && !history {
+            return Err(Error::Usage(
+                "--notify-on change compares with the previous verdict in a drill's history (history.ndjson), which only `pgdrill drill` keeps: use --notify-on failure or always here".into(),
+            ));
+        }
+        Ok(Some(crate::notify::Notifier {
+            url: url.clone(),
+            format: self.notify_format,
+            on: self.notify_on,
+            timeout: self.notify_timeout,
+        }))
+    }
+}
+
+/// Sends `event` through `n` and says on stderr when it was not delivered (never more: a
+/// notification does not change a verdict or an exit code).
+async fn notify(
+    n: &crate::notify::Notifier,
+    event: &crate::notify::Event,
+    previous: Option<crate::report::Verdict>,
+) -> crate::notify::Delivery {
+    let d = crate::notify::send(n, event, previous).await;
+    if d.skipped.is_none() && !d.delivered {
+        let last = d
+            .attempts
+            .last()
+            .map_or_else(String::new, |a| match (a.status, &a.error) {
+                (Some(s), _) => format!("HTTP {s}"),
+                (None, Some(e)) => e.clone(),
+                (None, None) => String::new(),
+            });
+        eprintln!(
+            "pgdrill: the notification to {} was not delivered after {} attempt(s): {last}",
+            d.url,
+            d.attempts.len()
+        );
+    }
+    d
+}
+
 /// `--app-health-format`: the message names what is accepted.
 fn parse_health_format(s: &str) -> Result<crate::app::HealthFormat, String> {
     s.parse()
@@ -230,8 +316,21 @@ async fn run_cancellable(plan: crate::plan::Plan) -> Result<crate::report::Repor
 async fn run_sealed(
     plan: crate::plan::Plan,
 ) -> Result<(crate::report::Report, std::path::PathBuf), Error> {
+    run_sealed_notifying(plan, None).await
+}
+
+/// [`run_sealed`], and `notifier` told before the report is written (the report records
+/// what happened to the notification).
+async fn run_sealed_notifying(
+    plan: crate::plan::Plan,
+    notifier: Option<(&str, &crate::notify::Notifier)>,
+) -> Result<(crate::report::Report, std::path::PathBuf), Error> {
     let out_dir = plan.out_dir.clone();
-    let report = run_cancellable(plan).await?;
+    let mut report = run_cancellable(plan).await?;
+    if let Some((event, n)) = notifier {
+        let e = crate::notify::Event::of_report(event, &report, &out_dir.join("report.md"));
+        report.notifications.push(notify(n, &e, None).await);
+    }
     report.write_all(&out_dir)?;
     crate::report::evidence::seal(&out_dir, false, &[])?;
     Ok((report, out_dir))

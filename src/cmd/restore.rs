@@ -43,6 +43,9 @@ pub struct RestoreArgs {
     /// The team's application: stopped before the restore, started after it, judged.
     #[command(flatten)]
     app: super::AppArgs,
+    /// Where to send the outcome.
+    #[command(flatten)]
+    notify: super::NotifyArgs,
     /// How long the checklist watches the started application.
     #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_duration)]
     observe: Duration,
@@ -169,11 +172,13 @@ pub async fn run(args: RestoreArgs) -> Result<Exit, Error> {
         return Ok(super::dry_run_exit(preview.can_run));
     };
     super::no_json_when_confirmed(args.json)?;
+    let notifier = args.notify.notifier(false)?;
     confirmed(
         plan,
         confirm,
         args.audit_log.as_deref(),
         args.reason.as_deref(),
+        notifier.as_ref(),
     )
     .await
 }
@@ -185,6 +190,7 @@ pub(super) async fn confirmed(
     confirm: &str,
     audit_log: Option<&std::path::Path>,
     reason: Option<&str>,
+    notifier: Option<&crate::notify::Notifier>,
 ) -> Result<Exit, Error> {
     let db = plan
         .restore
@@ -217,7 +223,8 @@ pub(super) async fn confirmed(
             )),
         )?;
     }
-    let (report, out_dir) = super::run_sealed(plan).await?;
+    let (report, out_dir) =
+        super::run_sealed_notifying(plan, notifier.map(|n| ("restore", n))).await?;
     if let Some(log) = &audit_log {
         crate::regime::record_finished(
             log,

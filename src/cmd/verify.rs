@@ -64,6 +64,9 @@ pub struct VerifyArgs {
     /// /etc/barman.conf).
     #[arg(long, value_name = "FILE", requires = "barman_server")]
     pub barman_config: Option<PathBuf>,
+    /// Where to send the outcome.
+    #[command(flatten)]
+    pub notify: super::NotifyArgs,
 }
 
 /// The JSON of a verify that checked a stanza or a Barman server: the repo's outcome (when
@@ -84,9 +87,10 @@ struct Both<'a> {
 /// $PGDRILL_REPO), never the default /backups: a team on pgBackRest or Barman alone has no
 /// dump repository.
 pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
+    let notifier = args.notify.notifier(false)?;
     let (stanza, server) = (args.pgbackrest_stanza.take(), args.barman_server.take());
     if stanza.is_none() && server.is_none() {
-        return run_repo(args).await;
+        return run_repo(args, notifier).await;
     }
     let at = args.at.unwrap_or_else(Utc::now);
     let opts = pitr::verify::Options { rpo: args.rpo, at };
@@ -117,7 +121,7 @@ pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
         }
         None => None,
     };
-    let (_, origin) = Repo::resolve_with_origin(args.repo.clone());
+    let (repo_dir, origin) = Repo::resolve_with_origin(args.repo.clone());
     let named = origin != crate::repo::Origin::Default;
     let (json, prom) = (args.json, args.prom.take());
     let repo = if named {
@@ -130,6 +134,23 @@ pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
     let ok = repo.as_ref().is_none_or(|r| r.ok)
         && stanza_checked.as_ref().is_none_or(|o| o.ok)
         && server_checked.as_ref().is_none_or(|o| o.ok);
+    if let Some(n) = &notifier {
+        let mut what = Vec::new();
+        let mut findings = Vec::new();
+        if let Some(r) = &repo {
+            what.push(format!("repository {}", repo_dir.root().display()));
+            findings.extend(r.findings.iter());
+        }
+        if let Some(o) = &stanza_checked {
+            what.push(format!("pgBackRest stanza {}", o.stanza));
+            findings.extend(o.findings.iter());
+        }
+        if let Some(o) = &server_checked {
+            what.push(format!("Barman server {}", o.server));
+            findings.extend(o.findings.iter());
+        }
+        super::notify(n, &event(what.join(", "), ok, &findings), None).await;
+    }
     if let Some(prom) = &prom {
         let mut text = repo.as_ref().map(|r| r.prometheus()).unwrap_or_default();
         if let Some(o) = &stanza_checked {
@@ -168,10 +189,68 @@ pub async fn run(mut args: VerifyArgs) -> Result<Exit, Error> {
     Ok(if ok { Exit::Pass } else { Exit::Fail })
 }
 
+/// The notification of a verify of `what`: pass without findings, else the first ones.
+fn event(what: String, ok: bool, findings: &[&verify::Finding]) -> crate::notify::Event {
+    let verdict = if ok {
+        crate::report::Verdict::Pass
+    } else {
+        crate::report::Verdict::Fail
+    };
+    let named: Vec<String> = findings
+        .iter()
+        .take(3)
+        .map(|f| {
+            let kind = serde_json::to_value(f.kind).ok();
+            format!(
+                "{} {}",
+                kind.as_ref().and_then(|k| k.as_str()).unwrap_or("finding"),
+                f.subject
+            )
+        })
+        .collect();
+    let summary = if findings.is_empty() {
+        format!("verify of {what}: no finding")
+    } else {
+        format!(
+            "verify of {what}: {} finding(s): {}{}",
+            findings.len(),
+            named.join("; "),
+            if findings.len() > 3 { "; …" } else { "" }
+        )
+    };
+    crate::notify::Event {
+        event: "verify".into(),
+        verdict,
+        drill_id: format!("verify-{}", Utc::now().format("%Y%m%dT%H%M%SZ")),
+        summary,
+        failure: findings
+            .first()
+            .map(|f| format!("{}: {}", f.subject, f.message)),
+        rto: None,
+        rpo: None,
+        report_path: None,
+        contacts: Vec::new(),
+        database: what,
+    }
+}
+
 /// `pgdrill verify` of the dump repo alone, as before the stanza.
-async fn run_repo(args: VerifyArgs) -> Result<Exit, Error> {
+async fn run_repo(
+    args: VerifyArgs,
+    notifier: Option<crate::notify::Notifier>,
+) -> Result<Exit, Error> {
     let (json, prom) = (args.json, args.prom.clone());
+    let (repo_dir, _) = Repo::resolve_with_origin(args.repo.clone());
     let outcome = check_repo(args).await?;
+    if let Some(n) = &notifier {
+        let findings: Vec<&verify::Finding> = outcome.findings.iter().collect();
+        let e = event(
+            format!("repository {}", repo_dir.root().display()),
+            outcome.ok,
+            &findings,
+        );
+        super::notify(n, &e, None).await;
+    }
     if let Some(prom) = &prom {
         crate::digest::write_atomic(prom, outcome.prometheus().as_bytes()).map_err(|source| {
             Error::Output {

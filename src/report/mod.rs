@@ -9,6 +9,7 @@ pub mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod notification;
 pub mod objectives;
 #[cfg(test)]
 mod render_tests;
@@ -98,7 +99,7 @@ pub struct Report {
     /// What happened to each `--notify` webhook (the URL redacted): sent or held back by
     /// `--notify-on`, each attempt's answer. Never part of the verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notifications: Vec<crate::notify::Delivery>,
+    pub notifications: Vec<notification::Delivery>,
     /// A real restore (`kind: restore`): the server, what was replaced and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreInfo>,
