@@ -84,6 +84,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The alert rules in deploy/prometheus/ are checked and unit-tested with the real promtool
+# (tests/prometheus.rs), which Debian ships in the prometheus package; only promtool is
+# used, the server's recommends (node exporter, the web console) are not wanted.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing prometheus (for promtool) with apt-get"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install prometheus (run: sudo apt-get install --no-install-recommends prometheus)" >&2
+    exit 3
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # junit.xml is validated against Jenkins' JUnit schema, junit-10.xsd (MIT, Gregory Boissinot;
 # see tests/schemas/README.md). It is not kept in this repository: pytest's source
 # distribution ships a copy (testing/example_scripts/junit-10.xsd), which pip fetches by

@@ -28,6 +28,7 @@ mod notify;
 mod objectives;
 mod parsers;
 mod pitr;
+mod prometheus;
 mod real_db;
 mod regime;
 mod restore;

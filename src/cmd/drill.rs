@@ -186,6 +186,11 @@ pub struct DrillArgs {
     /// Where to send the outcome.
     #[command(flatten)]
     pub notify: super::NotifyArgs,
+    /// Also write (atomically) a Prometheus textfile for node_exporter: the last run and the
+    /// last success (from the history), the verdict, each budget's used and limit seconds,
+    /// the RPO achieved and the backup's age (deploy/prometheus/pgdrill.rules.yml alerts on them).
+    #[arg(long, value_name = "FILE")]
+    pub prom: Option<PathBuf>,
     /// Drill into a server you name (the team's staging server) instead of a disposable one:
     /// the backup of --repo or --backup-file is restored beside its database, verified and
     /// swapped in, exactly as `pgdrill restore` does; needs --confirm.
@@ -577,6 +582,7 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
         .await;
     }
     let notifier = args.notify.notifier(true)?;
+    let prom = args.prom.clone();
     let options = DrillOptions::from(args);
     // Before anything starts: a key that cannot sign is a usage error, not a lost drill.
     let publish = options.publish()?;
@@ -603,6 +609,15 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
     }
     for warning in report.publish(&out_dir, &publish)? {
         eprintln!("pgdrill: {warning}");
+    }
+    if let Some(path) = &prom {
+        // After the history line: the last success may be this drill.
+        let history = crate::report::history::read(&publish.history).unwrap_or_default();
+        let text = crate::report::prom::drill_textfile(&report, &history, chrono::Utc::now());
+        crate::digest::write_atomic(path, text.as_bytes()).map_err(|source| Error::Output {
+            path: path.clone(),
+            source,
+        })?;
     }
     print!("{}", report.summary());
     println!("  report: {}", out_dir.join("report.md").display());

@@ -11,6 +11,7 @@ pub mod junit;
 pub mod markdown;
 pub mod notification;
 pub mod objectives;
+pub mod prom;
 #[cfg(test)]
 mod render_tests;
 pub mod vocab;
