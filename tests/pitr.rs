@@ -617,6 +617,28 @@ fn pitr_a_gap_or_a_damaged_segment_fails_verify_and_the_drill_naming_it() {
     let run = drill(&stanza, &["--target", "latest"]);
     assert_unusable(&run, "precheck", &[&name, "pgbackrest", "verify"]);
     std::fs::write(&damaged, &original).unwrap();
+
+    // A file of the backup itself damaged (the largest, so that its compressed bytes have a
+    // middle): pgBackRest's checksum of it fails, and the drill names it before restoring.
+    let (file, _) = stanza
+        .repo_files()
+        .into_iter()
+        .filter(|(p, _)| p.components().any(|c| c.as_os_str() == "pg_data"))
+        .max_by_key(|(_, size)| *size)
+        .expect("a backup file");
+    let original = std::fs::read(&file).unwrap();
+    let mut bytes = original.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16].copy_from_slice(b"pgdrill-damaged!");
+    std::fs::write(&file, &bytes).unwrap();
+    let base = file.file_name().unwrap().to_str().unwrap().to_string();
+    let run = verify(&stanza, &["--rpo", "1h"]);
+    assert_eq!(run.code(), 1, "{}", run.text());
+    assert_eq!(json_of(&run)["pgbackrest"]["tool_verify_ok"], false);
+    support::assert_mentions(&run.text(), &[&base]);
+    let run = drill(&stanza, &["--target", "latest"]);
+    assert_unusable(&run, "precheck", &[&base, "pgbackrest", "verify"]);
+    std::fs::write(&file, &original).unwrap();
 }
 
 /// With its source reachable (`--pitr-source-dsn`), a drill takes its own recovery point:
