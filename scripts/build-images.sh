@@ -4,6 +4,8 @@
 #   pgdrill/debian-base:bookworm-local  Debian bookworm minbase + ca-certificates + tini
 #   pgdrill/postgres:15-local           minbase + PostgreSQL 15 and pgBackRest, official-image-like entrypoint
 #   pgdrill/sample-app:local            the sample-app binary on the base image
+#   pgdrill/pgdrill:local               the pgdrill binary on the PostgreSQL image (its client
+#                                       and server programs, git, age): drills in a container
 #
 # Root filesystems come from debootstrap, with the Debian mirror taken from this machine's
 # apt sources; they are imported with `docker import`, and a few metadata-only `docker build`
@@ -17,8 +19,9 @@ usage() {
 	cat <<'EOF'
 Usage: scripts/build-images.sh [--check] [--postgres-only] [--app-bin PATH] [--force]
 
-Builds pgdrill/debian-base:bookworm-local, pgdrill/postgres:15-local and
-pgdrill/sample-app:local from Debian packages, without pulling any image.
+Builds pgdrill/debian-base:bookworm-local, pgdrill/postgres:15-local,
+pgdrill/sample-app:local and pgdrill/pgdrill:local from Debian packages, without pulling
+any image (the last from target/release/pgdrill, or $PGDRILL_BIN).
 Images whose content tag is current are skipped.
 
   --check          only report; exit 0 if the images are present and current, 1 if not
@@ -42,11 +45,13 @@ PG_MAJOR=15
 BASE_IMAGE=pgdrill/debian-base:bookworm-local
 PG_IMAGE=pgdrill/postgres:15-local
 APP_IMAGE=pgdrill/sample-app:local
+PGDRILL_IMAGE=pgdrill/pgdrill:local
 LABEL_KEY=org.pgdrill.content
 BASE_PACKAGES=(ca-certificates tini)
 # pgbackrest: a point-in-time recovery on the docker backend runs the restored server's
 # restore_command (`pgbackrest archive-get`) inside the container.
-PG_PACKAGES=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" pgbackrest)
+# git and age: the pgdrill image's full drill (code rollback, encrypted configuration).
+PG_PACKAGES=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" pgbackrest git age)
 
 SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
 SCRIPT_DIR="$(dirname "$SCRIPT_PATH")"
@@ -78,6 +83,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 APP_BIN="${app_bin_arg:-${SAMPLE_APP_BIN:-$PROJECT_DIR/target/release/sample-app}}"
+# The pgdrill binary beside the sample app's (target/release/pgdrill after a release build).
+PGDRILL_BIN="${PGDRILL_BIN:-$(dirname "$APP_BIN")/pgdrill}"
 
 WORK=''
 APP_BUILD_CTR=''
@@ -376,6 +383,33 @@ build_app_image() {
 	say "built $APP_IMAGE ($LABEL_KEY=$APP_TAG) in $((SECONDS - t0)) s"
 }
 
+# The pgdrill binary on the PostgreSQL image, as the app image is made: one layer, no pull.
+# Labels: the OCI version (pgdrill --version) and revision (the commit it was built from).
+build_pgdrill_image() {
+	local t0=$SECONDS ctx="$WORK/ctx-pgdrill" version revision ctr out
+	mkdir -p "$ctx"
+	install -m 0755 "$PGDRILL_BIN" "$ctx/pgdrill"
+	version="$("$ctx/pgdrill" --version | awk '{print $2}')"
+	revision="$(git -C "$PROJECT_DIR" rev-parse HEAD 2>/dev/null || echo unknown)"
+	ctr="$(docker create --label pgdrill.build=build-images "$PG_IMAGE")"
+	docker cp "$ctx/pgdrill" "$ctr:/usr/local/bin/pgdrill"
+	# tini (PID 1) hands docker stop's SIGTERM to pgdrill, which cancels the drill and cleans up.
+	docker commit \
+		--change 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/pgdrill"]' \
+		--change 'CMD ["--help"]' \
+		--change 'WORKDIR /var/lib/pgdrill' \
+		--change "LABEL $LABEL_KEY=$PGDRILL_TAG" \
+		--change "LABEL org.opencontainers.image.title=pgdrill org.opencontainers.image.version=$version org.opencontainers.image.revision=$revision" \
+		"$ctr" "$PGDRILL_IMAGE" >/dev/null
+	docker rm "$ctr" >/dev/null
+	if ! out="$(docker run --rm "$PGDRILL_IMAGE" --version 2>&1)"; then
+		printf '%s\n' "$out" >&2
+		docker image rm "$PGDRILL_IMAGE" >/dev/null 2>&1 || true
+		die "$PGDRILL_BIN does not run in $PGDRILL_IMAGE (above); build it on a glibc no newer than $SUITE's"
+	fi
+	say "built $PGDRILL_IMAGE ($out, commit ${revision:0:12}, $LABEL_KEY=$PGDRILL_TAG) in $((SECONDS - t0)) s"
+}
+
 main() {
 	local start=$SECONDS want_app=1 stale=0
 	command -v docker >/dev/null || die "the docker CLI is not installed; install Docker to build the images"
@@ -406,6 +440,16 @@ main() {
 	if [ "$want_app" = 1 ]; then
 		images+=("$APP_IMAGE")
 		tags+=("$APP_TAG")
+	fi
+	local want_pgdrill=0
+	if [ "$postgres_only" = 0 ] && [ -f "$PGDRILL_BIN" ]; then
+		want_pgdrill=1
+		PGDRILL_TAG="$(printf 'pgdrill\n%s\n%s\n%s\n' "$PG_TAG" "$(sha256sum "$PGDRILL_BIN" | cut -d' ' -f1)" \
+			"$(git -C "$PROJECT_DIR" rev-parse HEAD 2>/dev/null || echo unknown)" | sha)"
+		images+=("$PGDRILL_IMAGE")
+		tags+=("$PGDRILL_TAG")
+	elif [ "$postgres_only" = 0 ]; then
+		say "no pgdrill binary at $PGDRILL_BIN: pgdrill image skipped (build it with 'cargo build --release', or set PGDRILL_BIN)"
 	fi
 
 	if [ "$check_only" = 1 ]; then
@@ -451,6 +495,12 @@ main() {
 	if [ "$need_app" = 1 ]; then
 		work_dir
 		build_app_image
+	fi
+	if [ "$want_pgdrill" = 1 ] && { [ "$need_pg" = 1 ] || ! is_current "$PGDRILL_IMAGE" "$PGDRILL_TAG"; }; then
+		work_dir
+		build_pgdrill_image
+	elif [ "$want_pgdrill" = 1 ]; then
+		say "$PGDRILL_IMAGE is current; skipped"
 	fi
 	remove_replaced
 	say "done in $((SECONDS - start)) s"

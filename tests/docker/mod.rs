@@ -19,6 +19,7 @@ use serde_json::Value;
 mod app;
 mod drills;
 mod faults;
+mod image;
 mod signals;
 
 const DEFAULT_IMAGE: &str = "postgres:15";
