@@ -289,6 +289,8 @@ fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database
     let app = tempfile::tempdir().unwrap();
     let flags = app_flags(app.path());
     let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let prom = app.path().join("restore.prom");
+    let prom_arg = prom.display().to_string();
     args.extend([
         "--confirm",
         &prod.db,
@@ -296,10 +298,28 @@ fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database
         "INC-42",
         "--reason",
         "orders lost",
+        "--prom",
+        &prom_arg,
     ]);
     let r = prod.restore(&args).run();
     let report = r.assert_pass();
     assert_eq!(report["kind"], "restore");
+    // The restore's textfile: it passed, just now.
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let db = report["source"]["database"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("pgdrill_restore_success{{database=\"{db}\"}} 1\n")),
+        "{text}"
+    );
+    let last: i64 = text
+        .lines()
+        .find(|l| l.starts_with("pgdrill_restore_last_success_timestamp_seconds{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        (chrono::Utc::now().timestamp() - last).abs() < 120,
+        "{text}"
+    );
     assert_eq!(
         rt.block_on(prod.orders(&prod.db)),
         2000,

@@ -571,6 +571,7 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
         }
         let notifier = args.notify.notifier(false)?;
         let purpose = args.record.purpose.clone();
+        let prom = args.prom.clone();
         let plan = args.onto_named_server(dsn).prepare(chrono::Utc::now())?;
         return super::restore::confirmed(
             plan,
@@ -578,6 +579,7 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
             None,
             purpose.as_deref(),
             notifier.as_ref(),
+            prom.as_deref(),
         )
         .await;
     }

@@ -46,6 +46,10 @@ pub struct RestoreArgs {
     /// Where to send the outcome.
     #[command(flatten)]
     notify: super::NotifyArgs,
+    /// With --confirm: also write (atomically) a Prometheus textfile of the restore
+    /// (`pgdrill_restore_*`: when it ran, its verdict, each budget's used and limit seconds).
+    #[arg(long, value_name = "FILE")]
+    prom: Option<PathBuf>,
     /// How long the checklist watches the started application.
     #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_duration)]
     observe: Duration,
@@ -179,6 +183,7 @@ pub async fn run(args: RestoreArgs) -> Result<Exit, Error> {
         args.audit_log.as_deref(),
         args.reason.as_deref(),
         notifier.as_ref(),
+        args.prom.as_deref(),
     )
     .await
 }
@@ -191,6 +196,7 @@ pub(super) async fn confirmed(
     audit_log: Option<&std::path::Path>,
     reason: Option<&str>,
     notifier: Option<&crate::notify::Notifier>,
+    prom: Option<&std::path::Path>,
 ) -> Result<Exit, Error> {
     let db = plan
         .restore
@@ -225,6 +231,13 @@ pub(super) async fn confirmed(
     }
     let (report, out_dir) =
         super::run_sealed_notifying(plan, notifier.map(|n| ("restore", n))).await?;
+    if let Some(path) = prom {
+        let text = crate::report::prom::restore_textfile(&report, chrono::Utc::now());
+        crate::digest::write_atomic(path, text.as_bytes()).map_err(|source| Error::Output {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
     if let Some(log) = &audit_log {
         crate::regime::record_finished(
             log,

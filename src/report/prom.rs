@@ -1,5 +1,6 @@
-//! `pgdrill drill --prom FILE`: the drill's Prometheus textfile for node_exporter's textfile
-//! collector, beside `verify --prom`'s, read by deploy/prometheus/pgdrill.rules.yml.
+//! `pgdrill drill --prom FILE` and `pgdrill restore --prom FILE`: the Prometheus textfile for
+//! node_exporter's textfile collector, beside `verify --prom`'s, read by
+//! deploy/prometheus/pgdrill.rules.yml.
 
 use chrono::{DateTime, Utc};
 
@@ -7,14 +8,25 @@ use super::history::Entry;
 use super::{Report, Verdict};
 use crate::repo::verify::labels;
 
-/// The textfile of `report`, with `history` (history.ndjson after this drill's line was
-/// appended) for the last successful drill and the backup's age. Every series is labelled
-/// with the drilled database.
+/// The textfile of a drill's `report`, with `history` (history.ndjson after this drill's line
+/// was appended) for the last successful drill and the backup's age. Every series is
+/// labelled with the drilled database.
 pub fn drill_textfile(report: &Report, history: &[Entry], now: DateTime<Utc>) -> String {
+    textfile("pgdrill_drill", report, history, now)
+}
+
+/// The same series for a real restore, named `pgdrill_restore_*` (a restore keeps no history:
+/// its last success is its own, or 0).
+pub fn restore_textfile(report: &Report, now: DateTime<Utc>) -> String {
+    textfile("pgdrill_restore", report, &[], now)
+}
+
+fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>) -> String {
     let db = report.source.database.as_str();
     let l = labels(&[("database", db)]);
     let mut s = String::new();
     let mut one = |name: &str, help: &str, value: String| {
+        let name = name.replace("pgdrill_drill", prefix);
         s.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{l} {value}\n"
         ));
@@ -28,6 +40,7 @@ pub fn drill_textfile(report: &Report, history: &[Entry], now: DateTime<Utc>) ->
         .iter()
         .filter(|e| e.counts() && e.verdict == Verdict::Pass)
         .filter_map(|e| e.time.parse::<DateTime<Utc>>().ok())
+        .chain((report.verdict == Verdict::Pass).then_some(now))
         .max();
     // 0 when no drill ever passed: "no successful drill in 8 days" must fire then too.
     one(
@@ -71,6 +84,7 @@ pub fn drill_textfile(report: &Report, history: &[Entry], now: DateTime<Utc>) ->
             |b: &super::BudgetResult| b.limit_ms,
         ),
     ] {
+        let name = name.replace("pgdrill_drill", prefix);
         s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for b in &report.budgets {
             let budget = serde_json::to_value(b.name)
