@@ -320,6 +320,10 @@ fn the_side_restore_swaps_in_the_verified_backup_and_keeps_the_replaced_database
         (chrono::Utc::now().timestamp() - last).abs() < 120,
         "{text}"
     );
+    assert!(
+        text.contains("pgdrill_restore_backup_age_seconds{"),
+        "{text}"
+    );
     assert_eq!(
         rt.block_on(prod.orders(&prod.db)),
         2000,

@@ -60,11 +60,19 @@ fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>
             seconds(rpo.achieved_ms),
         );
     }
+    // The history line's age, else the same computed from the report (a restore has none).
+    let from_report = || {
+        let b = report.backup.as_ref()?;
+        let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
+        let finished = crate::duration::parse_time(&report.finished_at).ok()?;
+        u64::try_from((finished - created).num_milliseconds()).ok()
+    };
     if let Some(age) = history
         .iter()
         .rev()
         .find(|e| e.drill_id == report.drill_id)
         .and_then(|e| e.backup_age_ms)
+        .or_else(from_report)
     {
         one(
             "pgdrill_drill_backup_age_seconds",
