@@ -291,13 +291,7 @@ async fn post(url: &str, payload: &str, timeout: Duration) -> Result<u16, String
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
             // hyper's chain can quote the URI; the redacted form replaces it.
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text.replace(url, &redact_url(url))
+            crate::engine::error_chain(&e).replace(url, &redact_url(url))
         })?;
         let status = response.status().as_u16();
         // Read (and drop) the answer so the connection ends cleanly.

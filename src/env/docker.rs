@@ -331,26 +331,11 @@ impl DockerBackend {
             reason: "the restored server's directory is gone".into(),
         })?;
         let user = super::native::server_user()?;
-        let write = |name: &str, text: &str| -> Result<(), EnvError> {
-            let path = dir.join(name);
-            std::fs::write(&path, text)
-                .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
-            give_to(&path, user.as_ref())
-        };
-        let prepared = write(
-            "pgdrill_hba.conf",
+        let prepared = super::native::prepare_restored(
+            &dir,
             "local all all trust\nhost all all all trust\n",
-        )
-        .and_then(|_| write("pgdrill_ident.conf", ""))
-        .and_then(|_| {
-            // A cluster whose configuration lives outside its data directory (Debian's
-            // /etc/postgresql) restores without one; PostgreSQL will not start without it.
-            if dir.join("data/postgresql.conf").exists() {
-                Ok(())
-            } else {
-                write("data/postgresql.conf", "")
-            }
-        });
+            user.as_ref(),
+        );
         if let Err(e) = prepared {
             target.dir = Some(dir);
             return Err(e);

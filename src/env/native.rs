@@ -281,21 +281,7 @@ impl NativeBackend {
         let dir = target.dir.clone().ok_or_else(|| EnvError::ServerStart {
             reason: "the restored server's directory is gone".into(),
         })?;
-        let write = |name: &str, text: &str| -> Result<PathBuf, EnvError> {
-            let path = dir.join(name);
-            std::fs::write(&path, text)
-                .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
-            self.give_to_server_user(&path)?;
-            Ok(path)
-        };
-        let hba = write("pgdrill_hba.conf", "local all all trust\n")?;
-        let ident = write("pgdrill_ident.conf", "")?;
-        // A cluster whose configuration lives outside its data directory (Debian's
-        // /etc/postgresql) restores without one; PostgreSQL will not start without it.
-        let conf = dir.join("data").join("postgresql.conf");
-        if !conf.exists() {
-            write("data/postgresql.conf", "")?;
-        }
+        let (hba, ident) = prepare_restored(&dir, "local all all trust\n", self.run_as.as_ref())?;
         let extra = [
             format!("hba_file={}", hba.display()),
             format!("ident_file={}", ident.display()),
@@ -539,6 +525,34 @@ impl Drop for Reaped {
 
 /// Removes `dir`, again after a pause while something that was still ending (a backend of a
 /// killed postmaster) writes into it; gives up after five seconds.
+/// A physical restore's directory `dir` made startable, for either backend: the access rules
+/// pgdrill starts it with (`hba`, an empty ident file; the restored cluster's own rules are
+/// the source's) and, for a cluster whose configuration lived outside its data directory
+/// (Debian's /etc/postgresql), an empty `postgresql.conf`, without which PostgreSQL will not
+/// start; each given to `user`. Returns the hba and ident files.
+pub(super) fn prepare_restored(
+    dir: &Path,
+    hba: &str,
+    user: Option<&User>,
+) -> Result<(PathBuf, PathBuf), EnvError> {
+    let write = |name: &str, text: &str| -> Result<PathBuf, EnvError> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| EnvError::io(format!("cannot write {}", path.display()), e))?;
+        if let Some(u) = user {
+            nix::unistd::chown(&path, Some(u.uid), Some(u.gid))
+                .map_err(|e| EnvError::io(format!("chown {}", path.display()), e.into()))?;
+        }
+        Ok(path)
+    };
+    let hba = write("pgdrill_hba.conf", hba)?;
+    let ident = write("pgdrill_ident.conf", "")?;
+    if !dir.join("data/postgresql.conf").exists() {
+        write("data/postgresql.conf", "")?;
+    }
+    Ok((hba, ident))
+}
+
 pub(super) fn remove_dir_retrying(dir: &Path) -> std::io::Result<()> {
     let mut tries = 0;
     loop {

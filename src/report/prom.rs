@@ -26,13 +26,13 @@ fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>
     let l = labels(&[("database", db)]);
     let mut s = String::new();
     let mut one = |name: &str, help: &str, value: String| {
-        let name = name.replace("pgdrill_drill", prefix);
+        let name = format!("{prefix}_{name}");
         s.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{l} {value}\n"
         ));
     };
     one(
-        "pgdrill_drill_last_run_timestamp_seconds",
+        "last_run_timestamp_seconds",
         "When the last drill finished (Unix time).",
         now.timestamp().to_string(),
     );
@@ -44,18 +44,18 @@ fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>
         .max();
     // 0 when no drill ever passed: "no successful drill in 8 days" must fire then too.
     one(
-        "pgdrill_drill_last_success_timestamp_seconds",
+        "last_success_timestamp_seconds",
         "When the last drill that passed finished (Unix time; 0: none ever did).",
         last_success.map_or(0, |t| t.timestamp()).to_string(),
     );
     one(
-        "pgdrill_drill_success",
+        "success",
         "1 when the last drill passed.",
         u8::from(report.verdict == Verdict::Pass).to_string(),
     );
     if let Some(rpo) = &report.rpo {
         one(
-            "pgdrill_drill_rpo_achieved_seconds",
+            "rpo_achieved_seconds",
             "The data-loss window the last drill measured.",
             seconds(rpo.achieved_ms),
         );
@@ -75,24 +75,24 @@ fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>
         .or_else(from_report)
     {
         one(
-            "pgdrill_drill_backup_age_seconds",
+            "backup_age_seconds",
             "Age of the backup the last drill restored, when it finished.",
             seconds(age),
         );
     }
     for (name, help, pick) in [
         (
-            "pgdrill_drill_budget_used_seconds",
+            "budget_used_seconds",
             "Time the last drill's phases used of each RTO budget.",
             (|b: &super::BudgetResult| b.used_ms) as fn(&super::BudgetResult) -> u64,
         ),
         (
-            "pgdrill_drill_budget_limit_seconds",
+            "budget_limit_seconds",
             "Each RTO budget's allowance.",
             |b: &super::BudgetResult| b.limit_ms,
         ),
     ] {
-        let name = name.replace("pgdrill_drill", prefix);
+        let name = format!("{prefix}_{name}");
         s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for b in &report.budgets {
             let budget = serde_json::to_value(b.name)
