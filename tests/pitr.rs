@@ -181,21 +181,7 @@ impl Stanza {
                     .await
                     .unwrap();
             }
-            let row = c
-                .query_one(
-                    "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn()), \
-                     to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-                     pg_current_xact_id()::text",
-                    &[],
-                )
-                .await
-                .unwrap();
-            stanza.marks.push(Mark {
-                lsn: row.get(0),
-                segment: row.get(1),
-                time: row.get(2),
-                xid: row.get(3),
-            });
+            stanza.marks.push(mark_of(&c).await);
             // The next commit is after the mark's time, whatever the clock's resolution.
             tokio::time::sleep(Duration::from_millis(20)).await;
             if batch % 2 == 1 || batch == batches - 1 {
