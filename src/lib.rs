@@ -45,6 +45,7 @@ pub mod engine;
 pub mod env;
 pub mod env_error;
 pub mod error;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod json;

@@ -376,6 +376,18 @@ impl BudgetName {
     }
 }
 
+/// A TOML file's text as a table, or why not: `line N: not valid TOML: …` (a plan file, a
+/// fleet file).
+pub fn toml_table(text: &str) -> Result<toml::Table, String> {
+    text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1))
+            .unwrap_or_default();
+        format!("{line}not valid TOML: {}", e.message())
+    })
+}
+
 /// A new drill id: sortable by time, unique across concurrent drills.
 pub fn new_drill_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();

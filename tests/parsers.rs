@@ -901,3 +901,61 @@ fn the_kept_openssh_signature_is_good() {
     );
     assert!(r.is_err(), "{r:?}");
 }
+
+const FLEET: &str = include_str!("../drills/fleet.toml");
+
+proptest! {
+    #![proptest_config(cases(150))]
+
+    /// A fleet file of any text is read or refused naming the file; one that reads plans on
+    /// every engine.
+    #[test]
+    fn fleet_files_of_any_text_are_read_or_refused_naming_the_file(t in text(300)) {
+        check_fleet(&t)?;
+    }
+
+    /// The shipped fleet file with one line replaced: read, or refused naming the file.
+    #[test]
+    fn a_fleet_file_with_one_line_changed_is_read_or_refused(
+        line in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            Just("concurrency = 0".to_string()),
+            Just("source_dsn = \"postgresql://u:pw@h/db\"".to_string()),
+            Just("name = \"Bad Name\"".to_string()),
+            Just("[[database]]".to_string()),
+            "[a-z_]{1,12} = (\"[^\"\\n]{0,8}\"|[0-9]{1,4}|true|false|\\[\\])",
+            text(20),
+        ],
+    ) {
+        let mut lines: Vec<String> = FLEET.lines().map(String::from).collect();
+        let at = line.index(lines.len());
+        lines[at] = replacement;
+        check_fleet(&lines.join("\n"))?;
+    }
+}
+
+fn check_fleet(text: &str) -> Result<(), TestCaseError> {
+    use pgdrill::fleet::{plan, Fleet};
+    match Fleet::parse(Path::new("fleet.toml"), text.to_string()) {
+        Ok(f) => {
+            for e in [
+                plan::Engine::Swarm,
+                plan::Engine::Kubernetes,
+                plan::Engine::Github,
+            ] {
+                prop_assert!(!plan::plan(&f, e, "fleet.toml")[0].text.is_empty());
+            }
+            // A credential is never inline in what reads.
+            prop_assert!(f
+                .databases
+                .iter()
+                .all(|d| !d.drill.contains_key("source_dsn")));
+        }
+        Err(e) => {
+            let e = e.to_string();
+            prop_assert!(e.starts_with("fleet file fleet.toml: "), "{}", e);
+            prop_assert!(!e.contains("u:pw@"), "{}", e);
+        }
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@ mod drill;
 mod events;
 mod evidence;
 mod faults;
+mod fleet;
 mod full;
 mod history;
 mod integrity;

@@ -714,13 +714,14 @@ const PAIR_FLAGS: [&str; 3] = ["contact", "app-env", "app-restart-env"];
 pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
     let bad = |what: String| Error::Usage(format!("--plan {}: {what}", path.display()));
     let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let line = e
-            .span()
-            .map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1))
-            .unwrap_or_default();
-        bad(format!("{line}not valid TOML: {}", e.message()))
-    })?;
+    let table = crate::plan::toml_table(&text).map_err(bad)?;
+    table_flags(&format!("--plan {}", path.display()), &table)
+}
+
+/// The flags a plan's table stands for (`key = value` → `--key=value`); errors are usage
+/// errors that start with `origin` (`--plan FILE`, a fleet's database) and name the key.
+pub fn table_flags(origin: &str, table: &toml::Table) -> Result<Vec<OsString>, Error> {
+    let bad = |what: String| Error::Usage(format!("{origin}: {what}"));
     let command = <super::Cli as clap::CommandFactory>::command();
     let drill = command
         .find_subcommand("drill")
@@ -732,7 +733,7 @@ pub fn plan_flags(path: &Path, bytes: Vec<u8>) -> Result<Vec<OsString>, Error> {
         .filter(|l| *l != "plan" && *l != "help")
         .collect();
     let mut flags: Vec<OsString> = Vec::new();
-    for (key, value) in &table {
+    for (key, value) in table {
         if key == "server" {
             flags.extend(server_table(value).map_err(bad)?);
             continue;

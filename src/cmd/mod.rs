@@ -17,6 +17,7 @@ pub mod clean;
 pub mod config;
 pub mod drill;
 pub mod evidence;
+pub mod fleet;
 pub mod history;
 pub mod prune;
 pub mod restore;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Write the team's restore runbook: the strategy's procedures with this deployment's
     /// commands, the contacts, the newest backups and the last drill's times against the RTO.
     Runbook(runbook::RunbookArgs),
+    /// Many databases on the engine you run (Docker Swarm, Kubernetes, GitHub Actions): the
+    /// engine's plan from a fleet file, one database's drill in each task, one fleet report.
+    Fleet(fleet::FleetArgs),
 }
 
 /// Why a command line did not parse.
@@ -154,6 +158,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Restore(args) => restore::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Runbook(args) => runbook::run(args),
+        Command::Fleet(args) => fleet::run(args).await,
     }
 }
 

@@ -148,12 +148,7 @@ impl Entry {
     /// The history line of a `kind` drill whose report.json is at `report_path` with
     /// `report_sha256`.
     pub fn of(r: &Report, report_path: &Path, report_sha256: String, kind: DrillKind) -> Entry {
-        let finished = crate::duration::parse_time(&r.finished_at).ok();
-        let backup_age_ms = r.backup.as_ref().and_then(|b| {
-            let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
-            let age = finished? - created;
-            u64::try_from(age.num_milliseconds()).ok()
-        });
+        let backup_age_ms = r.backup_age_ms();
         // Absolute, so that `pgdrill history --html` links the report from wherever it runs.
         let out_dir = report_path
             .parent()

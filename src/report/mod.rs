@@ -777,6 +777,14 @@ pub struct ChecklistItem {
 }
 
 impl Report {
+    /// The backup's age when the drill finished (none when the backup's time is unknown).
+    pub fn backup_age_ms(&self) -> Option<u64> {
+        let b = self.backup.as_ref()?;
+        let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
+        let finished = crate::duration::parse_time(&self.finished_at).ok()?;
+        u64::try_from((finished - created).num_milliseconds()).ok()
+    }
+
     /// Writes report.json, report.md, junit.xml and report.html into `dir`.
     pub fn write_all(&self, dir: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Output {

@@ -61,18 +61,12 @@ fn textfile(prefix: &str, report: &Report, history: &[Entry], now: DateTime<Utc>
         );
     }
     // The history line's age, else the same computed from the report (a restore has none).
-    let from_report = || {
-        let b = report.backup.as_ref()?;
-        let created = crate::duration::parse_time(b.created_at.as_deref()?).ok()?;
-        let finished = crate::duration::parse_time(&report.finished_at).ok()?;
-        u64::try_from((finished - created).num_milliseconds()).ok()
-    };
     if let Some(age) = history
         .iter()
         .rev()
         .find(|e| e.drill_id == report.drill_id)
         .and_then(|e| e.backup_age_ms)
-        .or_else(from_report)
+        .or_else(|| report.backup_age_ms())
     {
         one(
             "backup_age_seconds",

@@ -21,6 +21,7 @@ mod drills;
 mod faults;
 mod image;
 mod signals;
+mod swarm;
 
 const DEFAULT_IMAGE: &str = "postgres:15";
 const LOCAL_IMAGE: &str = "pgdrill/postgres:15-local";
