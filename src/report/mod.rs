@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod evidence;
+pub mod forecast;
 pub mod full;
 pub mod history;
 pub mod html;
