@@ -18,6 +18,7 @@ mod drill;
 mod events;
 mod evidence;
 mod faults;
+mod forecast;
 mod full;
 mod history;
 mod integrity;

@@ -17,6 +17,7 @@ pub mod clean;
 pub mod config;
 pub mod drill;
 pub mod evidence;
+pub mod forecast;
 pub mod history;
 pub mod prune;
 pub mod restore;
@@ -55,6 +56,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Summarise past drills: pass rate, RTO used, restore time against backup size, staleness.
     History(history::HistoryArgs),
+    /// Project the database restore time at a backup size from the drill history (a line
+    /// per backend and -j), with its interval, against the restore budget.
+    Forecast(forecast::ForecastArgs),
     /// Check a drill's sealed evidence bundle.
     Evidence(evidence::EvidenceArgs),
     /// The real restore onto a server you name: a dry run without --confirm, the strategy's
@@ -150,6 +154,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Prune(args) => prune::run(args),
         Command::Audit(args) => audit::run(args),
         Command::History(args) => history::run(args),
+        Command::Forecast(args) => forecast::run(args),
         Command::Evidence(args) => evidence::run(args),
         Command::Restore(args) => restore::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
