@@ -410,14 +410,16 @@ impl Group {
         g
     }
 
-    /// `native -j 2`, `docker`, or `unrecorded backend` for lines written before the fields.
+    /// `native -j 2`; `backend not recorded, no -j recorded` for lines written before the
+    /// fields (and `native, no -j recorded` for a drill without pg_restore, a point-in-time
+    /// recovery).
     pub fn label(&self) -> String {
         let backend = self
             .backend
-            .map_or("unrecorded backend".to_string(), |b| b.to_string());
+            .map_or("backend not recorded".to_string(), |b| b.to_string());
         match self.jobs {
             Some(j) => format!("{backend} -j {j}"),
-            None => format!("{backend}, -j unrecorded"),
+            None => format!("{backend}, no -j recorded"),
         }
     }
 
@@ -444,8 +446,18 @@ impl Group {
             ));
             return o;
         };
+        let largest = self.points.iter().map(|p| p.size_bytes).max().unwrap_or(0);
+        let beyond = if p.size_bytes > largest.saturating_mul(2) {
+            format!(
+                "; an extrapolation to {:.0}× the largest backup drilled ({}): drill nearer that size to trust it",
+                p.size_bytes as f64 / largest.max(1) as f64,
+                human_size(largest)
+            )
+        } else {
+            String::new()
+        };
         o.push(format!(
-            "projected database restore at {}: {} ({:.0} % prediction interval {} to {})",
+            "projected database restore at {}: {} ({:.0} % prediction interval {} to {}{beyond})",
             human_size(p.size_bytes),
             human_ms(p.restore_ms.max(0.0).round() as u64),
             p.confidence * 100.0,

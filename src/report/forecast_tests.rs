@@ -143,10 +143,18 @@ fn an_exact_line_is_found_exactly_and_projected_without_spread() {
     let want_cross = (900_000.0 - 2000.0) / 30.0 * MIB_U as f64;
     assert!((cross as f64 - want_cross).abs() <= 1.0, "{cross}");
     assert!(g.lines()[2].starts_with("WARNING"), "{:?}", g.lines());
+    // 50 GB is 60 times the 800 MiB drilled: said.
+    assert!(
+        g.lines()[0].contains("an extrapolation to 60× the largest backup drilled (838.9 MB)"),
+        "{:?}",
+        g.lines()
+    );
     assert!(g.lines()[2].contains(&human_size(cross)), "{:?}", g.lines());
     // Below the crossing: within.
     let small = Forecast::of(&exact(&[100, 200, 400]), 10 * 1024 * MIB_U, None);
     assert_eq!(small.groups[0].outlook, Outlook::Within);
+    let near = Forecast::of(&exact(&[100, 200, 400]), 700 * MIB_U, None);
+    assert!(!near.groups[0].summary[0].contains("extrapolation"));
     // --budget wins over the history's.
     let big = Forecast::of(&exact(&[100, 200, 400]), 50_000_000_000, Some(3_600_000));
     assert_eq!(big.groups[0].budget_from, BudgetFrom::Flag);
@@ -270,7 +278,7 @@ fn a_falling_line_never_crosses_and_old_lines_are_their_own_group() {
     }
     let f = Forecast::of(&h, 1024 * MIB_U, None);
     let g = &f.groups[0];
-    assert_eq!(g.label(), "unrecorded backend, -j unrecorded");
+    assert_eq!(g.label(), "backend not recorded, no -j recorded");
     assert_eq!(g.budget_from, BudgetFrom::Default);
     assert_eq!(g.budget_ms, DEFAULT_BUDGET_MS);
     // Without a database_restore time, no points.
