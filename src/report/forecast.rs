@@ -515,8 +515,11 @@ impl Forecast {
 
 /// The forecast section of a drill's own report: this drill's group (its backend and `-j`)
 /// over `history` and this drill, projected at its backup's size; `None` unless the group
-/// has a line.
+/// has a line, and for a test drill (`--tamper-sql`, `--fault`).
 pub fn for_report(mut history: Vec<Entry>, this: Entry) -> Option<Group> {
+    if !this.counts() {
+        return None;
+    }
     let size = this.backup_size_bytes.filter(|s| *s > 0)?;
     let (backend, jobs) = (this.backend, this.jobs);
     history.push(this);

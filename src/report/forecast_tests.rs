@@ -312,6 +312,10 @@ fn the_report_s_forecast_includes_the_drill_itself_and_needs_a_line() {
     assert_eq!(g.points.len(), 3);
     assert_eq!(g.projection.as_ref().unwrap().size_bytes, 400 * MIB_U);
     assert!(markdown(&g).starts_with("## RTO forecast"));
+    // A test drill gets none.
+    let mut tamper = this.clone();
+    tamper.kind = DrillKind::Tamper;
+    assert!(for_report(h.clone(), tamper).is_none());
     // Another group's drills do not help.
     let mut other = this;
     other.jobs = Some(8);
