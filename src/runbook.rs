@@ -17,6 +17,7 @@ use crate::env::Endpoint;
 use crate::error::Error;
 use crate::options::DrillOptions;
 use crate::plan::Budgets;
+use crate::report::forecast::{Forecast, Group};
 use crate::report::history::{self, Entry};
 use crate::report::vocab::CheckItem;
 
@@ -229,6 +230,9 @@ pub struct Runbook {
     pub backups: Backups,
     /// The last drill's measured times.
     pub last_drill: LastDrill,
+    /// The RTO forecast of the newest drill's backend and `-j`, projected at the newest
+    /// backup's size (else the last drill's), when the history has a line.
+    pub forecast: Option<crate::report::forecast::Group>,
 }
 
 /// Reads the inputs: the repository (listed as `pgdrill verify` lists it) and the history.
@@ -240,7 +244,12 @@ pub fn gather(inputs: Inputs) -> Result<Runbook, Error> {
         None => Backups::NoRepo,
         Some(dir) => read_repo(dir, inputs.now)?,
     };
-    let last_drill = last_drill(&inputs.history, inputs.now)?;
+    let entries = if inputs.history.exists() {
+        history::read(&inputs.history)?
+    } else {
+        Vec::new()
+    };
+    let last_drill = last_drill(&inputs.history, &entries, inputs.now);
     let from_plan = plan
         .source_dsn
         .as_deref()
@@ -297,9 +306,30 @@ pub fn gather(inputs: Inputs) -> Result<Runbook, Error> {
             total: plan.budget_total,
         },
         rpo_ms: plan.scope.rpo.as_millis() as u64,
+        forecast: forecast(&entries, &backups, &last_drill),
         backups,
         last_drill,
     })
+}
+
+/// The forecast at the newest backup's size (else the last drill's) for the newest drill's
+/// group, when it has a line.
+fn forecast(entries: &[Entry], backups: &Backups, last: &LastDrill) -> Option<Group> {
+    let size = match (backups, last) {
+        (
+            Backups::Repo {
+                database: Some(b), ..
+            },
+            _,
+        ) if b.size_bytes.is_some() => b.size_bytes,
+        (_, LastDrill::Found { entry, .. }) => entry.backup_size_bytes,
+        _ => None,
+    }?;
+    Forecast::of(entries, size, None)
+        .groups
+        .into_iter()
+        .next()
+        .filter(|g| g.fit.is_some())
 }
 
 fn database_of(e: &Endpoint, from: &str) -> Database {
@@ -382,23 +412,20 @@ fn read_repo(dir: &Path, now: DateTime<Utc>) -> Result<Backups, Error> {
     })
 }
 
-fn last_drill(path: &Path, now: DateTime<Utc>) -> Result<LastDrill, Error> {
+fn last_drill(path: &Path, entries: &[Entry], now: DateTime<Utc>) -> LastDrill {
     if !path.exists() {
-        return Ok(LastDrill::NoHistory(path.to_path_buf()));
+        return LastDrill::NoHistory(path.to_path_buf());
     }
-    let entries = history::read(path)?;
-    Ok(
-        match entries.into_iter().rev().find(|e| e.counts() && e.ran()) {
-            None => LastDrill::NoDrill(path.to_path_buf()),
-            Some(entry) => LastDrill::Found {
-                path: path.to_path_buf(),
-                age_ms: crate::duration::parse_time(&entry.time)
-                    .ok()
-                    .map(|t| age(now, t)),
-                entry: Box::new(entry),
-            },
+    match entries.iter().rev().find(|e| e.counts() && e.ran()) {
+        None => LastDrill::NoDrill(path.to_path_buf()),
+        Some(entry) => LastDrill::Found {
+            path: path.to_path_buf(),
+            age_ms: crate::duration::parse_time(&entry.time)
+                .ok()
+                .map(|t| age(now, t)),
+            entry: Box::new(entry.clone()),
         },
-    )
+    }
 }
 
 /// One piece of the document; [`markdown`] and [`html`] render the same pieces.
@@ -640,6 +667,14 @@ fn last_drill_section(d: &mut Vec<Block>, r: &Runbook) {
                 d.push(p(format!(
                     "That drill restored a backup of {size} bytes; a larger backup takes longer."
                 )));
+            }
+            if let Some(g) = &r.forecast {
+                d.push(Block::H3("RTO forecast".into()));
+                d.push(p(format!(
+                    "The database restore time fitted against backup size over the drill history (least squares; `pgdrill forecast --history {} --size SIZE` projects at any size):",
+                    shell(&path.display().to_string())
+                )));
+                d.push(Block::List(g.summary.clone()));
             }
         }
     }

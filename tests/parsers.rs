@@ -71,6 +71,31 @@ proptest! {
     }
 
     #[test]
+    fn sizes_parse_or_name_the_input_and_the_forms(
+        s in prop_oneof![text(40), "[0-9]{0,6}[.]?[0-9]{0,3} ?[kKmMgGtT]?[iI]?[bB]?[a-z]{0,2}"]
+    ) {
+        match pgdrill::report::forecast::parse_size(&s) {
+            Ok(b) => prop_assert!(b >= 1),
+            Err(e) => {
+                prop_assert!(e.contains(&format!("`{s}`")), "{}", e);
+                prop_assert!(e.contains("50GB") && e.contains("50GiB"), "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_read_back_in_both_unit_systems(n in 1u64..1_000_000, unit in 0usize..8) {
+        let (name, factor) = [
+            ("B", 1u64), ("kB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
+            ("KiB", 1024), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+        ][unit];
+        prop_assert_eq!(
+            pgdrill::report::forecast::parse_size(&format!("{n}{name}")).unwrap(),
+            n * factor
+        );
+    }
+
+    #[test]
     fn durations_add_up(h in 0u64..100_000, m in 0u64..60, sec in 0u64..60) {
         prop_assume!(h + m + sec > 0);
         prop_assert_eq!(

@@ -19,6 +19,7 @@ mod events;
 mod evidence;
 mod faults;
 mod fleet;
+mod forecast;
 mod full;
 mod history;
 mod integrity;

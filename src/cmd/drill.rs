@@ -605,6 +605,17 @@ pub async fn run(args: DrillArgs) -> Result<Exit, Error> {
             .notifications
             .push(super::notify(n, &event, previous).await);
     }
+    // The forecast of this drill's backend and -j, over the history and this drill itself.
+    let this = crate::report::history::Entry::of(
+        &report,
+        &out_dir.join("report.json"),
+        String::new(),
+        publish.kind,
+    );
+    report.forecast = crate::report::forecast::for_report(
+        crate::report::history::read(&publish.history).unwrap_or_default(),
+        this,
+    );
     report.write_all(&out_dir)?;
     if let Some(repo) = &repo {
         crate::regime::record_drill(repo, &report, &out_dir)?;

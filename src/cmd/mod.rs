@@ -18,6 +18,7 @@ pub mod config;
 pub mod drill;
 pub mod evidence;
 pub mod fleet;
+pub mod forecast;
 pub mod history;
 pub mod prune;
 pub mod restore;
@@ -56,6 +57,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Summarise past drills: pass rate, RTO used, restore time against backup size, staleness.
     History(history::HistoryArgs),
+    /// Project the database restore time at a backup size from the drill history (a line
+    /// per backend and -j), with its interval, against the restore budget.
+    Forecast(forecast::ForecastArgs),
     /// Check a drill's sealed evidence bundle.
     Evidence(evidence::EvidenceArgs),
     /// The real restore onto a server you name: a dry run without --confirm, the strategy's
@@ -154,6 +158,7 @@ async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Prune(args) => prune::run(args),
         Command::Audit(args) => audit::run(args),
         Command::History(args) => history::run(args),
+        Command::Forecast(args) => forecast::run(args),
         Command::Evidence(args) => evidence::run(args),
         Command::Restore(args) => restore::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,

@@ -213,6 +213,7 @@ pub(super) fn report(
         config_restore: ev.config_restore,
         server_settings: ev.server_settings,
         pitr: ev.pitr,
+        forecast: None,
     };
     // Beside the restart, in words: the app was put back on data that failed the compare.
     if let Some(warning) = crate::report::objectives::app_on_failed_data(&report) {

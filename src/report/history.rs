@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::chart::{r1, Axis, Quantity};
 use super::{Failure, FailureClass, Report, ScopeKind, Verdict};
 use crate::duration::human_ms;
+use crate::env::BackendKind;
 use crate::error::{EnvError, Error};
 
 /// The history file when neither `--history` nor `PGDRILL_HISTORY` names one: beside the
@@ -103,6 +104,14 @@ pub struct Entry {
     /// written before the field, whose `report` names the directory instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_dir: Option<String>,
+    /// The backend the restore ran on (`native`, `docker`); absent in lines written before
+    /// the field, and for a restore onto a named server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendKind>,
+    /// The `-j` pg_restore ran with (1 for a tar archive, which restores serially); absent
+    /// in lines written before the field and when pg_restore did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
 }
 
 /// One budget's use in one drill.
@@ -202,14 +211,19 @@ impl Entry {
             report: report_path.display().to_string(),
             report_sha256,
             out_dir,
+            backend: (r.restore.is_none() && r.environment.backend != BackendKind::Auto)
+                .then_some(r.environment.backend),
+            jobs: restore_jobs(r),
         }
     }
 
-    fn at(&self) -> Option<DateTime<Utc>> {
+    /// When it finished, when `time` reads as one.
+    pub fn at(&self) -> Option<DateTime<Utc>> {
         crate::duration::parse_time(&self.time).ok()
     }
 
-    fn used(&self, budget: &str) -> Option<&BudgetUse> {
+    /// The `budget`'s use in this drill, when it was measured.
+    pub fn used(&self, budget: &str) -> Option<&BudgetUse> {
         self.budgets.iter().find(|b| b.name == budget)
     }
 
@@ -232,7 +246,7 @@ impl Entry {
 
     /// Whether its restore time is a whole restore's: it ran, and it did not fail in taking
     /// or restoring the backup (a failed pg_restore's time says nothing of the size's).
-    fn restored(&self) -> bool {
+    pub fn restored(&self) -> bool {
         self.ran()
             && !matches!(
                 self.failure_class(),
@@ -257,6 +271,20 @@ impl Entry {
                 .to_path_buf(),
         }
     }
+}
+
+/// The `-j` of the report's pg_restore phase, read from the command it records
+/// (`pg_restore --exit-on-error -j N …`): the parallelism the restore time was measured at.
+pub fn restore_jobs(r: &Report) -> Option<u32> {
+    let detail = r
+        .phases
+        .iter()
+        .find(|p| p.name == super::PhaseId::PgRestore && p.status == super::Status::Pass)?
+        .detail
+        .as_str();
+    let mut words = detail.split_whitespace();
+    words.by_ref().find(|w| *w == "-j")?;
+    words.next()?.parse().ok()
 }
 
 fn io(path: &Path, what: &str, source: std::io::Error) -> Error {
@@ -359,7 +387,7 @@ pub struct RpoSpread {
 }
 
 /// One drill's restore time against its backup's size.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Point {
     /// The drill.
     pub drill_id: String,

@@ -35,6 +35,8 @@ fn entry(id: &str, time: &str, verdict: Verdict, restore: u64, size: u64) -> Ent
         report: format!("reports/{id}/report.json"),
         report_sha256: "0".into(),
         out_dir: None,
+        backend: None,
+        jobs: None,
     }
 }
 

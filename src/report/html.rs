@@ -370,8 +370,8 @@ pub fn render(report: &Value) -> String {
         r => report,
         call => crate::contacts::call_line(&contacts),
         timeline => timeline(report),
-        sequence_column => super::markdown::SEQUENCE_COLUMN,
-        sequence_rule => super::markdown::SEQUENCE_RULE,
+        sequence_column => super::vocab::SEQUENCE_COLUMN,
+        sequence_rule => super::vocab::SEQUENCE_RULE,
     })
     .unwrap_or_else(|e| panic!("report.html template: {e:#}"))
 }

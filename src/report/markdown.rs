@@ -36,11 +36,7 @@ fn objective_verdict(v: ObjectiveVerdict) -> &'static str {
     }
 }
 
-/// The column header and the rule of the sequences' comparison, in the same words in every
-/// rendering.
-pub const SEQUENCE_COLUMN: &str = "Safe to use";
-/// See [`SEQUENCE_COLUMN`].
-pub const SEQUENCE_RULE: &str = "A sequence is safe to use when its next value cannot collide with the data: an owned sequence's next value must be past the highest value of its column, any other must not be behind the source's. Sequences are not transactional, so pg_dump can read a value other than the snapshot's: a restored value lower than the source's is safe while it is still past the data.";
+pub use super::vocab::{SEQUENCE_COLUMN, SEQUENCE_RULE};
 
 /// The objectives against the achievements: one table, the RTO rows then the RPO, the top
 /// of the report.
@@ -292,6 +288,9 @@ pub fn render(r: &Report) -> String {
     warnings_section(&mut s, r);
     objectives_section(&mut s, r);
     server_settings_section(&mut s, r);
+    if let Some(g) = &r.forecast {
+        s.push_str(&super::forecast::markdown(g));
+    }
     record_section(&mut s, r);
     contacts_section(&mut s, r);
     let _ = writeln!(s, "## Drill\n\n| | |\n|---|---|");

@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod evidence;
+pub mod forecast;
 pub mod full;
 pub mod history;
 pub mod html;
@@ -117,6 +118,11 @@ pub struct Report {
     /// restored, the WAL range, the target and where recovery stopped. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pitr: Option<crate::pitr::PitrReport>,
+    /// The RTO forecast of this drill's backend and `-j` over the drill history and this
+    /// drill (`pgdrill forecast`), projected at this backup's size; absent when the history
+    /// has too few backup sizes for a line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<forecast::Group>,
 }
 
 /// The settings the restore ran with: the measured RTO is this server's.

@@ -113,6 +113,7 @@ fn report(rpo: Option<RpoReport>) -> Report {
         config_restore: None,
         server_settings: None,
         pitr: None,
+        forecast: None,
     }
 }
 

@@ -510,6 +510,12 @@ impl std::fmt::Display for ScopeKind {
     }
 }
 
+/// The column header and the rule of the sequences' comparison, in the same words in every
+/// rendering.
+pub const SEQUENCE_COLUMN: &str = "Safe to use";
+/// See [`SEQUENCE_COLUMN`].
+pub const SEQUENCE_RULE: &str = "A sequence is safe to use when its next value cannot collide with the data: an owned sequence's next value must be past the highest value of its column, any other must not be behind the source's. Sequences are not transactional, so pg_dump can read a value other than the snapshot's: a restored value lower than the source's is safe while it is still past the data.";
+
 #[cfg(test)]
 mod tests {
     use super::*;
