@@ -880,7 +880,10 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/drills");
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let p = e.path();
-            if p.extension().is_some_and(|x| x == "toml") {
+            if p.file_name().is_some_and(|n| n == "fleet.toml") {
+                // Not a plan: a fleet file, whose databases are plans (tests/fleet.rs).
+                crate::fleet::Fleet::read(&p).expect("drills/fleet.toml reads");
+            } else if p.extension().is_some_and(|x| x == "toml") {
                 drill_args(&["--plan", p.to_str().unwrap()]);
             }
         }
