@@ -26,8 +26,8 @@ pub struct ForecastArgs {
     #[arg(long, value_name = "SIZE", value_parser = forecast::parse_size)]
     pub size: u64,
     /// Only the drills on this backend (default: the newest drill's backend and -j).
-    #[arg(long, value_name = "BACKEND", value_parser = ["native", "docker"])]
-    pub backend: Option<String>,
+    #[arg(long, value_name = "BACKEND", value_enum)]
+    pub backend: Option<DrilledOn>,
     /// Only the drills whose pg_restore ran with this -j (default: the newest drill's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
@@ -38,6 +38,25 @@ pub struct ForecastArgs {
     /// Print the forecast as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The backends a drill restores on (`--backend` of `forecast`: never `auto`, which a drill
+/// resolves before it records its backend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrilledOn {
+    /// The native backend.
+    Native,
+    /// The docker backend.
+    Docker,
+}
+
+impl From<DrilledOn> for BackendKind {
+    fn from(b: DrilledOn) -> BackendKind {
+        match b {
+            DrilledOn::Native => BackendKind::Native,
+            DrilledOn::Docker => BackendKind::Docker,
+        }
+    }
 }
 
 /// What `--json` prints: the group asked for, then every group.
@@ -61,10 +80,7 @@ pub fn run(a: ForecastArgs) -> Result<Exit, Error> {
         .history
         .unwrap_or_else(|| history::default_path(a.repo.as_deref()));
     let entries = history::read(&path)?;
-    let backend = a.backend.as_deref().map(|b| match b {
-        "docker" => BackendKind::Docker,
-        _ => BackendKind::Native,
-    });
+    let backend = a.backend.map(BackendKind::from);
     let budget = a
         .budget
         .map(|b| u64::try_from(b.as_millis()).unwrap_or(u64::MAX));
@@ -77,7 +93,7 @@ pub fn run(a: ForecastArgs) -> Result<Exit, Error> {
             return Err(Error::Usage(format!(
                 "{} holds no drill on {}: its drills ran on {}; choose one with --backend and --jobs, or drop them for the newest drill's",
                 path.display(),
-                match (a.backend.as_deref(), a.jobs) {
+                match (backend, a.jobs) {
                     (Some(b), Some(j)) => format!("{b} -j {j}"),
                     (Some(b), None) => b.to_string(),
                     (None, Some(j)) => format!("-j {j}"),
