@@ -178,34 +178,16 @@ impl LineFit {
         if sizes < MIN_SIZES {
             return None;
         }
-        let n = points.len() as f64;
-        let xs: Vec<f64> = points.iter().map(|p| p.size_bytes as f64 / MIB).collect();
-        let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
-        let mx = xs.iter().sum::<f64>() / n;
-        let my = ys.iter().sum::<f64>() / n;
-        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-        let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-        let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
-        let slope = sxy / sxx;
-        let intercept = my - slope * mx;
-        let ss_res: f64 = xs
-            .iter()
-            .zip(&ys)
-            .map(|(x, y)| (y - (intercept + slope * x)).powi(2))
-            .sum();
+        let l = crate::report::history::LeastSquares::of(points);
         Some(LineFit {
-            ms_per_mib: slope,
-            intercept_ms: intercept,
-            r_squared: if syy > 0.0 {
-                (1.0 - ss_res / syy).clamp(0.0, 1.0)
-            } else {
-                1.0
-            },
-            residual_se_ms: (ss_res / (n - 2.0)).sqrt(),
+            ms_per_mib: l.slope,
+            intercept_ms: l.intercept,
+            r_squared: l.r_squared,
+            residual_se_ms: (l.ss_res / (points.len() as f64 - 2.0)).sqrt(),
             points: points.len(),
             sizes,
-            mean_mib: mx,
-            sxx,
+            mean_mib: l.mean_mib,
+            sxx: l.sxx,
         })
     }
 

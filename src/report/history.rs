@@ -402,6 +402,58 @@ pub const FIT_MIN_DRILLS: usize = 5;
 /// Distinct backup sizes needed among them: one size has no slope.
 pub const FIT_MIN_SIZES: usize = 2;
 
+/// The least-squares line of restore time (ms) on backup size (MiB), with an intercept: the
+/// one fit behind `pgdrill history`'s trend and `pgdrill forecast`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeastSquares {
+    /// ms per MiB.
+    pub slope: f64,
+    /// ms at size zero.
+    pub intercept: f64,
+    /// The share of the variance the size explains (0 to 1; 1 when every time is the same).
+    pub r_squared: f64,
+    /// Σ residual².
+    pub ss_res: f64,
+    /// The mean size, MiB.
+    pub mean_mib: f64,
+    /// Σ (size − mean)², MiB².
+    pub sxx: f64,
+}
+
+impl LeastSquares {
+    /// The line through `points` (at least two different sizes, or the slope is not finite).
+    pub(crate) fn of(points: &[Point]) -> LeastSquares {
+        let n = points.len() as f64;
+        let xs: Vec<f64> = points.iter().map(|p| p.size_bytes as f64 / MIB).collect();
+        let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
+        let mx = xs.iter().sum::<f64>() / n;
+        let my = ys.iter().sum::<f64>() / n;
+        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+        let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+        let slope = sxy / sxx;
+        let intercept = my - slope * mx;
+        let ss_res: f64 = xs
+            .iter()
+            .zip(&ys)
+            .map(|(x, y)| (y - (intercept + slope * x)).powi(2))
+            .sum();
+        LeastSquares {
+            slope,
+            intercept,
+            // Every drill took the same time: the flat line explains all there is.
+            r_squared: if syy > 0.0 {
+                (1.0 - ss_res / syy).clamp(0.0, 1.0)
+            } else {
+                1.0
+            },
+            ss_res,
+            mean_mib: mx,
+            sxx,
+        }
+    }
+}
+
 /// The size trend: restore time as a straight line of backup size, when there are enough
 /// drills for one to mean anything.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -442,31 +494,13 @@ impl Fit {
                 sizes: k,
             };
         }
-        let xs: Vec<f64> = points.iter().map(|p| p.size_bytes as f64 / MIB).collect();
-        let ys: Vec<f64> = points.iter().map(|p| p.restore_ms as f64).collect();
-        let mx = xs.iter().sum::<f64>() / n as f64;
-        let my = ys.iter().sum::<f64>() / n as f64;
-        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-        let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-        let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
-        let slope = sxy / sxx;
-        let intercept = my - slope * mx;
-        let ss_res: f64 = xs
-            .iter()
-            .zip(&ys)
-            .map(|(x, y)| (y - (intercept + slope * x)).powi(2))
-            .sum();
+        let l = LeastSquares::of(points);
         Fit::Fitted {
             points: n,
             sizes: k,
-            ms_per_mib: slope,
-            intercept_ms: intercept,
-            // Every drill took the same time: the flat line explains all there is.
-            r_squared: if syy > 0.0 {
-                (1.0 - ss_res / syy).clamp(0.0, 1.0)
-            } else {
-                1.0
-            },
+            ms_per_mib: l.slope,
+            intercept_ms: l.intercept,
+            r_squared: l.r_squared,
         }
     }
 

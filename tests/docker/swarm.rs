@@ -4,7 +4,6 @@
 //! made to fail. The swarm is initialised only when the engine is in none, and left only
 //! when this test made it; the service, its secret and its config are removed after.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -273,5 +272,4 @@ backup_file = "/backups/bad.dump"
     // The DSN reached the live drill through the secret only.
     let spec = docker(&["service", "inspect", &service]).unwrap();
     assert!(!String::from_utf8_lossy(&spec.stdout).contains(&server.dsn()));
-    let _ = Path::new(&script);
 }
