@@ -32,7 +32,8 @@
 #          in id order by `COPY … TO 'file'` in round 1 (untimed), in one psql session;
 #        pgbench -i -s S into another database (a reference, no goal), S chosen from a -s 1
 #          calibration so that its tables are about as large as the seeded ones.
-#   3. The kept server is stopped, then examples/server_ready.rs times NativeBackend::provision
+#   3. The kept server is stopped (and `sync` waits for the disk to be written back, untimed),
+#      then examples/server_ready.rs times NativeBackend::provision
 #      directly: once cold (initdb of the template, copy, start, first connection) and 5 times
 #      warm (a copy of the template, what a drill's later servers cost).
 # At the end, once, server_ready with TMPDIR=/dev/shm for contrast when that is a tmpfs.
@@ -363,6 +364,10 @@ for ((i = 1; i <= repeat; i++)); do
 
   stop_server
   rm -rf "$out/backup"
+  # Untimed, as the CHECKPOINT before each raw tool: start-up is timed on a disk at rest, not
+  # while the kernel still writes back the stopped server's shutdown checkpoint and the round's
+  # removed files (on this kind of VM that alone made a warm start 5-8 times slower).
+  sync
 
   ready_json=$("$server_ready" 5 "$ready_id")
   ready_cold+=("$(jq -r '.first_ready_ms | round' <<<"$ready_json")")

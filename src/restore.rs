@@ -84,9 +84,18 @@ pub async fn precheck(
             dump.display()
         ))
     })?;
-    let mut checked = match split_reading(dump, tools) {
-        Some(lists) => precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?,
-        None => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
+    let fast = match blocks_to_read(dump, tools) {
+        Some((blocks, readers)) => {
+            precheck_blocks(dump, meta.len(), blocks, readers, manifest, tools, progress).await?
+        }
+        None => None,
+    };
+    let mut checked = match (fast, split_reading(dump, tools)) {
+        (Some(checked), _) => checked,
+        (None, Some(lists)) => {
+            precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?
+        }
+        (None, None) => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
     };
     if let Some(o) = crate::pg::archive::data_offsets(dump).filter(|o| o.unset > 0) {
         // Sound, but slow to restore in parallel: worth knowing before the outage.
@@ -100,6 +109,100 @@ pub async fn precheck(
 
 /// How many `pg_restore` processes read one archive side by side in the precheck, at most.
 const PRECHECK_READERS: usize = 4;
+
+/// The data blocks of `dump` for [`precheck_blocks`] and how many threads read them: a custom
+/// archive of a layout [`crate::pg::archive`] knows, every block's start recorded, and this
+/// machine's `pg_restore` to read its table of contents (a container's does not see the file).
+fn blocks_to_read(dump: &Path, tools: &PgTools) -> Option<(crate::pg::archive::DataBlocks, usize)> {
+    tools.bindir()?;
+    let blocks = crate::pg::archive::data_blocks(dump)?;
+    let readers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(PRECHECK_READERS);
+    Some((blocks, readers))
+}
+
+/// [`precheck`] with pg_restore reading the table of contents (`--list`) and pgdrill every data
+/// block, one thread per core, the file hashed beside them: pg_restore's full read spends on
+/// writing SQL out what reading the blocks through does not need, and the blocks are read just
+/// as pg_restore reads them (the header names the entry, every chunk whole, the zlib stream
+/// decompressed to its end and its checksum). `None` when either did not read: pg_restore's
+/// own full read then decides, in its own words, so this path can pass an archive but never
+/// fail one pg_restore reads.
+async fn precheck_blocks(
+    dump: &Path,
+    len: u64,
+    blocks: crate::pg::archive::DataBlocks,
+    readers: usize,
+    manifest: Option<&Manifest>,
+    tools: &PgTools,
+    progress: &Progress,
+) -> Result<Option<Precheck>, RestoreError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    size_as_manifest(dump, len, manifest)?;
+    let list = async {
+        let mut cmd = tools.plain("pg_restore");
+        cmd.args(["--list", "-f", "/dev/null"])
+            .arg(dump)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.start()?;
+        Ok::<_, RestoreError>(cmd.wait(&mut child).await?.success())
+    };
+    /// Stops the readers when the precheck is dropped (a signal stopped the drill).
+    struct StopOnDrop(std::sync::Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(std::sync::Arc::new(AtomicBool::new(false)));
+    let (path, flag) = (dump.to_path_buf(), stop.0.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        crate::pg::archive::read_blocks(&path, &blocks, readers, &flag)
+    });
+    let (sha256, listed, read) = tokio::join!(hash_file(dump, len, progress), list, read);
+    let sha256 = sha256?;
+    sha_as_manifest(dump, &sha256, manifest)?;
+    let read =
+        read.map_err(|e| EnvError::io("the precheck's readers", std::io::Error::other(e)))?;
+    Ok(match (listed?, read) {
+        (true, Ok(r)) if !r.stopped => Some(read_through(
+            len,
+            sha256,
+            manifest,
+            &format!(
+                "pg_restore --list (its table of contents) and pgdrill (its {} data blocks, {} bytes of rows, decompressed to their end; {readers} readers side by side)",
+                r.blocks, r.data_bytes
+            ),
+        )),
+        _ => None,
+    })
+}
+
+/// The SHA-256 of the `len` bytes of `dump`, the precheck's progress counting them.
+async fn hash_file(dump: &Path, len: u64, progress: &Progress) -> Result<String, RestoreError> {
+    let mut file = tokio::fs::File::open(dump)
+        .await
+        .map_err(|e| RestoreError::Unusable(format!("reading {} failed: {e}", dump.display())))?;
+    let mut meter = Meter::new(progress, Unit::Bytes, Some(len), BYTES_EVERY);
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; crate::digest::CHUNK];
+    loop {
+        let n = file.read(&mut buf).await.map_err(|e| {
+            RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        meter.add(n as u64);
+    }
+    meter.finish();
+    Ok(hasher.finish().1)
+}
 
 /// The `pg_restore -L` lists that split the reading of `dump` between several processes: one
 /// per core, each with its share of the data blocks by size, the first also with every entry
@@ -194,27 +297,10 @@ async fn precheck_split(
         let status = cmd.wait(&mut child).await?;
         Ok::<_, RestoreError>((status, err_text))
     });
-    let hash = async {
-        let mut file = tokio::fs::File::open(dump).await.map_err(|e| {
-            RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
-        })?;
-        let mut meter = Meter::new(progress, Unit::Bytes, Some(len), BYTES_EVERY);
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; crate::digest::CHUNK];
-        loop {
-            let n = file.read(&mut buf).await.map_err(|e| {
-                RestoreError::Unusable(format!("reading {} failed: {e}", dump.display()))
-            })?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            meter.add(n as u64);
-        }
-        meter.finish();
-        Ok::<_, RestoreError>(hasher.finish().1)
-    };
-    let (sha256, reads) = tokio::join!(hash, futures_util::future::join_all(read));
+    let (sha256, reads) = tokio::join!(
+        hash_file(dump, len, progress),
+        futures_util::future::join_all(read)
+    );
     let sha256 = sha256?;
     sha_as_manifest(dump, &sha256, manifest)?;
     for r in reads {
@@ -227,7 +313,7 @@ async fn precheck_split(
         len,
         sha256,
         manifest,
-        &format!(" ({readers} readers side by side)"),
+        &format!("pg_restore ({readers} readers side by side)"),
     ))
 }
 
@@ -304,7 +390,7 @@ pub async fn precheck_stream(
         }
         return Err(unreadable(dump, status, &err_text));
     }
-    Ok(read_through(len, sha256, manifest, ""))
+    Ok(read_through(len, sha256, manifest, "pg_restore"))
 }
 
 /// The file's size must be the manifest's: a cut or replaced file is told before it is read.
@@ -353,7 +439,7 @@ fn unreadable(dump: &Path, status: std::process::ExitStatus, err_text: &str) -> 
 /// A passed precheck and its line for the report (`how` says how the archive was read).
 fn read_through(len: u64, sha256: String, manifest: Option<&Manifest>, how: &str) -> Precheck {
     let detail = format!(
-        "{} bytes, sha256 {}{}; whole archive read through pg_restore{how}",
+        "{} bytes, sha256 {}{}; whole archive read through {how}",
         len,
         &sha256[..16],
         if manifest.is_some() {

@@ -1,7 +1,7 @@
 //! What makes a restore fast, checked as behaviour (the times themselves are measured by
 //! `benches/compare.sh`, never asserted here): archives pg_restore -j can seek in (and a
-//! precheck that says when one cannot), the precheck beside a lost server's replacement,
-//! ANALYZE on several sessions.
+//! precheck that says when one cannot), the precheck's own reader of data blocks, the
+//! precheck beside a lost server's replacement, ANALYZE on several sessions.
 
 use crate::support::{runtime, Pgdrill, TestServer};
 
@@ -166,9 +166,84 @@ fn analyze_runs_on_the_jobs_sessions_and_leaves_statistics_everywhere() {
     assert!(never.is_empty(), "relations never analyzed: {never:?}");
 }
 
-/// The precheck reads an archive whose blocks it can find with one `pg_restore` per core,
-/// side by side, and still reads every block: damage in any table's data fails it, whichever
-/// reader had that table.
+/// The precheck's own reader of data blocks reads a real archive to exactly the rows pg_dump
+/// wrote (the `COPY` text of every table, odd bytes included), compressed or not; an archive
+/// with large objects (blocks of another shape) is left to pg_restore's full read. A drill of
+/// each passes, its precheck saying which read it.
+#[test]
+fn the_precheck_reads_real_archives_to_exactly_their_rows() {
+    let rt = runtime();
+    let (server, db) = rt.block_on(TestServer::with_db(
+        "speed-blocks",
+        "blocks",
+        &format!(
+            "{TABLES}
+             CREATE TABLE \"odd name\" (t text, b bytea, j jsonb);
+             INSERT INTO \"odd name\" SELECT E'tab\\there\\nline\\\\slash ' || g || ' ünï ☃',
+                 decode(md5(g::text), 'hex'), jsonb_build_object('g', g, 'n', NULL)
+               FROM generate_series(1, 3000) g;
+             INSERT INTO \"odd name\" VALUES (NULL, NULL, NULL), ('', '', '{{}}');"
+        ),
+    ));
+    let rows: u64 = rt.block_on(async {
+        use futures_util::StreamExt;
+        let c = server.connect(&db).await;
+        let mut total = 0u64;
+        for t in ["a", "b", "c", "\"odd name\""] {
+            let copy = c.copy_out(&format!("COPY {t} TO STDOUT")).await.unwrap();
+            let mut copy = std::pin::pin!(copy);
+            while let Some(chunk) = copy.next().await {
+                total += chunk.unwrap().len() as u64;
+            }
+        }
+        total
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    for (name, options) in [("zlib", &[][..]), ("none", &["-Z", "0"][..])] {
+        let dump = dir.path().join(format!("{name}.dump"));
+        server.pg_dump_with(&db, &dump, options);
+        let blocks = pgdrill::pg::archive::data_blocks(&dump).expect("a known layout");
+        assert_eq!(blocks.compressed, name == "zlib");
+        let read = pgdrill::pg::archive::read_blocks(&dump, &blocks, 2, &stop).unwrap();
+        // pg_dump ends each table's rows with five bytes: `\.` and three newlines.
+        let data = rows + 4 * 5;
+        assert_eq!((read.blocks, read.data_bytes), (4, data), "{name}");
+        let run = Pgdrill::native(["--backup-file", dump.to_str().unwrap()]).run();
+        run.assert_pass();
+        let detail = run.phase("precheck")["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            detail.contains(&format!("pgdrill (its 4 data blocks, {data} bytes of rows")),
+            "{detail}"
+        );
+    }
+
+    rt.block_on(async {
+        server
+            .connect(&db)
+            .await
+            .batch_execute("SELECT lo_from_bytea(0, 'a large object')")
+            .await
+            .unwrap()
+    });
+    let dump = dir.path().join("lo.dump");
+    server.pg_dump(&db, &dump);
+    assert!(pgdrill::pg::archive::data_blocks(&dump).is_none());
+    let run = Pgdrill::native(["--backup-file", dump.to_str().unwrap()]).run();
+    run.assert_pass();
+    let detail = run.phase("precheck")["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("read through pg_restore") && !detail.contains("pgdrill (its"),
+        "{detail}"
+    );
+}
+
+/// The precheck reads an archive whose blocks it can find on every core, side by side, and
+/// still reads every block: damage in any table's data fails it, whichever reader had that
+/// table, in pg_restore's words (its full read decides once pgdrill's own reader found damage).
 #[test]
 fn the_precheck_reads_an_archive_on_every_core_and_misses_no_damaged_block() {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {

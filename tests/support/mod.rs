@@ -558,20 +558,30 @@ impl TestServer {
         self.run_pg_dump(db, None)
     }
 
+    /// [`TestServer::pg_dump`] with more of pg_dump's options (`-Z 0`, `--no-owner` …).
+    pub fn pg_dump_with(&self, db: &str, to: &Path, options: &[&str]) {
+        self.run_pg_dump_with(db, Some(to), options);
+    }
+
     fn run_pg_dump(&self, db: &str, to: Option<&Path>) -> Vec<u8> {
+        self.run_pg_dump_with(db, to, &[])
+    }
+
+    fn run_pg_dump_with(&self, db: &str, to: Option<&Path>, options: &[&str]) -> Vec<u8> {
         let e = &self.endpoint;
         let mut cmd = std::process::Command::new(self.program("pg_dump"));
-        cmd.args([
-            "-Fc",
-            "-h",
-            &e.host,
-            "-p",
-            &e.port.to_string(),
-            "-U",
-            &e.user,
-        ])
-        .args(["-d", db])
-        .env("PGPASSWORD", e.password().unwrap_or_default());
+        cmd.args(options)
+            .args([
+                "-Fc",
+                "-h",
+                &e.host,
+                "-p",
+                &e.port.to_string(),
+                "-U",
+                &e.user,
+            ])
+            .args(["-d", db])
+            .env("PGPASSWORD", e.password().unwrap_or_default());
         if let Some(to) = to {
             cmd.arg("-f").arg(to);
         }
