@@ -58,8 +58,10 @@ pub struct Precheck {
 
 /// The strategy's prerequisites, done properly: the file exists and is not empty, its
 /// SHA-256 equals the manifest's, and the whole archive reads through. `pg_restore --list`
-/// alone reads only the table of contents and passes truncated or corrupted dumps, so the
-/// file is streamed once into both the hasher and `pg_restore -f /dev/null`.
+/// alone reads only the table of contents and passes truncated or corrupted dumps, so every
+/// data block is read to its end as well: by pgdrill's own readers where it can
+/// ([`precheck_blocks`]), else by pg_restore (one `pg_restore -L` per core, or the file
+/// streamed once into both the hasher and `pg_restore -f /dev/null`).
 pub async fn precheck(
     dump: &Path,
     manifest: Option<&Manifest>,
@@ -84,20 +86,43 @@ pub async fn precheck(
             dump.display()
         ))
     })?;
-    let fast = match blocks_to_read(dump, tools) {
-        Some((blocks, readers)) => {
-            precheck_blocks(dump, meta.len(), blocks, readers, manifest, tools, progress).await?
+    // Where the blocks are, when this machine's programs read the file (a container's does
+    // not see it) and the archive says.
+    let layout = tools
+        .bindir()
+        .and_then(|_| crate::pg::archive::data_blocks(dump));
+    let readers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(PRECHECK_READERS);
+    let fast = match &layout {
+        Some(l) if l.rows_only() => {
+            precheck_blocks(
+                dump,
+                meta.len(),
+                l.clone(),
+                readers,
+                manifest,
+                tools,
+                progress,
+            )
+            .await?
         }
-        None => None,
+        _ => None,
     };
-    let mut checked = match (fast, split_reading(dump, tools)) {
+    let split = layout.as_ref().and_then(|l| split_lists(l, readers));
+    let mut checked = match (fast, split) {
         (Some(checked), _) => checked,
         (None, Some(lists)) => {
             precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?
         }
         (None, None) => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
     };
-    if let Some(o) = crate::pg::archive::data_offsets(dump).filter(|o| o.unset > 0) {
+    // A layout is only found where every block's start is recorded.
+    let offsets = match layout {
+        Some(_) => None,
+        None => crate::pg::archive::data_offsets(dump),
+    };
+    if let Some(o) = offsets.filter(|o| o.unset > 0) {
         // Sound, but slow to restore in parallel: worth knowing before the outage.
         checked.detail.push_str(&format!(
             "; its table of contents records no data offset for {} of {} tables (pg_dump wrote it into a pipe), so pg_restore -j reads past the tables before each one it restores: write dumps with pg_dump -f FILE (pgdrill backup does)",
@@ -107,20 +132,9 @@ pub async fn precheck(
     Ok(checked)
 }
 
-/// How many `pg_restore` processes read one archive side by side in the precheck, at most.
+/// How many readers (threads, or `pg_restore` processes) read one archive side by side in the
+/// precheck, at most.
 const PRECHECK_READERS: usize = 4;
-
-/// The data blocks of `dump` for [`precheck_blocks`] and how many threads read them: a custom
-/// archive of a layout [`crate::pg::archive`] knows, every block's start recorded, and this
-/// machine's `pg_restore` to read its table of contents (a container's does not see the file).
-fn blocks_to_read(dump: &Path, tools: &PgTools) -> Option<(crate::pg::archive::DataBlocks, usize)> {
-    tools.bindir()?;
-    let blocks = crate::pg::archive::data_blocks(dump)?;
-    let readers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(PRECHECK_READERS);
-    Some((blocks, readers))
-}
 
 /// [`precheck`] with pg_restore reading the table of contents (`--list`) and pgdrill every data
 /// block, one thread per core, the file hashed beside them: pg_restore's full read spends on
@@ -204,48 +218,19 @@ async fn hash_file(dump: &Path, len: u64, progress: &Progress) -> Result<String,
     Ok(hasher.finish().1)
 }
 
-/// The `pg_restore -L` lists that split the reading of `dump` between several processes: one
-/// per core, each with its share of the data blocks by size, the first also with every entry
-/// that has no data. `None` where one reader is the way: the programs are not this machine's
-/// (a container does not see the file), the archive is not a custom one whose table of
-/// contents this reader knows, some data block's offset is not recorded (a reader would scan
-/// past the others' blocks), or one core.
-fn split_reading(dump: &Path, tools: &PgTools) -> Option<Vec<String>> {
-    tools.bindir()?;
-    let readers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(PRECHECK_READERS);
-    let entries = crate::pg::archive::entries(dump)?;
-    let len = std::fs::metadata(dump).ok()?.len();
-    let mut blocks = Vec::new();
-    for e in &entries {
-        match e.offset {
-            crate::pg::archive::Offset::At(at) => blocks.push((at, e.dump_id)),
-            crate::pg::archive::Offset::NotSet => return None,
-            crate::pg::archive::Offset::NoData => {}
-        }
-    }
-    if readers < 2 || blocks.len() < 2 {
+/// The `pg_restore -L` lists that split the reading of an archive of `layout` between
+/// `readers` processes, each with its share of the data blocks by size, the first also with
+/// every entry that has no data. `None` where one reader is the way: one core, or one block.
+fn split_lists(layout: &crate::pg::archive::DataBlocks, readers: usize) -> Option<Vec<String>> {
+    if readers < 2 || layout.blocks.len() < 2 {
         return None;
     }
-    // A block runs to the next one's start (the last to the end of the file).
-    blocks.sort_unstable();
-    let mut sized: Vec<(u64, i64)> = blocks
-        .iter()
-        .enumerate()
-        .map(|(i, (at, id))| {
-            let end = blocks.get(i + 1).map_or(len, |b| b.0);
-            (end.saturating_sub(*at), *id)
-        })
-        .collect();
+    let mut sized: Vec<(u64, i64)> = layout.blocks.iter().map(|b| (b.span, b.dump_id)).collect();
     // The largest first, each to the reader with the least so far.
     sized.sort_unstable_by(|a, b| b.cmp(a));
     let mut lists = vec![(0u64, String::new()); readers.min(sized.len())];
-    for e in entries
-        .iter()
-        .filter(|e| e.offset == crate::pg::archive::Offset::NoData)
-    {
-        lists[0].1.push_str(&format!("{}\n", e.dump_id));
+    for id in &layout.no_data {
+        lists[0].1.push_str(&format!("{id}\n"));
     }
     for (size, id) in sized {
         let least = lists

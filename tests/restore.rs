@@ -830,22 +830,10 @@ impl Standby {
             .tempdir()
             .unwrap();
         let data = dir.path().join("data");
-        let e = &primary.endpoint;
-        let out = std::process::Command::new(primary.program("pg_basebackup"))
-            .args([
-                "-h",
-                &e.host,
-                "-p",
-                &e.port.to_string(),
-                "-U",
-                &e.user,
-                "-R",
-                "-X",
-                "stream",
-                "-D",
-            ])
+        let out = primary
+            .client("pg_basebackup")
+            .args(["-R", "-X", "stream", "-D"])
             .arg(&data)
-            .env("PGPASSWORD", e.password().unwrap_or_default())
             .output()
             .unwrap();
         assert!(
@@ -887,7 +875,10 @@ impl Standby {
             port,
             _dir: dir,
         };
-        let ep = pgdrill::env::Endpoint { port, ..e.clone() };
+        let ep = pgdrill::env::Endpoint {
+            port,
+            ..primary.endpoint.clone()
+        };
         let started = std::time::Instant::now();
         runtime().block_on(async {
             loop {

@@ -96,12 +96,10 @@ fn a_tablespace_the_new_server_lacks_is_restored_without_it_and_said_so() {
     let dump = run.dump();
     let new_server = rt.block_on(TestServer::start("tablespace-plain"));
     let target = rt.block_on(new_server.create_db("plain"));
-    let e = &new_server.endpoint;
-    let out = Command::new(new_server.program("pg_restore"))
-        .args(["--exit-on-error", "-h", &e.host, "-p", &e.port.to_string()])
-        .args(["-U", &e.user, "-d", &target])
+    let out = new_server
+        .client("pg_restore")
+        .args(["--exit-on-error", "-d", &target])
         .arg(&dump)
-        .env("PGPASSWORD", e.password().unwrap_or_default())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -161,18 +161,20 @@ fn read(r: &mut Toc<impl Read>) -> std::io::Result<Option<(Header, Vec<Entry>)>>
     )))
 }
 
-/// An archive's table-data blocks, located from its table of contents, for reading every one
-/// of them through without `pg_restore` (the precheck's parallel read).
+/// Where an archive's data blocks are, from its table of contents: what the precheck splits
+/// between its readers, pgdrill's own ([`read_blocks`]) or one `pg_restore -L` each.
 #[derive(Debug, Clone)]
 pub struct DataBlocks {
     int_size: usize,
     /// Whether pg_dump compressed the data (zlib; `-Z 0` writes it as it is).
     pub compressed: bool,
-    /// The blocks, in the order of the table of contents.
+    /// The blocks, in the order they are in the file.
     pub blocks: Vec<DataBlock>,
+    /// The dump ids of the entries that have no data block.
+    pub no_data: Vec<i64>,
 }
 
-/// One TABLE DATA entry's block.
+/// One entry's data block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataBlock {
     /// The entry's dump id, which the block's header repeats.
@@ -181,37 +183,49 @@ pub struct DataBlock {
     pub at: u64,
     /// Bytes to the next block's start (or the end of the file): its share of the reading.
     pub span: u64,
+    /// Whether it holds a table's rows (TABLE DATA); large objects' blocks have another shape.
+    pub table_data: bool,
 }
 
-/// The data blocks of `archive`, or `None` where reading them is left to pg_restore: not a
-/// custom archive of a layout this reader knows, a block whose start pg_dump could not record
-/// (it wrote into a pipe), or data that is not table rows (large objects' blocks have another
-/// shape).
+impl DataBlocks {
+    /// Whether every block holds a table's rows: the blocks [`read_blocks`] reads.
+    pub fn rows_only(&self) -> bool {
+        self.blocks.iter().all(|b| b.table_data)
+    }
+}
+
+/// The data blocks of `archive`, or `None` where nobody can seek to them: not a custom archive
+/// of a layout this reader knows, or a block whose start pg_dump could not record (it wrote
+/// into a pipe, and a reader of one block would scan past the others).
 pub fn data_blocks(archive: &Path) -> Option<DataBlocks> {
     let (header, entries) = read_file(archive)?;
     let len = std::fs::metadata(archive).ok()?.len();
     let mut starts = Vec::new();
+    let mut no_data = Vec::new();
     for e in &entries {
-        match (e.offset, e.table_data) {
-            (Offset::NoData, _) => {}
-            (Offset::At(at), true) if at < len => starts.push((at, e.dump_id)),
-            _ => return None,
+        match e.offset {
+            Offset::NoData => no_data.push(e.dump_id),
+            Offset::At(at) => starts.push((at, e.dump_id, e.table_data)),
+            Offset::NotSet => return None,
         }
     }
     starts.sort_unstable();
     let blocks = starts
         .iter()
         .enumerate()
-        .map(|(i, &(at, dump_id))| DataBlock {
+        .map(|(i, &(at, dump_id, table_data))| DataBlock {
             dump_id,
             at,
-            span: starts.get(i + 1).map_or(len, |n| n.0) - at,
+            // A start past the end (a cut file) spans nothing; reading it finds the cut.
+            span: starts.get(i + 1).map_or(len, |n| n.0).saturating_sub(at),
+            table_data,
         })
         .collect();
     Some(DataBlocks {
         int_size: header.int_size,
         compressed: header.compressed,
         blocks,
+        no_data,
     })
 }
 

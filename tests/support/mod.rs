@@ -568,20 +568,8 @@ impl TestServer {
     }
 
     fn run_pg_dump_with(&self, db: &str, to: Option<&Path>, options: &[&str]) -> Vec<u8> {
-        let e = &self.endpoint;
-        let mut cmd = std::process::Command::new(self.program("pg_dump"));
-        cmd.args(options)
-            .args([
-                "-Fc",
-                "-h",
-                &e.host,
-                "-p",
-                &e.port.to_string(),
-                "-U",
-                &e.user,
-            ])
-            .args(["-d", db])
-            .env("PGPASSWORD", e.password().unwrap_or_default());
+        let mut cmd = self.client("pg_dump");
+        cmd.args(options).args(["-Fc", "-d", db]);
         if let Some(to) = to {
             cmd.arg("-f").arg(to);
         }
@@ -615,6 +603,16 @@ impl TestServer {
         let client = self.connect(&name).await;
         client.batch_execute(&fixture("schema.sql")).await.unwrap();
         (name, client)
+    }
+
+    /// A client program of the server's installation (pg_dump, pg_restore, pg_basebackup …)
+    /// connecting to it as the superuser: `-h`, `-p`, `-U` given, the password in PGPASSWORD.
+    pub fn client(&self, program: &str) -> std::process::Command {
+        let e = &self.endpoint;
+        let mut cmd = std::process::Command::new(self.program(program));
+        cmd.args(["-h", &e.host, "-p", &e.port.to_string(), "-U", &e.user])
+            .env("PGPASSWORD", e.password().unwrap_or_default());
+        cmd
     }
 
     /// A PostgreSQL program (pg_dump, psql, …) of the same installation as the server.
