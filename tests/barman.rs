@@ -110,10 +110,12 @@ impl Catalogue {
             source.endpoint.port
         );
         let config = dir.path().join("barman.conf");
+        // immediate_checkpoint: pg_basebackup's default spread checkpoint paces the source's
+        // dirty buffers over its checkpoint_timeout, which a test would wait out.
         std::fs::write(
             &config,
             format!(
-                "[barman]\nbarman_user = {user}\nbarman_home = {home}\nlog_file = {log}\nlog_level = INFO\n\n[{SERVER}]\ndescription = pgdrill test source\nconninfo = {conn} dbname=postgres\nstreaming_conninfo = {conn}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = pgdrill_test\npath_prefix = {bin}\n",
+                "[barman]\nbarman_user = {user}\nbarman_home = {home}\nlog_file = {log}\nlog_level = INFO\n\n[{SERVER}]\ndescription = pgdrill test source\nconninfo = {conn} dbname=postgres\nstreaming_conninfo = {conn}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = pgdrill_test\nimmediate_checkpoint = true\npath_prefix = {bin}\n",
                 home = dir.path().join("home").display(),
                 log = dir.path().join("log/barman.log").display(),
                 bin = bindir.trim(),

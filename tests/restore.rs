@@ -832,7 +832,9 @@ impl Standby {
         let data = dir.path().join("data");
         let out = primary
             .client("pg_basebackup")
-            .args(["-R", "-X", "stream", "-D"])
+            // A fast checkpoint: the default spread one paces the primary's few dirty
+            // buffers over its checkpoint_timeout, about 100 s here.
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "-D"])
             .arg(&data)
             .output()
             .unwrap();
