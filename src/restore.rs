@@ -109,13 +109,15 @@ pub async fn precheck(
         }
         _ => None,
     };
-    let split = layout.as_ref().and_then(|l| split_lists(l, readers));
-    let mut checked = match (fast, split) {
-        (Some(checked), _) => checked,
-        (None, Some(lists)) => {
-            precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?
-        }
-        (None, None) => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
+    // pg_restore's lists are only made when pgdrill's own read did not decide.
+    let mut checked = match fast {
+        Some(checked) => checked,
+        None => match layout.as_ref().and_then(|l| split_lists(l, readers)) {
+            Some(lists) => {
+                precheck_split(dump, meta.len(), lists, manifest, tools, progress).await?
+            }
+            None => precheck_stream(dump, meta.len(), file, manifest, tools, progress).await?,
+        },
     };
     // A layout is only found where every block's start is recorded.
     let offsets = match layout {
